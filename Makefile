@@ -1,0 +1,28 @@
+# The two commands of the README, plus the usual helpers.
+BUILD_DIR ?= build
+PRESET ?= default
+JOBS ?= $(shell nproc)
+CONFIG ?= examples/navarch.yaml
+
+.PHONY: run test build deps configure format clean
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@if [ ! -f $(BUILD_DIR)/build.ninja ]; then cmake --preset $(PRESET) -B $(BUILD_DIR) >/dev/null; fi
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/bin/control-plane --config $(CONFIG)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+format:
+	@find src apps tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)

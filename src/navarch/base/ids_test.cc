@@ -1,0 +1,44 @@
+#include "navarch/base/ids.h"
+
+#include <random>
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace navarch {
+namespace {
+
+TEST(IdsTest, UuidsAreVersion4AndDistinct) {
+  std::mt19937_64 rng(7);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string u = NewUuid(rng);
+    ASSERT_EQ(u.size(), 36u);
+    EXPECT_EQ(u[14], '4');
+    EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b');
+    seen.insert(u);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(IdsTest, ValidatesNodeIds) {
+  EXPECT_TRUE(ValidateId("node_id", "gpu-node-1.us-east:a_b").ok());
+  EXPECT_TRUE(ValidateId("node_id", std::string(253, 'a')).ok());
+  EXPECT_EQ(ValidateId("node_id", "").message(), "node_id is required");
+  EXPECT_FALSE(ValidateId("node_id", std::string(254, 'a')).ok());
+  auto st = ValidateId("node_id", "bad/id");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("'/'"), std::string::npos) << st.message();
+  EXPECT_FALSE(ValidateId("node_id", "a b").ok());
+  EXPECT_FALSE(ValidateId("node_id", "caf\xc3\xa9").ok());
+}
+
+TEST(IdsTest, ValidatesText) {
+  EXPECT_TRUE(ValidateText("message", "héllo", 10).ok());
+  EXPECT_FALSE(ValidateText("message", std::string(11, 'x'), 10).ok());
+  EXPECT_FALSE(ValidateText("message", "\xff\xfe", 10).ok());
+  EXPECT_FALSE(ValidateText("message", "\xc3", 10).ok());
+}
+
+}  // namespace
+}  // namespace navarch

@@ -1,0 +1,39 @@
+#include "navarch/base/status.h"
+
+#include "gtest/gtest.h"
+
+namespace navarch {
+namespace {
+
+absl::StatusOr<int> Half(int x) {
+  if (x % 2) return absl::InvalidArgumentError("odd");
+  return x / 2;
+}
+
+absl::StatusOr<int> Quarter(int x) {
+  NAVARCH_ASSIGN_OR_RETURN(int h, Half(x));
+  NAVARCH_ASSIGN_OR_RETURN(int q, Half(h));
+  return q;
+}
+
+absl::Status Check(int x) {
+  NAVARCH_RETURN_IF_ERROR(Half(x).status());
+  return absl::OkStatus();
+}
+
+TEST(StatusTest, MacrosPropagate) {
+  EXPECT_EQ(*Quarter(8), 2);
+  EXPECT_EQ(Quarter(6).status().message(), "odd");
+  EXPECT_TRUE(Check(2).ok());
+  EXPECT_EQ(Check(3).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StatusTest, AnnotateKeepsTheCode) {
+  auto s = Annotate(absl::NotFoundError("x"), "loading");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s.message(), "loading: x");
+  EXPECT_TRUE(Annotate(absl::OkStatus(), "x").ok());
+}
+
+}  // namespace
+}  // namespace navarch
