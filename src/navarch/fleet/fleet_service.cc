@@ -1,0 +1,873 @@
+#include "navarch/fleet/fleet_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "navarch/api/names.h"
+#include "navarch/api/time_util.h"
+#include "navarch/base/duration.h"
+#include "navarch/base/ids.h"
+#include "navarch/base/status.h"
+#include "navarch/fleet/node_state.h"
+#include "navarch/fleet/validation.h"
+
+namespace navarch {
+
+using internal::CommandState;
+
+// Runs `then` exactly once, after both the store has answered and the
+// submitter has released the fleet lock — whichever comes last.
+class FleetService::PendingCommit {
+ public:
+  explicit PendingCommit(std::function<void(absl::Status)> then) : then_(std::move(then)) {}
+
+  void Complete(absl::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!released_) {
+        result_ = std::move(status);
+        has_result_ = true;
+        return;
+      }
+    }
+    then_(std::move(status));
+  }
+
+  void Release() {
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      released_ = true;
+      if (!has_result_) return;
+      status = std::move(result_);
+    }
+    then_(std::move(status));
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+  bool has_result_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status result_ ABSL_GUARDED_BY(mu_);
+  std::function<void(absl::Status)> then_;
+};
+
+namespace {
+
+absl::Status NodeNotFound(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("node ", id, " not found"));
+}
+
+bool IsLive(NodeStatus s) {
+  return s == NODE_STATUS_ACTIVE || s == NODE_STATUS_CORDONED || s == NODE_STATUS_DRAINING;
+}
+
+std::string PoolOf(const NodeInfo& node) {
+  auto it = node.metadata().labels().find("pool");
+  return it == node.metadata().labels().end() ? "" : it->second;
+}
+
+// Wraps a typed `done` so that it receives `value` on success.
+template <typename T>
+std::function<void(absl::Status)> Reply(Done<T> done, T value) {
+  return [done = std::move(done), value = std::move(value)](absl::Status s) mutable {
+    if (s.ok()) {
+      done(std::move(value));
+    } else {
+      done(std::move(s));
+    }
+  };
+}
+
+}  // namespace
+
+FleetService::FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator,
+                           Logger log, FleetOptions options)
+    : store_(store),
+      clock_(clock),
+      evaluator_(evaluator),
+      log_(log.With({{"component", "fleet"}})),
+      options_(std::move(options)),
+      rng_(options_.seed != 0 ? options_.seed
+                              : static_cast<uint64_t>(absl::ToUnixNanos(clock.Now()))) {}
+
+FleetService::~FleetService() { Stop(); }
+
+absl::Status FleetService::Start() {
+  auto snap = store_.Load();
+  if (!snap.ok()) return Annotate(snap.status(), "loading state from the store");
+  absl::Time now = clock_.Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return absl::FailedPreconditionError("fleet already started");
+    for (auto& n : snap->nodes) {
+      NodeEntry entry;
+      // Liveness restarts with a full grace period: we may have been down.
+      entry.alive_at = std::max(now, FromTimestamp(n.node().last_heartbeat()));
+      entry.record = std::move(n);
+      nodes_[entry.record.node().node_id()] = std::move(entry);
+    }
+    for (auto& i : snap->instances) instances_[i.instance().instance_id()] = std::move(i);
+    for (auto& c : snap->open_commands) {
+      auto it = nodes_.find(c.node_id());
+      if (it != nodes_.end()) it->second.open_commands.push_back(c.command().command_id());
+      commands_[c.command().command_id()] = std::move(c);
+    }
+    started_ = true;
+  }
+  log_.Info("fleet state loaded", {{"nodes", static_cast<int64_t>(snap->nodes.size())},
+                                   {"instances", static_cast<int64_t>(snap->instances.size())},
+                                   {"open_commands",
+                                    static_cast<int64_t>(snap->open_commands.size())},
+                                   {"store", store_.Name()}});
+  ScheduleFlush();
+  return absl::OkStatus();
+}
+
+void FleetService::ScheduleFlush() {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return;
+  flush_timer_ = clock_.Schedule(options_.heartbeat_flush_interval, [this] {
+    absl::Status s = FlushHeartbeats();
+    if (!s.ok()) log_.Warn("heartbeat flush failed", {{"error", s}});
+    ScheduleFlush();
+  });
+}
+
+void FleetService::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_ || !started_) {
+      stopped_ = true;
+      return;
+    }
+    stopped_ = true;
+    clock_.Cancel(flush_timer_);
+  }
+  absl::Status s = FlushHeartbeats();
+  if (!s.ok()) log_.Warn("final heartbeat flush failed", {{"error", s}});
+  std::vector<std::function<void()>> closers;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, w] : watchers_) closers.push_back(std::move(w.closed));
+    watchers_.clear();
+  }
+  for (auto& c : closers) {
+    if (c) c();
+  }
+}
+
+std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
+    WriteBatch batch, std::function<void(absl::Status)> then) {
+  std::vector<std::string> ids;
+  for (const auto& n : batch.nodes) ids.push_back(n.node().node_id());
+  auto pending = std::make_shared<PendingCommit>(
+      [this, ids = std::move(ids), then = std::move(then)](absl::Status s) {
+        if (!s.ok()) {
+          log_.Error("commit failed; reloading affected nodes from the store",
+                     {{"error", s}});
+          Resync(ids);
+        }
+        then(std::move(s));
+      });
+  if (batch.empty()) {
+    pending->Complete(absl::OkStatus());
+  } else {
+    store_.Commit(std::move(batch), [pending](absl::Status s) { pending->Complete(std::move(s)); });
+  }
+  return pending;
+}
+
+void FleetService::Resync(const std::vector<std::string>& node_ids) {
+  for (const auto& id : node_ids) {
+    auto stored = store_.GetNode(id);
+    if (!stored.ok()) {
+      log_.Error("resync read failed", {{"node_id", id}, {"error", stored.status()}});
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    if (!stored->has_value()) {
+      nodes_.erase(id);
+    } else if (auto it = nodes_.find(id); it != nodes_.end()) {
+      it->second.record = std::move(**stored);
+    }
+  }
+}
+
+Event FleetService::NewEvent(const std::string& kind, const NodeInfo* node, const Actor& actor,
+                             std::string message) {
+  Event e;
+  *e.mutable_time() = ToTimestamp(clock_.Now());
+  e.set_kind(kind);
+  if (node != nullptr) {
+    e.set_node_id(node->node_id());
+    e.set_pool(node->pool());
+  }
+  e.set_actor(actor.name);
+  e.set_message(std::move(message));
+  return e;
+}
+
+NodeRecord FleetService::NextVersion(const NodeEntry& entry) const {
+  NodeRecord r = entry.record;
+  r.set_version(r.version() + 1);
+  return r;
+}
+
+void FleetService::InstallLocked(NodeRecord record) {
+  NodeEntry& entry = nodes_[record.node().node_id()];
+  entry.record = std::move(record);
+}
+
+void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
+                                      const std::string& reason, const Actor& actor,
+                                      WriteBatch& batch) {
+  NodeInfo* node = record.mutable_node();
+  NodeStatus from = node->status();
+  if (from == to) return;
+  node->set_status(to);
+  node->set_status_reason(reason);
+  *record.mutable_status_changed_at() = ToTimestamp(clock_.Now());
+  Event e = NewEvent("node.status_changed", node, actor,
+                     absl::StrCat(ShortName(from), " -> ", ShortName(to), ": ", reason));
+  (*e.mutable_details())["from"] = NodeStatus_Name(from);
+  (*e.mutable_details())["to"] = NodeStatus_Name(to);
+  (*e.mutable_details())["reason"] = reason;
+  batch.events.push_back(std::move(e));
+  log_.Info("node status changed", {{"node_id", node->node_id()},
+                                    {"from", ShortName(from)},
+                                    {"to", ShortName(to)},
+                                    {"reason", reason},
+                                    {"actor", actor.name}});
+}
+
+// ---------------------------------------------------------------------------
+// Node agent RPCs
+
+void FleetService::RegisterNode(const RegisterNodeRequest& req,
+                                Done<RegisterNodeResponse> done) {
+  if (absl::Status s = ValidateRegister(req); !s.ok()) return done(s);
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_.Now();
+    WriteBatch batch;
+    NodeRecord rec;
+    auto it = nodes_.find(req.node_id());
+    bool known = it != nodes_.end();
+    if (known) {
+      if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
+        return done(absl::FailedPreconditionError(
+            absl::StrCat("node ", req.node_id(),
+                         " was terminated; a replacement must register under a new id")));
+      }
+      rec = NextVersion(it->second);
+    } else {
+      rec.set_version(1);
+      rec.mutable_node()->set_status(NODE_STATUS_ACTIVE);
+      rec.mutable_node()->set_status_reason("registered");
+      rec.mutable_node()->set_health_status(HEALTH_STATUS_UNKNOWN);
+      *rec.mutable_node()->mutable_registered_at() = ToTimestamp(now);
+      *rec.mutable_status_changed_at() = ToTimestamp(now);
+    }
+    NodeInfo* node = rec.mutable_node();
+    node->set_node_id(req.node_id());
+    node->set_provider(req.provider());
+    node->set_region(req.region());
+    node->set_zone(req.zone());
+    node->set_instance_type(req.instance_type());
+    *node->mutable_gpus() = req.gpus();
+    *node->mutable_metadata() = req.metadata();
+    node->set_pool(PoolOf(*node));
+    Event e = NewEvent(known ? "node.reregistered" : "node.registered", node, Actor{"node"},
+                       known ? absl::StrCat("agent registered again; status stays ",
+                                            ShortName(node->status()))
+                             : absl::StrCat("registered with ", req.gpus_size(), " GPUs"));
+    (*e.mutable_details())["gpus"] = absl::StrCat(req.gpus_size());
+    (*e.mutable_details())["provider"] = req.provider();
+    (*e.mutable_details())["instance_type"] = req.instance_type();
+    batch.events.push_back(std::move(e));
+
+    // The instance this node runs on, if a pool provisioned it (instance id ==
+    // node id, as upstream assumes), is now running.
+    if (auto inst = instances_.find(req.node_id()); inst != instances_.end()) {
+      InstanceState st = inst->second.instance().state();
+      if (st == INSTANCE_STATE_PROVISIONING || st == INSTANCE_STATE_PENDING_REGISTRATION) {
+        InstanceRecord ir = inst->second;
+        ir.set_version(ir.version() + 1);
+        ir.mutable_instance()->set_state(INSTANCE_STATE_RUNNING);
+        ir.mutable_instance()->set_node_id(req.node_id());
+        *ir.mutable_instance()->mutable_ready_at() = ToTimestamp(now);
+        ir.mutable_instance()->set_status_message("node registered");
+        batch.events.push_back(NewEvent("instance.running", node, Actor{"node"},
+                                        "the instance's node registered"));
+        batch.instances.push_back(ir);
+        inst->second = std::move(ir);
+      }
+    }
+
+    batch.nodes.push_back(rec);
+    InstallLocked(rec);
+    NodeEntry& entry = nodes_[req.node_id()];
+    entry.alive_at = now;
+
+    RegisterNodeResponse resp;
+    resp.set_success(true);
+    resp.set_message("registration successful");
+    NodeConfig* config = resp.mutable_config();
+    config->set_heartbeat_interval_seconds(
+        static_cast<int32_t>(absl::ToInt64Seconds(options_.heartbeat_interval)));
+    config->set_health_check_interval_seconds(
+        static_cast<int32_t>(absl::ToInt64Seconds(options_.health_check_interval)));
+    for (const auto& c : options_.enabled_health_checks) config->add_enabled_health_checks(c);
+    config->set_commands_ack_supported(true);
+    log_.Info(known ? "node re-registered" : "node registered",
+              {{"node_id", req.node_id()}, {"gpus", req.gpus_size()},
+               {"status", ShortName(node->status())}});
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+  }
+  pending->Release();
+}
+
+void FleetService::SendHeartbeat(const HeartbeatRequest& req, Done<HeartbeatResponse> done) {
+  if (absl::Status s = ValidateHeartbeat(req); !s.ok()) return done(s);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(req.node_id());
+    if (it == nodes_.end()) return done(NodeNotFound(req.node_id()));
+    NodeEntry& entry = it->second;
+    if (entry.record.node().status() == NODE_STATUS_TERMINATED) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("node ", req.node_id(), " is terminated")));
+    }
+    // Liveness uses our clock, not the node's: node clocks drift.
+    absl::Time now = clock_.Now();
+    NodeInfo* node = entry.record.mutable_node();
+    *node->mutable_last_heartbeat() = ToTimestamp(now);
+    if (req.has_metrics()) *node->mutable_last_metrics() = req.metrics();
+    entry.alive_at = std::max(entry.alive_at, now);
+    entry.heartbeat_dirty = true;
+  }
+  HeartbeatResponse resp;
+  resp.set_acknowledged(true);
+  done(std::move(resp));
+}
+
+void FleetService::ReportHealth(const ReportHealthRequest& req,
+                                Done<ReportHealthResponse> done) {
+  if (absl::Status s = ValidateReportHealth(req); !s.ok()) return done(s);
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(req.node_id());
+    if (it == nodes_.end()) return done(NodeNotFound(req.node_id()));
+    NodeEntry& entry = it->second;
+    const NodeInfo& current = entry.record.node();
+    if (current.status() == NODE_STATUS_TERMINATED) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("node ", req.node_id(), " is terminated")));
+    }
+    absl::Time now = clock_.Now();
+    HealthEvaluation eval = evaluator_.Evaluate(current, req);
+
+    NodeRecord rec = NextVersion(entry);
+    NodeInfo* node = rec.mutable_node();
+    WriteBatch batch;
+    HealthStatus before = node->health_status();
+    node->set_health_status(eval.status);
+    *node->mutable_last_health_check() = ToTimestamp(now);
+    int consecutive = eval.status == HEALTH_STATUS_UNHEALTHY ? rec.consecutive_unhealthy() + 1 : 0;
+    bool counter_changed = consecutive != rec.consecutive_unhealthy();
+    rec.set_consecutive_unhealthy(consecutive);
+
+    for (const auto& v : eval.verdicts) {
+      const HealthEvent& he = req.events(v.event_index);
+      Event e = NewEvent("health.event", node, Actor{"node"},
+                         he.message().empty() ? PolicyName(he.event_type()) : he.message());
+      auto& d = *e.mutable_details();
+      d["event_type"] = PolicyName(he.event_type());
+      if (he.system() != HEALTH_WATCH_SYSTEM_UNKNOWN) d["system"] = PolicyName(he.system());
+      d["gpu_index"] = absl::StrCat(he.gpu_index());
+      if (!he.gpu_uuid().empty()) d["gpu_uuid"] = he.gpu_uuid();
+      d["rule"] = v.rule;
+      d["result"] = ShortName(v.status);
+      for (const auto& [k, val] : he.metrics()) d[absl::StrCat("metric.", k)] = val;
+      if (IsSet(he.timestamp())) {
+        *e.mutable_time() = he.timestamp();
+        d["received_at"] = FormatRfc3339(now);
+      }
+      batch.events.push_back(std::move(e));
+    }
+    if (before != eval.status) {
+      Event e = NewEvent("node.health_changed", node, Actor{"policy"},
+                         absl::StrCat(ShortName(before), " -> ", ShortName(eval.status), ": ",
+                                      eval.message));
+      (*e.mutable_details())["from"] = HealthStatus_Name(before);
+      (*e.mutable_details())["to"] = HealthStatus_Name(eval.status);
+      (*e.mutable_details())["decided_by"] = eval.decided_by;
+      (*e.mutable_details())["evaluator"] = evaluator_.Name();
+      batch.events.push_back(std::move(e));
+    }
+    if (eval.status == HEALTH_STATUS_UNHEALTHY) {
+      auto next = NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
+      if (next.ok()) ChangeStatusLocked(rec, *next, eval.message, Actor{"policy"}, batch);
+    }
+
+    ReportHealthResponse resp;
+    resp.set_acknowledged(true);
+    resp.set_node_status(node->status());
+    resp.set_health_status(node->health_status());
+    if (batch.events.empty() && !counter_changed) {
+      // Nothing worth a write: a routine clean report.
+      *entry.record.mutable_node()->mutable_last_health_check() = ToTimestamp(now);
+      pending = SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
+    } else {
+      batch.nodes.push_back(rec);
+      InstallLocked(std::move(rec));
+      pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+    }
+  }
+  pending->Release();
+}
+
+void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
+                                   Done<GetNodeCommandsResponse> done) {
+  if (absl::Status s = ValidateId("node_id", req.node_id()); !s.ok()) return done(s);
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    GetNodeCommandsResponse resp;
+    WriteBatch batch;
+    auto it = nodes_.find(req.node_id());
+    if (it != nodes_.end()) {
+      absl::Time now = clock_.Now();
+      for (const auto& id : it->second.open_commands) {
+        CommandRecord& c = commands_[id];
+        if (c.state() != internal::COMMAND_STATE_PENDING) continue;
+        c.set_state(internal::COMMAND_STATE_DELIVERED);
+        c.set_version(c.version() + 1);
+        *c.mutable_updated_at() = ToTimestamp(now);
+        batch.commands.push_back(c);
+        *resp.add_commands() = c.command();
+        Event e = NewEvent("command.delivered", &it->second.record.node(), Actor{"node"},
+                           absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
+        (*e.mutable_details())["command_id"] = id;
+        batch.events.push_back(std::move(e));
+      }
+    }
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+  }
+  pending->Release();
+}
+
+void FleetService::AckCommand(const AckCommandRequest& req, Done<AckCommandResponse> done) {
+  if (absl::Status s = ValidateAckCommand(req); !s.ok()) return done(s);
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    AckCommandResponse resp;
+    resp.set_acknowledged(true);
+    auto node_it = nodes_.find(req.node_id());
+    if (node_it == nodes_.end()) return done(NodeNotFound(req.node_id()));
+    auto it = commands_.find(req.command_id());
+    if (it == commands_.end() || it->second.node_id() != req.node_id()) {
+      // Finished commands leave the index; a repeated ack of one is fine.
+      auto stored = store_.GetCommand(req.command_id());
+      if (stored.ok() && stored->has_value() && (*stored)->node_id() == req.node_id()) {
+        return done(resp);
+      }
+      return done(absl::NotFoundError(absl::StrCat("command ", req.command_id(),
+                                                   " not found for node ", req.node_id())));
+    }
+    CommandRecord c = it->second;
+    bool ok = req.outcome() == COMMAND_OUTCOME_SUCCEEDED;
+    c.set_state(ok ? internal::COMMAND_STATE_SUCCEEDED : internal::COMMAND_STATE_FAILED);
+    c.set_version(c.version() + 1);
+    *c.mutable_updated_at() = ToTimestamp(clock_.Now());
+    c.set_result_message(req.message());
+    WriteBatch batch;
+    Event e = NewEvent(ok ? "command.succeeded" : "command.failed", &node_it->second.record.node(),
+                       Actor{"node"},
+                       absl::StrCat(ShortName(c.command().type()), ok ? " succeeded" : " failed",
+                                    req.message().empty() ? "" : ": ", req.message()));
+    (*e.mutable_details())["command_id"] = req.command_id();
+    batch.events.push_back(std::move(e));
+    batch.commands.push_back(c);
+    auto& open = node_it->second.open_commands;
+    open.erase(std::remove(open.begin(), open.end(), req.command_id()), open.end());
+    commands_.erase(it);
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+  }
+  pending->Release();
+}
+
+// ---------------------------------------------------------------------------
+// Operator RPCs
+
+void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& actor,
+                                Done<IssueCommandResponse> done) {
+  if (absl::Status s = ValidateIssueCommand(req); !s.ok()) return done(s);
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(req.node_id());
+    if (it == nodes_.end()) return done(NodeNotFound(req.node_id()));
+    NodeEntry& entry = it->second;
+    const NodeInfo& current = entry.record.node();
+    absl::Time now = clock_.Now();
+    WriteBatch batch;
+    std::string reason;
+    if (auto r = req.parameters().find("reason"); r != req.parameters().end()) reason = r->second;
+
+    std::optional<NodeTrigger> trigger;
+    switch (req.command_type()) {
+      case NODE_COMMAND_TYPE_CORDON:
+        trigger = NodeTrigger::kCordon;
+        break;
+      case NODE_COMMAND_TYPE_UNCORDON:
+        trigger = NodeTrigger::kUncordon;
+        break;
+      case NODE_COMMAND_TYPE_DRAIN:
+        trigger = NodeTrigger::kDrain;
+        break;
+      default:
+        if (current.status() == NODE_STATUS_TERMINATED) {
+          return done(absl::FailedPreconditionError(
+              absl::StrCat("node ", req.node_id(), " is terminated")));
+        }
+    }
+    NodeRecord rec = NextVersion(entry);
+    bool status_changed = false;
+    if (trigger) {
+      auto next = NextStatus(req.node_id(), current.status(), *trigger);
+      if (!next.ok()) return done(next.status());
+      if (*next != current.status()) {
+        std::string why = absl::StrCat(TriggerName(*trigger), " requested by ", actor.name,
+                                       reason.empty() ? "" : ": ", reason);
+        if (current.status() == NODE_STATUS_UNHEALTHY) {
+          why = absl::StrCat("operator override of unhealthy status: ", why);
+        }
+        ChangeStatusLocked(rec, *next, why, actor, batch);
+        status_changed = true;
+      }
+    }
+    if (static_cast<int>(entry.open_commands.size()) >= options_.max_open_commands_per_node) {
+      return done(absl::ResourceExhaustedError(
+          absl::StrCat("node ", req.node_id(), " has ", entry.open_commands.size(),
+                       " unfinished commands; the limit is ",
+                       options_.max_open_commands_per_node)));
+    }
+
+    CommandRecord c;
+    NodeCommand* cmd = c.mutable_command();
+    cmd->set_command_id(NewUuid(rng_));
+    cmd->set_type(req.command_type());
+    *cmd->mutable_parameters() = req.parameters();
+    *cmd->mutable_issued_at() = ToTimestamp(now);
+    c.set_node_id(req.node_id());
+    c.set_issued_by(actor.name);
+    c.set_version(1);
+    *c.mutable_updated_at() = ToTimestamp(now);
+    std::function<void(const NodeCommand&)> deliver;
+    if (auto w = watchers_.find(req.node_id()); w != watchers_.end()) {
+      deliver = w->second.deliver;
+      c.set_state(internal::COMMAND_STATE_DELIVERED);
+    } else {
+      c.set_state(internal::COMMAND_STATE_PENDING);
+    }
+    Event e = NewEvent("command.issued", &current, actor,
+                       absl::StrCat(ShortName(req.command_type()), " issued",
+                                    reason.empty() ? "" : ": ", reason));
+    (*e.mutable_details())["command_id"] = cmd->command_id();
+    (*e.mutable_details())["type"] = NodeCommandType_Name(req.command_type());
+    batch.events.push_back(std::move(e));
+    batch.commands.push_back(c);
+    entry.open_commands.push_back(cmd->command_id());
+    commands_[cmd->command_id()] = c;
+    if (status_changed) {
+      batch.nodes.push_back(rec);
+      InstallLocked(std::move(rec));
+    }
+    IssueCommandResponse resp;
+    resp.set_command_id(cmd->command_id());
+    *resp.mutable_issued_at() = cmd->issued_at();
+    NodeCommand sent = *cmd;
+    pending = SubmitLocked(
+        std::move(batch), [done = std::move(done), resp = std::move(resp),
+                           deliver = std::move(deliver), sent = std::move(sent)](absl::Status s) {
+          if (!s.ok()) return done(s);
+          if (deliver) deliver(sent);
+          done(resp);
+        });
+  }
+  pending->Release();
+}
+
+absl::StatusOr<ListNodesResponse> FleetService::ListNodes(const ListNodesRequest& req) {
+  if (!NodeStatus_IsValid(req.status())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown status ", req.status()));
+  }
+  ListNodesResponse resp;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : nodes_) {
+    const NodeInfo& n = entry.record.node();
+    if (!req.provider().empty() && n.provider() != req.provider()) continue;
+    if (!req.region().empty() && n.region() != req.region()) continue;
+    if (req.status() != NODE_STATUS_UNKNOWN && n.status() != req.status()) continue;
+    *resp.add_nodes() = n;
+  }
+  return resp;
+}
+
+absl::StatusOr<GetNodeResponse> FleetService::GetNode(const GetNodeRequest& req) {
+  NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(req.node_id());
+  if (it == nodes_.end()) return NodeNotFound(req.node_id());
+  GetNodeResponse resp;
+  *resp.mutable_node() = it->second.record.node();
+  return resp;
+}
+
+absl::StatusOr<ListInstancesResponse> FleetService::ListInstances(
+    const ListInstancesRequest& req) {
+  if (!InstanceState_IsValid(req.state())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown state ", req.state()));
+  }
+  ListInstancesResponse resp;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, rec] : instances_) {
+    const InstanceInfo& i = rec.instance();
+    if (!req.provider().empty() && i.provider() != req.provider()) continue;
+    if (!req.region().empty() && i.region() != req.region()) continue;
+    if (!req.pool_name().empty() && i.pool_name() != req.pool_name()) continue;
+    if (req.state() != INSTANCE_STATE_UNKNOWN && i.state() != req.state()) continue;
+    *resp.add_instances() = i;
+  }
+  return resp;
+}
+
+absl::StatusOr<GetInstanceResponse> FleetService::GetInstance(const GetInstanceRequest& req) {
+  NAVARCH_RETURN_IF_ERROR(ValidateId("instance_id", req.instance_id()));
+  absl::MutexLock lock(&mu_);
+  auto it = instances_.find(req.instance_id());
+  if (it == instances_.end()) {
+    return absl::NotFoundError(absl::StrCat("instance ", req.instance_id(), " not found"));
+  }
+  GetInstanceResponse resp;
+  *resp.mutable_instance() = it->second.instance();
+  return resp;
+}
+
+absl::StatusOr<ListEventsResponse> FleetService::ListEvents(const ListEventsRequest& req) {
+  EventQuery q;
+  if (!req.node_id().empty()) NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
+  q.node_id = req.node_id();
+  q.pool = req.pool();
+  q.kinds.assign(req.kinds().begin(), req.kinds().end());
+  if (req.has_since()) q.since = FromTimestamp(req.since());
+  if (req.has_until()) q.until = FromTimestamp(req.until());
+  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
+  q.limit = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
+  if (!req.page_token().empty() && !absl::SimpleAtoi(req.page_token(), &q.after_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid page_token \"", req.page_token(), "\""));
+  }
+  NAVARCH_ASSIGN_OR_RETURN(EventPage page, store_.ListEvents(q));
+  ListEventsResponse resp;
+  for (auto& e : page.events) *resp.add_events() = std::move(e);
+  if (page.more && resp.events_size() > 0) {
+    resp.set_next_page_token(absl::StrCat(resp.events(resp.events_size() - 1).id()));
+  }
+  return resp;
+}
+
+// ---------------------------------------------------------------------------
+// Command streams
+
+absl::StatusOr<uint64_t> FleetService::Watch(const std::string& node_id,
+                                             std::function<void(const NodeCommand&)> deliver,
+                                             std::function<void()> closed) {
+  NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", node_id));
+  std::function<void()> old_closed;
+  std::shared_ptr<PendingCommit> pending;
+  uint64_t handle;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) return NodeNotFound(node_id);
+    if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
+      return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is terminated"));
+    }
+    if (auto w = watchers_.find(node_id); w != watchers_.end()) {
+      old_closed = std::move(w->second.closed);
+    }
+    handle = next_watch_handle_++;
+    watchers_[node_id] = Watcher{handle, deliver, std::move(closed)};
+    WriteBatch batch;
+    std::vector<NodeCommand> backlog;
+    absl::Time now = clock_.Now();
+    for (const auto& id : it->second.open_commands) {
+      CommandRecord& c = commands_[id];
+      if (c.state() == internal::COMMAND_STATE_PENDING) {
+        c.set_state(internal::COMMAND_STATE_DELIVERED);
+        c.set_version(c.version() + 1);
+        *c.mutable_updated_at() = ToTimestamp(now);
+        batch.commands.push_back(c);
+      }
+      backlog.push_back(c.command());
+    }
+    pending = SubmitLocked(std::move(batch), [deliver, backlog = std::move(backlog)](
+                                                 absl::Status s) {
+      if (!s.ok()) return;  // still PENDING in the store; delivered on the next watch
+      for (const auto& c : backlog) deliver(c);
+    });
+  }
+  if (old_closed) old_closed();
+  pending->Release();
+  return handle;
+}
+
+void FleetService::Unwatch(const std::string& node_id, uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto it = watchers_.find(node_id);
+  if (it != watchers_.end() && it->second.handle == handle) watchers_.erase(it);
+}
+
+// ---------------------------------------------------------------------------
+// Controllers
+
+int FleetService::CheckHeartbeats() {
+  std::shared_ptr<PendingCommit> pending;
+  int declared = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_.Now();
+    WriteBatch batch;
+    for (auto& [id, entry] : nodes_) {
+      NodeStatus status = entry.record.node().status();
+      if (!IsLive(status)) continue;
+      absl::Duration silent = now - entry.alive_at;
+      if (silent <= options_.heartbeat_timeout) continue;
+      NodeRecord rec = NextVersion(entry);
+      rec.mutable_node()->set_health_status(HEALTH_STATUS_UNHEALTHY);
+      rec.set_consecutive_unhealthy(rec.consecutive_unhealthy() + 1);
+      ChangeStatusLocked(rec, NODE_STATUS_UNHEALTHY,
+                         absl::StrCat("no heartbeat for ", FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
+                                      " (timeout ", FormatGoDuration(options_.heartbeat_timeout),
+                                      ")"),
+                         Actor{"heartbeat-monitor"}, batch);
+      batch.nodes.push_back(rec);
+      entry.record = std::move(rec);
+      ++declared;
+    }
+    if (declared == 0) return 0;
+    pending = SubmitLocked(std::move(batch), [this](absl::Status s) {
+      if (!s.ok()) log_.Error("heartbeat monitor commit failed", {{"error", s}});
+    });
+  }
+  pending->Release();
+  return declared;
+}
+
+absl::Status FleetService::FlushHeartbeats() {
+  absl::MutexLock flush_lock(&flush_mu_);
+  std::vector<HeartbeatUpdate> updates;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, entry] : nodes_) {
+      if (!entry.heartbeat_dirty) continue;
+      entry.heartbeat_dirty = false;
+      const NodeInfo& n = entry.record.node();
+      HeartbeatUpdate u;
+      u.node_id = id;
+      u.last_heartbeat = FromTimestamp(n.last_heartbeat());
+      if (n.has_last_metrics()) u.metrics = n.last_metrics();
+      updates.push_back(std::move(u));
+    }
+  }
+  if (updates.empty()) return absl::OkStatus();
+  absl::Status s = store_.UpdateHeartbeats(updates);
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& u : updates) {
+      if (auto it = nodes_.find(u.node_id); it != nodes_.end()) it->second.heartbeat_dirty = true;
+    }
+  }
+  return s;
+}
+
+void FleetService::UpsertInstance(const InstanceInfo& instance, const Actor& actor,
+                                  Done<InstanceInfo> done) {
+  if (absl::Status s = ValidateId("instance_id", instance.instance_id()); !s.ok()) {
+    return done(s);
+  }
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    InstanceRecord rec;
+    auto it = instances_.find(instance.instance_id());
+    InstanceState before = INSTANCE_STATE_UNKNOWN;
+    if (it != instances_.end()) {
+      rec = it->second;
+      before = rec.instance().state();
+    }
+    rec.set_version(rec.version() + 1);
+    *rec.mutable_instance() = instance;
+    WriteBatch batch;
+    if (before != instance.state()) {
+      Event e = NewEvent(absl::StrCat("instance.", ShortName(instance.state())), nullptr, actor,
+                         instance.status_message());
+      e.set_node_id(instance.node_id().empty() ? instance.instance_id() : instance.node_id());
+      e.set_pool(instance.pool_name());
+      (*e.mutable_details())["instance_id"] = instance.instance_id();
+      batch.events.push_back(std::move(e));
+    }
+    batch.instances.push_back(rec);
+    instances_[instance.instance_id()] = rec;
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), instance));
+  }
+  pending->Release();
+}
+
+void FleetService::MarkTerminated(const std::string& node_id, const std::string& reason,
+                                  const Actor& actor, Done<NodeInfo> done) {
+  std::shared_ptr<PendingCommit> pending;
+  std::function<void()> closed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) return done(NodeNotFound(node_id));
+    NodeRecord rec = NextVersion(it->second);
+    WriteBatch batch;
+    ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor, batch);
+    absl::Time now = clock_.Now();
+    for (const auto& id : it->second.open_commands) {
+      CommandRecord c = commands_[id];
+      c.set_state(internal::COMMAND_STATE_CANCELLED);
+      c.set_version(c.version() + 1);
+      *c.mutable_updated_at() = ToTimestamp(now);
+      c.set_result_message("node terminated");
+      batch.commands.push_back(std::move(c));
+      commands_.erase(id);
+    }
+    it->second.open_commands.clear();
+    if (auto w = watchers_.find(node_id); w != watchers_.end()) {
+      closed = std::move(w->second.closed);
+      watchers_.erase(w);
+    }
+    batch.nodes.push_back(rec);
+    NodeInfo result = rec.node();
+    InstallLocked(std::move(rec));
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(result)));
+  }
+  if (closed) closed();
+  pending->Release();
+}
+
+size_t FleetService::node_count() {
+  absl::MutexLock lock(&mu_);
+  return nodes_.size();
+}
+
+}  // namespace navarch

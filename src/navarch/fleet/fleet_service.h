@@ -1,0 +1,198 @@
+// The fleet core: the one place that changes state (DESIGN.md).
+//
+// Every transport (gRPC, HTTP) and every controller calls FleetService. It
+// validates the request, checks the change against the node state machine,
+// applies it to its in-memory index, appends events that say why, and commits
+// it through the Store before the caller hears "done". Reads are served from
+// the index (events from the store).
+//
+// Threading: one absl::Mutex guards the index. Mutating calls are
+// asynchronous: `done` runs once the change is committed, on the store's
+// writer thread or inline (memory store), never with the fleet lock held.
+// Batches are submitted to the store in the order the index changed, so the
+// store sees changes to a node in the order they happened.
+#ifndef NAVARCH_FLEET_FLEET_SERVICE_H_
+#define NAVARCH_FLEET_FLEET_SERVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <random>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "navarch/base/clock.h"
+#include "navarch/base/logging.h"
+#include "navarch/control_plane.pb.h"
+#include "navarch/health/evaluator.h"
+#include "navarch/store/store.h"
+
+namespace navarch {
+
+struct FleetOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(30);
+  absl::Duration health_check_interval = absl::Seconds(60);
+  // A node silent for this long is declared UNHEALTHY.
+  absl::Duration heartbeat_timeout = absl::Seconds(90);
+  // How often buffered heartbeat timestamps reach the store (<= 1 s).
+  absl::Duration heartbeat_flush_interval = absl::Seconds(1);
+  std::vector<std::string> enabled_health_checks = {"boot", "nvml", "xid"};
+  // Commands not yet finished, per node; more is RESOURCE_EXHAUSTED.
+  int max_open_commands_per_node = 256;
+  uint64_t seed = 0;  // 0: seeded from the clock
+};
+
+// Who asked for a change; recorded in the event log.
+struct Actor {
+  std::string name = "operator";  // "operator", "node", "heartbeat-monitor", ...
+};
+
+template <typename T>
+using Done = std::function<void(absl::StatusOr<T>)>;
+
+class FleetService {
+ public:
+  FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator, Logger log,
+               FleetOptions options);
+  ~FleetService();
+
+  FleetService(const FleetService&) = delete;
+  FleetService& operator=(const FleetService&) = delete;
+
+  // Loads the index from the store. Every liveness timer restarts now: no node
+  // is declared dead because the control plane was down. Starts the heartbeat
+  // flush timer on the clock.
+  absl::Status Start();
+  // Flushes buffered heartbeats and stops the timers. Idempotent.
+  void Stop();
+
+  // --- Node agent RPCs ---
+  void RegisterNode(const RegisterNodeRequest& req, Done<RegisterNodeResponse> done);
+  void SendHeartbeat(const HeartbeatRequest& req, Done<HeartbeatResponse> done);
+  void ReportHealth(const ReportHealthRequest& req, Done<ReportHealthResponse> done);
+  // Upstream polling: returns the PENDING commands in issue order and marks them
+  // DELIVERED (upstream agents never acknowledge). Unknown node: empty list.
+  void GetNodeCommands(const GetNodeCommandsRequest& req, Done<GetNodeCommandsResponse> done);
+  void AckCommand(const AckCommandRequest& req, Done<AckCommandResponse> done);
+
+  // --- Operator RPCs ---
+  void IssueCommand(const IssueCommandRequest& req, const Actor& actor,
+                    Done<IssueCommandResponse> done);
+  absl::StatusOr<ListNodesResponse> ListNodes(const ListNodesRequest& req);
+  absl::StatusOr<GetNodeResponse> GetNode(const GetNodeRequest& req);
+  absl::StatusOr<ListInstancesResponse> ListInstances(const ListInstancesRequest& req);
+  absl::StatusOr<GetInstanceResponse> GetInstance(const GetInstanceRequest& req);
+  absl::StatusOr<ListEventsResponse> ListEvents(const ListEventsRequest& req);
+
+  // --- Command streams (WatchCommands) ---
+  // Registers `deliver` as the node's live command channel, replacing an older
+  // one (whose `closed` callback runs). `deliver` first receives every
+  // command that is PENDING or DELIVERED-but-unacknowledged (an agent that
+  // reconnects may have lost them; it deduplicates by id), then each new one
+  // as soon as it is committed. Callbacks run without the fleet lock and must
+  // not block. Returns a handle for Unwatch. NOT_FOUND for unknown nodes.
+  absl::StatusOr<uint64_t> Watch(const std::string& node_id,
+                                 std::function<void(const NodeCommand&)> deliver,
+                                 std::function<void()> closed);
+  void Unwatch(const std::string& node_id, uint64_t handle);
+
+  // --- For controllers and the pool manager ---
+  // Declares UNHEALTHY every live node whose last sign of life is older than
+  // the heartbeat timeout. Returns how many it declared.
+  int CheckHeartbeats();
+  // Writes buffered heartbeat timestamps to the store now.
+  absl::Status FlushHeartbeats();
+  // Records an instance (created by a pool or adopted at reconciliation).
+  void UpsertInstance(const InstanceInfo& instance, const Actor& actor,
+                      Done<InstanceInfo> done);
+  // The node's instance is gone: TERMINATED, terminal.
+  void MarkTerminated(const std::string& node_id, const std::string& reason,
+                      const Actor& actor, Done<NodeInfo> done);
+
+  size_t node_count();
+  const FleetOptions& options() const { return options_; }
+
+ private:
+  struct NodeEntry {
+    NodeRecord record;
+    // The last sign of life for the heartbeat monitor: max(last heartbeat,
+    // registration, control-plane start).
+    absl::Time alive_at;
+    bool heartbeat_dirty = false;
+    // Open commands in issue order.
+    std::vector<std::string> open_commands;
+  };
+  struct Watcher {
+    uint64_t handle;
+    std::function<void(const NodeCommand&)> deliver;
+    std::function<void()> closed;
+  };
+  class PendingCommit;
+
+  // Submits `batch` (built under mu_) and arranges for `then` to run after the
+  // commit, outside mu_. The returned object must be Release()d after mu_ is
+  // unlocked.
+  std::shared_ptr<PendingCommit> SubmitLocked(WriteBatch batch,
+                                              std::function<void(absl::Status)> then)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed commit the index may be ahead of the store: reload these
+  // nodes from it.
+  void Resync(const std::vector<std::string>& node_ids);
+
+  Event NewEvent(const std::string& kind, const NodeInfo* node, const Actor& actor,
+                 std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a status change to `entry` (a copy bound for the batch) and adds
+  // the event.
+  void ChangeStatusLocked(NodeRecord& record, NodeStatus to, const std::string& reason,
+                          const Actor& actor, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns a copy of the node's record with the version bumped, for editing.
+  NodeRecord NextVersion(const NodeEntry& entry) const;
+  void InstallLocked(NodeRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleFlush();
+
+  Store& store_;
+  Clock& clock_;
+  const HealthEvaluator& evaluator_;
+  Logger log_;
+  const FleetOptions options_;
+
+  absl::Mutex mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, NodeEntry> nodes_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_watch_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  TimerId flush_timer_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex flush_mu_;  // one flush at a time
+};
+
+// Blocking helpers for tests, tools and the simulator: run an async fleet call
+// and wait for its result.
+template <typename T, typename Call>
+absl::StatusOr<T> Await(Call call) {
+  absl::Mutex mu;
+  bool ready = false;
+  absl::StatusOr<T> result = absl::UnknownError("not run");
+  call([&](absl::StatusOr<T> r) {
+    absl::MutexLock lock(&mu);
+    result = std::move(r);
+    ready = true;
+  });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&ready));
+  return result;
+}
+
+}  // namespace navarch
+
+#endif  // NAVARCH_FLEET_FLEET_SERVICE_H_

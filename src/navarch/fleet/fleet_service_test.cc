@@ -1,0 +1,385 @@
+#include "navarch/fleet/fleet_service.h"
+
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "navarch/api/time_util.h"
+#include "navarch/store/memory/memory_store.h"
+
+namespace navarch {
+namespace {
+
+class FleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Restart(); }
+
+  // A new fleet core on the same store, as after a control-plane restart.
+  void Restart() {
+    if (fleet_) fleet_->Stop();
+    fleet_ = std::make_unique<FleetService>(store_, clock_, evaluator_, NullLogger(), options_);
+    ASSERT_TRUE(fleet_->Start().ok());
+  }
+
+  absl::StatusOr<RegisterNodeResponse> Register(const std::string& id, int gpus = 8,
+                                                const std::string& pool = "") {
+    RegisterNodeRequest r;
+    r.set_node_id(id);
+    r.set_provider("gcp");
+    r.set_region("us-central1");
+    r.set_zone("us-central1-a");
+    r.set_instance_type("a3-highgpu-8g");
+    for (int i = 0; i < gpus; ++i) {
+      auto* g = r.add_gpus();
+      g->set_index(i);
+      g->set_uuid("GPU-" + std::to_string(i));
+      g->set_name("NVIDIA H100 80GB HBM3");
+    }
+    r.mutable_metadata()->set_hostname(id);
+    if (!pool.empty()) (*r.mutable_metadata()->mutable_labels())["pool"] = pool;
+    return Await<RegisterNodeResponse>([&](auto done) { fleet_->RegisterNode(r, done); });
+  }
+
+  absl::StatusOr<HeartbeatResponse> Heartbeat(const std::string& id) {
+    HeartbeatRequest r;
+    r.set_node_id(id);
+    r.mutable_metrics()->set_cpu_usage_percent(12.5);
+    return Await<HeartbeatResponse>([&](auto done) { fleet_->SendHeartbeat(r, done); });
+  }
+
+  absl::StatusOr<ReportHealthResponse> ReportXid(const std::string& id, int xid) {
+    ReportHealthRequest r;
+    r.set_node_id(id);
+    auto* res = r.add_results();
+    res->set_check_name("boot");
+    res->set_status(HEALTH_STATUS_HEALTHY);
+    auto* e = r.add_events();
+    e->set_event_type(HEALTH_EVENT_TYPE_XID);
+    e->set_system(HEALTH_WATCH_SYSTEM_DRIVER);
+    e->set_gpu_index(3);
+    (*e->mutable_metrics())["xid_code"] = std::to_string(xid);
+    e->set_message("NVRM: Xid (PCI:0000:3b:00): " + std::to_string(xid));
+    return Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+  }
+
+  absl::StatusOr<ReportHealthResponse> ReportClean(const std::string& id) {
+    ReportHealthRequest r;
+    r.set_node_id(id);
+    auto* res = r.add_results();
+    res->set_check_name("nvml");
+    res->set_status(HEALTH_STATUS_HEALTHY);
+    return Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+  }
+
+  absl::StatusOr<IssueCommandResponse> Issue(const std::string& id, NodeCommandType type,
+                                             const std::string& reason = "") {
+    IssueCommandRequest r;
+    r.set_node_id(id);
+    r.set_command_type(type);
+    if (!reason.empty()) (*r.mutable_parameters())["reason"] = reason;
+    return Await<IssueCommandResponse>(
+        [&](auto done) { fleet_->IssueCommand(r, Actor{"operator"}, done); });
+  }
+
+  absl::StatusOr<GetNodeCommandsResponse> Poll(const std::string& id) {
+    GetNodeCommandsRequest r;
+    r.set_node_id(id);
+    return Await<GetNodeCommandsResponse>([&](auto done) { fleet_->GetNodeCommands(r, done); });
+  }
+
+  NodeInfo Node(const std::string& id) {
+    GetNodeRequest r;
+    r.set_node_id(id);
+    auto resp = fleet_->GetNode(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->node() : NodeInfo();
+  }
+
+  std::vector<Event> Events(const std::string& node_id, const std::string& kind = "") {
+    ListEventsRequest r;
+    r.set_node_id(node_id);
+    if (!kind.empty()) r.add_kinds(kind);
+    r.set_page_size(1000);
+    auto resp = fleet_->ListEvents(r);
+    EXPECT_TRUE(resp.ok());
+    return {resp->events().begin(), resp->events().end()};
+  }
+
+  MemoryStore store_;
+  FakeClock clock_;
+  BuiltinPolicyEvaluator evaluator_;
+  FleetOptions options_;
+  std::unique_ptr<FleetService> fleet_;
+};
+
+TEST_F(FleetTest, RegisterReturnsConfigAndActivatesTheNode) {
+  auto resp = Register("n1");
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_TRUE(resp->success());
+  EXPECT_EQ(resp->message(), "registration successful");
+  EXPECT_EQ(resp->config().heartbeat_interval_seconds(), 30);
+  EXPECT_EQ(resp->config().health_check_interval_seconds(), 60);
+  EXPECT_EQ(resp->config().enabled_health_checks_size(), 3);
+  NodeInfo n = Node("n1");
+  EXPECT_EQ(n.status(), NODE_STATUS_ACTIVE);
+  EXPECT_EQ(n.health_status(), HEALTH_STATUS_UNKNOWN);
+  EXPECT_EQ(n.gpus_size(), 8);
+  EXPECT_EQ(FromTimestamp(n.registered_at()), clock_.Now());
+  EXPECT_EQ(Events("n1", "node.registered").size(), 1u);
+}
+
+TEST_F(FleetTest, BadRequestsAreRejectedAndChangeNothing) {
+  EXPECT_EQ(Register("").status().message(), "node_id is required");
+  EXPECT_EQ(Register("bad id").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Register("n1", 65).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fleet_->node_count(), 0u);
+  ASSERT_TRUE(Register("n1").ok());
+  ReportHealthRequest r;
+  r.set_node_id("n1");
+  for (int i = 0; i < 1025; ++i) r.add_events()->set_event_type(HEALTH_EVENT_TYPE_XID);
+  auto resp = Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+  EXPECT_EQ(resp.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(resp.status().message().find("too many events: 1025"), std::string::npos);
+  EXPECT_EQ(Node("n1").health_status(), HEALTH_STATUS_UNKNOWN);
+  EXPECT_EQ(Issue("n1", NODE_COMMAND_TYPE_UNKNOWN).status().message(), "command_type is required");
+}
+
+TEST_F(FleetTest, UnknownNodesAreNotFoundExceptForPolling) {
+  EXPECT_EQ(Heartbeat("ghost").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReportClean("ghost").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Issue("ghost", NODE_COMMAND_TYPE_CORDON).status().message(), "node ghost not found");
+  auto polled = Poll("ghost");
+  ASSERT_TRUE(polled.ok());
+  EXPECT_EQ(polled->commands_size(), 0);
+}
+
+TEST_F(FleetTest, FatalXidMakesTheNodeUnhealthyAndItStaysSo) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto resp = ReportXid("n1", 79);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->node_status(), NODE_STATUS_UNHEALTHY);
+  EXPECT_EQ(resp->health_status(), HEALTH_STATUS_UNHEALTHY);
+  // Events are one-shot: the next clean report heals the health status but
+  // not the node status.
+  resp = ReportClean("n1");
+  EXPECT_EQ(resp->health_status(), HEALTH_STATUS_HEALTHY);
+  EXPECT_EQ(resp->node_status(), NODE_STATUS_UNHEALTHY);
+  // Re-registration (an agent restart) does not launder it either.
+  ASSERT_TRUE(Register("n1").ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_UNHEALTHY);
+  // The event log explains it.
+  auto changes = Events("n1", "node.status_changed");
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].actor(), "policy");
+  EXPECT_NE(changes[0].message().find("fatal-xid"), std::string::npos) << changes[0].message();
+  auto hw = Events("n1", "health.event");
+  ASSERT_EQ(hw.size(), 1u);
+  EXPECT_EQ(hw[0].details().at("metric.xid_code"), "79");
+  EXPECT_EQ(hw[0].details().at("rule"), "fatal-xid");
+}
+
+TEST_F(FleetTest, RecoverableXidDegradesWithoutChangingStatus) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto resp = ReportXid("n1", 7);
+  EXPECT_EQ(resp->health_status(), HEALTH_STATUS_DEGRADED);
+  EXPECT_EQ(resp->node_status(), NODE_STATUS_ACTIVE);
+}
+
+TEST_F(FleetTest, CordonUncordonDrainFollowTheStateMachine) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto unc = Issue("n1", NODE_COMMAND_TYPE_UNCORDON);
+  EXPECT_EQ(unc.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(unc.status().message(),
+            "node n1 is not cordoned (current status: NODE_STATUS_ACTIVE)");
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON, "maintenance").ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_CORDONED);
+  EXPECT_NE(Node("n1").status_reason().find("maintenance"), std::string::npos);
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_UNCORDON).ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_DRAIN).ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_DRAINING);
+}
+
+TEST_F(FleetTest, UncordonOfAnUnhealthyNodeIsARecordedOverride) {
+  ASSERT_TRUE(Register("n1").ok());
+  ASSERT_TRUE(ReportXid("n1", 48).ok());
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON).ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_UNHEALTHY);  // cordon does not lift it
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_UNCORDON, "GPU reseated").ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
+  auto changes = Events("n1", "node.status_changed");
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_NE(changes[1].message().find("operator override"), std::string::npos);
+}
+
+TEST_F(FleetTest, PolledCommandsAreDeliveredOnceInIssueOrder) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto diag = Issue("n1", NODE_COMMAND_TYPE_RUN_DIAGNOSTIC);
+  clock_.Advance(absl::Seconds(1));
+  auto term = Issue("n1", NODE_COMMAND_TYPE_TERMINATE);
+  auto first = Poll("n1");
+  ASSERT_EQ(first->commands_size(), 2);
+  EXPECT_EQ(first->commands(0).command_id(), diag->command_id());
+  EXPECT_EQ(first->commands(1).command_id(), term->command_id());
+  EXPECT_EQ(first->commands(1).type(), NODE_COMMAND_TYPE_TERMINATE);
+  EXPECT_EQ(Poll("n1")->commands_size(), 0);
+}
+
+TEST_F(FleetTest, AckFinishesACommandAndIsIdempotent) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto cmd = Issue("n1", NODE_COMMAND_TYPE_RUN_DIAGNOSTIC);
+  ASSERT_TRUE(Poll("n1").ok());
+  AckCommandRequest ack;
+  ack.set_node_id("n1");
+  ack.set_command_id(cmd->command_id());
+  ack.set_outcome(COMMAND_OUTCOME_FAILED);
+  ack.set_message("dcgmi diag: GPU 3 failed");
+  auto r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  EXPECT_TRUE(r.ok()) << r.status();
+  auto stored = store_.GetCommand(cmd->command_id());
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->state(), internal::COMMAND_STATE_FAILED);
+  EXPECT_EQ(Events("n1", "command.failed").size(), 1u);
+  ack.set_command_id("no-such-command");
+  r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetTest, WatchDeliversBacklogThenNewCommandsAtOnce) {
+  ASSERT_TRUE(Register("n1").ok());
+  auto backlog = Issue("n1", NODE_COMMAND_TYPE_RUN_DIAGNOSTIC);
+  std::vector<NodeCommand> got;
+  bool closed = false;
+  auto handle = fleet_->Watch(
+      "n1", [&](const NodeCommand& c) { got.push_back(c); }, [&] { closed = true; });
+  ASSERT_TRUE(handle.ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].command_id(), backlog->command_id());
+  auto live = Issue("n1", NODE_COMMAND_TYPE_DRAIN);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].command_id(), live->command_id());
+  EXPECT_EQ(Poll("n1")->commands_size(), 0);  // already delivered
+  // A second stream for the node replaces the first, and gets the unacked ones.
+  std::vector<NodeCommand> got2;
+  ASSERT_TRUE(fleet_->Watch("n1", [&](const NodeCommand& c) { got2.push_back(c); }, [] {}).ok());
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(got2.size(), 2u);
+  EXPECT_EQ(fleet_->Watch("ghost", [](const NodeCommand&) {}, [] {}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetTest, HeartbeatTimeoutDeclaresSilentNodesUnhealthy) {
+  ASSERT_TRUE(Register("n1").ok());
+  ASSERT_TRUE(Register("n2").ok());
+  clock_.Advance(absl::Seconds(60));
+  ASSERT_TRUE(Heartbeat("n1").ok());
+  clock_.Advance(absl::Seconds(31));  // n2 silent 91 s > 90 s; n1 31 s
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
+  NodeInfo n2 = Node("n2");
+  EXPECT_EQ(n2.status(), NODE_STATUS_UNHEALTHY);
+  EXPECT_EQ(n2.health_status(), HEALTH_STATUS_UNHEALTHY);
+  EXPECT_NE(n2.status_reason().find("no heartbeat for 1m31s"), std::string::npos)
+      << n2.status_reason();
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 0);  // already unhealthy
+}
+
+TEST_F(FleetTest, RestartKeepsStateAndGivesLivenessAGracePeriod) {
+  ASSERT_TRUE(Register("n1", 8, "training").ok());
+  ASSERT_TRUE(Heartbeat("n1").ok());
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON).ok());
+  auto cmd = Issue("n1", NODE_COMMAND_TYPE_RUN_DIAGNOSTIC);
+  absl::Time hb = clock_.Now();
+  clock_.Advance(absl::Seconds(2));  // the flush timer writes the heartbeat
+  // Down for ten minutes: far past the heartbeat timeout.
+  clock_.Advance(absl::Minutes(10));
+  Restart();
+  NodeInfo n = Node("n1");
+  EXPECT_EQ(n.status(), NODE_STATUS_CORDONED);
+  EXPECT_EQ(n.pool(), "training");
+  EXPECT_EQ(FromTimestamp(n.last_heartbeat()), hb);
+  EXPECT_EQ(n.last_metrics().cpu_usage_percent(), 12.5);
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 0);  // grace period
+  auto polled = Poll("n1");
+  ASSERT_EQ(polled->commands_size(), 2);  // cordon + diagnostic, still pending
+  EXPECT_EQ(polled->commands(1).command_id(), cmd->command_id());
+  clock_.Advance(absl::Seconds(91));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);
+}
+
+TEST_F(FleetTest, InstancesBecomeRunningWhenTheirNodeRegisters) {
+  InstanceInfo inst;
+  inst.set_instance_id("n1");
+  inst.set_provider("fake");
+  inst.set_pool_name("training");
+  inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
+  ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                fleet_->UpsertInstance(inst, Actor{"pool-manager"}, done);
+              }).ok());
+  ASSERT_TRUE(Register("n1").ok());
+  GetInstanceRequest g;
+  g.set_instance_id("n1");
+  auto got = fleet_->GetInstance(g);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->instance().state(), INSTANCE_STATE_RUNNING);
+  EXPECT_EQ(got->instance().node_id(), "n1");
+  ListInstancesRequest l;
+  l.set_pool_name("training");
+  EXPECT_EQ(fleet_->ListInstances(l)->instances_size(), 1);
+  l.set_pool_name("other");
+  EXPECT_EQ(fleet_->ListInstances(l)->instances_size(), 0);
+  g.set_instance_id("nope");
+  EXPECT_EQ(fleet_->GetInstance(g).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetTest, TerminatedIsTerminal) {
+  ASSERT_TRUE(Register("n1").ok());
+  ASSERT_TRUE(Await<NodeInfo>([&](auto done) {
+                fleet_->MarkTerminated("n1", "instance deleted", Actor{"pool-manager"}, done);
+              }).ok());
+  EXPECT_EQ(Register("n1").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Issue("n1", NODE_COMMAND_TYPE_UNCORDON).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Heartbeat("n1").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FleetTest, ListNodesFiltersAndEventsPage) {
+  ASSERT_TRUE(Register("a").ok());
+  ASSERT_TRUE(Register("b").ok());
+  ASSERT_TRUE(Issue("b", NODE_COMMAND_TYPE_CORDON).ok());
+  ListNodesRequest l;
+  EXPECT_EQ(fleet_->ListNodes(l)->nodes_size(), 2);
+  l.set_status(NODE_STATUS_CORDONED);
+  auto cordoned = fleet_->ListNodes(l);
+  ASSERT_EQ(cordoned->nodes_size(), 1);
+  EXPECT_EQ(cordoned->nodes(0).node_id(), "b");
+  l.set_status(NODE_STATUS_UNKNOWN);
+  l.set_provider("aws");
+  EXPECT_EQ(fleet_->ListNodes(l)->nodes_size(), 0);
+
+  ListEventsRequest e;
+  e.set_page_size(2);
+  auto page1 = fleet_->ListEvents(e);
+  ASSERT_TRUE(page1.ok());
+  ASSERT_EQ(page1->events_size(), 2);
+  ASSERT_FALSE(page1->next_page_token().empty());
+  e.set_page_token(page1->next_page_token());
+  auto page2 = fleet_->ListEvents(e);
+  ASSERT_GE(page2->events_size(), 1);
+  EXPECT_GT(page2->events(0).id(), page1->events(1).id());
+  e.set_page_token("garbage");
+  EXPECT_EQ(fleet_->ListEvents(e).status().code(), absl::StatusCode::kInvalidArgument);
+  ListEventsRequest kinds;
+  kinds.add_kinds("node.*");
+  auto node_events = fleet_->ListEvents(kinds);
+  ASSERT_TRUE(node_events.ok());
+  EXPECT_GT(node_events->events_size(), 0);
+  for (const auto& ev : node_events->events()) {
+    EXPECT_EQ(ev.kind().rfind("node.", 0), 0u) << ev.kind();
+  }
+}
+
+}  // namespace
+}  // namespace navarch
