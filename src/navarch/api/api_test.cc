@@ -11,7 +11,9 @@ TEST(TimeUtilTest, RoundTripsAndKeepsUnsetAsNever) {
   EXPECT_EQ(FromTimestamp(ToTimestamp(t)), t);
   EXPECT_FALSE(IsSet(ToTimestamp(absl::InfinitePast())));
   EXPECT_EQ(FromTimestamp(google::protobuf::Timestamp()), absl::InfinitePast());
-  EXPECT_EQ(MaxTimestamp(ToTimestamp(t), ToTimestamp(t + absl::Nanoseconds(1))).nanos(), 124);
+  EXPECT_EQ(MaxTimestamp(ToTimestamp(t), ToTimestamp(t + absl::Nanoseconds(1)))
+                .nanos(),
+            124);
 }
 
 TEST(NamesTest, ShortAndPolicyNames) {

@@ -84,8 +84,9 @@ absl::Duration FakeClock::SteadyNow() {
 TimerId FakeClock::Schedule(absl::Duration delay, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   TimerId id = next_id_++;
-  timers_.emplace(std::make_pair(now_ + std::max(delay, absl::ZeroDuration()), id),
-                  std::move(fn));
+  timers_.emplace(
+      std::make_pair(now_ + std::max(delay, absl::ZeroDuration()), id),
+      std::move(fn));
   return id;
 }
 
@@ -133,7 +134,8 @@ size_t FakeClock::PendingTimers() {
 
 absl::Time FakeClock::NextTimerAt() {
   absl::MutexLock lock(&mu_);
-  return timers_.empty() ? absl::InfiniteFuture() : timers_.begin()->first.first;
+  return timers_.empty() ? absl::InfiniteFuture()
+                         : timers_.begin()->first.first;
 }
 
 }  // namespace navarch

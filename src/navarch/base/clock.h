@@ -69,7 +69,8 @@ class RealClock final : public Clock {
 
 // Time that moves only when told. Advance() fires every timer that falls due,
 // in due-time order, each with Now() set to its due time, on the calling
-// thread. Timers scheduled by callbacks fire too if they fall due in the window.
+// thread. Timers scheduled by callbacks fire too if they fall due in the
+// window.
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1767225600));

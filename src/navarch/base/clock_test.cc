@@ -23,7 +23,9 @@ TEST(FakeClockTest, FiresDueTimersInOrderWithTheirDueTime) {
   clock.Schedule(absl::Seconds(3), [&] { fired.push_back({3, clock.Now()}); });
   clock.Schedule(absl::Seconds(1), [&] { fired.push_back({1, clock.Now()}); });
   clock.Schedule(absl::Seconds(1), [&] { fired.push_back({11, clock.Now()}); });
-  clock.Schedule(absl::Seconds(10), [&] { fired.push_back({10, clock.Now()}); });
+  clock.Schedule(absl::Seconds(10), [&] {
+    fired.push_back({10, clock.Now()});
+  });
   clock.Advance(absl::Seconds(3));
   ASSERT_EQ(fired.size(), 3u);
   EXPECT_EQ(fired[0].first, 1);

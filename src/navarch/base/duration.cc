@@ -90,7 +90,9 @@ std::string FormatGoDuration(absl::Duration d) {
     int64_t ns = absl::ToInt64Nanoseconds(d);
     if (ns % 1000000 == 0) return absl::StrCat(out, ns / 1000000, "ms");
     if (ns % 1000 == 0) return absl::StrCat(out, ns / 1000, "us");
-    if (ns >= 1000000) return absl::StrCat(out, absl::FDivDuration(d, absl::Milliseconds(1)), "ms");
+    if (ns >= 1000000)
+      return absl::StrCat(out, absl::FDivDuration(d, absl::Milliseconds(1)),
+                          "ms");
     return absl::StrCat(out, ns, "ns");
   }
   int64_t hours = absl::IDivDuration(d, absl::Hours(1), &d);

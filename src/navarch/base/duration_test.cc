@@ -15,18 +15,21 @@ TEST(DurationTest, ParsesGoSyntax) {
   EXPECT_EQ(*ParseGoDuration("250us"), absl::Microseconds(250));
   EXPECT_EQ(*ParseGoDuration("10ns"), absl::Nanoseconds(10));
   EXPECT_EQ(*ParseGoDuration("0"), absl::ZeroDuration());
-  EXPECT_EQ(*ParseGoDuration("1h2m3.5s"), absl::Hours(1) + absl::Minutes(2) + absl::Milliseconds(3500));
+  EXPECT_EQ(*ParseGoDuration("1h2m3.5s"),
+            absl::Hours(1) + absl::Minutes(2) + absl::Milliseconds(3500));
 }
 
 TEST(DurationTest, RejectsBadInput) {
-  for (const char* bad : {"", "30", "5 m", "5x", "m", "-", "1h-2m", "ms5", "1e3s"}) {
+  for (const char* bad :
+       {"", "30", "5 m", "5x", "m", "-", "1h-2m", "ms5", "1e3s"}) {
     auto d = ParseGoDuration(bad);
     EXPECT_FALSE(d.ok()) << bad;
     if (!d.ok()) {
       EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     }
   }
-  EXPECT_NE(ParseGoDuration("30").status().message().find("missing unit"), std::string::npos);
+  EXPECT_NE(ParseGoDuration("30").status().message().find("missing unit"),
+            std::string::npos);
 }
 
 TEST(DurationTest, FormatsShortestAndRoundTrips) {
@@ -38,8 +41,9 @@ TEST(DurationTest, FormatsShortestAndRoundTrips) {
   EXPECT_EQ(FormatGoDuration(absl::ZeroDuration()), "0s");
   EXPECT_EQ(FormatGoDuration(absl::Seconds(-3)), "-3s");
   EXPECT_EQ(FormatGoDuration(absl::Hours(25) + absl::Seconds(1)), "25h1s");
-  for (absl::Duration d : {absl::Milliseconds(1), absl::Microseconds(7), absl::Nanoseconds(3),
-                           absl::Hours(100) + absl::Milliseconds(5), absl::Seconds(61)}) {
+  for (absl::Duration d :
+       {absl::Milliseconds(1), absl::Microseconds(7), absl::Nanoseconds(3),
+        absl::Hours(100) + absl::Milliseconds(5), absl::Seconds(61)}) {
     auto back = ParseGoDuration(FormatGoDuration(d));
     ASSERT_TRUE(back.ok()) << FormatGoDuration(d);
     EXPECT_EQ(*back, d) << FormatGoDuration(d);

@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "absl/random/distributions.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace navarch {
@@ -14,22 +14,26 @@ std::string NewUuid(absl::BitGenRef rng) {
   uint64_t lo = absl::Uniform<uint64_t>(rng);
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff,
-                         hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32,
+                         (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
+                         lo & 0xffffffffffffULL);
 }
 
 absl::Status ValidateId(absl::string_view what, absl::string_view id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is required"));
+  if (id.empty())
+    return absl::InvalidArgumentError(absl::StrCat(what, " is required"));
   if (id.size() > 253) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " is ", id.size(), " characters long; the limit is 253"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is ", id.size(), " characters long; the limit is 253"));
   }
   for (char c : id) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-';
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+              c == '-';
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s %s contains the character %s; allowed are letters, digits and . _ : -",
+          "%s %s contains the character %s; allowed are letters, digits and . "
+          "_ : -",
           what, absl::StrCat("\"", absl::CHexEscape(id.substr(0, 64)), "\""),
           absl::StrCat("'", absl::CHexEscape(absl::string_view(&c, 1)), "'")));
     }
@@ -42,12 +46,18 @@ bool ValidUtf8(absl::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = s[i];
-    int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    int n = c < 0x80           ? 0
+            : (c >> 5) == 0x6  ? 1
+            : (c >> 4) == 0xe  ? 2
+            : (c >> 3) == 0x1e ? 3
+                               : -1;
     if (n < 0 || i + n >= s.size() + (n == 0 ? 1 : 0)) {
       if (n != 0) return false;
     }
     for (int k = 1; k <= n; ++k) {
-      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+      if (i + k >= s.size() ||
+          (static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
+        return false;
     }
     i += n + 1;
   }
@@ -62,7 +72,8 @@ absl::Status ValidateText(absl::string_view what, absl::string_view text,
         what, " is ", text.size(), " bytes long; the limit is ", max_bytes));
   }
   if (!ValidUtf8(text)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is not valid UTF-8"));
   }
   return absl::OkStatus();
 }

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "absl/random/bit_gen_ref.h"
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace navarch {
 

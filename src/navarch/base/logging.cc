@@ -15,8 +15,8 @@ absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view name) {
   if (n == "info" || n.empty()) return LogLevel::kInfo;
   if (n == "warn" || n == "warning") return LogLevel::kWarn;
   if (n == "error") return LogLevel::kError;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown log level \"", name, "\" (debug, info, warn, error)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown log level \"", name, "\" (debug, info, warn, error)"));
 }
 
 absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view name) {
@@ -36,7 +36,8 @@ std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
 
-LogSink::LogSink(std::ostream* out, LogFormat format, LogLevel min_level, Clock* clock)
+LogSink::LogSink(std::ostream* out, LogFormat format, LogLevel min_level,
+                 Clock* clock)
     : out_(out), format_(format), min_level_(min_level), clock_(clock) {}
 
 namespace {
@@ -64,7 +65,8 @@ void AddText(std::string& line, const LogField& f) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          bool quote = v.empty() || v.find_first_of(" =\"") != std::string::npos;
+          bool quote =
+              v.empty() || v.find_first_of(" =\"") != std::string::npos;
           absl::StrAppend(&line, " ", f.key, "=",
                           quote ? nlohmann::json(v).dump() : v);
         } else if constexpr (std::is_same_v<T, bool>) {

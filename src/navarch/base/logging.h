@@ -13,9 +13,9 @@
 #include <variant>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "navarch/base/clock.h"
@@ -31,14 +31,17 @@ absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view name);
 struct LogField {
   using Value = std::variant<std::string, int64_t, double, bool>;
 
-  LogField(std::string k, absl::string_view v) : key(std::move(k)), value(std::string(v)) {}
+  LogField(std::string k, absl::string_view v)
+      : key(std::move(k)), value(std::string(v)) {}
   LogField(std::string k, const std::string& v) : key(std::move(k)), value(v) {}
-  LogField(std::string k, const char* v) : key(std::move(k)), value(std::string(v)) {}
+  LogField(std::string k, const char* v)
+      : key(std::move(k)), value(std::string(v)) {}
   LogField(std::string k, bool v) : key(std::move(k)), value(v) {}
   LogField(std::string k, double v) : key(std::move(k)), value(v) {}
   template <typename T, typename = std::enable_if_t<std::is_integral_v<T> &&
                                                     !std::is_same_v<T, bool>>>
-  LogField(std::string k, T v) : key(std::move(k)), value(static_cast<int64_t>(v)) {}
+  LogField(std::string k, T v)
+      : key(std::move(k)), value(static_cast<int64_t>(v)) {}
   LogField(std::string k, absl::Duration v);
   LogField(std::string k, absl::Time v);
   LogField(std::string k, const absl::Status& v)
@@ -51,8 +54,10 @@ struct LogField {
 // A sink shared by loggers; serialises lines. Thread-safe.
 class LogSink {
  public:
-  LogSink(std::ostream* out, LogFormat format, LogLevel min_level, Clock* clock);
-  void Write(LogLevel level, absl::string_view msg, const std::vector<LogField>& base,
+  LogSink(std::ostream* out, LogFormat format, LogLevel min_level,
+          Clock* clock);
+  void Write(LogLevel level, absl::string_view msg,
+             const std::vector<LogField>& base,
              std::initializer_list<LogField> fields);
   bool Enabled(LogLevel level) const { return level >= min_level_; }
 
@@ -73,16 +78,20 @@ class Logger {
 
   void Log(LogLevel level, absl::string_view msg,
            std::initializer_list<LogField> fields = {}) const;
-  void Debug(absl::string_view msg, std::initializer_list<LogField> f = {}) const {
+  void Debug(absl::string_view msg,
+             std::initializer_list<LogField> f = {}) const {
     Log(LogLevel::kDebug, msg, f);
   }
-  void Info(absl::string_view msg, std::initializer_list<LogField> f = {}) const {
+  void Info(absl::string_view msg,
+            std::initializer_list<LogField> f = {}) const {
     Log(LogLevel::kInfo, msg, f);
   }
-  void Warn(absl::string_view msg, std::initializer_list<LogField> f = {}) const {
+  void Warn(absl::string_view msg,
+            std::initializer_list<LogField> f = {}) const {
     Log(LogLevel::kWarn, msg, f);
   }
-  void Error(absl::string_view msg, std::initializer_list<LogField> f = {}) const {
+  void Error(absl::string_view msg,
+             std::initializer_list<LogField> f = {}) const {
     Log(LogLevel::kError, msg, f);
   }
 

@@ -11,10 +11,14 @@ namespace {
 TEST(LoggingTest, JsonLinesCarryTimeLevelMessageAndFields) {
   FakeClock clock(absl::FromUnixSeconds(1767225600));
   std::ostringstream out;
-  Logger log(std::make_shared<LogSink>(&out, LogFormat::kJson, LogLevel::kInfo, &clock));
+  Logger log(std::make_shared<LogSink>(&out, LogFormat::kJson, LogLevel::kInfo,
+                                       &clock));
   log.With({{"component", "fleet"}})
-      .Info("node registered", {{"node_id", "n1"}, {"gpus", 8}, {"ok", true},
-                                {"ratio", 0.5}, {"after", absl::Seconds(90)}});
+      .Info("node registered", {{"node_id", "n1"},
+                                {"gpus", 8},
+                                {"ok", true},
+                                {"ratio", 0.5},
+                                {"after", absl::Seconds(90)}});
   log.Debug("hidden");
   auto j = nlohmann::json::parse(out.str());
   EXPECT_EQ(j["time"], "2026-01-01T00:00:00.000Z");
@@ -30,9 +34,12 @@ TEST(LoggingTest, JsonLinesCarryTimeLevelMessageAndFields) {
 TEST(LoggingTest, TextFormatIsReadable) {
   FakeClock clock(absl::FromUnixSeconds(1767225600));
   std::ostringstream out;
-  Logger log(std::make_shared<LogSink>(&out, LogFormat::kText, LogLevel::kDebug, &clock));
+  Logger log(std::make_shared<LogSink>(&out, LogFormat::kText, LogLevel::kDebug,
+                                       &clock));
   log.Warn("heartbeat late", {{"node_id", "n 1"}, {"count", 3}});
-  EXPECT_EQ(out.str(), "2026-01-01T00:00:00.000Z WARN heartbeat late node_id=\"n 1\" count=3\n");
+  EXPECT_EQ(
+      out.str(),
+      "2026-01-01T00:00:00.000Z WARN heartbeat late node_id=\"n 1\" count=3\n");
 }
 
 TEST(LoggingTest, ParsesLevelsAndFormats) {

@@ -2,24 +2,24 @@
 #ifndef NAVARCH_BASE_STATUS_H_
 #define NAVARCH_BASE_STATUS_H_
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 #define NAVARCH_STATUS_CONCAT_INNER_(a, b) a##b
 #define NAVARCH_STATUS_CONCAT_(a, b) NAVARCH_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define NAVARCH_RETURN_IF_ERROR(expr)                    \
-  do {                                                   \
-    ::absl::Status navarch_status_ = (expr);             \
-    if (!navarch_status_.ok()) return navarch_status_;   \
+#define NAVARCH_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::absl::Status navarch_status_ = (expr);           \
+    if (!navarch_status_.ok()) return navarch_status_; \
   } while (false)
 
 // NAVARCH_ASSIGN_OR_RETURN(auto x, StatusOrExpr()): binds the value or returns
 // the error from the enclosing function.
-#define NAVARCH_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  NAVARCH_ASSIGN_OR_RETURN_IMPL_(                                            \
+#define NAVARCH_ASSIGN_OR_RETURN(lhs, expr) \
+  NAVARCH_ASSIGN_OR_RETURN_IMPL_(           \
       NAVARCH_STATUS_CONCAT_(navarch_statusor_, __LINE__), lhs, expr)
 #define NAVARCH_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                   \

@@ -20,7 +20,8 @@ using internal::CommandState;
 // submitter has released the fleet lock — whichever comes last.
 class FleetService::PendingCommit {
  public:
-  explicit PendingCommit(std::function<void(absl::Status)> then) : then_(std::move(then)) {}
+  explicit PendingCommit(std::function<void(absl::Status)> then)
+      : then_(std::move(then)) {}
 
   void Complete(absl::Status status) {
     {
@@ -60,7 +61,8 @@ absl::Status NodeNotFound(const std::string& id) {
 }
 
 bool IsLive(NodeStatus s) {
-  return s == NODE_STATUS_ACTIVE || s == NODE_STATUS_CORDONED || s == NODE_STATUS_DRAINING;
+  return s == NODE_STATUS_ACTIVE || s == NODE_STATUS_CORDONED ||
+         s == NODE_STATUS_DRAINING;
 }
 
 std::string PoolOf(const NodeInfo& node) {
@@ -71,7 +73,8 @@ std::string PoolOf(const NodeInfo& node) {
 // Wraps a typed `done` so that it receives `value` on success.
 template <typename T>
 std::function<void(absl::Status)> Reply(Done<T> done, T value) {
-  return [done = std::move(done), value = std::move(value)](absl::Status s) mutable {
+  return [done = std::move(done),
+          value = std::move(value)](absl::Status s) mutable {
     if (s.ok()) {
       done(std::move(value));
     } else {
@@ -82,21 +85,24 @@ std::function<void(absl::Status)> Reply(Done<T> done, T value) {
 
 }  // namespace
 
-FleetService::FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator,
-                           Logger log, FleetOptions options)
+FleetService::FleetService(Store& store, Clock& clock,
+                           const HealthEvaluator& evaluator, Logger log,
+                           FleetOptions options)
     : store_(store),
       clock_(clock),
       evaluator_(evaluator),
       log_(log.With({{"component", "fleet"}})),
       options_(std::move(options)),
-      rng_(options_.seed != 0 ? options_.seed
-                              : static_cast<uint64_t>(absl::ToUnixNanos(clock.Now()))) {}
+      rng_(options_.seed != 0
+               ? options_.seed
+               : static_cast<uint64_t>(absl::ToUnixNanos(clock.Now()))) {}
 
 FleetService::~FleetService() { Stop(); }
 
 absl::Status FleetService::Start() {
   auto snap = store_.Load();
-  if (!snap.ok()) return Annotate(snap.status(), "loading state from the store");
+  if (!snap.ok())
+    return Annotate(snap.status(), "loading state from the store");
   absl::Time now = clock_.Now();
   {
     absl::MutexLock lock(&mu_);
@@ -108,19 +114,22 @@ absl::Status FleetService::Start() {
       entry.record = std::move(n);
       nodes_[entry.record.node().node_id()] = std::move(entry);
     }
-    for (auto& i : snap->instances) instances_[i.instance().instance_id()] = std::move(i);
+    for (auto& i : snap->instances)
+      instances_[i.instance().instance_id()] = std::move(i);
     for (auto& c : snap->open_commands) {
       auto it = nodes_.find(c.node_id());
-      if (it != nodes_.end()) it->second.open_commands.push_back(c.command().command_id());
+      if (it != nodes_.end())
+        it->second.open_commands.push_back(c.command().command_id());
       commands_[c.command().command_id()] = std::move(c);
     }
     started_ = true;
   }
-  log_.Info("fleet state loaded", {{"nodes", static_cast<int64_t>(snap->nodes.size())},
-                                   {"instances", static_cast<int64_t>(snap->instances.size())},
-                                   {"open_commands",
-                                    static_cast<int64_t>(snap->open_commands.size())},
-                                   {"store", store_.Name()}});
+  log_.Info(
+      "fleet state loaded",
+      {{"nodes", static_cast<int64_t>(snap->nodes.size())},
+       {"instances", static_cast<int64_t>(snap->instances.size())},
+       {"open_commands", static_cast<int64_t>(snap->open_commands.size())},
+       {"store", store_.Name()}});
   ScheduleFlush();
   return absl::OkStatus();
 }
@@ -147,6 +156,10 @@ void FleetService::Stop() {
   }
   absl::Status s = FlushHeartbeats();
   if (!s.ok()) log_.Warn("final heartbeat flush failed", {{"error", s}});
+  CloseWatchers();
+}
+
+void FleetService::CloseWatchers() {
   std::vector<std::function<void()>> closers;
   {
     absl::MutexLock lock(&mu_);
@@ -174,7 +187,9 @@ std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
   if (batch.empty()) {
     pending->Complete(absl::OkStatus());
   } else {
-    store_.Commit(std::move(batch), [pending](absl::Status s) { pending->Complete(std::move(s)); });
+    store_.Commit(std::move(batch), [pending](absl::Status s) {
+      pending->Complete(std::move(s));
+    });
   }
   return pending;
 }
@@ -183,7 +198,8 @@ void FleetService::Resync(const std::vector<std::string>& node_ids) {
   for (const auto& id : node_ids) {
     auto stored = store_.GetNode(id);
     if (!stored.ok()) {
-      log_.Error("resync read failed", {{"node_id", id}, {"error", stored.status()}});
+      log_.Error("resync read failed",
+                 {{"node_id", id}, {"error", stored.status()}});
       continue;
     }
     absl::MutexLock lock(&mu_);
@@ -195,8 +211,8 @@ void FleetService::Resync(const std::vector<std::string>& node_ids) {
   }
 }
 
-Event FleetService::NewEvent(const std::string& kind, const NodeInfo* node, const Actor& actor,
-                             std::string message) {
+Event FleetService::NewEvent(const std::string& kind, const NodeInfo* node,
+                             const Actor& actor, std::string message) {
   Event e;
   *e.mutable_time() = ToTimestamp(clock_.Now());
   e.set_kind(kind);
@@ -221,16 +237,17 @@ void FleetService::InstallLocked(NodeRecord record) {
 }
 
 void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
-                                      const std::string& reason, const Actor& actor,
-                                      WriteBatch& batch) {
+                                      const std::string& reason,
+                                      const Actor& actor, WriteBatch& batch) {
   NodeInfo* node = record.mutable_node();
   NodeStatus from = node->status();
   if (from == to) return;
   node->set_status(to);
   node->set_status_reason(reason);
   *record.mutable_status_changed_at() = ToTimestamp(clock_.Now());
-  Event e = NewEvent("node.status_changed", node, actor,
-                     absl::StrCat(ShortName(from), " -> ", ShortName(to), ": ", reason));
+  Event e = NewEvent(
+      "node.status_changed", node, actor,
+      absl::StrCat(ShortName(from), " -> ", ShortName(to), ": ", reason));
   (*e.mutable_details())["from"] = NodeStatus_Name(from);
   (*e.mutable_details())["to"] = NodeStatus_Name(to);
   (*e.mutable_details())["reason"] = reason;
@@ -258,9 +275,9 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     bool known = it != nodes_.end();
     if (known) {
       if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
-        return done(absl::FailedPreconditionError(
-            absl::StrCat("node ", req.node_id(),
-                         " was terminated; a replacement must register under a new id")));
+        return done(absl::FailedPreconditionError(absl::StrCat(
+            "node ", req.node_id(),
+            " was terminated; a replacement must register under a new id")));
       }
       rec = NextVersion(it->second);
     } else {
@@ -280,10 +297,11 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     *node->mutable_gpus() = req.gpus();
     *node->mutable_metadata() = req.metadata();
     node->set_pool(PoolOf(*node));
-    Event e = NewEvent(known ? "node.reregistered" : "node.registered", node, Actor{"node"},
-                       known ? absl::StrCat("agent registered again; status stays ",
-                                            ShortName(node->status()))
-                             : absl::StrCat("registered with ", req.gpus_size(), " GPUs"));
+    Event e = NewEvent(
+        known ? "node.reregistered" : "node.registered", node, Actor{"node"},
+        known ? absl::StrCat("agent registered again; status stays ",
+                             ShortName(node->status()))
+              : absl::StrCat("registered with ", req.gpus_size(), " GPUs"));
     (*e.mutable_details())["gpus"] = absl::StrCat(req.gpus_size());
     (*e.mutable_details())["provider"] = req.provider();
     (*e.mutable_details())["instance_type"] = req.instance_type();
@@ -293,7 +311,8 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     // node id, as upstream assumes), is now running.
     if (auto inst = instances_.find(req.node_id()); inst != instances_.end()) {
       InstanceState st = inst->second.instance().state();
-      if (st == INSTANCE_STATE_PROVISIONING || st == INSTANCE_STATE_PENDING_REGISTRATION) {
+      if (st == INSTANCE_STATE_PROVISIONING ||
+          st == INSTANCE_STATE_PENDING_REGISTRATION) {
         InstanceRecord ir = inst->second;
         ir.set_version(ir.version() + 1);
         ir.mutable_instance()->set_state(INSTANCE_STATE_RUNNING);
@@ -316,21 +335,25 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     resp.set_success(true);
     resp.set_message("registration successful");
     NodeConfig* config = resp.mutable_config();
-    config->set_heartbeat_interval_seconds(
-        static_cast<int32_t>(absl::ToInt64Seconds(options_.heartbeat_interval)));
-    config->set_health_check_interval_seconds(
-        static_cast<int32_t>(absl::ToInt64Seconds(options_.health_check_interval)));
-    for (const auto& c : options_.enabled_health_checks) config->add_enabled_health_checks(c);
+    config->set_heartbeat_interval_seconds(static_cast<int32_t>(
+        absl::ToInt64Seconds(options_.heartbeat_interval)));
+    config->set_health_check_interval_seconds(static_cast<int32_t>(
+        absl::ToInt64Seconds(options_.health_check_interval)));
+    for (const auto& c : options_.enabled_health_checks)
+      config->add_enabled_health_checks(c);
     config->set_commands_ack_supported(true);
     log_.Info(known ? "node re-registered" : "node registered",
-              {{"node_id", req.node_id()}, {"gpus", req.gpus_size()},
+              {{"node_id", req.node_id()},
+               {"gpus", req.gpus_size()},
                {"status", ShortName(node->status())}});
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+    pending =
+        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
   }
   pending->Release();
 }
 
-void FleetService::SendHeartbeat(const HeartbeatRequest& req, Done<HeartbeatResponse> done) {
+void FleetService::SendHeartbeat(const HeartbeatRequest& req,
+                                 Done<HeartbeatResponse> done) {
   if (absl::Status s = ValidateHeartbeat(req); !s.ok()) return done(s);
   {
     absl::MutexLock lock(&mu_);
@@ -377,22 +400,27 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
     HealthStatus before = node->health_status();
     node->set_health_status(eval.status);
     *node->mutable_last_health_check() = ToTimestamp(now);
-    int consecutive = eval.status == HEALTH_STATUS_UNHEALTHY ? rec.consecutive_unhealthy() + 1 : 0;
+    int consecutive = eval.status == HEALTH_STATUS_UNHEALTHY
+                          ? rec.consecutive_unhealthy() + 1
+                          : 0;
     bool counter_changed = consecutive != rec.consecutive_unhealthy();
     rec.set_consecutive_unhealthy(consecutive);
 
     for (const auto& v : eval.verdicts) {
       const HealthEvent& he = req.events(v.event_index);
-      Event e = NewEvent("health.event", node, Actor{"node"},
-                         he.message().empty() ? PolicyName(he.event_type()) : he.message());
+      Event e = NewEvent(
+          "health.event", node, Actor{"node"},
+          he.message().empty() ? PolicyName(he.event_type()) : he.message());
       auto& d = *e.mutable_details();
       d["event_type"] = PolicyName(he.event_type());
-      if (he.system() != HEALTH_WATCH_SYSTEM_UNKNOWN) d["system"] = PolicyName(he.system());
+      if (he.system() != HEALTH_WATCH_SYSTEM_UNKNOWN)
+        d["system"] = PolicyName(he.system());
       d["gpu_index"] = absl::StrCat(he.gpu_index());
       if (!he.gpu_uuid().empty()) d["gpu_uuid"] = he.gpu_uuid();
       d["rule"] = v.rule;
       d["result"] = ShortName(v.status);
-      for (const auto& [k, val] : he.metrics()) d[absl::StrCat("metric.", k)] = val;
+      for (const auto& [k, val] : he.metrics())
+        d[absl::StrCat("metric.", k)] = val;
       if (IsSet(he.timestamp())) {
         *e.mutable_time() = he.timestamp();
         d["received_at"] = FormatRfc3339(now);
@@ -400,9 +428,10 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
       batch.events.push_back(std::move(e));
     }
     if (before != eval.status) {
-      Event e = NewEvent("node.health_changed", node, Actor{"policy"},
-                         absl::StrCat(ShortName(before), " -> ", ShortName(eval.status), ": ",
-                                      eval.message));
+      Event e =
+          NewEvent("node.health_changed", node, Actor{"policy"},
+                   absl::StrCat(ShortName(before), " -> ",
+                                ShortName(eval.status), ": ", eval.message));
       (*e.mutable_details())["from"] = HealthStatus_Name(before);
       (*e.mutable_details())["to"] = HealthStatus_Name(eval.status);
       (*e.mutable_details())["decided_by"] = eval.decided_by;
@@ -410,8 +439,10 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
       batch.events.push_back(std::move(e));
     }
     if (eval.status == HEALTH_STATUS_UNHEALTHY) {
-      auto next = NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
-      if (next.ok()) ChangeStatusLocked(rec, *next, eval.message, Actor{"policy"}, batch);
+      auto next =
+          NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
+      if (next.ok())
+        ChangeStatusLocked(rec, *next, eval.message, Actor{"policy"}, batch);
     }
 
     ReportHealthResponse resp;
@@ -420,12 +451,15 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
     resp.set_health_status(node->health_status());
     if (batch.events.empty() && !counter_changed) {
       // Nothing worth a write: a routine clean report.
-      *entry.record.mutable_node()->mutable_last_health_check() = ToTimestamp(now);
-      pending = SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
+      *entry.record.mutable_node()->mutable_last_health_check() =
+          ToTimestamp(now);
+      pending =
+          SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
     } else {
       batch.nodes.push_back(rec);
       InstallLocked(std::move(rec));
-      pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+      pending = SubmitLocked(std::move(batch),
+                             Reply(std::move(done), std::move(resp)));
     }
   }
   pending->Release();
@@ -433,7 +467,8 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
 
 void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
                                    Done<GetNodeCommandsResponse> done) {
-  if (absl::Status s = ValidateId("node_id", req.node_id()); !s.ok()) return done(s);
+  if (absl::Status s = ValidateId("node_id", req.node_id()); !s.ok())
+    return done(s);
   std::shared_ptr<PendingCommit> pending;
   {
     absl::MutexLock lock(&mu_);
@@ -450,18 +485,21 @@ void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
         *c.mutable_updated_at() = ToTimestamp(now);
         batch.commands.push_back(c);
         *resp.add_commands() = c.command();
-        Event e = NewEvent("command.delivered", &it->second.record.node(), Actor{"node"},
-                           absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
+        Event e = NewEvent(
+            "command.delivered", &it->second.record.node(), Actor{"node"},
+            absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
         (*e.mutable_details())["command_id"] = id;
         batch.events.push_back(std::move(e));
       }
     }
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+    pending =
+        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
   }
   pending->Release();
 }
 
-void FleetService::AckCommand(const AckCommandRequest& req, Done<AckCommandResponse> done) {
+void FleetService::AckCommand(const AckCommandRequest& req,
+                              Done<AckCommandResponse> done) {
   if (absl::Status s = ValidateAckCommand(req); !s.ok()) return done(s);
   std::shared_ptr<PendingCommit> pending;
   {
@@ -474,30 +512,37 @@ void FleetService::AckCommand(const AckCommandRequest& req, Done<AckCommandRespo
     if (it == commands_.end() || it->second.node_id() != req.node_id()) {
       // Finished commands leave the index; a repeated ack of one is fine.
       auto stored = store_.GetCommand(req.command_id());
-      if (stored.ok() && stored->has_value() && (*stored)->node_id() == req.node_id()) {
+      if (stored.ok() && stored->has_value() &&
+          (*stored)->node_id() == req.node_id()) {
         return done(resp);
       }
       return done(absl::NotFoundError(absl::StrCat("command ", req.command_id(),
-                                                   " not found for node ", req.node_id())));
+                                                   " not found for node ",
+                                                   req.node_id())));
     }
     CommandRecord c = it->second;
     bool ok = req.outcome() == COMMAND_OUTCOME_SUCCEEDED;
-    c.set_state(ok ? internal::COMMAND_STATE_SUCCEEDED : internal::COMMAND_STATE_FAILED);
+    c.set_state(ok ? internal::COMMAND_STATE_SUCCEEDED
+                   : internal::COMMAND_STATE_FAILED);
     c.set_version(c.version() + 1);
     *c.mutable_updated_at() = ToTimestamp(clock_.Now());
     c.set_result_message(req.message());
     WriteBatch batch;
-    Event e = NewEvent(ok ? "command.succeeded" : "command.failed", &node_it->second.record.node(),
-                       Actor{"node"},
-                       absl::StrCat(ShortName(c.command().type()), ok ? " succeeded" : " failed",
-                                    req.message().empty() ? "" : ": ", req.message()));
+    Event e = NewEvent(
+        ok ? "command.succeeded" : "command.failed",
+        &node_it->second.record.node(), Actor{"node"},
+        absl::StrCat(ShortName(c.command().type()),
+                     ok ? " succeeded" : " failed",
+                     req.message().empty() ? "" : ": ", req.message()));
     (*e.mutable_details())["command_id"] = req.command_id();
     batch.events.push_back(std::move(e));
     batch.commands.push_back(c);
     auto& open = node_it->second.open_commands;
-    open.erase(std::remove(open.begin(), open.end(), req.command_id()), open.end());
+    open.erase(std::remove(open.begin(), open.end(), req.command_id()),
+               open.end());
     commands_.erase(it);
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+    pending =
+        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
   }
   pending->Release();
 }
@@ -505,7 +550,8 @@ void FleetService::AckCommand(const AckCommandRequest& req, Done<AckCommandRespo
 // ---------------------------------------------------------------------------
 // Operator RPCs
 
-void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& actor,
+void FleetService::IssueCommand(const IssueCommandRequest& req,
+                                const Actor& actor,
                                 Done<IssueCommandResponse> done) {
   if (absl::Status s = ValidateIssueCommand(req); !s.ok()) return done(s);
   std::shared_ptr<PendingCommit> pending;
@@ -518,7 +564,8 @@ void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& act
     absl::Time now = clock_.Now();
     WriteBatch batch;
     std::string reason;
-    if (auto r = req.parameters().find("reason"); r != req.parameters().end()) reason = r->second;
+    if (auto r = req.parameters().find("reason"); r != req.parameters().end())
+      reason = r->second;
 
     std::optional<NodeTrigger> trigger;
     switch (req.command_type()) {
@@ -543,8 +590,9 @@ void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& act
       auto next = NextStatus(req.node_id(), current.status(), *trigger);
       if (!next.ok()) return done(next.status());
       if (*next != current.status()) {
-        std::string why = absl::StrCat(TriggerName(*trigger), " requested by ", actor.name,
-                                       reason.empty() ? "" : ": ", reason);
+        std::string why =
+            absl::StrCat(TriggerName(*trigger), " requested by ", actor.name,
+                         reason.empty() ? "" : ": ", reason);
         if (current.status() == NODE_STATUS_UNHEALTHY) {
           why = absl::StrCat("operator override of unhealthy status: ", why);
         }
@@ -552,11 +600,12 @@ void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& act
         status_changed = true;
       }
     }
-    if (static_cast<int>(entry.open_commands.size()) >= options_.max_open_commands_per_node) {
-      return done(absl::ResourceExhaustedError(
-          absl::StrCat("node ", req.node_id(), " has ", entry.open_commands.size(),
-                       " unfinished commands; the limit is ",
-                       options_.max_open_commands_per_node)));
+    if (static_cast<int>(entry.open_commands.size()) >=
+        options_.max_open_commands_per_node) {
+      return done(absl::ResourceExhaustedError(absl::StrCat(
+          "node ", req.node_id(), " has ", entry.open_commands.size(),
+          " unfinished commands; the limit is ",
+          options_.max_open_commands_per_node)));
     }
 
     CommandRecord c;
@@ -594,8 +643,9 @@ void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& act
     *resp.mutable_issued_at() = cmd->issued_at();
     NodeCommand sent = *cmd;
     pending = SubmitLocked(
-        std::move(batch), [done = std::move(done), resp = std::move(resp),
-                           deliver = std::move(deliver), sent = std::move(sent)](absl::Status s) {
+        std::move(batch),
+        [done = std::move(done), resp = std::move(resp),
+         deliver = std::move(deliver), sent = std::move(sent)](absl::Status s) {
           if (!s.ok()) return done(s);
           if (deliver) deliver(sent);
           done(resp);
@@ -604,9 +654,11 @@ void FleetService::IssueCommand(const IssueCommandRequest& req, const Actor& act
   pending->Release();
 }
 
-absl::StatusOr<ListNodesResponse> FleetService::ListNodes(const ListNodesRequest& req) {
+absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
+    const ListNodesRequest& req) {
   if (!NodeStatus_IsValid(req.status())) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown status ", req.status()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown status ", req.status()));
   }
   ListNodesResponse resp;
   absl::MutexLock lock(&mu_);
@@ -614,13 +666,15 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(const ListNodesRequest
     const NodeInfo& n = entry.record.node();
     if (!req.provider().empty() && n.provider() != req.provider()) continue;
     if (!req.region().empty() && n.region() != req.region()) continue;
-    if (req.status() != NODE_STATUS_UNKNOWN && n.status() != req.status()) continue;
+    if (req.status() != NODE_STATUS_UNKNOWN && n.status() != req.status())
+      continue;
     *resp.add_nodes() = n;
   }
   return resp;
 }
 
-absl::StatusOr<GetNodeResponse> FleetService::GetNode(const GetNodeRequest& req) {
+absl::StatusOr<GetNodeResponse> FleetService::GetNode(
+    const GetNodeRequest& req) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(req.node_id());
@@ -633,7 +687,8 @@ absl::StatusOr<GetNodeResponse> FleetService::GetNode(const GetNodeRequest& req)
 absl::StatusOr<ListInstancesResponse> FleetService::ListInstances(
     const ListInstancesRequest& req) {
   if (!InstanceState_IsValid(req.state())) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown state ", req.state()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown state ", req.state()));
   }
   ListInstancesResponse resp;
   absl::MutexLock lock(&mu_);
@@ -642,42 +697,51 @@ absl::StatusOr<ListInstancesResponse> FleetService::ListInstances(
     if (!req.provider().empty() && i.provider() != req.provider()) continue;
     if (!req.region().empty() && i.region() != req.region()) continue;
     if (!req.pool_name().empty() && i.pool_name() != req.pool_name()) continue;
-    if (req.state() != INSTANCE_STATE_UNKNOWN && i.state() != req.state()) continue;
+    if (req.state() != INSTANCE_STATE_UNKNOWN && i.state() != req.state())
+      continue;
     *resp.add_instances() = i;
   }
   return resp;
 }
 
-absl::StatusOr<GetInstanceResponse> FleetService::GetInstance(const GetInstanceRequest& req) {
+absl::StatusOr<GetInstanceResponse> FleetService::GetInstance(
+    const GetInstanceRequest& req) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("instance_id", req.instance_id()));
   absl::MutexLock lock(&mu_);
   auto it = instances_.find(req.instance_id());
   if (it == instances_.end()) {
-    return absl::NotFoundError(absl::StrCat("instance ", req.instance_id(), " not found"));
+    return absl::NotFoundError(
+        absl::StrCat("instance ", req.instance_id(), " not found"));
   }
   GetInstanceResponse resp;
   *resp.mutable_instance() = it->second.instance();
   return resp;
 }
 
-absl::StatusOr<ListEventsResponse> FleetService::ListEvents(const ListEventsRequest& req) {
+absl::StatusOr<ListEventsResponse> FleetService::ListEvents(
+    const ListEventsRequest& req) {
   EventQuery q;
-  if (!req.node_id().empty()) NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
+  if (!req.node_id().empty())
+    NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
   q.node_id = req.node_id();
   q.pool = req.pool();
   q.kinds.assign(req.kinds().begin(), req.kinds().end());
   if (req.has_since()) q.since = FromTimestamp(req.since());
   if (req.has_until()) q.until = FromTimestamp(req.until());
-  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
+  if (req.page_size() < 0)
+    return absl::InvalidArgumentError("page_size must not be negative");
   q.limit = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
-  if (!req.page_token().empty() && !absl::SimpleAtoi(req.page_token(), &q.after_id)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid page_token \"", req.page_token(), "\""));
+  if (!req.page_token().empty() &&
+      !absl::SimpleAtoi(req.page_token(), &q.after_id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid page_token \"", req.page_token(), "\""));
   }
   NAVARCH_ASSIGN_OR_RETURN(EventPage page, store_.ListEvents(q));
   ListEventsResponse resp;
   for (auto& e : page.events) *resp.add_events() = std::move(e);
   if (page.more && resp.events_size() > 0) {
-    resp.set_next_page_token(absl::StrCat(resp.events(resp.events_size() - 1).id()));
+    resp.set_next_page_token(
+        absl::StrCat(resp.events(resp.events_size() - 1).id()));
   }
   return resp;
 }
@@ -685,9 +749,9 @@ absl::StatusOr<ListEventsResponse> FleetService::ListEvents(const ListEventsRequ
 // ---------------------------------------------------------------------------
 // Command streams
 
-absl::StatusOr<uint64_t> FleetService::Watch(const std::string& node_id,
-                                             std::function<void(const NodeCommand&)> deliver,
-                                             std::function<void()> closed) {
+absl::StatusOr<uint64_t> FleetService::Watch(
+    const std::string& node_id, std::function<void(const NodeCommand&)> deliver,
+    std::function<void()> closed) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", node_id));
   std::function<void()> old_closed;
   std::shared_ptr<PendingCommit> pending;
@@ -697,7 +761,8 @@ absl::StatusOr<uint64_t> FleetService::Watch(const std::string& node_id,
     auto it = nodes_.find(node_id);
     if (it == nodes_.end()) return NodeNotFound(node_id);
     if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
-      return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " is terminated"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", node_id, " is terminated"));
     }
     if (auto w = watchers_.find(node_id); w != watchers_.end()) {
       old_closed = std::move(w->second.closed);
@@ -717,11 +782,13 @@ absl::StatusOr<uint64_t> FleetService::Watch(const std::string& node_id,
       }
       backlog.push_back(c.command());
     }
-    pending = SubmitLocked(std::move(batch), [deliver, backlog = std::move(backlog)](
-                                                 absl::Status s) {
-      if (!s.ok()) return;  // still PENDING in the store; delivered on the next watch
-      for (const auto& c : backlog) deliver(c);
-    });
+    pending = SubmitLocked(
+        std::move(batch),
+        [deliver, backlog = std::move(backlog)](absl::Status s) {
+          if (!s.ok())
+            return;  // still PENDING in the store; delivered on the next watch
+          for (const auto& c : backlog) deliver(c);
+        });
   }
   if (old_closed) old_closed();
   pending->Release();
@@ -752,18 +819,21 @@ int FleetService::CheckHeartbeats() {
       NodeRecord rec = NextVersion(entry);
       rec.mutable_node()->set_health_status(HEALTH_STATUS_UNHEALTHY);
       rec.set_consecutive_unhealthy(rec.consecutive_unhealthy() + 1);
-      ChangeStatusLocked(rec, NODE_STATUS_UNHEALTHY,
-                         absl::StrCat("no heartbeat for ", FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
-                                      " (timeout ", FormatGoDuration(options_.heartbeat_timeout),
-                                      ")"),
-                         Actor{"heartbeat-monitor"}, batch);
+      ChangeStatusLocked(
+          rec, NODE_STATUS_UNHEALTHY,
+          absl::StrCat("no heartbeat for ",
+                       FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
+                       " (timeout ",
+                       FormatGoDuration(options_.heartbeat_timeout), ")"),
+          Actor{"heartbeat-monitor"}, batch);
       batch.nodes.push_back(rec);
       entry.record = std::move(rec);
       ++declared;
     }
     if (declared == 0) return 0;
     pending = SubmitLocked(std::move(batch), [this](absl::Status s) {
-      if (!s.ok()) log_.Error("heartbeat monitor commit failed", {{"error", s}});
+      if (!s.ok())
+        log_.Error("heartbeat monitor commit failed", {{"error", s}});
     });
   }
   pending->Release();
@@ -791,15 +861,17 @@ absl::Status FleetService::FlushHeartbeats() {
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
     for (const auto& u : updates) {
-      if (auto it = nodes_.find(u.node_id); it != nodes_.end()) it->second.heartbeat_dirty = true;
+      if (auto it = nodes_.find(u.node_id); it != nodes_.end())
+        it->second.heartbeat_dirty = true;
     }
   }
   return s;
 }
 
-void FleetService::UpsertInstance(const InstanceInfo& instance, const Actor& actor,
-                                  Done<InstanceInfo> done) {
-  if (absl::Status s = ValidateId("instance_id", instance.instance_id()); !s.ok()) {
+void FleetService::UpsertInstance(const InstanceInfo& instance,
+                                  const Actor& actor, Done<InstanceInfo> done) {
+  if (absl::Status s = ValidateId("instance_id", instance.instance_id());
+      !s.ok()) {
     return done(s);
   }
   std::shared_ptr<PendingCommit> pending;
@@ -816,9 +888,10 @@ void FleetService::UpsertInstance(const InstanceInfo& instance, const Actor& act
     *rec.mutable_instance() = instance;
     WriteBatch batch;
     if (before != instance.state()) {
-      Event e = NewEvent(absl::StrCat("instance.", ShortName(instance.state())), nullptr, actor,
-                         instance.status_message());
-      e.set_node_id(instance.node_id().empty() ? instance.instance_id() : instance.node_id());
+      Event e = NewEvent(absl::StrCat("instance.", ShortName(instance.state())),
+                         nullptr, actor, instance.status_message());
+      e.set_node_id(instance.node_id().empty() ? instance.instance_id()
+                                               : instance.node_id());
       e.set_pool(instance.pool_name());
       (*e.mutable_details())["instance_id"] = instance.instance_id();
       batch.events.push_back(std::move(e));
@@ -830,8 +903,9 @@ void FleetService::UpsertInstance(const InstanceInfo& instance, const Actor& act
   pending->Release();
 }
 
-void FleetService::MarkTerminated(const std::string& node_id, const std::string& reason,
-                                  const Actor& actor, Done<NodeInfo> done) {
+void FleetService::MarkTerminated(const std::string& node_id,
+                                  const std::string& reason, const Actor& actor,
+                                  Done<NodeInfo> done) {
   std::shared_ptr<PendingCommit> pending;
   std::function<void()> closed;
   {
@@ -859,7 +933,8 @@ void FleetService::MarkTerminated(const std::string& node_id, const std::string&
     batch.nodes.push_back(rec);
     NodeInfo result = rec.node();
     InstallLocked(std::move(rec));
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), std::move(result)));
+    pending = SubmitLocked(std::move(batch),
+                           Reply(std::move(done), std::move(result)));
   }
   if (closed) closed();
   pending->Release();

@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <random>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,7 +50,8 @@ struct FleetOptions {
 
 // Who asked for a change; recorded in the event log.
 struct Actor {
-  std::string name = "operator";  // "operator", "node", "heartbeat-monitor", ...
+  std::string name =
+      "operator";  // "operator", "node", "heartbeat-monitor", ...
 };
 
 template <typename T>
@@ -58,8 +59,8 @@ using Done = std::function<void(absl::StatusOr<T>)>;
 
 class FleetService {
  public:
-  FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator, Logger log,
-               FleetOptions options);
+  FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator,
+               Logger log, FleetOptions options);
   ~FleetService();
 
   FleetService(const FleetService&) = delete;
@@ -73,12 +74,16 @@ class FleetService {
   void Stop();
 
   // --- Node agent RPCs ---
-  void RegisterNode(const RegisterNodeRequest& req, Done<RegisterNodeResponse> done);
+  void RegisterNode(const RegisterNodeRequest& req,
+                    Done<RegisterNodeResponse> done);
   void SendHeartbeat(const HeartbeatRequest& req, Done<HeartbeatResponse> done);
-  void ReportHealth(const ReportHealthRequest& req, Done<ReportHealthResponse> done);
-  // Upstream polling: returns the PENDING commands in issue order and marks them
-  // DELIVERED (upstream agents never acknowledge). Unknown node: empty list.
-  void GetNodeCommands(const GetNodeCommandsRequest& req, Done<GetNodeCommandsResponse> done);
+  void ReportHealth(const ReportHealthRequest& req,
+                    Done<ReportHealthResponse> done);
+  // Upstream polling: returns the PENDING commands in issue order and marks
+  // them DELIVERED (upstream agents never acknowledge). Unknown node: empty
+  // list.
+  void GetNodeCommands(const GetNodeCommandsRequest& req,
+                       Done<GetNodeCommandsResponse> done);
   void AckCommand(const AckCommandRequest& req, Done<AckCommandResponse> done);
 
   // --- Operator RPCs ---
@@ -86,8 +91,10 @@ class FleetService {
                     Done<IssueCommandResponse> done);
   absl::StatusOr<ListNodesResponse> ListNodes(const ListNodesRequest& req);
   absl::StatusOr<GetNodeResponse> GetNode(const GetNodeRequest& req);
-  absl::StatusOr<ListInstancesResponse> ListInstances(const ListInstancesRequest& req);
-  absl::StatusOr<GetInstanceResponse> GetInstance(const GetInstanceRequest& req);
+  absl::StatusOr<ListInstancesResponse> ListInstances(
+      const ListInstancesRequest& req);
+  absl::StatusOr<GetInstanceResponse> GetInstance(
+      const GetInstanceRequest& req);
   absl::StatusOr<ListEventsResponse> ListEvents(const ListEventsRequest& req);
 
   // --- Command streams (WatchCommands) ---
@@ -97,10 +104,14 @@ class FleetService {
   // reconnects may have lost them; it deduplicates by id), then each new one
   // as soon as it is committed. Callbacks run without the fleet lock and must
   // not block. Returns a handle for Unwatch. NOT_FOUND for unknown nodes.
-  absl::StatusOr<uint64_t> Watch(const std::string& node_id,
-                                 std::function<void(const NodeCommand&)> deliver,
-                                 std::function<void()> closed);
+  absl::StatusOr<uint64_t> Watch(
+      const std::string& node_id,
+      std::function<void(const NodeCommand&)> deliver,
+      std::function<void()> closed);
   void Unwatch(const std::string& node_id, uint64_t handle);
+  // Ends every command stream (their `closed` callbacks run). New ones may
+  // still open until Stop.
+  void CloseWatchers();
 
   // --- For controllers and the pool manager ---
   // Declares UNHEALTHY every live node whose last sign of life is older than
@@ -138,20 +149,21 @@ class FleetService {
   // Submits `batch` (built under mu_) and arranges for `then` to run after the
   // commit, outside mu_. The returned object must be Release()d after mu_ is
   // unlocked.
-  std::shared_ptr<PendingCommit> SubmitLocked(WriteBatch batch,
-                                              std::function<void(absl::Status)> then)
+  std::shared_ptr<PendingCommit> SubmitLocked(
+      WriteBatch batch, std::function<void(absl::Status)> then)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a failed commit the index may be ahead of the store: reload these
   // nodes from it.
   void Resync(const std::vector<std::string>& node_ids);
 
-  Event NewEvent(const std::string& kind, const NodeInfo* node, const Actor& actor,
-                 std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Event NewEvent(const std::string& kind, const NodeInfo* node,
+                 const Actor& actor, std::string message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a status change to `entry` (a copy bound for the batch) and adds
   // the event.
-  void ChangeStatusLocked(NodeRecord& record, NodeStatus to, const std::string& reason,
-                          const Actor& actor, WriteBatch& batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ChangeStatusLocked(NodeRecord& record, NodeStatus to,
+                          const std::string& reason, const Actor& actor,
+                          WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns a copy of the node's record with the version bumped, for editing.
   NodeRecord NextVersion(const NodeEntry& entry) const;
   void InstallLocked(NodeRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -167,7 +179,8 @@ class FleetService {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, NodeEntry> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CommandRecord> commands_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_watch_handle_ ABSL_GUARDED_BY(mu_) = 1;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

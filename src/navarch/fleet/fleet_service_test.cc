@@ -17,11 +17,13 @@ class FleetTest : public ::testing::Test {
   // A new fleet core on the same store, as after a control-plane restart.
   void Restart() {
     if (fleet_) fleet_->Stop();
-    fleet_ = std::make_unique<FleetService>(store_, clock_, evaluator_, NullLogger(), options_);
+    fleet_ = std::make_unique<FleetService>(store_, clock_, evaluator_,
+                                            NullLogger(), options_);
     ASSERT_TRUE(fleet_->Start().ok());
   }
 
-  absl::StatusOr<RegisterNodeResponse> Register(const std::string& id, int gpus = 8,
+  absl::StatusOr<RegisterNodeResponse> Register(const std::string& id,
+                                                int gpus = 8,
                                                 const std::string& pool = "") {
     RegisterNodeRequest r;
     r.set_node_id(id);
@@ -37,17 +39,20 @@ class FleetTest : public ::testing::Test {
     }
     r.mutable_metadata()->set_hostname(id);
     if (!pool.empty()) (*r.mutable_metadata()->mutable_labels())["pool"] = pool;
-    return Await<RegisterNodeResponse>([&](auto done) { fleet_->RegisterNode(r, done); });
+    return Await<RegisterNodeResponse>(
+        [&](auto done) { fleet_->RegisterNode(r, done); });
   }
 
   absl::StatusOr<HeartbeatResponse> Heartbeat(const std::string& id) {
     HeartbeatRequest r;
     r.set_node_id(id);
     r.mutable_metrics()->set_cpu_usage_percent(12.5);
-    return Await<HeartbeatResponse>([&](auto done) { fleet_->SendHeartbeat(r, done); });
+    return Await<HeartbeatResponse>(
+        [&](auto done) { fleet_->SendHeartbeat(r, done); });
   }
 
-  absl::StatusOr<ReportHealthResponse> ReportXid(const std::string& id, int xid) {
+  absl::StatusOr<ReportHealthResponse> ReportXid(const std::string& id,
+                                                 int xid) {
     ReportHealthRequest r;
     r.set_node_id(id);
     auto* res = r.add_results();
@@ -59,7 +64,8 @@ class FleetTest : public ::testing::Test {
     e->set_gpu_index(3);
     (*e->mutable_metrics())["xid_code"] = std::to_string(xid);
     e->set_message("NVRM: Xid (PCI:0000:3b:00): " + std::to_string(xid));
-    return Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+    return Await<ReportHealthResponse>(
+        [&](auto done) { fleet_->ReportHealth(r, done); });
   }
 
   absl::StatusOr<ReportHealthResponse> ReportClean(const std::string& id) {
@@ -68,10 +74,12 @@ class FleetTest : public ::testing::Test {
     auto* res = r.add_results();
     res->set_check_name("nvml");
     res->set_status(HEALTH_STATUS_HEALTHY);
-    return Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+    return Await<ReportHealthResponse>(
+        [&](auto done) { fleet_->ReportHealth(r, done); });
   }
 
-  absl::StatusOr<IssueCommandResponse> Issue(const std::string& id, NodeCommandType type,
+  absl::StatusOr<IssueCommandResponse> Issue(const std::string& id,
+                                             NodeCommandType type,
                                              const std::string& reason = "") {
     IssueCommandRequest r;
     r.set_node_id(id);
@@ -84,7 +92,8 @@ class FleetTest : public ::testing::Test {
   absl::StatusOr<GetNodeCommandsResponse> Poll(const std::string& id) {
     GetNodeCommandsRequest r;
     r.set_node_id(id);
-    return Await<GetNodeCommandsResponse>([&](auto done) { fleet_->GetNodeCommands(r, done); });
+    return Await<GetNodeCommandsResponse>(
+        [&](auto done) { fleet_->GetNodeCommands(r, done); });
   }
 
   NodeInfo Node(const std::string& id) {
@@ -95,7 +104,8 @@ class FleetTest : public ::testing::Test {
     return resp.ok() ? resp->node() : NodeInfo();
   }
 
-  std::vector<Event> Events(const std::string& node_id, const std::string& kind = "") {
+  std::vector<Event> Events(const std::string& node_id,
+                            const std::string& kind = "") {
     ListEventsRequest r;
     r.set_node_id(node_id);
     if (!kind.empty()) r.add_kinds(kind);
@@ -130,24 +140,31 @@ TEST_F(FleetTest, RegisterReturnsConfigAndActivatesTheNode) {
 
 TEST_F(FleetTest, BadRequestsAreRejectedAndChangeNothing) {
   EXPECT_EQ(Register("").status().message(), "node_id is required");
-  EXPECT_EQ(Register("bad id").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Register("n1", 65).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Register("bad id").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Register("n1", 65).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(fleet_->node_count(), 0u);
   ASSERT_TRUE(Register("n1").ok());
   ReportHealthRequest r;
   r.set_node_id("n1");
-  for (int i = 0; i < 1025; ++i) r.add_events()->set_event_type(HEALTH_EVENT_TYPE_XID);
-  auto resp = Await<ReportHealthResponse>([&](auto done) { fleet_->ReportHealth(r, done); });
+  for (int i = 0; i < 1025; ++i)
+    r.add_events()->set_event_type(HEALTH_EVENT_TYPE_XID);
+  auto resp = Await<ReportHealthResponse>(
+      [&](auto done) { fleet_->ReportHealth(r, done); });
   EXPECT_EQ(resp.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(resp.status().message().find("too many events: 1025"), std::string::npos);
+  EXPECT_NE(resp.status().message().find("too many events: 1025"),
+            std::string::npos);
   EXPECT_EQ(Node("n1").health_status(), HEALTH_STATUS_UNKNOWN);
-  EXPECT_EQ(Issue("n1", NODE_COMMAND_TYPE_UNKNOWN).status().message(), "command_type is required");
+  EXPECT_EQ(Issue("n1", NODE_COMMAND_TYPE_UNKNOWN).status().message(),
+            "command_type is required");
 }
 
 TEST_F(FleetTest, UnknownNodesAreNotFoundExceptForPolling) {
   EXPECT_EQ(Heartbeat("ghost").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReportClean("ghost").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Issue("ghost", NODE_COMMAND_TYPE_CORDON).status().message(), "node ghost not found");
+  EXPECT_EQ(Issue("ghost", NODE_COMMAND_TYPE_CORDON).status().message(),
+            "node ghost not found");
   auto polled = Poll("ghost");
   ASSERT_TRUE(polled.ok());
   EXPECT_EQ(polled->commands_size(), 0);
@@ -171,7 +188,8 @@ TEST_F(FleetTest, FatalXidMakesTheNodeUnhealthyAndItStaysSo) {
   auto changes = Events("n1", "node.status_changed");
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].actor(), "policy");
-  EXPECT_NE(changes[0].message().find("fatal-xid"), std::string::npos) << changes[0].message();
+  EXPECT_NE(changes[0].message().find("fatal-xid"), std::string::npos)
+      << changes[0].message();
   auto hw = Events("n1", "health.event");
   ASSERT_EQ(hw.size(), 1u);
   EXPECT_EQ(hw[0].details().at("metric.xid_code"), "79");
@@ -204,7 +222,8 @@ TEST_F(FleetTest, UncordonOfAnUnhealthyNodeIsARecordedOverride) {
   ASSERT_TRUE(Register("n1").ok());
   ASSERT_TRUE(ReportXid("n1", 48).ok());
   ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON).ok());
-  EXPECT_EQ(Node("n1").status(), NODE_STATUS_UNHEALTHY);  // cordon does not lift it
+  EXPECT_EQ(Node("n1").status(),
+            NODE_STATUS_UNHEALTHY);  // cordon does not lift it
   ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_UNCORDON, "GPU reseated").ok());
   EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
   auto changes = Events("n1", "node.status_changed");
@@ -234,16 +253,19 @@ TEST_F(FleetTest, AckFinishesACommandAndIsIdempotent) {
   ack.set_command_id(cmd->command_id());
   ack.set_outcome(COMMAND_OUTCOME_FAILED);
   ack.set_message("dcgmi diag: GPU 3 failed");
-  auto r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  auto r = Await<AckCommandResponse>(
+      [&](auto done) { fleet_->AckCommand(ack, done); });
   ASSERT_TRUE(r.ok()) << r.status();
-  r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  r = Await<AckCommandResponse>(
+      [&](auto done) { fleet_->AckCommand(ack, done); });
   EXPECT_TRUE(r.ok()) << r.status();
   auto stored = store_.GetCommand(cmd->command_id());
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->state(), internal::COMMAND_STATE_FAILED);
   EXPECT_EQ(Events("n1", "command.failed").size(), 1u);
   ack.set_command_id("no-such-command");
-  r = Await<AckCommandResponse>([&](auto done) { fleet_->AckCommand(ack, done); });
+  r = Await<AckCommandResponse>(
+      [&](auto done) { fleet_->AckCommand(ack, done); });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -253,7 +275,8 @@ TEST_F(FleetTest, WatchDeliversBacklogThenNewCommandsAtOnce) {
   std::vector<NodeCommand> got;
   bool closed = false;
   auto handle = fleet_->Watch(
-      "n1", [&](const NodeCommand& c) { got.push_back(c); }, [&] { closed = true; });
+      "n1", [&](const NodeCommand& c) { got.push_back(c); },
+      [&] { closed = true; });
   ASSERT_TRUE(handle.ok());
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].command_id(), backlog->command_id());
@@ -263,10 +286,18 @@ TEST_F(FleetTest, WatchDeliversBacklogThenNewCommandsAtOnce) {
   EXPECT_EQ(Poll("n1")->commands_size(), 0);  // already delivered
   // A second stream for the node replaces the first, and gets the unacked ones.
   std::vector<NodeCommand> got2;
-  ASSERT_TRUE(fleet_->Watch("n1", [&](const NodeCommand& c) { got2.push_back(c); }, [] {}).ok());
+  ASSERT_TRUE(
+      fleet_
+          ->Watch(
+              "n1", [&](const NodeCommand& c) { got2.push_back(c); }, [] {})
+          .ok());
   EXPECT_TRUE(closed);
   EXPECT_EQ(got2.size(), 2u);
-  EXPECT_EQ(fleet_->Watch("ghost", [](const NodeCommand&) {}, [] {}).status().code(),
+  EXPECT_EQ(fleet_
+                ->Watch(
+                    "ghost", [](const NodeCommand&) {}, [] {})
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -281,7 +312,8 @@ TEST_F(FleetTest, HeartbeatTimeoutDeclaresSilentNodesUnhealthy) {
   NodeInfo n2 = Node("n2");
   EXPECT_EQ(n2.status(), NODE_STATUS_UNHEALTHY);
   EXPECT_EQ(n2.health_status(), HEALTH_STATUS_UNHEALTHY);
-  EXPECT_NE(n2.status_reason().find("no heartbeat for 1m31s"), std::string::npos)
+  EXPECT_NE(n2.status_reason().find("no heartbeat for 1m31s"),
+            std::string::npos)
       << n2.status_reason();
   EXPECT_EQ(fleet_->CheckHeartbeats(), 0);  // already unhealthy
 }
@@ -331,18 +363,22 @@ TEST_F(FleetTest, InstancesBecomeRunningWhenTheirNodeRegisters) {
   l.set_pool_name("other");
   EXPECT_EQ(fleet_->ListInstances(l)->instances_size(), 0);
   g.set_instance_id("nope");
-  EXPECT_EQ(fleet_->GetInstance(g).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fleet_->GetInstance(g).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(FleetTest, TerminatedIsTerminal) {
   ASSERT_TRUE(Register("n1").ok());
   ASSERT_TRUE(Await<NodeInfo>([&](auto done) {
-                fleet_->MarkTerminated("n1", "instance deleted", Actor{"pool-manager"}, done);
+                fleet_->MarkTerminated("n1", "instance deleted",
+                                       Actor{"pool-manager"}, done);
               }).ok());
-  EXPECT_EQ(Register("n1").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Register("n1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Issue("n1", NODE_COMMAND_TYPE_UNCORDON).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Heartbeat("n1").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Heartbeat("n1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(FleetTest, ListNodesFiltersAndEventsPage) {
@@ -370,7 +406,8 @@ TEST_F(FleetTest, ListNodesFiltersAndEventsPage) {
   ASSERT_GE(page2->events_size(), 1);
   EXPECT_GT(page2->events(0).id(), page1->events(1).id());
   e.set_page_token("garbage");
-  EXPECT_EQ(fleet_->ListEvents(e).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fleet_->ListEvents(e).status().code(),
+            absl::StatusCode::kInvalidArgument);
   ListEventsRequest kinds;
   kinds.add_kinds("node.*");
   auto node_events = fleet_->ListEvents(kinds);

@@ -24,19 +24,20 @@ const char* TriggerName(NodeTrigger t) {
   return "?";
 }
 
-absl::StatusOr<NodeStatus> NextStatus(const std::string& node_id, NodeStatus from,
-                                      NodeTrigger trigger) {
+absl::StatusOr<NodeStatus> NextStatus(const std::string& node_id,
+                                      NodeStatus from, NodeTrigger trigger) {
   auto refuse = [&](absl::string_view why) {
-    return absl::FailedPreconditionError(absl::StrCat("node ", node_id, " ", why,
-                                                      " (current status: ",
-                                                      NodeStatus_Name(from), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node_id, " ", why,
+                     " (current status: ", NodeStatus_Name(from), ")"));
   };
   if (from == NODE_STATUS_UNKNOWN) {
     if (trigger == NodeTrigger::kRegister) return NODE_STATUS_ACTIVE;
     return refuse("is not registered");
   }
   if (from == NODE_STATUS_TERMINATED) {
-    if (trigger == NodeTrigger::kTerminated || trigger == NodeTrigger::kUnhealthy ||
+    if (trigger == NodeTrigger::kTerminated ||
+        trigger == NodeTrigger::kUnhealthy ||
         trigger == NodeTrigger::kHeartbeatTimeout) {
       return NODE_STATUS_TERMINATED;
     }
@@ -50,7 +51,8 @@ absl::StatusOr<NodeStatus> NextStatus(const std::string& node_id, NodeStatus fro
       return NODE_STATUS_UNHEALTHY;
     case NodeTrigger::kCordon:
       if (from == NODE_STATUS_ACTIVE) return NODE_STATUS_CORDONED;
-      return from;  // already cordoned, draining or unhealthy: no less restrictive
+      return from;  // already cordoned, draining or unhealthy: no less
+                    // restrictive
     case NodeTrigger::kUncordon:
       if (from == NODE_STATUS_ACTIVE) return refuse("is not cordoned");
       return NODE_STATUS_ACTIVE;

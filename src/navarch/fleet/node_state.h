@@ -1,13 +1,15 @@
 // The node status state machine: the only definition of which status changes
 // are allowed. FleetService asks it before every change.
 //
-//   from \ trigger   register  unhealthy  hb-timeout  cordon    uncordon     drain     terminated
-//   (new)            ACTIVE    -          -           -         -            -         -
-//   ACTIVE           ACTIVE    UNHEALTHY  UNHEALTHY   CORDONED  error        DRAINING  TERMINATED
-//   CORDONED         CORDONED  UNHEALTHY  UNHEALTHY   CORDONED  ACTIVE       DRAINING  TERMINATED
-//   DRAINING         DRAINING  UNHEALTHY  UNHEALTHY   DRAINING  ACTIVE       DRAINING  TERMINATED
-//   UNHEALTHY        UNHEALTHY UNHEALTHY  UNHEALTHY   UNHEALTHY ACTIVE (*)   UNHEALTHY TERMINATED
-//   TERMINATED       error     TERMINATED TERMINATED  error     error        error     TERMINATED
+//   from \ trigger   register  unhealthy  hb-timeout  cordon    uncordon drain
+//   terminated (new)            ACTIVE    -          -           -         - -
+//   - ACTIVE           ACTIVE    UNHEALTHY  UNHEALTHY   CORDONED  error
+//   DRAINING  TERMINATED CORDONED         CORDONED  UNHEALTHY  UNHEALTHY
+//   CORDONED  ACTIVE       DRAINING  TERMINATED DRAINING         DRAINING
+//   UNHEALTHY  UNHEALTHY   DRAINING  ACTIVE       DRAINING  TERMINATED
+//   UNHEALTHY        UNHEALTHY UNHEALTHY  UNHEALTHY   UNHEALTHY ACTIVE (*)
+//   UNHEALTHY TERMINATED TERMINATED       error     TERMINATED TERMINATED error
+//   error        error     TERMINATED
 //
 // (*) an operator override, recorded as such in the event log. Differences from
 // upstream (inventory §5.5): re-registration keeps the status (no laundering of
@@ -35,8 +37,8 @@ const char* TriggerName(NodeTrigger t);
 
 // The status after `trigger`, or FAILED_PRECONDITION naming the node and its
 // current status. `from` UNKNOWN means a node we have never seen.
-absl::StatusOr<NodeStatus> NextStatus(const std::string& node_id, NodeStatus from,
-                                      NodeTrigger trigger);
+absl::StatusOr<NodeStatus> NextStatus(const std::string& node_id,
+                                      NodeStatus from, NodeTrigger trigger);
 
 }  // namespace navarch
 

@@ -12,8 +12,8 @@ inline constexpr int kMaxGpusPerNode = 64;
 inline constexpr int kMaxEventsPerReport = 1024;
 inline constexpr int kMaxResultsPerReport = 256;
 inline constexpr int kMaxMapEntries = 64;
-inline constexpr size_t kMaxShortString = 256;   // names, ids, versions, labels
-inline constexpr size_t kMaxLongString = 4096;   // messages
+inline constexpr size_t kMaxShortString = 256;  // names, ids, versions, labels
+inline constexpr size_t kMaxLongString = 4096;  // messages
 inline constexpr size_t kMaxMessageBytes = 4 << 20;
 
 absl::Status ValidateRegister(const RegisterNodeRequest& r);

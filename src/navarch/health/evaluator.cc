@@ -34,8 +34,9 @@ int Rank(HealthStatus s) {
 }  // namespace
 
 const std::vector<int>& DefaultFatalXids() {
-  static const auto* xids = new std::vector<int>{13, 31, 32, 43, 45, 48, 61, 62, 63, 64,
-                                                 68, 69, 74, 79, 92, 94, 95, 100, 119, 120};
+  static const auto* xids =
+      new std::vector<int>{13, 31, 32, 43, 45, 48, 61, 62,  63,  64,
+                           68, 69, 74, 79, 92, 94, 95, 100, 119, 120};
   return *xids;
 }
 
@@ -51,13 +52,15 @@ EventVerdict BuiltinPolicyEvaluator::Classify(const HealthEvent& e) {
   if (type == "xid") {
     auto code = Metric(e, "xid_code");
     const auto& fatal = DefaultFatalXids();
-    if (code && std::find(fatal.begin(), fatal.end(), static_cast<int>(*code)) != fatal.end()) {
+    if (code && std::find(fatal.begin(), fatal.end(),
+                          static_cast<int>(*code)) != fatal.end()) {
       return verdict("fatal-xid", HEALTH_STATUS_UNHEALTHY);
     }
     return verdict("recoverable-xid", HEALTH_STATUS_DEGRADED);
   }
   auto dbe = Metric(e, "ecc_dbe_count");
-  if (type == "ecc_dbe" || (system == "DCGM_HEALTH_WATCH_MEM" && dbe && *dbe > 0)) {
+  if (type == "ecc_dbe" ||
+      (system == "DCGM_HEALTH_WATCH_MEM" && dbe && *dbe > 0)) {
     return verdict("ecc-dbe", HEALTH_STATUS_UNHEALTHY);
   }
   auto sbe = Metric(e, "ecc_sbe_count");
@@ -83,8 +86,8 @@ EventVerdict BuiltinPolicyEvaluator::Classify(const HealthEvent& e) {
   return verdict("default", HEALTH_STATUS_HEALTHY);
 }
 
-HealthEvaluation BuiltinPolicyEvaluator::Evaluate(const NodeInfo& node,
-                                                  const ReportHealthRequest& report) const {
+HealthEvaluation BuiltinPolicyEvaluator::Evaluate(
+    const NodeInfo& node, const ReportHealthRequest& report) const {
   HealthEvaluation out;
   out.status = HEALTH_STATUS_HEALTHY;
   out.message = "all checks passed";
@@ -92,8 +95,9 @@ HealthEvaluation BuiltinPolicyEvaluator::Evaluate(const NodeInfo& node,
     if (Rank(r.status()) > Rank(out.status)) {
       out.status = r.status();
       out.decided_by = absl::StrCat("check:", r.check_name());
-      out.message = absl::StrCat("check ", r.check_name(), " is ", ShortName(r.status()),
-                                 r.message().empty() ? "" : ": ", r.message());
+      out.message =
+          absl::StrCat("check ", r.check_name(), " is ", ShortName(r.status()),
+                       r.message().empty() ? "" : ": ", r.message());
     }
   }
   for (int i = 0; i < report.events_size(); ++i) {
@@ -103,9 +107,10 @@ HealthEvaluation BuiltinPolicyEvaluator::Evaluate(const NodeInfo& node,
       const HealthEvent& e = report.events(i);
       out.status = v.status;
       out.decided_by = absl::StrCat("rule:", v.rule);
-      out.message = absl::StrCat("rule ", v.rule, " matched a ", PolicyName(e.event_type()),
-                                 " event on GPU ", e.gpu_index(),
-                                 e.message().empty() ? "" : ": ", e.message());
+      out.message = absl::StrCat("rule ", v.rule, " matched a ",
+                                 PolicyName(e.event_type()), " event on GPU ",
+                                 e.gpu_index(), e.message().empty() ? "" : ": ",
+                                 e.message());
     }
     out.verdicts.push_back(std::move(v));
   }

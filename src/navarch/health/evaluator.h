@@ -34,8 +34,8 @@ class HealthEvaluator {
  public:
   virtual ~HealthEvaluator() = default;
   // Pure function of its inputs. Thread-safe.
-  virtual HealthEvaluation Evaluate(const NodeInfo& node,
-                                    const ReportHealthRequest& report) const = 0;
+  virtual HealthEvaluation Evaluate(
+      const NodeInfo& node, const ReportHealthRequest& report) const = 0;
   virtual std::string Name() const = 0;
 };
 

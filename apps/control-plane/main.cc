@@ -1,0 +1,143 @@
+// control-plane: the Navarch server. Thin: flags, config, signals; the work is
+// in navarch::ControlPlaneServer.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "navarch/base/clock.h"
+#include "navarch/base/logging.h"
+#include "navarch/config/config.h"
+#include "navarch/config/config_loader.h"
+#include "navarch/controlplane/server.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+// Upstream's Go flags accept one dash ("-config"); CLI11 reads that as short
+// flags. Rewrite the long names we know.
+std::vector<std::string> NormalizeArgs(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    for (const char* name :
+         {"config", "ready-file", "log-level", "log-format", "version"}) {
+      std::string single = absl::StrCat("-", name);
+      if (a == single || a.rfind(single + "=", 0) == 0) a = "-" + a;
+    }
+    args.push_back(a);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them reversed
+  return args;
+}
+
+bool WriteReadyFile(const std::string& path, const std::string& grpc_address) {
+  nlohmann::json j = {{"grpc_address", grpc_address},
+                      {"pid", static_cast<int>(getpid())}};
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump() << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Navarch control plane: tracks GPU nodes, their health and commands."};
+  std::string config_path, ready_file, log_level, log_format;
+  bool version = false;
+  app.add_option("-c,--config", config_path,
+                 "YAML configuration file (default: built-in)");
+  app.add_option(
+      "--ready-file", ready_file,
+      "write {\"grpc_address\", \"pid\"} as JSON here once listening");
+  app.add_option("--log-level", log_level,
+                 "debug|info|warn|error (overrides logging.level)");
+  app.add_option("--log-format", log_format,
+                 "json|text (overrides logging.format)");
+  app.add_flag("--version", version, "print the version and exit");
+  try {
+    app.parse(NormalizeArgs(argc, argv));
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (version) {
+    std::cout << "control-plane " << NAVARCH_VERSION << "\n";
+    return 0;
+  }
+
+  navarch::Config config = navarch::DefaultConfig();
+  if (!config_path.empty()) {
+    auto loaded = navarch::LoadConfigFile(config_path);
+    if (!loaded.ok()) {
+      std::cerr << "control-plane: invalid configuration:\n"
+                << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = std::move(*loaded);
+  }
+  if (!log_level.empty()) {
+    auto l = navarch::ParseLogLevel(log_level);
+    if (!l.ok()) {
+      std::cerr << "control-plane: " << l.status().message() << "\n";
+      return 2;
+    }
+    config.logging.level = *l;
+  }
+  if (!log_format.empty()) {
+    auto f = navarch::ParseLogFormat(log_format);
+    if (!f.ok()) {
+      std::cerr << "control-plane: " << f.status().message() << "\n";
+      return 2;
+    }
+    config.logging.format = *f;
+  }
+  navarch::ResolveConfig(&config);
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  navarch::RealClock& clock = navarch::RealClock::Default();
+  navarch::Logger log(std::make_shared<navarch::LogSink>(
+      &std::cout, config.logging.format, config.logging.level, &clock));
+  log.Info(
+      "starting Navarch control plane",
+      {{"version", NAVARCH_VERSION},
+       {"config", config_path.empty() ? "(built-in defaults)" : config_path}});
+  navarch::ControlPlaneServer server(config, clock, log);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    log.Error("control plane failed to start",
+              {{"error", std::string(s.message())}});
+    std::cerr << "control-plane: " << s.message() << "\n";
+    return 1;
+  }
+  if (!ready_file.empty() &&
+      !WriteReadyFile(ready_file, server.grpc_address())) {
+    log.Error("cannot write the ready file", {{"path", ready_file}});
+    server.Shutdown();
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log.Info("signal received; stopping",
+           {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  server.Shutdown();
+  return 0;
+}

@@ -1,0 +1,300 @@
+// The control plane's configuration as typed values. Every default lives in a
+// member initialiser below, so `Config{}` is the configuration of an empty
+// file. config_loader.h turns YAML into these structs; docs/configuration.md
+// is the user-facing reference for every key.
+#ifndef NAVARCH_CONFIG_CONFIG_H_
+#define NAVARCH_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "navarch/base/logging.h"
+
+namespace navarch {
+
+// ---------------------------------------------------------------- notifier
+
+enum class NotifierType { kNoop, kWebhook };
+
+// Endpoints of a workload system told about cordon / uncordon / drain. An
+// empty URL means "skip this call and report success".
+struct WebhookConfig {
+  std::string cordon_url;
+  std::string uncordon_url;
+  std::string drain_url;
+  std::string drain_status_url;
+  absl::Duration timeout = absl::Seconds(30);
+  // Sent as written: `${VAR}` is not expanded (upstream does not either).
+  std::map<std::string, std::string> headers;
+
+  bool operator==(const WebhookConfig&) const = default;
+};
+
+struct NotifierConfig {
+  NotifierType type = NotifierType::kNoop;
+  WebhookConfig webhook;  // Used only when type == kWebhook.
+
+  bool operator==(const NotifierConfig&) const = default;
+};
+
+// ------------------------------------------------------------------ server
+
+struct ServerConfig {
+  std::string address = ":50051";      // gRPC listener, host:port.
+  std::string http_address = ":8080";  // REST, Connect JSON, metrics, probes.
+  // How agents and bootstrap scripts reach the control plane (a URL). When
+  // the file leaves it empty, ResolveConfig() derives it from `address`.
+  std::string external_address;
+  std::string data_dir = "./navarch-data";
+  absl::Duration heartbeat_interval = absl::Seconds(30);
+  // 0 (the default): ResolveConfig() sets 3 x heartbeat_interval.
+  absl::Duration heartbeat_timeout = absl::ZeroDuration();
+  absl::Duration health_check_interval = absl::Seconds(60);
+  absl::Duration autoscale_interval = absl::Seconds(30);
+  std::string health_policy;  // Path; empty = the built-in policy.
+  NotifierConfig notifier;
+
+  bool operator==(const ServerConfig&) const = default;
+};
+
+// ----------------------------------------------------------------- storage
+
+enum class StorageBackend { kSqlite, kMemory };
+
+struct StorageConfig {
+  StorageBackend backend = StorageBackend::kSqlite;
+  // SQLite file. Empty until ResolveConfig() sets <data_dir>/navarch.db.
+  std::string path;
+
+  bool operator==(const StorageConfig&) const = default;
+};
+
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kJson;
+
+  bool operator==(const LoggingConfig&) const = default;
+};
+
+// Instance lifecycle tracking (provisioned VM -> registered node).
+struct InstanceManagerConfig {
+  absl::Duration registration_timeout = absl::Minutes(10);
+  absl::Duration stale_check_interval = absl::Minutes(1);
+  absl::Duration terminated_retention = absl::Hours(24);
+
+  bool operator==(const InstanceManagerConfig&) const = default;
+};
+
+// --------------------------------------------------------------- providers
+
+enum class ProviderType { kLambda, kGcp, kAws, kFake, kLocal };
+
+// One entry of `providers:`. Which keys a type accepts is listed in
+// docs/configuration.md; the loader rejects keys of another type, so a field
+// here is empty unless it belongs to `type`.
+struct ProviderConfig {
+  std::string name;  // The key under `providers:`.
+  ProviderType type = ProviderType::kFake;
+  // Not under `providers:`: a pool named a provider type (lambda, aws, fake,
+  // local) directly, as upstream's guides do, and got one with defaults.
+  bool implicit = false;
+
+  // lambda
+  std::string api_key_env;     // Defaults to LAMBDA_API_KEY.
+  std::string api_key_secret;  // A secret-manager reference (upstream docs).
+  // gcp
+  std::string project;  // Required.
+  std::string zone;     // Defaults to us-central1-a.
+  // gcp, aws
+  std::string credentials_file;
+  std::string credentials_secret;
+  // aws
+  std::string region;
+  // fake, local: GPUs per instance.
+  int gpu_count = 0;  // Defaults to 8 for fake and local.
+  // local
+  std::string gpu_model;   // Defaults to "NVIDIA H100 80GB HBM3".
+  std::string agent_path;  // Empty: the provider picks the node-agent binary.
+  bool keep_instances = false;
+
+  bool operator==(const ProviderConfig&) const = default;
+};
+
+// ------------------------------------------------------------- autoscaling
+
+enum class AutoscalerType {
+  kReactive,
+  kQueue,
+  kScheduled,
+  kPredictive,
+  kComposite
+};
+enum class CompositeMode { kMax, kMin, kAvg };
+
+// A time window of a scheduled autoscaler: inside it the pool limits become
+// [min_nodes, max_nodes]. Hours are in [start, end).
+struct ScheduleWindow {
+  std::vector<absl::Weekday> days;  // Empty: every day.
+  int start = 0;                    // Hour 0..23, inclusive.
+  int end = 24;                     // Hour 1..24, exclusive; start < end.
+  int min_nodes = 0;
+  int max_nodes = 0;
+
+  bool operator==(const ScheduleWindow&) const = default;
+};
+
+// One autoscaler. Only the fields of `type` are meaningful; the loader rejects
+// keys that belong to another type.
+struct AutoscalingConfig {
+  AutoscalerType type = AutoscalerType::kReactive;
+
+  // reactive: percent GPU utilisation; scale_down_at < scale_up_at.
+  int scale_up_at = 80;
+  int scale_down_at = 20;
+  // queue
+  int jobs_per_node = 10;
+  // scheduled
+  std::vector<ScheduleWindow> schedule;
+  // predictive
+  int lookback_window = 10;
+  double growth_factor = 1.2;
+  // scheduled and predictive: at most one element (a vector, because a struct
+  // cannot hold an optional of itself).
+  std::vector<AutoscalingConfig> fallback;
+  // composite
+  CompositeMode mode = CompositeMode::kMax;
+  std::vector<AutoscalingConfig> autoscalers;
+
+  bool operator==(const AutoscalingConfig&) const = default;
+};
+
+// ------------------------------------------------------------------- pools
+
+enum class SelectionStrategy { kPriority, kCost, kAvailability, kRoundRobin };
+
+// One provider a pool may provision from.
+struct PoolProvider {
+  std::string name;  // A key of Config::providers.
+  int priority = 0;  // Lower is preferred.
+  int weight = 1;    // round-robin share; >= 1.
+  std::vector<std::string> regions;
+  std::string instance_type;  // Overrides the pool's instance_type.
+
+  bool operator==(const PoolProvider&) const = default;
+};
+
+// A file copied to a new instance before setup_commands run.
+struct FileUpload {
+  std::string local;
+  std::string remote;
+  uint32_t mode = 0644;
+
+  bool operator==(const FileUpload&) const = default;
+};
+
+// Settings a pool inherits when it does not set them itself: `defaults:`
+// (upstream's `global:` too) and the top-level `health:`, `autoscaling:` and
+// `scaling:` shorthands. Unset fields fall through to the built-in defaults of
+// PoolConfig.
+struct PoolDefaults {
+  std::optional<std::vector<std::string>> ssh_keys;
+  std::optional<std::string> ssh_user;
+  std::optional<std::string> ssh_private_key_path;
+  std::optional<int> unhealthy_after;
+  std::optional<bool> auto_replace;
+  std::optional<absl::Duration> cooldown;
+  std::optional<AutoscalingConfig> autoscaling;
+  std::optional<absl::Duration> ip_wait_timeout;
+  std::optional<absl::Duration> ssh_timeout;
+  std::optional<absl::Duration> ssh_connect_timeout;
+  std::optional<absl::Duration> command_timeout;
+
+  bool operator==(const PoolDefaults&) const = default;
+};
+
+struct PoolHealthConfig {
+  int unhealthy_after = 2;  // Consecutive unhealthy evaluations.
+  bool auto_replace = true;
+
+  bool operator==(const PoolHealthConfig&) const = default;
+};
+
+// A pool after loading: defaults applied, aliases resolved.
+struct PoolConfig {
+  std::string name;
+  // Never empty: the single-provider form (`provider: x`) is one entry.
+  std::vector<PoolProvider> providers;
+  SelectionStrategy strategy = SelectionStrategy::kPriority;
+  std::string instance_type;
+  std::string region;
+  std::vector<std::string> zones;
+  std::vector<std::string> ssh_keys;
+  int min_nodes = 0;
+  int max_nodes = 0;  // Always >= 1 and >= min_nodes after loading.
+  absl::Duration cooldown = absl::Minutes(5);
+  // Absent: the pool manager has no autoscaler for this pool.
+  std::optional<AutoscalingConfig> autoscaling;
+  PoolHealthConfig health;
+  std::map<std::string, std::string> labels;  // Always has pool=<name>.
+  // SSH bootstrap of new instances.
+  std::vector<std::string> setup_commands;
+  std::vector<FileUpload> file_uploads;
+  std::string ssh_user = "ubuntu";
+  std::string ssh_private_key_path;
+  absl::Duration ip_wait_timeout = absl::Minutes(15);
+  absl::Duration ssh_timeout = absl::Minutes(10);
+  absl::Duration ssh_connect_timeout = absl::Seconds(30);
+  absl::Duration command_timeout = absl::Minutes(5);
+
+  bool operator==(const PoolConfig&) const = default;
+};
+
+// ------------------------------------------------------------------- whole
+
+struct Config {
+  ServerConfig server;
+  StorageConfig storage;
+  LoggingConfig logging;
+  InstanceManagerConfig instance_manager;
+  std::map<std::string, ProviderConfig> providers;
+  std::map<std::string, PoolConfig> pools;  // May be empty.
+  // Already applied to every pool; kept for pools created later.
+  PoolDefaults defaults;
+
+  bool operator==(const Config&) const = default;
+};
+
+// The configuration of an empty file: every default, no providers, no pools.
+Config DefaultConfig();
+
+// Fills the values that derive from others, so every component agrees on
+// them: heartbeat_timeout (0 => 3 x heartbeat_interval), storage.path (empty
+// => <data_dir>/navarch.db for sqlite), external_address (empty => see
+// AgentServerAddress). Idempotent. Call it after command-line overrides.
+void ResolveConfig(Config* config);
+
+absl::Duration EffectiveHeartbeatTimeout(const ServerConfig& server);
+// The SQLite file; empty for the memory backend.
+std::string DatabasePath(const Config& config);
+// The URL agents and setup_commands use to reach the control plane:
+// external_address if set, else "http://<host>:<port>" from `address`, with
+// localhost for an empty or wildcard host (":50051", "0.0.0.0:50051").
+std::string AgentServerAddress(const ServerConfig& server);
+
+// Names as written in YAML ("lambda", "round-robin", ...).
+absl::string_view ProviderTypeName(ProviderType type);
+absl::string_view StrategyName(SelectionStrategy strategy);
+absl::string_view AutoscalerTypeName(AutoscalerType type);
+absl::string_view CompositeModeName(CompositeMode mode);
+absl::string_view NotifierTypeName(NotifierType type);
+absl::string_view StorageBackendName(StorageBackend backend);
+
+}  // namespace navarch
+
+#endif  // NAVARCH_CONFIG_CONFIG_H_

@@ -1,0 +1,1566 @@
+#include "navarch/config/config_loader.h"
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "navarch/base/duration.h"
+#include "navarch/base/logging.h"
+#include "navarch/config/yaml_reader.h"
+#include "yaml-cpp/yaml.h"
+
+namespace navarch {
+namespace {
+
+using config_internal::Entry;
+using config_internal::KeySpec;
+using config_internal::Site;
+using config_internal::YamlReader;
+
+constexpr int64_t kNoMax = INT32_MAX;
+// Bounds that catch typos (an extra zero) long before they cost money.
+constexpr int64_t kMaxNodes = 100000;
+constexpr int64_t kMaxGpusPerInstance = 64;
+constexpr size_t kMaxFileBytes = 4 << 20;
+
+// Agents receive intervals in whole seconds; below one second they would get
+// zero (upstream agents then crash their tickers).
+constexpr absl::Duration kMinAgentInterval = absl::Seconds(1);
+
+template <typename E>
+struct Choice {
+  absl::string_view name;
+  E value;
+};
+
+template <typename E>
+std::optional<E> ReadChoice(YamlReader& r, const Entry& e,
+                            absl::string_view what,
+                            std::initializer_list<Choice<E>> choices) {
+  std::optional<std::string> s = r.String(e);
+  if (!s) return std::nullopt;
+  std::vector<std::string> names;
+  for (const Choice<E>& c : choices) {
+    if (*s == c.name) return c.value;
+    names.emplace_back(c.name);
+  }
+  r.Error(e.site, absl::StrCat("unknown ", what, " '", *s, "' (",
+                               absl::StrJoin(names, ", "), ")"));
+  return std::nullopt;
+}
+
+// Pool and provider names become labels, instance names and URL parts.
+bool ValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 63 || !absl::ascii_isalnum(name[0])) {
+    return false;
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string NameRule(absl::string_view what, absl::string_view name) {
+  return absl::StrCat(
+      "invalid ", what, " name '", name,
+      "': use up to 63 letters, digits, '-', '_' or '.', starting with a "
+      "letter or digit");
+}
+
+// Splits "host:port"; nullopt when it is not one. IPv6 hosts need brackets.
+std::optional<std::pair<std::string, int>> SplitHostPort(
+    absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return std::nullopt;
+  absl::string_view host = address.substr(0, colon);
+  absl::string_view port = address.substr(colon + 1);
+  if (host.find(':') != absl::string_view::npos &&
+      !(absl::StartsWith(host, "[") && absl::EndsWith(host, "]"))) {
+    return std::nullopt;
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  int value = 0;
+  for (char c : port) {
+    if (!absl::ascii_isdigit(c)) return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return std::make_pair(std::string(host), value);
+}
+
+bool IsWildcardHost(absl::string_view host) {
+  return host.empty() || host == "0.0.0.0" || host == "[::]";
+}
+
+std::optional<absl::Weekday> ParseDay(absl::string_view text) {
+  static constexpr struct {
+    const char* full;
+    const char* abbr;
+    absl::Weekday day;
+  } kDays[] = {
+      {"monday", "mon", absl::Weekday::monday},
+      {"tuesday", "tue", absl::Weekday::tuesday},
+      {"wednesday", "wed", absl::Weekday::wednesday},
+      {"thursday", "thu", absl::Weekday::thursday},
+      {"friday", "fri", absl::Weekday::friday},
+      {"saturday", "sat", absl::Weekday::saturday},
+      {"sunday", "sun", absl::Weekday::sunday},
+  };
+  const std::string lower = absl::AsciiStrToLower(text);
+  for (const auto& d : kDays) {
+    if (lower == d.full || lower == d.abbr) return d.day;
+  }
+  return std::nullopt;
+}
+
+// Which autoscaler types a key belongs to.
+unsigned Bit(AutoscalerType t) { return 1u << static_cast<int>(t); }
+
+unsigned AutoscalerKeyTypes(absl::string_view canonical) {
+  using T = AutoscalerType;
+  if (canonical == "scale_up_at" || canonical == "scale_down_at") {
+    return Bit(T::kReactive);
+  }
+  if (canonical == "jobs_per_node") return Bit(T::kQueue);
+  if (canonical == "schedule") return Bit(T::kScheduled);
+  if (canonical == "fallback") return Bit(T::kScheduled) | Bit(T::kPredictive);
+  if (canonical == "lookback_window" || canonical == "growth_factor") {
+    return Bit(T::kPredictive);
+  }
+  if (canonical == "mode" || canonical == "autoscalers") {
+    return Bit(T::kComposite);
+  }
+  return ~0u;  // "type" applies to all.
+}
+
+// Which provider types a key belongs to; empty for "type" (all of them).
+std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
+  using T = ProviderType;
+  if (key == "api_key_env" || key == "api_key_secret") return {T::kLambda};
+  if (key == "project" || key == "zone") return {T::kGcp};
+  if (key == "credentials_file" || key == "credentials_secret") {
+    return {T::kGcp, T::kAws};
+  }
+  if (key == "region") return {T::kAws};
+  if (key == "gpu_count") return {T::kFake, T::kLocal};
+  if (key == "gpu_model" || key == "agent_path" || key == "keep_instances") {
+    return {T::kLocal};
+  }
+  return {};
+}
+
+// A key seen in a mapping whose valid keys depend on a `type` that may come
+// later in the same mapping.
+struct SeenKey {
+  std::string canonical;
+  std::string written;
+  Site key_site;
+  Site value_site;
+};
+
+struct ProviderDraft {
+  ProviderConfig config;
+  Site site;
+  std::optional<ProviderType> type;
+  bool type_written = false;
+  std::vector<SeenKey> keys;
+};
+
+struct PoolDraft {
+  PoolConfig pool;
+  Site site;         // The pool's key (map form) or list item.
+  std::string slot;  // "pools.<name>"
+  std::optional<std::string> provider;
+  std::optional<std::vector<PoolProvider>> providers;
+  bool provider_written = false;
+  bool providers_written = false;
+  bool instance_type_written = false;
+  bool max_nodes_written = false;
+  std::optional<int> min_nodes;
+  std::optional<int> max_nodes;
+  PoolDefaults own;  // Inheritable settings the pool sets itself.
+};
+
+// Built-in provider defaults (upstream's, plus the local provider's).
+void ApplyProviderDefaults(ProviderConfig* c) {
+  switch (c->type) {
+    case ProviderType::kLambda:
+      if (c->api_key_env.empty()) c->api_key_env = "LAMBDA_API_KEY";
+      break;
+    case ProviderType::kGcp:
+      if (c->zone.empty()) c->zone = "us-central1-a";
+      break;
+    case ProviderType::kFake:
+      if (c->gpu_count == 0) c->gpu_count = 8;
+      break;
+    case ProviderType::kLocal:
+      if (c->gpu_count == 0) c->gpu_count = 8;
+      if (c->gpu_model.empty()) c->gpu_model = "NVIDIA H100 80GB HBM3";
+      break;
+    case ProviderType::kAws:
+      break;
+  }
+}
+
+// The provider type a name spells, if any ("lambda" -> kLambda).
+std::optional<ProviderType> TypeNamed(absl::string_view name) {
+  static constexpr Choice<ProviderType> kTypes[] = {
+      {"lambda", ProviderType::kLambda},
+      {"gcp", ProviderType::kGcp},
+      {"aws", ProviderType::kAws},
+      {"fake", ProviderType::kFake},
+      {"local", ProviderType::kLocal}};
+  for (const Choice<ProviderType>& c : kTypes) {
+    if (name == c.name) return c.value;
+  }
+  return std::nullopt;
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string filename) : r_(std::move(filename)) {}
+
+  ConfigLoadResult Run(absl::string_view yaml);
+
+ private:
+  // Small typed setters: read, claim the slot, store.
+  std::optional<int> IntValue(const Entry& e, int64_t min, int64_t max) {
+    std::optional<int64_t> v = r_.Int(e, min, max);
+    if (!v) return std::nullopt;
+    return static_cast<int>(*v);
+  }
+  template <typename T, typename Out>
+  void Store(const Entry& e, std::optional<T> v, Out* out) {
+    if (v && r_.Claim(e.slot, e.site)) *out = std::move(*v);
+  }
+  std::optional<std::string> NonEmptyString(const Entry& e) {
+    std::optional<std::string> s = r_.String(e);
+    if (s && s->empty()) {
+      r_.Error(e.site, "must not be empty");
+      return std::nullopt;
+    }
+    return s;
+  }
+  // A duration where 0 keeps the default, as upstream; others must be >= min.
+  template <typename Out>
+  void StoreInterval(const Entry& e, absl::Duration min, Out* out) {
+    std::optional<absl::Duration> d = r_.Duration(e);
+    if (!d || !r_.Claim(e.slot, e.site)) return;
+    if (*d == absl::ZeroDuration()) return;
+    if (*d < min) {
+      r_.Error(e.site, absl::StrCat("must be at least ", FormatGoDuration(min),
+                                    ", got ", e.value.Scalar()));
+      return;
+    }
+    *out = *d;
+  }
+  void StoreAddress(const Entry& e, std::string* out) {
+    std::optional<std::string> s = r_.String(e);
+    if (!s) return;
+    if (!SplitHostPort(*s)) {
+      r_.Error(e.site, absl::StrCat("expected host:port such as :50051 or "
+                                    "0.0.0.0:50051, got '",
+                                    *s, "'"));
+      return;
+    }
+    Store(e, s, out);
+  }
+
+  void ReadRoot(const YAML::Node& root);
+  void ReadServer(const Entry& e);
+  // In `server:` (agent_block false) or upstream's `global.agent:` block.
+  std::vector<KeySpec> AgentKeys(bool agent_block);
+  void ReadNotifier(const Entry& e);
+  void ReadWebhook(const Entry& e, WebhookConfig* webhook);
+  void ReadStorage(const Entry& e);
+  void ReadLogging(const Entry& e);
+  void ReadInstanceManager(const Entry& e);
+  void ReadProviders(const Entry& e);
+  void ReadProvider(const std::string& name, const Entry& e);
+  void ReadPools(const Entry& e);
+  void ReadPool(const std::string& name, const YAML::Node& node,
+                const Site& value_site, const Site& pool_site);
+  void ReadPoolProviders(const Entry& e, PoolDraft* d);
+  void ReadFileUploads(const Entry& e, PoolDraft* d);
+  std::vector<KeySpec> InheritableKeys(PoolDefaults* d);
+  std::vector<KeySpec> ScalingKeys(PoolDefaults* d, PoolDraft* pool);
+  std::vector<KeySpec> DefaultsKeys();
+  void ReadHealth(const Entry& e, PoolDefaults* d);
+  void ReadAutoscalingKey(const Entry& e,
+                          std::optional<AutoscalingConfig>* out);
+  std::optional<AutoscalingConfig> ReadAutoscaling(const Entry& e);
+  std::optional<ScheduleWindow> ReadWindow(const Entry& e);
+
+  void Finish();
+  void FinishProviders();
+  void FinishPool(PoolDraft& d);
+  void FinishServer();
+  // A pool's provider must be defined, or be a provider type's name.
+  void CheckProviderReference(const std::string& name, const Site& site);
+
+  YamlReader r_;
+  Config config_;
+  PoolDefaults defaults_;
+  std::map<std::string, ProviderDraft> providers_;
+  std::map<std::string, PoolDraft> pools_;
+};
+
+ConfigLoadResult Loader::Run(absl::string_view yaml) {
+  ConfigLoadResult result;
+  if (yaml.size() > kMaxFileBytes) {
+    r_.Error(Site{},
+             absl::StrCat("file is larger than ", kMaxFileBytes, " bytes"));
+    result.errors = r_.TakeErrors();
+    return result;
+  }
+  // yaml-cpp reports problems as exceptions, from the parser and from node
+  // access alike; none may escape a loader that servers call.
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+    if (docs.size() > 1) {
+      r_.Error(YamlReader::SiteOf(docs[1], Site{}, ""),
+               absl::StrCat("only one YAML document is allowed, found ",
+                            docs.size()));
+    }
+    if (!docs.empty()) ReadRoot(docs[0]);
+    Finish();
+  } catch (const YAML::Exception& e) {
+    Site site;
+    if (!e.mark.is_null()) {
+      site.line = e.mark.line + 1;
+      site.column = e.mark.column + 1;
+    }
+    r_.Error(site, absl::StrCat("invalid YAML: ", e.msg));
+  } catch (const std::exception& e) {
+    r_.Error(Site{}, absl::StrCat("cannot read configuration: ", e.what()));
+  }
+  result.errors = r_.TakeErrors();
+  result.config = std::move(config_);
+  return result;
+}
+
+// ------------------------------------------------------------------- root
+
+void Loader::ReadRoot(const YAML::Node& root) {
+  const Site site = YamlReader::SiteOf(root, Site{1, 1, ""}, "");
+  r_.ReadMap(
+      root, site, "",
+      {
+          {{"server"}, "", [this](const Entry& e) { ReadServer(e); }},
+          {{"storage"}, "", [this](const Entry& e) { ReadStorage(e); }},
+          {{"logging"}, "", [this](const Entry& e) { ReadLogging(e); }},
+          {{"instance_manager"},
+           "",
+           [this](const Entry& e) { ReadInstanceManager(e); }},
+          {{"providers"}, "", [this](const Entry& e) { ReadProviders(e); }},
+          {{"pools"}, "", [this](const Entry& e) { ReadPools(e); }},
+          // `global:` is the name upstream's pool-management guide uses.
+          {{"defaults", "global"},
+           "",
+           [this](const Entry& e) {
+             r_.ReadMap(e.value, e.site, "defaults", DefaultsKeys());
+           }},
+          // Top-level shorthands for the same keys under `defaults:`; the
+          // upstream documentation shows these blocks on their own.
+          {{"health"},
+           "defaults.health",
+           [this](const Entry& e) { ReadHealth(e, &defaults_); }},
+          {{"autoscaling", "autoscaler"},
+           "defaults.autoscaling",
+           [this](const Entry& e) {
+             ReadAutoscalingKey(e, &defaults_.autoscaling);
+           }},
+          {{"scaling"},
+           "defaults.scaling",
+           [this](const Entry& e) {
+             r_.ReadMap(e.value, e.site, "defaults",
+                        ScalingKeys(&defaults_, nullptr));
+           }},
+          {{"notifier", "coordinator"},
+           "server.notifier",
+           [this](const Entry& e) { ReadNotifier(e); }},
+          // Holders of YAML anchors (`x-pool: &base ...`), as in Compose
+          // files: read by the aliases that use them, never on their own.
+          {{"x-*"}, "", [](const Entry&) {}},
+      });
+}
+
+// ----------------------------------------------------------------- server
+
+void Loader::ReadServer(const Entry& e) {
+  ServerConfig& s = config_.server;
+  std::vector<KeySpec> keys = {
+      {{"address"},
+       "",
+       [this, &s](const Entry& f) { StoreAddress(f, &s.address); }},
+      // Upstream's deployment docs write the gRPC port on its own.
+      {{"grpc_port"},
+       "address",
+       [this, &s](const Entry& f) {
+         std::optional<int> port = IntValue(f, 1, 65535);
+         if (port && r_.Claim(f.slot, f.site)) {
+           s.address = absl::StrCat(":", *port);
+         }
+       }},
+      {{"http_address"},
+       "",
+       [this, &s](const Entry& f) { StoreAddress(f, &s.http_address); }},
+      {{"data_dir"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.data_dir);
+       }},
+      {{"heartbeat_timeout"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, r_.Duration(f), &s.heartbeat_timeout);
+       }},
+      {{"autoscale_interval"},
+       "",
+       [this, &s](const Entry& f) {
+         StoreInterval(f, kMinAgentInterval, &s.autoscale_interval);
+       }},
+      {{"health_policy", "health_policy_path"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, r_.String(f), &s.health_policy);
+       }},
+      {{"notifier", "coordinator"},
+       "",
+       [this](const Entry& f) { ReadNotifier(f); }},
+  };
+  // external_address and the agent intervals can also come from upstream's
+  // `global.agent` block; both spellings share one reader and one slot.
+  for (KeySpec& k : AgentKeys(false)) keys.push_back(std::move(k));
+  r_.ReadMap(e.value, e.site, "server", keys);
+}
+
+std::vector<KeySpec> Loader::AgentKeys(bool agent_block) {
+  ServerConfig& s = config_.server;
+  auto external = [this, &s](const Entry& f) {
+    Store(f, r_.String(f), &s.external_address);
+  };
+  auto heartbeat = [this, &s](const Entry& f) {
+    StoreInterval(f, kMinAgentInterval, &s.heartbeat_interval);
+  };
+  auto health = [this, &s](const Entry& f) {
+    StoreInterval(f, kMinAgentInterval, &s.health_check_interval);
+  };
+  return {
+      {{agent_block ? "server" : "external_address"},
+       "external_address",
+       external},
+      {{"heartbeat_interval"}, "", heartbeat},
+      {{"health_check_interval"}, "", health},
+  };
+}
+
+void Loader::ReadNotifier(const Entry& e) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  NotifierConfig& n = config_.server.notifier;
+  std::optional<Site> webhook_site;
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 {{"type"},
+                  "",
+                  [this, &n](const Entry& f) {
+                    std::optional<NotifierType> t = ReadChoice<NotifierType>(
+                        r_, f, "notifier type",
+                        {{"noop", NotifierType::kNoop},
+                         {"webhook", NotifierType::kWebhook}});
+                    if (t) n.type = *t;
+                  }},
+                 {{"webhook"},
+                  "",
+                  [this, &n, &webhook_site](const Entry& f) {
+                    if (f.value.IsNull()) return;
+                    webhook_site = f.site;
+                    ReadWebhook(f, &n.webhook);
+                  }},
+             });
+  if (n.type == NotifierType::kWebhook && !webhook_site) {
+    r_.Error(e.site, "type 'webhook' needs a 'webhook' block with its URLs");
+  }
+  if (n.type == NotifierType::kNoop && webhook_site) {
+    r_.Error(*webhook_site,
+             "has no effect unless the notifier type is "
+             "'webhook'");
+  }
+  const WebhookConfig& w = n.webhook;
+  if (n.type == NotifierType::kWebhook && webhook_site &&
+      w.cordon_url.empty() && w.uncordon_url.empty() && w.drain_url.empty() &&
+      w.drain_status_url.empty()) {
+    r_.Error(*webhook_site,
+             "needs at least one of cordon_url, uncordon_url, "
+             "drain_url, drain_status_url");
+  }
+}
+
+void Loader::ReadWebhook(const Entry& e, WebhookConfig* w) {
+  auto url = [this](std::string* out) {
+    return [this, out](const Entry& f) {
+      std::optional<std::string> s = r_.String(f);
+      if (!s) return;
+      if (!s->empty() && !absl::StartsWith(*s, "http://") &&
+          !absl::StartsWith(*s, "https://")) {
+        r_.Error(f.site, absl::StrCat("expected an http:// or https:// URL, "
+                                      "got '",
+                                      *s, "'"));
+        return;
+      }
+      *out = *s;
+    };
+  };
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 {{"cordon_url"}, "", url(&w->cordon_url)},
+                 {{"uncordon_url"}, "", url(&w->uncordon_url)},
+                 {{"drain_url"}, "", url(&w->drain_url)},
+                 {{"drain_status_url"}, "", url(&w->drain_status_url)},
+                 {{"timeout"},
+                  "",
+                  [this, w](const Entry& f) {
+                    StoreInterval(f, absl::Milliseconds(1), &w->timeout);
+                  }},
+                 {{"headers"},
+                  "",
+                  [this, w](const Entry& f) {
+                    Store(f, r_.StringMap(f), &w->headers);
+                  }},
+             });
+}
+
+// ------------------------------------------------ storage, logging, instances
+
+void Loader::ReadStorage(const Entry& e) {
+  StorageConfig& s = config_.storage;
+  r_.ReadMap(
+      e.value, e.site, "storage",
+      {
+          {{"backend"},
+           "",
+           [this, &s](const Entry& f) {
+             if (f.value.IsScalar() &&
+                 absl::StartsWith(f.value.Scalar(), "postgres")) {
+               r_.Error(f.site,
+                        "postgres is not supported yet (sqlite, "
+                        "memory)");
+               return;
+             }
+             Store(f,
+                   ReadChoice<StorageBackend>(
+                       r_, f, "storage backend",
+                       {{"sqlite", StorageBackend::kSqlite},
+                        {"memory", StorageBackend::kMemory}}),
+                   &s.backend);
+           }},
+          {{"path"},
+           "",
+           [this, &s](const Entry& f) { Store(f, r_.String(f), &s.path); }},
+      });
+}
+
+void Loader::ReadLogging(const Entry& e) {
+  LoggingConfig& l = config_.logging;
+  r_.ReadMap(e.value, e.site, "logging",
+             {
+                 {{"level"},
+                  "",
+                  [this, &l](const Entry& f) {
+                    std::optional<std::string> s = r_.String(f);
+                    if (!s) return;
+                    absl::StatusOr<LogLevel> level = ParseLogLevel(*s);
+                    if (!level.ok()) {
+                      r_.Error(f.site, std::string(level.status().message()));
+                      return;
+                    }
+                    Store(f, std::optional<LogLevel>(*level), &l.level);
+                  }},
+                 {{"format"},
+                  "",
+                  [this, &l](const Entry& f) {
+                    std::optional<std::string> s = r_.String(f);
+                    if (!s) return;
+                    absl::StatusOr<LogFormat> format = ParseLogFormat(*s);
+                    if (!format.ok()) {
+                      r_.Error(f.site, std::string(format.status().message()));
+                      return;
+                    }
+                    Store(f, std::optional<LogFormat>(*format), &l.format);
+                  }},
+             });
+}
+
+void Loader::ReadInstanceManager(const Entry& e) {
+  InstanceManagerConfig& m = config_.instance_manager;
+  auto interval = [this](absl::Duration* out) {
+    return [this, out](const Entry& f) {
+      StoreInterval(f, absl::Seconds(1), out);
+    };
+  };
+  r_.ReadMap(
+      e.value, e.site, "instance_manager",
+      {
+          {{"registration_timeout"}, "", interval(&m.registration_timeout)},
+          {{"stale_check_interval"}, "", interval(&m.stale_check_interval)},
+          {{"terminated_retention"}, "", interval(&m.terminated_retention)},
+      });
+}
+
+// -------------------------------------------------------------- providers
+
+void Loader::ReadProviders(const Entry& e) {
+  for (const Entry& p : r_.MapEntries(e.value, e.site, "providers")) {
+    if (!ValidName(p.key)) {
+      r_.Error(p.key_site, NameRule("provider", p.key));
+      continue;
+    }
+    if (!r_.ClaimName(p.slot, p.key_site,
+                      absl::StrCat("provider '", p.key, "'"))) {
+      continue;
+    }
+    ReadProvider(p.key, p);
+  }
+}
+
+void Loader::ReadProvider(const std::string& name, const Entry& e) {
+  ProviderDraft& d = providers_[name];
+  d.config.name = name;
+  d.site = Site{e.key_site.line, e.key_site.column, e.site.path};
+  ProviderConfig& c = d.config;
+  auto note = [&d](const Entry& f, absl::string_view canonical) {
+    d.keys.push_back(
+        SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  };
+  auto text = [this, note](absl::string_view canonical, std::string* out) {
+    return [this, note, canonical, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, r_.String(f), out);
+    };
+  };
+  r_.ReadMap(
+      e.value, e.site, e.slot,
+      {
+          {{"type"},
+           "",
+           [this, &d](const Entry& f) {
+             d.type_written = true;
+             d.type =
+                 ReadChoice<ProviderType>(r_, f, "provider type",
+                                          {{"lambda", ProviderType::kLambda},
+                                           {"gcp", ProviderType::kGcp},
+                                           {"aws", ProviderType::kAws},
+                                           {"fake", ProviderType::kFake},
+                                           {"local", ProviderType::kLocal}});
+           }},
+          {{"api_key_env"}, "", text("api_key_env", &c.api_key_env)},
+          {{"api_key_secret"}, "", text("api_key_secret", &c.api_key_secret)},
+          {{"project"}, "", text("project", &c.project)},
+          {{"zone"}, "", text("zone", &c.zone)},
+          {{"credentials_file"},
+           "",
+           text("credentials_file", &c.credentials_file)},
+          {{"credentials_secret"},
+           "",
+           text("credentials_secret", &c.credentials_secret)},
+          {{"region"}, "", text("region", &c.region)},
+          {{"gpu_model"}, "", text("gpu_model", &c.gpu_model)},
+          {{"agent_path"}, "", text("agent_path", &c.agent_path)},
+          {{"gpu_count"},
+           "",
+           [this, note, &c](const Entry& f) {
+             note(f, "gpu_count");
+             Store(f, IntValue(f, 1, kMaxGpusPerInstance), &c.gpu_count);
+           }},
+          {{"keep_instances"},
+           "",
+           [this, note, &c](const Entry& f) {
+             note(f, "keep_instances");
+             Store(f, r_.Bool(f), &c.keep_instances);
+           }},
+      });
+}
+
+// ------------------------------------------------------------------ pools
+
+void Loader::ReadPools(const Entry& e) {
+  if (e.value.IsSequence()) {
+    // Upstream's guides write pools as a list of `- name: ...` items; each
+    // becomes the same entry as the map form.
+    for (const Entry& item : r_.ListItems(e.value, e.site, "pools")) {
+      if (!item.value.IsMap()) {
+        r_.Error(item.site, absl::StrCat("expected a mapping with a name"));
+        continue;
+      }
+      std::optional<std::string> name;
+      for (auto it = item.value.begin(); it != item.value.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "name") {
+          if (it->second.IsScalar()) {
+            name = it->second.Scalar();
+          }
+          break;
+        }
+      }
+      if (!name) {
+        r_.Error(item.site, "name is required");
+        continue;
+      }
+      const Site pool_site{item.site.line, item.site.column,
+                           absl::StrCat("pools.", *name)};
+      ReadPool(*name, item.value, pool_site, pool_site);
+    }
+    return;
+  }
+  for (const Entry& p : r_.MapEntries(e.value, e.site, "pools")) {
+    ReadPool(p.key, p.value, p.site,
+             Site{p.key_site.line, p.key_site.column, p.site.path});
+  }
+}
+
+void Loader::ReadPool(const std::string& name, const YAML::Node& node,
+                      const Site& value_site, const Site& pool_site) {
+  if (!ValidName(name)) {
+    r_.Error(pool_site, NameRule("pool", name));
+    return;
+  }
+  const std::string slot = absl::StrCat("pools.", name);
+  if (!r_.ClaimName(slot, pool_site, absl::StrCat("pool '", name, "'"))) {
+    return;
+  }
+  PoolDraft& d = pools_[name];
+  d.pool.name = name;
+  d.site = pool_site;
+  d.slot = slot;
+  PoolConfig& p = d.pool;
+
+  std::vector<KeySpec> keys = {
+      {{"name"},
+       "",
+       [this, &p](const Entry& f) {
+         std::optional<std::string> s = r_.String(f);
+         if (s && *s != p.name) {
+           r_.Error(f.site, absl::StrCat("'", *s,
+                                         "' does not match the pool's "
+                                         "key '",
+                                         p.name, "'"));
+         }
+       }},
+      {{"provider"},
+       "",
+       [this, &d](const Entry& f) {
+         if (f.value.IsNull()) return;  // Reported as missing.
+         d.provider_written = true;
+         Store(f, NonEmptyString(f), &d.provider);
+       }},
+      {{"providers"},
+       "",
+       [this, &d](const Entry& f) { ReadPoolProviders(f, &d); }},
+      {{"strategy"},
+       "",
+       [this, &p](const Entry& f) {
+         Store(f,
+               ReadChoice<SelectionStrategy>(
+                   r_, f, "strategy",
+                   {{"priority", SelectionStrategy::kPriority},
+                    {"cost", SelectionStrategy::kCost},
+                    {"availability", SelectionStrategy::kAvailability},
+                    {"round-robin", SelectionStrategy::kRoundRobin}}),
+               &p.strategy);
+       }},
+      {{"instance_type"},
+       "",
+       [this, &d](const Entry& f) {
+         if (f.value.IsNull()) return;  // Reported as missing.
+         d.instance_type_written = true;
+         Store(f, NonEmptyString(f), &d.pool.instance_type);
+       }},
+      {{"region"},
+       "",
+       [this, &p](const Entry& f) { Store(f, r_.String(f), &p.region); }},
+      {{"zones"},
+       "",
+       [this, &p](const Entry& f) { Store(f, r_.StringList(f), &p.zones); }},
+      {{"labels"},
+       "",
+       [this, &p](const Entry& f) {
+         std::optional<std::map<std::string, std::string>> labels =
+             r_.StringMap(f);
+         if (labels && labels->count("") > 0) {
+           r_.Error(f.site, "label keys must not be empty");
+           return;
+         }
+         Store(f, std::move(labels), &p.labels);
+       }},
+      {{"setup_commands"},
+       "",
+       [this, &p](const Entry& f) {
+         Store(f, r_.StringList(f), &p.setup_commands);
+       }},
+      {{"file_uploads"},
+       "",
+       [this, &d](const Entry& f) { ReadFileUploads(f, &d); }},
+  };
+  // min_nodes, max_nodes, cooldown and autoscaling: directly or in the
+  // `scaling:` block of upstream's guides, which maps to the same settings.
+  for (KeySpec& k : ScalingKeys(&d.own, &d)) keys.push_back(std::move(k));
+  keys.push_back({{"scaling"}, "", [this, &d](const Entry& f) {
+                    r_.ReadMap(f.value, f.site, d.slot,
+                               ScalingKeys(&d.own, &d));
+                  }});
+  for (KeySpec& k : InheritableKeys(&d.own)) {
+    const std::string& n = k.names.front();
+    if (n == "cooldown" || n == "autoscaling") continue;  // In ScalingKeys.
+    keys.push_back(std::move(k));
+  }
+  r_.ReadMap(node, Site{value_site.line, value_site.column, pool_site.path},
+             slot, keys);
+}
+
+void Loader::ReadPoolProviders(const Entry& e, PoolDraft* d) {
+  if (e.value.IsNull()) return;  // Reported as missing.
+  d->providers_written = true;
+  std::vector<PoolProvider> list;
+  std::set<std::string> names;
+  bool ok = true;
+  for (const Entry& item : r_.ListItems(e.value, e.site, e.slot)) {
+    PoolProvider entry;
+    bool has_name = false;
+    r_.ReadMap(item.value, item.site, item.slot,
+               {
+                   {{"name"},
+                    "",
+                    [&](const Entry& f) {
+                      std::optional<std::string> s = NonEmptyString(f);
+                      if (!s || !r_.Claim(f.slot, f.site)) return;
+                      has_name = true;
+                      entry.name = *s;
+                      if (!names.insert(*s).second) {
+                        r_.Error(f.site, absl::StrCat("provider '", *s,
+                                                      "' is listed twice"));
+                        ok = false;
+                      }
+                    }},
+                   {{"priority"},
+                    "",
+                    [&](const Entry& f) {
+                      Store(f, IntValue(f, -1000000, 1000000), &entry.priority);
+                    }},
+                   {{"weight"},
+                    "",
+                    [&](const Entry& f) {
+                      // Upstream treats a weight <= 0 as 1; negative is a
+                      // mistake.
+                      std::optional<int> w = IntValue(f, 0, 1000000);
+                      if (w && *w == 0) w = 1;
+                      Store(f, w, &entry.weight);
+                    }},
+                   {{"regions"},
+                    "",
+                    [&](const Entry& f) {
+                      Store(f, r_.StringList(f), &entry.regions);
+                    }},
+                   {{"instance_type"},
+                    "",
+                    [&](const Entry& f) {
+                      Store(f, NonEmptyString(f), &entry.instance_type);
+                    }},
+               });
+    if (!item.value.IsMap()) {
+      if (item.value.IsNull()) r_.Error(item.site, "expected a mapping");
+      ok = false;
+      continue;
+    }
+    if (!has_name) {
+      if (!r_.IsSet(absl::StrCat(item.slot, ".name"))) {
+        r_.Error(item.site, "name is required");
+      }
+      ok = false;
+      continue;
+    }
+    list.push_back(std::move(entry));
+  }
+  if (!r_.Claim(e.slot, e.site)) return;
+  if (ok && list.empty()) {
+    r_.Error(e.site, "needs at least one provider");
+    return;
+  }
+  if (ok) d->providers = std::move(list);
+}
+
+void Loader::ReadFileUploads(const Entry& e, PoolDraft* d) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  for (const Entry& item : r_.ListItems(e.value, e.site, e.slot)) {
+    FileUpload upload;
+    r_.ReadMap(item.value, item.site, item.slot,
+               {
+                   {{"local"},
+                    "",
+                    [&](const Entry& f) {
+                      Store(f, NonEmptyString(f), &upload.local);
+                    }},
+                   {{"remote"},
+                    "",
+                    [&](const Entry& f) {
+                      Store(f, NonEmptyString(f), &upload.remote);
+                    }},
+                   {{"mode"},
+                    "",
+                    [&](const Entry& f) {
+                      std::optional<std::string> s = r_.String(f);
+                      if (!s) return;
+                      uint32_t mode = 0;
+                      bool octal = s->size() >= 3 && s->size() <= 4;
+                      for (char c : *s) {
+                        if (c < '0' || c > '7') octal = false;
+                        mode = mode * 8 + static_cast<uint32_t>(c - '0');
+                      }
+                      if (!octal) {
+                        r_.Error(f.site,
+                                 absl::StrCat("expected an octal file "
+                                              "mode such as 0644, got '",
+                                              *s, "'"));
+                        return;
+                      }
+                      Store(f, std::optional<uint32_t>(mode), &upload.mode);
+                    }},
+               });
+    if (!item.value.IsMap()) {
+      if (item.value.IsNull()) r_.Error(item.site, "expected a mapping");
+      continue;
+    }
+    if (upload.local.empty() || upload.remote.empty()) {
+      if (!r_.IsSet(item.slot + ".local") && !r_.IsSet(item.slot + ".remote")) {
+        r_.Error(item.site, "local and remote are required");
+      } else if (!r_.IsSet(item.slot + ".local") && !upload.remote.empty()) {
+        r_.Error(item.site, "local is required");
+      } else if (!r_.IsSet(item.slot + ".remote") && !upload.local.empty()) {
+        r_.Error(item.site, "remote is required");
+      }
+      continue;
+    }
+    d->pool.file_uploads.push_back(std::move(upload));
+  }
+}
+
+// Settings a pool may set itself or inherit from `defaults:`.
+std::vector<KeySpec> Loader::InheritableKeys(PoolDefaults* d) {
+  auto timeout = [this](std::optional<absl::Duration>* out) {
+    return [this, out](const Entry& f) {
+      StoreInterval(f, absl::Seconds(1), out);
+    };
+  };
+  return {
+      {{"ssh_keys", "ssh_key_names"},
+       "",
+       [this, d](const Entry& f) { Store(f, r_.StringList(f), &d->ssh_keys); }},
+      {{"ssh_user"},
+       "",
+       [this, d](const Entry& f) {
+         Store(f, NonEmptyString(f), &d->ssh_user);
+       }},
+      {{"ssh_private_key_path"},
+       "",
+       [this, d](const Entry& f) {
+         Store(f, r_.String(f), &d->ssh_private_key_path);
+       }},
+      {{"health"}, "", [this, d](const Entry& f) { ReadHealth(f, d); }},
+      {{"cooldown", "cooldown_period"},
+       "",
+       [this, d](const Entry& f) {
+         StoreInterval(f, absl::ZeroDuration(), &d->cooldown);
+       }},
+      {{"autoscaling", "autoscaler"},
+       "",
+       [this, d](const Entry& f) { ReadAutoscalingKey(f, &d->autoscaling); }},
+      {{"ip_wait_timeout"}, "", timeout(&d->ip_wait_timeout)},
+      {{"ssh_timeout"}, "", timeout(&d->ssh_timeout)},
+      {{"ssh_connect_timeout"}, "", timeout(&d->ssh_connect_timeout)},
+      {{"command_timeout"}, "", timeout(&d->command_timeout)},
+  };
+}
+
+// The keys of a `scaling:` block. Limits exist only per pool (`pool` null
+// means the block sits under defaults).
+std::vector<KeySpec> Loader::ScalingKeys(PoolDefaults* d, PoolDraft* pool) {
+  std::vector<KeySpec> keys = {
+      {{"cooldown", "cooldown_period"},
+       "",
+       [this, d](const Entry& f) {
+         StoreInterval(f, absl::ZeroDuration(), &d->cooldown);
+       }},
+      {{"autoscaling", "autoscaler"},
+       "",
+       [this, d](const Entry& f) { ReadAutoscalingKey(f, &d->autoscaling); }},
+  };
+  if (pool != nullptr) {
+    keys.push_back({{"min_nodes"}, "", [this, pool](const Entry& f) {
+                      Store(f, IntValue(f, 0, kMaxNodes), &pool->min_nodes);
+                    }});
+    keys.push_back({{"max_nodes"}, "", [this, pool](const Entry& f) {
+                      if (f.value.IsNull()) return;  // Reported as missing.
+                      pool->max_nodes_written = true;
+                      Store(f, IntValue(f, 1, kMaxNodes), &pool->max_nodes);
+                    }});
+  }
+  return keys;
+}
+
+std::vector<KeySpec> Loader::DefaultsKeys() {
+  std::vector<KeySpec> keys = InheritableKeys(&defaults_);
+  keys.push_back({{"scaling"}, "", [this](const Entry& f) {
+                    r_.ReadMap(f.value, f.site, "defaults",
+                               ScalingKeys(&defaults_, nullptr));
+                  }});
+  // Upstream's `global.agent` block: what agents are told. These are the
+  // server's settings, so they share its slots.
+  keys.push_back({{"agent"}, "", [this](const Entry& f) {
+                    r_.ReadMap(f.value, f.site, "server", AgentKeys(true));
+                  }});
+  return keys;
+}
+
+void Loader::ReadHealth(const Entry& e, PoolDefaults* d) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 // `unhealthy_threshold` is the spelling of upstream's guides.
+                 {{"unhealthy_after", "unhealthy_threshold"},
+                  "",
+                  [this, d](const Entry& f) {
+                    std::optional<int> n = IntValue(f, 0, 1000);
+                    if (!n || !r_.Claim(f.slot, f.site)) return;
+                    if (*n > 0) d->unhealthy_after = *n;  // 0: the default.
+                  }},
+                 {{"auto_replace"},
+                  "",
+                  [this, d](const Entry& f) {
+                    Store(f, r_.Bool(f), &d->auto_replace);
+                  }},
+             });
+}
+
+// ------------------------------------------------------------ autoscaling
+
+void Loader::ReadAutoscalingKey(const Entry& e,
+                                std::optional<AutoscalingConfig>* out) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  std::optional<AutoscalingConfig> a = ReadAutoscaling(e);
+  if (a) *out = std::move(*a);
+}
+
+std::optional<AutoscalingConfig> Loader::ReadAutoscaling(const Entry& e) {
+  if (!e.value.IsMap()) {
+    r_.Error(e.site, e.value.IsNull() ? "expected a mapping with a type"
+                                      : "expected a mapping");
+    return std::nullopt;
+  }
+  AutoscalingConfig a;
+  std::optional<AutoscalerType> type;
+  bool type_written = false;
+  bool ok = true;
+  std::vector<SeenKey> seen;
+  auto note = [&seen](const Entry& f, absl::string_view canonical) {
+    seen.push_back(SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  };
+  auto percent = [&](absl::string_view canonical, int* out) {
+    return [&, canonical, out](const Entry& f) {
+      note(f, canonical);
+      std::optional<int> v = IntValue(f, 0, 100);
+      if (!v) ok = false;
+      Store(f, v, out);
+    };
+  };
+  auto sub = [&](const Entry& f) -> std::optional<AutoscalingConfig> {
+    std::optional<AutoscalingConfig> child = ReadAutoscaling(f);
+    if (!child) ok = false;
+    return child;
+  };
+  const bool readable = r_.ReadMap(
+      e.value, e.site, e.slot,
+      {
+          {{"type"},
+           "",
+           [&](const Entry& f) {
+             type_written = true;
+             type = ReadChoice<AutoscalerType>(
+                 r_, f, "autoscaler type",
+                 {{"reactive", AutoscalerType::kReactive},
+                  {"queue", AutoscalerType::kQueue},
+                  {"scheduled", AutoscalerType::kScheduled},
+                  {"predictive", AutoscalerType::kPredictive},
+                  {"composite", AutoscalerType::kComposite}});
+           }},
+          // `*_threshold` is the spelling of upstream's guides.
+          {{"scale_up_at", "scale_up_threshold"},
+           "",
+           percent("scale_up_at", &a.scale_up_at)},
+          {{"scale_down_at", "scale_down_threshold"},
+           "",
+           percent("scale_down_at", &a.scale_down_at)},
+          {{"jobs_per_node"},
+           "",
+           [&](const Entry& f) {
+             note(f, "jobs_per_node");
+             Store(f, IntValue(f, 1, kNoMax), &a.jobs_per_node);
+           }},
+          {{"schedule"},
+           "",
+           [&](const Entry& f) {
+             note(f, "schedule");
+             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+               std::optional<ScheduleWindow> w = ReadWindow(item);
+               if (w) {
+                 a.schedule.push_back(std::move(*w));
+               } else {
+                 ok = false;
+               }
+             }
+           }},
+          {{"fallback"},
+           "",
+           [&](const Entry& f) {
+             note(f, "fallback");
+             if (f.value.IsNull()) return;
+             if (std::optional<AutoscalingConfig> child = sub(f)) {
+               a.fallback.push_back(std::move(*child));
+             }
+           }},
+          {{"lookback_window"},
+           "",
+           [&](const Entry& f) {
+             note(f, "lookback_window");
+             Store(f, IntValue(f, 1, 100000), &a.lookback_window);
+           }},
+          {{"growth_factor"},
+           "",
+           [&](const Entry& f) {
+             note(f, "growth_factor");
+             std::optional<double> g = r_.Double(f, 0, 100);
+             if (g && *g == 0) {
+               r_.Error(f.site, "must be > 0, got 0");
+               return;
+             }
+             Store(f, g, &a.growth_factor);
+           }},
+          {{"mode"},
+           "",
+           [&](const Entry& f) {
+             note(f, "mode");
+             Store(f,
+                   ReadChoice<CompositeMode>(r_, f, "composite mode",
+                                             {{"max", CompositeMode::kMax},
+                                              {"min", CompositeMode::kMin},
+                                              {"avg", CompositeMode::kAvg}}),
+                   &a.mode);
+           }},
+          // `strategies:` is the spelling of upstream's concepts page.
+          {{"autoscalers", "strategies"},
+           "",
+           [&](const Entry& f) {
+             note(f, "autoscalers");
+             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+               if (std::optional<AutoscalingConfig> child = sub(item)) {
+                 a.autoscalers.push_back(std::move(*child));
+               }
+             }
+           }},
+      });
+  if (!type) {
+    if (readable && !type_written) {
+      r_.Error(e.site,
+               "type is required (reactive, queue, scheduled, "
+               "predictive, composite)");
+    }
+    return std::nullopt;
+  }
+  a.type = *type;
+  const Site* down_site = nullptr;
+  const Site* up_site = nullptr;
+  for (const SeenKey& k : seen) {
+    if ((AutoscalerKeyTypes(k.canonical) & Bit(a.type)) == 0) {
+      r_.Error(k.key_site, absl::StrCat("'", k.written,
+                                        "' does not apply to autoscaler type '",
+                                        AutoscalerTypeName(a.type), "'"));
+      ok = false;
+    }
+    if (k.canonical == "scale_down_at") down_site = &k.value_site;
+    if (k.canonical == "scale_up_at") up_site = &k.value_site;
+  }
+  if (!ok) return std::nullopt;
+  switch (a.type) {
+    case AutoscalerType::kReactive:
+      if (a.scale_down_at >= a.scale_up_at) {
+        if (down_site != nullptr) {
+          r_.Error(*down_site, absl::StrCat("scale_down_at (", a.scale_down_at,
+                                            ") must be below scale_up_at (",
+                                            a.scale_up_at, ")"));
+        } else {
+          r_.Error(up_site != nullptr ? *up_site : e.site,
+                   absl::StrCat("scale_up_at (", a.scale_up_at,
+                                ") must be above scale_down_at (",
+                                a.scale_down_at, ")"));
+        }
+        return std::nullopt;
+      }
+      break;
+    case AutoscalerType::kScheduled:
+      if (a.schedule.empty()) {
+        r_.Error(e.site,
+                 "a scheduled autoscaler needs at least one window in "
+                 "schedule");
+        return std::nullopt;
+      }
+      break;
+    case AutoscalerType::kComposite:
+      if (a.autoscalers.empty()) {
+        r_.Error(e.site,
+                 "a composite autoscaler needs at least one entry in "
+                 "autoscalers");
+        return std::nullopt;
+      }
+      break;
+    default:
+      break;
+  }
+  return a;
+}
+
+std::optional<ScheduleWindow> Loader::ReadWindow(const Entry& e) {
+  if (!e.value.IsMap()) {
+    r_.Error(e.site,
+             "expected a mapping with days, start, end, min_nodes and "
+             "max_nodes");
+    return std::nullopt;
+  }
+  ScheduleWindow w;
+  bool ok = true;
+  bool max_written = false;
+  std::optional<Site> start_site;
+  std::optional<Site> min_site;
+  auto hour = [&](int* out, std::optional<Site>* site) {
+    return [&, out, site](const Entry& f) {
+      std::optional<int> h = IntValue(f, 0, 24);
+      if (!h) ok = false;
+      if (site != nullptr) *site = f.site;
+      Store(f, h, out);
+    };
+  };
+  r_.ReadMap(
+      e.value, e.site, e.slot,
+      {
+          {{"days"},
+           "",
+           [&](const Entry& f) {
+             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+               std::optional<absl::Weekday> day;
+               if (item.value.IsScalar()) day = ParseDay(item.value.Scalar());
+               if (!day) {
+                 r_.Error(item.site,
+                          absl::StrCat(
+                              "unknown day ",
+                              item.value.IsScalar()
+                                  ? absl::StrCat("'", item.value.Scalar(), "'")
+                                  : std::string("(not a name)"),
+                              " (monday..sunday or mon..sun)"));
+                 ok = false;
+                 continue;
+               }
+               if (std::find(w.days.begin(), w.days.end(), *day) ==
+                   w.days.end()) {
+                 w.days.push_back(*day);
+               }
+             }
+           }},
+          // `start_hour`/`end_hour` are the spelling of upstream's guides.
+          {{"start", "start_hour"}, "", hour(&w.start, &start_site)},
+          {{"end", "end_hour"}, "", hour(&w.end, nullptr)},
+          {{"min_nodes"},
+           "",
+           [&](const Entry& f) {
+             min_site = f.site;
+             std::optional<int> n = IntValue(f, 0, kMaxNodes);
+             if (!n) ok = false;
+             Store(f, n, &w.min_nodes);
+           }},
+          {{"max_nodes"},
+           "",
+           [&](const Entry& f) {
+             max_written = true;
+             std::optional<int> n = IntValue(f, 0, kMaxNodes);
+             if (!n) ok = false;
+             Store(f, n, &w.max_nodes);
+           }},
+      });
+  if (!ok) return std::nullopt;
+  if (!max_written) {
+    r_.Error(e.site, "max_nodes is required");
+    return std::nullopt;
+  }
+  if (w.start >= w.end) {
+    r_.Error(start_site ? *start_site : e.site,
+             absl::StrCat("start (", w.start, ") must be before end (", w.end,
+                          "); split a window that crosses midnight in two"));
+    return std::nullopt;
+  }
+  if (w.min_nodes > w.max_nodes) {
+    r_.Error(min_site ? *min_site : e.site,
+             absl::StrCat("min_nodes (", w.min_nodes,
+                          ") cannot exceed max_nodes (", w.max_nodes, ")"));
+    return std::nullopt;
+  }
+  return w;
+}
+
+// ------------------------------------------------- defaults and validation
+
+void Loader::Finish() {
+  FinishProviders();
+  for (auto& [name, draft] : pools_) FinishPool(draft);
+  FinishServer();
+  config_.defaults = defaults_;
+}
+
+void Loader::FinishProviders() {
+  for (auto& [name, d] : providers_) {
+    if (!d.type) {
+      if (d.type_written) continue;  // Reported already.
+      // Upstream's guides name providers after their type and leave `type`
+      // out (`providers: {fake: {gpu_count: 8}}`): the name is the type then.
+      d.type = TypeNamed(name);
+      if (!d.type) {
+        r_.Error(d.site, "type is required");
+        continue;
+      }
+    }
+    ProviderConfig& c = d.config;
+    c.type = *d.type;
+    bool ok = true;
+    for (const SeenKey& k : d.keys) {
+      const std::vector<ProviderType> types = ProviderKeyTypes(k.canonical);
+      if (std::find(types.begin(), types.end(), c.type) == types.end()) {
+        r_.Error(k.key_site, absl::StrCat("'", k.written,
+                                          "' does not apply to provider type '",
+                                          ProviderTypeName(c.type), "'"));
+        ok = false;
+      }
+    }
+    if (c.type == ProviderType::kGcp && c.project.empty()) {
+      r_.Error(d.site, "project is required for gcp providers");
+      ok = false;
+    }
+    ApplyProviderDefaults(&c);
+    if (ok) config_.providers[name] = c;
+  }
+}
+
+void Loader::FinishPool(PoolDraft& d) {
+  PoolConfig& p = d.pool;
+  const std::string& slot = d.slot;
+  auto at = [&](absl::string_view key) {
+    return r_.Nearest(absl::StrCat(slot, ".", key));
+  };
+
+  // Providers: exactly one of the two forms, each naming defined providers.
+  if (d.provider_written && d.providers_written) {
+    r_.Error(at("providers"), "cannot specify both provider and providers");
+  } else if (!d.provider_written && !d.providers_written) {
+    r_.Error(d.site, "must specify provider or providers");
+  } else if (d.provider) {
+    p.providers = {PoolProvider{*d.provider}};
+    CheckProviderReference(*d.provider, at("provider"));
+  } else if (d.providers) {
+    p.providers = *d.providers;
+    for (size_t i = 0; i < p.providers.size(); ++i) {
+      CheckProviderReference(
+          p.providers[i].name,
+          r_.Nearest(absl::StrCat(slot, ".providers[", i, "].name")));
+    }
+  }
+
+  if (!d.instance_type_written) r_.Error(d.site, "instance_type is required");
+
+  // Limits.
+  if (!d.max_nodes_written) {
+    r_.Error(d.site, "max_nodes is required");
+  }
+  if (d.min_nodes) p.min_nodes = *d.min_nodes;
+  if (d.max_nodes) p.max_nodes = *d.max_nodes;
+  if (d.min_nodes && d.max_nodes && *d.min_nodes > *d.max_nodes) {
+    r_.Error(at("min_nodes"),
+             absl::StrCat("min_nodes (", *d.min_nodes,
+                          ") cannot exceed max_nodes (", *d.max_nodes, ")"));
+  }
+
+  // Inherited settings: the pool's own, else defaults, else built in.
+  const PoolDefaults& own = d.own;
+  const PoolDefaults& def = defaults_;
+  auto pick = [](const auto& mine, const auto& theirs, auto* out) {
+    if (mine) {
+      *out = *mine;
+    } else if (theirs) {
+      *out = *theirs;
+    }
+  };
+  pick(own.ssh_keys, def.ssh_keys, &p.ssh_keys);
+  pick(own.ssh_user, def.ssh_user, &p.ssh_user);
+  pick(own.ssh_private_key_path, def.ssh_private_key_path,
+       &p.ssh_private_key_path);
+  pick(own.unhealthy_after, def.unhealthy_after, &p.health.unhealthy_after);
+  pick(own.auto_replace, def.auto_replace, &p.health.auto_replace);
+  pick(own.cooldown, def.cooldown, &p.cooldown);
+  pick(own.ip_wait_timeout, def.ip_wait_timeout, &p.ip_wait_timeout);
+  pick(own.ssh_timeout, def.ssh_timeout, &p.ssh_timeout);
+  pick(own.ssh_connect_timeout, def.ssh_connect_timeout,
+       &p.ssh_connect_timeout);
+  pick(own.command_timeout, def.command_timeout, &p.command_timeout);
+  p.autoscaling = own.autoscaling ? own.autoscaling : def.autoscaling;
+
+  if (p.ssh_private_key_path.empty()) {
+    if (!p.setup_commands.empty()) {
+      r_.Error(at("setup_commands"),
+               "ssh_private_key_path is required when "
+               "setup_commands are configured");
+    } else if (!p.file_uploads.empty()) {
+      r_.Error(at("file_uploads"),
+               "ssh_private_key_path is required when "
+               "file_uploads are configured");
+    }
+  }
+
+  // The pool label is how nodes are counted into their pool.
+  auto label = p.labels.find("pool");
+  if (label != p.labels.end() && label->second != p.name) {
+    r_.Error(at("labels"), absl::StrCat("label 'pool' is reserved: it is "
+                                        "always the pool name '",
+                                        p.name, "'"));
+  }
+  p.labels["pool"] = p.name;
+
+  config_.pools[p.name] = p;
+}
+
+void Loader::CheckProviderReference(const std::string& name, const Site& site) {
+  if (providers_.count(name) > 0) return;
+  const std::optional<ProviderType> type = TypeNamed(name);
+  if (!type) {
+    r_.Error(site, absl::StrCat("unknown provider '", name, "'"));
+    return;
+  }
+  if (*type == ProviderType::kGcp) {
+    // Cannot work with defaults alone.
+    r_.Error(site,
+             "unknown provider 'gcp' (a gcp provider needs a project: "
+             "define it under providers)");
+    return;
+  }
+  if (config_.providers.count(name) > 0) return;  // Made for another pool.
+  ProviderConfig c;
+  c.name = name;
+  c.type = *type;
+  c.implicit = true;
+  ApplyProviderDefaults(&c);
+  config_.providers[name] = c;
+}
+
+void Loader::FinishServer() {
+  const ServerConfig& s = config_.server;
+  if (s.heartbeat_timeout > absl::ZeroDuration() &&
+      s.heartbeat_timeout <= s.heartbeat_interval) {
+    r_.Error(r_.Nearest("server.heartbeat_timeout"),
+             absl::StrCat("must be longer than heartbeat_interval (",
+                          FormatGoDuration(s.heartbeat_interval), "), got ",
+                          FormatGoDuration(s.heartbeat_timeout)));
+  }
+  const auto grpc = SplitHostPort(s.address);
+  const auto http = SplitHostPort(s.http_address);
+  if (grpc && http && grpc->second != 0 && grpc->second == http->second &&
+      (grpc->first == http->first || IsWildcardHost(grpc->first) ||
+       IsWildcardHost(http->first))) {
+    r_.Error(
+        r_.Nearest("server.http_address"),
+        absl::StrCat("uses the same port as address (", grpc->second, ")"));
+  }
+  if (config_.storage.backend == StorageBackend::kMemory &&
+      !config_.storage.path.empty()) {
+    r_.Error(r_.Nearest("storage.path"), "has no effect with backend 'memory'");
+  }
+}
+
+}  // namespace
+
+absl::Status ConfigLoadResult::status() const {
+  if (errors.empty()) return absl::OkStatus();
+  std::vector<std::string> lines;
+  lines.reserve(errors.size());
+  for (const ConfigError& e : errors) lines.push_back(e.ToString());
+  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+}
+
+ConfigLoadResult ParseConfig(absl::string_view yaml,
+                             absl::string_view filename) {
+  return Loader(std::string(filename)).Run(yaml);
+}
+
+absl::StatusOr<Config> LoadConfigString(absl::string_view yaml,
+                                        absl::string_view filename) {
+  ConfigLoadResult result = ParseConfig(yaml, filename);
+  if (!result.ok()) return result.status();
+  return std::move(result.config);
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    const int err = errno;
+    return absl::Status(absl::ErrnoToStatusCode(err),
+                        absl::StrCat("cannot read config file ", path, ": ",
+                                     std::strerror(err)));
+  }
+  std::string data;
+  char buf[65536];
+  size_t n = 0;
+  bool too_big = false;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    data.append(buf, n);
+    if (data.size() > kMaxFileBytes) {
+      too_big = true;
+      break;
+    }
+  }
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (too_big) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": file is larger than ", kMaxFileBytes, " bytes"));
+  }
+  if (failed) {
+    return absl::Status(absl::ErrnoToStatusCode(err),
+                        absl::StrCat("cannot read config file ", path, ": ",
+                                     std::strerror(err)));
+  }
+  return data;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  absl::StatusOr<std::string> data = ReadConfigFile(path);
+  if (!data.ok()) return data.status();
+  return LoadConfigString(*data, path);
+}
+
+}  // namespace navarch

@@ -1,0 +1,1166 @@
+#include "navarch/config/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "navarch/config/config_loader.h"
+
+namespace navarch {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// Every error of a document, as printed.
+std::vector<std::string> Errors(absl::string_view yaml) {
+  std::vector<std::string> out;
+  for (const ConfigError& e : ParseConfig(yaml, "navarch.yaml").errors) {
+    out.push_back(e.ToString());
+  }
+  return out;
+}
+
+Config Load(absl::string_view yaml) {
+  ConfigLoadResult r = ParseConfig(yaml, "test.yaml");
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.config;
+}
+
+Config LoadTestdata(absl::string_view name) {
+  const std::string path =
+      absl::StrCat(NAVARCH_CONFIG_TESTDATA, "/upstream/", name);
+  absl::StatusOr<Config> config = LoadConfigFile(path);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *config : Config{};
+}
+
+// The smallest valid pool, for tests about something else.
+constexpr char kPool[] = R"(providers:
+  fake:
+    type: fake
+pools:
+  p:
+    provider: fake
+    instance_type: gpu_8x_h100
+    max_nodes: 4
+)";
+
+// ------------------------------------------------------ upstream documents
+
+TEST(UpstreamExamplesTest, EveryDocumentExampleLoads) {
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           NAVARCH_CONFIG_TESTDATA "/upstream")) {
+    ++files;
+    absl::StatusOr<Config> config = LoadConfigFile(entry.path().string());
+    EXPECT_TRUE(config.ok()) << entry.path() << ": " << config.status();
+  }
+  // configuration.md, pool-management.md, autoscaling.md and the rest.
+  EXPECT_EQ(files, 56);
+}
+
+TEST(UpstreamExamplesTest, QuickStart) {
+  const Config c = LoadTestdata("configuration-1.yaml");
+  ASSERT_EQ(c.providers.size(), 1u);
+  EXPECT_EQ(c.providers.at("lambda").type, ProviderType::kLambda);
+  EXPECT_EQ(c.providers.at("lambda").api_key_env, "LAMBDA_API_KEY");
+  EXPECT_FALSE(c.providers.at("lambda").implicit);
+  ASSERT_EQ(c.pools.size(), 1u);
+  const PoolConfig& p = c.pools.at("training");
+  EXPECT_EQ(p.name, "training");
+  ASSERT_THAT(p.providers, SizeIs(1));
+  EXPECT_EQ(p.providers[0].name, "lambda");
+  EXPECT_EQ(p.providers[0].weight, 1);
+  EXPECT_EQ(p.instance_type, "gpu_8x_h100_sxm5");
+  EXPECT_EQ(p.region, "us-west-2");
+  EXPECT_EQ(p.min_nodes, 2);
+  EXPECT_EQ(p.max_nodes, 20);
+  EXPECT_EQ(p.cooldown, absl::Minutes(5));
+  ASSERT_TRUE(p.autoscaling.has_value());
+  EXPECT_EQ(p.autoscaling->type, AutoscalerType::kReactive);
+  EXPECT_EQ(p.autoscaling->scale_up_at, 80);
+  EXPECT_EQ(p.autoscaling->scale_down_at, 20);
+  EXPECT_EQ(p.health.unhealthy_after, 2);
+  EXPECT_TRUE(p.health.auto_replace);
+  EXPECT_EQ(p.labels,
+            (std::map<std::string, std::string>{{"pool", "training"}}));
+  EXPECT_EQ(p.ssh_user, "ubuntu");
+}
+
+TEST(UpstreamExamplesTest, MultiProviderPool) {
+  const Config c = LoadTestdata("configuration-5.yaml");
+  const PoolConfig& p = c.pools.at("fungible");
+  ASSERT_THAT(p.providers, SizeIs(2));
+  EXPECT_EQ(p.providers[0].name, "lambda");
+  EXPECT_EQ(p.providers[0].priority, 1);
+  EXPECT_EQ(p.providers[0].regions,
+            (std::vector<std::string>{"us-west-2", "us-east-1"}));
+  EXPECT_EQ(p.providers[0].instance_type, "");
+  EXPECT_EQ(p.providers[1].name, "gcp");
+  EXPECT_EQ(p.providers[1].priority, 2);
+  EXPECT_EQ(p.providers[1].instance_type, "a3-highgpu-8g");
+  EXPECT_EQ(p.strategy, SelectionStrategy::kPriority);
+  EXPECT_EQ(p.instance_type, "h100-8x");
+  // lambda is not defined under providers: the pool gets an implicit one.
+  EXPECT_TRUE(c.providers.at("lambda").implicit);
+  EXPECT_EQ(c.providers.at("gcp").zone, "us-central1-a");
+}
+
+TEST(UpstreamExamplesTest, ListFormPoolWithScalingBlockAndThresholds) {
+  const Config c = LoadTestdata("pool-management-1.yaml");
+  ASSERT_EQ(c.pools.count("training"), 1u);
+  const PoolConfig& p = c.pools.at("training");
+  EXPECT_EQ(p.min_nodes, 2);
+  EXPECT_EQ(p.max_nodes, 20);
+  EXPECT_EQ(p.cooldown, absl::Minutes(5));
+  ASSERT_TRUE(p.autoscaling.has_value());
+  EXPECT_EQ(p.autoscaling->type, AutoscalerType::kReactive);
+  EXPECT_EQ(p.autoscaling->scale_up_at, 80);
+  EXPECT_EQ(p.autoscaling->scale_down_at, 20);
+  EXPECT_EQ(p.health.unhealthy_after, 2);
+  EXPECT_EQ(p.labels, (std::map<std::string, std::string>{
+                          {"pool", "training"}, {"workload", "training"}}));
+  EXPECT_EQ(c.providers.at("lambda").type, ProviderType::kLambda);
+  EXPECT_TRUE(c.providers.at("lambda").implicit);
+}
+
+TEST(UpstreamExamplesTest, ScheduledWithHourAliasesAndFallback) {
+  const Config c = LoadTestdata("pool-management-15.yaml");
+  const PoolConfig& p = c.pools.at("training-batch");
+  EXPECT_EQ(p.min_nodes, 0);
+  EXPECT_EQ(p.cooldown, absl::Minutes(10));
+  EXPECT_EQ(p.health.unhealthy_after, 3);
+  ASSERT_TRUE(p.autoscaling.has_value());
+  const AutoscalingConfig& a = *p.autoscaling;
+  EXPECT_EQ(a.type, AutoscalerType::kScheduled);
+  ASSERT_THAT(a.schedule, SizeIs(1));
+  EXPECT_EQ(a.schedule[0].days,
+            (std::vector<absl::Weekday>{
+                absl::Weekday::monday, absl::Weekday::tuesday,
+                absl::Weekday::wednesday, absl::Weekday::thursday,
+                absl::Weekday::friday}));
+  EXPECT_EQ(a.schedule[0].start, 8);
+  EXPECT_EQ(a.schedule[0].end, 20);
+  EXPECT_EQ(a.schedule[0].min_nodes, 5);
+  EXPECT_EQ(a.schedule[0].max_nodes, 20);
+  ASSERT_THAT(a.fallback, SizeIs(1));
+  EXPECT_EQ(a.fallback[0].type, AutoscalerType::kReactive);
+  EXPECT_EQ(a.fallback[0].scale_up_at, 90);
+  EXPECT_EQ(a.fallback[0].scale_down_at, 10);
+}
+
+TEST(UpstreamExamplesTest, CompositeAutoscalersInsideScaling) {
+  const Config c = LoadTestdata("pool-management-14.yaml");
+  const AutoscalingConfig& a = *c.pools.at("inference-prod").autoscaling;
+  EXPECT_EQ(a.type, AutoscalerType::kComposite);
+  EXPECT_EQ(a.mode, CompositeMode::kMax);
+  ASSERT_THAT(a.autoscalers, SizeIs(2));
+  EXPECT_EQ(a.autoscalers[0].scale_up_at, 60);
+  EXPECT_EQ(a.autoscalers[1].type, AutoscalerType::kQueue);
+  EXPECT_EQ(a.autoscalers[1].jobs_per_node, 100);
+  EXPECT_EQ(c.pools.at("inference-prod").health.unhealthy_after, 1);
+}
+
+TEST(UpstreamExamplesTest, StrategiesIsAnAliasOfAutoscalers) {
+  const Config c = LoadTestdata("autoscaling-7.yaml");
+  ASSERT_TRUE(c.defaults.autoscaling.has_value());
+  const AutoscalingConfig& a = *c.defaults.autoscaling;
+  EXPECT_EQ(a.type, AutoscalerType::kComposite);
+  ASSERT_THAT(a.autoscalers, SizeIs(2));
+  EXPECT_EQ(a.autoscalers[0].scale_down_at, 30);
+  EXPECT_EQ(a.autoscalers[1].jobs_per_node, 10);
+}
+
+TEST(UpstreamExamplesTest, GlobalBlockIsDefaultsAndAgentSettings) {
+  const Config c = LoadTestdata("pool-management-11.yaml");
+  EXPECT_EQ(c.defaults.ssh_keys,
+            (std::vector<std::string>{"ops-team", "ml-team"}));
+  EXPECT_EQ(c.server.external_address, "https://control-plane.example.com");
+  EXPECT_EQ(c.server.heartbeat_interval, absl::Seconds(30));
+  EXPECT_EQ(c.server.health_check_interval, absl::Seconds(60));
+}
+
+TEST(UpstreamExamplesTest, TopLevelShorthandsAreDefaults) {
+  EXPECT_EQ(LoadTestdata("pool-management-12.yaml").defaults.unhealthy_after,
+            2);
+  EXPECT_EQ(LoadTestdata("pool-management-12.yaml").defaults.auto_replace,
+            true);
+  EXPECT_EQ(LoadTestdata("pool-management-13.yaml").defaults.cooldown,
+            absl::Minutes(5));
+  EXPECT_EQ(LoadTestdata("configuration-9.yaml").defaults.autoscaling->type,
+            AutoscalerType::kPredictive);
+  EXPECT_EQ(
+      LoadTestdata("configuration-9.yaml").defaults.autoscaling->growth_factor,
+      1.5);
+}
+
+TEST(UpstreamExamplesTest, ProvidersWithoutTypeTakeItFromTheirName) {
+  const Config lambda = LoadTestdata("pool-management-8.yaml");
+  EXPECT_EQ(lambda.providers.at("lambda").type, ProviderType::kLambda);
+  EXPECT_EQ(lambda.providers.at("lambda").api_key_secret,
+            "navarch/lambda-api-key");
+  const Config aws = LoadTestdata("pool-management-10.yaml");
+  EXPECT_EQ(aws.providers.at("aws").type, ProviderType::kAws);
+  EXPECT_EQ(aws.providers.at("aws").region, "us-east-1");
+  EXPECT_EQ(aws.providers.at("aws").credentials_secret,
+            "navarch/aws-credentials");
+}
+
+TEST(UpstreamExamplesTest, CoordinatorIsTheNotifier) {
+  const Config c = LoadTestdata("configuration-coordinator-3.yaml");
+  const NotifierConfig& n = c.server.notifier;
+  EXPECT_EQ(n.type, NotifierType::kWebhook);
+  EXPECT_EQ(n.webhook.cordon_url,
+            "https://scheduler.example.com/api/v1/nodes/cordon");
+  EXPECT_EQ(n.webhook.drain_status_url,
+            "https://scheduler.example.com/api/v1/nodes/drain-status");
+  EXPECT_EQ(n.webhook.timeout, absl::Seconds(30));
+  EXPECT_EQ(n.webhook.headers,
+            (std::map<std::string, std::string>{
+                {"Authorization", "Bearer ${SCHEDULER_TOKEN}"}}));
+}
+
+TEST(UpstreamExamplesTest, KubernetesGuide) {
+  const Config c = LoadTestdata("kubernetes-2.yaml");
+  EXPECT_EQ(c.server.address, "0.0.0.0:50051");
+  EXPECT_EQ(c.server.health_policy, "/etc/navarch/health-policy.yaml");
+  EXPECT_FALSE(c.providers.at("lambda").implicit);
+  EXPECT_EQ(c.pools.at("k8s-gpu-workers").max_nodes, 50);
+}
+
+TEST(UpstreamExamplesTest, BootstrapSettingsAndDefaults) {
+  const Config timeouts = LoadTestdata("bootstrap-3.yaml");
+  const PoolConfig& p = timeouts.pools.at("training");
+  EXPECT_EQ(p.ip_wait_timeout, absl::Minutes(5));
+  EXPECT_EQ(p.ssh_timeout, absl::Minutes(3));
+  EXPECT_EQ(p.command_timeout, absl::Minutes(30));
+  EXPECT_EQ(p.ssh_connect_timeout, absl::Seconds(30));
+  EXPECT_THAT(p.setup_commands, ElementsAre("./long-running-setup.sh"));
+
+  const Config full = LoadTestdata("bootstrap-2.yaml");
+  const PoolConfig& q = full.pools.at("training");
+  EXPECT_EQ(q.ssh_user, "ubuntu");
+  EXPECT_EQ(q.ssh_private_key_path, "~/.ssh/navarch-key");
+  EXPECT_THAT(q.setup_commands, SizeIs(4));
+}
+
+TEST(UpstreamExamplesTest, InstanceManager) {
+  const Config c = LoadTestdata("lifecycle-1.yaml");
+  EXPECT_EQ(c.instance_manager.registration_timeout, absl::Minutes(10));
+  EXPECT_EQ(c.instance_manager.stale_check_interval, absl::Minutes(1));
+  EXPECT_EQ(c.instance_manager.terminated_retention, absl::Hours(24));
+}
+
+TEST(UpstreamExamplesTest, DefaultsApplyToEveryPool) {
+  const Config c = LoadTestdata("examples-config.yaml");
+  ASSERT_EQ(c.pools.size(), 5u);
+  for (const auto& [name, pool] : c.pools) {
+    EXPECT_EQ(pool.ssh_keys, (std::vector<std::string>{"ops-team", "ml-team"}))
+        << name;
+    EXPECT_EQ(pool.labels.at("pool"), name);
+  }
+  EXPECT_EQ(c.pools.at("dev").cooldown, absl::Seconds(10));
+  EXPECT_EQ(c.pools.at("inference").health.unhealthy_after, 3);
+}
+
+// Fragments of the docs that leave out required keys are completed in
+// testdata; unchanged, they fail with exactly the missing keys.
+TEST(UpstreamExamplesTest, IncompleteFragmentsNameWhatIsMissing) {
+  EXPECT_THAT(Errors(R"(pools:
+  - name: dev-pool
+    provider: fake
+    instance_type: gpu_8x_h100
+    region: local
+    # ... scaling and health config
+
+providers:
+  fake:
+    gpu_count: 8  # GPUs per fake instance
+)"),
+              ElementsAre("navarch.yaml:2:5: pools.dev-pool: max_nodes is "
+                          "required"));
+  EXPECT_THAT(Errors(R"(pools:
+  training:
+    min_nodes: 2   # Never scale below this
+    max_nodes: 20  # Never scale above this
+)"),
+              ElementsAre("navarch.yaml:2:3: pools.training: must specify "
+                          "provider or providers",
+                          "navarch.yaml:2:3: pools.training: instance_type is "
+                          "required"));
+}
+
+TEST(ExampleConfigTest, MakeRunConfigLoads) {
+  absl::StatusOr<Config> c =
+      LoadConfigFile(NAVARCH_SOURCE_DIR "/examples/navarch.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.address, ":50051");
+  EXPECT_EQ(c->server.http_address, ":8080");
+  EXPECT_EQ(c->server.data_dir, "./navarch-data");
+  EXPECT_EQ(c->storage.backend, StorageBackend::kSqlite);
+  EXPECT_EQ(c->logging.format, LogFormat::kText);
+  EXPECT_THAT(c->pools, IsEmpty());
+  ResolveConfig(&*c);
+  EXPECT_EQ(c->storage.path, "./navarch-data/navarch.db");
+}
+
+TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
+  absl::StatusOr<std::string> doc =
+      ReadConfigFile(NAVARCH_SOURCE_DIR "/docs/configuration.md");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  int blocks = 0;
+  size_t pos = 0;
+  while ((pos = doc->find("```yaml\n", pos)) != std::string::npos) {
+    pos += 8;
+    const size_t end = doc->find("```", pos);
+    ASSERT_NE(end, std::string::npos);
+    ++blocks;
+    ConfigLoadResult r =
+        ParseConfig(doc->substr(pos, end - pos),
+                    absl::StrCat("configuration.md block ", blocks));
+    EXPECT_TRUE(r.ok()) << r.status();
+    pos = end + 3;
+  }
+  EXPECT_EQ(blocks, 6);
+}
+
+// --------------------------------------------------------------- errors
+
+TEST(ConfigErrorTest, UnknownKeyNamesFileLineColumnAndPath) {
+  EXPECT_THAT(Errors(R"(server:
+  address: ":50051"
+
+providers:
+  lambda:
+    type: lambda
+
+pools:
+  training:
+    provider: lambda
+    instance_type: gpu_8x_h100_sxm5
+    min_nodes: 1
+    max_nodes: 4
+    instance_typo: x
+)"),
+              ElementsAre("navarch.yaml:14:5: pools.training: unknown key "
+                          "'instance_typo'"));
+  EXPECT_THAT(Errors("serverr:\n  address: x\n"),
+              ElementsAre("navarch.yaml:1:1: unknown key 'serverr'"));
+  EXPECT_THAT(Errors("server:\n  heartbeat: 30s\n"),
+              ElementsAre("navarch.yaml:2:3: server: unknown key 'heartbeat'"));
+}
+
+TEST(ConfigErrorTest, WrongTypes) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    min_nodes: many\n")),
+              ElementsAre("navarch.yaml:9:16: pools.p.min_nodes: expected an "
+                          "integer, got 'many'"));
+  // Quoted numbers are strings, as in Go's yaml package.
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    min_nodes: \"2\"\n")),
+              ElementsAre("navarch.yaml:9:16: pools.p.min_nodes: expected an "
+                          "integer, got '2'"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    labels: [a, b]\n")),
+              ElementsAre("navarch.yaml:9:13: pools.p.labels: expected a "
+                          "mapping, got a list"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    zones: us-east-1a\n")),
+              ElementsAre("navarch.yaml:9:12: pools.p.zones: expected a list, "
+                          "got 'us-east-1a'"));
+  EXPECT_THAT(Errors("server:\n  address:\n    host: x\n"),
+              ElementsAre("navarch.yaml:3:5: server.address: expected a "
+                          "string, got a mapping"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    health:\n      auto_replace: "
+                                  "sometimes\n")),
+              ElementsAre("navarch.yaml:10:21: pools.p.health.auto_replace: "
+                          "expected true or false, got 'sometimes'"));
+  EXPECT_THAT(Errors("server: 5\n"),
+              ElementsAre("navarch.yaml:1:9: server: expected a mapping, got "
+                          "'5'"));
+  EXPECT_THAT(Errors("- a\n- b\n"),
+              ElementsAre("navarch.yaml:1:1: expected a mapping, got a list"));
+}
+
+TEST(ConfigErrorTest, BadDurations) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    cooldown: 5x\n")),
+              ElementsAre("navarch.yaml:9:15: pools.p.cooldown: invalid "
+                          "duration \"5x\": unknown unit \"x\""));
+  EXPECT_THAT(Errors("server:\n  heartbeat_interval: 30\n"),
+              ElementsAre("navarch.yaml:2:23: server.heartbeat_interval: "
+                          "invalid duration \"30\": missing unit (use ns, us, "
+                          "ms, s, m or h)"));
+  EXPECT_THAT(Errors("server:\n  heartbeat_timeout: -5s\n"),
+              ElementsAre("navarch.yaml:2:22: server.heartbeat_timeout: must "
+                          "not be negative, got -5s"));
+  EXPECT_THAT(Errors("server:\n  heartbeat_interval: 500ms\n"),
+              ElementsAre("navarch.yaml:2:23: server.heartbeat_interval: must "
+                          "be at least 1s, got 500ms"));
+}
+
+TEST(ConfigErrorTest, NodeLimits) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    min_nodes: 5\n")),
+              ElementsAre("navarch.yaml:9:16: pools.p.min_nodes: min_nodes (5) "
+                          "cannot exceed max_nodes (4)"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    min_nodes: -1\n")),
+              ElementsAre("navarch.yaml:9:16: pools.p.min_nodes: must be >= 0, "
+                          "got -1"));
+  const std::string no_max = R"(pools:
+  p:
+    provider: fake
+    instance_type: t
+    max_nodes: )";
+  EXPECT_THAT(Errors(no_max + "0\n"),
+              ElementsAre("navarch.yaml:5:16: pools.p.max_nodes: must be > 0, "
+                          "got 0"));
+  EXPECT_THAT(Errors(no_max + "-3\n"),
+              ElementsAre("navarch.yaml:5:16: pools.p.max_nodes: must be > 0, "
+                          "got -3"));
+  EXPECT_THAT(
+      Errors("pools:\n  p:\n    provider: fake\n    instance_type: t\n"),
+      ElementsAre("navarch.yaml:2:3: pools.p: max_nodes is required"));
+  // The scaling block spells the same limits.
+  EXPECT_THAT(Errors(R"(pools:
+  - name: p
+    provider: fake
+    instance_type: t
+    scaling:
+      min_nodes: 9
+      max_nodes: 3
+)"),
+              ElementsAre("navarch.yaml:6:18: pools.p.scaling.min_nodes: "
+                          "min_nodes (9) cannot exceed max_nodes (3)"));
+}
+
+TEST(ConfigErrorTest, ProviderReferences) {
+  EXPECT_THAT(Errors(R"(pools:
+  p:
+    provider: my-cloud
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:3:15: pools.p.provider: unknown "
+                          "provider 'my-cloud'"));
+  EXPECT_THAT(Errors(R"(providers:
+  a:
+    type: fake
+pools:
+  p:
+    providers:
+      - name: a
+      - name: b
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:8:15: pools.p.providers[1].name: "
+                          "unknown provider 'b'"));
+  EXPECT_THAT(Errors(R"(pools:
+  p:
+    provider: gcp
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:3:15: pools.p.provider: unknown "
+                          "provider 'gcp' (a gcp provider needs a project: "
+                          "define it under providers)"));
+}
+
+TEST(ConfigErrorTest, ProviderAndProvidersAreExclusive) {
+  EXPECT_THAT(Errors(R"(pools:
+  p:
+    provider: fake
+    providers:
+      - name: fake
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:5:7: pools.p.providers: cannot "
+                          "specify both provider and providers"));
+  EXPECT_THAT(Errors("pools:\n  p:\n    instance_type: t\n    max_nodes: 1\n"),
+              ElementsAre("navarch.yaml:2:3: pools.p: must specify provider "
+                          "or providers"));
+  EXPECT_THAT(Errors(R"(pools:
+  p:
+    providers: []
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:3:16: pools.p.providers: needs at "
+                          "least one provider"));
+}
+
+TEST(ConfigErrorTest, MissingInstanceType) {
+  EXPECT_THAT(Errors("pools:\n  p:\n    provider: fake\n    max_nodes: 1\n"),
+              ElementsAre("navarch.yaml:2:3: pools.p: instance_type is "
+                          "required"));
+}
+
+TEST(ConfigErrorTest, EmptyRequiredKeysAreMissing) {
+  EXPECT_THAT(Errors("pools:\n  p:\n    provider:\n    instance_type:\n    "
+                     "max_nodes:\n"),
+              ElementsAre("navarch.yaml:2:3: pools.p: must specify provider "
+                          "or providers",
+                          "navarch.yaml:2:3: pools.p: instance_type is "
+                          "required",
+                          "navarch.yaml:2:3: pools.p: max_nodes is required"));
+  EXPECT_THAT(Errors("pools:\n  p:\n    provider: fake\n    instance_type: "
+                     "\"\"\n    max_nodes: 1\n"),
+              ElementsAre("navarch.yaml:4:20: pools.p.instance_type: must not "
+                          "be empty"));
+}
+
+TEST(ConfigErrorTest, ProviderTypes) {
+  EXPECT_THAT(Errors("providers:\n  my-cloud:\n    region: x\n"),
+              ElementsAre("navarch.yaml:2:3: providers.my-cloud: type is "
+                          "required"));
+  EXPECT_THAT(Errors("providers:\n  p:\n    type: azure\n"),
+              ElementsAre("navarch.yaml:3:11: providers.p.type: unknown "
+                          "provider type 'azure' (lambda, gcp, aws, fake, "
+                          "local)"));
+  EXPECT_THAT(Errors("providers:\n  l:\n    type: lambda\n    project: x\n"),
+              ElementsAre("navarch.yaml:4:5: providers.l: 'project' does not "
+                          "apply to provider type 'lambda'"));
+  EXPECT_THAT(Errors("providers:\n  g:\n    type: gcp\n"),
+              ElementsAre("navarch.yaml:2:3: providers.g: project is required "
+                          "for gcp providers"));
+  EXPECT_THAT(Errors("providers:\n  f:\n    type: fake\n    gpu_count: 0\n"),
+              ElementsAre("navarch.yaml:4:16: providers.f.gpu_count: must be > "
+                          "0, got 0"));
+}
+
+TEST(ConfigErrorTest, UnknownChoices) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    strategy: fastest\n")),
+              ElementsAre("navarch.yaml:9:15: pools.p.strategy: unknown "
+                          "strategy 'fastest' (priority, cost, availability, "
+                          "round-robin)"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    autoscaling:\n      type: "
+                                  "magic\n")),
+              ElementsAre("navarch.yaml:10:13: pools.p.autoscaling.type: "
+                          "unknown autoscaler type 'magic' (reactive, queue, "
+                          "scheduled, predictive, composite)"));
+  EXPECT_THAT(Errors("server:\n  notifier:\n    type: slack\n"),
+              ElementsAre("navarch.yaml:3:11: server.notifier.type: unknown "
+                          "notifier type 'slack' (noop, webhook)"));
+  EXPECT_THAT(Errors("autoscaling:\n  type: composite\n  mode: median\n  "
+                     "autoscalers:\n    - type: queue\n"),
+              ElementsAre("navarch.yaml:3:9: autoscaling.mode: unknown "
+                          "composite mode 'median' (max, min, avg)"));
+}
+
+TEST(ConfigErrorTest, SetupCommandsNeedAKey) {
+  const std::string yaml =
+      absl::StrCat(kPool, "    setup_commands:\n      - echo hi\n");
+  EXPECT_THAT(Errors(yaml),
+              ElementsAre("navarch.yaml:10:7: pools.p.setup_commands: "
+                          "ssh_private_key_path is required when "
+                          "setup_commands are configured"));
+  // A key from defaults is enough.
+  EXPECT_THAT(
+      Errors(absl::StrCat("defaults:\n  ssh_private_key_path: k\n", yaml)),
+      IsEmpty());
+}
+
+TEST(ConfigErrorTest, ReactiveThresholds) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    autoscaling:\n      type: reactive\n"
+                                  "      scale_up_at: 80\n"
+                                  "      scale_down_at: 80\n")),
+              ElementsAre("navarch.yaml:12:22: "
+                          "pools.p.autoscaling.scale_down_at: scale_down_at "
+                          "(80) must be below scale_up_at (80)"));
+  // Against the default of the other threshold.
+  EXPECT_THAT(Errors("autoscaling:\n  type: reactive\n  scale_up_at: 10\n"),
+              ElementsAre("navarch.yaml:3:16: autoscaling.scale_up_at: "
+                          "scale_up_at (10) must be above scale_down_at (20)"));
+  EXPECT_THAT(Errors("autoscaling:\n  type: reactive\n  scale_up_at: 101\n"),
+              ElementsAre("navarch.yaml:3:16: autoscaling.scale_up_at: must be "
+                          "<= 100, got 101"));
+}
+
+TEST(ConfigErrorTest, Schedules) {
+  EXPECT_THAT(Errors(R"(autoscaling:
+  type: scheduled
+  schedule:
+    - days: [monday, funday, Sat]
+      start: 9
+      end: 25
+      max_nodes: 3
+)"),
+              ElementsAre("navarch.yaml:4:22: autoscaling.schedule[0].days[1]: "
+                          "unknown day 'funday' (monday..sunday or mon..sun)",
+                          "navarch.yaml:6:12: autoscaling.schedule[0].end: "
+                          "must be <= 24, got 25"));
+  EXPECT_THAT(Errors(R"(autoscaling:
+  type: scheduled
+  schedule:
+    - start: 22
+      end: 6
+      max_nodes: 3
+)"),
+              ElementsAre("navarch.yaml:4:14: autoscaling.schedule[0].start: "
+                          "start (22) must be before end (6); split a window "
+                          "that crosses midnight in two"));
+  EXPECT_THAT(Errors(R"(autoscaling:
+  type: scheduled
+  schedule:
+    - start_hour: -1
+      max_nodes: 3
+)"),
+              ElementsAre("navarch.yaml:4:19: "
+                          "autoscaling.schedule[0].start_hour: must be >= 0, "
+                          "got -1"));
+  EXPECT_THAT(Errors("autoscaling:\n  type: scheduled\n  schedule:\n    - "
+                     "days: [mon]\n"),
+              ElementsAre("navarch.yaml:4:7: autoscaling.schedule[0]: "
+                          "max_nodes is required"));
+}
+
+TEST(ConfigErrorTest, AutoscalerKeysBelongToTheirType) {
+  EXPECT_THAT(Errors("autoscaling:\n  type: reactive\n  jobs_per_node: 3\n"),
+              ElementsAre("navarch.yaml:3:3: autoscaling: 'jobs_per_node' does "
+                          "not apply to autoscaler type 'reactive'"));
+  EXPECT_THAT(Errors("autoscaling:\n  scale_up_at: 90\n"),
+              ElementsAre("navarch.yaml:2:3: autoscaling: type is required "
+                          "(reactive, queue, scheduled, predictive, "
+                          "composite)"));
+  EXPECT_THAT(Errors("autoscaling:\n  type: composite\n"),
+              ElementsAre("navarch.yaml:2:3: autoscaling: a composite "
+                          "autoscaler needs at least one entry in "
+                          "autoscalers"));
+  // Nested autoscalers are checked the same way.
+  EXPECT_THAT(Errors(R"(autoscaling:
+  type: composite
+  autoscalers:
+    - type: queue
+      jobs_per_node: 0
+)"),
+              ElementsAre("navarch.yaml:5:22: "
+                          "autoscaling.autoscalers[0].jobs_per_node: must be > "
+                          "0, got 0"));
+}
+
+TEST(ConfigErrorTest, SameSettingSpelledTwice) {
+  EXPECT_THAT(Errors(R"(autoscaling:
+  type: reactive
+  scale_up_at: 80
+  scale_up_threshold: 70
+)"),
+              ElementsAre("navarch.yaml:4:3: autoscaling: 'scale_up_threshold' "
+                          "and 'scale_up_at' (line 3) are the same setting; "
+                          "keep one"));
+  EXPECT_THAT(Errors(R"(pools:
+  p:
+    provider: fake
+    instance_type: t
+    max_nodes: 4
+    scaling:
+      max_nodes: 5
+)"),
+              ElementsAre("navarch.yaml:7:18: pools.p.scaling.max_nodes: "
+                          "already set at line 5 (pools.p.max_nodes)"));
+  EXPECT_THAT(Errors(R"(server:
+  notifier:
+    type: noop
+notifier:
+  type: noop
+)"),
+              ElementsAre("navarch.yaml:5:3: notifier: already set at line 3 "
+                          "(server.notifier)"));
+  EXPECT_THAT(Errors("health:\n  unhealthy_after: 3\ndefaults:\n  health:\n   "
+                     " auto_replace: false\n"),
+              ElementsAre("navarch.yaml:5:5: defaults.health: already set at "
+                          "line 2 (health)"));
+  EXPECT_THAT(Errors("server:\n  address: \":1\"\n  grpc_port: 2\n"),
+              ElementsAre("navarch.yaml:3:14: server.grpc_port: already set at "
+                          "line 2 (server.address)"));
+}
+
+TEST(ConfigErrorTest, DuplicatesAndNames) {
+  EXPECT_THAT(Errors("server:\n  address: \":1\"\n  address: \":2\"\n"),
+              ElementsAre("navarch.yaml:3:3: server: duplicate key 'address' "
+                          "(first at line 2)"));
+  EXPECT_THAT(Errors(R"(pools:
+  - name: p
+    provider: fake
+    instance_type: t
+    max_nodes: 1
+  - name: p
+    provider: fake
+    instance_type: t
+    max_nodes: 1
+)"),
+              ElementsAre("navarch.yaml:6:5: pools.p: pool 'p' is defined "
+                          "twice (first at line 2)"));
+  EXPECT_THAT(Errors("pools:\n  - provider: fake\n"),
+              ElementsAre("navarch.yaml:2:5: pools[0]: name is required"));
+  EXPECT_THAT(Errors("pools:\n  bad name:\n    provider: fake\n"),
+              ElementsAre("navarch.yaml:2:3: pools.bad name: invalid pool name "
+                          "'bad name': use up to 63 letters, digits, '-', '_' "
+                          "or '.', starting with a letter or digit"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    name: q\n")),
+              ElementsAre("navarch.yaml:9:11: pools.p.name: 'q' does not match "
+                          "the pool's key 'p'"));
+}
+
+TEST(ConfigErrorTest, Notifier) {
+  EXPECT_THAT(Errors("notifier:\n  type: webhook\n"),
+              ElementsAre("navarch.yaml:2:3: notifier: type 'webhook' needs a "
+                          "'webhook' block with its URLs"));
+  EXPECT_THAT(Errors("notifier:\n  webhook:\n    cordon_url: http://x\n"),
+              ElementsAre("navarch.yaml:3:5: notifier.webhook: has no effect "
+                          "unless the notifier type is 'webhook'"));
+  EXPECT_THAT(
+      Errors("notifier:\n  type: webhook\n  webhook:\n    drain_url: "
+             "ftp://x\n"),
+      ElementsAre("navarch.yaml:4:5: notifier.webhook: needs at least "
+                  "one of cordon_url, uncordon_url, drain_url, "
+                  "drain_status_url",
+                  "navarch.yaml:4:16: notifier.webhook.drain_url: "
+                  "expected an http:// or https:// URL, got 'ftp://x'"));
+}
+
+TEST(ConfigErrorTest, ServerStorageAndLogging) {
+  EXPECT_THAT(Errors("server:\n  address: 50051\n"),
+              ElementsAre("navarch.yaml:2:12: server.address: expected "
+                          "host:port such as :50051 or 0.0.0.0:50051, got "
+                          "'50051'"));
+  EXPECT_THAT(Errors("server:\n  http_address: \"0.0.0.0:50051\"\n"),
+              ElementsAre("navarch.yaml:2:17: server.http_address: uses the "
+                          "same port as address (50051)"));
+  EXPECT_THAT(Errors("server:\n  heartbeat_timeout: 30s\n"),
+              ElementsAre("navarch.yaml:2:22: server.heartbeat_timeout: must "
+                          "be longer than heartbeat_interval (30s), got 30s"));
+  EXPECT_THAT(Errors("server:\n  data_dir: \"\"\n"),
+              ElementsAre("navarch.yaml:2:13: server.data_dir: must not be "
+                          "empty"));
+  EXPECT_THAT(Errors("storage:\n  backend: postgres\n"),
+              ElementsAre("navarch.yaml:2:12: storage.backend: postgres is not "
+                          "supported yet (sqlite, memory)"));
+  EXPECT_THAT(Errors("storage:\n  backend: memory\n  path: /tmp/x.db\n"),
+              ElementsAre("navarch.yaml:3:9: storage.path: has no effect with "
+                          "backend 'memory'"));
+  EXPECT_THAT(Errors("logging:\n  level: loud\n"),
+              ElementsAre("navarch.yaml:2:10: logging.level: unknown log level "
+                          "\"loud\" (debug, info, warn, error)"));
+}
+
+TEST(ConfigErrorTest, LabelPoolIsReserved) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool, "    labels:\n      pool: other\n")),
+              ElementsAre("navarch.yaml:10:7: pools.p.labels: label 'pool' is "
+                          "reserved: it is always the pool name 'p'"));
+}
+
+TEST(ConfigErrorTest, InvalidYamlAndDocuments) {
+  EXPECT_THAT(Errors("server:\n  address: [1, 2\n"),
+              ElementsAre("navarch.yaml:3:1: invalid YAML: end of sequence "
+                          "flow not found"));
+  EXPECT_THAT(Errors("server: {}\n---\nserver: {}\n"),
+              ElementsAre("navarch.yaml:3:1: only one YAML document is "
+                          "allowed, found 2"));
+}
+
+TEST(ConfigErrorTest, AliasCycleIsAnErrorNotACrash) {
+  const std::vector<std::string> errors =
+      Errors("autoscaling: &a\n  type: composite\n  autoscalers: [*a]\n");
+  ASSERT_THAT(errors, SizeIs(testing::Ge(1u)));
+  EXPECT_NE(errors[0].find("nesting is deeper than 32 levels"),
+            std::string::npos)
+      << errors[0];
+}
+
+TEST(ConfigErrorTest, AllErrorsAreReportedTogetherInFileOrder) {
+  const std::string yaml = R"(server:
+  heartbeat_interval: soon
+  bogus: 1
+providers:
+  x:
+    type: azure
+pools:
+  p:
+    provider: nowhere
+    instance_type: t
+    min_nodes: 3
+    max_nodes: 2
+)";
+  ConfigLoadResult r = ParseConfig(yaml, "navarch.yaml");
+  EXPECT_FALSE(r.ok());
+  const std::vector<std::string> expected = {
+      "navarch.yaml:2:23: server.heartbeat_interval: invalid duration "
+      "\"soon\": expected a number",
+      "navarch.yaml:3:3: server: unknown key 'bogus'",
+      "navarch.yaml:6:11: providers.x.type: unknown provider type 'azure' "
+      "(lambda, gcp, aws, fake, local)",
+      "navarch.yaml:9:15: pools.p.provider: unknown provider 'nowhere'",
+      "navarch.yaml:11:16: pools.p.min_nodes: min_nodes (3) cannot exceed "
+      "max_nodes (2)",
+  };
+  std::vector<std::string> got;
+  for (const ConfigError& e : r.errors) got.push_back(e.ToString());
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      std::vector<std::string>(absl::StrSplit(r.status().message(), '\n')),
+      expected);
+  absl::StatusOr<Config> loaded = LoadConfigString(yaml, "navarch.yaml");
+  EXPECT_EQ(loaded.status(), r.status());
+  // The structured list carries the parts.
+  EXPECT_EQ(r.errors[3], (ConfigError{"navarch.yaml", 9, 15, "pools.p.provider",
+                                      "unknown provider 'nowhere'"}));
+}
+
+TEST(ConfigErrorTest, ToStringWithoutPositionOrPath) {
+  EXPECT_EQ((ConfigError{"f.yaml", 0, 0, "", "file is broken"}).ToString(),
+            "f.yaml: file is broken");
+  EXPECT_EQ((ConfigError{"f.yaml", 0, 0, "a.b", "bad"}).ToString(),
+            "f.yaml: a.b: bad");
+  EXPECT_EQ((ConfigError{"f.yaml", 3, 1, "", "bad"}).ToString(),
+            "f.yaml:3:1: bad");
+}
+
+// ---------------------------------------------------------------- defaults
+
+TEST(DefaultsTest, EmptyDocumentIsTheDefaultConfig) {
+  for (const char* empty : {"", "\n", "# only a comment\n", "~\n", "{}\n"}) {
+    ConfigLoadResult r = ParseConfig(empty, "empty.yaml");
+    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r.config == DefaultConfig()) << "'" << empty << "'";
+  }
+}
+
+TEST(DefaultsTest, DefaultValues) {
+  const Config c = DefaultConfig();
+  EXPECT_EQ(c.server.address, ":50051");
+  EXPECT_EQ(c.server.http_address, ":8080");
+  EXPECT_EQ(c.server.external_address, "");
+  EXPECT_EQ(c.server.data_dir, "./navarch-data");
+  EXPECT_EQ(c.server.heartbeat_interval, absl::Seconds(30));
+  EXPECT_EQ(c.server.heartbeat_timeout, absl::ZeroDuration());
+  EXPECT_EQ(c.server.health_check_interval, absl::Seconds(60));
+  EXPECT_EQ(c.server.autoscale_interval, absl::Seconds(30));
+  EXPECT_EQ(c.server.health_policy, "");
+  EXPECT_EQ(c.server.notifier.type, NotifierType::kNoop);
+  EXPECT_EQ(c.server.notifier.webhook.timeout, absl::Seconds(30));
+  EXPECT_EQ(c.storage.backend, StorageBackend::kSqlite);
+  EXPECT_EQ(c.storage.path, "");
+  EXPECT_EQ(c.logging.level, LogLevel::kInfo);
+  EXPECT_EQ(c.logging.format, LogFormat::kJson);
+  EXPECT_EQ(c.instance_manager.registration_timeout, absl::Minutes(10));
+  EXPECT_EQ(c.instance_manager.stale_check_interval, absl::Minutes(1));
+  EXPECT_EQ(c.instance_manager.terminated_retention, absl::Hours(24));
+  EXPECT_THAT(c.providers, IsEmpty());
+  EXPECT_THAT(c.pools, IsEmpty());
+}
+
+TEST(DefaultsTest, PoolDefaults) {
+  const Config c = Load(kPool);
+  const PoolConfig& p = c.pools.at("p");
+  EXPECT_EQ(p.strategy, SelectionStrategy::kPriority);
+  EXPECT_EQ(p.min_nodes, 0);
+  EXPECT_EQ(p.max_nodes, 4);
+  EXPECT_EQ(p.cooldown, absl::Minutes(5));
+  EXPECT_FALSE(p.autoscaling.has_value());
+  EXPECT_EQ(p.health.unhealthy_after, 2);
+  EXPECT_TRUE(p.health.auto_replace);
+  EXPECT_EQ(p.ssh_user, "ubuntu");
+  EXPECT_EQ(p.ssh_private_key_path, "");
+  EXPECT_EQ(p.ip_wait_timeout, absl::Minutes(15));
+  EXPECT_EQ(p.ssh_timeout, absl::Minutes(10));
+  EXPECT_EQ(p.ssh_connect_timeout, absl::Seconds(30));
+  EXPECT_EQ(p.command_timeout, absl::Minutes(5));
+  EXPECT_EQ(c.providers.at("fake").gpu_count, 8);
+}
+
+TEST(DefaultsTest, PoolSettingsInheritFieldByField) {
+  const Config c = Load(R"(defaults:
+  ssh_user: admin
+  health:
+    auto_replace: false
+  cooldown: 1m
+  autoscaling:
+    type: queue
+providers:
+  fake: {}
+pools:
+  a:
+    provider: fake
+    instance_type: t
+    max_nodes: 3
+  b:
+    provider: fake
+    instance_type: t
+    max_nodes: 3
+    ssh_user: root
+    health:
+      unhealthy_after: 4
+    cooldown: 0
+    autoscaling:
+      type: reactive
+)");
+  const PoolConfig& a = c.pools.at("a");
+  EXPECT_EQ(a.ssh_user, "admin");
+  EXPECT_FALSE(a.health.auto_replace);
+  EXPECT_EQ(a.health.unhealthy_after, 2);
+  EXPECT_EQ(a.cooldown, absl::Minutes(1));
+  ASSERT_TRUE(a.autoscaling.has_value());
+  EXPECT_EQ(a.autoscaling->type, AutoscalerType::kQueue);
+  EXPECT_EQ(a.autoscaling->jobs_per_node, 10);
+  const PoolConfig& b = c.pools.at("b");
+  EXPECT_EQ(b.ssh_user, "root");
+  EXPECT_EQ(b.health.unhealthy_after, 4);
+  // A health block that leaves auto_replace out inherits it (upstream would
+  // turn it off).
+  EXPECT_FALSE(b.health.auto_replace);
+  // 0 means "the default", which here is defaults.cooldown.
+  EXPECT_EQ(b.cooldown, absl::Minutes(1));
+  EXPECT_EQ(b.autoscaling->type, AutoscalerType::kReactive);
+  EXPECT_EQ(b.autoscaling->scale_up_at, 80);
+  EXPECT_EQ(b.autoscaling->scale_down_at, 20);
+}
+
+TEST(DefaultsTest, AutoscalerAndProviderDefaults) {
+  const Config c = Load(R"(providers:
+  l: {type: lambda}
+  g: {type: gcp, project: p}
+  loc: {type: local}
+autoscaling:
+  type: composite
+  autoscalers:
+    - type: predictive
+    - type: queue
+)");
+  const AutoscalingConfig& a = *c.defaults.autoscaling;
+  EXPECT_EQ(a.mode, CompositeMode::kMax);
+  EXPECT_EQ(a.autoscalers[0].lookback_window, 10);
+  EXPECT_EQ(a.autoscalers[0].growth_factor, 1.2);
+  EXPECT_THAT(a.autoscalers[0].fallback, IsEmpty());
+  EXPECT_EQ(a.autoscalers[1].jobs_per_node, 10);
+  EXPECT_EQ(c.providers.at("l").api_key_env, "LAMBDA_API_KEY");
+  EXPECT_EQ(c.providers.at("g").zone, "us-central1-a");
+  EXPECT_EQ(c.providers.at("loc").gpu_count, 8);
+  EXPECT_EQ(c.providers.at("loc").gpu_model, "NVIDIA H100 80GB HBM3");
+  EXPECT_FALSE(c.providers.at("loc").keep_instances);
+}
+
+TEST(DefaultsTest, NoPoolsIsValid) {
+  const Config c = Load("providers:\n  fake:\n    type: fake\n");
+  EXPECT_THAT(c.pools, IsEmpty());
+}
+
+// ----------------------------------------------------------------- aliases
+
+TEST(AliasTest, AliasesLoadTheSameConfigAsCanonicalKeys) {
+  const Config canonical = Load(R"(server:
+  address: ":7000"
+  external_address: http://cp:7000
+  heartbeat_interval: 10s
+  health_policy: p.yaml
+  notifier:
+    type: noop
+defaults:
+  ssh_keys: [k]
+  health:
+    unhealthy_after: 3
+  cooldown: 2m
+pools:
+  p:
+    provider: fake
+    instance_type: t
+    min_nodes: 1
+    max_nodes: 4
+    cooldown: 1m
+    health:
+      unhealthy_after: 5
+    autoscaling:
+      type: composite
+      autoscalers:
+        - type: reactive
+          scale_up_at: 70
+          scale_down_at: 10
+        - type: scheduled
+          schedule:
+            - days: [sat]
+              start: 1
+              end: 2
+              max_nodes: 2
+)");
+  const Config aliased = Load(R"(server:
+  grpc_port: 7000
+  health_policy_path: p.yaml
+global:
+  ssh_key_names: [k]
+  agent:
+    server: http://cp:7000
+    heartbeat_interval: 10s
+coordinator:
+  type: noop
+health:
+  unhealthy_threshold: 3
+scaling:
+  cooldown_period: 2m
+pools:
+  - name: p
+    provider: fake
+    instance_type: t
+    scaling:
+      min_nodes: 1
+      max_nodes: 4
+      cooldown_period: 1m
+      autoscaler:
+        type: composite
+        strategies:
+          - type: reactive
+            scale_up_threshold: 70
+            scale_down_threshold: 10
+          - type: scheduled
+            schedule:
+              - days: [Saturday]
+                start_hour: 1
+                end_hour: 2
+                max_nodes: 2
+    health:
+      unhealthy_threshold: 5
+)");
+  EXPECT_TRUE(canonical == aliased);
+  EXPECT_EQ(aliased.server.address, ":7000");
+  EXPECT_EQ(aliased.pools.at("p").cooldown, absl::Minutes(1));
+  EXPECT_EQ(aliased.pools.at("p").health.unhealthy_after, 5);
+}
+
+TEST(AliasTest, MergeKeysAreExpandedAndChecked) {
+  const Config c = Load(R"(x-pool: &base
+  provider: fake
+  instance_type: t
+  max_nodes: 4
+pools:
+  a:
+    <<: *base
+  b:
+    <<: *base
+    max_nodes: 8
+)");
+  EXPECT_EQ(c.pools.at("a").max_nodes, 4);
+  EXPECT_EQ(c.pools.at("b").max_nodes, 8);
+  EXPECT_EQ(c.pools.at("b").instance_type, "t");
+}
+
+// --------------------------------------------------------------- durations
+
+TEST(DurationTest, GoStringsAndZero) {
+  const Config c = Load(R"(server:
+  heartbeat_interval: 1m30s
+  heartbeat_timeout: 0
+  health_check_interval: "1.5h"
+  autoscale_interval: 0s
+  notifier:
+    type: webhook
+    webhook:
+      drain_url: http://x
+      timeout: 500ms
+)");
+  EXPECT_EQ(c.server.heartbeat_interval, absl::Seconds(90));
+  EXPECT_EQ(c.server.heartbeat_timeout, absl::ZeroDuration());
+  EXPECT_EQ(c.server.health_check_interval, absl::Minutes(90));
+  // 0 keeps the default, as upstream.
+  EXPECT_EQ(c.server.autoscale_interval, absl::Seconds(30));
+  EXPECT_EQ(c.server.notifier.webhook.timeout, absl::Milliseconds(500));
+
+  const Config zero = Load("server:\n  heartbeat_interval: 0\n");
+  EXPECT_EQ(zero.server.heartbeat_interval, absl::Seconds(30));
+}
+
+// ----------------------------------------------------------------- labels
+
+TEST(LabelTest, PoolLabelIsAlwaysAdded) {
+  const Config c = Load(absl::StrCat(kPool, R"(    labels:
+      team: ml
+      priority: "1"
+      pool: p
+)"));
+  EXPECT_EQ(c.pools.at("p").labels,
+            (std::map<std::string, std::string>{
+                {"pool", "p"}, {"priority", "1"}, {"team", "ml"}}));
+  EXPECT_EQ(Load(kPool).pools.at("p").labels,
+            (std::map<std::string, std::string>{{"pool", "p"}}));
+}
+
+// ------------------------------------------------------------- resolution
+
+TEST(ResolveTest, DerivedValues) {
+  Config c = DefaultConfig();
+  EXPECT_EQ(EffectiveHeartbeatTimeout(c.server), absl::Seconds(90));
+  EXPECT_EQ(DatabasePath(c), "./navarch-data/navarch.db");
+  EXPECT_EQ(AgentServerAddress(c.server), "http://localhost:50051");
+  ResolveConfig(&c);
+  EXPECT_EQ(c.server.heartbeat_timeout, absl::Seconds(90));
+  EXPECT_EQ(c.storage.path, "./navarch-data/navarch.db");
+  EXPECT_EQ(c.server.external_address, "http://localhost:50051");
+  const Config once = c;
+  ResolveConfig(&c);
+  EXPECT_TRUE(c == once);  // Idempotent.
+
+  Config d = DefaultConfig();
+  d.server.heartbeat_interval = absl::Seconds(10);
+  d.server.data_dir = "/var/lib/navarch/";
+  d.server.address = "0.0.0.0:7000";
+  ResolveConfig(&d);
+  EXPECT_EQ(d.server.heartbeat_timeout, absl::Seconds(30));
+  EXPECT_EQ(d.storage.path, "/var/lib/navarch/navarch.db");
+  EXPECT_EQ(d.server.external_address, "http://localhost:7000");
+
+  Config e = DefaultConfig();
+  e.server.heartbeat_timeout = absl::Minutes(2);
+  e.server.address = "10.0.0.5:50051";
+  e.storage.path = "/data/x.db";
+  ResolveConfig(&e);
+  EXPECT_EQ(e.server.heartbeat_timeout, absl::Minutes(2));
+  EXPECT_EQ(e.storage.path, "/data/x.db");
+  EXPECT_EQ(e.server.external_address, "http://10.0.0.5:50051");
+
+  Config m = DefaultConfig();
+  m.storage.backend = StorageBackend::kMemory;
+  m.server.external_address = "https://cp.example.com";
+  ResolveConfig(&m);
+  EXPECT_EQ(m.storage.path, "");
+  EXPECT_EQ(m.server.external_address, "https://cp.example.com");
+}
+
+// ------------------------------------------------------------------- files
+
+TEST(FileTest, MissingFileIsNotFound) {
+  absl::StatusOr<Config> c = LoadConfigFile("/nonexistent/navarch.yaml");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(c.status().message().find("/nonexistent/navarch.yaml"),
+            std::string::npos);
+}
+
+TEST(FileTest, ErrorsNameTheFile) {
+  const std::string path =
+      absl::StrCat(testing::TempDir(), "/config_test_bad.yaml");
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("pools:\n  p:\n    provider: fake\n    instance_type: t\n", f);
+  fclose(f);
+  absl::StatusOr<Config> c = LoadConfigFile(path);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message(),
+            absl::StrCat(path, ":2:3: pools.p: max_nodes is required"));
+  std::remove(path.c_str());
+}
+
+TEST(NamesTest, NamesAsWrittenInYaml) {
+  EXPECT_EQ(ProviderTypeName(ProviderType::kLocal), "local");
+  EXPECT_EQ(StrategyName(SelectionStrategy::kRoundRobin), "round-robin");
+  EXPECT_EQ(AutoscalerTypeName(AutoscalerType::kPredictive), "predictive");
+  EXPECT_EQ(CompositeModeName(CompositeMode::kAvg), "avg");
+  EXPECT_EQ(NotifierTypeName(NotifierType::kWebhook), "webhook");
+  EXPECT_EQ(StorageBackendName(StorageBackend::kMemory), "memory");
+}
+
+}  // namespace
+}  // namespace navarch

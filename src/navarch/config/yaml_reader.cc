@@ -1,0 +1,410 @@
+#include "navarch/config/yaml_reader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "navarch/base/duration.h"
+
+namespace navarch::config_internal {
+namespace {
+
+// Deep enough for any real configuration (composite autoscalers nest a few
+// levels); bounds the recursion a YAML alias cycle would otherwise cause.
+constexpr int kMaxDepth = 32;
+
+const char kYamlIntTag[] = "tag:yaml.org,2002:int";
+const char kYamlFloatTag[] = "tag:yaml.org,2002:float";
+const char kYamlBoolTag[] = "tag:yaml.org,2002:bool";
+
+std::string Join(absl::string_view prefix, absl::string_view name) {
+  if (prefix.empty()) return std::string(name);
+  return absl::StrCat(prefix, ".", name);
+}
+
+// How a value reads in a message: "'abc'", "a list", "a mapping", "nothing".
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: {
+      std::string v = node.Scalar();
+      if (v.size() > 40) v = absl::StrCat(v.substr(0, 37), "...");
+      return absl::StrCat("'", v, "'");
+    }
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+// A plain (unquoted) scalar, or one tagged with `tag`: only those may be
+// numbers or booleans. "5" in quotes is a string, as in Go's yaml package.
+bool IsPlainOr(const YAML::Node& node, absl::string_view tag) {
+  return node.Tag() == "?" || node.Tag() == tag;
+}
+
+// Names the bound that was crossed: "must be >= 0", "must be > 0",
+// "must be <= 24".
+std::string RangeText(int64_t value, int64_t min, int64_t max) {
+  if (value > max) return absl::StrCat("must be <= ", max);
+  if (min == 1) return "must be > 0";
+  return absl::StrCat("must be >= ", min);
+}
+
+}  // namespace
+
+void YamlReader::Error(const Site& site, std::string message) {
+  errors_.push_back(ConfigError{filename_, site.line, site.column, site.path,
+                                std::move(message)});
+}
+
+std::vector<ConfigError> YamlReader::TakeErrors() {
+  std::stable_sort(errors_.begin(), errors_.end(),
+                   [](const ConfigError& a, const ConfigError& b) {
+                     const int la = a.line > 0 ? a.line : INT32_MAX;
+                     const int lb = b.line > 0 ? b.line : INT32_MAX;
+                     if (la != lb) return la < lb;
+                     return a.column < b.column;
+                   });
+  return std::move(errors_);
+}
+
+Site YamlReader::SiteOf(const YAML::Node& node, const Site& fallback,
+                        std::string path) {
+  Site site{fallback.line, fallback.column, std::move(path)};
+  // yaml-cpp gives an empty value the position of whatever follows it, which
+  // would point at the next line; the key is the better place to show.
+  if (node.IsDefined() && !node.IsNull()) {
+    const YAML::Mark mark = node.Mark();
+    if (!mark.is_null() && mark.line >= 0) {
+      site.line = mark.line + 1;
+      site.column = mark.column + 1;
+    }
+  }
+  return site;
+}
+
+bool YamlReader::EnterNested(const Site& site) {
+  if (depth_ >= kMaxDepth) {
+    Error(site, absl::StrCat("nesting is deeper than ", kMaxDepth,
+                             " levels (an alias that refers to itself?)"));
+    return false;
+  }
+  return true;
+}
+
+void YamlReader::Collect(const YAML::Node& map, const Site& site, bool top,
+                         std::vector<RawEntry>* out,
+                         std::map<std::string, int>* first_line, int depth) {
+  if (depth > kMaxDepth) {
+    Error(site, "merge keys nest too deeply");
+    return;
+  }
+  std::vector<YAML::Node> merges;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    // Copies: the iterator hands out a temporary pair.
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    const Site key_site = SiteOf(key, site, site.path);
+    if (!key.IsScalar()) {
+      Error(key_site,
+            absl::StrCat("keys must be strings, got ", Describe(key)));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (name == "<<" && key.Tag() == "?") {
+      merges.push_back(value);
+      continue;
+    }
+    auto [pos, inserted] = first_line->emplace(name, key_site.line);
+    if (!inserted) {
+      // Within one mapping a repeated key is a mistake; a key repeated by a
+      // merged mapping is simply overridden, as YAML specifies.
+      if (top) {
+        Error(key_site, absl::StrCat("duplicate key '", name,
+                                     "' (first at line ", pos->second, ")"));
+      }
+      continue;
+    }
+    out->push_back(RawEntry{key, value});
+  }
+  for (const YAML::Node& merge : merges) {
+    const Site merge_site = SiteOf(merge, site, site.path);
+    if (merge.IsMap()) {
+      Collect(merge, merge_site, false, out, first_line, depth + 1);
+    } else if (merge.IsSequence()) {
+      for (const YAML::Node& item : merge) {
+        if (item.IsMap()) {
+          Collect(item, merge_site, false, out, first_line, depth + 1);
+        } else {
+          Error(merge_site, "'<<' needs a mapping or a list of mappings");
+        }
+      }
+    } else {
+      Error(merge_site, "'<<' needs a mapping or a list of mappings");
+    }
+  }
+}
+
+bool YamlReader::ReadMap(const YAML::Node& node, const Site& site,
+                         absl::string_view slot_prefix,
+                         const std::vector<KeySpec>& keys) {
+  if (!node.IsDefined() || node.IsNull()) return true;
+  if (!node.IsMap()) {
+    Error(site, absl::StrCat("expected a mapping, got ", Describe(node)));
+    return false;
+  }
+  if (!EnterNested(site)) return false;
+  ++depth_;
+  std::vector<RawEntry> raw;
+  std::map<std::string, int> first_line;
+  Collect(node, site, /*top=*/true, &raw, &first_line, 0);
+  // canonical name -> (spelling used, line) of the keys read so far.
+  std::map<std::string, std::pair<std::string, int>> used;
+  for (const RawEntry& r : raw) {
+    const std::string& name = r.key.Scalar();
+    Site key_site = SiteOf(r.key, site, site.path);
+    const KeySpec* spec = nullptr;
+    for (const KeySpec& k : keys) {
+      for (const std::string& n : k.names) {
+        if (n == name || (absl::EndsWith(n, "*") && n.size() > 1 &&
+                          absl::StartsWith(name, n.substr(0, n.size() - 1)))) {
+          spec = &k;
+        }
+      }
+      if (spec != nullptr) break;
+    }
+    if (spec == nullptr) {
+      Error(key_site, absl::StrCat("unknown key '", name, "'"));
+      continue;
+    }
+    const std::string& canonical = spec->names.front();
+    auto [prev, inserted] =
+        used.emplace(canonical, std::make_pair(name, key_site.line));
+    if (!inserted) {
+      Error(key_site, absl::StrCat("'", name, "' and '", prev->second.first,
+                                   "' (line ", prev->second.second,
+                                   ") are the same setting; keep one"));
+      continue;
+    }
+    Entry e;
+    e.key = name;
+    e.slot = Join(slot_prefix, spec->slot.empty() ? canonical : spec->slot);
+    e.value = r.value;
+    e.site = SiteOf(r.value, key_site, Join(site.path, name));
+    e.key_site = key_site;
+    spec->read(e);
+  }
+  --depth_;
+  return true;
+}
+
+std::vector<Entry> YamlReader::MapEntries(const YAML::Node& node,
+                                          const Site& site,
+                                          absl::string_view slot_prefix) {
+  std::vector<Entry> entries;
+  if (!node.IsDefined() || node.IsNull()) return entries;
+  if (!node.IsMap()) {
+    Error(site, absl::StrCat("expected a mapping, got ", Describe(node)));
+    return entries;
+  }
+  std::vector<RawEntry> raw;
+  std::map<std::string, int> first_line;
+  Collect(node, site, /*top=*/true, &raw, &first_line, 0);
+  for (const RawEntry& r : raw) {
+    Entry e;
+    e.key = r.key.Scalar();
+    e.slot = Join(slot_prefix, e.key);
+    e.key_site = SiteOf(r.key, site, site.path);
+    e.value = r.value;
+    e.site = SiteOf(r.value, e.key_site, Join(site.path, e.key));
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+std::vector<Entry> YamlReader::ListItems(const YAML::Node& node,
+                                         const Site& site,
+                                         absl::string_view slot_prefix) {
+  std::vector<Entry> items;
+  if (!node.IsDefined() || node.IsNull()) return items;
+  if (!node.IsSequence()) {
+    Error(site, absl::StrCat("expected a list, got ", Describe(node)));
+    return items;
+  }
+  int i = 0;
+  for (const YAML::Node& item : node) {
+    const std::string index = absl::StrCat("[", i++, "]");
+    Entry e;
+    e.slot = absl::StrCat(slot_prefix, index);
+    e.value = item;
+    e.site = SiteOf(item, site, absl::StrCat(site.path, index));
+    e.key_site = e.site;
+    items.push_back(std::move(e));
+  }
+  return items;
+}
+
+bool YamlReader::Claim(const std::string& slot, const Site& site) {
+  auto [it, inserted] = sites_.emplace(slot, site);
+  if (inserted) return true;
+  Error(site, absl::StrCat("already set at line ", it->second.line, " (",
+                           it->second.path, ")"));
+  return false;
+}
+
+bool YamlReader::ClaimName(const std::string& slot, const Site& site,
+                           absl::string_view what) {
+  auto [it, inserted] = sites_.emplace(slot, site);
+  if (inserted) return true;
+  Error(site, absl::StrCat(what, " is defined twice (first at line ",
+                           it->second.line, ")"));
+  return false;
+}
+
+Site YamlReader::Nearest(absl::string_view slot) const {
+  std::string s(slot);
+  while (true) {
+    auto it = sites_.find(s);
+    if (it != sites_.end()) return it->second;
+    const size_t cut = s.find_last_of(".[");
+    if (cut == std::string::npos) return Site{};
+    s.resize(cut);
+  }
+}
+
+std::optional<std::string> YamlReader::String(const Entry& e) {
+  if (e.value.IsNull()) return std::nullopt;
+  if (!e.value.IsScalar()) {
+    Error(e.site, absl::StrCat("expected a string, got ", Describe(e.value)));
+    return std::nullopt;
+  }
+  return e.value.Scalar();
+}
+
+std::optional<int64_t> YamlReader::Int(const Entry& e, int64_t min,
+                                       int64_t max) {
+  if (e.value.IsNull()) return std::nullopt;
+  const std::string text = e.value.IsScalar() ? e.value.Scalar() : "";
+  bool digits = !text.empty();
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!(absl::ascii_isdigit(c) || (i == 0 && (c == '-' || c == '+')))) {
+      digits = false;
+    }
+  }
+  int64_t v = 0;
+  if (!e.value.IsScalar() || !IsPlainOr(e.value, kYamlIntTag) || !digits ||
+      !absl::SimpleAtoi(text, &v)) {
+    Error(e.site, absl::StrCat("expected an integer, got ", Describe(e.value)));
+    return std::nullopt;
+  }
+  if (v < min || v > max) {
+    Error(e.site, absl::StrCat(RangeText(v, min, max), ", got ", v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> YamlReader::Bool(const Entry& e) {
+  if (e.value.IsNull()) return std::nullopt;
+  if (e.value.IsScalar() && IsPlainOr(e.value, kYamlBoolTag)) {
+    // YAML 1.2 booleans plus the YAML 1.1 words Go's yaml package accepts.
+    const std::string v = absl::AsciiStrToLower(e.value.Scalar());
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+  }
+  Error(e.site,
+        absl::StrCat("expected true or false, got ", Describe(e.value)));
+  return std::nullopt;
+}
+
+std::optional<double> YamlReader::Double(const Entry& e, double min,
+                                         double max) {
+  if (e.value.IsNull()) return std::nullopt;
+  double v = 0;
+  if (!e.value.IsScalar() ||
+      !(IsPlainOr(e.value, kYamlFloatTag) || e.value.Tag() == kYamlIntTag) ||
+      !absl::SimpleAtod(e.value.Scalar(), &v) || !std::isfinite(v)) {
+    Error(e.site, absl::StrCat("expected a number, got ", Describe(e.value)));
+    return std::nullopt;
+  }
+  if (v < min || v > max) {
+    Error(e.site, absl::StrCat("must be between ", min, " and ", max, ", got ",
+                               e.value.Scalar()));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<absl::Duration> YamlReader::Duration(const Entry& e) {
+  if (e.value.IsNull()) return std::nullopt;
+  if (!e.value.IsScalar()) {
+    Error(e.site, absl::StrCat("expected a duration such as 30s or 5m, got ",
+                               Describe(e.value)));
+    return std::nullopt;
+  }
+  absl::StatusOr<absl::Duration> d = ParseGoDuration(e.value.Scalar());
+  if (!d.ok()) {
+    Error(e.site, std::string(d.status().message()));
+    return std::nullopt;
+  }
+  if (*d < absl::ZeroDuration()) {
+    Error(e.site, absl::StrCat("must not be negative, got ", e.value.Scalar()));
+    return std::nullopt;
+  }
+  return *d;
+}
+
+std::optional<std::vector<std::string>> YamlReader::StringList(const Entry& e) {
+  if (e.value.IsNull()) return std::nullopt;
+  if (!e.value.IsSequence()) {
+    Error(e.site, absl::StrCat("expected a list, got ", Describe(e.value)));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  bool ok = true;
+  for (const Entry& item : ListItems(e.value, e.site, e.slot)) {
+    if (!item.value.IsScalar()) {
+      Error(item.site,
+            absl::StrCat("expected a string, got ", Describe(item.value)));
+      ok = false;
+      continue;
+    }
+    out.push_back(item.value.Scalar());
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> YamlReader::StringMap(
+    const Entry& e) {
+  if (e.value.IsNull()) return std::nullopt;
+  if (!e.value.IsMap()) {
+    Error(e.site, absl::StrCat("expected a mapping, got ", Describe(e.value)));
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> out;
+  bool ok = true;
+  for (const Entry& item : MapEntries(e.value, e.site, e.slot)) {
+    if (item.value.IsNull()) {
+      out[item.key] = "";  // `key:` with no value is the empty string.
+    } else if (item.value.IsScalar()) {
+      out[item.key] = item.value.Scalar();
+    } else {
+      Error(item.site,
+            absl::StrCat("expected a string, got ", Describe(item.value)));
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+}  // namespace navarch::config_internal

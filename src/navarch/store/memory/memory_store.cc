@@ -1,0 +1,177 @@
+#include "navarch/store/memory/memory_store.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "navarch/store/record_util.h"
+
+namespace navarch {
+
+namespace {
+
+template <typename Map, typename Record, typename KeyFn>
+absl::Status CheckVersions(const Map& stored,
+                           const std::vector<Record>& records, KeyFn key,
+                           absl::string_view what) {
+  std::map<std::string, int64_t> seen;  // a batch may update a record twice
+  for (const Record& r : records) {
+    std::string k = key(r);
+    int64_t current = 0;
+    if (auto s = seen.find(k); s != seen.end()) {
+      current = s->second;
+    } else if (auto it = stored.find(k); it != stored.end()) {
+      current = it->second.version();
+    }
+    NAVARCH_RETURN_IF_ERROR(CheckVersion(what, k, current, r.version()));
+    seen[k] = r.version();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MemoryStore::CommitLocked(WriteBatch& batch) {
+  if (closed_) return absl::UnavailableError("store is closed");
+  NAVARCH_RETURN_IF_ERROR(ValidateBatch(batch));
+  NAVARCH_RETURN_IF_ERROR(CheckVersions(
+      nodes_, batch.nodes,
+      [](const NodeRecord& r) { return r.node().node_id(); }, "node"));
+  NAVARCH_RETURN_IF_ERROR(CheckVersions(
+      instances_, batch.instances,
+      [](const InstanceRecord& r) { return r.instance().instance_id(); },
+      "instance"));
+  NAVARCH_RETURN_IF_ERROR(CheckVersions(
+      commands_, batch.commands,
+      [](const CommandRecord& r) { return r.command().command_id(); },
+      "command"));
+  for (auto& n : batch.nodes) {
+    NodeRecord& slot = nodes_[n.node().node_id()];
+    // Heartbeats are written separately and never go backwards. Only a newer
+    // stored one is kept, so a record without a heartbeat reads back as such.
+    google::protobuf::Timestamp stored = slot.node().last_heartbeat();
+    bool keep =
+        FromTimestamp(stored) > FromTimestamp(n.node().last_heartbeat());
+    slot = std::move(n);
+    if (keep) *slot.mutable_node()->mutable_last_heartbeat() = stored;
+  }
+  for (auto& i : batch.instances)
+    instances_[i.instance().instance_id()] = std::move(i);
+  for (auto& c : batch.commands)
+    commands_[c.command().command_id()] = std::move(c);
+  for (auto& e : batch.events) {
+    e.set_id(++last_event_id_);
+    events_.push_back(std::move(e));
+  }
+  return absl::OkStatus();
+}
+
+void MemoryStore::Commit(WriteBatch batch,
+                         std::function<void(absl::Status)> done) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    status = CommitLocked(batch);
+  }
+  if (done) done(std::move(status));
+}
+
+absl::Status MemoryStore::UpdateHeartbeats(
+    const std::vector<HeartbeatUpdate>& updates) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("store is closed");
+  for (const auto& u : updates) {
+    auto it = nodes_.find(u.node_id);
+    if (it == nodes_.end()) continue;
+    ApplyHeartbeat(u, it->second);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoreSnapshot> MemoryStore::Load() {
+  absl::MutexLock lock(&mu_);
+  StoreSnapshot snap;
+  for (const auto& [id, n] : nodes_) snap.nodes.push_back(n);
+  for (const auto& [id, i] : instances_) snap.instances.push_back(i);
+  for (const auto& [id, c] : commands_) {
+    if (IsOpen(c.state())) snap.open_commands.push_back(c);
+  }
+  SortCommands(snap.open_commands);
+  snap.last_event_id = last_event_id_;
+  return snap;
+}
+
+absl::StatusOr<std::optional<NodeRecord>> MemoryStore::GetNode(
+    const std::string& node_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return std::optional<NodeRecord>();
+  return std::optional<NodeRecord>(it->second);
+}
+
+absl::StatusOr<std::optional<CommandRecord>> MemoryStore::GetCommand(
+    const std::string& command_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = commands_.find(command_id);
+  if (it == commands_.end()) return std::optional<CommandRecord>();
+  return std::optional<CommandRecord>(it->second);
+}
+
+absl::StatusOr<EventPage> MemoryStore::ListEvents(const EventQuery& query) {
+  NAVARCH_RETURN_IF_ERROR(ValidateQuery(query));
+  absl::MutexLock lock(&mu_);
+  EventPage page;
+  auto it =
+      std::upper_bound(events_.begin(), events_.end(), query.after_id,
+                       [](int64_t id, const Event& e) { return id < e.id(); });
+  for (; it != events_.end(); ++it) {
+    if (!EventMatches(query, *it)) continue;
+    if (static_cast<int>(page.events.size()) == query.limit) {
+      page.more = true;
+      break;
+    }
+    page.events.push_back(*it);
+  }
+  return page;
+}
+
+absl::StatusOr<int64_t> MemoryStore::Prune(absl::Time before) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("store is closed");
+  int64_t removed = 0;
+  auto old_events = std::remove_if(
+      events_.begin(), events_.end(),
+      [&](const Event& e) { return FromTimestamp(e.time()) < before; });
+  removed += events_.end() - old_events;
+  events_.erase(old_events, events_.end());
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    if (IsPrunableInstance(it->second, before)) {
+      it = instances_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = commands_.begin(); it != commands_.end();) {
+    if (!IsOpen(it->second.state()) &&
+        FromTimestamp(it->second.updated_at()) < before) {
+      it = commands_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+absl::Status MemoryStore::Ping() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("store is closed");
+  return absl::OkStatus();
+}
+
+void MemoryStore::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+}  // namespace navarch

@@ -1,0 +1,50 @@
+// In-process store for tests and the simulator: same contract as the durable
+// backends, nothing survives the process. Commit calls `done` inline.
+#ifndef NAVARCH_STORE_MEMORY_MEMORY_STORE_H_
+#define NAVARCH_STORE_MEMORY_MEMORY_STORE_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "navarch/store/store.h"
+
+namespace navarch {
+
+class MemoryStore final : public Store {
+ public:
+  MemoryStore() = default;
+
+  void Commit(WriteBatch batch,
+              std::function<void(absl::Status)> done) override;
+  absl::Status UpdateHeartbeats(
+      const std::vector<HeartbeatUpdate>& updates) override;
+  absl::StatusOr<StoreSnapshot> Load() override;
+  absl::StatusOr<std::optional<NodeRecord>> GetNode(
+      const std::string& node_id) override;
+  absl::StatusOr<std::optional<CommandRecord>> GetCommand(
+      const std::string& command_id) override;
+  absl::StatusOr<EventPage> ListEvents(const EventQuery& query) override;
+  absl::StatusOr<int64_t> Prune(absl::Time before) override;
+  absl::Status Ping() override;
+  void Close() override;
+  std::string Name() const override { return "memory"; }
+
+ private:
+  absl::Status CommitLocked(WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, NodeRecord> nodes_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+  int64_t last_event_id_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace navarch
+
+#endif  // NAVARCH_STORE_MEMORY_MEMORY_STORE_H_

@@ -1,0 +1,845 @@
+#include "navarch/store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "navarch/api/time_util.h"
+#include "navarch/base/status.h"
+#include "navarch/store/record_util.h"
+
+namespace navarch {
+
+using sqlite::NanosToTime;
+using sqlite::ScopedReset;
+using sqlite::Statement;
+using sqlite::TimeToNanos;
+
+struct SqliteStore::Job {
+  enum class Kind { kBatch, kHeartbeats, kPrune };
+  Kind kind = Kind::kBatch;
+  WriteBatch batch;
+  std::vector<HeartbeatUpdate> heartbeats;
+  absl::Time prune_before;
+  int64_t* pruned = nullptr;  // Prune's result, owned by the waiting caller
+  absl::Status status;
+  std::function<void(absl::Status)> done;
+};
+
+struct SqliteStore::WriterStatements {
+  Statement begin, commit, rollback, savepoint, rollback_to_savepoint,
+      release_savepoint;
+  Statement node_version, node_upsert;
+  Statement instance_version, instance_upsert;
+  Statement command_version, command_upsert;
+  Statement event_insert;
+  Statement heartbeat;
+  Statement prune_events, prune_instances, prune_commands;
+};
+
+struct SqliteStore::ReaderStatements {
+  Statement begin, commit, rollback;
+  Statement nodes, node;
+  Statement instances;
+  Statement open_commands, command;
+  Statement last_event_id;
+  Statement ping;
+};
+
+namespace {
+
+constexpr char kNodeColumns[] = "record, last_heartbeat_ns, metrics";
+
+int64_t Nanos(const google::protobuf::Timestamp& ts) {
+  return TimeToNanos(FromTimestamp(ts));
+}
+
+template <typename Message>
+absl::Status Serialize(const Message& m, std::string& out) {
+  out.clear();
+  if (!m.SerializeToString(&out)) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize ", m.GetTypeName()));
+  }
+  return absl::OkStatus();
+}
+
+template <typename Message>
+absl::StatusOr<Message> Parse(absl::string_view blob, absl::string_view what) {
+  Message m;
+  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+    return absl::InternalError(
+        absl::StrCat("sqlite: corrupt ", what, " record"));
+  }
+  return m;
+}
+
+// A node row: the record, with the heartbeat columns merged in (schema v1).
+absl::StatusOr<NodeRecord> ReadNode(const Statement& s) {
+  NAVARCH_ASSIGN_OR_RETURN(NodeRecord r,
+                           Parse<NodeRecord>(s.ColumnBlob(0), "node"));
+  absl::Time flushed = NanosToTime(s.ColumnInt(1));
+  if (flushed > FromTimestamp(r.node().last_heartbeat())) {
+    *r.mutable_node()->mutable_last_heartbeat() = ToTimestamp(flushed);
+  }
+  if (!s.ColumnIsNull(2)) {
+    NAVARCH_ASSIGN_OR_RETURN(
+        *r.mutable_node()->mutable_last_metrics(),
+        Parse<NodeMetrics>(s.ColumnBlob(2), "node metrics"));
+  }
+  return r;
+}
+
+absl::StatusOr<Event> ReadEvent(const Statement& s) {
+  NAVARCH_ASSIGN_OR_RETURN(Event e, Parse<Event>(s.ColumnBlob(1), "event"));
+  e.set_id(s.ColumnInt(0));
+  return e;
+}
+
+// The stored version of a record (0: absent).
+absl::StatusOr<int64_t> StoredVersion(Statement& s, const std::string& id) {
+  ScopedReset reset(s);
+  NAVARCH_ASSIGN_OR_RETURN(bool row, s.BindText(1, id).Step());
+  return row ? s.ColumnInt(0) : 0;
+}
+
+absl::Status RunOnce(Statement& s) {
+  ScopedReset reset(s);
+  return s.Run();
+}
+
+// The smallest string greater than every string starting with `prefix`, or
+// nullopt when there is none (the prefix is all 0xff bytes).
+std::optional<std::string> PrefixUpperBound(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) {
+    prefix.pop_back();
+  }
+  if (prefix.empty()) return std::nullopt;
+  prefix.back() =
+      static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+// A ListEvents query as SQL and its parameters. Kind patterns become index
+// ranges: "node.*" is kind >= 'node.' AND kind < 'node/' (bytewise order).
+struct EventSql {
+  std::string sql;
+  std::vector<std::variant<int64_t, std::string>> params;  // in `?` order
+  void Int(int64_t v) { params.emplace_back(v); }
+  void Text(std::string v) { params.emplace_back(std::move(v)); }
+};
+
+EventSql BuildEventSql(const EventQuery& q) {
+  EventSql out;
+  out.sql = "SELECT id, record FROM events WHERE id > ?";
+  out.Int(q.after_id);
+  if (!q.node_id.empty()) {
+    out.sql += " AND node_id = ?";
+    out.Text(q.node_id);
+  }
+  if (!q.pool.empty()) {
+    out.sql += " AND pool = ?";
+    out.Text(q.pool);
+  }
+  if (q.since != absl::InfinitePast()) {
+    out.sql += " AND time_ns >= ?";
+    out.Int(TimeToNanos(q.since));
+  }
+  if (q.until != absl::InfiniteFuture()) {
+    out.sql += " AND time_ns < ?";
+    out.Int(TimeToNanos(q.until));
+  }
+  bool any_kind = std::any_of(q.kinds.begin(), q.kinds.end(),
+                              [](const std::string& k) { return k == "*"; });
+  if (!q.kinds.empty() && !any_kind) {
+    std::vector<std::string> terms;
+    for (const std::string& k : q.kinds) {
+      if (!k.empty() && k.back() == '*') {
+        std::string prefix = k.substr(0, k.size() - 1);
+        std::optional<std::string> upper = PrefixUpperBound(prefix);
+        out.Text(prefix);
+        if (upper) {
+          terms.push_back("(kind >= ? AND kind < ?)");
+          out.Text(*upper);
+        } else {
+          terms.push_back("kind >= ?");
+        }
+      } else {
+        terms.push_back("kind = ?");
+        out.Text(k);
+      }
+    }
+    out.sql += absl::StrCat(" AND (", absl::StrJoin(terms, " OR "), ")");
+  }
+  // One more than asked tells whether another page exists.
+  out.sql += " ORDER BY id LIMIT ?";
+  out.Int(static_cast<int64_t>(q.limit) + 1);
+  return out;
+}
+
+absl::StatusOr<Statement> Prep(sqlite3* db, absl::string_view sql) {
+  return Statement::Prepare(db, sql);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore::WriterStatements>>
+SqliteStore::PrepareWriter(sqlite3* db) {
+  auto ws = std::make_unique<SqliteStore::WriterStatements>();
+  // IMMEDIATE takes the write lock up front: a transaction that started as a
+  // reader could not be upgraded if another process wrote in between.
+  NAVARCH_ASSIGN_OR_RETURN(ws->begin, Prep(db, "BEGIN IMMEDIATE"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->commit, Prep(db, "COMMIT"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->rollback, Prep(db, "ROLLBACK"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->savepoint, Prep(db, "SAVEPOINT job"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->rollback_to_savepoint,
+                           Prep(db, "ROLLBACK TO job"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->release_savepoint, Prep(db, "RELEASE job"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->node_version,
+      Prep(db, "SELECT version FROM nodes WHERE node_id = ?"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->node_upsert,
+      Prep(db,
+           "INSERT INTO nodes (node_id, version, pool, status, health_status, "
+           "last_heartbeat_ns, metrics, record) VALUES (?1, ?2, ?3, ?4, ?5, "
+           "?6, NULL, ?7) "
+           "ON CONFLICT (node_id) DO UPDATE SET version = excluded.version, "
+           "pool = excluded.pool, status = excluded.status, "
+           "health_status = excluded.health_status, "
+           // Heartbeat flushes may have moved past the writer's copy.
+           "last_heartbeat_ns = max(nodes.last_heartbeat_ns, "
+           "excluded.last_heartbeat_ns), "
+           // The record is written whole: its metrics are now the latest.
+           "metrics = NULL, record = excluded.record"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->instance_version,
+      Prep(db, "SELECT version FROM instances WHERE instance_id = ?"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->instance_upsert,
+      Prep(
+          db,
+          "INSERT INTO instances (instance_id, version, state, pool, node_id, "
+          "terminated_at_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+          "ON CONFLICT (instance_id) DO UPDATE SET version = excluded.version, "
+          "state = excluded.state, pool = excluded.pool, node_id = "
+          "excluded.node_id, "
+          "terminated_at_ns = excluded.terminated_at_ns, record = "
+          "excluded.record"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->command_version,
+      Prep(db, "SELECT version FROM commands WHERE command_id = ?"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->command_upsert,
+      Prep(
+          db,
+          "INSERT INTO commands (command_id, node_id, state, issued_at_ns, "
+          "updated_at_ns, "
+          "version, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+          "ON CONFLICT (command_id) DO UPDATE SET node_id = excluded.node_id, "
+          "state = excluded.state, issued_at_ns = excluded.issued_at_ns, "
+          "updated_at_ns = excluded.updated_at_ns, version = excluded.version, "
+          "record = excluded.record"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->event_insert,
+      Prep(db,
+           "INSERT INTO events (time_ns, kind, node_id, pool, record) "
+           "VALUES (?, ?, ?, ?, ?)"));
+  // SET expressions all see the old row, so the CASE compares against the
+  // heartbeat as it was before this update.
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->heartbeat,
+      Prep(
+          db,
+          "UPDATE nodes SET "
+          "metrics = CASE WHEN ?2 IS NOT NULL AND ?1 >= last_heartbeat_ns "
+          "THEN ?2 ELSE metrics END, "
+          "last_heartbeat_ns = max(last_heartbeat_ns, ?1) WHERE node_id = ?3"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->prune_events,
+                           Prep(db, "DELETE FROM events WHERE time_ns < ?"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->prune_instances,
+      Prep(db,
+           "DELETE FROM instances WHERE state = ?1 AND terminated_at_ns <> ?2 "
+           "AND terminated_at_ns < ?3"));
+  NAVARCH_ASSIGN_OR_RETURN(ws->prune_commands,
+                           Prep(db,
+                                "DELETE FROM commands WHERE state NOT IN (?1, "
+                                "?2) AND updated_at_ns < ?3"));
+  return ws;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStore::ReaderStatements>>
+SqliteStore::PrepareReader(sqlite3* db) {
+  auto rs = std::make_unique<SqliteStore::ReaderStatements>();
+  NAVARCH_ASSIGN_OR_RETURN(rs->begin, Prep(db, "BEGIN"));
+  NAVARCH_ASSIGN_OR_RETURN(rs->commit, Prep(db, "COMMIT"));
+  NAVARCH_ASSIGN_OR_RETURN(rs->rollback, Prep(db, "ROLLBACK"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      rs->nodes, Prep(db, absl::StrCat("SELECT ", kNodeColumns,
+                                       " FROM nodes ORDER BY node_id")));
+  NAVARCH_ASSIGN_OR_RETURN(
+      rs->node, Prep(db, absl::StrCat("SELECT ", kNodeColumns,
+                                      " FROM nodes WHERE node_id = ?")));
+  NAVARCH_ASSIGN_OR_RETURN(
+      rs->instances,
+      Prep(db, "SELECT record FROM instances ORDER BY instance_id"));
+  NAVARCH_ASSIGN_OR_RETURN(
+      rs->open_commands,
+      Prep(db, absl::StrCat("SELECT record FROM commands WHERE state IN (",
+                            internal::COMMAND_STATE_PENDING, ", ",
+                            internal::COMMAND_STATE_DELIVERED,
+                            ") ORDER BY issued_at_ns, command_id")));
+  NAVARCH_ASSIGN_OR_RETURN(
+      rs->command,
+      Prep(db, "SELECT record FROM commands WHERE command_id = ?"));
+  // From the AUTOINCREMENT counter, not max(id): right even when Prune has
+  // deleted the newest events.
+  NAVARCH_ASSIGN_OR_RETURN(rs->last_event_id,
+                           Prep(db,
+                                "SELECT coalesce((SELECT seq FROM "
+                                "sqlite_sequence WHERE name = 'events'), 0)"));
+  NAVARCH_ASSIGN_OR_RETURN(rs->ping,
+                           Prep(db, "SELECT count(*) FROM schema_migrations"));
+  return rs;
+}
+
+namespace {
+
+absl::Status CheckJournalMode(sqlite3* db) {
+  NAVARCH_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(db, "PRAGMA journal_mode = WAL", false));
+  NAVARCH_ASSIGN_OR_RETURN(bool row, s.Step());
+  std::string mode = row ? std::string(s.ColumnBlob(0)) : "";
+  if (!absl::EqualsIgnoreCase(mode, "wal")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sqlite: cannot switch to WAL mode (journal mode is '", mode,
+        "'); the file system may not support shared memory, e.g. a network "
+        "file system"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite::Connection> OpenWriter(
+    const SqliteOptions& options, const std::vector<sqlite::Migration>& history,
+    int& version) {
+  NAVARCH_ASSIGN_OR_RETURN(
+      sqlite::Connection db,
+      sqlite::OpenConnection(options.path,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             options.busy_timeout));
+  // WAL: readers and the writer do not block each other, and a commit
+  // appends to one file instead of rewriting pages in place.
+  NAVARCH_RETURN_IF_ERROR(CheckJournalMode(db.get()));
+  NAVARCH_RETURN_IF_ERROR(
+      sqlite::Exec(db.get(), options.sync == SqliteOptions::Sync::kFull
+                                 ? "PRAGMA synchronous = FULL"
+                                 : "PRAGMA synchronous = NORMAL"));
+  // After a checkpoint the WAL file is reused, not shrunk; cap what it keeps.
+  NAVARCH_RETURN_IF_ERROR(
+      sqlite::Exec(db.get(), "PRAGMA journal_size_limit = 67108864"));
+  NAVARCH_ASSIGN_OR_RETURN(version, sqlite::Migrate(db.get(), history));
+  return db;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
+    const SqliteOptions& options) {
+  if (options.path.empty())
+    return absl::InvalidArgumentError("sqlite: no database path");
+  if (options.path == ":memory:" || absl::StartsWith(options.path, "file:")) {
+    // The reader and the writer must share one file.
+    return absl::InvalidArgumentError(
+        "sqlite: the database path must name a file");
+  }
+  if (options.max_group < 1 || options.max_queue < 1) {
+    return absl::InvalidArgumentError(
+        "sqlite: max_group and max_queue must be >= 1");
+  }
+  std::filesystem::path parent =
+      std::filesystem::path(options.path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("sqlite: cannot create directory ", parent.string(),
+                       ": ", ec.message()));
+    }
+  }
+  const std::vector<sqlite::Migration>& history =
+      options.migrations != nullptr ? *options.migrations
+                                    : sqlite::BuiltinMigrations();
+  int version = 0;
+  auto writer = OpenWriter(options, history, version);
+  if (!writer.ok()) return Annotate(writer.status(), options.path);
+  auto reader = sqlite::OpenConnection(options.path, SQLITE_OPEN_READWRITE,
+                                       options.busy_timeout);
+  if (!reader.ok()) return Annotate(reader.status(), options.path);
+  // The reader never writes; make a mistake there fail instead of racing
+  // the writer's transactions.
+  NAVARCH_RETURN_IF_ERROR(
+      sqlite::Exec(reader->get(), "PRAGMA query_only = ON"));
+  NAVARCH_ASSIGN_OR_RETURN(auto ws, PrepareWriter(writer->get()));
+  NAVARCH_ASSIGN_OR_RETURN(auto rs, PrepareReader(reader->get()));
+  return std::unique_ptr<SqliteStore>(
+      new SqliteStore(options, version, *std::move(writer), *std::move(reader),
+                      std::move(ws), std::move(rs)));
+}
+
+SqliteStore::SqliteStore(SqliteOptions options, int schema_version,
+                         sqlite::Connection writer, sqlite::Connection reader,
+                         std::unique_ptr<WriterStatements> ws,
+                         std::unique_ptr<ReaderStatements> rs)
+    : options_(std::move(options)),
+      schema_version_(schema_version),
+      writer_db_(std::move(writer)),
+      ws_(std::move(ws)),
+      rs_(std::move(rs)),
+      reader_db_(std::move(reader)) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+SqliteStore::~SqliteStore() { Close(); }
+
+// --- Writes ---
+
+void SqliteStore::Commit(WriteBatch batch,
+                         std::function<void(absl::Status)> done) {
+  if (!done) done = [](absl::Status) {};  // a caller that does not listen
+  if (absl::Status s = ValidateBatch(batch); !s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  auto job = std::make_unique<Job>();
+  job->kind = Job::Kind::kBatch;
+  job->batch = std::move(batch);
+  job->done = std::move(done);
+  Submit(std::move(job));
+}
+
+absl::Status SqliteStore::UpdateHeartbeats(
+    const std::vector<HeartbeatUpdate>& updates) {
+  auto job = std::make_unique<Job>();
+  job->kind = Job::Kind::kHeartbeats;
+  job->heartbeats = updates;
+  return SubmitAndWait(std::move(job));
+}
+
+absl::StatusOr<int64_t> SqliteStore::Prune(absl::Time before) {
+  int64_t pruned = 0;
+  auto job = std::make_unique<Job>();
+  job->kind = Job::Kind::kPrune;
+  job->prune_before = before;
+  job->pruned = &pruned;
+  NAVARCH_RETURN_IF_ERROR(SubmitAndWait(std::move(job)));
+  return pruned;
+}
+
+void SqliteStore::Submit(std::unique_ptr<Job> job) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (closing_) {
+      refused = absl::UnavailableError("sqlite: store is closed");
+    } else if (queue_.size() >= static_cast<size_t>(options_.max_queue)) {
+      refused = absl::UnavailableError(absl::StrCat(
+          "sqlite: write queue full (", options_.max_queue, " waiting)"));
+    } else {
+      queue_.push_back(std::move(job));
+      return;
+    }
+  }
+  job->done(std::move(refused));
+}
+
+absl::Status SqliteStore::SubmitAndWait(std::unique_ptr<Job> job) {
+  absl::Notification finished;
+  absl::Status result;
+  job->done = [&](absl::Status s) {
+    result = std::move(s);
+    finished.Notify();
+  };
+  Submit(std::move(job));
+  finished.WaitForNotification();
+  return result;
+}
+
+void SqliteStore::WriterLoop() {
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return !queue_.empty() || closing_;
+  };
+  for (;;) {
+    std::vector<std::unique_ptr<Job>> group;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(&has_work));
+      if (queue_.empty()) return;  // closing, and everything is committed
+      // Whatever queued up while the previous transaction was syncing goes
+      // into this one: that is the group commit, with no timer to wait on.
+      while (!queue_.empty() &&
+             group.size() < static_cast<size_t>(options_.max_group)) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunGroup(group);
+    for (auto& job : group) job->done(std::move(job->status));
+  }
+}
+
+void SqliteStore::RunGroup(std::vector<std::unique_ptr<Job>>& group) {
+  sqlite3* db = writer_db_.get();
+  WriterStatements& ws = *ws_;
+  absl::Status txn = RunOnce(ws.begin);
+  for (auto& job : group) {
+    if (!txn.ok()) break;
+    txn = RunOnce(ws.savepoint);
+    if (!txn.ok()) break;
+    job->status = ApplyJob(*job);
+    if (sqlite3_get_autocommit(db)) {
+      // Some errors (I/O, disk full) make SQLite roll back the whole
+      // transaction: every job in it is lost, not only this one.
+      txn = job->status.ok()
+                ? absl::InternalError("sqlite: transaction ended unexpectedly")
+                : job->status;
+      break;
+    }
+    if (!job->status.ok()) {
+      // Only this job's changes go; the others in the group still commit.
+      txn = RunOnce(ws.rollback_to_savepoint);
+      if (!txn.ok()) break;
+    }
+    txn = RunOnce(ws.release_savepoint);
+  }
+  if (txn.ok()) txn = RunOnce(ws.commit);
+  if (!txn.ok()) {
+    if (!sqlite3_get_autocommit(db)) RunOnce(ws.rollback).IgnoreError();
+    absl::Status lost = Annotate(txn, "write transaction rolled back");
+    for (auto& job : group) {
+      // A job that failed on its own keeps its own error.
+      if (job->status.ok()) job->status = lost;
+      if (job->kind == Job::Kind::kPrune && job->pruned != nullptr)
+        *job->pruned = 0;
+    }
+  }
+  absl::MutexLock lock(&queue_mu_);
+  write_health_ = txn;
+  if (txn.ok()) stats_.transactions++;
+  stats_.jobs += static_cast<int64_t>(group.size());
+  stats_.largest_group = std::max<int64_t>(stats_.largest_group, group.size());
+}
+
+absl::Status SqliteStore::ApplyJob(Job& job) {
+  switch (job.kind) {
+    case Job::Kind::kBatch:
+      return ApplyBatch(job.batch);
+    case Job::Kind::kHeartbeats:
+      return ApplyHeartbeats(job.heartbeats);
+    case Job::Kind::kPrune: {
+      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, ApplyPrune(job.prune_before));
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown job");
+}
+
+absl::Status SqliteStore::ApplyBatch(WriteBatch& batch) {
+  WriterStatements& ws = *ws_;
+  std::string blob;
+  // Versions come from the database inside this transaction, never from a
+  // cache: another writer of the same file is caught here.
+  for (const NodeRecord& r : batch.nodes) {
+    const NodeInfo& n = r.node();
+    NAVARCH_ASSIGN_OR_RETURN(int64_t current,
+                             StoredVersion(ws.node_version, n.node_id()));
+    NAVARCH_RETURN_IF_ERROR(
+        CheckVersion("node", n.node_id(), current, r.version()));
+    NAVARCH_RETURN_IF_ERROR(Serialize(r, blob));
+    Statement& s = ws.node_upsert;
+    ScopedReset reset(s);
+    NAVARCH_RETURN_IF_ERROR(s.BindText(1, n.node_id())
+                                .BindInt(2, r.version())
+                                .BindText(3, n.pool())
+                                .BindInt(4, n.status())
+                                .BindInt(5, n.health_status())
+                                .BindInt(6, Nanos(n.last_heartbeat()))
+                                .BindBlob(7, blob)
+                                .Run());
+  }
+  for (const InstanceRecord& r : batch.instances) {
+    const InstanceInfo& i = r.instance();
+    NAVARCH_ASSIGN_OR_RETURN(
+        int64_t current, StoredVersion(ws.instance_version, i.instance_id()));
+    NAVARCH_RETURN_IF_ERROR(
+        CheckVersion("instance", i.instance_id(), current, r.version()));
+    NAVARCH_RETURN_IF_ERROR(Serialize(r, blob));
+    Statement& s = ws.instance_upsert;
+    ScopedReset reset(s);
+    NAVARCH_RETURN_IF_ERROR(s.BindText(1, i.instance_id())
+                                .BindInt(2, r.version())
+                                .BindInt(3, i.state())
+                                .BindText(4, i.pool_name())
+                                .BindText(5, i.node_id())
+                                .BindInt(6, Nanos(i.terminated_at()))
+                                .BindBlob(7, blob)
+                                .Run());
+  }
+  for (const CommandRecord& r : batch.commands) {
+    const NodeCommand& c = r.command();
+    NAVARCH_ASSIGN_OR_RETURN(int64_t current,
+                             StoredVersion(ws.command_version, c.command_id()));
+    NAVARCH_RETURN_IF_ERROR(
+        CheckVersion("command", c.command_id(), current, r.version()));
+    NAVARCH_RETURN_IF_ERROR(Serialize(r, blob));
+    Statement& s = ws.command_upsert;
+    ScopedReset reset(s);
+    NAVARCH_RETURN_IF_ERROR(s.BindText(1, c.command_id())
+                                .BindText(2, r.node_id())
+                                .BindInt(3, r.state())
+                                .BindInt(4, Nanos(c.issued_at()))
+                                .BindInt(5, Nanos(r.updated_at()))
+                                .BindInt(6, r.version())
+                                .BindBlob(7, blob)
+                                .Run());
+  }
+  for (Event& e : batch.events) {
+    e.clear_id();  // the row id is the event id
+    NAVARCH_RETURN_IF_ERROR(Serialize(e, blob));
+    Statement& s = ws.event_insert;
+    ScopedReset reset(s);
+    NAVARCH_RETURN_IF_ERROR(s.BindInt(1, Nanos(e.time()))
+                                .BindText(2, e.kind())
+                                .BindText(3, e.node_id())
+                                .BindText(4, e.pool())
+                                .BindBlob(5, blob)
+                                .Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::ApplyHeartbeats(
+    const std::vector<HeartbeatUpdate>& updates) {
+  Statement& s = ws_->heartbeat;
+  std::string metrics;
+  for (const HeartbeatUpdate& u : updates) {
+    ScopedReset reset(s);
+    s.BindInt(1, TimeToNanos(u.last_heartbeat)).BindText(3, u.node_id);
+    if (u.metrics) {
+      NAVARCH_RETURN_IF_ERROR(Serialize(*u.metrics, metrics));
+      s.BindBlob(2, metrics);
+    } else {
+      s.BindNull(2);
+    }
+    // An unknown node matches no row: skipped, as the contract says.
+    NAVARCH_RETURN_IF_ERROR(s.Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteStore::ApplyPrune(absl::Time before) {
+  sqlite3* db = writer_db_.get();
+  WriterStatements& ws = *ws_;
+  int64_t cutoff = TimeToNanos(before);
+  int64_t removed = 0;
+  {
+    ScopedReset reset(ws.prune_events);
+    NAVARCH_RETURN_IF_ERROR(ws.prune_events.BindInt(1, cutoff).Run());
+    removed += sqlite3_changes64(db);
+  }
+  {
+    ScopedReset reset(ws.prune_instances);
+    NAVARCH_RETURN_IF_ERROR(
+        ws.prune_instances.BindInt(1, INSTANCE_STATE_TERMINATED)
+            .BindInt(2, TimeToNanos(absl::InfinitePast()))  // unset
+            .BindInt(3, cutoff)
+            .Run());
+    removed += sqlite3_changes64(db);
+  }
+  {
+    ScopedReset reset(ws.prune_commands);
+    NAVARCH_RETURN_IF_ERROR(
+        ws.prune_commands.BindInt(1, internal::COMMAND_STATE_PENDING)
+            .BindInt(2, internal::COMMAND_STATE_DELIVERED)
+            .BindInt(3, cutoff)
+            .Run());
+    removed += sqlite3_changes64(db);
+  }
+  return removed;
+}
+
+// --- Reads ---
+
+namespace {
+
+absl::Status Closed() {
+  return absl::UnavailableError("sqlite: store is closed");
+}
+
+}  // namespace
+
+absl::StatusOr<StoreSnapshot> SqliteStore::Load() {
+  absl::MutexLock lock(&read_mu_);
+  if (reader_db_ == nullptr) return Closed();
+  ReaderStatements& rs = *rs_;
+  // One read transaction: the tables come from one committed state.
+  NAVARCH_RETURN_IF_ERROR(RunOnce(rs.begin));
+  auto load = [&]() -> absl::StatusOr<StoreSnapshot> {
+    StoreSnapshot snap;
+    {
+      ScopedReset reset(rs.nodes);
+      for (;;) {
+        NAVARCH_ASSIGN_OR_RETURN(bool row, rs.nodes.Step());
+        if (!row) break;
+        NAVARCH_ASSIGN_OR_RETURN(snap.nodes.emplace_back(), ReadNode(rs.nodes));
+      }
+    }
+    {
+      ScopedReset reset(rs.instances);
+      for (;;) {
+        NAVARCH_ASSIGN_OR_RETURN(bool row, rs.instances.Step());
+        if (!row) break;
+        NAVARCH_ASSIGN_OR_RETURN(
+            snap.instances.emplace_back(),
+            Parse<InstanceRecord>(rs.instances.ColumnBlob(0), "instance"));
+      }
+    }
+    {
+      ScopedReset reset(rs.open_commands);
+      for (;;) {
+        NAVARCH_ASSIGN_OR_RETURN(bool row, rs.open_commands.Step());
+        if (!row) break;
+        NAVARCH_ASSIGN_OR_RETURN(
+            snap.open_commands.emplace_back(),
+            Parse<CommandRecord>(rs.open_commands.ColumnBlob(0), "command"));
+      }
+    }
+    {
+      ScopedReset reset(rs.last_event_id);
+      NAVARCH_ASSIGN_OR_RETURN(bool row, rs.last_event_id.Step());
+      snap.last_event_id = row ? rs.last_event_id.ColumnInt(0) : 0;
+    }
+    return snap;
+  };
+  absl::StatusOr<StoreSnapshot> snap = load();
+  if (!snap.ok()) {
+    RunOnce(rs.rollback).IgnoreError();
+    return snap.status();
+  }
+  NAVARCH_RETURN_IF_ERROR(RunOnce(rs.commit));
+  return snap;
+}
+
+absl::StatusOr<std::optional<NodeRecord>> SqliteStore::GetNode(
+    const std::string& node_id) {
+  absl::MutexLock lock(&read_mu_);
+  if (reader_db_ == nullptr) return Closed();
+  Statement& s = rs_->node;
+  ScopedReset reset(s);
+  NAVARCH_ASSIGN_OR_RETURN(bool row, s.BindText(1, node_id).Step());
+  if (!row) return std::optional<NodeRecord>();
+  NAVARCH_ASSIGN_OR_RETURN(NodeRecord r, ReadNode(s));
+  return std::optional<NodeRecord>(std::move(r));
+}
+
+absl::StatusOr<std::optional<CommandRecord>> SqliteStore::GetCommand(
+    const std::string& command_id) {
+  absl::MutexLock lock(&read_mu_);
+  if (reader_db_ == nullptr) return Closed();
+  Statement& s = rs_->command;
+  ScopedReset reset(s);
+  NAVARCH_ASSIGN_OR_RETURN(bool row, s.BindText(1, command_id).Step());
+  if (!row) return std::optional<CommandRecord>();
+  NAVARCH_ASSIGN_OR_RETURN(CommandRecord r,
+                           Parse<CommandRecord>(s.ColumnBlob(0), "command"));
+  return std::optional<CommandRecord>(std::move(r));
+}
+
+absl::StatusOr<Statement*> SqliteStore::EventQueryStatement(
+    const std::string& sql) {
+  auto it = event_queries_.find(sql);
+  if (it != event_queries_.end()) return &it->second;
+  // Each kind pattern adds to the SQL; bound the cache so odd queries
+  // cannot grow it without limit.
+  if (event_queries_.size() >= 64) event_queries_.clear();
+  NAVARCH_ASSIGN_OR_RETURN(Statement s,
+                           Statement::Prepare(reader_db_.get(), sql));
+  return &event_queries_.emplace(sql, std::move(s)).first->second;
+}
+
+absl::StatusOr<EventPage> SqliteStore::ListEvents(const EventQuery& query) {
+  NAVARCH_RETURN_IF_ERROR(ValidateQuery(query));
+  EventSql q = BuildEventSql(query);
+  absl::MutexLock lock(&read_mu_);
+  if (reader_db_ == nullptr) return Closed();
+  NAVARCH_ASSIGN_OR_RETURN(Statement * s, EventQueryStatement(q.sql));
+  ScopedReset reset(*s);
+  for (size_t i = 0; i < q.params.size(); ++i) {
+    int index = static_cast<int>(i) + 1;
+    if (const auto* v = std::get_if<int64_t>(&q.params[i])) {
+      s->BindInt(index, *v);
+    } else {
+      s->BindText(index, std::get<std::string>(q.params[i]));
+    }
+  }
+  EventPage page;
+  for (;;) {
+    NAVARCH_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    if (static_cast<int>(page.events.size()) == query.limit) {
+      page.more = true;
+      break;
+    }
+    NAVARCH_ASSIGN_OR_RETURN(page.events.emplace_back(), ReadEvent(*s));
+  }
+  return page;
+}
+
+absl::Status SqliteStore::Ping() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (closing_) return Closed();
+    if (!write_health_.ok()) return write_health_;
+  }
+  absl::MutexLock lock(&read_mu_);
+  if (reader_db_ == nullptr) return Closed();
+  ScopedReset reset(rs_->ping);
+  return rs_->ping.Run();
+}
+
+void SqliteStore::Close() {
+  absl::MutexLock close_lock(&close_mu_);
+  if (closed_) return;
+  closed_ = true;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    closing_ = true;
+  }
+  // The writer drains the queue before it exits.
+  if (writer_.joinable()) writer_.join();
+  {
+    absl::MutexLock lock(&read_mu_);
+    event_queries_.clear();
+    rs_.reset();
+    reader_db_.reset();
+  }
+  // Closed last, the writer checkpoints the WAL into the main file.
+  ws_.reset();
+  writer_db_.reset();
+}
+
+SqliteStore::Stats SqliteStore::stats() const {
+  absl::MutexLock lock(&queue_mu_);
+  return stats_;
+}
+
+}  // namespace navarch

@@ -1,0 +1,178 @@
+#include "navarch/store/sqlite/sqlite_util.h"
+
+#include <sqlite3.h>
+
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace navarch::sqlite {
+
+absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view context) {
+  // The connection's message is more specific, but only if it describes rc.
+  std::string detail = sqlite3_errstr(rc);
+  if (db != nullptr && sqlite3_extended_errcode(db) == rc)
+    detail = sqlite3_errmsg(db);
+  std::string message =
+      absl::StrCat("sqlite: ", context, ": ", detail, " (code ", rc, ")");
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_READONLY:
+    case SQLITE_NOMEM:
+    case SQLITE_INTERRUPT:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+void ConnectionCloser::operator()(sqlite3* db) const {
+  // v2 defers the close until statements still open are finalized, so the
+  // order in which owners are destroyed does not matter.
+  sqlite3_close_v2(db);
+}
+
+absl::StatusOr<Connection> OpenConnection(const std::string& path, int flags,
+                                          absl::Duration busy_timeout) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  Connection db(raw);  // sqlite3_open_v2 allocates a handle even on failure
+  if (rc != SQLITE_OK) return ErrorStatus(raw, rc, absl::StrCat("open ", path));
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(
+      raw, static_cast<int>(absl::ToInt64Milliseconds(busy_timeout)));
+  return db;
+}
+
+absl::Status Exec(sqlite3* db, absl::string_view sql) {
+  std::string text(sql);
+  // sqlite3_errmsg carries the same text as exec's own message.
+  int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, nullptr);
+  if (rc == SQLITE_OK) return absl::OkStatus();
+  return ErrorStatus(db, rc, text.substr(0, 80));
+}
+
+Statement::Statement(Statement&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)),
+      stmt_(std::exchange(other.stmt_, nullptr)),
+      bind_status_(std::move(other.bind_status_)) {}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    sqlite3_finalize(stmt_);
+    db_ = std::exchange(other.db_, nullptr);
+    stmt_ = std::exchange(other.stmt_, nullptr);
+    bind_status_ = std::move(other.bind_status_);
+  }
+  return *this;
+}
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+absl::StatusOr<Statement> Statement::Prepare(sqlite3* db, absl::string_view sql,
+                                             bool persistent) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                              persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt,
+                              nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return ErrorStatus(db, rc, absl::StrCat("prepare ", sql.substr(0, 80)));
+  }
+  return Statement(db, stmt);
+}
+
+void Statement::NoteBind(int rc, int index) {
+  if (rc != SQLITE_OK && bind_status_.ok()) {
+    bind_status_ = ErrorStatus(db_, rc, absl::StrCat("bind parameter ", index));
+  }
+}
+
+Statement& Statement::BindInt(int index, int64_t value) {
+  NoteBind(sqlite3_bind_int64(stmt_, index, value), index);
+  return *this;
+}
+
+Statement& Statement::BindText(int index, absl::string_view value) {
+  // A non-null pointer even for "" so SQLite stores an empty text, not NULL.
+  NoteBind(sqlite3_bind_text64(stmt_, index, value.empty() ? "" : value.data(),
+                               value.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
+           index);
+  return *this;
+}
+
+Statement& Statement::BindBlob(int index, absl::string_view value) {
+  NoteBind(sqlite3_bind_blob64(stmt_, index, value.empty() ? "" : value.data(),
+                               value.size(), SQLITE_TRANSIENT),
+           index);
+  return *this;
+}
+
+Statement& Statement::BindNull(int index) {
+  NoteBind(sqlite3_bind_null(stmt_, index), index);
+  return *this;
+}
+
+absl::StatusOr<bool> Statement::Step() {
+  if (!bind_status_.ok()) return bind_status_;
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return ErrorStatus(
+      db_, rc,
+      absl::StrCat("step ",
+                   absl::string_view(sqlite3_sql(stmt_)).substr(0, 80)));
+}
+
+absl::Status Statement::Run() {
+  absl::StatusOr<bool> row = Step();
+  if (!row.ok()) return row.status();
+  return absl::OkStatus();
+}
+
+void Statement::Reset() {
+  if (stmt_ == nullptr) return;
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  bind_status_ = absl::OkStatus();
+}
+
+int64_t Statement::ColumnInt(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
+
+bool Statement::ColumnIsNull(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+
+absl::string_view Statement::ColumnBlob(int col) const {
+  const void* data = sqlite3_column_blob(stmt_, col);
+  int size = sqlite3_column_bytes(stmt_, col);
+  if (data == nullptr || size <= 0) return {};
+  return absl::string_view(static_cast<const char*>(data),
+                           static_cast<size_t>(size));
+}
+
+int64_t TimeToNanos(absl::Time t) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (t <= absl::FromUnixNanos(kMin)) return kMin;
+  if (t >= absl::FromUnixNanos(kMax)) return kMax;
+  return absl::ToUnixNanos(t);
+}
+
+absl::Time NanosToTime(int64_t nanos) {
+  if (nanos == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+  if (nanos == std::numeric_limits<int64_t>::max())
+    return absl::InfiniteFuture();
+  return absl::FromUnixNanos(nanos);
+}
+
+}  // namespace navarch::sqlite

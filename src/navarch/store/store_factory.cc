@@ -1,0 +1,33 @@
+#include "navarch/store/store_factory.h"
+
+#include "absl/strings/str_cat.h"
+#include "navarch/store/memory/memory_store.h"
+#include "navarch/store/sqlite/sqlite_store.h"
+
+namespace navarch {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
+                                                 const std::string& path) {
+  if (backend == "memory")
+    return std::unique_ptr<Store>(std::make_unique<MemoryStore>());
+  if (backend == "sqlite") {
+    if (path.empty()) {
+      return absl::InvalidArgumentError(
+          "storage backend sqlite needs a database path");
+    }
+    SqliteOptions options;
+    options.path = path;
+    auto store = SqliteStore::Open(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(*std::move(store));
+  }
+  if (backend == "postgres") {
+    return absl::UnimplementedError(
+        "storage backend postgres is not available yet");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown storage backend \"", backend,
+                   "\" (known: memory, sqlite, postgres)"));
+}
+
+}  // namespace navarch

@@ -1,0 +1,23 @@
+// Opens the store the configuration names, so the control plane does not
+// depend on any one backend.
+#ifndef NAVARCH_STORE_STORE_FACTORY_H_
+#define NAVARCH_STORE_STORE_FACTORY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "navarch/store/store.h"
+
+namespace navarch {
+
+// `backend`: "memory" (nothing survives a restart; `path` is ignored) or
+// "sqlite" (`path` is the database file, created with its directories).
+// INVALID_ARGUMENT for an unknown backend or a missing path, UNIMPLEMENTED for
+// "postgres" (not available yet), and the backend's own error otherwise.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
+                                                 const std::string& path);
+
+}  // namespace navarch
+
+#endif  // NAVARCH_STORE_STORE_FACTORY_H_
