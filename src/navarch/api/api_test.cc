@@ -47,3 +47,31 @@ TEST(GrpcStatusTest, KeepsCodeAndMessage) {
 
 }  // namespace
 }  // namespace navarch
+
+#include "navarch/api/json.h"
+
+namespace navarch {
+namespace {
+
+TEST(JsonTest, UsesUpstreamFieldNamesEnumNamesAndKeepsZeroFields) {
+  NodeInfo n;
+  n.set_node_id("gpu-1");
+  n.set_status(NODE_STATUS_ACTIVE);
+  *n.mutable_last_heartbeat() = ToTimestamp(absl::FromUnixSeconds(1767225600));
+  auto j = ToJson(n);
+  EXPECT_EQ(j["node_id"], "gpu-1");
+  EXPECT_EQ(j["status"], "NODE_STATUS_ACTIVE");
+  EXPECT_EQ(j["health_status"], "HEALTH_STATUS_UNKNOWN");
+  EXPECT_EQ(j["last_heartbeat"], "2026-01-01T00:00:00Z");
+  EXPECT_EQ(j["provider"], "");
+  NodeInfo back;
+  ASSERT_TRUE(FromJson(j.dump(), &back).ok());
+  EXPECT_EQ(back.node_id(), "gpu-1");
+  ASSERT_TRUE(FromJson(R"({"nodeId": "x"})", &back).ok());
+  EXPECT_EQ(back.node_id(), "x");
+  auto bad = FromJson(R"({"no_such": 1})", &back);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace navarch

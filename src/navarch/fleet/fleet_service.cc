@@ -178,6 +178,10 @@ std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
   auto pending = std::make_shared<PendingCommit>(
       [this, ids = std::move(ids), then = std::move(then)](absl::Status s) {
         if (!s.ok()) {
+          {
+            absl::MutexLock lock(&mu_);
+            ++stats_.commit_failures;
+          }
           log_.Error("commit failed; reloading affected nodes from the store",
                      {{"error", s}});
           Resync(ids);
@@ -244,6 +248,7 @@ void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
   if (from == to) return;
   node->set_status(to);
   node->set_status_reason(reason);
+  ++stats_.status_changes[absl::StrCat(ShortName(from), "|", ShortName(to))];
   *record.mutable_status_changed_at() = ToTimestamp(clock_.Now());
   Event e = NewEvent(
       "node.status_changed", node, actor,
@@ -371,6 +376,7 @@ void FleetService::SendHeartbeat(const HeartbeatRequest& req,
     if (req.has_metrics()) *node->mutable_last_metrics() = req.metrics();
     entry.alive_at = std::max(entry.alive_at, now);
     entry.heartbeat_dirty = true;
+    ++stats_.heartbeats;
   }
   HeartbeatResponse resp;
   resp.set_acknowledged(true);
@@ -393,6 +399,18 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
     }
     absl::Time now = clock_.Now();
     HealthEvaluation eval = evaluator_.Evaluate(current, req);
+    ++stats_.health_reports;
+    for (const auto& v : eval.verdicts) {
+      const HealthEvent& he = req.events(v.event_index);
+      std::string xid;
+      if (he.event_type() == HEALTH_EVENT_TYPE_XID) {
+        if (auto x = he.metrics().find("xid_code"); x != he.metrics().end())
+          xid = x->second;
+      }
+      ++stats_
+            .health_events[absl::StrCat(PolicyName(he.event_type()), "|", xid)];
+      if (!v.rule.empty()) ++stats_.rule_matches[v.rule];
+    }
 
     NodeRecord rec = NextVersion(entry);
     NodeInfo* node = rec.mutable_node();
@@ -485,6 +503,8 @@ void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
         *c.mutable_updated_at() = ToTimestamp(now);
         batch.commands.push_back(c);
         *resp.add_commands() = c.command();
+        ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
+                                               "|delivered")];
         Event e = NewEvent(
             "command.delivered", &it->second.record.node(), Actor{"node"},
             absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
@@ -527,6 +547,8 @@ void FleetService::AckCommand(const AckCommandRequest& req,
     c.set_version(c.version() + 1);
     *c.mutable_updated_at() = ToTimestamp(clock_.Now());
     c.set_result_message(req.message());
+    ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()), "|",
+                                           ok ? "succeeded" : "failed")];
     WriteBatch batch;
     Event e = NewEvent(
         ok ? "command.succeeded" : "command.failed",
@@ -622,9 +644,12 @@ void FleetService::IssueCommand(const IssueCommandRequest& req,
     if (auto w = watchers_.find(req.node_id()); w != watchers_.end()) {
       deliver = w->second.deliver;
       c.set_state(internal::COMMAND_STATE_DELIVERED);
+      ++stats_.command_outcomes[absl::StrCat(ShortName(req.command_type()),
+                                             "|delivered")];
     } else {
       c.set_state(internal::COMMAND_STATE_PENDING);
     }
+    ++stats_.commands_issued[ShortName(req.command_type())];
     Event e = NewEvent("command.issued", &current, actor,
                        absl::StrCat(ShortName(req.command_type()), " issued",
                                     reason.empty() ? "" : ": ", reason));
@@ -779,6 +804,8 @@ absl::StatusOr<uint64_t> FleetService::Watch(
         c.set_version(c.version() + 1);
         *c.mutable_updated_at() = ToTimestamp(now);
         batch.commands.push_back(c);
+        ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
+                                               "|delivered")];
       }
       backlog.push_back(c.command());
     }
@@ -938,6 +965,11 @@ void FleetService::MarkTerminated(const std::string& node_id,
   }
   if (closed) closed();
   pending->Release();
+}
+
+FleetStats FleetService::stats() {
+  absl::MutexLock lock(&mu_);
+  return stats_;
 }
 
 size_t FleetService::node_count() {

@@ -57,6 +57,27 @@ struct Actor {
 template <typename T>
 using Done = std::function<void(absl::StatusOr<T>)>;
 
+// Counters since start, for /metrics. Keys are label values joined with '|'
+// where a counter has several labels (documented per field).
+struct FleetStats {
+  int64_t heartbeats = 0;
+  int64_t health_reports = 0;
+  // "event_type|xid_code" (xid_code empty for non-XID events).
+  std::map<std::string, int64_t> health_events;
+  // Rule name -> events it decided (first match).
+  std::map<std::string, int64_t> rule_matches;
+  // Rule name -> evaluation errors (filled by policy evaluators that report
+  // them).
+  std::map<std::string, int64_t> rule_errors;
+  // Command type short name ("cordon") -> issued.
+  std::map<std::string, int64_t> commands_issued;
+  // "type|outcome" with outcome delivered, succeeded, failed, cancelled.
+  std::map<std::string, int64_t> command_outcomes;
+  // "from|to" short status names.
+  std::map<std::string, int64_t> status_changes;
+  int64_t commit_failures = 0;
+};
+
 class FleetService {
  public:
   FleetService(Store& store, Clock& clock, const HealthEvaluator& evaluator,
@@ -127,6 +148,7 @@ class FleetService {
                       const Actor& actor, Done<NodeInfo> done);
 
   size_t node_count();
+  FleetStats stats();
   const FleetOptions& options() const { return options_; }
 
  private:
@@ -186,6 +208,7 @@ class FleetService {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   TimerId flush_timer_ ABSL_GUARDED_BY(mu_) = 0;
+  FleetStats stats_ ABSL_GUARDED_BY(mu_);
   absl::Mutex flush_mu_;  // one flush at a time
 };
 

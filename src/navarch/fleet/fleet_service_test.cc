@@ -190,6 +190,11 @@ TEST_F(FleetTest, FatalXidMakesTheNodeUnhealthyAndItStaysSo) {
   EXPECT_EQ(changes[0].actor(), "policy");
   EXPECT_NE(changes[0].message().find("fatal-xid"), std::string::npos)
       << changes[0].message();
+  FleetStats stats = fleet_->stats();
+  EXPECT_EQ(stats.health_events["xid|79"], 1);
+  EXPECT_EQ(stats.rule_matches["fatal-xid"], 1);
+  EXPECT_EQ(stats.status_changes["active|unhealthy"], 1);
+  EXPECT_EQ(stats.health_reports, 2);
   auto hw = Events("n1", "health.event");
   ASSERT_EQ(hw.size(), 1u);
   EXPECT_EQ(hw[0].details().at("metric.xid_code"), "79");
@@ -242,6 +247,8 @@ TEST_F(FleetTest, PolledCommandsAreDeliveredOnceInIssueOrder) {
   EXPECT_EQ(first->commands(1).command_id(), term->command_id());
   EXPECT_EQ(first->commands(1).type(), NODE_COMMAND_TYPE_TERMINATE);
   EXPECT_EQ(Poll("n1")->commands_size(), 0);
+  EXPECT_EQ(fleet_->stats().commands_issued["terminate"], 1);
+  EXPECT_EQ(fleet_->stats().command_outcomes["terminate|delivered"], 1);
 }
 
 TEST_F(FleetTest, AckFinishesACommandAndIsIdempotent) {
