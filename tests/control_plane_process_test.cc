@@ -193,6 +193,78 @@ TEST_F(ControlPlaneProcessTest, ATakenPortExitsOneAtOnce) {
             std::string::npos);
 }
 
+TEST_F(ControlPlaneProcessTest, ABrokenPolicyRuleStopsStartUpNamingTheRule) {
+  std::string policy = dir_.path() + "/policy.yaml";
+  testing::WriteFile(
+      policy,
+      "rules:\n  - name: fatal\n    condition: event.metrics.xid_code in [79\n"
+      "    result: unhealthy\n");
+  std::string config = WriteConfig(
+      "server:\n  address: \"127.0.0.1:0\"\n  data_dir: " + dir_.path() +
+      "/data\n  health_policy: " + policy + "\n");
+  Process p(testing::BinDir() + "/control-plane", {"--config", config}, Log());
+  EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 1);
+  std::string out = testing::ReadFile(Log());
+  EXPECT_NE(out.find("policy.yaml:3:16: rule \"fatal\": condition: 1:"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(ControlPlaneProcessTest, SighupReloadsThePolicy) {
+  std::string policy = dir_.path() + "/policy.yaml";
+  testing::WriteFile(
+      policy,
+      "rules:\n  - {name: lenient, condition: 'true', result: healthy}\n");
+  std::string config = WriteConfig(
+      "server:\n  address: \"127.0.0.1:0\"\n  data_dir: " + dir_.path() +
+      "/data\n  health_policy: " + policy + "\n");
+  Start(config);
+  auto report = [&](const std::string& node) {
+    RegisterNodeRequest reg;
+    reg.set_node_id(node);
+    RegisterNodeResponse rr;
+    grpc::ClientContext c1;
+    EXPECT_TRUE(stub_->RegisterNode(&c1, reg, &rr).ok());
+    ReportHealthRequest req;
+    req.set_node_id(node);
+    auto* e = req.add_events();
+    e->set_event_type(HEALTH_EVENT_TYPE_XID);
+    (*e->mutable_metrics())["xid_code"] = "79";
+    ReportHealthResponse resp;
+    grpc::ClientContext c2;
+    EXPECT_TRUE(stub_->ReportHealth(&c2, req, &resp).ok());
+    return resp.node_status();
+  };
+  EXPECT_EQ(report("n1"), NODE_STATUS_ACTIVE);
+  // An invalid policy is rejected and the old one stays.
+  testing::WriteFile(policy, "rules: [\n");
+  process_->Signal(SIGHUP);
+  std::string log;
+  for (int i = 0;
+       i < 200 && log.find("health policy rejected") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    log = testing::ReadFile(Log());
+  }
+  ASSERT_NE(log.find("health policy rejected"), std::string::npos) << log;
+  EXPECT_EQ(report("n2"), NODE_STATUS_ACTIVE);
+  // A valid one replaces it.
+  testing::WriteFile(
+      policy,
+      "rules:\n  - {name: strict, condition: 'true', result: unhealthy}\n");
+  process_->Signal(SIGHUP);
+  for (int i = 0;
+       i < 200 && log.find("health policy reloaded") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    log = testing::ReadFile(Log());
+  }
+  ASSERT_NE(log.find("health policy reloaded"), std::string::npos) << log;
+  EXPECT_EQ(report("n3"), NODE_STATUS_UNHEALTHY);
+  process_->Signal(SIGTERM);
+  EXPECT_EQ(process_->Wait(std::chrono::seconds(30)), 0);
+}
+
 TEST_F(ControlPlaneProcessTest, UnknownFlagIsAUsageError) {
   Process p(testing::BinDir() + "/control-plane", {"--no-such-flag"}, Log());
   EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 2);

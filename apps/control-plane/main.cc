@@ -107,11 +107,13 @@ int main(int argc, char** argv) {
   }
   navarch::ResolveConfig(&config);
 
-  // Block the stop signals in every thread; the main thread waits for them.
+  // Block the stop and reload signals in every thread; the main thread waits
+  // for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   navarch::RealClock& clock = navarch::RealClock::Default();
@@ -135,7 +137,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (true) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    // SIGHUP: reload the health policy; a bad one is rejected and logged.
+    (void)server.ReloadPolicy();
+  }
   log.Info("signal received; stopping",
            {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   server.Shutdown();

@@ -22,7 +22,30 @@ ControlPlaneServer::ControlPlaneServer(Config config, Clock& clock, Logger log)
 
 ControlPlaneServer::~ControlPlaneServer() { Shutdown(absl::ZeroDuration()); }
 
+absl::Status ControlPlaneServer::ReloadPolicy() {
+  if (config_.server.health_policy.empty()) {
+    evaluator_.SetPolicy(Policy::Default());
+    log_.Info("health policy reloaded", {{"policy", "builtin default"}});
+    return absl::OkStatus();
+  }
+  auto policy = Policy::LoadFile(config_.server.health_policy);
+  if (!policy.ok()) {
+    log_.Error("health policy rejected; keeping the current one",
+               {{"path", config_.server.health_policy}, {"error", std::string(policy.status().message())}});
+    return policy.status();
+  }
+  evaluator_.SetPolicy(*policy);
+  log_.Info("health policy reloaded", {{"path", config_.server.health_policy},
+                                       {"rules", static_cast<int64_t>((*policy)->rules().size())}});
+  return absl::OkStatus();
+}
+
 absl::Status ControlPlaneServer::Start() {
+  if (!config_.server.health_policy.empty()) {
+    auto policy = Policy::LoadFile(config_.server.health_policy);
+    if (!policy.ok()) return Annotate(policy.status(), "loading the health policy");
+    evaluator_.SetPolicy(*policy);
+  }
   const std::string backend(StorageBackendName(config_.storage.backend));
   auto store = OpenStore(backend, DatabasePath(config_));
   if (!store.ok()) return Annotate(store.status(), "opening the store");
@@ -32,6 +55,10 @@ absl::Status ControlPlaneServer::Start() {
   options.heartbeat_interval = config_.server.heartbeat_interval;
   options.health_check_interval = config_.server.health_check_interval;
   options.heartbeat_timeout = EffectiveHeartbeatTimeout(config_.server);
+  if (config_.defaults.unhealthy_after) options.unhealthy_after = *config_.defaults.unhealthy_after;
+  for (const auto& [name, pool] : config_.pools) {
+    options.unhealthy_after_by_pool[name] = pool.health.unhealthy_after;
+  }
   fleet_ = std::make_unique<FleetService>(*store_, clock_, evaluator_, log_,
                                           options);
   NAVARCH_RETURN_IF_ERROR(fleet_->Start());

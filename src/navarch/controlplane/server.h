@@ -41,6 +41,11 @@ class ControlPlaneServer {
   // the controllers, flushes and closes the store. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(10));
 
+  // Loads server.health_policy again (SIGHUP). A valid policy replaces the
+  // old one atomically; an invalid one is rejected, the old one stays, and
+  // the error is returned (and logged).
+  absl::Status ReloadPolicy();
+
   // "host:port" the gRPC listener is bound to (the real port when 0 was asked).
   const std::string& grpc_address() const { return grpc_address_; }
   FleetService& fleet() { return *fleet_; }
@@ -50,7 +55,7 @@ class ControlPlaneServer {
   Clock& clock_;
   Logger log_;
   std::unique_ptr<Store> store_;
-  BuiltinPolicyEvaluator evaluator_;
+  PolicyEvaluator evaluator_;
   std::unique_ptr<FleetService> fleet_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;

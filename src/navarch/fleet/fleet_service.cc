@@ -418,11 +418,19 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
     HealthStatus before = node->health_status();
     node->set_health_status(eval.status);
     *node->mutable_last_health_check() = ToTimestamp(now);
-    int consecutive = eval.status == HEALTH_STATUS_UNHEALTHY
+    // Checks are measurements: only `unhealthy_after` in a row count. Events
+    // are evidence and act at once (below).
+    int consecutive = eval.check_status == HEALTH_STATUS_UNHEALTHY
                           ? rec.consecutive_unhealthy() + 1
                           : 0;
     bool counter_changed = consecutive != rec.consecutive_unhealthy();
     rec.set_consecutive_unhealthy(consecutive);
+    int threshold = options_.unhealthy_after;
+    if (auto t = options_.unhealthy_after_by_pool.find(node->pool());
+        t != options_.unhealthy_after_by_pool.end()) {
+      threshold = t->second;
+    }
+    threshold = std::max(threshold, 1);
 
     for (const auto& v : eval.verdicts) {
       const HealthEvent& he = req.events(v.event_index);
@@ -445,6 +453,19 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
       }
       batch.events.push_back(std::move(e));
     }
+    for (const auto& err : eval.errors) {
+      ++stats_.rule_errors[err.rule];
+      Event e =
+          NewEvent("policy.rule_error", node, Actor{"policy"},
+                   absl::StrCat("rule ", err.rule, " failed: ", err.message));
+      (*e.mutable_details())["rule"] = err.rule;
+      (*e.mutable_details())["error"] = err.message;
+      (*e.mutable_details())["event_index"] = absl::StrCat(err.event_index);
+      batch.events.push_back(std::move(e));
+      log_.Warn("health policy rule failed", {{"node_id", node->node_id()},
+                                              {"rule", err.rule},
+                                              {"error", err.message}});
+    }
     if (before != eval.status) {
       Event e =
           NewEvent("node.health_changed", node, Actor{"policy"},
@@ -456,11 +477,30 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
       (*e.mutable_details())["evaluator"] = evaluator_.Name();
       batch.events.push_back(std::move(e));
     }
-    if (eval.status == HEALTH_STATUS_UNHEALTHY) {
+    std::string why;
+    if (eval.event_status == HEALTH_STATUS_UNHEALTHY) {
+      why = eval.event_message;
+    } else if (consecutive >= threshold) {
+      why = absl::StrCat(eval.check_message, " (", consecutive,
+                         " unhealthy check results in a row; ",
+                         "unhealthy_after ", threshold, ")");
+    }
+    if (!why.empty()) {
       auto next =
           NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
-      if (next.ok())
-        ChangeStatusLocked(rec, *next, eval.message, Actor{"policy"}, batch);
+      if (next.ok() && *next != node->status()) {
+        ChangeStatusLocked(rec, *next, why, Actor{"policy"}, batch);
+        Event& changed = batch.events.back();
+        (*changed.mutable_details())["decided_by"] =
+            eval.event_status == HEALTH_STATUS_UNHEALTHY
+                ? eval.event_decided_by
+                : eval.check_decided_by;
+        (*changed.mutable_details())["consecutive_unhealthy_checks"] =
+            absl::StrCat(consecutive);
+        (*changed.mutable_details())["unhealthy_after"] =
+            absl::StrCat(threshold);
+        (*changed.mutable_details())["evaluator"] = evaluator_.Name();
+      }
     }
 
     ReportHealthResponse resp;
@@ -845,7 +885,6 @@ int FleetService::CheckHeartbeats() {
       if (silent <= options_.heartbeat_timeout) continue;
       NodeRecord rec = NextVersion(entry);
       rec.mutable_node()->set_health_status(HEALTH_STATUS_UNHEALTHY);
-      rec.set_consecutive_unhealthy(rec.consecutive_unhealthy() + 1);
       ChangeStatusLocked(
           rec, NODE_STATUS_UNHEALTHY,
           absl::StrCat("no heartbeat for ",

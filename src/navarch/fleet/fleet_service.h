@@ -43,6 +43,11 @@ struct FleetOptions {
   // How often buffered heartbeat timestamps reach the store (<= 1 s).
   absl::Duration heartbeat_flush_interval = absl::Seconds(1);
   std::vector<std::string> enabled_health_checks = {"boot", "nvml", "xid"};
+  // Consecutive unhealthy check results that make a node UNHEALTHY
+  // (`health.unhealthy_after`); per pool where the pool sets it. Unhealthy
+  // events act at once.
+  int unhealthy_after = 2;
+  std::map<std::string, int> unhealthy_after_by_pool;
   // Commands not yet finished, per node; more is RESOURCE_EXHAUSTED.
   int max_open_commands_per_node = 256;
   uint64_t seed = 0;  // 0: seeded from the clock

@@ -117,7 +117,7 @@ class FleetTest : public ::testing::Test {
 
   MemoryStore store_;
   FakeClock clock_;
-  BuiltinPolicyEvaluator evaluator_;
+  PolicyEvaluator evaluator_;
   FleetOptions options_;
   std::unique_ptr<FleetService> fleet_;
 };
@@ -199,6 +199,77 @@ TEST_F(FleetTest, FatalXidMakesTheNodeUnhealthyAndItStaysSo) {
   ASSERT_EQ(hw.size(), 1u);
   EXPECT_EQ(hw[0].details().at("metric.xid_code"), "79");
   EXPECT_EQ(hw[0].details().at("rule"), "fatal-xid");
+}
+
+absl::StatusOr<ReportHealthResponse> ReportCheck(FleetService& fleet,
+                                                 const std::string& id,
+                                                 HealthStatus status) {
+  ReportHealthRequest r;
+  r.set_node_id(id);
+  auto* res = r.add_results();
+  res->set_check_name("gpu");
+  res->set_status(status);
+  res->set_message(status == HEALTH_STATUS_UNHEALTHY ? "NVML not answering"
+                                                     : "");
+  return Await<ReportHealthResponse>(
+      [&](auto done) { fleet.ReportHealth(r, done); });
+}
+
+TEST_F(FleetTest, AFlappingCheckNeedsUnhealthyAfterInARow) {
+  ASSERT_TRUE(Register("n1").ok());
+  // Default unhealthy_after: 2. One bad measurement, then a good one, resets.
+  auto r = ReportCheck(*fleet_, "n1", HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(r->health_status(), HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(r->node_status(), NODE_STATUS_ACTIVE);
+  r = ReportCheck(*fleet_, "n1", HEALTH_STATUS_HEALTHY);
+  EXPECT_EQ(r->node_status(), NODE_STATUS_ACTIVE);
+  r = ReportCheck(*fleet_, "n1", HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(r->node_status(), NODE_STATUS_ACTIVE);
+  r = ReportCheck(*fleet_, "n1", HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(r->node_status(), NODE_STATUS_UNHEALTHY);
+  auto changes = Events("n1", "node.status_changed");
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].details().at("consecutive_unhealthy_checks"), "2");
+  EXPECT_EQ(changes[0].details().at("decided_by"), "check:gpu");
+  EXPECT_NE(changes[0].message().find("NVML not answering"), std::string::npos);
+}
+
+TEST_F(FleetTest, UnhealthyAfterIsPerPool) {
+  options_.unhealthy_after_by_pool["fragile"] = 1;
+  Restart();
+  ASSERT_TRUE(Register("n1", 8, "fragile").ok());
+  EXPECT_EQ(ReportCheck(*fleet_, "n1", HEALTH_STATUS_UNHEALTHY)->node_status(),
+            NODE_STATUS_UNHEALTHY);
+}
+
+TEST_F(FleetTest, AFailingRuleCountsAsNoMatchAndIsRecorded) {
+  auto policy = Policy::Parse(R"(
+rules:
+  - name: needs-temperature
+    condition: event.metrics.temperature > 90
+    result: unhealthy
+  - name: default
+    condition: "true"
+    result: healthy
+)",
+                              "test.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  evaluator_.SetPolicy(*policy);
+  ASSERT_TRUE(Register("n1").ok());
+  auto resp =
+      ReportXid("n1", 79);  // no temperature metric: the first rule errors
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->node_status(), NODE_STATUS_ACTIVE);
+  EXPECT_EQ(resp->health_status(), HEALTH_STATUS_HEALTHY);
+  EXPECT_EQ(fleet_->stats().rule_errors["needs-temperature"], 1);
+  auto errors = Events("n1", "policy.rule_error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].details().at("rule"), "needs-temperature");
+  EXPECT_NE(errors[0].details().at("error").find("temperature"),
+            std::string::npos);
+  auto hw = Events("n1", "health.event");
+  ASSERT_EQ(hw.size(), 1u);
+  EXPECT_EQ(hw[0].details().at("rule"), "default");
 }
 
 TEST_F(FleetTest, RecoverableXidDegradesWithoutChangingStatus) {

@@ -1,5 +1,7 @@
 #include "navarch/health/evaluator.h"
 
+#include <map>
+
 #include "gtest/gtest.h"
 
 namespace navarch {
@@ -11,64 +13,99 @@ HealthEvent Event(HealthEventType type,
   HealthEvent e;
   e.set_event_type(type);
   e.set_system(system);
+  e.set_gpu_index(0);
   for (auto& [k, v] : metrics) (*e.mutable_metrics())[k] = v;
   return e;
 }
 
-HealthStatus Classify(const HealthEvent& e) {
-  return BuiltinPolicyEvaluator::Classify(e).status;
+HealthEvent Xid(int code) {
+  return Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", std::to_string(code)}});
 }
 
-TEST(BuiltinPolicyTest, ClassifiesLikeUpstreamsDefaultPolicy) {
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", "79"}})),
-            HEALTH_STATUS_UNHEALTHY);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", "48"}})),
-            HEALTH_STATUS_UNHEALTHY);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", "7"}})),
-            HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_ECC_DBE, {})),
-            HEALTH_STATUS_UNHEALTHY);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_MEMORY, {{"ecc_dbe_count", "2"}},
-                           HEALTH_WATCH_SYSTEM_MEM)),
-            HEALTH_STATUS_UNHEALTHY);
+HealthStatus Classify(const HealthEvent& e) {
+  PolicyEvaluator eval;
+  ReportHealthRequest r;
+  *r.add_events() = e;
+  return eval.Evaluate(NodeInfo(), r).status;
+}
+
+// The default policy, as docs/health.md describes it.
+TEST(DefaultPolicyTest, HardwareXidsAreUnhealthy) {
+  for (int code : {48, 64, 74, 79, 95, 119, 120, 140}) {
+    EXPECT_EQ(Classify(Xid(code)), HEALTH_STATUS_UNHEALTHY) << "XID " << code;
+  }
+}
+
+TEST(DefaultPolicyTest, RowRemapRecordingIsAttentionNotReplacement) {
+  // XID 63: a row was marked for remapping; the catalog asks for a GPU reset
+  // at the next opportunity, not a replacement. 64 (remapping failed) is.
+  EXPECT_EQ(Classify(Xid(63)), HEALTH_STATUS_DEGRADED);
+  EXPECT_EQ(Classify(Xid(7)), HEALTH_STATUS_DEGRADED);  // unknown: worth a look
+}
+
+TEST(DefaultPolicyTest, ApplicationXidsDoNotMakeANodeUnhealthy) {
+  for (int code : {13, 31, 43, 45}) {
+    EXPECT_NE(Classify(Xid(code)), HEALTH_STATUS_UNHEALTHY) << "XID " << code;
+  }
+}
+
+TEST(DefaultPolicyTest, OtherSignals) {
   EXPECT_EQ(
-      Classify(Event(HEALTH_EVENT_TYPE_ECC_SBE, {{"ecc_sbe_count", "101"}})),
+      Classify(Event(HEALTH_EVENT_TYPE_ECC_DBE, {{"ecc_dbe_count", "1"}})),
+      HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(
+      Classify(Event(HEALTH_EVENT_TYPE_ECC_SBE, {{"ecc_sbe_count", "500"}})),
       HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(
-      Classify(Event(HEALTH_EVENT_TYPE_ECC_SBE, {{"ecc_sbe_count", "100"}})),
-      HEALTH_STATUS_HEALTHY);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "95"}})),
+  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "96"}})),
             HEALTH_STATUS_UNHEALTHY);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "90"}})),
+  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "88"}})),
             HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "70"}})),
+  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_THERMAL, {{"temperature", "60"}})),
             HEALTH_STATUS_HEALTHY);
   EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_NVLINK, {})),
             HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(
-      Classify(Event(HEALTH_EVENT_TYPE_UNKNOWN, {}, HEALTH_WATCH_SYSTEM_PCIE)),
-      HEALTH_STATUS_DEGRADED);
+  EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_PCIE, {})),
+            HEALTH_STATUS_DEGRADED);
   EXPECT_EQ(Classify(Event(HEALTH_EVENT_TYPE_POWER, {})),
             HEALTH_STATUS_DEGRADED);
 }
 
-TEST(BuiltinPolicyTest, WorstAcrossResultsAndEventsWins) {
-  BuiltinPolicyEvaluator eval;
+TEST(PolicyEvaluatorTest, SeparatesEventsFromChecksAndWorstWins) {
+  PolicyEvaluator eval;
   ReportHealthRequest r;
   auto* res = r.add_results();
   res->set_check_name("boot");
   res->set_status(HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(eval.Evaluate(NodeInfo(), r).status, HEALTH_STATUS_DEGRADED);
-  EXPECT_EQ(eval.Evaluate(NodeInfo(), r).decided_by, "check:boot");
-  *r.add_events() = Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", "13"}});
-  *r.add_events() = Event(HEALTH_EVENT_TYPE_XID, {{"xid_code", "79"}});
   auto ev = eval.Evaluate(NodeInfo(), r);
+  EXPECT_EQ(ev.status, HEALTH_STATUS_DEGRADED);
+  EXPECT_EQ(ev.check_status, HEALTH_STATUS_DEGRADED);
+  EXPECT_EQ(ev.event_status, HEALTH_STATUS_HEALTHY);
+  EXPECT_EQ(ev.decided_by, "check:boot");
+  *r.add_events() = Xid(79);
+  ev = eval.Evaluate(NodeInfo(), r);
   EXPECT_EQ(ev.status, HEALTH_STATUS_UNHEALTHY);
-  EXPECT_EQ(ev.decided_by, "rule:fatal-xid");
-  ASSERT_EQ(ev.verdicts.size(), 2u);
-  EXPECT_EQ(ev.verdicts[1].event_index, 1);
+  EXPECT_EQ(ev.event_status, HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(ev.decided_by.rfind("rule:", 0), 0u) << ev.decided_by;
+  ASSERT_EQ(ev.verdicts.size(), 1u);
+  EXPECT_FALSE(ev.verdicts[0].rule.empty());
+  EXPECT_NE(ev.message.find("XID 79"), std::string::npos) << ev.message;
   EXPECT_EQ(eval.Evaluate(NodeInfo(), ReportHealthRequest()).status,
             HEALTH_STATUS_HEALTHY);
+}
+
+TEST(PolicyEvaluatorTest, SwapsPoliciesAtomically) {
+  PolicyEvaluator eval;
+  auto all_bad = Policy::Parse(
+      "rules:\n  - {name: all, condition: 'true', result: unhealthy}\n",
+      "p.yaml");
+  ASSERT_TRUE(all_bad.ok()) << all_bad.status();
+  eval.SetPolicy(*all_bad);
+  EXPECT_EQ(Classify(Xid(13)),
+            HEALTH_STATUS_HEALTHY);  // a fresh evaluator: default
+  ReportHealthRequest r;
+  *r.add_events() = Xid(13);
+  EXPECT_EQ(eval.Evaluate(NodeInfo(), r).status, HEALTH_STATUS_UNHEALTHY);
+  EXPECT_EQ(eval.Name(), "policy:p.yaml");
 }
 
 }  // namespace
