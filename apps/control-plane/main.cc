@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -26,8 +28,8 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    for (const char* name :
-         {"config", "ready-file", "log-level", "log-format", "version"}) {
+    for (const char* name : {"config", "ready-file", "log-level", "log-format",
+                             "version", "auth-token"}) {
       std::string single = absl::StrCat("-", name);
       if (a == single || a.rfind(single + "=", 0) == 0) a = "-" + a;
     }
@@ -37,8 +39,10 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   return args;
 }
 
-bool WriteReadyFile(const std::string& path, const std::string& grpc_address) {
+bool WriteReadyFile(const std::string& path, const std::string& grpc_address,
+                    const std::string& http_address) {
   nlohmann::json j = {{"grpc_address", grpc_address},
+                      {"http_address", http_address},
                       {"pid", static_cast<int>(getpid())}};
   std::string tmp = path + ".tmp";
   {
@@ -49,18 +53,31 @@ bool WriteReadyFile(const std::string& path, const std::string& grpc_address) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// A token given on the command line shows in `ps` and /proc/<pid>/cmdline;
+// blank it there once it is read.
+void HideToken(int argc, char** argv, const std::string& token) {
+  for (int i = 1; i < argc; ++i) {
+    char* hit = std::strstr(argv[i], token.c_str());
+    if (hit != nullptr) std::memset(hit, 'x', token.size());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "Navarch control plane: tracks GPU nodes, their health and commands."};
-  std::string config_path, ready_file, log_level, log_format;
+  std::string config_path, ready_file, log_level, log_format, auth_token;
   bool version = false;
   app.add_option("-c,--config", config_path,
                  "YAML configuration file (default: built-in)");
-  app.add_option(
-      "--ready-file", ready_file,
-      "write {\"grpc_address\", \"pid\"} as JSON here once listening");
+  app.add_option("--ready-file", ready_file,
+                 "write {\"grpc_address\", \"http_address\", \"pid\"} as "
+                 "JSON here once listening");
+  app.add_option("--auth-token", auth_token,
+                 "bearer token with every right (upstream's flag); wins over "
+                 "NAVARCH_AUTH_TOKEN. Prefer the environment or auth.tokens: "
+                 "a command line is visible to other users");
   app.add_option("--log-level", log_level,
                  "debug|info|warn|error (overrides logging.level)");
   app.add_option("--log-format", log_format,
@@ -105,6 +122,28 @@ int main(int argc, char** argv) {
     }
     config.logging.format = *f;
   }
+  // Upstream's single token: the flag, else the environment. It adds one
+  // token with every right to those of auth.tokens.
+  if (!auth_token.empty()) {
+    HideToken(argc, argv, auth_token);
+  } else if (const char* env = std::getenv("NAVARCH_AUTH_TOKEN")) {
+    auth_token = env;
+  }
+  if (!auth_token.empty()) {
+    navarch::AuthTokenConfig token;
+    token.name = "auth-token";
+    token.role = navarch::AuthRole::kOperator;
+    token.value = auth_token;
+    for (const auto& t : config.auth.tokens) {
+      if (t.name == token.name) {
+        std::cerr << "control-plane: auth.tokens has a token named "
+                     "'auth-token', the name of the --auth-token / "
+                     "NAVARCH_AUTH_TOKEN token; rename it\n";
+        return 2;
+      }
+    }
+    config.auth.tokens.push_back(token);
+  }
   navarch::ResolveConfig(&config);
 
   // Block the stop and reload signals in every thread; the main thread waits
@@ -130,8 +169,8 @@ int main(int argc, char** argv) {
     std::cerr << "control-plane: " << s.message() << "\n";
     return 1;
   }
-  if (!ready_file.empty() &&
-      !WriteReadyFile(ready_file, server.grpc_address())) {
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, server.grpc_address(),
+                                             server.http_address())) {
     log.Error("cannot write the ready file", {{"path", ready_file}});
     server.Shutdown();
     return 1;

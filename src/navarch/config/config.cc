@@ -123,4 +123,16 @@ absl::string_view StorageBackendName(StorageBackend backend) {
   return "unknown";
 }
 
+absl::string_view AuthRoleName(AuthRole role) {
+  switch (role) {
+    case AuthRole::kViewer:
+      return "viewer";
+    case AuthRole::kAgent:
+      return "agent";
+    case AuthRole::kOperator:
+      return "operator";
+  }
+  return "unknown";
+}
+
 }  // namespace navarch

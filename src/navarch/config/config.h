@@ -45,6 +45,18 @@ struct NotifierConfig {
 
 // ------------------------------------------------------------------ server
 
+// TLS for both listeners (gRPC and HTTP). Files are read once, at start-up.
+struct TlsConfig {
+  std::string cert_file;  // PEM certificate chain; empty: no TLS.
+  std::string key_file;   // PEM private key of the first certificate.
+  // PEM CA bundle. Set: clients must present a certificate it signed (mTLS),
+  // and a certificate naming a node authenticates that node's agent.
+  std::string client_ca_file;
+
+  bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const TlsConfig&) const = default;
+};
+
 struct ServerConfig {
   std::string address = ":50051";      // gRPC listener, host:port.
   std::string http_address = ":8080";  // REST, Connect JSON, metrics, probes.
@@ -59,8 +71,43 @@ struct ServerConfig {
   absl::Duration autoscale_interval = absl::Seconds(30);
   std::string health_policy;  // Path; empty = the built-in policy.
   NotifierConfig notifier;
+  TlsConfig tls;
 
   bool operator==(const ServerConfig&) const = default;
+};
+
+// -------------------------------------------------------------------- auth
+
+// What a token may do. Each role's rights are listed in docs/security.md.
+enum class AuthRole {
+  kViewer,    // reads
+  kAgent,     // the node agent RPCs
+  kOperator,  // everything
+};
+
+// One bearer token. The secret never appears in the configuration file: it is
+// read at start-up from the environment or a file.
+struct AuthTokenConfig {
+  std::string name;  // Recorded as the actor of what it does ("operator:ops").
+  std::string token_env;   // Exactly one of token_env, token_file and value.
+  std::string token_file;  // Surrounding whitespace is ignored.
+  AuthRole role = AuthRole::kViewer;
+  // The secret itself. Never read from YAML: only the command line
+  // (--auth-token, NAVARCH_AUTH_TOKEN) and tests set it.
+  std::string value;
+
+  bool operator==(const AuthTokenConfig&) const = default;
+};
+
+struct AuthConfig {
+  std::vector<AuthTokenConfig> tokens;  // Empty: authentication is off.
+  // /metrics and the probes (/healthz, /readyz) are open unless these are set;
+  // then they need a token of any role (or an agent certificate).
+  bool protect_metrics = false;
+  bool protect_probes = false;
+
+  bool enabled() const { return !tokens.empty(); }
+  bool operator==(const AuthConfig&) const = default;
 };
 
 // ----------------------------------------------------------------- storage
@@ -208,6 +255,9 @@ struct PoolDefaults {
   std::optional<std::string> ssh_private_key_path;
   std::optional<int> unhealthy_after;
   std::optional<bool> auto_replace;
+  std::optional<int> max_concurrent_replacements;
+  std::optional<int> max_unhealthy_percent;
+  std::optional<absl::Duration> drain_timeout;
   std::optional<absl::Duration> cooldown;
   std::optional<AutoscalingConfig> autoscaling;
   std::optional<absl::Duration> ip_wait_timeout;
@@ -221,6 +271,14 @@ struct PoolDefaults {
 struct PoolHealthConfig {
   int unhealthy_after = 2;  // Consecutive unhealthy evaluations.
   bool auto_replace = true;
+  // Replacements of this pool in flight at once (1..1000).
+  int max_concurrent_replacements = 2;
+  // Breaker: when more than this share of the pool (0..100) is unhealthy at
+  // once, automatic replacement stops until an operator resets it; a
+  // cluster-wide fault must not be "fixed" by replacing everything.
+  int max_unhealthy_percent = 50;
+  // How long a node being removed may take to drain before it is terminated.
+  absl::Duration drain_timeout = absl::Minutes(5);
 
   bool operator==(const PoolHealthConfig&) const = default;
 };
@@ -262,6 +320,7 @@ struct Config {
   StorageConfig storage;
   LoggingConfig logging;
   InstanceManagerConfig instance_manager;
+  AuthConfig auth;
   std::map<std::string, ProviderConfig> providers;
   std::map<std::string, PoolConfig> pools;  // May be empty.
   // Already applied to every pool; kept for pools created later.
@@ -294,6 +353,7 @@ absl::string_view AutoscalerTypeName(AutoscalerType type);
 absl::string_view CompositeModeName(CompositeMode mode);
 absl::string_view NotifierTypeName(NotifierType type);
 absl::string_view StorageBackendName(StorageBackend backend);
+absl::string_view AuthRoleName(AuthRole role);
 
 }  // namespace navarch
 

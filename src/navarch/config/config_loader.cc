@@ -290,6 +290,9 @@ class Loader {
   void ReadStorage(const Entry& e);
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
+  void ReadTls(const Entry& e);
+  void ReadAuth(const Entry& e);
+  void ReadAuthToken(const Entry& e, std::set<std::string>* names);
   void ReadProviders(const Entry& e);
   void ReadProvider(const std::string& name, const Entry& e);
   void ReadPools(const Entry& e);
@@ -367,6 +370,7 @@ void Loader::ReadRoot(const YAML::Node& root) {
           {{"instance_manager"},
            "",
            [this](const Entry& e) { ReadInstanceManager(e); }},
+          {{"auth"}, "", [this](const Entry& e) { ReadAuth(e); }},
           {{"providers"}, "", [this](const Entry& e) { ReadProviders(e); }},
           {{"pools"}, "", [this](const Entry& e) { ReadPools(e); }},
           // `global:` is the name upstream's pool-management guide uses.
@@ -443,6 +447,7 @@ void Loader::ReadServer(const Entry& e) {
       {{"notifier", "coordinator"},
        "",
        [this](const Entry& f) { ReadNotifier(f); }},
+      {{"tls"}, "", [this](const Entry& f) { ReadTls(f); }},
   };
   // external_address and the agent intervals can also come from upstream's
   // `global.agent` block; both spellings share one reader and one slot.
@@ -620,6 +625,159 @@ void Loader::ReadInstanceManager(const Entry& e) {
           {{"stale_check_interval"}, "", interval(&m.stale_check_interval)},
           {{"terminated_retention"}, "", interval(&m.terminated_retention)},
       });
+}
+
+// -------------------------------------------------------------- tls, auth
+
+void Loader::ReadTls(const Entry& e) {
+  if (e.value.IsNull()) return;
+  TlsConfig& t = config_.server.tls;
+  auto path = [this](std::string* out) {
+    return [this, out](const Entry& f) { Store(f, NonEmptyString(f), out); };
+  };
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 {{"cert_file"}, "", path(&t.cert_file)},
+                 {{"key_file"}, "", path(&t.key_file)},
+                 {{"client_ca_file"}, "", path(&t.client_ca_file)},
+             });
+  // Half a TLS setup would silently serve in the clear.
+  if (t.cert_file.empty() != t.key_file.empty() ||
+      (!t.client_ca_file.empty() && t.cert_file.empty())) {
+    r_.Error(e.site, "needs both cert_file and key_file");
+  }
+}
+
+void Loader::ReadAuth(const Entry& e) {
+  AuthConfig& a = config_.auth;
+  r_.ReadMap(
+      e.value, e.site, "auth",
+      {
+          {{"tokens"},
+           "",
+           [this](const Entry& f) {
+             std::set<std::string> names;
+             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+               ReadAuthToken(item, &names);
+             }
+           }},
+          {{"protect_metrics"},
+           "",
+           [this, &a](const Entry& f) {
+             Store(f, r_.Bool(f), &a.protect_metrics);
+           }},
+          {{"protect_probes"},
+           "",
+           [this, &a](const Entry& f) {
+             Store(f, r_.Bool(f), &a.protect_probes);
+           }},
+      });
+}
+
+// Environment variable names as POSIX shells accept them.
+bool ValidEnvName(absl::string_view name) {
+  if (name.empty() || absl::ascii_isdigit(name[0])) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '_') return false;
+  }
+  return true;
+}
+
+void Loader::ReadAuthToken(const Entry& e, std::set<std::string>* names) {
+  if (!e.value.IsMap()) {
+    r_.Error(e.site,
+             "expected a mapping with name, token_env or token_file, "
+             "and role");
+    return;
+  }
+  AuthTokenConfig t;
+  bool ok = true;
+  bool role_written = false;
+  std::optional<Site> name_site;
+  r_.ReadMap(
+      e.value, e.site, e.slot,
+      {
+          {{"name"},
+           "",
+           [&](const Entry& f) {
+             std::optional<std::string> s = NonEmptyString(f);
+             if (!s) {
+               ok = false;
+               return;
+             }
+             if (!ValidName(*s)) {
+               r_.Error(f.site, NameRule("token", *s));
+               ok = false;
+               return;
+             }
+             name_site = f.site;
+             t.name = *s;
+           }},
+          {{"token_env"},
+           "",
+           [&](const Entry& f) {
+             std::optional<std::string> s = NonEmptyString(f);
+             if (s && !ValidEnvName(*s)) {
+               r_.Error(f.site, absl::StrCat("invalid environment variable "
+                                             "name '",
+                                             *s, "'"));
+               s.reset();
+             }
+             if (!s) ok = false;
+             Store(f, s, &t.token_env);
+           }},
+          {{"token_file"},
+           "",
+           [&](const Entry& f) {
+             std::optional<std::string> s = NonEmptyString(f);
+             if (!s) ok = false;
+             Store(f, s, &t.token_file);
+           }},
+          {{"role"},
+           "",
+           [&](const Entry& f) {
+             role_written = true;
+             std::optional<AuthRole> role =
+                 ReadChoice<AuthRole>(r_, f, "role",
+                                      {{"viewer", AuthRole::kViewer},
+                                       {"agent", AuthRole::kAgent},
+                                       {"operator", AuthRole::kOperator}});
+             if (!role) ok = false;
+             Store(f, role, &t.role);
+           }},
+          // A secret written into the file would end up in version control
+          // and backups; refuse it with the way out rather than "unknown key".
+          {{"token", "value", "secret"},
+           "",
+           [&](const Entry& f) {
+             r_.Error(f.key_site,
+                      absl::StrCat("'", f.key,
+                                   "': the secret does not belong in the "
+                                   "configuration file; use token_env or "
+                                   "token_file"));
+             ok = false;
+           }},
+      });
+  if (!ok) return;
+  if (t.name.empty()) {
+    r_.Error(e.site, "name is required");
+    return;
+  }
+  if (t.token_env.empty() == t.token_file.empty()) {
+    r_.Error(e.site, t.token_env.empty()
+                         ? "needs token_env or token_file"
+                         : "token_env and token_file are exclusive: keep one");
+    return;
+  }
+  if (!role_written) {
+    r_.Error(e.site, "role is required (viewer, agent, operator)");
+    return;
+  }
+  if (!names->insert(t.name).second) {
+    r_.Error(*name_site, absl::StrCat("token '", t.name, "' is defined twice"));
+    return;
+  }
+  config_.auth.tokens.push_back(std::move(t));
 }
 
 // -------------------------------------------------------------- providers
@@ -1051,6 +1209,22 @@ void Loader::ReadHealth(const Entry& e, PoolDefaults* d) {
                   [this, d](const Entry& f) {
                     Store(f, r_.Bool(f), &d->auto_replace);
                   }},
+                 {{"max_concurrent_replacements"},
+                  "",
+                  [this, d](const Entry& f) {
+                    Store(f, IntValue(f, 1, 1000),
+                          &d->max_concurrent_replacements);
+                  }},
+                 {{"max_unhealthy_percent"},
+                  "",
+                  [this, d](const Entry& f) {
+                    Store(f, IntValue(f, 0, 100), &d->max_unhealthy_percent);
+                  }},
+                 {{"drain_timeout"},
+                  "",
+                  [this, d](const Entry& f) {
+                    Store(f, r_.Duration(f), &d->drain_timeout);
+                  }},
              });
 }
 
@@ -1422,6 +1596,11 @@ void Loader::FinishPool(PoolDraft& d) {
        &p.ssh_private_key_path);
   pick(own.unhealthy_after, def.unhealthy_after, &p.health.unhealthy_after);
   pick(own.auto_replace, def.auto_replace, &p.health.auto_replace);
+  pick(own.max_concurrent_replacements, def.max_concurrent_replacements,
+       &p.health.max_concurrent_replacements);
+  pick(own.max_unhealthy_percent, def.max_unhealthy_percent,
+       &p.health.max_unhealthy_percent);
+  pick(own.drain_timeout, def.drain_timeout, &p.health.drain_timeout);
   pick(own.cooldown, def.cooldown, &p.cooldown);
   pick(own.ip_wait_timeout, def.ip_wait_timeout, &p.ip_wait_timeout);
   pick(own.ssh_timeout, def.ssh_timeout, &p.ssh_timeout);
@@ -1487,6 +1666,12 @@ void Loader::FinishServer() {
                           FormatGoDuration(s.heartbeat_timeout)));
   }
   const auto grpc = SplitHostPort(s.address);
+  // Port 0 for gRPC means "any free port" (scripts, tests); a fixed default
+  // HTTP port would then collide between instances, so HTTP follows suit
+  // unless the file chose its address.
+  if (grpc && grpc->second == 0 && !r_.IsSet("server.http_address")) {
+    config_.server.http_address = absl::StrCat(grpc->first, ":0");
+  }
   const auto http = SplitHostPort(s.http_address);
   if (grpc && http && grpc->second != 0 && grpc->second == http->second &&
       (grpc->first == http->first || IsWildcardHost(grpc->first) ||

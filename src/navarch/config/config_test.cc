@@ -312,6 +312,19 @@ TEST(ExampleConfigTest, MakeRunConfigLoads) {
   EXPECT_EQ(c->storage.path, "./navarch-data/navarch.db");
 }
 
+TEST(ExampleConfigTest, QuickStartLoads) {
+  absl::StatusOr<Config> c =
+      LoadConfigFile(NAVARCH_SOURCE_DIR "/examples/quickstart.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->providers.count("local"), 1u);
+  EXPECT_EQ(c->providers.at("local").type, ProviderType::kLocal);
+  const PoolConfig& p = c->pools.at("dev");
+  EXPECT_EQ(p.min_nodes, 2);
+  EXPECT_TRUE(p.health.auto_replace);
+  EXPECT_EQ(p.health.unhealthy_after, 1);
+  EXPECT_EQ(p.health.drain_timeout, absl::Seconds(30));
+}
+
 TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
   absl::StatusOr<std::string> doc =
       ReadConfigFile(NAVARCH_SOURCE_DIR "/docs/configuration.md");
@@ -329,7 +342,7 @@ TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
     EXPECT_TRUE(r.ok()) << r.status();
     pos = end + 3;
   }
-  EXPECT_EQ(blocks, 6);
+  EXPECT_EQ(blocks, 8);
 }
 
 // --------------------------------------------------------------- errors
@@ -923,6 +936,34 @@ pools:
   EXPECT_EQ(b.autoscaling->scale_down_at, 20);
 }
 
+TEST(DefaultsTest, ReplacementSafetyLimits) {
+  const Config defaults = Load(kPool);
+  const PoolHealthConfig& h = defaults.pools.at("p").health;
+  EXPECT_EQ(h.max_concurrent_replacements, 2);
+  EXPECT_EQ(h.max_unhealthy_percent, 50);
+  EXPECT_EQ(h.drain_timeout, absl::Minutes(5));
+  const Config c = Load(absl::StrCat(R"(defaults:
+  health:
+    max_unhealthy_percent: 30
+)",
+                                     kPool, R"(    health:
+      max_concurrent_replacements: 1
+      drain_timeout: 90s
+)"));
+  const PoolHealthConfig& p = c.pools.at("p").health;
+  EXPECT_EQ(p.max_concurrent_replacements, 1);
+  EXPECT_EQ(p.max_unhealthy_percent, 30);  // inherited key by key
+  EXPECT_EQ(p.drain_timeout, absl::Seconds(90));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    health:\n      max_unhealthy_percent: "
+                                  "101\n")),
+              SizeIs(1));
+  EXPECT_THAT(
+      Errors(absl::StrCat(
+          kPool, "    health:\n      max_concurrent_replacements: 0\n")),
+      SizeIs(1));
+}
+
 TEST(DefaultsTest, AutoscalerAndProviderDefaults) {
   const Config c = Load(R"(providers:
   l: {type: lambda}
@@ -1160,6 +1201,128 @@ TEST(NamesTest, NamesAsWrittenInYaml) {
   EXPECT_EQ(CompositeModeName(CompositeMode::kAvg), "avg");
   EXPECT_EQ(NotifierTypeName(NotifierType::kWebhook), "webhook");
   EXPECT_EQ(StorageBackendName(StorageBackend::kMemory), "memory");
+  EXPECT_EQ(AuthRoleName(AuthRole::kOperator), "operator");
+}
+
+// ------------------------------------------------------------ auth and tls
+
+TEST(AuthConfigTest, TokensWithRoles) {
+  const Config c = Load(R"(auth:
+  tokens:
+    - {name: ops, token_env: OPS_TOKEN, role: operator}
+    - {name: grafana, token_file: /etc/navarch/view.token, role: viewer}
+    - name: agents
+      token_env: AGENT_TOKEN
+      role: agent
+  protect_metrics: true
+)");
+  ASSERT_THAT(c.auth.tokens, SizeIs(3));
+  EXPECT_TRUE(c.auth.enabled());
+  EXPECT_EQ(c.auth.tokens[0].name, "ops");
+  EXPECT_EQ(c.auth.tokens[0].token_env, "OPS_TOKEN");
+  EXPECT_EQ(c.auth.tokens[0].role, AuthRole::kOperator);
+  EXPECT_EQ(c.auth.tokens[1].token_file, "/etc/navarch/view.token");
+  EXPECT_EQ(c.auth.tokens[1].role, AuthRole::kViewer);
+  EXPECT_EQ(c.auth.tokens[2].role, AuthRole::kAgent);
+  EXPECT_EQ(c.auth.tokens[2].value, "");
+  EXPECT_TRUE(c.auth.protect_metrics);
+  EXPECT_FALSE(c.auth.protect_probes);
+  EXPECT_FALSE(DefaultConfig().auth.enabled());
+  EXPECT_TRUE(Load("auth:\n  tokens: []\n").auth.tokens.empty());
+}
+
+TEST(AuthConfigTest, EveryMistakeIsNamed) {
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {token_env: X, role: viewer}\n"),
+      ElementsAre("navarch.yaml:3:7: auth.tokens[0]: name is required"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, role: viewer}\n"),
+      ElementsAre(
+          "navarch.yaml:3:7: auth.tokens[0]: needs token_env or token_file"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, token_env: X, token_file: "
+             "/f, role: viewer}\n"),
+      ElementsAre("navarch.yaml:3:7: auth.tokens[0]: token_env and "
+                  "token_file are exclusive: keep one"));
+  EXPECT_THAT(Errors("auth:\n  tokens:\n    - {name: a, token_env: X}\n"),
+              ElementsAre("navarch.yaml:3:7: auth.tokens[0]: role is required "
+                          "(viewer, agent, operator)"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, token_env: X, role: admin}\n"),
+      ElementsAre("navarch.yaml:3:37: auth.tokens[0].role: unknown role "
+                  "'admin' (viewer, agent, operator)"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, token_env: 1X, role: "
+             "viewer}\n"),
+      ElementsAre("navarch.yaml:3:28: auth.tokens[0].token_env: invalid "
+                  "environment variable name '1X'"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, token: s3cret, role: "
+             "viewer}\n"),
+      ElementsAre("navarch.yaml:3:17: auth.tokens[0]: 'token': the secret "
+                  "does not belong in the configuration file; use token_env "
+                  "or token_file"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a, token_env: X, role: viewer}\n"
+             "    - {name: a, token_env: Y, role: agent}\n"),
+      ElementsAre("navarch.yaml:4:14: auth.tokens[1].name: token 'a' is "
+                  "defined twice"));
+  EXPECT_THAT(
+      Errors("auth:\n  tokens:\n    - {name: a b, token_env: X, role: "
+             "viewer}\n"),
+      ElementsAre("navarch.yaml:3:14: auth.tokens[0].name: invalid token name "
+                  "'a b': use up to 63 letters, digits, '-', '_' or '.', "
+                  "starting with a letter or digit"));
+  EXPECT_THAT(Errors("auth:\n  token: x\n"),
+              ElementsAre("navarch.yaml:2:3: auth: unknown key 'token'"));
+  EXPECT_THAT(Errors("auth:\n  tokens:\n    - ops\n"),
+              ElementsAre("navarch.yaml:3:7: auth.tokens[0]: expected a "
+                          "mapping with name, token_env or token_file, and "
+                          "role"));
+  EXPECT_THAT(Errors("auth:\n  protect_metrics: sometimes\n"), SizeIs(1));
+}
+
+TEST(TlsConfigTest, CertificateKeyAndClientCa) {
+  const Config c = Load(R"(server:
+  tls:
+    cert_file: /etc/navarch/tls/server.crt
+    key_file: /etc/navarch/tls/server.key
+    client_ca_file: /etc/navarch/tls/ca.crt
+)");
+  EXPECT_TRUE(c.server.tls.enabled());
+  EXPECT_EQ(c.server.tls.cert_file, "/etc/navarch/tls/server.crt");
+  EXPECT_EQ(c.server.tls.key_file, "/etc/navarch/tls/server.key");
+  EXPECT_EQ(c.server.tls.client_ca_file, "/etc/navarch/tls/ca.crt");
+  EXPECT_FALSE(DefaultConfig().server.tls.enabled());
+  EXPECT_FALSE(Load("server:\n  tls:\n").server.tls.enabled());
+
+  EXPECT_THAT(Errors("server:\n  tls:\n    cert_file: /a\n"),
+              ElementsAre("navarch.yaml:3:5: server.tls: needs both "
+                          "cert_file and key_file"));
+  EXPECT_THAT(Errors("server:\n  tls:\n    client_ca_file: /a\n"),
+              ElementsAre("navarch.yaml:3:5: server.tls: needs both "
+                          "cert_file and key_file"));
+  EXPECT_THAT(Errors("server:\n  tls:\n    cert_file: /a\n    key_file: "
+                     "\"\"\n"),
+              ElementsAre("navarch.yaml:3:5: server.tls: needs both "
+                          "cert_file and key_file",
+                          "navarch.yaml:4:15: server.tls.key_file: must not "
+                          "be empty"));
+  EXPECT_THAT(Errors("server:\n  tls:\n    ca_file: /a\n"),
+              ElementsAre("navarch.yaml:3:5: server.tls: unknown key "
+                          "'ca_file'"));
+}
+
+TEST(HttpAddressTest, AnyFreeGrpcPortMeansAnyFreeHttpPortUnlessSet) {
+  EXPECT_EQ(Load("server:\n  address: \"127.0.0.1:0\"\n").server.http_address,
+            "127.0.0.1:0");
+  EXPECT_EQ(Load("server:\n  address: \":0\"\n").server.http_address, ":0");
+  EXPECT_EQ(Load("server:\n  address: \"127.0.0.1:0\"\n  http_address: "
+                 "\":9090\"\n")
+                .server.http_address,
+            ":9090");
+  EXPECT_EQ(Load("server:\n  address: \":50052\"\n").server.http_address,
+            ":8080");
 }
 
 }  // namespace

@@ -1,13 +1,49 @@
 #include "navarch/controlplane/grpc_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "grpc/grpc_security_constants.h"
 #include "navarch/api/grpc_status.h"
+#include "navarch/controlplane/pool_api.h"
 
 namespace navarch {
 namespace {
+
+// The bearer token and, under mTLS, the names of the verified client
+// certificate (common name, DNS subject alternative names).
+Credentials GrpcCredentials(grpc::CallbackServerContext* ctx) {
+  Credentials c;
+  const auto& metadata = ctx->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    c.authorization.assign(it->second.data(), it->second.size());
+  }
+  std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    for (const char* property :
+         {GRPC_X509_CN_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME}) {
+      for (const grpc::string_ref& v : auth->FindPropertyValues(property)) {
+        std::string name(v.data(), v.size());
+        if (!name.empty() &&
+            std::find(c.certificate_names.begin(), c.certificate_names.end(),
+                      name) == c.certificate_names.end()) {
+          c.certificate_names.push_back(std::move(name));
+        }
+      }
+    }
+    c.has_certificate = !c.certificate_names.empty();
+  }
+  return c;
+}
+
+// A command stream refused before it began.
+class RejectedStream final : public grpc::ServerWriteReactor<NodeCommand> {
+ public:
+  explicit RejectedStream(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
 
 // A node's live command stream. The fleet core may call `Deliver` from any
 // thread at any time, also after the stream ended, so it reaches the reactor
@@ -27,7 +63,9 @@ class CommandStream final : public grpc::ServerWriteReactor<NodeCommand> {
     link_->stream = this;
   }
 
-  void Start() {
+  // Registers with the fleet core; the returned status says whether the
+  // stream opened (when not, it is finished with that status).
+  absl::Status Start() {
     std::weak_ptr<Link> weak = link_;
     auto handle = fleet_.Watch(
         node_id_,
@@ -50,10 +88,11 @@ class CommandStream final : public grpc::ServerWriteReactor<NodeCommand> {
     absl::MutexLock lock(&link_->mu);
     if (!handle.ok()) {
       End(ToGrpcStatus(handle.status()));
-    } else {
-      handle_ = *handle;
-      watching_ = true;
+      return handle.status();
     }
+    handle_ = *handle;
+    watching_ = true;
+    return absl::OkStatus();
   }
 
   void OnWriteDone(bool ok) override {
@@ -112,7 +151,18 @@ class CommandStream final : public grpc::ServerWriteReactor<NodeCommand> {
 
 }  // namespace
 
-bool GrpcService::Begin(grpc::ServerUnaryReactor* reactor) {
+bool GrpcService::Begin(grpc::CallbackServerContext* ctx, const char* method,
+                        const std::string& node_id, Call* call) {
+  call->reactor = ctx->DefaultReactor();
+  call->method = method;
+  call->start = clock_.SteadyNow();
+  absl::StatusOr<Identity> caller =
+      auth_.Check(GrpcCredentials(ctx), *MethodAccess(method), method, node_id);
+  if (!caller.ok()) {
+    Finish(*call, caller.status());
+    return false;
+  }
+  call->caller = *std::move(caller);
   {
     absl::MutexLock lock(&mu_);
     if (!draining_) {
@@ -120,14 +170,21 @@ bool GrpcService::Begin(grpc::ServerUnaryReactor* reactor) {
       return true;
     }
   }
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               "control plane is shutting down"));
+  Finish(*call, absl::UnavailableError("control plane is shutting down"));
   return false;
 }
 
 void GrpcService::End() {
   absl::MutexLock lock(&mu_);
   --in_flight_;
+}
+
+void GrpcService::Finish(const Call& call, const absl::Status& status) {
+  // Recorded before the answer leaves, so a client that reads the metrics
+  // right after its call sees it counted.
+  metrics_.Record("grpc", call.method, status.code(),
+                  clock_.SteadyNow() - call.start);
+  call.reactor->Finish(ToGrpcStatus(status));
 }
 
 bool GrpcService::Drain(absl::Duration grace) {
@@ -138,119 +195,158 @@ bool GrpcService::Drain(absl::Duration grace) {
   return mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
 }
 
-// Finishes `reactor` with the core's answer, moving a success into `resp`.
+// Finishes the call with the core's answer, moving a success into `resp`.
 // The call must have been counted by Begin.
 template <typename T>
-Done<T> GrpcService::Finisher(grpc::ServerUnaryReactor* reactor, T* resp) {
-  return [this, reactor, resp](absl::StatusOr<T> r) {
-    if (r.ok()) {
-      *resp = std::move(*r);
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      reactor->Finish(ToGrpcStatus(r.status()));
-    }
+Done<T> GrpcService::Finisher(Call call, T* resp) {
+  return [this, call = std::move(call), resp](absl::StatusOr<T> r) {
+    if (r.ok()) *resp = std::move(*r);
+    Finish(call, r.status());
     End();
   };
 }
 
 template <typename T>
-grpc::ServerUnaryReactor* GrpcService::FinishNow(
-    grpc::CallbackServerContext* ctx, absl::StatusOr<T> r, T* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  Finisher(reactor, resp)(std::move(r));
-  return reactor;
+grpc::ServerUnaryReactor* GrpcService::FinishNow(const Call& call,
+                                                 absl::StatusOr<T> r, T* resp) {
+  Finisher(call, resp)(std::move(r));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::RegisterNode(
     grpc::CallbackServerContext* ctx, const RegisterNodeRequest* req,
     RegisterNodeResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.RegisterNode(*req, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "RegisterNode", req->node_id(), &call)) return call.reactor;
+  fleet_.RegisterNode(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::ReportHealth(
     grpc::CallbackServerContext* ctx, const ReportHealthRequest* req,
     ReportHealthResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.ReportHealth(*req, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "ReportHealth", req->node_id(), &call)) return call.reactor;
+  fleet_.ReportHealth(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::SendHeartbeat(
     grpc::CallbackServerContext* ctx, const HeartbeatRequest* req,
     HeartbeatResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.SendHeartbeat(*req, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "SendHeartbeat", req->node_id(), &call)) return call.reactor;
+  fleet_.SendHeartbeat(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::GetNodeCommands(
     grpc::CallbackServerContext* ctx, const GetNodeCommandsRequest* req,
     GetNodeCommandsResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.GetNodeCommands(*req, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "GetNodeCommands", req->node_id(), &call)) {
+    return call.reactor;
+  }
+  fleet_.GetNodeCommands(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::ListNodes(
     grpc::CallbackServerContext* ctx, const ListNodesRequest* req,
     ListNodesResponse* resp) {
-  return FinishNow(ctx, fleet_.ListNodes(*req), resp);
+  Call call;
+  if (!Begin(ctx, "ListNodes", "", &call)) return call.reactor;
+  return FinishNow(call, fleet_.ListNodes(*req), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::GetNode(grpc::CallbackServerContext* ctx,
                                                const GetNodeRequest* req,
                                                GetNodeResponse* resp) {
-  return FinishNow(ctx, fleet_.GetNode(*req), resp);
+  Call call;
+  if (!Begin(ctx, "GetNode", "", &call)) return call.reactor;
+  return FinishNow(call, fleet_.GetNode(*req), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::IssueCommand(
     grpc::CallbackServerContext* ctx, const IssueCommandRequest* req,
     IssueCommandResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.IssueCommand(*req, Actor{"operator"}, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "IssueCommand", "", &call)) return call.reactor;
+  // The token's name, so the event log says which operator asked.
+  const Actor actor{call.caller.actor};
+  fleet_.IssueCommand(*req, actor, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* GrpcService::ListInstances(
     grpc::CallbackServerContext* ctx, const ListInstancesRequest* req,
     ListInstancesResponse* resp) {
-  return FinishNow(ctx, fleet_.ListInstances(*req), resp);
+  Call call;
+  if (!Begin(ctx, "ListInstances", "", &call)) return call.reactor;
+  return FinishNow(call, fleet_.ListInstances(*req), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::GetInstance(
     grpc::CallbackServerContext* ctx, const GetInstanceRequest* req,
     GetInstanceResponse* resp) {
-  return FinishNow(ctx, fleet_.GetInstance(*req), resp);
+  Call call;
+  if (!Begin(ctx, "GetInstance", "", &call)) return call.reactor;
+  return FinishNow(call, fleet_.GetInstance(*req), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::AckCommand(
     grpc::CallbackServerContext* ctx, const AckCommandRequest* req,
     AckCommandResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Begin(reactor)) return reactor;
-  fleet_.AckCommand(*req, Finisher(reactor, resp));
-  return reactor;
+  Call call;
+  if (!Begin(ctx, "AckCommand", req->node_id(), &call)) return call.reactor;
+  fleet_.AckCommand(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 grpc::ServerWriteReactor<NodeCommand>* GrpcService::WatchCommands(
     grpc::CallbackServerContext* ctx, const WatchCommandsRequest* req) {
+  absl::StatusOr<Identity> caller = auth_.Check(
+      GrpcCredentials(ctx), Access::kNode, "WatchCommands", req->node_id());
+  if (!caller.ok()) {
+    metrics_.RecordStream("grpc", "WatchCommands", caller.status().code());
+    return new RejectedStream(ToGrpcStatus(caller.status()));
+  }
   auto* stream = new CommandStream(fleet_, req->node_id());
-  stream->Start();
+  metrics_.RecordStream("grpc", "WatchCommands", stream->Start().code());
   return stream;
 }
 
 grpc::ServerUnaryReactor* GrpcService::ListEvents(
     grpc::CallbackServerContext* ctx, const ListEventsRequest* req,
     ListEventsResponse* resp) {
-  return FinishNow(ctx, fleet_.ListEvents(*req), resp);
+  Call call;
+  if (!Begin(ctx, "ListEvents", "", &call)) return call.reactor;
+  return FinishNow(call, fleet_.ListEvents(*req), resp);
+}
+
+grpc::ServerUnaryReactor* GrpcService::ListPools(
+    grpc::CallbackServerContext* ctx, const ListPoolsRequest* req,
+    ListPoolsResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "ListPools", "", &call)) return call.reactor;
+  return FinishNow(call, navarch::ListPools(pools_), resp);
+}
+
+grpc::ServerUnaryReactor* GrpcService::GetPool(grpc::CallbackServerContext* ctx,
+                                               const GetPoolRequest* req,
+                                               GetPoolResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "GetPool", "", &call)) return call.reactor;
+  return FinishNow(call, navarch::GetPool(pools_, *req), resp);
+}
+
+grpc::ServerUnaryReactor* GrpcService::ScalePool(
+    grpc::CallbackServerContext* ctx, const ScalePoolRequest* req,
+    ScalePoolResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "ScalePool", "", &call)) return call.reactor;
+  return FinishNow(
+      call, navarch::ScalePool(pools_, *req, Actor{call.caller.actor}), resp);
 }
 
 }  // namespace navarch

@@ -1,20 +1,32 @@
-// The gRPC transport: thin. Each handler hands the request to the fleet core
-// and finishes the call when the core's `done` runs (after the commit), so no
-// gRPC thread ever blocks on storage.
+// The gRPC transport: thin. Each handler checks the caller (bearer token in
+// the `authorization` metadata, or the client certificate under mTLS), hands
+// the request to the fleet core and finishes the call when the core's `done`
+// runs (after the commit), so no gRPC thread ever blocks on storage. Every
+// call is counted in the RPC metrics.
 #ifndef NAVARCH_CONTROLPLANE_GRPC_SERVICE_H_
 #define NAVARCH_CONTROLPLANE_GRPC_SERVICE_H_
 
 #include "absl/synchronization/mutex.h"
+#include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/control_plane.grpc.pb.h"
+#include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/fleet/fleet_service.h"
+#include "navarch/pool/pool_manager.h"
 
 namespace navarch {
 
 class GrpcService final : public ControlPlaneService::CallbackService {
  public:
-  GrpcService(FleetService& fleet, Logger log)
-      : fleet_(fleet), log_(std::move(log)) {}
+  // Everything passed in must outlive the service.
+  GrpcService(FleetService& fleet, Logger log, Clock& clock,
+              const Authenticator& auth, RpcMetrics& metrics)
+      : fleet_(fleet),
+        log_(std::move(log)),
+        clock_(clock),
+        auth_(auth),
+        metrics_(metrics) {}
 
   // Graceful stop, first half: from now on new calls fail with UNAVAILABLE;
   // returns once every call in flight has finished (true) or `grace` passed
@@ -58,20 +70,49 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* ctx,
                                        const ListEventsRequest* req,
                                        ListEventsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListPools(grpc::CallbackServerContext* ctx,
+                                      const ListPoolsRequest* req,
+                                      ListPoolsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* ctx,
+                                    const GetPoolRequest* req,
+                                    GetPoolResponse* resp) override;
+  grpc::ServerUnaryReactor* ScalePool(grpc::CallbackServerContext* ctx,
+                                      const ScalePoolRequest* req,
+                                      ScalePoolResponse* resp) override;
+
+  // The pool RPCs answer UNIMPLEMENTED until this is set (no pools managed).
+  // Set before the server starts; must outlive the service.
+  void set_pool_manager(PoolManager* pools) { pools_ = pools; }
 
  private:
-  // Counts a call in flight; false (and the call is finished UNAVAILABLE)
-  // while draining.
-  bool Begin(grpc::ServerUnaryReactor* reactor);
+  // One unary call: what it is, when it began, who made it.
+  struct Call {
+    grpc::ServerUnaryReactor* reactor;
+    const char* method;
+    absl::Duration start;
+    Identity caller;
+  };
+
+  // Checks the caller and counts the call in flight. False when the call was
+  // finished already: UNAVAILABLE while draining, or the caller's
+  // UNAUTHENTICATED / PERMISSION_DENIED.
+  bool Begin(grpc::CallbackServerContext* ctx, const char* method,
+             const std::string& node_id, Call* call);
   void End();
+  // Finishes the call with `status` and records it.
+  void Finish(const Call& call, const absl::Status& status);
   template <typename T>
-  Done<T> Finisher(grpc::ServerUnaryReactor* reactor, T* resp);
+  Done<T> Finisher(Call call, T* resp);
   template <typename T>
-  grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
-                                      absl::StatusOr<T> r, T* resp);
+  grpc::ServerUnaryReactor* FinishNow(const Call& call, absl::StatusOr<T> r,
+                                      T* resp);
 
   FleetService& fleet_;
   Logger log_;
+  Clock& clock_;
+  const Authenticator& auth_;
+  RpcMetrics& metrics_;
+  PoolManager* pools_ = nullptr;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,6 +2,7 @@
 // channel, the memory store.
 #include <memory>
 #include <thread>
+#include <tuple>
 
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -16,6 +17,7 @@ class GrpcServiceTest : public ::testing::Test {
   void SetUp() override {
     config_ = DefaultConfig();
     config_.server.address = "127.0.0.1:0";
+    config_.server.http_address = "127.0.0.1:0";
     config_.storage.backend = StorageBackend::kMemory;
     ResolveConfig(&config_);
     server_ =
@@ -143,9 +145,193 @@ TEST_F(GrpcServiceTest, ATakenPortIsAClearError) {
       << s.message();
 }
 
+TEST_F(GrpcServiceTest, ATakenHttpPortIsAClearErrorToo) {
+  Config second = config_;
+  second.server.http_address = server_->http_address();
+  ControlPlaneServer other(second, clock_, NullLogger());
+  absl::Status s = other.Start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("already in use"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("(HTTP)"), std::string::npos) << s.message();
+}
+
+TEST_F(GrpcServiceTest, CallsAreCountedByMethodAndCode) {
+  ASSERT_TRUE(Register("n1").ok());
+  ASSERT_FALSE(Register("").ok());
+  const std::string text = server_->metrics().Render();
+  EXPECT_NE(text.find("navarch_rpc_requests_total{protocol=\"grpc\","
+                      "method=\"RegisterNode\",code=\"ok\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("navarch_rpc_requests_total{protocol=\"grpc\","
+                      "method=\"RegisterNode\",code=\"invalid_argument\"} "
+                      "1\n"),
+            std::string::npos);
+}
+
+// Tokens with roles on the gRPC listener.
+class GrpcAuthTest : public GrpcServiceTest {
+ protected:
+  void SetUp() override {
+    config_ = DefaultConfig();
+    config_.server.address = "127.0.0.1:0";
+    config_.server.http_address = "127.0.0.1:0";
+    config_.storage.backend = StorageBackend::kMemory;
+    for (auto [name, value, role] :
+         {std::tuple{"ops", "op-token", AuthRole::kOperator},
+          std::tuple{"grafana", "view-token", AuthRole::kViewer},
+          std::tuple{"agents", "agent-token", AuthRole::kAgent}}) {
+      AuthTokenConfig t;
+      t.name = name;
+      t.value = value;
+      t.role = role;
+      config_.auth.tokens.push_back(t);
+    }
+    ResolveConfig(&config_);
+    server_ =
+        std::make_unique<ControlPlaneServer>(config_, clock_, NullLogger());
+    ASSERT_TRUE(server_->Start().ok());
+    stub_ = ControlPlaneService::NewStub(grpc::CreateChannel(
+        server_->grpc_address(), grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status RegisterAs(const std::string& token, const std::string& id) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    RegisterNodeRequest req;
+    req.set_node_id(id);
+    RegisterNodeResponse resp;
+    return stub_->RegisterNode(&ctx, req, &resp);
+  }
+
+  grpc::Status IssueAs(const std::string& token, const std::string& id) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    IssueCommandRequest req;
+    req.set_node_id(id);
+    req.set_command_type(NODE_COMMAND_TYPE_CORDON);
+    IssueCommandResponse resp;
+    return stub_->IssueCommand(&ctx, req, &resp);
+  }
+};
+
+TEST_F(GrpcAuthTest, MissingOrWrongTokensAreUnauthenticated) {
+  EXPECT_EQ(RegisterAs("", "n1").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status wrong = RegisterAs("nope", "n1");
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(wrong.error_message(), "invalid token");
+}
+
+TEST_F(GrpcAuthTest, RolesArePermissionDeniedOutsideTheirRights) {
+  EXPECT_TRUE(RegisterAs("agent-token", "n1").ok());
+  EXPECT_EQ(RegisterAs("view-token", "n2").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(IssueAs("agent-token", "n1").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(IssueAs("view-token", "n1").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::ClientContext wctx;
+  wctx.AddMetadata("authorization", "Bearer view-token");
+  WatchCommandsRequest w;
+  w.set_node_id("n1");
+  auto reader = stub_->WatchCommands(&wctx, w);
+  NodeCommand c;
+  EXPECT_FALSE(reader->Read(&c));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(GrpcAuthTest, TheEventLogNamesTheOperatorToken) {
+  ASSERT_TRUE(RegisterAs("agent-token", "n1").ok());
+  ASSERT_TRUE(IssueAs("op-token", "n1").ok());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer view-token");
+  ListEventsRequest req;
+  req.set_node_id("n1");
+  req.add_kinds("command.issued");
+  ListEventsResponse resp;
+  ASSERT_TRUE(stub_->ListEvents(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).actor(), "operator:ops");
+}
+
 TEST(GrpcListenAddressTest, GoStyleMeansEveryInterface) {
   EXPECT_EQ(GrpcListenAddress(":50051"), "[::]:50051");
   EXPECT_EQ(GrpcListenAddress("127.0.0.1:9"), "127.0.0.1:9");
+}
+
+// Pools: served by the pool manager with the fake provider.
+TEST_F(GrpcServiceTest, PoolsAreUnimplementedWithoutPools) {
+  grpc::ClientContext ctx;
+  ListPoolsResponse resp;
+  EXPECT_EQ(stub_->ListPools(&ctx, ListPoolsRequest(), &resp).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST(GrpcPoolsTest, ListGetAndScale) {
+  RealClock clock;
+  Config config = DefaultConfig();
+  config.server.address = "127.0.0.1:0";
+  config.server.http_address = "127.0.0.1:0";
+  config.storage.backend = StorageBackend::kMemory;
+  ProviderConfig fake;
+  fake.name = "sim";
+  fake.type = ProviderType::kFake;
+  config.providers["sim"] = fake;
+  PoolConfig pool;
+  pool.name = "train";
+  pool.providers = {PoolProvider{.name = "sim"}};
+  pool.instance_type = "h100-8x";
+  pool.min_nodes = 2;
+  pool.max_nodes = 3;
+  pool.labels = {{"pool", "train"}};
+  config.pools["train"] = pool;
+  ResolveConfig(&config);
+  ControlPlaneServer server(config, clock, NullLogger());
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = ControlPlaneService::NewStub(grpc::CreateChannel(
+      server.grpc_address(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    ListPoolsResponse resp;
+    ASSERT_TRUE(stub->ListPools(&ctx, ListPoolsRequest(), &resp).ok());
+    ASSERT_EQ(resp.pools_size(), 1);
+    EXPECT_EQ(resp.pools(0).name(), "train");
+    // min_nodes is provisioned at start-up, before any autoscaler.
+    EXPECT_EQ(resp.pools(0).current_nodes(), 2);
+    EXPECT_EQ(resp.pools(0).pending_instances(), 2);
+    EXPECT_EQ(resp.pools(0).target_nodes(), 2);
+    EXPECT_EQ(resp.pools(0).strategy(), "priority");
+  }
+  {
+    grpc::ClientContext ctx;
+    ScalePoolRequest req;
+    req.set_name("train");
+    req.set_target_nodes(4);
+    ScalePoolResponse resp;
+    grpc::Status s = stub->ScalePool(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("[2, 3]"), std::string::npos);
+  }
+  {
+    grpc::ClientContext ctx;
+    ScalePoolRequest req;
+    req.set_name("train");
+    req.set_target_nodes(3);
+    ScalePoolResponse resp;
+    ASSERT_TRUE(stub->ScalePool(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.pool().target_nodes(), 3);
+  }
+  {
+    grpc::ClientContext ctx;
+    GetPoolRequest req;
+    req.set_name("nope");
+    GetPoolResponse resp;
+    EXPECT_EQ(stub->GetPool(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  server.Shutdown(absl::Seconds(1));
 }
 
 }  // namespace

@@ -7,7 +7,13 @@
 #include "grpcpp/server_builder.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
+#include "navarch/controlplane/fleet_metrics.h"
+#include "navarch/controlplane/instrumented_store.h"
+#include "navarch/controlplane/pool_metrics.h"
+#include "navarch/controlplane/process_metrics.h"
 #include "navarch/fleet/validation.h"
+#include "navarch/provider/fake/fake_provider.h"
+#include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
 
 namespace navarch {
@@ -31,43 +37,150 @@ absl::Status ControlPlaneServer::ReloadPolicy() {
   auto policy = Policy::LoadFile(config_.server.health_policy);
   if (!policy.ok()) {
     log_.Error("health policy rejected; keeping the current one",
-               {{"path", config_.server.health_policy}, {"error", std::string(policy.status().message())}});
+               {{"path", config_.server.health_policy},
+                {"error", std::string(policy.status().message())}});
     return policy.status();
   }
   evaluator_.SetPolicy(*policy);
-  log_.Info("health policy reloaded", {{"path", config_.server.health_policy},
-                                       {"rules", static_cast<int64_t>((*policy)->rules().size())}});
+  log_.Info("health policy reloaded",
+            {{"path", config_.server.health_policy},
+             {"rules", static_cast<int64_t>((*policy)->rules().size())}});
   return absl::OkStatus();
+}
+
+void ControlPlaneServer::LogSecurity() {
+  const bool mtls = tls_ && tls_->mutual();
+  if (!auth_->enabled()) {
+    log_.Warn(mtls ? "authentication disabled: every client with a valid "
+                     "certificate may call every RPC"
+                   : "authentication disabled: anyone who can reach the "
+                     "control plane may call every RPC",
+              {{"reason", "no auth tokens configured"},
+               {"config", "auth.tokens"},
+               {"env_var", "NAVARCH_AUTH_TOKEN"},
+               {"flag", "--auth-token"}});
+    if (config_.auth.protect_metrics || config_.auth.protect_probes) {
+      log_.Warn(
+          "auth.protect_metrics and auth.protect_probes have no effect "
+          "without tokens");
+    }
+  } else {
+    log_.Info("authentication enabled",
+              {{"tokens", static_cast<int64_t>(auth_->token_count())},
+               {"client_certificates", mtls},
+               {"metrics_open", !auth_->protect_metrics()},
+               {"probes_open", !auth_->protect_probes()}});
+  }
+  if (!tls_) {
+    if (auth_->enabled()) {
+      log_.Warn("TLS disabled: tokens travel in clear text",
+                {{"config", "server.tls"}});
+    }
+  } else {
+    log_.Info("TLS enabled", {{"client_certificates_required", mtls}});
+  }
+}
+
+void ControlPlaneServer::StartPools() {
+  if (config_.pools.empty()) return;
+  providers_ = std::make_unique<ProviderRegistry>();
+  (void)providers_->RegisterFactory(
+      "fake",
+      [](const ProviderConfig& pc, const ProviderContext& context)
+          -> absl::StatusOr<std::unique_ptr<Provider>> {
+        return std::make_unique<FakeProvider>(
+            *context.clock, FakeOptionsFromConfig(pc, context.seed));
+      });
+  (void)providers_->RegisterFactory(
+      "local",
+      [](const ProviderConfig& pc, const ProviderContext& context)
+          -> absl::StatusOr<std::unique_ptr<Provider>> {
+        LocalProviderOptions o = LocalOptionsFromConfig(pc, context.data_dir);
+        o.server_address = context.agent_server;
+        return std::make_unique<LocalProvider>(*context.clock, std::move(o));
+      });
+  ProviderContext context;
+  context.clock = &clock_;
+  // Read only by ticks, which start after the listener has its port.
+  context.agent_server = [this] { return grpc_address_; };
+  context.data_dir = config_.server.data_dir;
+  // A provider type not built yet leaves its pools unmanaged rather than
+  // refusing to start the control plane.
+  for (const auto& [name, pc] : config_.providers) {
+    absl::Status s = providers_->Build({{name, pc}}, context);
+    if (!s.ok()) log_.Warn("provider unavailable", {{"error", s}});
+  }
+  if (config_.server.notifier.type != NotifierType::kNoop) {
+    log_.Warn("notifier not implemented yet; using noop",
+              {{"notifier",
+                std::string(NotifierTypeName(config_.server.notifier.type))}});
+  }
+  notifier_ = std::make_unique<NoopNotifier>();
+  PoolManagerOptions options;
+  options.instance_manager = config_.instance_manager;
+  pool_manager_ = std::make_unique<PoolManager>(
+      *fleet_, *providers_, *notifier_, clock_, config_, options);
+  if (absl::Status s = pool_manager_->Init(); !s.ok()) {
+    log_.Warn("some pools are not managed", {{"error", s}});
+  }
 }
 
 absl::Status ControlPlaneServer::Start() {
   if (!config_.server.health_policy.empty()) {
     auto policy = Policy::LoadFile(config_.server.health_policy);
-    if (!policy.ok()) return Annotate(policy.status(), "loading the health policy");
+    if (!policy.ok())
+      return Annotate(policy.status(), "loading the health policy");
     evaluator_.SetPolicy(*policy);
   }
+  // Secrets and certificates first: a missing one fails before anything
+  // opens or listens.
+  if (config_.server.tls.enabled()) {
+    absl::StatusOr<TlsMaterial> tls = LoadTlsMaterial(config_.server.tls);
+    if (!tls.ok()) return tls.status();
+    tls_ = std::move(*tls);
+  }
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Create(config_.auth, tls_ && tls_->mutual());
+  if (!auth.ok()) return auth.status();
+  auth_ = std::move(*auth);
+  metrics_ = std::make_unique<MetricsRegistry>();
+  rpc_metrics_ = std::make_unique<RpcMetrics>(*metrics_);
+  AddBuildInfo(*metrics_);
+  AddProcessMetrics(*metrics_);
+
   const std::string backend(StorageBackendName(config_.storage.backend));
   auto store = OpenStore(backend, DatabasePath(config_));
   if (!store.ok()) return Annotate(store.status(), "opening the store");
-  store_ = std::move(*store);
+  store_ =
+      std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
 
   FleetOptions options;
   options.heartbeat_interval = config_.server.heartbeat_interval;
   options.health_check_interval = config_.server.health_check_interval;
   options.heartbeat_timeout = EffectiveHeartbeatTimeout(config_.server);
-  if (config_.defaults.unhealthy_after) options.unhealthy_after = *config_.defaults.unhealthy_after;
+  if (config_.defaults.unhealthy_after)
+    options.unhealthy_after = *config_.defaults.unhealthy_after;
   for (const auto& [name, pool] : config_.pools) {
     options.unhealthy_after_by_pool[name] = pool.health.unhealthy_after;
   }
   fleet_ = std::make_unique<FleetService>(*store_, clock_, evaluator_, log_,
                                           options);
   NAVARCH_RETURN_IF_ERROR(fleet_->Start());
+  AddFleetMetrics(*metrics_, *fleet_);
 
-  service_ = std::make_unique<GrpcService>(*fleet_, log_);
+  StartPools();
+
+  service_ = std::make_unique<GrpcService>(*fleet_, log_, clock_, *auth_,
+                                           *rpc_metrics_);
+  service_->set_pool_manager(pool_manager_.get());
+  if (pool_manager_ != nullptr) AddPoolMetrics(*metrics_, *pool_manager_);
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string listen = GrpcListenAddress(config_.server.address);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      listen,
+      tls_ ? GrpcServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
+      &port);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
   builder.SetMaxSendMessageSize(64 << 20);
@@ -91,6 +204,25 @@ absl::Status ControlPlaneServer::Start() {
   if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
   grpc_address_ = absl::StrCat(host, ":", port);
 
+  http_ = std::make_unique<HttpServer>(*fleet_, *store_, *auth_, *metrics_,
+                                       *rpc_metrics_, clock_, log_,
+                                       pool_manager_.get());
+  HttpServerOptions http_options;
+  http_options.address = config_.server.http_address;
+  http_options.tls = tls_ ? &*tls_ : nullptr;
+  http_options.max_body_bytes = kMaxMessageBytes;
+  if (absl::Status s = http_->Start(http_options); !s.ok()) {
+    http_.reset();
+    server_->Shutdown();
+    server_->Wait();
+    server_.reset();
+    fleet_->Stop();
+    store_->Close();
+    return s;
+  }
+  http_address_ = http_->address();
+  LogSecurity();
+
   // Controllers. The heartbeat monitor looks often enough to notice a silent
   // node within a sixth of the timeout.
   absl::Duration check_every = std::clamp(
@@ -107,10 +239,19 @@ absl::Status ControlPlaneServer::Start() {
         if (!pruned.ok())
           log_.Warn("pruning history failed", {{"error", pruned.status()}});
       }));
+  if (pool_manager_ != nullptr) {
+    controllers_.push_back(std::make_unique<PeriodicTask>(
+        clock_, config_.server.autoscale_interval,
+        [this] { pool_manager_->Tick(); }));
+  }
   for (auto& c : controllers_) c->Start();
+  // Upstream's first evaluation came one interval after start; min_nodes is
+  // provisioned now.
+  if (pool_manager_ != nullptr) pool_manager_->Tick();
 
   log_.Info("control plane ready",
             {{"grpc_address", grpc_address_},
+             {"http_address", http_address_},
              {"store", store_->Name()},
              {"database", DatabasePath(config_)},
              {"nodes", static_cast<int64_t>(fleet_->node_count())},
@@ -124,6 +265,8 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   log_.Info("shutting down", {{"grace", grace}});
   for (auto& c : controllers_) c->Stop();
+  // Load balancers see /readyz fail while calls finish.
+  if (http_ != nullptr) http_->SetDraining();
   if (server_ != nullptr) {
     // Streams end first; then calls in flight finish (their commits land)
     // while new ones are refused; only then does the listener go.
@@ -134,6 +277,9 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
         absl::ToChronoTime(clock_.Now() + absl::Milliseconds(100)));
     server_->Wait();
   }
+  // HTTP calls in flight finish here; they need the fleet core, so it stops
+  // after them.
+  if (http_ != nullptr) http_->Stop();
   if (fleet_ != nullptr) fleet_->Stop();
   store_->Close();
   log_.Info("control plane stopped");

@@ -1,10 +1,12 @@
-// The control plane, wired: store, fleet core, controllers, gRPC listener.
+// The control plane, wired: store, fleet core, controllers, the gRPC and HTTP
+// listeners with their authentication, TLS and metrics.
 // apps/control-plane/main.cc only parses flags, installs signal handling and
 // calls this.
 #ifndef NAVARCH_CONTROLPLANE_SERVER_H_
 #define NAVARCH_CONTROLPLANE_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,10 +15,18 @@
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/config/config.h"
+#include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/grpc_service.h"
+#include "navarch/controlplane/http_server.h"
+#include "navarch/controlplane/metrics.h"
 #include "navarch/controlplane/periodic.h"
+#include "navarch/controlplane/rpc_metrics.h"
+#include "navarch/controlplane/tls.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/health/evaluator.h"
+#include "navarch/notifier/notifier.h"
+#include "navarch/pool/pool_manager.h"
+#include "navarch/provider/registry.h"
 #include "navarch/store/store.h"
 
 namespace navarch {
@@ -33,8 +43,10 @@ class ControlPlaneServer {
   ControlPlaneServer(Config config, Clock& clock, Logger log);
   ~ControlPlaneServer();
 
-  // Opens the store, loads the fleet, starts the controllers and listens.
-  // A taken port fails at once with UNAVAILABLE naming the address.
+  // Reads the token secrets and TLS files, opens the store, loads the fleet,
+  // starts the controllers and listens (gRPC, then HTTP). A taken port fails
+  // at once with UNAVAILABLE naming the address; a missing secret or a bad
+  // certificate with FAILED_PRECONDITION naming the setting.
   absl::Status Start();
 
   // Stops accepting calls, finishes the ones in flight (up to `grace`), stops
@@ -48,19 +60,37 @@ class ControlPlaneServer {
 
   // "host:port" the gRPC listener is bound to (the real port when 0 was asked).
   const std::string& grpc_address() const { return grpc_address_; }
+  // "host:port" of the HTTP listener, likewise.
+  const std::string& http_address() const { return http_address_; }
   FleetService& fleet() { return *fleet_; }
+  MetricsRegistry& metrics() { return *metrics_; }
 
  private:
+  // Builds the providers, notifier and pool manager from the config.
+  void StartPools();
+  void LogSecurity();
+
   Config config_;
   Clock& clock_;
   Logger log_;
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::unique_ptr<RpcMetrics> rpc_metrics_;
+  std::unique_ptr<Authenticator> auth_;
+  std::optional<TlsMaterial> tls_;
   std::unique_ptr<Store> store_;
   PolicyEvaluator evaluator_;
   std::unique_ptr<FleetService> fleet_;
+  // Pools (null when none is configured or none can be managed). Built
+  // after the fleet starts; their controller stops first in Shutdown.
+  std::unique_ptr<ProviderRegistry> providers_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<PoolManager> pool_manager_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpServer> http_;
   std::vector<std::unique_ptr<PeriodicTask>> controllers_;
   std::string grpc_address_;
+  std::string http_address_;
   bool shut_down_ = false;
 };
 

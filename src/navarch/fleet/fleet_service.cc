@@ -1006,6 +1006,25 @@ void FleetService::MarkTerminated(const std::string& node_id,
   pending->Release();
 }
 
+void FleetService::RecordEvent(
+    const std::string& kind, const std::string& node_id,
+    const std::string& pool, const Actor& actor, const std::string& message,
+    const std::map<std::string, std::string>& details, Done<Event> done) {
+  if (kind.empty()) return done(absl::InvalidArgumentError("kind is empty"));
+  std::shared_ptr<PendingCommit> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    Event e = NewEvent(kind, nullptr, actor, message);
+    e.set_node_id(node_id);
+    e.set_pool(pool);
+    for (const auto& [k, v] : details) (*e.mutable_details())[k] = v;
+    WriteBatch batch;
+    batch.events.push_back(e);
+    pending = SubmitLocked(std::move(batch), Reply(std::move(done), e));
+  }
+  pending->Release();
+}
+
 FleetStats FleetService::stats() {
   absl::MutexLock lock(&mu_);
   return stats_;

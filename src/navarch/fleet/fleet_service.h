@@ -151,6 +151,14 @@ class FleetService {
   // The node's instance is gone: TERMINATED, terminal.
   void MarkTerminated(const std::string& node_id, const std::string& reason,
                       const Actor& actor, Done<NodeInfo> done);
+  // Appends an event that changes no state (a pool's scaling decision, a
+  // tripped replacement breaker), so the event log explains what controllers
+  // decided. `kind` must be non-empty; node_id and pool may be empty.
+  void RecordEvent(const std::string& kind, const std::string& node_id,
+                   const std::string& pool, const Actor& actor,
+                   const std::string& message,
+                   const std::map<std::string, std::string>& details,
+                   Done<Event> done);
 
   size_t node_count();
   FleetStats stats();

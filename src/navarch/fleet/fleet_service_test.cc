@@ -496,5 +496,26 @@ TEST_F(FleetTest, ListNodesFiltersAndEventsPage) {
   }
 }
 
+TEST_F(FleetTest, RecordEventAppendsAControllerDecision) {
+  auto e = Await<Event>([&](auto done) {
+    fleet_->RecordEvent("pool.scaled", "", "train", Actor{"pool-manager"},
+                        "utilization 87.3% > 80% for pool train: 5 -> 6",
+                        {{"from", "5"}, {"to", "6"}}, done);
+  });
+  ASSERT_TRUE(e.ok()) << e.status();
+  ListEventsRequest r;
+  r.set_pool("train");
+  r.add_kinds("pool.*");
+  auto resp = fleet_->ListEvents(r);
+  ASSERT_TRUE(resp.ok());
+  ASSERT_EQ(resp->events_size(), 1);
+  EXPECT_EQ(resp->events(0).actor(), "pool-manager");
+  EXPECT_EQ(resp->events(0).details().at("to"), "6");
+  auto bad = Await<Event>([&](auto done) {
+    fleet_->RecordEvent("", "", "", Actor{}, "", {}, done);
+  });
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace navarch

@@ -235,6 +235,19 @@ absl::StatusOr<cel::Value> EventJsonToCel(const std::string& text) {
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError("an event must be a JSON object");
   }
+  // Every key the control plane always sets, so that test events behave as
+  // real ones: event_type "unknown", node-level GPU index, empty strings.
+  const std::pair<const char*, nlohmann::json> defaults[] = {
+      {"event_type", "unknown"},
+      {"system", "DCGM_HEALTH_WATCH_UNKNOWN"},
+      {"gpu_index", -1},
+      {"gpu_uuid", ""},
+      {"message", ""},
+      {"timestamp", ""},
+      {"metrics", nlohmann::json::object()}};
+  for (const auto& [key, value] : defaults) {
+    if (!j.contains(key)) j[key] = value;
+  }
   if (j.contains("metrics") && j["metrics"].is_object()) {
     for (auto& [k, v] : j["metrics"].items()) {
       if (v.is_string()) {

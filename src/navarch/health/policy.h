@@ -78,7 +78,8 @@ class Policy {
 // true/false as bool, anything else string.
 cel::Value EventToCel(const HealthEvent& event);
 // The same from JSON (tooling: `navarch policy test`); strings in `metrics`
-// are typed as above, numbers kept.
+// are typed as above, numbers kept, and keys the control plane always sets
+// get its defaults when absent (event_type "unknown", gpu_index -1, "").
 absl::StatusOr<cel::Value> EventJsonToCel(const std::string& json);
 
 // "healthy" | "degraded" | "unhealthy".

@@ -1,0 +1,101 @@
+#include "navarch/agent/agent_config.h"
+
+#include "gtest/gtest.h"
+
+namespace navarch::agent {
+namespace {
+
+TEST(AgentConfigTest, EmptyFileIsTheDefaults) {
+  auto c = ParseAgentConfig("", "agent.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->hooks.cordon.empty());
+  EXPECT_EQ(c->hooks.timeout, absl::Minutes(5));
+  EXPECT_EQ(c->event_queue_size, 1000u);
+  EXPECT_EQ(c->gpu_poll_interval, absl::Seconds(10));
+  EXPECT_EQ(c->command_poll_interval, absl::Seconds(10));
+  EXPECT_FALSE(c->log_level.has_value());
+}
+
+TEST(AgentConfigTest, ReadsEverything) {
+  auto c = ParseAgentConfig(R"(
+hooks:
+  cordon: "scontrol update nodename=$(hostname -s) state=drain reason=navarch"
+  uncordon: scontrol update nodename=$(hostname -s) state=resume
+  drain: /usr/local/bin/drain --timeout $NAVARCH_DRAIN_TIMEOUT
+  timeout: 90s
+diagnostic:
+  command: dcgmi diag -r 2
+  timeout: 20m
+shutdown:
+  command: systemctl poweroff
+  timeout: 1m
+events:
+  queue_size: 50
+  xid_dedup_window: 5s
+intervals:
+  gpu_poll: 2s
+  command_poll: 15s
+  kmsg_poll: 100ms
+logging:
+  level: debug
+  format: text
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(
+      c->hooks.cordon,
+      "scontrol update nodename=$(hostname -s) state=drain reason=navarch");
+  EXPECT_EQ(c->hooks.uncordon,
+            "scontrol update nodename=$(hostname -s) state=resume");
+  EXPECT_EQ(c->hooks.timeout, absl::Seconds(90));
+  EXPECT_EQ(c->diagnostic_command, "dcgmi diag -r 2");
+  EXPECT_EQ(c->diagnostic_timeout, absl::Minutes(20));
+  EXPECT_EQ(c->shutdown_command, "systemctl poweroff");
+  EXPECT_EQ(c->event_queue_size, 50u);
+  EXPECT_EQ(c->xid_dedup_window, absl::Seconds(5));
+  EXPECT_EQ(c->gpu_poll_interval, absl::Seconds(2));
+  EXPECT_EQ(c->kmsg_poll_interval, absl::Milliseconds(100));
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+}
+
+TEST(AgentConfigTest, EveryProblemIsReportedWithItsPlace) {
+  auto c = ParseAgentConfig(R"(hooks:
+  cordn: x
+  timeout: soon
+events:
+  queue_size: -1
+intervals:
+  gpu_poll: 1ms
+logging:
+  level: loud
+extra: 1
+)",
+                            "agent.yaml");
+  ASSERT_FALSE(c.ok());
+  std::string m(c.status().message());
+  EXPECT_NE(m.find("agent.yaml:2:3: unknown key \"hooks.cordn\""),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("agent.yaml:3:12: hooks.timeout"), std::string::npos) << m;
+  EXPECT_NE(m.find("agent.yaml:5:15: events.queue_size"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("intervals.gpu_poll must be at least 100ms"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("logging.level"), std::string::npos) << m;
+  EXPECT_NE(m.find("agent.yaml:10:1: unknown key \"extra\""), std::string::npos)
+      << m;
+}
+
+TEST(AgentConfigTest, SyntaxErrorsAndMissingFiles) {
+  auto bad = ParseAgentConfig("hooks: [unclosed", "agent.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("agent.yaml:"), std::string::npos);
+  EXPECT_FALSE(ParseAgentConfig("- a list", "agent.yaml").ok());
+  EXPECT_TRUE(
+      absl::IsNotFound(LoadAgentConfig("/nonexistent/agent.yaml").status()));
+}
+
+}  // namespace
+}  // namespace navarch::agent

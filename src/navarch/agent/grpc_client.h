@@ -1,0 +1,84 @@
+// ControlPlaneClient over gRPC, with the reconnection behaviour an agent
+// needs: calls fail fast while the control plane is down (the agent retries
+// on its own schedule), and the channel tries to reconnect at least every few
+// seconds, so a restarted control plane is found quickly.
+#ifndef NAVARCH_AGENT_GRPC_CLIENT_H_
+#define NAVARCH_AGENT_GRPC_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "navarch/agent/client.h"
+#include "navarch/control_plane.grpc.pb.h"
+
+namespace navarch::agent {
+
+struct ServerAddress {
+  std::string target;  // for grpc::CreateChannel: "host:port"
+  bool tls = false;
+};
+
+// Accepts "host:port", "http://host:port" (upstream's style; plaintext) and
+// "https://host:port" (TLS with the system's roots). A missing port means
+// 50051 (443 with https). INVALID_ARGUMENT for anything else.
+absl::StatusOr<ServerAddress> ParseServerAddress(absl::string_view server);
+
+struct GrpcClientOptions {
+  std::string server;      // as ParseServerAddress accepts
+  std::string auth_token;  // sent as "authorization: Bearer <token>" when set
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Longest pause of the channel between connection attempts.
+  absl::Duration max_reconnect_backoff = absl::Seconds(5);
+  std::string user_agent = "navarch-node-agent";
+};
+
+class GrpcControlPlaneClient final : public ControlPlaneClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<GrpcControlPlaneClient>> Create(
+      GrpcClientOptions options);
+  // Cancels open command streams and waits for them to finish. Destroy the
+  // streams' handles first (the agent does): see StreamState.
+  ~GrpcControlPlaneClient() override;
+
+  absl::StatusOr<RegisterNodeResponse> RegisterNode(
+      const RegisterNodeRequest& req) override;
+  absl::StatusOr<HeartbeatResponse> SendHeartbeat(
+      const HeartbeatRequest& req) override;
+  absl::StatusOr<ReportHealthResponse> ReportHealth(
+      const ReportHealthRequest& req) override;
+  absl::StatusOr<GetNodeCommandsResponse> GetNodeCommands(
+      const GetNodeCommandsRequest& req) override;
+  absl::StatusOr<AckCommandResponse> AckCommand(
+      const AckCommandRequest& req) override;
+  std::unique_ptr<CommandStream> WatchCommands(
+      const WatchCommandsRequest& req,
+      std::function<void(const NodeCommand&)> on_command,
+      std::function<void(absl::Status)> done) override;
+
+  const std::string& target() const { return target_; }
+
+  // Shared between a stream's handle, its reactor and this client.
+  struct StreamState;
+
+ private:
+  GrpcControlPlaneClient(GrpcClientOptions options, std::string target,
+                         std::unique_ptr<ControlPlaneService::Stub> stub);
+  void Prepare(grpc::ClientContext* ctx, bool deadline) const;
+
+  GrpcClientOptions options_;
+  std::string target_;
+  std::unique_ptr<ControlPlaneService::Stub> stub_;
+
+  absl::Mutex mu_;
+  std::vector<std::weak_ptr<StreamState>> streams_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace navarch::agent
+
+#endif  // NAVARCH_AGENT_GRPC_CLIENT_H_

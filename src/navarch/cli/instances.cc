@@ -1,0 +1,127 @@
+// Instance commands: the cloud VMs behind the nodes, as the control plane
+// tracks them (provisioning, running, terminated, failed).
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "navarch/api/json.h"
+#include "navarch/api/time_util.h"
+#include "navarch/base/status.h"
+#include "navarch/cli/command.h"
+#include "navarch/cli/format.h"
+#include "navarch/cli/parse.h"
+
+namespace navarch::cli {
+namespace {
+
+struct ListFlags {
+  std::string pool, provider, region, state;
+};
+
+absl::Status List(const ListFlags& f, Session& s) {
+  ListInstancesRequest req;
+  req.set_pool_name(f.pool);
+  req.set_provider(f.provider);
+  req.set_region(f.region);
+  if (!f.state.empty()) {
+    auto st = ParseInstanceState(f.state);  // checked by CLI11 already
+    if (!st.ok()) return UsageError(st.status().message());
+    req.set_state(*st);
+  }
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  NAVARCH_ASSIGN_OR_RETURN(ListInstancesResponse resp,
+                           client->ListInstances(req));
+  std::vector<const InstanceInfo*> items;
+  for (const auto& i : resp.instances()) items.push_back(&i);
+  std::sort(items.begin(), items.end(),
+            [](const InstanceInfo* a, const InstanceInfo* b) {
+              return a->instance_id() < b->instance_id();
+            });
+  Output& out = s.output();
+  if (out.json()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const auto* i : items) array.push_back(ToJson(*i));
+    out.Json(array);
+    return absl::OkStatus();
+  }
+  if (items.empty()) {
+    out.out() << "No instances found\n";
+    return absl::OkStatus();
+  }
+  Table table({"INSTANCE ID", "POOL", "PROVIDER", "REGION", "ZONE",
+               "INSTANCE TYPE", "STATE", "NODE ID", "CREATED"});
+  absl::Time now = s.clock().Now();
+  for (const auto* i : items) {
+    table.AddRow({i->instance_id(), i->pool_name(), i->provider(), i->region(),
+                  i->zone(), i->instance_type(),
+                  Cell(Title(i->state()), ColorOf(i->state())), i->node_id(),
+                  Ago(i->created_at(), now)});
+  }
+  table.Print(out.out(), out.color());
+  return absl::OkStatus();
+}
+
+absl::Status Get(const std::string& id, Session& s) {
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  GetInstanceRequest req;
+  req.set_instance_id(id);
+  NAVARCH_ASSIGN_OR_RETURN(GetInstanceResponse resp, client->GetInstance(req));
+  Output& out = s.output();
+  if (out.json()) {
+    out.Json(ToJson(resp.instance()));
+    return absl::OkStatus();
+  }
+  const InstanceInfo& i = resp.instance();
+  absl::Time now = s.clock().Now();
+  Fields f;
+  f.Add("Instance ID", i.instance_id())
+      .Add("Pool", i.pool_name())
+      .Add("Provider", i.provider())
+      .Add("Region", i.region())
+      .Add("Zone", i.zone())
+      .Add("Instance Type", i.instance_type())
+      .Add("State", Cell(Title(i.state()), ColorOf(i.state())))
+      .Add("Status Message", i.status_message())
+      .Add("Node ID", i.node_id())
+      .Add("Created", When(i.created_at(), now, ""))
+      .Add("Ready", When(i.ready_at(), now, ""))
+      .Add("Terminated", When(i.terminated_at(), now, ""));
+  f.Print(out.out(), out.color());
+  if (!i.labels().empty()) {
+    std::vector<std::string> labels;
+    for (const auto& [k, v] : i.labels()) labels.push_back(k + "=" + v);
+    std::sort(labels.begin(), labels.end());
+    out.out() << "\nLabels:\n";
+    for (const auto& l : labels) out.out() << "  " << l << "\n";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddInstanceCommands(CLI::App& app, CommandSet& commands) {
+  CLI::App* group = app.add_subcommand(
+      "instances", "cloud instances the control plane provisioned or tracks");
+  group->alias("instance");
+  group->require_subcommand(1);
+
+  auto list = std::make_shared<ListFlags>();
+  CLI::App* l = commands.Add(group, "list", "list instances",
+                             [list](Session& s) { return List(*list, s); });
+  l->add_option("--pool", list->pool, "only this pool");
+  l->add_option("--provider", list->provider, "only this provider");
+  l->add_option("--region", list->region, "only this region");
+  l->add_option("--state", list->state,
+                "only this state: provisioning, pending_registration, "
+                "running, terminating, terminated, failed")
+      ->check(Checked("STATE", ParseInstanceState));
+
+  auto id = std::make_shared<std::string>();
+  CLI::App* g = commands.Add(group, "get", "show one instance",
+                             [id](Session& s) { return Get(*id, s); });
+  g->add_option("INSTANCE", *id, "instance ID")->required();
+}
+
+}  // namespace navarch::cli

@@ -1,0 +1,125 @@
+// Who may call what: bearer tokens with roles, client certificates of agents,
+// and the rights each method needs. Transport-free: the gRPC service and the
+// HTTP server extract the credentials (an Authorization header, the names of
+// a verified client certificate) and ask here.
+//
+// Roles (docs/security.md):
+//   viewer    reads: nodes, instances, pools, events
+//   agent     the node RPCs: RegisterNode, SendHeartbeat, ReportHealth,
+//             GetNodeCommands, AckCommand, WatchCommands
+//   operator  everything
+// A verified client certificate (mTLS) acts as an agent, but only for the
+// node ids its common name and DNS subject alternative names spell.
+#ifndef NAVARCH_CONTROLPLANE_AUTH_H_
+#define NAVARCH_CONTROLPLANE_AUTH_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "navarch/config/config.h"
+
+namespace navarch {
+
+// What a call needs.
+enum class Access {
+  kPublic,         // nothing (an open probe)
+  kAuthenticated,  // any valid credential (a protected probe, /metrics)
+  kRead,           // viewer or operator
+  kNode,           // agent or operator; certificates only for their node
+  kOperate,        // operator
+};
+
+// The access each RPC of navarch.ControlPlaneService needs, by method name
+// ("RegisterNode"); nullopt for a name that is not a method.
+std::optional<Access> MethodAccess(absl::string_view method);
+
+// The caller, once authenticated.
+struct Identity {
+  // Recorded as the actor of commands: "operator:ops", "node:gpu-7", or
+  // "operator" when authentication is off.
+  std::string actor;
+  // Bit set of roles (1 << AuthRole).
+  unsigned roles = 0;
+  // Certificate identities act for these node ids only; empty: any node.
+  std::vector<std::string> node_ids;
+
+  bool Has(AuthRole role) const {
+    return (roles & (1u << static_cast<int>(role))) != 0;
+  }
+};
+
+// What one request presented.
+struct Credentials {
+  // The Authorization header value ("Bearer <token>"); empty when absent.
+  std::string authorization;
+  // Whether the transport verified a client certificate, and the names it
+  // carries (common name first, then DNS subject alternative names).
+  bool has_certificate = false;
+  std::vector<std::string> certificate_names;
+};
+
+class Authenticator {
+ public:
+  // Reads every token's secret (environment variable or file). Fails, naming
+  // the token but never the secret, when one is missing, empty, not
+  // printable ASCII, or equal to another token's. `getenv` is injected for
+  // tests; null means ::getenv.
+  static absl::StatusOr<std::unique_ptr<Authenticator>> Create(
+      const AuthConfig& config, bool require_client_certificate,
+      std::function<const char*(const char*)> getenv = nullptr);
+
+  // Whether tokens are configured. Off: every caller is an operator (behind
+  // mTLS when a client CA is set).
+  bool enabled() const { return !tokens_.empty(); }
+  bool protect_metrics() const { return protect_metrics_; }
+  bool protect_probes() const { return protect_probes_; }
+  size_t token_count() const { return tokens_.size(); }
+
+  // Who is calling, for a call that needs `access`. UNAUTHENTICATED: no,
+  // malformed or unknown credentials, or no client certificate on an API
+  // call when mTLS is on. Messages never contain the presented token.
+  // Thread-safe.
+  absl::StatusOr<Identity> Authenticate(const Credentials& credentials,
+                                        Access access) const;
+  // Whether `id` may make a call that needs `access`; `what` names the call
+  // in messages ("IssueCommand"), `node_id` is the node the request is about
+  // (node RPCs). PERMISSION_DENIED when not. Thread-safe.
+  absl::Status Authorize(const Identity& id, Access access,
+                         absl::string_view what,
+                         absl::string_view node_id) const;
+  // Both.
+  absl::StatusOr<Identity> Check(const Credentials& credentials, Access access,
+                                 absl::string_view what,
+                                 absl::string_view node_id) const;
+
+ private:
+  struct Token {
+    std::string name;
+    AuthRole role;
+    std::array<unsigned char, 32> digest;  // SHA-256 of the secret
+  };
+  Authenticator() = default;
+
+  absl::StatusOr<Identity> Identify(const Credentials& credentials) const;
+
+  std::vector<Token> tokens_;
+  bool protect_metrics_ = false;
+  bool protect_probes_ = false;
+  bool require_client_certificate_ = false;
+};
+
+// Extracts the token of an "Authorization: Bearer <token>" value; the scheme
+// is case-insensitive. nullopt when the value is not of that form.
+std::optional<std::string> BearerToken(absl::string_view authorization);
+
+}  // namespace navarch
+
+#endif  // NAVARCH_CONTROLPLANE_AUTH_H_

@@ -1,0 +1,62 @@
+// The Connect protocol, unary: POST /navarch.ControlPlaneService/<Method>
+// with an application/json (protobuf JSON mapping) or application/proto body,
+// for every unary RPC of the service, so curl and upstream's Connect clients
+// work. Errors are Connect error JSON with Connect's HTTP statuses; a
+// malformed body is invalid_argument (400), never a 500.
+//
+// Not served: WatchCommands (a server stream; Connect streaming needs
+// enveloped framing we do not speak: use gRPC), GET requests (no method of
+// the service is marked side-effect free), compressed request bodies.
+#ifndef NAVARCH_CONTROLPLANE_CONNECT_API_H_
+#define NAVARCH_CONTROLPLANE_CONNECT_API_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "google/protobuf/message.h"
+#include "httplib.h"
+#include "navarch/controlplane/http_api.h"
+#include "navarch/fleet/fleet_service.h"
+#include "navarch/pool/pool_manager.h"
+
+namespace navarch {
+
+inline constexpr char kConnectServicePath[] = "/navarch.ControlPlaneService/";
+
+class ConnectApi {
+ public:
+  // `pools` may be null (no pools managed): the pool RPCs answer
+  // unimplemented.
+  ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
+             PoolManager* pools);
+
+  // Adds the route to `server`.
+  void Register(httplib::Server& server);
+
+ private:
+  struct Method {
+    Access access;
+    std::function<std::unique_ptr<google::protobuf::Message>()> new_request;
+    // Runs the call; blocks until the fleet core answers.
+    std::function<absl::StatusOr<std::unique_ptr<google::protobuf::Message>>(
+        const google::protobuf::Message& request, const Identity& caller)>
+        call;
+  };
+  template <typename Req, typename Resp>
+  void Add(
+      const std::string& name,
+      std::function<absl::StatusOr<Resp>(const Req&, const Identity&)> call);
+
+  void Handle(const httplib::Request& req, httplib::Response& res);
+
+  FleetService& fleet_;
+  HttpApiContext ctx_;
+  PoolManager* pools_;
+  std::map<std::string, Method> methods_;
+};
+
+}  // namespace navarch
+
+#endif  // NAVARCH_CONTROLPLANE_CONNECT_API_H_

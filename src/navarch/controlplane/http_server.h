@@ -1,0 +1,104 @@
+// The HTTP listener (server.http_address): probes, /metrics, REST under
+// /api/v1 and the Connect protocol, over HTTP/1.1, optionally TLS.
+//
+//   /healthz  200 "ok" while the process serves
+//   /readyz   200 "ready" when the store answers; 503 with the reason when
+//             it does not, and from the start of a shutdown
+//   /metrics  Prometheus text format (docs/metrics.md)
+//
+// cpp-httplib serves it from a pool of worker threads; handlers block on the
+// fleet core (which answers after the commit) but never hold locks of ours
+// while they do. Bounded: request bodies (4 MiB), headers (8 KiB), read and
+// write timeouts, requests per connection; compressed request bodies are
+// refused (they could inflate without bound).
+#ifndef NAVARCH_CONTROLPLANE_HTTP_SERVER_H_
+#define NAVARCH_CONTROLPLANE_HTTP_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "httplib.h"
+#include "navarch/base/clock.h"
+#include "navarch/base/logging.h"
+#include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/connect_api.h"
+#include "navarch/controlplane/http_api.h"
+#include "navarch/controlplane/metrics.h"
+#include "navarch/controlplane/rest_api.h"
+#include "navarch/controlplane/rpc_metrics.h"
+#include "navarch/controlplane/tls.h"
+#include "navarch/fleet/fleet_service.h"
+#include "navarch/pool/pool_manager.h"
+#include "navarch/store/store.h"
+
+namespace navarch {
+
+struct HttpServerOptions {
+  std::string address = ":8080";     // host:port; port 0: any free port
+  const TlsMaterial* tls = nullptr;  // null: plain HTTP
+  size_t max_body_bytes = 4 << 20;
+  // Each connection holds a worker while it is open (keep-alive included).
+  int threads = 32;
+  absl::Duration read_timeout = absl::Seconds(10);
+  absl::Duration write_timeout = absl::Seconds(10);
+  absl::Duration keep_alive_timeout = absl::Seconds(5);
+  int max_requests_per_connection = 100;
+};
+
+class HttpServer {
+ public:
+  // Everything passed in must outlive the server. `pools` may be null (no
+  // pools managed).
+  HttpServer(FleetService& fleet, Store& store, const Authenticator& auth,
+             MetricsRegistry& registry, RpcMetrics& rpc, Clock& clock,
+             Logger log, PoolManager* pools = nullptr);
+  ~HttpServer();  // Stop()s.
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds (UNAVAILABLE naming the address when taken) and serves on a thread
+  // of its own. Call once.
+  absl::Status Start(const HttpServerOptions& options);
+  // /readyz answers 503 from now on, so load balancers move away while the
+  // control plane finishes its calls.
+  void SetDraining() { draining_ = true; }
+  // Stops listening, finishes the requests in flight and joins the workers.
+  // Idempotent.
+  void Stop();
+
+  // "host:port" bound (the real port when 0 was asked; 127.0.0.1 for a
+  // wildcard host).
+  const std::string& address() const { return address_; }
+
+ private:
+  void AddRoutes();
+  // Authenticates a probe or /metrics request that needs `access`; writes
+  // the error and returns false when it fails.
+  bool Allow(Access access, const httplib::Request& req,
+             httplib::Response& res);
+
+  Store& store_;
+  const Authenticator& auth_;
+  MetricsRegistry& registry_;
+  Logger log_;
+  HttpApiContext ctx_;
+  RestApi rest_;
+  ConnectApi connect_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::string address_;
+  std::atomic<bool> draining_{false};
+  absl::Mutex mu_;
+  bool listen_returned_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ = false;
+};
+
+}  // namespace navarch
+
+#endif  // NAVARCH_CONTROLPLANE_HTTP_SERVER_H_

@@ -1,0 +1,645 @@
+// The HTTP listener in process: a real socket on port 0, the memory store,
+// httplib's client. REST, Connect, probes, /metrics, auth and limits.
+#include "navarch/controlplane/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "navarch/config/config_loader.h"
+#include "navarch/controlplane/fleet_metrics.h"
+#include "navarch/controlplane/process_metrics.h"
+#include "navarch/controlplane/server.h"
+#include "navarch/controlplane/test_util.h"
+#include "navarch/health/evaluator.h"
+#include "navarch/store/memory/memory_store.h"
+#include "nlohmann/json.hpp"
+
+namespace navarch {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using json = nlohmann::json;
+
+AuthTokenConfig Token(std::string name, std::string value, AuthRole role) {
+  AuthTokenConfig t;
+  t.name = std::move(name);
+  t.value = std::move(value);
+  t.role = role;
+  return t;
+}
+
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(AuthConfig auth = {}) {
+    fleet_ = std::make_unique<FleetService>(store_, clock_, evaluator_,
+                                            NullLogger(), FleetOptions{});
+    ASSERT_TRUE(fleet_->Start().ok());
+    auto a = Authenticator::Create(auth, false);
+    ASSERT_TRUE(a.ok()) << a.status();
+    auth_ = std::move(*a);
+    rpc_ = std::make_unique<RpcMetrics>(registry_);
+    AddFleetMetrics(registry_, *fleet_);
+    AddProcessMetrics(registry_);
+    AddBuildInfo(registry_);
+    http_ = std::make_unique<HttpServer>(*fleet_, store_, *auth_, registry_,
+                                         *rpc_, clock_, NullLogger());
+    HttpServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.read_timeout = absl::Seconds(2);
+    ASSERT_TRUE(http_->Start(options).ok());
+    const std::string& address = http_->address();
+    ASSERT_TRUE(
+        absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port_));
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  }
+
+  void TearDown() override {
+    if (http_) http_->Stop();
+    if (fleet_) fleet_->Stop();
+  }
+
+  void Register(const std::string& id, const std::string& provider = "fake",
+                std::map<std::string, std::string> labels = {}) {
+    RegisterNodeRequest r;
+    r.set_node_id(id);
+    r.set_provider(provider);
+    r.set_region("us-east");
+    r.set_zone(id == "n2" ? "us-east-1b" : "us-east-1a");
+    r.add_gpus()->set_index(0);
+    for (const auto& [k, v] : labels)
+      (*r.mutable_metadata()->mutable_labels())[k] = v;
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet_->RegisterNode(r, done);
+                }).ok());
+  }
+
+  httplib::Result Get(const std::string& path,
+                      const httplib::Headers& headers = {}) {
+    return client_->Get(path, headers);
+  }
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       const std::string& type = "application/json",
+                       const httplib::Headers& headers = {}) {
+    return client_->Post(path, headers, body, type);
+  }
+  static json Json(const httplib::Result& r) {
+    return json::parse(r->body, nullptr, false);
+  }
+
+  RealClock clock_;
+  MemoryStore store_;
+  PolicyEvaluator evaluator_;
+  std::unique_ptr<FleetService> fleet_;
+  std::unique_ptr<Authenticator> auth_;
+  MetricsRegistry registry_;
+  std::unique_ptr<RpcMetrics> rpc_;
+  std::unique_ptr<HttpServer> http_;
+  int port_ = 0;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+// ------------------------------------------------------------------ probes
+
+TEST_F(HttpServerTest, ProbesAndReadinessDuringShutdown) {
+  Start();
+  auto h = Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(h->body, "ok\n");
+  auto r = Get("/readyz");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "ready\n");
+  http_->SetDraining();
+  r = Get("/readyz");
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->body, "not ready: shutting down\n");
+  EXPECT_EQ(Get("/healthz")->status, 200);
+}
+
+TEST_F(HttpServerTest, ReadyzNamesTheStoreProblem) {
+  Start();
+  store_.Close();
+  auto r = Get("/readyz");
+  EXPECT_EQ(r->status, 503);
+  EXPECT_THAT(r->body, HasSubstr("not ready: store: "));
+}
+
+TEST_F(HttpServerTest, UnknownPathsAreJson404s) {
+  Start();
+  auto r = Get("/nope");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(Json(r)["code"], "not_found");
+  EXPECT_EQ(Json(r)["message"], "no such endpoint: GET /nope");
+}
+
+// -------------------------------------------------------------------- REST
+
+TEST_F(HttpServerTest, ListNodesFiltersLikeTheCli) {
+  Start();
+  Register("n1", "lambda", {{"pool", "training"}, {"team", "a"}});
+  Register("n2", "gcp", {{"pool", "inference"}});
+  Register("n3", "lambda", {{"team", "b"}});
+  auto ids = [&](const std::string& query) {
+    auto r = Get("/api/v1/nodes" + query);
+    EXPECT_EQ(r->status, 200) << query << ": " << r->body;
+    std::vector<std::string> out;
+    for (const auto& n : Json(r)) out.push_back(n["node_id"]);
+    return out;
+  };
+  EXPECT_THAT(ids(""), ::testing::ElementsAre("n1", "n2", "n3"));
+  EXPECT_THAT(ids("?provider=lambda"), ::testing::ElementsAre("n1", "n3"));
+  EXPECT_THAT(ids("?zone=us-east-1b"), ::testing::ElementsAre("n2"));
+  EXPECT_THAT(ids("?pool=training"), ::testing::ElementsAre("n1"));
+  EXPECT_THAT(ids("?label=team=b"), ::testing::ElementsAre("n3"));
+  EXPECT_THAT(ids("?label=team%3Db"), ::testing::ElementsAre("n3"));
+  EXPECT_THAT(ids("?label=team=a&label=pool=training"),
+              ::testing::ElementsAre("n1"));
+  EXPECT_THAT(ids("?status=active&health=unknown&region=us-east"),
+              ::testing::ElementsAre("n1", "n2", "n3"));
+  EXPECT_THAT(ids("?status=NODE_STATUS_CORDONED"), ::testing::ElementsAre());
+
+  auto bad = Get("/api/v1/nodes?status=sleepy");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(Json(bad)["code"], "invalid_argument");
+  EXPECT_THAT(std::string(Json(bad)["message"]), HasSubstr("sleepy"));
+  EXPECT_EQ(Get("/api/v1/nodes?label=team")->status, 400);
+  auto typo = Get("/api/v1/nodes?provder=lambda");
+  EXPECT_EQ(typo->status, 400);
+  EXPECT_THAT(std::string(Json(typo)["message"]),
+              HasSubstr("unknown query parameter \"provder\""));
+  EXPECT_EQ(Get("/api/v1/nodes?zone=a&zone=b")->status, 400);
+}
+
+TEST_F(HttpServerTest, NodeJsonIsTheCliShape) {
+  Start();
+  Register("n1");
+  auto r = Get("/api/v1/nodes/n1");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+  json n = Json(r);
+  EXPECT_EQ(n["node_id"], "n1");
+  EXPECT_EQ(n["status"], "NODE_STATUS_ACTIVE");
+  EXPECT_EQ(n["health_status"], "HEALTH_STATUS_UNKNOWN");
+  EXPECT_TRUE(n.contains("registered_at"));
+  EXPECT_EQ(n["gpus"][0]["index"], 0);  // zero values are present
+
+  auto missing = Get("/api/v1/nodes/ghost");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(Json(missing)["code"], "not_found");
+  EXPECT_EQ(Json(missing)["message"], "node ghost not found");
+  EXPECT_EQ(Get("/api/v1/nodes/bad%20id")->status, 400);
+}
+
+TEST_F(HttpServerTest, CordonUncordonDrainWithReasonsAndErrors) {
+  Start();
+  Register("n1");
+  auto c = Post("/api/v1/nodes/n1/cordon", R"({"reason": "bad fan"})");
+  ASSERT_EQ(c->status, 200) << c->body;
+  EXPECT_FALSE(std::string(Json(c)["command_id"]).empty());
+  EXPECT_EQ(Json(c)["node"]["status"], "NODE_STATUS_CORDONED");
+  EXPECT_THAT(std::string(Json(c)["node"]["status_reason"]),
+              HasSubstr("bad fan"));
+
+  auto u = Post("/api/v1/nodes/n1/uncordon", "");
+  EXPECT_EQ(u->status, 200) << u->body;
+  auto again = Post("/api/v1/nodes/n1/uncordon", "");
+  EXPECT_EQ(again->status, 400);
+  EXPECT_EQ(Json(again)["code"], "failed_precondition");
+  EXPECT_EQ(Post("/api/v1/nodes/n1/drain", "{}")->status, 200);
+  EXPECT_EQ(Post("/api/v1/nodes/ghost/drain", "{}")->status, 404);
+
+  EXPECT_EQ(Post("/api/v1/nodes/n1/cordon", "{not json")->status, 400);
+  EXPECT_EQ(Post("/api/v1/nodes/n1/cordon", "[1]")->status, 400);
+  EXPECT_EQ(Post("/api/v1/nodes/n1/cordon", R"({"reason": 5})")->status, 400);
+  auto extra = Post("/api/v1/nodes/n1/cordon", R"({"reson": "x"})");
+  EXPECT_EQ(extra->status, 400);
+  EXPECT_THAT(std::string(Json(extra)["message"]), HasSubstr("reson"));
+  EXPECT_EQ(Get("/api/v1/nodes/n1/cordon")->status, 404);
+
+  // The event log names who asked (no auth: "operator").
+  auto events = Get("/api/v1/events?node=n1&kind=command.issued");
+  ASSERT_EQ(events->status, 200);
+  ASSERT_GE(Json(events).size(), 1u);
+  EXPECT_EQ(Json(events)[0]["actor"], "operator");
+}
+
+// As curl sends them: `curl -X POST URL` (no Content-Length at all) and
+// `curl -d '{...}' URL` (the JSON labelled as a form).
+TEST_F(HttpServerTest, CurlStylePostsWork) {
+  Start();
+  Register("n1");
+  int fd = Connect(port_);
+  ASSERT_GE(fd, 0);
+  const std::string request =
+      "POST /api/v1/nodes/n1/cordon HTTP/1.1\r\nHost: x\r\n"
+      "Connection: close\r\n\r\n";
+  ASSERT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
+  close(fd);
+  EXPECT_THAT(response, HasSubstr("HTTP/1.1 200 OK"));
+  auto form = Post("/api/v1/nodes/n1/drain", R"({"reason": "swap"})",
+                   "application/x-www-form-urlencoded");
+  EXPECT_EQ(form->status, 200) << form->body;
+  EXPECT_THAT(std::string(Json(form)["node"]["status_reason"]),
+              HasSubstr("swap"));
+}
+
+TEST_F(HttpServerTest, InstancesAndPools) {
+  Start();
+  auto list = Get("/api/v1/instances");
+  EXPECT_EQ(list->status, 200);
+  EXPECT_EQ(list->body, "[]\n");
+  EXPECT_EQ(Get("/api/v1/instances?state=running&pool=x")->status, 200);
+  EXPECT_EQ(Get("/api/v1/instances?state=napping")->status, 400);
+  EXPECT_EQ(Get("/api/v1/instances/i-1")->status, 404);
+  for (const auto& r :
+       {Get("/api/v1/pools"), Get("/api/v1/pools/training"),
+        Post("/api/v1/pools/training/scale", R"({"target": 3})")}) {
+    EXPECT_EQ(r->status, 501);
+    EXPECT_EQ(Json(r)["code"], "unimplemented");
+  }
+  EXPECT_EQ(Post("/api/v1/pools/training/scale", R"({"target": -1})")->status,
+            400);
+}
+
+TEST_F(HttpServerTest, EventsArePagedWithLinkHeaders) {
+  Start();
+  for (int i = 0; i < 5; ++i) Register(absl::StrCat("n", i));
+  auto first = Get("/api/v1/events?kind=node.registered&limit=2");
+  ASSERT_EQ(first->status, 200) << first->body;
+  EXPECT_EQ(Json(first).size(), 2u);
+  const std::string token = first->get_header_value("X-Next-Page-Token");
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(first->get_header_value("Link"),
+            absl::StrCat("</api/v1/events?kind=node.registered&limit=2&"
+                         "page_token=",
+                         token, ">; rel=\"next\""));
+  std::vector<std::string> seen;
+  std::string next = "/api/v1/events?kind=node.registered&limit=2";
+  while (!next.empty()) {
+    auto r = Get(next);
+    ASSERT_EQ(r->status, 200);
+    for (const auto& e : Json(r)) seen.push_back(e["node_id"]);
+    next.clear();
+    const std::string link = r->get_header_value("Link");
+    if (!link.empty()) next = link.substr(1, link.find('>') - 1);
+  }
+  EXPECT_THAT(seen, ::testing::ElementsAre("n0", "n1", "n2", "n3", "n4"));
+  EXPECT_EQ(Json(Get("/api/v1/events?since=1h&node=n3")).size(), 1u);
+  EXPECT_EQ(Json(Get("/api/v1/events?since=2999-01-01T00:00:00Z")).size(), 0u);
+  EXPECT_EQ(Get("/api/v1/events?since=yesterday")->status, 400);
+  EXPECT_EQ(Get("/api/v1/events?limit=0")->status, 400);
+  EXPECT_EQ(Get("/api/v1/events?page_token=abc")->status, 400);
+}
+
+// ----------------------------------------------------------------- Connect
+
+TEST_F(HttpServerTest, ConnectJsonServesEveryUnaryRpc) {
+  Start();
+  const std::string base = "/navarch.ControlPlaneService/";
+  auto call = [&](const std::string& method, const std::string& body) {
+    auto r = Post(base + method, body);
+    EXPECT_EQ(r->status, 200) << method << ": " << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+    return Json(r);
+  };
+  json reg =
+      call("RegisterNode",
+           R"({"nodeId": "n1", "provider": "fake", "gpus": [{"index": 0}]})");
+  EXPECT_EQ(reg["success"], true);
+  EXPECT_EQ(reg["config"]["heartbeatIntervalSeconds"], 30);  // lowerCamelCase
+  call("SendHeartbeat", R"({"node_id": "n1"})");  // proto names accepted too
+  json health = call("ReportHealth", R"({"nodeId": "n1", "results": [
+      {"checkName": "boot", "status": "HEALTH_STATUS_HEALTHY"}]})");
+  EXPECT_EQ(health["nodeStatus"], "NODE_STATUS_ACTIVE");
+  json nodes = call("ListNodes", "{}");
+  ASSERT_EQ(nodes["nodes"].size(), 1u);
+  EXPECT_EQ(nodes["nodes"][0]["nodeId"], "n1");
+  EXPECT_EQ(call("GetNode", R"({"nodeId": "n1"})")["node"]["status"],
+            "NODE_STATUS_ACTIVE");
+  json issued = call(
+      "IssueCommand",
+      R"({"nodeId": "n1", "commandType": "NODE_COMMAND_TYPE_RUN_DIAGNOSTIC"})");
+  EXPECT_FALSE(std::string(issued["commandId"]).empty());
+  json commands = call("GetNodeCommands", R"({"nodeId": "n1"})");
+  ASSERT_EQ(commands["commands"].size(), 1u);
+  call("AckCommand",
+       absl::StrCat(R"({"nodeId": "n1", "commandId": ")",
+                    std::string(issued["commandId"]),
+                    R"(", "outcome": "COMMAND_OUTCOME_SUCCEEDED"})"));
+  EXPECT_EQ(call("ListInstances", "")["instances"], json());  // empty: left out
+  EXPECT_FALSE(call("ListEvents", R"({"nodeId": "n1"})")["events"].empty());
+  auto missing = Post(base + "GetInstance", R"({"instanceId": "i-9"})");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(Json(missing)["code"], "not_found");
+}
+
+TEST_F(HttpServerTest, ConnectBinaryProtobuf) {
+  Start();
+  RegisterNodeRequest req;
+  req.set_node_id("n1");
+  auto r =
+      Post("/navarch.ControlPlaneService/RegisterNode", req.SerializeAsString(),
+           "application/proto", {{"Connect-Protocol-Version", "1"}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/proto");
+  RegisterNodeResponse resp;
+  ASSERT_TRUE(resp.ParseFromString(r->body));
+  EXPECT_TRUE(resp.success());
+  auto bad = Post("/navarch.ControlPlaneService/RegisterNode",
+                  std::string("\xff\xff\xff", 3), "application/proto");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(bad->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(Json(bad)["code"], "invalid_argument");
+}
+
+TEST_F(HttpServerTest, ConnectMalformedRequestsAre400sNever500s) {
+  Start();
+  const std::string path = "/navarch.ControlPlaneService/GetNode";
+  for (const std::string& body :
+       {std::string("{"), std::string("[]"), std::string("null"),
+        std::string(R"({"nodeId": 5})"),
+        std::string(R"({"nodeId": "x", "nope": 1})"),
+        std::string(R"({"nodeId": "\ud800"})"), std::string(2000, '['),
+        std::string("\x00\x01", 2)}) {
+    auto r = Post(path, body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body.substr(0, 40) << " -> " << r->body;
+    EXPECT_EQ(Json(r)["code"], "invalid_argument") << r->body;
+  }
+  auto media = Post(path, "{}", "text/plain");
+  EXPECT_EQ(media->status, 415);
+  EXPECT_EQ(media->get_header_value("Accept-Post"),
+            "application/json, application/proto");
+  EXPECT_EQ(
+      Post(path, "{}", "application/json", {{"Connect-Protocol-Version", "2"}})
+          ->status,
+      400);
+  auto unknown = Post("/navarch.ControlPlaneService/DropTables", "{}");
+  EXPECT_EQ(unknown->status, 501);
+  EXPECT_EQ(Json(unknown)["code"], "unimplemented");
+  auto stream = Post("/navarch.ControlPlaneService/WatchCommands", "{}");
+  EXPECT_EQ(stream->status, 501);
+  EXPECT_THAT(std::string(Json(stream)["message"]), HasSubstr("use gRPC"));
+  auto gzip =
+      Post(path, "xx", "application/json", {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(gzip->status, 501);
+  EXPECT_EQ(Json(gzip)["code"], "unimplemented");
+}
+
+// ------------------------------------------------------------------ limits
+
+TEST_F(HttpServerTest, BodiesOverTheLimitAre413) {
+  Start();
+  auto r = Post("/navarch.ControlPlaneService/RegisterNode",
+                std::string(5 << 20, ' '));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(Json(r)["code"], "resource_exhausted");
+}
+
+TEST_F(HttpServerTest, SurvivesSlowAndBrokenClients) {
+  Start();
+  // Clients that stall halfway through their request hold a worker each,
+  // until the read timeout; others are still served meanwhile.
+  std::vector<int> stalled;
+  for (int i = 0; i < 8; ++i) {
+    int fd = Connect(port_);
+    ASSERT_GE(fd, 0);
+    const std::string half =
+        "POST /api/v1/nodes/n1/cordon HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_EQ(write(fd, half.data(), half.size()),
+              static_cast<ssize_t>(half.size()));
+    stalled.push_back(fd);
+  }
+  // Garbage and a client that hangs up mid-body.
+  int junk = Connect(port_);
+  const std::string garbage = "\x16\x03\x01 not http at all\r\n\r\n";
+  ASSERT_GT(write(junk, garbage.data(), garbage.size()), 0);
+  char buf[512];
+  ssize_t n = read(junk, buf, sizeof(buf));
+  EXPECT_GT(n, 0);
+  EXPECT_THAT(std::string(buf, n > 0 ? n : 0), HasSubstr("400"));
+  close(junk);
+  int quitter = Connect(port_);
+  const std::string partial =
+      "POST /navarch.ControlPlaneService/ListNodes HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+  ASSERT_GT(write(quitter, partial.data(), partial.size()), 0);
+  close(quitter);
+
+  for (int i = 0; i < 20; ++i) {
+    auto r = Get("/healthz");
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+  }
+  for (int fd : stalled) close(fd);
+}
+
+// -------------------------------------------------------------------- auth
+
+class HttpAuthTest : public HttpServerTest {
+ protected:
+  void SetUp() override {
+    AuthConfig auth;
+    auth.tokens = {Token("ops", "op-token", AuthRole::kOperator),
+                   Token("grafana", "view-token", AuthRole::kViewer),
+                   Token("agents", "agent-token", AuthRole::kAgent)};
+    Start(auth);
+    Register("n1");
+  }
+  static httplib::Headers As(const std::string& token) {
+    return {{"Authorization", "Bearer " + token}};
+  }
+};
+
+TEST_F(HttpAuthTest, MissingOrWrongTokensAre401WithAChallenge) {
+  for (const auto& headers :
+       {httplib::Headers{}, As("wrong"),
+        httplib::Headers{{"Authorization", "Basic b3A6b3A="}}}) {
+    auto r = Get("/api/v1/nodes", headers);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(r->get_header_value("WWW-Authenticate"),
+              "Bearer realm=\"navarch\"");
+    EXPECT_EQ(Json(r)["code"], "unauthenticated");
+  }
+  auto connect = Post("/navarch.ControlPlaneService/ListNodes", "{}");
+  EXPECT_EQ(connect->status, 401);
+  EXPECT_EQ(connect->get_header_value("WWW-Authenticate"),
+            "Bearer realm=\"navarch\"");
+}
+
+TEST_F(HttpAuthTest, RolesDecideWhatATokenMayDo) {
+  EXPECT_EQ(Get("/api/v1/nodes", As("view-token"))->status, 200);
+  auto denied =
+      Post("/api/v1/nodes/n1/cordon", "", "application/json", As("view-token"));
+  EXPECT_EQ(denied->status, 403);
+  EXPECT_EQ(Json(denied)["code"], "permission_denied");
+  EXPECT_EQ(Get("/api/v1/nodes", As("agent-token"))->status, 403);
+  EXPECT_EQ(Post("/navarch.ControlPlaneService/SendHeartbeat",
+                 R"({"nodeId": "n1"})", "application/json", As("agent-token"))
+                ->status,
+            200);
+  EXPECT_EQ(
+      Post("/navarch.ControlPlaneService/IssueCommand",
+           R"({"nodeId": "n1", "commandType": "NODE_COMMAND_TYPE_CORDON"})",
+           "application/json", As("agent-token"))
+          ->status,
+      403);
+  auto ok = Post("/api/v1/nodes/n1/cordon", R"({"reason": "maintenance"})",
+                 "application/json", As("op-token"));
+  EXPECT_EQ(ok->status, 200);
+  // The event log names the token, never its secret.
+  auto events =
+      Get("/api/v1/events?node=n1&kind=command.issued", As("op-token"));
+  ASSERT_EQ(Json(events).size(), 1u);
+  EXPECT_EQ(Json(events)[0]["actor"], "operator:ops");
+  EXPECT_THAT(events->body, Not(HasSubstr("op-token")));
+}
+
+TEST_F(HttpAuthTest, ProbesAndMetricsStayOpen) {
+  EXPECT_EQ(Get("/healthz")->status, 200);
+  EXPECT_EQ(Get("/readyz")->status, 200);
+  EXPECT_EQ(Get("/metrics")->status, 200);
+}
+
+TEST_F(HttpServerTest, ProtectedMetricsAndProbesNeedAToken) {
+  AuthConfig auth;
+  auth.tokens = {Token("grafana", "view-token", AuthRole::kViewer)};
+  auth.protect_metrics = true;
+  auth.protect_probes = true;
+  Start(auth);
+  for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+    EXPECT_EQ(Get(path)->status, 401) << path;
+    EXPECT_EQ(Get(path, {{"Authorization", "Bearer view-token"}})->status, 200)
+        << path;
+  }
+}
+
+// ----------------------------------------------------------------- metrics
+
+TEST_F(HttpAuthTest, MetricsCountCallsByProtocolMethodAndCode) {
+  Get("/api/v1/nodes/n1", As("view-token"));
+  Get("/api/v1/nodes/ghost", As("view-token"));
+  Get("/api/v1/nodes", As("nope"));
+  Post("/navarch.ControlPlaneService/GetNode", R"({"nodeId": "n1"})",
+       "application/json", As("view-token"));
+  auto m = Get("/metrics");
+  ASSERT_EQ(m->status, 200);
+  EXPECT_EQ(m->get_header_value("Content-Type"),
+            "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = m->body;
+  EXPECT_THAT(text, HasSubstr("navarch_rpc_requests_total{protocol=\"rest\","
+                              "method=\"GetNode\",code=\"ok\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("navarch_rpc_requests_total{protocol=\"rest\","
+                              "method=\"GetNode\",code=\"not_found\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("navarch_rpc_requests_total{protocol=\"rest\","
+                              "method=\"ListNodes\",code=\"unauthenticated\"} "
+                              "1\n"));
+  EXPECT_THAT(text, HasSubstr("navarch_rpc_requests_total{protocol=\"connect\","
+                              "method=\"GetNode\",code=\"ok\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("navarch_rpc_duration_seconds_count{protocol="
+                        "\"connect\",method=\"GetNode\",code=\"ok\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("navarch_nodes_total{status=\"active\"} 1\n"));
+#ifdef NAVARCH_PROMTOOL
+  testing::PromtoolResult r =
+      testing::PromtoolCheckMetrics(NAVARCH_PROMTOOL, text);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+#endif
+}
+
+// -------------------------------------------------------------------- pools
+
+// A control plane managing one pool of the fake provider: the pool routes
+// answer through the same pool manager as gRPC.
+TEST(HttpPoolsTest, RestAndConnectServeThePoolManager) {
+  absl::StatusOr<Config> config = LoadConfigString(R"(server:
+  address: "127.0.0.1:0"
+storage:
+  backend: memory
+providers:
+  fake:
+    type: fake
+pools:
+  training:
+    provider: fake
+    instance_type: gpu_8x_h100
+    min_nodes: 0
+    max_nodes: 4
+)",
+                                                   "pools.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ResolveConfig(&*config);
+  RealClock clock;
+  ControlPlaneServer server(*config, clock, NullLogger());
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("http://" + server.http_address());
+
+  auto list = client.Get("/api/v1/pools");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200) << list->body;
+  json pools = json::parse(list->body);
+  ASSERT_EQ(pools.size(), 1u);
+  EXPECT_EQ(pools[0]["name"], "training");
+  EXPECT_EQ(pools[0]["max_nodes"], 4);
+
+  auto scaled = client.Post("/api/v1/pools/training/scale", R"({"target": 2})",
+                            "application/json");
+  ASSERT_EQ(scaled->status, 200) << scaled->body;
+  EXPECT_EQ(json::parse(scaled->body)["target_nodes"], 2);
+  auto too_big = client.Post("/api/v1/pools/training/scale", R"({"target": 9})",
+                             "application/json");
+  EXPECT_EQ(too_big->status, 400) << too_big->body;
+  EXPECT_EQ(client.Get("/api/v1/pools/inference")->status, 404);
+
+  auto connect = client.Post("/navarch.ControlPlaneService/GetPool",
+                             R"({"name": "training"})", "application/json");
+  ASSERT_EQ(connect->status, 200) << connect->body;
+  EXPECT_EQ(json::parse(connect->body)["pool"]["targetNodes"], 2);
+
+  auto metrics = client.Get("/metrics");
+  EXPECT_THAT(metrics->body,
+              HasSubstr("navarch_pool_target_nodes{pool=\"training\"} 2\n"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("navarch_pool_max_nodes{pool=\"training\"} 4\n"));
+#ifdef NAVARCH_PROMTOOL
+  testing::PromtoolResult r =
+      testing::PromtoolCheckMetrics(NAVARCH_PROMTOOL, metrics->body);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+#endif
+  server.Shutdown(absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace navarch

@@ -1,0 +1,52 @@
+// REST JSON under /api/v1, in the same shape as the CLI's `-o json`
+// (upstream field names, enum names, RFC 3339 times; lists are arrays):
+//
+//   GET /api/v1/nodes[?provider=&region=&zone=&pool=&status=&health=&label=k=v]
+//   GET  /api/v1/nodes/{id}
+//   POST /api/v1/nodes/{id}/{cordon|uncordon|drain|terminate}  [{"reason":
+//   "..."}] GET  /api/v1/instances[?provider=&region=&state=&pool=] GET
+//   /api/v1/instances/{id} GET  /api/v1/pools, GET /api/v1/pools/{name}, POST
+//   /api/v1/pools/{name}/scale GET
+//   /api/v1/events[?node=&pool=&kind=&since=&until=&limit=&page_token=]
+//
+// docs/api.md is the reference.
+#ifndef NAVARCH_CONTROLPLANE_REST_API_H_
+#define NAVARCH_CONTROLPLANE_REST_API_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "httplib.h"
+#include "navarch/controlplane/http_api.h"
+#include "navarch/fleet/fleet_service.h"
+#include "navarch/pool/pool_manager.h"
+
+namespace navarch {
+
+class RestApi {
+ public:
+  // `pools` may be null (no pools managed): the pool routes answer 501.
+  RestApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools);
+
+  void Register(httplib::Server& server);
+
+ private:
+  absl::Status ListNodes(const httplib::Request& req, httplib::Response& res);
+  absl::Status GetNode(const std::string& id, httplib::Response& res);
+  absl::Status NodeCommand(const httplib::Request& req, httplib::Response& res,
+                           const std::string& id, NodeCommandType type,
+                           const Identity& caller);
+  absl::Status ListInstances(const httplib::Request& req,
+                             httplib::Response& res);
+  absl::Status ListEvents(const httplib::Request& req, httplib::Response& res);
+  absl::Status ScalePool(const httplib::Request& req, httplib::Response& res,
+                         const std::string& name, const Identity& caller);
+
+  FleetService& fleet_;
+  HttpApiContext ctx_;
+  PoolManager* pools_;
+};
+
+}  // namespace navarch
+
+#endif  // NAVARCH_CONTROLPLANE_REST_API_H_

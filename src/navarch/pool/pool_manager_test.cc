@@ -1,0 +1,399 @@
+#include "navarch/pool/pool_manager.h"
+
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "navarch/provider/fake/fake_provider.h"
+#include "navarch/store/memory/memory_store.h"
+
+namespace navarch {
+namespace {
+
+class PoolManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fleet_ = std::make_unique<FleetService>(store_, clock_, evaluator_,
+                                            NullLogger(), FleetOptions{});
+    ASSERT_TRUE(fleet_->Start().ok());
+    FakeProviderOptions o;
+    o.name = "sim";
+    auto provider = std::make_unique<FakeProvider>(clock_, o);
+    provider_ = provider.get();
+    ASSERT_TRUE(registry_.Add(std::move(provider)).ok());
+    provider_->set_on_terminated([this](const ProviderInstance&) {
+      live_at_terminate_.push_back(provider_->live_count());
+    });
+
+    ProviderConfig pc;
+    pc.name = "sim";
+    pc.type = ProviderType::kFake;
+    config_.providers["sim"] = pc;
+    PoolConfig pool;
+    pool.name = "train";
+    pool.providers = {PoolProvider{.name = "sim"}};
+    pool.instance_type = "h100-8x";
+    pool.min_nodes = 2;
+    pool.max_nodes = 5;
+    pool.labels = {{"pool", "train"}};
+    config_.pools["train"] = pool;
+  }
+  void TearDown() override { fleet_->Stop(); }
+
+  PoolConfig& Pool() { return config_.pools["train"]; }
+
+  void Build() {
+    manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
+                                             clock_, config_);
+    ASSERT_TRUE(manager_->Init().ok());
+  }
+
+  // What an agent on the instance does when it starts.
+  void Register(const std::string& id) {
+    RegisterNodeRequest r;
+    r.set_node_id(id);
+    r.set_provider("sim");
+    auto* g = r.add_gpus();
+    g->set_index(0);
+    g->set_uuid("GPU-" + id);
+    (*r.mutable_metadata()->mutable_labels())["pool"] = "train";
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet_->RegisterNode(r, done);
+                }).ok());
+  }
+  void Heartbeat(const std::string& id, double util = 50) {
+    HeartbeatRequest r;
+    r.set_node_id(id);
+    auto* m = r.mutable_metrics()->add_gpu_metrics();
+    m->set_utilization_percent(util);
+    ASSERT_TRUE(Await<HeartbeatResponse>([&](auto done) {
+                  fleet_->SendHeartbeat(r, done);
+                }).ok());
+  }
+  std::vector<InstanceInfo> Instances(InstanceState state) {
+    ListInstancesRequest r;
+    r.set_state(state);
+    auto resp = fleet_->ListInstances(r);
+    EXPECT_TRUE(resp.ok());
+    std::vector<InstanceInfo> out;
+    for (const auto& i : resp->instances()) {
+      if (i.state() == state) out.push_back(i);
+    }
+    return out;
+  }
+  // Registers every instance waiting for its agent.
+  std::vector<std::string> RegisterPending() {
+    std::vector<std::string> ids;
+    for (const auto& i : Instances(INSTANCE_STATE_PENDING_REGISTRATION)) {
+      Register(i.instance_id());
+      ids.push_back(i.instance_id());
+    }
+    return ids;
+  }
+  NodeInfo Node(const std::string& id) {
+    GetNodeRequest r;
+    r.set_node_id(id);
+    auto resp = fleet_->GetNode(r);
+    return resp.ok() ? resp->node() : NodeInfo();
+  }
+  std::vector<Event> Events(const std::string& kind) {
+    ListEventsRequest r;
+    r.add_kinds(kind);
+    r.set_page_size(1000);
+    auto resp = fleet_->ListEvents(r);
+    EXPECT_TRUE(resp.ok());
+    return {resp->events().begin(), resp->events().end()};
+  }
+  // Two registered, heartbeating nodes.
+  std::vector<std::string> TwoNodes() {
+    Build();
+    manager_->Tick();
+    std::vector<std::string> ids = RegisterPending();
+    manager_->Tick();
+    return ids;
+  }
+
+  MemoryStore store_;
+  FakeClock clock_;
+  PolicyEvaluator evaluator_;
+  std::unique_ptr<FleetService> fleet_;
+  ProviderRegistry registry_;
+  FakeProvider* provider_ = nullptr;
+  NoopNotifier notifier_;
+  Config config_;
+  std::unique_ptr<PoolManager> manager_;
+  std::vector<int> live_at_terminate_;
+};
+
+TEST_F(PoolManagerTest, KeepsMinNodesWithoutAutoscaler) {
+  Build();
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  ASSERT_EQ(Instances(INSTANCE_STATE_PENDING_REGISTRATION).size(), 2u);
+  auto changed = Events("pool.target_changed");
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].message(), "below minimum: 0 < 2 for pool train: 0 → 2");
+  EXPECT_EQ(changed[0].pool(), "train");
+  // Not registered yet: counted, so nothing more is bought.
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  RegisterPending();
+  manager_->Tick();
+  EXPECT_EQ(Instances(INSTANCE_STATE_RUNNING).size(), 2u);
+  auto status = manager_->GetPool("train");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->current_nodes, 2);
+  EXPECT_EQ(status->healthy_nodes, 2);
+  EXPECT_EQ(status->target_nodes, 2);
+  EXPECT_EQ(status->strategy, "priority");
+  EXPECT_EQ(provider_->provision_calls(), 2);
+}
+
+TEST_F(PoolManagerTest, InstancesCarryPoolAndClusterLabels) {
+  Build();
+  manager_->Tick();
+  auto listed = provider_->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_FALSE(listed->empty());
+  EXPECT_EQ((*listed)[0].labels.at("pool"), "train");
+  EXPECT_EQ((*listed)[0].labels.at("navarch-cluster"), "navarch");
+  EXPECT_EQ((*listed)[0].labels.at("navarch-managed"), "true");
+}
+
+TEST_F(PoolManagerTest, RegistrationTimeoutFailsAndTerminates) {
+  Build();
+  manager_->Tick();
+  ASSERT_EQ(provider_->live_count(), 2);
+  clock_.Advance(absl::Minutes(10));
+  manager_->Tick();  // exactly the timeout: still waiting
+  EXPECT_TRUE(Instances(INSTANCE_STATE_FAILED).empty());
+  clock_.Advance(absl::Seconds(1));
+  manager_->Tick();
+  auto failed = Instances(INSTANCE_STATE_FAILED);
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_TRUE(failed[0].has_terminated_at());
+  EXPECT_NE(failed[0].status_message().find("registration timeout exceeded"),
+            std::string::npos);
+  // Upstream kept paying for them; here they are gone and replaced.
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_EQ(provider_->provision_calls(), 4);
+}
+
+TEST_F(PoolManagerTest, ReplacesUnhealthyNodeProvisioningFirst) {
+  std::vector<std::string> ids = TwoNodes();
+  ASSERT_EQ(ids.size(), 2u);
+  // ids[0] goes silent; ids[1] keeps heartbeating.
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[1]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 1);
+  ASSERT_EQ(Node(ids[0]).status(), NODE_STATUS_UNHEALTHY);
+  manager_->Tick();
+  EXPECT_EQ(Node(ids[0]).status(), NODE_STATUS_TERMINATED);
+  // The replacement existed before the old instance was terminated.
+  ASSERT_EQ(live_at_terminate_.size(), 1u);
+  EXPECT_EQ(live_at_terminate_[0], 2);  // counted after: 3 before
+  EXPECT_EQ(provider_->provision_calls(), 3);
+  EXPECT_EQ(Events("pool.replacement_started").size(), 1u);
+  EXPECT_EQ(Events("pool.replacement_provisioned").size(), 1u);
+  // The target did not move: a replacement is not a scaling decision.
+  EXPECT_EQ(Events("pool.target_changed").size(), 1u);
+  auto terminated = Instances(INSTANCE_STATE_TERMINATED);
+  ASSERT_EQ(terminated.size(), 1u);
+  EXPECT_EQ(terminated[0].instance_id(), ids[0]);
+  RegisterPending();
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_EQ(manager_->GetPool("train")->healthy_nodes, 2);
+}
+
+TEST_F(PoolManagerTest, NoReplacementWithoutAutoReplace) {
+  Pool().health.auto_replace = false;
+  std::vector<std::string> ids = TwoNodes();
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[1]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 1);
+  manager_->Tick();
+  EXPECT_EQ(Node(ids[0]).status(), NODE_STATUS_UNHEALTHY);
+  EXPECT_TRUE(Events("pool.replacement_started").empty());
+}
+
+TEST_F(PoolManagerTest, BreakerStopsMassReplacementUntilReset) {
+  Pool().min_nodes = 4;
+  Pool().health.max_unhealthy_percent = 50;
+  Pool().health.max_concurrent_replacements = 2;
+  Build();
+  manager_->Tick();
+  std::vector<std::string> ids = RegisterPending();
+  ASSERT_EQ(ids.size(), 4u);
+  manager_->Tick();
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[3]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 3);  // 75% > 50%
+  manager_->Tick();
+  EXPECT_EQ(Events("pool.breaker_tripped").size(), 1u);
+  EXPECT_TRUE(Events("pool.replacement_started").empty());
+  EXPECT_TRUE(manager_->GetPool("train")->breaker_open);
+  manager_->Tick();
+  EXPECT_EQ(Events("pool.breaker_tripped").size(), 1u);  // once
+  ASSERT_TRUE(manager_->ResetBreaker("train", Actor{"operator"}).ok());
+  EXPECT_EQ(Events("pool.breaker_reset").size(), 1u);
+  // Reset: the breaker re-checks; still 75%, so it trips again at once.
+  manager_->Tick();
+  EXPECT_EQ(Events("pool.breaker_tripped").size(), 2u);
+}
+
+TEST_F(PoolManagerTest, ConcurrentReplacementLimit) {
+  Pool().min_nodes = 4;
+  Pool().health.max_unhealthy_percent = 100;
+  Pool().health.max_concurrent_replacements = 1;
+  Pool().health.drain_timeout = absl::Minutes(5);
+  Build();
+  manager_->Tick();
+  std::vector<std::string> ids = RegisterPending();
+  manager_->Tick();
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[2]);
+  Heartbeat(ids[3]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 2);
+  manager_->Tick();
+  EXPECT_EQ(Events("pool.replacement_started").size(), 1u);
+  manager_->Tick();
+  EXPECT_EQ(Events("pool.replacement_started").size(), 2u);
+}
+
+TEST_F(PoolManagerTest, ManualScaleWithinLimits) {
+  std::vector<std::string> ids = TwoNodes();
+  EXPECT_EQ(manager_->ScalePool("train", 6, Actor{"op"}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->ScalePool("train", 1, Actor{"op"}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->ScalePool("nope", 3, Actor{"op"}).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(manager_->ScalePool("train", 3, Actor{"op"}).ok());
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 3);
+  auto changed = Events("pool.target_changed");
+  ASSERT_EQ(changed.size(), 2u);
+  EXPECT_EQ(changed[1].message(), "manual scale by op for pool train: 2 → 3");
+  // The manual target holds on later ticks (no autoscaler).
+  std::string newest = RegisterPending()[0];
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 3);
+  // Scale down: the idle node goes first, then the newest.
+  for (const auto& id : ids) Heartbeat(id, 50);
+  Heartbeat(newest, 50);
+  Heartbeat(ids[0], 0);  // idle
+  ASSERT_TRUE(manager_->ScalePool("train", 2, Actor{"op"}).ok());
+  manager_->Tick();
+  EXPECT_EQ(Node(ids[0]).status(), NODE_STATUS_TERMINATED);
+  EXPECT_EQ(Node(newest).status(), NODE_STATUS_ACTIVE);
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_EQ(Events("pool.scale_down_started").size(), 1u);
+}
+
+TEST_F(PoolManagerTest, ScaleDownWaitsForDrainUpToTimeout) {
+  class SlowDrain final : public Notifier {
+   public:
+    absl::string_view name() const override { return "slow"; }
+    absl::Status Cordon(const std::string&, const std::string&) override {
+      return absl::OkStatus();
+    }
+    absl::Status Uncordon(const std::string&) override {
+      return absl::OkStatus();
+    }
+    absl::Status Drain(const std::string&, const std::string&) override {
+      return absl::OkStatus();
+    }
+    absl::StatusOr<bool> IsDrained(const std::string&) override {
+      return false;
+    }
+  } slow;
+  Pool().health.drain_timeout = absl::Minutes(5);
+  Build();
+  manager_->Tick();
+  std::vector<std::string> ids = RegisterPending();
+  manager_->Tick();
+  // The same fleet, now with a notifier whose drains never finish.
+  Pool().min_nodes = 1;
+  manager_ =
+      std::make_unique<PoolManager>(*fleet_, registry_, slow, clock_, config_);
+  ASSERT_TRUE(manager_->Init().ok());
+  manager_->Tick();  // adopts target 2
+  ASSERT_TRUE(manager_->ScalePool("train", 1, Actor{"op"}).ok());
+  manager_->Tick();
+  int draining = 0;
+  for (const auto& id : ids) {
+    if (Node(id).status() == NODE_STATUS_DRAINING) ++draining;
+  }
+  EXPECT_EQ(draining, 1);
+  clock_.Advance(absl::Minutes(5) - absl::Seconds(1));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  clock_.Advance(absl::Seconds(1));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 1);
+}
+
+TEST_F(PoolManagerTest, CapacityErrorIsAnEventAndRetriedAfterBackoff) {
+  Build();
+  provider_->FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  manager_->Tick();
+  auto failed = Events("pool.provision_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].details().at("error_class"), "capacity");
+  EXPECT_EQ(provider_->live_count(), 0);
+  manager_->Tick();  // backed off: not called again
+  EXPECT_EQ(provider_->provision_calls(), 1);
+  clock_.Advance(absl::Seconds(30));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+}
+
+TEST_F(PoolManagerTest, ReactiveAutoscalerWithCooldown) {
+  AutoscalingConfig a;
+  a.type = AutoscalerType::kReactive;
+  Pool().autoscaling = a;
+  Pool().cooldown = absl::Minutes(5);
+  std::vector<std::string> ids = TwoNodes();
+  for (const auto& id : ids) Heartbeat(id, 95);
+  clock_.Advance(absl::Minutes(5));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 3);
+  auto changed = Events("pool.target_changed");
+  EXPECT_EQ(changed.back().message(),
+            "utilization 95.0% > 80% threshold for pool train: 2 → 3");
+  std::vector<std::string> more = RegisterPending();
+  Heartbeat(more[0], 95);
+  clock_.Advance(absl::Minutes(5) - absl::Seconds(1));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 3);  // cooldown
+  EXPECT_NE(manager_->GetPool("train")->cooldown_left, absl::ZeroDuration());
+  clock_.Advance(absl::Seconds(1));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 4);
+}
+
+TEST_F(PoolManagerTest, FailedScaleUpStartsNoCooldown) {
+  AutoscalingConfig a;
+  a.type = AutoscalerType::kReactive;
+  Pool().autoscaling = a;
+  Pool().cooldown = absl::Minutes(5);
+  std::vector<std::string> ids = TwoNodes();
+  for (const auto& id : ids) Heartbeat(id, 95);
+  clock_.Advance(absl::Minutes(5));
+  provider_->FailNextProvision(absl::UnavailableError("503"));
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_EQ(manager_->GetPool("train")->cooldown_left, absl::ZeroDuration());
+  manager_->Tick();  // retried at once (a transient error has no backoff)
+  EXPECT_EQ(provider_->live_count(), 3);
+}
+
+TEST_F(PoolManagerTest, UnknownProviderIsAnError) {
+  Pool().providers[0].name = "missing";
+  PoolManager m(*fleet_, registry_, notifier_, clock_, config_);
+  EXPECT_EQ(m.Init().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace navarch

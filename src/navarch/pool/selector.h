@@ -1,0 +1,92 @@
+// Chooses which provider (and region) a pool provisions from, and fails over
+// to the next one when a provider has no capacity. A provider/region that
+// returns a capacity error is backed off exponentially (30 s doubling up to
+// 10 min) while the others are tried; a success clears its backoff. Upstream
+// kept a set of "attempted" providers that was only cleared by a success, so
+// one round of failures locked the pool out forever; here nothing is
+// remembered except each entry's own backoff deadline.
+#ifndef NAVARCH_POOL_SELECTOR_H_
+#define NAVARCH_POOL_SELECTOR_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "navarch/base/clock.h"
+#include "navarch/config/config.h"
+#include "navarch/provider/provider.h"
+
+namespace navarch {
+
+struct SelectorCandidate {
+  Provider* provider = nullptr;  // Not owned.
+  ProviderType type = ProviderType::kFake;
+  int priority = 0;
+  int weight = 1;
+  std::vector<std::string> regions;  // Empty: the pool's region.
+  std::string instance_type;         // Empty: the pool's instance type.
+};
+
+struct SelectorOptions {
+  SelectionStrategy strategy = SelectionStrategy::kPriority;
+  std::string region;              // The pool's.
+  std::string instance_type;       // The pool's; may be abstract ("h100-8x").
+  std::vector<std::string> zones;  // New instances are spread over these.
+  absl::Duration initial_backoff = absl::Seconds(30);
+  absl::Duration max_backoff = absl::Minutes(10);
+};
+
+// One place to try: a provider in one region with a concrete type.
+struct SelectorAttempt {
+  Provider* provider = nullptr;
+  std::string region;
+  std::string instance_type;
+};
+
+// Not thread-safe: one pool manager thread uses it.
+class ProviderSelector {
+ public:
+  ProviderSelector(Clock& clock, SelectorOptions options,
+                   std::vector<SelectorCandidate> candidates);
+
+  // The attempts in strategy order, leaving out entries in backoff. Advances
+  // the round-robin position.
+  std::vector<SelectorAttempt> Plan();
+
+  // Tries Plan() in order with `request` (instance_type, region and zone are
+  // filled in per attempt; the idempotency token is kept). Returns the first
+  // success. Capacity errors back their entry off and the next is tried;
+  // invalid requests back off for max_backoff (a config or permission
+  // mistake is not retried every tick); transient errors move on without
+  // backoff. All failing: RESOURCE_EXHAUSTED when every failure was capacity
+  // or every entry is backed off, else the last error; the message names
+  // each attempt.
+  absl::StatusOr<ProviderInstance> Provision(ProvisionRequest request);
+
+  // Backoff left for a provider/region (zero when none).
+  absl::Duration BackoffLeft(const std::string& provider,
+                             const std::string& region);
+
+ private:
+  struct BackoffState {
+    int failures = 0;
+    absl::Time until = absl::InfinitePast();
+  };
+  void BackOff(const std::string& provider, const std::string& region,
+               bool to_max);
+
+  Clock& clock_;
+  SelectorOptions options_;
+  std::vector<SelectorCandidate> candidates_;
+  uint64_t round_robin_ = 0;
+  uint64_t zone_counter_ = 0;
+  std::map<std::pair<std::string, std::string>, BackoffState> backoff_;
+};
+
+}  // namespace navarch
+
+#endif  // NAVARCH_POOL_SELECTOR_H_

@@ -1,0 +1,172 @@
+#include "navarch/pool/selector.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "navarch/base/clock.h"
+#include "navarch/provider/fake/fake_provider.h"
+
+namespace navarch {
+namespace {
+
+class SelectorTest : public ::testing::Test {
+ protected:
+  FakeProvider& Add(const std::string& name, int priority,
+                    std::vector<InstanceTypeInfo> types = {}) {
+    FakeProviderOptions o;
+    o.name = name;
+    o.instance_types = std::move(types);
+    providers_.push_back(std::make_unique<FakeProvider>(clock_, o));
+    SelectorCandidate c;
+    c.provider = providers_.back().get();
+    c.priority = priority;
+    candidates_.push_back(c);
+    return *providers_.back();
+  }
+  ProviderSelector Make(SelectionStrategy strategy) {
+    SelectorOptions o;
+    o.strategy = strategy;
+    o.region = "us-east";
+    o.instance_type = "h100-8x";
+    return ProviderSelector(clock_, o, candidates_);
+  }
+  ProvisionRequest Req() {
+    ProvisionRequest r;
+    r.idempotency_token = absl::StrCat("t", token_++);
+    return r;
+  }
+  static std::vector<std::string> Names(const std::vector<SelectorAttempt>& p) {
+    std::vector<std::string> n;
+    for (const auto& a : p) n.push_back(a.provider->name());
+    return n;
+  }
+
+  FakeClock clock_;
+  std::vector<std::unique_ptr<FakeProvider>> providers_;
+  std::vector<SelectorCandidate> candidates_;
+  int token_ = 0;
+};
+
+using ::testing::ElementsAre;
+
+TEST_F(SelectorTest, PriorityIsStable) {
+  Add("b", 1);
+  Add("a", 0);
+  Add("c", 1);
+  auto s = Make(SelectionStrategy::kPriority);
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("a", "b", "c"));
+}
+
+TEST_F(SelectorTest, CapacityErrorFailsOverAndBacksOffExponentially) {
+  FakeProvider& a = Add("a", 0);
+  Add("b", 1);
+  auto s = Make(SelectionStrategy::kPriority);
+  a.FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  auto i = s.Provision(Req());
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->provider, "b");
+  EXPECT_EQ(s.BackoffLeft("a", "us-east"), absl::Seconds(30));
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("b"));
+  clock_.Advance(absl::Seconds(29));
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("b"));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("a", "b"));
+  // Second consecutive capacity error: 60 s; growth stops at 10 min.
+  a.FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  ASSERT_TRUE(s.Provision(Req()).ok());
+  EXPECT_EQ(s.BackoffLeft("a", "us-east"), absl::Seconds(60));
+  for (int k = 0; k < 10; ++k) {
+    clock_.Advance(absl::Minutes(10));
+    a.FailNextProvision(absl::ResourceExhaustedError("no h100"));
+    ASSERT_TRUE(s.Provision(Req()).ok());
+  }
+  EXPECT_EQ(s.BackoffLeft("a", "us-east"), absl::Minutes(10));
+  // A success clears it.
+  clock_.Advance(absl::Minutes(10));
+  auto ok = s.Provision(Req());
+  EXPECT_EQ(ok->provider, "a");
+  EXPECT_EQ(s.BackoffLeft("a", "us-east"), absl::ZeroDuration());
+}
+
+TEST_F(SelectorTest, NoLockoutAfterAllFail) {
+  FakeProvider& a = Add("a", 0);
+  auto s = Make(SelectionStrategy::kPriority);
+  a.FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  auto failed = s.Provision(Req());
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+  auto backed_off = s.Provision(Req());
+  EXPECT_EQ(backed_off.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(backed_off.status().message().find("next retry in 30s"),
+            absl::string_view::npos)
+      << backed_off.status();
+  clock_.Advance(absl::Seconds(30));
+  EXPECT_TRUE(s.Provision(Req()).ok());  // upstream: locked out forever
+}
+
+TEST_F(SelectorTest, TransientDoesNotBackOffInvalidBacksOffMax) {
+  FakeProvider& a = Add("a", 0);
+  FakeProvider& b = Add("b", 1);
+  auto s = Make(SelectionStrategy::kPriority);
+  a.FailNextProvision(absl::UnavailableError("503"));
+  b.FailNextProvision(absl::InvalidArgumentError("bad type"));
+  auto r = s.Provision(Req());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.BackoffLeft("a", "us-east"), absl::ZeroDuration());
+  EXPECT_EQ(s.BackoffLeft("b", "us-east"), absl::Minutes(10));
+}
+
+TEST_F(SelectorTest, RegionsAreTriedAndBackedOffSeparately) {
+  FakeProvider& a = Add("a", 0);
+  candidates_[0].regions = {"r1", "r2"};
+  auto s = Make(SelectionStrategy::kPriority);
+  a.FailNextProvision(absl::ResourceExhaustedError("r1 full"));
+  auto r = s.Provision(Req());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->region, "r2");
+  EXPECT_GT(s.BackoffLeft("a", "r1"), absl::ZeroDuration());
+  EXPECT_EQ(s.BackoffLeft("a", "r2"), absl::ZeroDuration());
+}
+
+TEST_F(SelectorTest, RoundRobinByWeight) {
+  Add("a", 0);
+  Add("b", 0);
+  candidates_[0].weight = 2;
+  auto s = Make(SelectionStrategy::kRoundRobin);
+  std::vector<std::string> firsts;
+  for (int i = 0; i < 6; ++i) firsts.push_back(s.Plan()[0].provider->name());
+  EXPECT_THAT(firsts, ElementsAre("a", "a", "b", "a", "a", "b"));
+}
+
+TEST_F(SelectorTest, CostPutsUnknownPricesLast) {
+  Add("pricey", 0, {{.name = "h100-8x", .price_per_hour = 30}});
+  Add("unknown", 0);
+  Add("cheap", 5, {{.name = "h100-8x", .price_per_hour = 20}});
+  auto s = Make(SelectionStrategy::kCost);
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("cheap", "pricey", "unknown"));
+}
+
+TEST_F(SelectorTest, AvailabilitySkipsProvidersWithoutTheType) {
+  Add("none", 0, {{.name = "h100-8x", .available = false}});
+  Add("unlisted", 1);  // cannot list: assumed available
+  Add("yes", 2, {{.name = "h100-8x", .available = true}});
+  auto s = Make(SelectionStrategy::kAvailability);
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("unlisted", "yes"));
+}
+
+TEST_F(SelectorTest, AbstractTypeResolvedPerProviderTypeAndZonesSpread) {
+  Add("gcp", 0);
+  candidates_[0].type = ProviderType::kGcp;
+  SelectorOptions o;
+  o.instance_type = "h100-8x";
+  o.zones = {"z1", "z2"};
+  ProviderSelector s(clock_, o, candidates_);
+  auto a = s.Provision(Req());
+  auto b = s.Provision(Req());
+  EXPECT_EQ(a->instance_type, "a3-highgpu-8g");
+  EXPECT_EQ(a->zone, "z1");
+  EXPECT_EQ(b->zone, "z2");
+}
+
+}  // namespace
+}  // namespace navarch

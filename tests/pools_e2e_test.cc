@@ -1,0 +1,196 @@
+// The quick start, end to end: a control plane whose pool is made of real
+// node-agent processes (the local provider). Two agents come up ACTIVE; an
+// XID 79 written to one's kernel log gets it replaced; a kill -9 of an agent
+// gets it replaced; ScalePool works within limits; a kill -9 of the control
+// plane and a restart neither lose nor duplicate an instance.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "navarch/control_plane.grpc.pb.h"
+#include "testing/process.h"
+
+namespace navarch {
+namespace {
+
+using testing::Process;
+using testing::TempDir;
+
+// A port free now. Fixed for the whole test: agents outlive a control-plane
+// restart and must find it again at the same address.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class PoolsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = dir_.path() + "/navarch.yaml";
+    testing::WriteFile(config_,
+                       "server:\n"
+                       "  address: \"127.0.0.1:" +
+                           std::to_string(FreePort()) +
+                           "\"\n"
+                           "  http_address: \"127.0.0.1:0\"\n"
+                           "  data_dir: " +
+                           dir_.path() +
+                           "/data\n"
+                           "  heartbeat_interval: 1s\n"
+                           "  heartbeat_timeout: 10s\n"
+                           "  autoscale_interval: 1s\n"
+                           "providers:\n"
+                           "  local:\n"
+                           "    type: local\n"
+                           "    gpu_count: 2\n"
+                           "    agent_path: " +
+                           testing::BinDir() +
+                           "/node-agent\n"
+                           "pools:\n"
+                           "  dev:\n"
+                           "    provider: local\n"
+                           "    instance_type: local-2x\n"
+                           "    min_nodes: 2\n"
+                           "    max_nodes: 3\n"
+                           "    cooldown: 0s\n"
+                           "    health:\n"
+                           "      unhealthy_after: 1\n"
+                           "      drain_timeout: 2s\n");
+  }
+
+  void StartControlPlane(int n) {
+    const std::string ready = dir_.path() + "/ready" + std::to_string(n);
+    log_ = dir_.path() + "/cp" + std::to_string(n) + ".log";
+    server_ = std::make_unique<Process>(
+        testing::BinDir() + "/control-plane",
+        std::vector<std::string>{"--config", config_, "--ready-file", ready},
+        log_);
+    const std::string content =
+        testing::WaitForFile(ready, *server_, std::chrono::seconds(30));
+    ASSERT_FALSE(content.empty()) << testing::ReadFile(log_);
+    stub_ = ControlPlaneService::NewStub(
+        grpc::CreateChannel(testing::JsonString(content, "grpc_address"),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  std::vector<NodeInfo> Nodes() {
+    grpc::ClientContext ctx;
+    ListNodesResponse resp;
+    if (!stub_->ListNodes(&ctx, ListNodesRequest(), &resp).ok()) return {};
+    return {resp.nodes().begin(), resp.nodes().end()};
+  }
+  int Count(NodeStatus status) {
+    int n = 0;
+    for (const NodeInfo& node : Nodes()) n += node.status() == status;
+    return n;
+  }
+  NodeStatus StatusOf(const std::string& id) {
+    for (const NodeInfo& node : Nodes()) {
+      if (node.node_id() == id) return node.status();
+    }
+    return NODE_STATUS_UNKNOWN;
+  }
+  // Real processes take real time: poll.
+  bool Eventually(const std::function<bool()>& pred, int seconds = 45) {
+    for (int i = 0; i < seconds * 10; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return pred();
+  }
+  std::string InstanceDir(const std::string& id) {
+    return dir_.path() + "/data/local/" + id;
+  }
+  int InstanceFolders() {
+    int n = 0;
+    for (const auto& e :
+         std::filesystem::directory_iterator(dir_.path() + "/data/local")) {
+      n += e.is_directory();
+    }
+    return n;
+  }
+  grpc::Status Scale(int n) {
+    grpc::ClientContext ctx;
+    ScalePoolRequest req;
+    req.set_name("dev");
+    req.set_target_nodes(n);
+    ScalePoolResponse resp;
+    return stub_->ScalePool(&ctx, req, &resp);
+  }
+
+  TempDir dir_;
+  std::string config_;
+  std::string log_;
+  std::unique_ptr<Process> server_;
+  std::unique_ptr<ControlPlaneService::Stub> stub_;
+};
+
+TEST_F(PoolsE2eTest, QuickStartLifecycle) {
+  StartControlPlane(1);
+  ASSERT_TRUE(Eventually([&] { return Count(NODE_STATUS_ACTIVE) == 2; }))
+      << testing::ReadFile(log_);
+
+  // An XID 79 in the kernel log of local-1: replaced.
+  {
+    std::ofstream kmsg(InstanceDir("local-1") + "/kmsg", std::ios::app);
+    kmsg << "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the "
+            "bus.\n";
+  }
+  EXPECT_TRUE(Eventually([&] {
+    return StatusOf("local-1") == NODE_STATUS_TERMINATED &&
+           Count(NODE_STATUS_ACTIVE) == 2;
+  })) << testing::ReadFile(log_);
+
+  // kill -9 of the agent of local-2: replaced.
+  const int pid =
+      std::stoi(testing::ReadFile(InstanceDir("local-2") + "/agent.pid"));
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  EXPECT_TRUE(Eventually([&] {
+    return StatusOf("local-2") == NODE_STATUS_TERMINATED &&
+           Count(NODE_STATUS_ACTIVE) == 2;
+  })) << testing::ReadFile(log_);
+
+  // Manual scaling within limits.
+  EXPECT_EQ(Scale(4).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Scale(3).ok());
+  EXPECT_TRUE(Eventually([&] { return Count(NODE_STATUS_ACTIVE) == 3; }))
+      << testing::ReadFile(log_);
+
+  // kill -9 of the control plane, then a restart: the same instances.
+  const int folders = InstanceFolders();
+  server_->Signal(SIGKILL);
+  server_->Wait(std::chrono::seconds(10));
+  StartControlPlane(2);
+  EXPECT_TRUE(Eventually([&] { return Count(NODE_STATUS_ACTIVE) == 3; }))
+      << testing::ReadFile(log_);
+  // A few evaluations later, still no new instance.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(InstanceFolders(), folders);
+  EXPECT_EQ(Count(NODE_STATUS_ACTIVE), 3);
+
+  // A clean stop takes the agents down with it (keep_instances: false).
+  server_->Signal(SIGTERM);
+  EXPECT_EQ(server_->Wait(std::chrono::seconds(30)), 0);
+}
+
+}  // namespace
+}  // namespace navarch
