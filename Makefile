@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 PRESET ?= default
 JOBS ?= $(shell nproc)
-CONFIG ?= examples/navarch.yaml
+CONFIG ?= examples/quickstart.yaml
 
 .PHONY: run test build deps configure format clean
 

@@ -468,7 +468,7 @@ TEST_F(CliE2eTest, InstancesListIsEmpty) {
   EXPECT_EQ(r.err, "Error: instance i-404 not found\n");
 }
 
-TEST_F(CliE2eTest, PoolsAreNotServedYet) {
+TEST_F(CliE2eTest, PoolsNeedAControlPlaneWithPools) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"pools", "list"},
            {"pools", "get", "training"},
@@ -476,8 +476,7 @@ TEST_F(CliE2eTest, PoolsAreNotServedYet) {
     Result r = Navarch(args);
     EXPECT_EQ(r.code, 1);
     EXPECT_THAT(r.err,
-                HasSubstr("Error: this control plane does not serve pools "
-                          "yet"));
+                HasSubstr("Error: this control plane does not serve pools ("));
   }
 }
 

@@ -87,8 +87,9 @@ class PoolsE2eTest : public ::testing::Test {
     const std::string content =
         testing::WaitForFile(ready, *server_, std::chrono::seconds(30));
     ASSERT_FALSE(content.empty()) << testing::ReadFile(log_);
+    address_ = testing::JsonString(content, "grpc_address");
     stub_ = ControlPlaneService::NewStub(
-        grpc::CreateChannel(testing::JsonString(content, "grpc_address"),
+        grpc::CreateChannel(address_,
                             grpc::InsecureChannelCredentials()));
   }
 
@@ -140,6 +141,7 @@ class PoolsE2eTest : public ::testing::Test {
   TempDir dir_;
   std::string config_;
   std::string log_;
+  std::string address_;
   std::unique_ptr<Process> server_;
   std::unique_ptr<ControlPlaneService::Stub> stub_;
 };
@@ -174,6 +176,26 @@ TEST_F(PoolsE2eTest, QuickStartLifecycle) {
   ASSERT_TRUE(Scale(3).ok());
   EXPECT_TRUE(Eventually([&] { return Count(NODE_STATUS_ACTIVE) == 3; }))
       << testing::ReadFile(log_);
+
+  // The same through the CLI.
+  {
+    std::string out = dir_.path() + "/pools.json";
+    std::string err = dir_.path() + "/pools.err";
+    Process list("/bin/sh",
+                 {"-c", testing::BinDir() + "/navarch -s " + address_ +
+                            " pools list -o json >" + out + " 2>" + err},
+                 dir_.path() + "/sh.log");
+    ASSERT_EQ(list.Wait(std::chrono::seconds(30)), 0) << testing::ReadFile(err);
+    std::string json = testing::ReadFile(out);
+    EXPECT_NE(json.find("\"name\": \"dev\""), std::string::npos) << json;
+    EXPECT_NE(json.find("\"target_nodes\": 3"), std::string::npos) << json;
+    Process scale("/bin/sh",
+                  {"-c", testing::BinDir() + "/navarch -s " + address_ +
+                             " pools scale dev 9 >" + out + " 2>" + err},
+                  dir_.path() + "/sh.log");
+    EXPECT_EQ(scale.Wait(std::chrono::seconds(30)), 1);  // max_nodes is 3
+    EXPECT_NE(testing::ReadFile(err).find("Error: "), std::string::npos);
+  }
 
   // kill -9 of the control plane, then a restart: the same instances.
   const int folders = InstanceFolders();

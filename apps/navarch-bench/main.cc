@@ -195,6 +195,9 @@ int main(int argc, char** argv) {
   xid_target.Add(xid, false);
   xid->add_option("--nodes", xid_options.nodes, "nodes, one XID each")
       ->capture_default_str();
+  xid->add_option("--fleet", xid_options.fleet,
+                  "nodes registered (default --nodes); the first --nodes "
+                  "report an XID");
   xid->add_option("--xid", xid_options.xid, "XID code")->capture_default_str();
   xid->add_option("--rate", xid_options.rate,
                   "reports per second (0: all at once)")

@@ -1,5 +1,6 @@
 #include "navarch/bench/xid_bench.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@ namespace {
 struct NodeTimes {
   absl::Time reported = absl::InfiniteFuture();
   absl::Time decided = absl::InfiniteFuture();
+  absl::Time started = absl::InfiniteFuture();
   absl::Time provisioned = absl::InfiniteFuture();
 };
 
@@ -53,7 +55,15 @@ absl::Status ReadEvents(Target& target, absl::Time since, int xid,
       auto it = times.find(e.node_id());
       if (it == times.end()) continue;
       NodeTimes& nt = it->second;
-      if (e.kind() == "health.event") {
+      const absl::Time t = FromTimestamp(e.time());
+      if (e.kind() == "pool.replacement_started") {
+        nt.started = std::min(nt.started, t);
+      } else if (e.kind() == "pool.replacement_provisioned") {
+        if (t < nt.provisioned) {
+          nt.provisioned = t;
+          if (provision_kind.empty()) provision_kind = e.kind();
+        }
+      } else if (e.kind() == "health.event") {
         auto code = d.find("metric.xid_code");
         if (code == d.end() || code->second != xid_code) continue;
         nt.reported = std::min(nt.reported, FromTimestamp(e.time()));
@@ -76,8 +86,9 @@ absl::StatusOr<XidResult> RunXidBench(Target& target, Clock& clock,
   XidResult result;
   result.nodes = options.nodes;
   if (options.register_nodes) {
-    result.registration = RunRegistrations(target, clock, options.shape, 0,
-                                           options.nodes, options.concurrency);
+    result.registration = RunRegistrations(
+        target, clock, options.shape, 0, std::max(options.fleet, options.nodes),
+        options.concurrency);
     if (result.registration.errors > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "registration failed: ", result.registration.first_error));
@@ -102,12 +113,14 @@ absl::StatusOr<XidResult> RunXidBench(Target& target, Clock& clock,
         !s.ok()) {
       return s;
     }
-    int64_t decided = 0, provisioned = 0;
+    int64_t decided = 0, started = 0, provisioned = 0;
     for (const auto& [id, t] : times) {
       if (t.decided != absl::InfiniteFuture()) ++decided;
+      if (t.started != absl::InfiniteFuture()) ++started;
       if (t.provisioned != absl::InfiniteFuture()) ++provisioned;
     }
     result.decided = decided;
+    result.started = started;
     result.provisioned = provisioned;
     absl::Duration waited = clock.SteadyNow() - start;
     bool decisions_done =
@@ -122,6 +135,8 @@ absl::StatusOr<XidResult> RunXidBench(Target& target, Clock& clock,
     if (t.decided != absl::InfiniteFuture()) {
       result.decision->Record(t.decided - t.reported);
     }
+    if (t.started != absl::InfiniteFuture())
+      result.replacement_started->Record(t.started - t.reported);
     if (t.provisioned != absl::InfiniteFuture())
       result.provision->Record(t.provisioned - t.reported);
   }

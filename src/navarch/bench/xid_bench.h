@@ -3,13 +3,16 @@
 //
 // For each node: the agent-side report time is the HealthEvent timestamp the
 // bench sets when it sends (the health.event's time in the log); the decision
-// is the node.status_changed event to UNHEALTHY; the replacement is the first
-// event whose details say replaces=<node> (the provision of its replacement,
-// recorded by the pool manager). Bench and control plane share the machine,
-// so their clocks are one.
+// is the node.status_changed event to UNHEALTHY; the replacement starts with
+// the pool manager's pool.replacement_started (cordon and drain issued) and is
+// provisioned at pool.replacement_provisioned, recorded once the provider's
+// provision call has returned (both carry the old node's id; an event whose
+// details say replaces=<node> counts as provisioned too). Bench and control
+// plane share the machine, so their clocks are one.
 //
-// Today (no pools or providers yet) the log has no replacement event; the
-// result says so (provisioned = 0) instead of waiting forever.
+// Replacements happen only for nodes of a pool with auto_replace (the bench
+// labels its nodes pool=<pool>); without one the result says so
+// (provisioned = 0) instead of waiting forever.
 #ifndef NAVARCH_BENCH_XID_BENCH_H_
 #define NAVARCH_BENCH_XID_BENCH_H_
 
@@ -28,7 +31,10 @@ namespace navarch::bench {
 
 struct XidOptions {
   FleetShape shape;
-  int64_t nodes = 20;
+  int64_t nodes = 20;  // nodes 0..nodes-1 report one XID each
+  // Nodes registered (>= nodes): a pool's replacement breaker stops when too
+  // large a share of it is unhealthy, so a pool needs healthy ones too.
+  int64_t fleet = 0;  // 0: nodes
   bool register_nodes = true;
   int xid = 79;
   double rate = 20;  // reports per second; <= 0: all at once (closed loop)
@@ -46,10 +52,14 @@ struct XidResult {
   // durable in the store).
   RunResult reports;
   int64_t decided = 0;      // nodes with a status change to UNHEALTHY
-  int64_t provisioned = 0;  // nodes with a replacement event
+  int64_t started = 0;      // nodes whose replacement started
+  int64_t provisioned = 0;  // nodes whose replacement was provisioned
   // Report sent -> node.status_changed (UNHEALTHY) as the log records it:
   // transport in, policy evaluation, the state machine.
   std::unique_ptr<LatencyHistogram> decision =
+      std::make_unique<LatencyHistogram>();
+  // Report sent -> pool.replacement_started.
+  std::unique_ptr<LatencyHistogram> replacement_started =
       std::make_unique<LatencyHistogram>();
   // Report sent -> the replacement's provision event.
   std::unique_ptr<LatencyHistogram> provision =

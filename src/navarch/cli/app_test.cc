@@ -610,7 +610,7 @@ TEST_F(AppTest, SlowServerHitsTheTimeout) {
                                 "--timeout)\n"));
 }
 
-TEST_F(AppTest, PoolsSayTheServerDoesNotServeThemYet) {
+TEST_F(AppTest, PoolsSayWhenTheServerHasNoPools) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"pools", "list"},
            {"pools", "get", "training"},
@@ -620,9 +620,9 @@ TEST_F(AppTest, PoolsSayTheServerDoesNotServeThemYet) {
     Result r = Navarch(args);
     EXPECT_EQ(r.code, 1) << absl::StrJoin(args, " ");
     EXPECT_EQ(r.err,
-              absl::StrCat("Error: this control plane does not serve pools "
-                           "yet (",
-                           address_, " has no ListPools method)\n"));
+              absl::StrCat("Error: this control plane does not serve pools (", address_,
+                           " has no pool manager: no pools configured, or not a Navarch C++ "
+                           "control plane)\n"));
   }
 }
 

@@ -263,6 +263,18 @@ absl::StatusOr<IssueCommandResponse> Client::IssueCommand(
   return Call("IssueCommand", &ControlPlaneService::Stub::IssueCommand, req);
 }
 
+absl::StatusOr<ListPoolsResponse> Client::ListPools(const ListPoolsRequest& req) {
+  return Call("ListPools", &ControlPlaneService::Stub::ListPools, req);
+}
+
+absl::StatusOr<GetPoolResponse> Client::GetPool(const GetPoolRequest& req) {
+  return Call("GetPool", &ControlPlaneService::Stub::GetPool, req);
+}
+
+absl::StatusOr<ScalePoolResponse> Client::ScalePool(const ScalePoolRequest& req) {
+  return Call("ScalePool", &ControlPlaneService::Stub::ScalePool, req);
+}
+
 absl::StatusOr<ListInstancesResponse> Client::ListInstances(
     const ListInstancesRequest& req) {
   return Call("ListInstances", &ControlPlaneService::Stub::ListInstances, req);

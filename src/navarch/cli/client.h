@@ -70,6 +70,9 @@ class Client {
   absl::StatusOr<GetInstanceResponse> GetInstance(
       const GetInstanceRequest& req);
   absl::StatusOr<ListEventsResponse> ListEvents(const ListEventsRequest& req);
+  absl::StatusOr<ListPoolsResponse> ListPools(const ListPoolsRequest& req);
+  absl::StatusOr<GetPoolResponse> GetPool(const GetPoolRequest& req);
+  absl::StatusOr<ScalePoolResponse> ScalePool(const ScalePoolRequest& req);
 
   // Calls `method` (e.g. "ListPools") of navarch.ControlPlaneService with an
   // empty request and discards the answer: tells whether the server serves a

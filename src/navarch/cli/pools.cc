@@ -1,39 +1,86 @@
 // Pool commands: list, get (alias status), scale.
-//
-// The pool RPCs (ListPools, GetPool, ScalePool) come with the pools issue and
-// are not in control_plane.proto yet, so this file cannot build their
-// requests. Each command still asks the server, so the error says which side
-// lacks them. When the messages exist, replace NotServedYet in each runner
-// with a Client method (client.h: one line each, like ListInstances) and a
-// table; flags and arguments are final.
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "navarch/api/json.h"
+#include "navarch/base/duration.h"
 #include "navarch/base/status.h"
 #include "navarch/cli/command.h"
+#include "navarch/cli/format.h"
 
 namespace navarch::cli {
 namespace {
 
-absl::Status NotServedYet(Session& s) {
+// UNIMPLEMENTED from the server means a control plane without pools (an
+// upstream one, or ours with none configured): say so plainly.
+absl::Status Explained(absl::Status status, Client& client) {
+  if (status.code() == absl::StatusCode::kUnimplemented) {
+    return absl::UnimplementedError(absl::StrCat(
+        "this control plane does not serve pools (", client.display(),
+        " has no pool manager: no pools configured, or not a Navarch C++ control plane)"));
+  }
+  return status;
+}
+
+std::string Cooldown(const PoolInfo& p) {
+  if (p.cooldown_remaining_seconds() <= 0) return "-";
+  return FormatGoDuration(absl::Seconds(p.cooldown_remaining_seconds()));
+}
+
+void PrintTable(const std::vector<PoolInfo>& pools, Session& s) {
+  absl::Time now = s.clock().Now();
+  Table table({"POOL", "NODES", "TARGET", "HEALTHY", "MIN", "MAX", "PENDING", "REPLACING",
+               "STRATEGY", "AUTOSCALER", "LAST SCALED", "COOLDOWN", "BREAKER"});
+  for (const auto& p : pools) {
+    table.AddRow({p.name(), absl::StrCat(p.current_nodes()), absl::StrCat(p.target_nodes()),
+                  absl::StrCat(p.healthy_nodes()), absl::StrCat(p.min_nodes()),
+                  absl::StrCat(p.max_nodes()), absl::StrCat(p.pending_instances()),
+                  absl::StrCat(p.replacing_nodes()), p.strategy(),
+                  p.autoscaler().empty() ? "-" : p.autoscaler(),
+                  Ago(p.last_scale_time(), now), Cooldown(p),
+                  p.replacement_breaker_open() ? "OPEN" : "closed"});
+  }
+  table.Print(s.output().out(), s.output().color());
+}
+
+void PrintOne(const PoolInfo& p, Session& s) {
+  Output& out = s.output();
+  if (out.json()) return out.Json(ToJson(p));
+  PrintTable({p}, s);
+  if (!p.last_decision().empty()) out.out() << "\nLast decision: " << p.last_decision() << "\n";
+  if (p.has_utilization_percent()) {
+    out.out() << "GPU utilization: " << p.utilization_percent() << "%\n";
+  }
+}
+
+absl::Status List(Session& s) {
   NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  // ListPools is read-only, so an empty request is harmless whatever the
-  // subcommand; a server that answers it has pools this client cannot read.
-  absl::Status probe = client->Probe("ListPools");
-  if (probe.ok()) {
-    return absl::UnimplementedError(
-        absl::StrCat("the control plane at ", client->display(),
-                     " serves pools, but this navarch cannot read them yet; "
-                     "use a newer navarch"));
+  auto resp = client->ListPools(ListPoolsRequest());
+  if (!resp.ok()) return Explained(resp.status(), *client);
+  std::vector<PoolInfo> pools(resp->pools().begin(), resp->pools().end());
+  Output& out = s.output();
+  if (out.json()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const auto& p : pools) array.push_back(ToJson(p));
+    out.Json(array);
+  } else if (pools.empty()) {
+    out.out() << "No pools found\n";
+  } else {
+    PrintTable(pools, s);
   }
-  if (probe.code() == absl::StatusCode::kUnimplemented) {
-    return absl::UnimplementedError(
-        absl::StrCat("this control plane does not serve pools yet (",
-                     client->display(), " has no ListPools method)"));
-  }
-  return probe;  // unreachable, rejected token, ...: already explained
+  return absl::OkStatus();
+}
+
+absl::Status Get(const std::string& name, Session& s) {
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  GetPoolRequest req;
+  req.set_name(name);
+  auto resp = client->GetPool(req);
+  if (!resp.ok()) return Explained(resp.status(), *client);
+  PrintOne(resp->pool(), s);
+  return absl::OkStatus();
 }
 
 struct ScaleFlags {
@@ -44,38 +91,43 @@ struct ScaleFlags {
 
 absl::Status Scale(const ScaleFlags& f, Session& s) {
   if (f.count.has_value() == f.nodes.has_value()) {
-    return UsageError(
-        "give the node count once: `pools scale POOL N` or `--nodes N`");
+    return UsageError("give the node count once: `pools scale POOL N` or `--nodes N`");
   }
-  return NotServedYet(s);
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  ScalePoolRequest req;
+  req.set_name(f.pool);
+  req.set_target_nodes(f.count ? *f.count : *f.nodes);
+  auto resp = client->ScalePool(req);
+  if (!resp.ok()) return Explained(resp.status(), *client);
+  if (!s.output().json()) {
+    s.output().out() << "Pool " << f.pool << " scaling to " << req.target_nodes() << " nodes\n";
+  }
+  PrintOne(resp->pool(), s);
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 void AddPoolCommands(CLI::App& app, CommandSet& commands) {
-  CLI::App* group =
-      app.add_subcommand("pools", "node pools: sizes, targets, scaling");
+  CLI::App* group = app.add_subcommand("pools", "node pools: sizes, targets, scaling");
   group->alias("pool");
   group->require_subcommand(1);
 
-  commands.Add(group, "list", "list pools with their sizes",
-               [](Session& s) { return NotServedYet(s); });
+  commands.Add(group, "list", "list pools with their sizes", [](Session& s) { return List(s); });
 
   auto name = std::make_shared<std::string>();
   // The runner owns the flag storage, which CLI11 writes into.
-  CLI::App* g = commands.Add(group, "get", "show one pool",
-                             [name](Session& s) { return NotServedYet(s); });
+  CLI::App* g =
+      commands.Add(group, "get", "show one pool", [name](Session& s) { return Get(*name, s); });
   g->alias("status");
   g->add_option("POOL", *name, "pool name")->required();
 
   auto scale = std::make_shared<ScaleFlags>();
-  CLI::App* sc = commands.Add(group, "scale", "set a pool's target size",
+  CLI::App* sc = commands.Add(group, "scale", "set a pool's target size (within min..max)",
                               [scale](Session& s) { return Scale(*scale, s); });
   sc->add_option("POOL", scale->pool, "pool name")->required();
-  sc->add_option("N", scale->count, "target number of nodes")
-      ->check(CLI::NonNegativeNumber);
-  sc->add_option("--nodes", scale->nodes,
-                 "target number of nodes (upstream's spelling)")
+  sc->add_option("N", scale->count, "target number of nodes")->check(CLI::NonNegativeNumber);
+  sc->add_option("--nodes", scale->nodes, "target number of nodes (upstream's spelling)")
       ->check(CLI::NonNegativeNumber);
 }
 
