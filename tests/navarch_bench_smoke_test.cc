@@ -63,15 +63,16 @@ class NavarchBenchSmokeTest : public ::testing::Test {
         ready, &echo_);
   }
 
-  std::string StartControlPlane() {
+  // `extra` is appended to the configuration (pools, providers).
+  std::string StartControlPlane(const std::string& server_extra = "",
+                                const std::string& extra = "") {
     std::string config = dir_.path() + "/navarch.yaml";
     testing::WriteFile(config,
                        "server:\n  address: \"127.0.0.1:0\"\n"
                        "  http_address: \"127.0.0.1:0\"\n"
                        "  data_dir: " +
-                           dir_.path() +
-                           "/data\n"
-                           "logging:\n  level: warn\n");
+                           dir_.path() + "/data\n" + server_extra +
+                           "logging:\n  level: warn\n" + extra);
     std::string ready = dir_.path() + "/cp.json";
     return StartServer(ControlPlane(),
                        {"--config", config, "--ready-file", ready}, ready,
@@ -152,6 +153,35 @@ TEST_F(NavarchBenchSmokeTest, XidDecisionFromTheEventLog) {
   // No pools yet: no replacement is provisioned, and the result says so.
   EXPECT_EQ(j.value("provisioned", -1), 0) << j.dump();
   EXPECT_TRUE(j["provision"].is_null()) << j.dump();
+}
+
+TEST_F(NavarchBenchSmokeTest, XidToTheReplacementsProvision) {
+  // A pool of the fake provider that replaces unhealthy nodes, looked at
+  // every second: the bench's nodes join it through their pool label.
+  std::string cp = StartControlPlane("  autoscale_interval: 1s\n",
+                                     "pools:\n"
+                                     "  bench:\n"
+                                     "    provider: fake\n"
+                                     "    instance_type: h100-8x\n"
+                                     "    min_nodes: 0\n"
+                                     "    max_nodes: 10\n"
+                                     "    health:\n"
+                                     "      unhealthy_after: 1\n"
+                                     "      auto_replace: true\n");
+  ASSERT_FALSE(cp.empty());
+  nlohmann::json j;
+  ASSERT_EQ(RunBench("xid-pool",
+                     {"xid", "--target", cp, "--pool", "bench", "--fleet", "4",
+                      "--nodes", "1", "--rate", "0", "--provision-timeout",
+                      "20s", "--json"},
+                     &j),
+            0)
+      << j.dump();
+  EXPECT_EQ(j.value("decided", 0), 1) << j.dump();
+  EXPECT_EQ(j.value("provisioned", 0), 1) << j.dump();
+  EXPECT_EQ(j.value("headline", ""), "provision") << j.dump();
+  EXPECT_EQ(j.value("provision_kind", ""), "pool.replacement_provisioned")
+      << j.dump();
 }
 
 TEST_F(NavarchBenchSmokeTest, ScaleMemoryAndRestart) {

@@ -312,12 +312,14 @@ void BM_StartFromSqlite(benchmark::State& state) {
     return;
   }
   for (auto _ : state) {
-    FleetService fleet(*f->store, f->clock, f->evaluator, NullLogger(),
-                       FleetOptions{});
-    absl::Status s = fleet.Start();
+    auto fleet = std::make_unique<FleetService>(
+        *f->store, f->clock, f->evaluator, NullLogger(), FleetOptions{});
+    absl::Status s = fleet->Start();
     if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+    // Stopping and freeing the index is not part of a start.
     state.PauseTiming();
-    fleet.Stop();
+    fleet->Stop();
+    fleet.reset();
     state.ResumeTiming();
   }
   state.SetItemsProcessed(state.iterations() * nodes);
