@@ -1,0 +1,329 @@
+#include "navarch/sim/chaos.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "navarch/sim/rng.h"
+
+namespace navarch::sim {
+
+const char* FailureCauseName(FailureCause cause) {
+  switch (cause) {
+    case FailureCause::kScenario:
+      return "scenario";
+    case FailureCause::kChaos:
+      return "chaos";
+    case FailureCause::kCascade:
+      return "cascade";
+    case FailureCause::kOutage:
+      return "outage";
+    case FailureCause::kCorrelated:
+      return "correlated";
+  }
+  return "unknown";
+}
+
+bool IsRecoverableXid(int code) {
+  for (int c : {13, 31, 32, 45, 64, 68, 92, 94}) {
+    if (c == code) return true;
+  }
+  return false;
+}
+
+bool IsFatalXid(int code) {
+  for (int c : {43, 48, 63, 74, 79, 95}) {
+    if (c == code) return true;
+  }
+  return false;
+}
+
+std::string XidName(int code) {
+  switch (code) {
+    case 13:
+      return "Graphics Engine Exception";
+    case 31:
+      return "GPU memory page fault";
+    case 32:
+      return "Invalid or corrupted push buffer stream";
+    case 43:
+      return "GPU stopped processing";
+    case 45:
+      return "Preemptive cleanup, due to previous errors";
+    case 48:
+      return "Double Bit ECC Error";
+    case 61:
+      return "Internal micro-controller breakpoint/warning";
+    case 62:
+      return "Internal micro-controller halt";
+    case 63:
+      return "ECC page retirement or row remapping recording event";
+    case 64:
+      return "ECC page retirement or row remapper recording failure";
+    case 68:
+      return "NVDEC0 Exception";
+    case 69:
+      return "Graphics Engine class error";
+    case 74:
+      return "NVLink Error";
+    case 79:
+      return "GPU has fallen off the bus";
+    case 92:
+      return "High single-bit ECC error rate";
+    case 94:
+      return "Contained ECC error";
+    case 95:
+      return "Uncontained ECC error";
+    case 119:
+      return "GSP RPC timeout";
+    case 120:
+      return "GSP error";
+    default:
+      return absl::StrCat("XID ", code);
+  }
+}
+
+ChaosEngine::ChaosEngine(const ChaosSpec& spec, Clock& clock, ChaosHost& host,
+                         uint64_t seed)
+    : spec_(spec),
+      clock_(clock),
+      host_(host),
+      timing_rng_(MakeRng(seed, Purpose::kChaosTiming)),
+      pick_rng_(MakeRng(seed, Purpose::kChaosPick)),
+      cascade_rng_(MakeRng(seed, Purpose::kCascade)),
+      recovery_rng_(MakeRng(seed, Purpose::kRecovery)),
+      outage_rng_(MakeRng(seed, Purpose::kOutage)),
+      correlated_rng_(MakeRng(seed, Purpose::kCorrelated)) {}
+
+int ChaosEngine::RandomXid(std::mt19937_64& rng) {
+  static const std::vector<int> kDefault = {13, 31, 32, 43, 45, 48, 63,
+                                            64, 74, 79, 92, 94, 95};
+  if (spec_.xid_distribution.empty()) {
+    return kDefault[UniformInt(rng, kDefault.size())];
+  }
+  int i = PickWeighted(rng, spec_.xid_distribution,
+                       [](const auto& p) { return p.second; });
+  return i < 0 ? 79 : spec_.xid_distribution[i].first;
+}
+
+Failure ChaosEngine::RandomFailure(const NodeSpec& node) {
+  Failure f;
+  int i = PickWeighted(pick_rng_, spec_.failure_types,
+                       [](const WeightedName& w) { return w.weight; });
+  f.type = i < 0 ? "xid_error" : spec_.failure_types[i].name;
+  f.gpu = static_cast<int>(UniformInt(pick_rng_, std::max(node.gpu_count, 1)));
+  if (f.type == "xid_error") f.xid = RandomXid(pick_rng_);
+  return f;
+}
+
+void ChaosEngine::Start(absl::Time start, absl::Time end) {
+  end_ = end;
+  if (!spec_.enabled) return;
+  clock_.Schedule(start - clock_.Now(), [this] { ScheduleNext(); });
+  for (const OutageSpec& o : spec_.scheduled_outages) {
+    absl::Time at = start + o.start_time;
+    if (at >= end) continue;
+    clock_.Schedule(at - clock_.Now(), [this, o] {
+      std::vector<std::string> hit;
+      const std::vector<const NodeSpec*> live = host_.LiveNodes();
+      double share = 0;
+      if (o.scope == "percentage") {
+        std::string t = o.target;
+        if (!t.empty() && t.back() == '%') t.pop_back();
+        share = std::atof(t.c_str()) / 100.0;
+      }
+      for (const NodeSpec* n : live) {
+        bool in = false;
+        if (o.scope == "zone") in = n->zone == o.target;
+        if (o.scope == "region") in = n->region == o.target;
+        if (o.scope == "provider") in = n->provider == o.target;
+        if (o.scope == "percentage") in = Uniform(outage_rng_) < share;
+        if (in) hit.push_back(n->id);
+      }
+      ++stats_.outages;
+      ++stats_.active_outages;
+      Failure f;
+      f.type = o.failure_type;
+      if (f.type == "xid_error") f.xid = 79;
+      f.message = absl::StrCat("outage ", o.name);
+      for (const std::string& id : hit) {
+        host_.InjectFailure(id, f, FailureCause::kOutage);
+      }
+      clock_.Schedule(o.duration, [this, hit, type = f.type] {
+        for (const std::string& id : hit) host_.RecoverFailure(id, type);
+        --stats_.active_outages;
+      });
+    });
+  }
+}
+
+void ChaosEngine::ScheduleNext() {
+  const absl::Time now = clock_.Now();
+  if (now >= end_) return;
+  const double nodes = static_cast<double>(host_.LiveNodes().size());
+  const double per_second = spec_.failure_rate / 60.0 * nodes / 1000.0;
+  // The rate follows the live fleet; a long gap is cut into re-evaluations
+  // (exact for a memoryless process whose rate is constant in between).
+  constexpr double kMaxStep = 10.0;
+  double wait = per_second > 0 ? Exponential(timing_rng_, 1.0 / per_second)
+                               : kMaxStep + 1;
+  if (wait > kMaxStep) {
+    if (now + absl::Seconds(kMaxStep) < end_) {
+      clock_.Schedule(absl::Seconds(kMaxStep), [this] { ScheduleNext(); });
+    }
+    return;
+  }
+  absl::Duration d = absl::Nanoseconds(static_cast<int64_t>(wait * 1e9));
+  if (now + d >= end_) return;
+  clock_.Schedule(d, [this] {
+    const std::vector<const NodeSpec*>& live = host_.LiveNodes();
+    if (!live.empty()) {
+      const NodeSpec* n = live[UniformInt(pick_rng_, live.size())];
+      host_.InjectFailure(n->id, RandomFailure(*n), FailureCause::kChaos);
+    }
+    ScheduleNext();
+  });
+}
+
+std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
+                                                  const std::string& scope) {
+  auto rack_of = [](const NodeSpec& n) {
+    if (auto it = n.labels.find("rack"); it != n.labels.end())
+      return it->second;
+    if (auto it = n.labels.find("template"); it != n.labels.end())
+      return it->second;
+    return n.instance_type;
+  };
+  std::vector<const NodeSpec*> out;
+  for (const NodeSpec* n : host_.LiveNodes()) {
+    if (n->id == origin.id) continue;
+    bool in = true;
+    if (scope == "zone") in = n->zone == origin.zone;
+    if (scope == "region") in = n->region == origin.region;
+    if (scope == "provider") in = n->provider == origin.provider;
+    if (scope == "rack") {
+      in = n->zone == origin.zone && rack_of(*n) == rack_of(origin);
+    }
+    if (in) out.push_back(n);
+  }
+  return out;
+}
+
+void ChaosEngine::Cascade(const NodeSpec& origin, int depth) {
+  const CascadeSpec& c = spec_.cascading;
+  if (depth >= c.max_depth) return;
+  if (Uniform(cascade_rng_) > c.probability) return;
+  std::vector<const NodeSpec*> cands;
+  for (const NodeSpec* n : InScope(origin, c.scope)) {
+    if (!host_.HasFailure(n->id) && !cascade_pending_.contains(n->id)) {
+      cands.push_back(n);
+    }
+  }
+  if (cands.empty()) return;
+  int max_affected =
+      std::max(1, static_cast<int>(cands.size() * c.max_affected_percent));
+  int affected =
+      std::min<int>(1 + UniformInt(cascade_rng_, max_affected), cands.size());
+  absl::Duration min = c.min_delay, max = c.max_delay;
+  if (max <= min) max = min + absl::Seconds(1);
+  for (int i = 0; i < affected; ++i) {
+    size_t j = i + UniformInt(cascade_rng_, cands.size() - i);
+    std::swap(cands[i], cands[j]);
+    const NodeSpec* target = cands[i];
+    absl::Duration delay = min + (max - min) * Uniform(cascade_rng_);
+    Failure f;
+    f.type = "xid_error";
+    f.xid = RandomXid(cascade_rng_);
+    f.gpu = static_cast<int>(
+        UniformInt(cascade_rng_, std::max(target->gpu_count, 1)));
+    f.message = absl::StrCat("cascade from ", origin.id);
+    cascade_pending_.insert(target->id);
+    clock_.Schedule(delay, [this, target, f, depth] {
+      cascade_pending_.erase(target->id);
+      if (clock_.Now() >= end_) return;
+      if (host_.InjectFailure(target->id, f, FailureCause::kCascade)) {
+        Cascade(*target, depth + 1);
+      }
+    });
+  }
+}
+
+void ChaosEngine::OnInjected(const NodeSpec& node, const Failure& f,
+                             FailureCause cause) {
+  switch (cause) {
+    case FailureCause::kChaos:
+      ++stats_.chaos;
+      break;
+    case FailureCause::kCascade:
+      ++stats_.cascading;
+      break;
+    case FailureCause::kOutage:
+      ++stats_.outage_failures;
+      break;
+    case FailureCause::kCorrelated:
+      ++stats_.correlated;
+      break;
+    case FailureCause::kScenario:
+      break;
+  }
+  if (cause != FailureCause::kScenario) ++stats_.injected;
+  if (!spec_.enabled) return;
+
+  // Recovery: upstream schedules it for recoverable failures only, and never
+  // for cascades; outages clear their own failures.
+  const RecoverySpec& r = spec_.recovery;
+  const bool recoverable = f.type != "xid_error" || IsRecoverableXid(f.xid);
+  if (r.enabled && recoverable &&
+      (cause == FailureCause::kChaos || cause == FailureCause::kCorrelated) &&
+      Uniform(recovery_rng_) <= r.probability) {
+    absl::Duration std_dev =
+        r.std_dev > absl::ZeroDuration() ? r.std_dev : r.mean_time / 4;
+    absl::Duration d = r.mean_time + std_dev * Normal(recovery_rng_);
+    d = std::max(d, absl::Seconds(10));
+    std::string id = node.id, type = f.type;
+    clock_.Schedule(d, [this, id, type] {
+      if (clock_.Now() >= end_) return;
+      host_.RecoverFailure(id, type);
+      ++stats_.recoveries;
+    });
+  }
+
+  if (cause == FailureCause::kChaos && spec_.cascading.enabled) {
+    Cascade(node, 0);
+  }
+
+  if (cause == FailureCause::kCorrelated) return;
+  for (const CorrelatedSpec& c : spec_.correlated_failures) {
+    if (f.type != c.trigger_type) continue;
+    if (c.trigger_xid != 0 && f.xid != c.trigger_xid) continue;
+    if (Uniform(correlated_rng_) >= c.probability) continue;
+    std::vector<const NodeSpec*> targets;
+    if (c.scope == "same_node") {
+      targets.push_back(&node);
+    } else {
+      std::vector<const NodeSpec*> cands = InScope(node, c.scope);
+      int n = std::min<int>(c.max_affected, cands.size());
+      for (int i = 0; i < n; ++i) {
+        size_t j = i + UniformInt(correlated_rng_, cands.size() - i);
+        std::swap(cands[i], cands[j]);
+        targets.push_back(cands[i]);
+      }
+    }
+    Failure resp;
+    resp.type = c.response_type;
+    resp.xid = c.response_type == "xid_error" ? c.response_xid : 0;
+    resp.gpu = f.gpu;
+    resp.message =
+        absl::StrCat("correlated failure ", c.name, " after ", f.type,
+                     f.xid ? absl::StrCat(" ", f.xid) : "", " on ", node.id);
+    for (const NodeSpec* t : targets) {
+      std::string id = t->id;
+      clock_.Schedule(c.delay, [this, id, resp] {
+        if (clock_.Now() >= end_) return;
+        host_.InjectFailure(id, resp, FailureCause::kCorrelated);
+      });
+    }
+  }
+}
+
+}  // namespace navarch::sim

@@ -1,0 +1,93 @@
+// Chaos for stress runs: random failures at a rate per 1,000 nodes per
+// minute (a Poisson process on virtual time, without upstream's cap of one
+// per second), cascades to nodes in the same real zone, region, provider or
+// rack, recoveries, scheduled outages and correlated failures. Every draw
+// comes from the engine's own seeded generators, one per purpose.
+#ifndef NAVARCH_SIM_CHAOS_H_
+#define NAVARCH_SIM_CHAOS_H_
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "navarch/base/clock.h"
+#include "navarch/sim/scenario.h"
+#include "navarch/sim/sim_agent.h"
+
+namespace navarch::sim {
+
+enum class FailureCause { kScenario, kChaos, kCascade, kOutage, kCorrelated };
+const char* FailureCauseName(FailureCause cause);
+
+// What the engine needs from the simulation.
+class ChaosHost {
+ public:
+  virtual ~ChaosHost() = default;
+  // Nodes that are registered and running, in a stable order.
+  virtual const std::vector<const NodeSpec*>& LiveNodes() = 0;
+  // Injects; false when the node cannot take it (not running).
+  virtual bool InjectFailure(const std::string& node_id, const Failure& f,
+                             FailureCause cause) = 0;
+  virtual void RecoverFailure(const std::string& node_id,
+                              const std::string& type) = 0;
+  // True while the node carries an injected failure; cascades skip it, so a
+  // cascade can reach every node of its scope at most once.
+  virtual bool HasFailure(const std::string& node_id) = 0;
+};
+
+struct ChaosStats {
+  int64_t injected = 0;  // by the engine (chaos, cascades, outages, correlated)
+  int64_t chaos = 0;
+  int64_t cascading = 0;
+  int64_t outage_failures = 0;
+  int64_t correlated = 0;
+  int64_t recoveries = 0;
+  int64_t outages = 0;  // outages started
+  int active_outages = 0;
+};
+
+// Upstream's simulator table: which XIDs a recovery may clear.
+bool IsRecoverableXid(int code);
+bool IsFatalXid(int code);  // upstream's simulator "fatal" flag
+std::string XidName(int code);
+
+class ChaosEngine {
+ public:
+  ChaosEngine(const ChaosSpec& spec, Clock& clock, ChaosHost& host,
+              uint64_t seed);
+
+  // Starts injecting at `start` (outage times count from there) until `end`.
+  void Start(absl::Time start, absl::Time end);
+
+  // The simulation calls this for every injected failure, whatever caused
+  // it, so cascades, recoveries and correlated failures follow.
+  void OnInjected(const NodeSpec& node, const Failure& f, FailureCause cause);
+
+  // A failure of the configured type mix on GPU/XID draws.
+  Failure RandomFailure(const NodeSpec& node);
+  int RandomXid(std::mt19937_64& rng);
+
+  const ChaosStats& stats() const { return stats_; }
+
+ private:
+  void ScheduleNext();
+  void Cascade(const NodeSpec& origin, int depth);
+  std::vector<const NodeSpec*> InScope(const NodeSpec& origin,
+                                       const std::string& scope);
+
+  const ChaosSpec spec_;
+  Clock& clock_;
+  ChaosHost& host_;
+  std::mt19937_64 timing_rng_, pick_rng_, cascade_rng_, recovery_rng_,
+      outage_rng_, correlated_rng_;
+  absl::Time end_ = absl::InfinitePast();
+  std::set<std::string> cascade_pending_;
+  ChaosStats stats_;
+};
+
+}  // namespace navarch::sim
+
+#endif  // NAVARCH_SIM_CHAOS_H_

@@ -1,0 +1,236 @@
+// The event engine and assertions, end to end through RunScenario: real
+// fleet core, policy and controllers on a FakeClock.
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "navarch/sim/scenario.h"
+#include "navarch/sim/simulation.h"
+
+namespace navarch::sim {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Outcome {
+  SimResult result;
+  std::string out;
+};
+
+Outcome Simulate(const std::string& yaml, uint64_t seed = 0) {
+  ParseResult p = ParseScenario(yaml, "t.yaml");
+  EXPECT_TRUE(p.ok()) << p.status();
+  std::ostringstream out;
+  SimOptions o;
+  o.seed = seed;
+  o.out = &out;
+  Outcome r{RunScenario(p.scenario, o), ""};
+  r.out = out.str();
+  return r;
+}
+
+const char kFleet[] =
+    "name: t\nfleet:\n  - id: n1\n  - id: n2\n    zone: us-central1-b\n";
+
+TEST(EngineTest, SameTimeEventsRunInFileOrder) {
+  // Upstream sorted with sort.Slice: stable only up to 12 events. Twenty
+  // commands at one instant must apply in file order, the last one winning.
+  std::string yaml = absl::StrCat(kFleet,
+                                  "events:\n  - at: 0s\n"
+                                  "    action: start_fleet\n");
+  for (int i = 0; i < 20; ++i) {
+    absl::StrAppend(&yaml, "  - at: 5s\n    action: issue_command\n",
+                    "    target: n1\n    params: {command_type: ",
+                    i % 2 == 0 ? "cordon" : "uncordon", "}\n");
+  }
+  absl::StrAppend(&yaml,
+                  "  - at: 5s\n    action: issue_command\n    target: n1\n"
+                  "    params: {command_type: cordon}\n"
+                  "assertions:\n  - type: node_status\n    target: n1\n"
+                  "    expected: cordoned\n");
+  Outcome r = Simulate(yaml);
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+}
+
+TEST(EngineTest, EventsRunAtTheirVirtualTimes) {
+  Outcome r = Simulate(absl::StrCat(kFleet,
+                                    "events:\n"
+                                    "  - {at: 0s, action: start_fleet}\n"
+                                    "  - {at: 90s, action: log, params: "
+                                    "{log_message: first}}\n"
+                                    "  - {at: 1h, action: log, params: "
+                                    "{log_message: second}}\n"));
+  EXPECT_THAT(r.out, HasSubstr("[1m30s] log: first"));
+  EXPECT_THAT(r.out, HasSubstr("[1h] log: second"));
+  EXPECT_EQ(r.result.report["summary"]["simulated_seconds"].get<double>(),
+            3600);
+}
+
+TEST(EngineTest, WaitForStatusBlocksLaterEventsAndTimesOut) {
+  Outcome r = Simulate(absl::StrCat(
+      kFleet,
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - at: 1s\n    action: wait_for_status\n    target: n1\n"
+      "    params: {expected_status: draining, timeout: 10s}\n"
+      "  - {at: 2s, action: log, params: {log_message: never}}\n"));
+  EXPECT_EQ(r.result.exit_code(), 1);
+  ASSERT_EQ(r.result.errors.size(), 1u);
+  EXPECT_THAT(r.result.errors[0],
+              HasSubstr("timeout waiting for node n1 to reach status "
+                        "draining (it is active after 10s)"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("never")));
+}
+
+TEST(EngineTest, FatalXidMakesTheNodeUnhealthyAndHealthRecovers) {
+  Outcome r = Simulate(absl::StrCat(
+      kFleet,
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - at: 5s\n    action: inject_failure\n    target: n1\n"
+      "    params: {failure_type: xid_error, xid_code: 79}\n"
+      "  - {at: 30s, action: wait}\n"
+      "assertions:\n"
+      "  - {type: node_status, target: n1, expected: unhealthy}\n"
+      "  - {type: health_status, target: n1, expected: healthy}\n"
+      "  - {type: node_status, target: n2, expected: active}\n"
+      "  - {type: node_count, expected: '1', params: {status: unhealthy}}\n"
+      "  - {type: failures, expected: '1'}\n"
+      "  - {type: time_to_detect, expected: 1s}\n"));
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+  const auto& policy = r.result.report["policy"]["rules"];
+  bool fatal_hit = false;
+  for (const auto& rule : policy) {
+    if (rule["name"] == "fatal-xid") fatal_hit = rule["hits"] == 1;
+  }
+  EXPECT_TRUE(fatal_hit) << policy.dump();
+}
+
+TEST(EngineTest, FailureTypesHaveRealEffects) {
+  Outcome r = Simulate(
+      "name: t\nfleet:\n  - id: hot\n  - id: net\n  - id: nvml\n"
+      "  - id: link\n  - id: ecc\n  - id: boot\n"
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - {at: 10s, action: inject_failure, target: hot, params: "
+      "{failure_type: temperature, gpu_index: 2}}\n"
+      "  - {at: 10s, action: inject_failure, target: net, params: "
+      "{failure_type: network}}\n"
+      "  - {at: 10s, action: inject_failure, target: nvml, params: "
+      "{failure_type: nvml_failure}}\n"
+      "  - {at: 10s, action: inject_failure, target: link, params: "
+      "{failure_type: nvlink_error}}\n"
+      "  - {at: 10s, action: inject_failure, target: ecc, params: "
+      "{failure_type: memory_error}}\n"
+      "  - {at: 10s, action: inject_failure, target: boot, params: "
+      "{failure_type: boot_failure}}\n"
+      "  - {at: 20s, action: stop_fleet}\n"
+      "  - {at: 21s, action: start_fleet}\n"
+      "  - {at: 1m, action: wait}\n"
+      "assertions:\n"
+      "  - {type: node_status, target: hot, expected: unhealthy}\n"
+      "  - {type: node_status, target: nvml, expected: unhealthy}\n"
+      "  - {type: node_status, target: ecc, expected: unhealthy}\n"
+      "  - {type: node_status, target: link, expected: active}\n");
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+  // The restarted boot node never registered again and was declared dead.
+  EXPECT_EQ(r.result.report["summary"]["nodes_failed_to_start"], 1);
+}
+
+TEST(EngineTest, NetworkFailureIsCaughtByTheHeartbeatMonitor) {
+  Outcome r = Simulate(absl::StrCat(
+      kFleet,
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - {at: 10s, action: inject_failure, target: n2, params: "
+      "{failure_type: network}}\n"
+      "  - at: 10s\n    action: wait_for_status\n    target: n2\n"
+      "    params: {expected_status: unhealthy, timeout: 15s}\n"
+      "assertions:\n  - {type: node_status, target: n1, expected: active}\n"
+      // Timeout 3 x 3s, checked every 1.5s.
+      "  - {type: time_to_detect, expected: 12s, params: {percentile: "
+      "100}}\n"));
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+}
+
+TEST(EngineTest, TerminateEndsTheInstanceNotTheSimulator) {
+  Outcome r = Simulate(absl::StrCat(
+      kFleet,
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - {at: 5s, action: issue_command, target: n1, params: "
+      "{command_type: terminate}}\n"
+      "  - {at: 1m, action: log, params: {log_message: still here}}\n"
+      "assertions:\n  - {type: node_status, target: n1, expected: terminated}\n"
+      "  - {type: node_count, expected: '1'}\n"));
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("still here"));
+}
+
+TEST(EngineTest, FailingAssertionsAreReportedWithExpectedAndActual) {
+  Outcome r = Simulate(absl::StrCat(
+      kFleet,
+      "events:\n  - {at: 0s, action: start_fleet}\n"
+      "  - {at: 10s, action: wait}\n"
+      "assertions:\n  - {type: node_status, target: n1, expected: draining}\n"
+      "  - {type: node_count, expected: '>5'}\n"
+      "  - {type: replacements, expected: '>=1'}\n"
+      "  - {type: time_to_replace, expected: 1m}\n"));
+  EXPECT_EQ(r.result.exit_code(), 1);
+  ASSERT_EQ(r.result.assertions.size(), 4u);
+  for (const auto& a : r.result.assertions) EXPECT_FALSE(a.passed);
+  EXPECT_EQ(r.result.assertions[0].ToString(),
+            "FAIL node_status n1: expected draining, actual active "
+            "(assertions[0])");
+  EXPECT_EQ(r.result.assertions[1].actual, "2");
+  EXPECT_EQ(r.result.assertions[3].actual, "no samples");
+}
+
+TEST(EngineTest, PoolReplacementWithTheRealPoolManager) {
+  Outcome r = Simulate(
+      "name: t\nboot_delay: 20s\n"
+      "config:\n"
+      "  server: {heartbeat_interval: 10s, health_check_interval: 30s, "
+      "autoscale_interval: 10s}\n"
+      "  providers: {fake: {type: fake}}\n"
+      "  pools:\n"
+      "    p:\n"
+      "      provider: fake\n"
+      "      instance_type: h100-8x\n"
+      "      min_nodes: 3\n"
+      "      max_nodes: 5\n"
+      "      health: {unhealthy_after: 1, drain_timeout: 30s}\n"
+      "events:\n"
+      "  - {at: 1m, action: inject_failure, target: fake-2, params: "
+      "{failure_type: xid_error, xid_code: 48}}\n"
+      "  - {at: 5m, action: wait}\n"
+      "assertions:\n"
+      "  - {type: pool_size, target: p, expected: '3'}\n"
+      "  - {type: replacements, expected: '1', params: {pool: p}}\n"
+      "  - {type: time_to_replace, expected: 1m}\n"
+      "  - {type: node_status, target: fake-2, expected: terminated}\n"
+      "  - {type: node_count, expected: '3', params: {pool: p, status: "
+      "active}}\n");
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+}
+
+TEST(EngineTest, SameSeedSameSummaryDifferentSeedDifferent) {
+  const std::string yaml =
+      "name: t\nstress:\n  duration: 5m\n  seed: 7\n  fleet_gen:\n"
+      "    total_nodes: 40\n    templates: [{name: h100, weight: 1}]\n"
+      "    startup: {pattern: wave, duration: 20s, batch_size: 10}\n"
+      "  chaos:\n    enabled: true\n    failure_rate: 100\n"
+      "    failure_types: [{type: xid_error, weight: 3}, {type: network, "
+      "weight: 1}, {type: temperature, weight: 1}]\n"
+      "    cascading: {enabled: true, probability: 0.5, scope: zone}\n"
+      "    recovery: {enabled: true, probability: 0.5, mean_time: 1m, "
+      "replace_fatal: true}\n";
+  Outcome a = Simulate(yaml), b = Simulate(yaml), c = Simulate(yaml, 8);
+  EXPECT_EQ(a.result.report["summary"].dump(),
+            b.result.report["summary"].dump());
+  EXPECT_EQ(a.result.report["timeline"].dump(),
+            b.result.report["timeline"].dump());
+  EXPECT_NE(a.result.report["summary"].dump(),
+            c.result.report["summary"].dump());
+  EXPECT_GT(a.result.report["summary"]["failures_injected"].get<int>(), 5);
+}
+
+}  // namespace
+}  // namespace navarch::sim

@@ -1,0 +1,251 @@
+#include "navarch/sim/scenario.h"
+
+#include <filesystem>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace navarch::sim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+std::string Errors(const ParseResult& r) { return r.status().ToString(); }
+
+constexpr char kBasic[] = R"(name: t
+description: d
+fleet:
+  - id: node-1
+    provider: aws
+    region: us-east-1
+    gpu_count: 4
+    labels: {team: ml}
+  - id: node-2
+events:
+  - at: 0s
+    action: start_fleet
+  - at: 5s
+    action: inject_failure
+    target: node-1
+    params: {failure_type: xid_error, xid_code: 79, gpu_index: 3}
+  - at: 5s
+    action: issue_command
+    target: node-2
+    params: {command_type: uncordon}
+  - at: 6s
+    action: wait_for_status
+    target: node-1
+    params: {expected_status: unhealthy}
+assertions:
+  - type: node_status
+    target: node-1
+    expected: unhealthy
+  - target: node-2
+    expected: active
+  - type: node_count
+    expected: ">= 2"
+    params: {status: active}
+)";
+
+TEST(ScenarioTest, ParsesUpstreamFormat) {
+  ParseResult r = ParseScenario(kBasic, "t.yaml");
+  ASSERT_TRUE(r.ok()) << Errors(r);
+  const Scenario& s = r.scenario;
+  EXPECT_EQ(s.name, "t");
+  ASSERT_THAT(s.fleet, SizeIs(2));
+  EXPECT_EQ(s.fleet[0].provider, "aws");
+  EXPECT_EQ(s.fleet[0].zone, "us-east-1-a");  // default
+  EXPECT_EQ(s.fleet[0].gpu_count, 4);
+  EXPECT_EQ(s.fleet[0].labels.at("team"), "ml");
+  EXPECT_EQ(s.fleet[1].gpu_count, 8);
+  ASSERT_THAT(s.events, SizeIs(4));
+  EXPECT_EQ(s.events[1].at, absl::Seconds(5));
+  EXPECT_EQ(s.events[1].xid_code, 79);
+  EXPECT_EQ(s.events[1].gpu_index, 3);
+  EXPECT_EQ(s.events[3].timeout, absl::Seconds(30));  // upstream default
+  ASSERT_THAT(s.assertions, SizeIs(3));
+  EXPECT_EQ(s.assertions[1].type, "node_status");  // "" = node_status
+  EXPECT_EQ(s.assertions[2].status, "active");
+  EXPECT_FALSE(s.has_config);
+  // Upstream's embedded control plane.
+  EXPECT_EQ(s.config.server.health_check_interval, absl::Seconds(5));
+  EXPECT_EQ(s.config.server.heartbeat_interval, absl::Seconds(3));
+}
+
+struct BadCase {
+  std::string name;
+  std::string yaml;
+  std::string expected;  // substring of the error, position included
+};
+
+TEST(ScenarioTest, RejectsWhatUpstreamLetThrough) {
+  const std::string head = "name: t\nfleet:\n  - id: n1\n  - id: n2\nevents:\n";
+  std::vector<BadCase> cases = {
+      {"unknown action", head + "  - at: 1s\n    action: explode\n",
+       "t.yaml:7:13: events[0].action: unknown action 'explode'"},
+      {"bare number", head + "  - at: 5\n    action: wait\n",
+       "t.yaml:6:9: events[0].at: '5' is not a duration"},
+      {"unknown failure type",
+       head + "  - at: 1s\n    action: inject_failure\n    target: n1\n"
+              "    params: {failure_type: meteor}\n",
+       "events[0].params.failure_type: unknown failure type 'meteor'"},
+      {"unknown command",
+       head + "  - at: 1s\n    action: issue_command\n    target: n1\n"
+              "    params: {command_type: reboot}\n",
+       "unknown command type 'reboot'"},
+      {"unknown status",
+       head + "  - at: 1s\n    action: wait_for_status\n    target: n1\n"
+              "    params: {expected_status: sleepy}\n",
+       "unknown node status 'sleepy'"},
+      {"target not in fleet",
+       head + "  - at: 1s\n    action: inject_failure\n    target: n9\n"
+              "    params: {failure_type: network}\n",
+       "target 'n9' is not a node of the fleet"},
+      {"unknown key", head + "  - at: 1s\n    action: wait\n    when: now\n",
+       "t.yaml:8:5: events[0].when: unknown key 'when'"},
+      {"unknown param",
+       head + "  - at: 1s\n    action: log\n    params: {log_msg: hi}\n",
+       "events[0].params.log_msg: unknown key 'log_msg'"},
+      {"xid without code",
+       head + "  - at: 1s\n    action: inject_failure\n    target: n1\n"
+              "    params: {failure_type: xid_error}\n",
+       "xid_code is required"},
+      {"unknown assertion",
+       "name: t\nfleet:\n  - id: n1\nassertions:\n  - type: vibes\n"
+       "    expected: good\n",
+       "t.yaml:5:11: assertions[0].type: unknown assertion type 'vibes'"},
+      {"bad comparison",
+       "name: t\nfleet:\n  - id: n1\nassertions:\n  - type: node_count\n"
+       "    expected: lots\n",
+       "'lots' is not a number or a comparison"},
+      {"pool not configured",
+       "name: t\nfleet:\n  - id: n1\nassertions:\n  - type: pool_size\n"
+       "    target: gpu\n    expected: 3\n",
+       "pool 'gpu' is not in config.pools"},
+      {"duplicate id", "name: t\nfleet:\n  - id: n1\n  - id: n1\n",
+       "duplicate node id 'n1'"},
+      {"no name", "fleet:\n  - id: n1\n", "'name' is required"},
+      {"no fleet", "name: t\n", "'fleet' is required"},
+      {"stress template",
+       "name: t\nstress:\n  fleet_gen:\n    total_nodes: 5\n",
+       "fleet_gen needs at least one template"},
+      {"cascade probability",
+       "name: t\nfleet:\n  - id: n1\nstress:\n  chaos:\n    cascading:\n"
+       "      probability: 2\n",
+       "t.yaml:7:20: stress.chaos.cascading.probability: 2 is out of range"},
+      {"chaos failure type",
+       "name: t\nfleet:\n  - id: n1\nstress:\n  chaos:\n    failure_types:\n"
+       "      - {type: gremlins, weight: 1}\n",
+       "unknown failure type 'gremlins'"},
+      {"yaml syntax", "name: [t\n", "YAML syntax error"},
+  };
+  for (const BadCase& c : cases) {
+    ParseResult r = ParseScenario(c.yaml, "t.yaml");
+    EXPECT_FALSE(r.ok()) << c.name;
+    EXPECT_THAT(Errors(r), HasSubstr(c.expected)) << c.name;
+  }
+}
+
+TEST(ScenarioTest, CollectsEveryErrorInFileOrder) {
+  ParseResult r = ParseScenario(
+      "name: t\nfleet:\n  - id: n1\nevents:\n  - at: 1s\n    action: a1\n"
+      "  - at: 2s\n    action: a2\n",
+      "t.yaml");
+  ASSERT_THAT(r.errors, SizeIs(2));
+  EXPECT_EQ(r.errors[0].pos.line, 6);
+  EXPECT_EQ(r.errors[1].pos.line, 8);
+}
+
+TEST(ScenarioTest, ConfigBlockUsesTheConfigLoaderWithScenarioPositions) {
+  const std::string yaml =
+      "name: t\n"
+      "config:\n"
+      "  server:\n"
+      "    heartbeat_interval: 10s\n"
+      "  providers:\n"
+      "    gcp: {type: fake}\n"
+      "  pools:\n"
+      "    train:\n"
+      "      provider: gcp\n"
+      "      instance_type: h100-8x\n"
+      "      min_nodes: 2\n"
+      "      max_nodes: 4\n"
+      "assertions:\n"
+      "  - type: pool_size\n"
+      "    target: train\n"
+      "    expected: 2\n";
+  ParseResult r = ParseScenario(yaml, "t.yaml");
+  ASSERT_TRUE(r.ok()) << Errors(r);
+  EXPECT_TRUE(r.scenario.has_config);
+  EXPECT_EQ(r.scenario.config.server.heartbeat_interval, absl::Seconds(10));
+  ASSERT_TRUE(r.scenario.config.pools.contains("train"));
+  EXPECT_EQ(r.scenario.config.pools.at("train").min_nodes, 2);
+
+  // An unknown key inside the block: the scenario's line and column.
+  std::string bad = yaml;
+  bad.replace(bad.find("min_nodes: 2"), 12, "min_nodez: 2");
+  ParseResult b = ParseScenario(bad, "t.yaml");
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(Errors(b), HasSubstr("t.yaml:11:7: config.pools.train"));
+  EXPECT_THAT(Errors(b), HasSubstr("min_nodez"));
+}
+
+TEST(ScenarioTest, PoolScenariosMayTargetNodesNotYetKnown) {
+  ParseResult r = ParseScenario(
+      "name: t\nconfig:\n  providers: {gcp: {type: fake}}\n  pools:\n"
+      "    p: {provider: gcp, instance_type: x, min_nodes: 1, max_nodes: 2}\n"
+      "events:\n  - at: 1m\n    action: inject_failure\n    target: gcp-1\n"
+      "    params: {failure_type: network}\n",
+      "t.yaml");
+  EXPECT_TRUE(r.ok()) << Errors(r);
+}
+
+TEST(ScenarioTest, Comparisons) {
+  Comparison c;
+  ASSERT_TRUE(ParseComparison(">= 800", &c));
+  EXPECT_EQ(c.op, ">=");
+  EXPECT_TRUE(c.Holds(800));
+  EXPECT_FALSE(c.Holds(799));
+  ASSERT_TRUE(ParseComparison("3", &c));
+  EXPECT_TRUE(c.Holds(3));
+  EXPECT_FALSE(c.Holds(4));
+  ASSERT_TRUE(ParseComparison("<2", &c));
+  EXPECT_TRUE(c.Holds(1));
+  EXPECT_FALSE(c.Holds(2));
+  ASSERT_TRUE(ParseComparison("90%", &c));
+  EXPECT_EQ(c.value, 90);
+  EXPECT_FALSE(ParseComparison("many", &c));
+}
+
+TEST(ScenarioTest, ShippedScenariosAreValid) {
+  int n = 0;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator("examples/scenarios")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ParseResult r = LoadScenarioFile(entry.path().string());
+    EXPECT_TRUE(r.ok()) << entry.path() << ": " << Errors(r);
+    ++n;
+  }
+  EXPECT_GE(n, 10);
+}
+
+TEST(ScenarioTest, StressDefaultsAndUpstreamQuirks) {
+  ParseResult r = ParseScenario(
+      "name: t\nstress:\n  fleet_gen:\n    total_nodes: 3\n    templates:\n"
+      "      - {name: h100, weight: 1}\n  chaos:\n    cascading:\n"
+      "      max_depth: 0\n    xid_distribution: {79: 2, 13: 1}\n",
+      "t.yaml");
+  ASSERT_TRUE(r.ok()) << Errors(r);
+  const StressSpec& s = *r.scenario.stress;
+  EXPECT_EQ(s.duration, absl::Minutes(10));
+  EXPECT_EQ(s.metrics_interval, absl::Seconds(5));
+  EXPECT_EQ(s.chaos.cascading.max_depth, 3);  // <= 0 means 3
+  ASSERT_THAT(s.chaos.xid_distribution, SizeIs(2));
+  EXPECT_EQ(s.chaos.xid_distribution[0].first, 13);  // sorted by code
+  EXPECT_EQ(s.fleet_gen->startup.pattern, "linear");
+}
+
+}  // namespace
+}  // namespace navarch::sim

@@ -1,0 +1,397 @@
+#include "navarch/sim/sim_agent.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "navarch/api/time_util.h"
+
+namespace navarch::sim {
+namespace {
+
+// FNV-1a: stable across builds and machines (std::hash is not).
+uint64_t Fnv(absl::string_view s, uint64_t salt) {
+  uint64_t h = 1469598103934665603ULL ^ salt;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
+    Clock& clock, int gpu_count, const std::string& model) {
+  agent::FakeGpuOptions o;
+  o.gpu_count = gpu_count;
+  o.model = model;
+  o.seed = 1;
+  agent::FakeGpuBackend backend(o);
+  agent::GpuMonitor monitor(backend, clock);
+  (void)monitor.Start();
+  (void)monitor.Poll();
+  auto t = std::make_shared<AgentTemplate>();
+  t->devices = monitor.Inventory();
+  t->system = monitor.SystemInfo();
+  t->metrics = monitor.Metrics();
+  t->boot = monitor.BootCheck();
+  t->gpu = monitor.GpuCheck();
+  return t;
+}
+
+SimAgent::SimAgent(NodeSpec spec, FleetService& fleet, Clock& clock,
+                   std::shared_ptr<const AgentTemplate> tmpl,
+                   AgentTiming timing, uint64_t gpu_seed, Hooks hooks)
+    : spec_(std::move(spec)),
+      fleet_(fleet),
+      clock_(clock),
+      tmpl_(std::move(tmpl)),
+      timing_(timing),
+      gpu_seed_(gpu_seed),
+      hooks_(std::move(hooks)) {
+  // Each node's GPUs have their own UUIDs.
+  for (const agent::GpuDevice& d : tmpl_->devices) {
+    GPUInfo g;
+    g.set_index(d.index);
+    uint64_t h = Fnv(spec_.id, d.index);
+    g.set_uuid(absl::StrFormat("GPU-%08x-%04x-%04x-%04x-%012x", h >> 32,
+                               (h >> 16) & 0xffff, h & 0xffff,
+                               (h >> 48) & 0xffff, h & 0xffffffffffffULL));
+    g.set_name(d.name);
+    g.set_pci_bus_id(d.pci_bus_id);
+    g.set_memory_total(d.memory_total_bytes);
+    g.set_driver_version(tmpl_->system.driver_version);
+    g.set_cuda_version(tmpl_->system.cuda_version);
+    gpus_.push_back(std::move(g));
+  }
+}
+
+SimAgent::~SimAgent() {
+  *alive_ = false;
+  CloseStream();
+}
+
+void SimAgent::After(absl::Duration d, std::function<void()> fn) {
+  std::shared_ptr<bool> alive = alive_;
+  clock_.Schedule(d, [this, alive, fn = std::move(fn)] {
+    if (!*alive) return;
+    if (hooks_.count) hooks_.count();
+    fn();
+  });
+}
+
+void SimAgent::Start(absl::Duration boot_delay) {
+  if (running_) return;
+  running_ = true;
+  registered_ = false;
+  started_at_ = clock_.Now();
+  const uint64_t epoch = ++epoch_;
+  if (boot_failure_) {
+    if (hooks_.start_failed) hooks_.start_failed(*this);
+    return;
+  }
+  After(boot_delay, [this, epoch] { Register(epoch); });
+}
+
+void SimAgent::Stop() {
+  if (!running_) return;
+  running_ = false;
+  registered_ = false;
+  polling_ = false;
+  ++epoch_;
+  CloseStream();
+}
+
+void SimAgent::OpenStream() {
+  if (watch_handle_ != 0 || network_down_ || !registered_) return;
+  std::shared_ptr<bool> alive = alive_;
+  absl::StatusOr<uint64_t> h = fleet_.Watch(
+      spec_.id,
+      [this, alive](const NodeCommand& c) {
+        // Delivered from inside the fleet's commit; handled on the clock.
+        clock_.Schedule(absl::ZeroDuration(), [this, alive, c] {
+          if (*alive) OnCommand(c);
+        });
+      },
+      [] {});
+  if (h.ok()) watch_handle_ = *h;
+}
+
+void SimAgent::CloseStream() {
+  if (watch_handle_ == 0) return;
+  fleet_.Unwatch(spec_.id, watch_handle_);
+  watch_handle_ = 0;
+}
+
+void SimAgent::Register(uint64_t epoch) {
+  if (epoch != epoch_ || !running_) return;
+  if (network_down_) {
+    // Retried until the network is back.
+    After(absl::Seconds(5), [this, epoch] { Register(epoch); });
+    return;
+  }
+  RegisterNodeRequest req;
+  req.set_node_id(spec_.id);
+  req.set_provider(spec_.provider);
+  req.set_region(spec_.region);
+  req.set_zone(spec_.zone);
+  req.set_instance_type(spec_.instance_type);
+  for (const GPUInfo& g : gpus_) *req.add_gpus() = g;
+  NodeMetadata* md = req.mutable_metadata();
+  md->set_hostname(spec_.id);
+  for (const auto& [k, v] : spec_.labels) (*md->mutable_labels())[k] = v;
+  absl::StatusOr<RegisterNodeResponse> resp = Await<RegisterNodeResponse>(
+      [&](auto done) { fleet_.RegisterNode(req, done); });
+  if (!resp.ok()) {
+    if (absl::IsFailedPrecondition(resp.status())) return;  // terminated
+    After(absl::Seconds(5), [this, epoch] { Register(epoch); });
+    return;
+  }
+  const NodeConfig& c = resp->config();
+  if (c.heartbeat_interval_seconds() > 0)
+    timing_.heartbeat_interval = absl::Seconds(c.heartbeat_interval_seconds());
+  if (c.health_check_interval_seconds() > 0)
+    timing_.health_interval = absl::Seconds(c.health_check_interval_seconds());
+  registered_ = true;
+  registered_at_ = clock_.Now();
+  const uint64_t e = ++epoch_;
+  OpenStream();
+  HeartbeatTick(e);
+  HealthTick(e);
+  if (monitor_ != nullptr) {
+    polling_ = true;
+    After(timing_.gpu_poll_interval, [this, e] { GpuPollTick(e); });
+  }
+}
+
+void SimAgent::HeartbeatTick(uint64_t epoch) {
+  if (epoch != epoch_ || !registered_) return;
+  if (!network_down_) {
+    HeartbeatRequest req;
+    req.set_node_id(spec_.id);
+    *req.mutable_timestamp() = ToTimestamp(clock_.Now());
+    NodeMetrics* m = req.mutable_metrics();
+    m->set_cpu_usage_percent(35);
+    m->set_memory_usage_percent(40);
+    if (monitor_ != nullptr) {
+      for (GPUMetrics& g : monitor_->Metrics())
+        *m->add_gpu_metrics() = std::move(g);
+    } else {
+      for (const GPUMetrics& g : tmpl_->metrics) *m->add_gpu_metrics() = g;
+    }
+    fleet_.SendHeartbeat(req, [](absl::StatusOr<HeartbeatResponse>) {});
+  }
+  After(timing_.heartbeat_interval, [this, epoch] { HeartbeatTick(epoch); });
+}
+
+void SimAgent::HealthTick(uint64_t epoch) {
+  if (epoch != epoch_ || !registered_) return;
+  Report(/*force=*/true);
+  After(timing_.health_interval, [this, epoch] { HealthTick(epoch); });
+}
+
+void SimAgent::GpuPollTick(uint64_t epoch) {
+  if (epoch != epoch_ || !registered_ || monitor_ == nullptr) return;
+  for (HealthEvent& e : monitor_->Poll()) queue_.push_back(std::move(e));
+  CollectXids();
+  if (!queue_.empty()) Report(/*force=*/false);
+  // XIDs, ECC and NVLink errors are edges the poll has now reported; with no
+  // standing fault left the node reads like every healthy node of its type
+  // again, so it goes back to the shared readings (what keeps fleets of
+  // thousands cheap). The next fault gets a fresh baseline.
+  if (!HasStandingFault() && queue_.empty() && epoch == epoch_) {
+    monitor_.reset();
+    backend_.reset();
+    polling_ = false;
+    return;
+  }
+  After(timing_.gpu_poll_interval, [this, epoch] { GpuPollTick(epoch); });
+}
+
+bool SimAgent::HasStandingFault() const {
+  for (const char* t :
+       {"temperature", "backend_error", "nvml_failure", "device_error"}) {
+    if (active_.contains(t)) return true;
+  }
+  return false;
+}
+
+void SimAgent::CollectXids() {
+  if (backend_ == nullptr) return;
+  absl::StatusOr<std::vector<agent::XidEvent>> xids =
+      backend_->WaitXid(absl::ZeroDuration());
+  if (!xids.ok()) return;
+  for (const agent::XidEvent& x : *xids)
+    queue_.push_back(monitor_->XidEvent(x));
+}
+
+void SimAgent::Report(bool force) {
+  if (!registered_ || network_down_) return;
+  if (queue_.empty() && !force) return;
+  const absl::Time now = clock_.Now();
+  ReportHealthRequest req;
+  req.set_node_id(spec_.id);
+  HealthCheckResult* boot = req.add_results();
+  HealthCheckResult* gpu = req.add_results();
+  if (monitor_ != nullptr) {
+    *boot = monitor_->BootCheck();
+    *gpu = monitor_->GpuCheck();
+  } else {
+    *boot = tmpl_->boot;
+    *gpu = tmpl_->gpu;
+  }
+  *boot->mutable_timestamp() = ToTimestamp(now);
+  *gpu->mutable_timestamp() = ToTimestamp(now);
+  HealthCheckResult* h = req.add_results();
+  h->set_check_name("health_events");
+  h->set_status(HEALTH_STATUS_HEALTHY);
+  h->set_message(queue_.empty()
+                     ? "no health events detected"
+                     : absl::StrCat("collected ", queue_.size(),
+                                    " health event(s) for policy evaluation"));
+  *h->mutable_timestamp() = ToTimestamp(now);
+  (*h->mutable_details())["events"] = absl::StrCat(queue_.size());
+  for (HealthEvent& e : queue_) *req.add_events() = std::move(e);
+  queue_.clear();
+  absl::StatusOr<ReportHealthResponse> resp = Await<ReportHealthResponse>(
+      [&](auto done) { fleet_.ReportHealth(req, done); });
+  if (!resp.ok() && absl::IsNotFound(resp.status())) {
+    registered_ = false;
+    const uint64_t e = ++epoch_;
+    CloseStream();
+    Register(e);
+  }
+}
+
+void SimAgent::EnsureGpu() {
+  if (monitor_ != nullptr) return;
+  agent::FakeGpuOptions o;
+  o.gpu_count = spec_.gpu_count;
+  o.model = spec_.gpu_type;
+  o.seed = gpu_seed_;
+  backend_ = std::make_unique<agent::FakeGpuBackend>(o);
+  monitor_ = std::make_unique<agent::GpuMonitor>(*backend_, clock_);
+  (void)monitor_->Start();
+  (void)monitor_->Poll();  // the baseline: faults are edges from here
+  if (registered_ && !polling_) {
+    polling_ = true;
+    const uint64_t e = epoch_;
+    After(timing_.gpu_poll_interval, [this, e] { GpuPollTick(e); });
+  }
+}
+
+bool SimAgent::Inject(const Failure& f) {
+  if (f.type == "boot_failure") {
+    // Bites when the node next starts (upstream: only Initialize checks it).
+    boot_failure_ = true;
+    active_.insert(f.type);
+    return true;
+  }
+  if (!running_) return false;
+  active_.insert(f.type);
+  const int gpus = std::max(spec_.gpu_count, 1);
+  const int g = std::clamp(f.gpu, 0, gpus - 1);
+  if (f.type == "network") {
+    network_down_ = true;
+    CloseStream();
+    return true;
+  }
+  EnsureGpu();
+  if (f.type == "xid_error") {
+    backend_->InjectXid(g, f.xid);
+    // The driver's XID thread reports at once.
+    CollectXids();
+    Report(/*force=*/false);
+  } else if (f.type == "temperature") {
+    if (f.gpu < 0) {
+      for (int i = 0; i < gpus; ++i) backend_->SetTemperature(i, 95);
+    } else {
+      backend_->SetTemperature(g, 95);
+    }
+  } else if (f.type == "memory_error") {
+    backend_->AddEccErrors(g, 0, 1);
+  } else if (f.type == "nvlink_error") {
+    backend_->AddNvLinkErrors(g, 0, 1, 1, 1);
+  } else if (f.type == "backend_error" || f.type == "nvml_failure") {
+    backend_->SetNvmlFailure(true);
+  } else if (f.type == "device_error") {
+    backend_->SetGpuError(g, true);
+  }
+  return true;
+}
+
+void SimAgent::Recover(const std::string& type) {
+  auto clear = [&](const std::string& t) {
+    if (t == "network" && network_down_) {
+      network_down_ = false;
+      if (registered_) {
+        OpenStream();
+        // The agent reconnects and reports at once.
+        Report(/*force=*/true);
+      }
+    }
+    if (t == "boot_failure") boot_failure_ = false;
+    if (backend_ == nullptr) return;
+    const int gpus = std::max(spec_.gpu_count, 1);
+    if (t == "temperature") {
+      for (int i = 0; i < gpus; ++i) backend_->ClearTemperature(i);
+    } else if (t == "backend_error" || t == "nvml_failure") {
+      backend_->SetNvmlFailure(false);
+    } else if (t == "device_error") {
+      for (int i = 0; i < gpus; ++i) backend_->SetGpuError(i, false);
+    }
+  };
+  if (type.empty()) {
+    std::set<std::string> all = active_;
+    for (const std::string& t : all) clear(t);
+    if (backend_ != nullptr) backend_->ClearFaults();
+    active_.clear();
+    return;
+  }
+  clear(type);
+  active_.erase(type);
+}
+
+void SimAgent::Ack(const NodeCommand& c, bool ok, const std::string& message) {
+  AckCommandRequest req;
+  req.set_node_id(spec_.id);
+  req.set_command_id(c.command_id());
+  req.set_outcome(ok ? COMMAND_OUTCOME_SUCCEEDED : COMMAND_OUTCOME_FAILED);
+  req.set_message(message);
+  fleet_.AckCommand(req, [](absl::StatusOr<AckCommandResponse>) {});
+}
+
+void SimAgent::OnCommand(const NodeCommand& c) {
+  if (!registered_ || network_down_) return;
+  if (hooks_.count) hooks_.count();
+  switch (c.type()) {
+    case NODE_COMMAND_TYPE_RUN_DIAGNOSTIC: {
+      if (monitor_ == nullptr) {
+        Ack(c, true,
+            absl::StrCat("diagnostic passed: ", spec_.gpu_count,
+                         " GPUs checked"));
+        return;
+      }
+      agent::SweepResult r = monitor_->Sweep();
+      Ack(c, r.passed,
+          r.passed ? absl::StrCat("diagnostic passed: ", r.gpus_checked,
+                                  " GPUs checked")
+                   : absl::StrCat("diagnostic failed: ",
+                                  r.problems.empty() ? "" : r.problems[0]));
+      return;
+    }
+    case NODE_COMMAND_TYPE_TERMINATE:
+      Ack(c, true, "terminating");
+      if (hooks_.terminate) hooks_.terminate(*this);
+      return;
+    default:
+      // cordon, uncordon, drain: the control plane's bookkeeping; a hook-less
+      // agent has nothing to do.
+      Ack(c, true, "ok");
+      return;
+  }
+}
+
+}  // namespace navarch::sim

@@ -1,0 +1,139 @@
+// A simulated node agent, in-process: it calls FleetService directly (no
+// gRPC, no threads) on the simulation's Clock, with the agent's protocol:
+// register, a heartbeat every heartbeat interval, a health report every
+// health interval and at once when there are events, commands through a
+// command stream, each acknowledged.
+//
+// GPUs: a healthy node reports fixed readings shared by every node of its
+// type (cheap enough for fleets of thousands). The first injected fault gives
+// the node its own FakeGpuBackend and GpuMonitor, the agent's own code, so a
+// fault becomes health events and check results exactly as on a real node.
+#ifndef NAVARCH_SIM_SIM_AGENT_H_
+#define NAVARCH_SIM_SIM_AGENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "navarch/agent/gpu/fake_backend.h"
+#include "navarch/agent/monitor.h"
+#include "navarch/base/clock.h"
+#include "navarch/control_plane.pb.h"
+#include "navarch/fleet/fleet_service.h"
+#include "navarch/sim/scenario.h"
+
+namespace navarch::sim {
+
+struct Failure {
+  std::string type;  // one of kFailureTypes
+  int xid = 0;
+  int gpu = 0;  // -1: every GPU (temperature)
+  std::string message;
+};
+
+// What a healthy node of one GPU type reports; built once per type from a
+// FakeGpuBackend and GpuMonitor.
+struct AgentTemplate {
+  std::vector<agent::GpuDevice> devices;
+  agent::GpuSystemInfo system;
+  std::vector<GPUMetrics> metrics;
+  HealthCheckResult boot;
+  HealthCheckResult gpu;
+};
+std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
+    Clock& clock, int gpu_count, const std::string& model);
+
+struct AgentTiming {
+  // Until the control plane says otherwise at registration.
+  absl::Duration heartbeat_interval = absl::Seconds(30);
+  absl::Duration health_interval = absl::Seconds(60);
+  absl::Duration gpu_poll_interval = absl::Seconds(10);
+};
+
+class SimAgent {
+ public:
+  struct Hooks {
+    // The node was started but will never register (boot_failure).
+    std::function<void(SimAgent&)> start_failed;
+    // A terminate command arrived (after it was acknowledged).
+    std::function<void(SimAgent&)> terminate;
+    // Counts simulation events (timer callbacks, calls).
+    std::function<void()> count;
+  };
+
+  SimAgent(NodeSpec spec, FleetService& fleet, Clock& clock,
+           std::shared_ptr<const AgentTemplate> tmpl, AgentTiming timing,
+           uint64_t gpu_seed, Hooks hooks);
+  ~SimAgent();
+
+  // Powers the node on: the agent registers after `boot_delay`, unless a
+  // boot_failure is pending. Does nothing when running.
+  void Start(absl::Duration boot_delay);
+  // Powers it off: no more calls. Injected faults stay (a boot_failure
+  // then bites at the next Start).
+  void Stop();
+
+  // False (nothing injected) when the node is not running; boot_failure is
+  // accepted on a stopped node too.
+  bool Inject(const Failure& failure);
+  // Clears one failure type, or everything with "".
+  void Recover(const std::string& type);
+
+  const NodeSpec& spec() const { return spec_; }
+  const std::string& id() const { return spec_.id; }
+  bool running() const { return running_; }
+  bool registered() const { return registered_; }
+  bool network_down() const { return network_down_; }
+  const std::set<std::string>& active_failures() const { return active_; }
+  absl::Time started_at() const { return started_at_; }
+
+ private:
+  void Register(uint64_t epoch);
+  void HeartbeatTick(uint64_t epoch);
+  void HealthTick(uint64_t epoch);
+  void GpuPollTick(uint64_t epoch);
+  void Report(bool force);
+  void CollectXids();
+  // A fault that stays until recovered (not an edge such as an XID).
+  bool HasStandingFault() const;
+  void EnsureGpu();
+  void OpenStream();
+  void CloseStream();
+  void OnCommand(const NodeCommand& command);
+  void After(absl::Duration d, std::function<void()> fn);
+  void Ack(const NodeCommand& command, bool ok, const std::string& message);
+
+  NodeSpec spec_;
+  FleetService& fleet_;
+  Clock& clock_;
+  std::shared_ptr<const AgentTemplate> tmpl_;
+  AgentTiming timing_;
+  const uint64_t gpu_seed_;
+  Hooks hooks_;
+
+  bool running_ = false;
+  bool registered_ = false;
+  bool network_down_ = false;
+  bool boot_failure_ = false;
+  // Timer chains carry the epoch they were started in; Stop and
+  // re-registration bump it, which ends the old chains.
+  uint64_t epoch_ = 0;
+  uint64_t watch_handle_ = 0;
+  absl::Time started_at_ = absl::InfinitePast();
+  absl::Time registered_at_ = absl::InfinitePast();
+  std::set<std::string> active_;
+  std::vector<HealthEvent> queue_;
+  std::vector<GPUInfo> gpus_;  // as registered
+  std::unique_ptr<agent::FakeGpuBackend> backend_;
+  std::unique_ptr<agent::GpuMonitor> monitor_;
+  bool polling_ = false;  // the GPU poll chain runs
+  // Shared with command callbacks that may outlive a stream.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace navarch::sim
+
+#endif  // NAVARCH_SIM_SIM_AGENT_H_
