@@ -3,6 +3,7 @@
 // XID 79 written to one's kernel log gets it replaced; a kill -9 of an agent
 // gets it replaced; ScalePool works within limits; a kill -9 of the control
 // plane and a restart neither lose nor duplicate an instance.
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -12,10 +13,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "navarch/control_plane.grpc.pb.h"
@@ -89,8 +93,7 @@ class PoolsE2eTest : public ::testing::Test {
     ASSERT_FALSE(content.empty()) << testing::ReadFile(log_);
     address_ = testing::JsonString(content, "grpc_address");
     stub_ = ControlPlaneService::NewStub(
-        grpc::CreateChannel(address_,
-                            grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
 
   std::vector<NodeInfo> Nodes() {
@@ -195,6 +198,14 @@ TEST_F(PoolsE2eTest, QuickStartLifecycle) {
                   dir_.path() + "/sh.log");
     EXPECT_EQ(scale.Wait(std::chrono::seconds(30)), 1);  // max_nodes is 3
     EXPECT_NE(testing::ReadFile(err).find("Error: "), std::string::npos);
+    Process reset("/bin/sh",
+                  {"-c", testing::BinDir() + "/navarch -s " + address_ +
+                             " pools reset-breaker dev >" + out + " 2>" + err},
+                  dir_.path() + "/sh.log");
+    EXPECT_EQ(reset.Wait(std::chrono::seconds(30)), 0)
+        << testing::ReadFile(err);
+    EXPECT_NE(testing::ReadFile(out).find("was not open"), std::string::npos)
+        << testing::ReadFile(out);
   }
 
   // kill -9 of the control plane, then a restart: the same instances.
@@ -212,6 +223,124 @@ TEST_F(PoolsE2eTest, QuickStartLifecycle) {
   // A clean stop takes the agents down with it (keep_instances: false).
   server_->Signal(SIGTERM);
   EXPECT_EQ(server_->Wait(std::chrono::seconds(30)), 0);
+}
+
+// A workload system behind a webhook, and a control plane with tokens: the
+// local provider's agents authenticate with the agent token; a fatal XID
+// wakes the pool manager at once (the autoscale interval is a minute) and the
+// replacement's cordon and drain reach the webhook, whose drain status says
+// the node is drained.
+TEST_F(PoolsE2eTest, WebhookNotifierTokensAndImmediateReplacement) {
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, std::string>> posts;  // event, node
+  std::vector<std::string> status_queries;
+  httplib::Server hook;
+  hook.Post("/events", [&](const httplib::Request& req, httplib::Response&) {
+    auto j = nlohmann::json::parse(req.body, nullptr, false);
+    absl::MutexLock lock(&mu);
+    posts.emplace_back(j.value("event", "?"), j.value("node_id", "?"));
+  });
+  hook.Get("/drained",
+           [&](const httplib::Request& req, httplib::Response& res) {
+             absl::MutexLock lock(&mu);
+             status_queries.push_back(req.get_param_value("node_id"));
+             res.set_content(R"({"drained": true, "message": "no jobs"})",
+                             "application/json");
+           });
+  const int hook_port = hook.bind_to_any_port("127.0.0.1");
+  std::thread hook_thread([&] { hook.listen_after_bind(); });
+  while (!hook.is_running()) std::this_thread::yield();
+  const std::string url = "http://127.0.0.1:" + std::to_string(hook_port);
+
+  testing::WriteFile(dir_.path() + "/agent.token", "agent-secret-1\n");
+  testing::WriteFile(dir_.path() + "/ops.token", "ops-secret-1\n");
+  std::string yaml = testing::ReadFile(config_);
+  yaml.replace(yaml.find("  autoscale_interval: 1s"),
+               std::string("  autoscale_interval: 1s").size(),
+               "  autoscale_interval: 60s\n"
+               "  notifier:\n"
+               "    type: webhook\n"
+               "    webhook:\n"
+               "      cordon_url: " +
+                   url +
+                   "/events\n"
+                   "      drain_url: " +
+                   url +
+                   "/events\n"
+                   "      uncordon_url: " +
+                   url +
+                   "/events\n"
+                   "      drain_status_url: " +
+                   url +
+                   "/drained\n"
+                   "      timeout: 5s");
+  yaml.replace(yaml.find("    min_nodes: 2"),
+               std::string("    min_nodes: 2").size(), "    min_nodes: 1");
+  yaml +=
+      "auth:\n  tokens:\n"
+      "    - {name: agents, token_file: " +
+      dir_.path() +
+      "/agent.token, role: agent}\n"
+      "    - {name: ops, token_file: " +
+      dir_.path() + "/ops.token, role: operator}\n";
+  testing::WriteFile(config_, yaml);
+
+  StartControlPlane(1);
+  auto nodes = [&] {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer ops-secret-1");
+    ListNodesResponse resp;
+    std::map<std::string, NodeStatus> out;
+    if (!stub_->ListNodes(&ctx, ListNodesRequest(), &resp).ok()) return out;
+    for (const NodeInfo& n : resp.nodes()) out[n.node_id()] = n.status();
+    return out;
+  };
+  // The agent registered: it was given the agent token.
+  ASSERT_TRUE(Eventually([&] {
+    return nodes()["local-1"] == NODE_STATUS_ACTIVE;
+  })) << testing::ReadFile(log_)
+      << testing::ReadFile(InstanceDir("local-1") + "/agent.log");
+  // Never on its command line.
+  const int pid =
+      std::stoi(testing::ReadFile(InstanceDir("local-1") + "/agent.pid"));
+  EXPECT_EQ(testing::ReadFile("/proc/" + std::to_string(pid) + "/cmdline")
+                .find("agent-secret-1"),
+            std::string::npos);
+
+  const auto xid_at = std::chrono::steady_clock::now();
+  {
+    std::ofstream kmsg(InstanceDir("local-1") + "/kmsg", std::ios::app);
+    kmsg << "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the "
+            "bus.\n";
+  }
+  // Replaced well before the next autoscale tick (60 s away).
+  ASSERT_TRUE(Eventually(
+      [&] { return nodes()["local-1"] == NODE_STATUS_TERMINATED; }, 30))
+      << testing::ReadFile(log_);
+  EXPECT_LT(std::chrono::steady_clock::now() - xid_at,
+            std::chrono::seconds(20));
+  EXPECT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return posts.size() >= 2;
+  }));
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_GE(posts.size(), 2u);
+    EXPECT_EQ(posts[0],
+              std::make_pair(std::string("cordon"), std::string("local-1")));
+    EXPECT_EQ(posts[1],
+              std::make_pair(std::string("drain"), std::string("local-1")));
+    EXPECT_FALSE(status_queries.empty());
+  }
+  // The replacement comes up with the token too.
+  EXPECT_TRUE(Eventually([&] {
+    return nodes()["local-2"] == NODE_STATUS_ACTIVE;
+  })) << testing::ReadFile(log_);
+
+  server_->Signal(SIGTERM);
+  EXPECT_EQ(server_->Wait(std::chrono::seconds(30)), 0);
+  hook.stop();
+  hook_thread.join();
 }
 
 }  // namespace

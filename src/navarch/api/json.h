@@ -1,8 +1,12 @@
 // The JSON shape of our messages for people and scripts (CLI `-o json`, the
 // REST API): protobuf's JSON mapping with upstream's field names
 // (`node_id`, `last_heartbeat`), enum names as strings
-// ("NODE_STATUS_ACTIVE"), RFC 3339 timestamps, and every field present, even
-// when zero, so that `jq '.[] | .status'` never meets a missing key.
+// ("NODE_STATUS_ACTIVE"), RFC 3339 timestamps, and every scalar, enum,
+// repeated and map field present, even when zero or empty, so that
+// `jq '.[] | .status'` never meets a missing key. Message fields that are
+// unset (a timestamp that never happened, such as `terminated_at` of a live
+// instance) are left out, as protobuf's mapping does: test them with
+// `has("terminated_at")` or `// empty`.
 #ifndef NAVARCH_API_JSON_H_
 #define NAVARCH_API_JSON_H_
 

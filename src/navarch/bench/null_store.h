@@ -31,7 +31,8 @@ class NullStore final : public Store {
   absl::StatusOr<EventPage> ListEvents(const EventQuery&) override {
     return EventPage{};
   }
-  absl::StatusOr<int64_t> Prune(absl::Time) override { return 0; }
+  using Store::Prune;
+  absl::StatusOr<int64_t> Prune(const PruneRequest&) override { return 0; }
   absl::Status Ping() override { return absl::OkStatus(); }
   void Close() override {}
   std::string Name() const override { return "null"; }

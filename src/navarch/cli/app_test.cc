@@ -616,7 +616,8 @@ TEST_F(AppTest, PoolsSayWhenTheServerHasNoPools) {
            {"pools", "get", "training"},
            {"pool", "status", "training"},
            {"pools", "scale", "training", "4"},
-           {"pool", "scale", "training", "--nodes", "4"}}) {
+           {"pool", "scale", "training", "--nodes", "4"},
+           {"pools", "reset-breaker", "training"}}) {
     Result r = Navarch(args);
     EXPECT_EQ(r.code, 1) << absl::StrJoin(args, " ");
     EXPECT_EQ(r.err,

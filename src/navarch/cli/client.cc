@@ -263,7 +263,8 @@ absl::StatusOr<IssueCommandResponse> Client::IssueCommand(
   return Call("IssueCommand", &ControlPlaneService::Stub::IssueCommand, req);
 }
 
-absl::StatusOr<ListPoolsResponse> Client::ListPools(const ListPoolsRequest& req) {
+absl::StatusOr<ListPoolsResponse> Client::ListPools(
+    const ListPoolsRequest& req) {
   return Call("ListPools", &ControlPlaneService::Stub::ListPools, req);
 }
 
@@ -271,8 +272,15 @@ absl::StatusOr<GetPoolResponse> Client::GetPool(const GetPoolRequest& req) {
   return Call("GetPool", &ControlPlaneService::Stub::GetPool, req);
 }
 
-absl::StatusOr<ScalePoolResponse> Client::ScalePool(const ScalePoolRequest& req) {
+absl::StatusOr<ScalePoolResponse> Client::ScalePool(
+    const ScalePoolRequest& req) {
   return Call("ScalePool", &ControlPlaneService::Stub::ScalePool, req);
+}
+
+absl::StatusOr<ResetPoolBreakerResponse> Client::ResetPoolBreaker(
+    const ResetPoolBreakerRequest& req) {
+  return Call("ResetPoolBreaker", &ControlPlaneService::Stub::ResetPoolBreaker,
+              req);
 }
 
 absl::StatusOr<ListInstancesResponse> Client::ListInstances(

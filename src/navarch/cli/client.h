@@ -73,6 +73,8 @@ class Client {
   absl::StatusOr<ListPoolsResponse> ListPools(const ListPoolsRequest& req);
   absl::StatusOr<GetPoolResponse> GetPool(const GetPoolRequest& req);
   absl::StatusOr<ScalePoolResponse> ScalePool(const ScalePoolRequest& req);
+  absl::StatusOr<ResetPoolBreakerResponse> ResetPoolBreaker(
+      const ResetPoolBreakerRequest& req);
 
   // Calls `method` (e.g. "ListPools") of navarch.ControlPlaneService with an
   // empty request and discards the answer: tells whether the server serves a

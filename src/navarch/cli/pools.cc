@@ -1,4 +1,4 @@
-// Pool commands: list, get (alias status), scale.
+// Pool commands: list, get (alias status), scale, reset-breaker.
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,7 +19,8 @@ absl::Status Explained(absl::Status status, Client& client) {
   if (status.code() == absl::StatusCode::kUnimplemented) {
     return absl::UnimplementedError(absl::StrCat(
         "this control plane does not serve pools (", client.display(),
-        " has no pool manager: no pools configured, or not a Navarch C++ control plane)"));
+        " has no pool manager: no pools configured, or not a Navarch C++ "
+        "control plane)"));
   }
   return status;
 }
@@ -31,16 +32,18 @@ std::string Cooldown(const PoolInfo& p) {
 
 void PrintTable(const std::vector<PoolInfo>& pools, Session& s) {
   absl::Time now = s.clock().Now();
-  Table table({"POOL", "NODES", "TARGET", "HEALTHY", "MIN", "MAX", "PENDING", "REPLACING",
-               "STRATEGY", "AUTOSCALER", "LAST SCALED", "COOLDOWN", "BREAKER"});
+  Table table({"POOL", "NODES", "TARGET", "HEALTHY", "MIN", "MAX", "PENDING",
+               "REPLACING", "STRATEGY", "AUTOSCALER", "LAST SCALED", "COOLDOWN",
+               "BREAKER"});
   for (const auto& p : pools) {
-    table.AddRow({p.name(), absl::StrCat(p.current_nodes()), absl::StrCat(p.target_nodes()),
-                  absl::StrCat(p.healthy_nodes()), absl::StrCat(p.min_nodes()),
-                  absl::StrCat(p.max_nodes()), absl::StrCat(p.pending_instances()),
-                  absl::StrCat(p.replacing_nodes()), p.strategy(),
-                  p.autoscaler().empty() ? "-" : p.autoscaler(),
-                  Ago(p.last_scale_time(), now), Cooldown(p),
-                  p.replacement_breaker_open() ? "OPEN" : "closed"});
+    table.AddRow(
+        {p.name(), absl::StrCat(p.current_nodes()),
+         absl::StrCat(p.target_nodes()), absl::StrCat(p.healthy_nodes()),
+         absl::StrCat(p.min_nodes()), absl::StrCat(p.max_nodes()),
+         absl::StrCat(p.pending_instances()), absl::StrCat(p.replacing_nodes()),
+         p.strategy(), p.autoscaler().empty() ? "-" : p.autoscaler(),
+         Ago(p.last_scale_time(), now), Cooldown(p),
+         p.replacement_breaker_open() ? "OPEN" : "closed"});
   }
   table.Print(s.output().out(), s.output().color());
 }
@@ -49,9 +52,20 @@ void PrintOne(const PoolInfo& p, Session& s) {
   Output& out = s.output();
   if (out.json()) return out.Json(ToJson(p));
   PrintTable({p}, s);
-  if (!p.last_decision().empty()) out.out() << "\nLast decision: " << p.last_decision() << "\n";
+  if (!p.last_decision().empty())
+    out.out() << "\nLast decision: " << p.last_decision() << "\n";
   if (p.has_utilization_percent()) {
     out.out() << "GPU utilization: " << p.utilization_percent() << "%\n";
+  }
+  if (!p.metrics_source().empty()) {
+    out.out() << "Metrics source: " << p.metrics_source();
+    if (!p.metrics_source_up()) {
+      out.out() << " (FAILING: " << p.metrics_source_error() << ")";
+    }
+    if (p.has_queue_depth()) out.out() << ", queue depth " << p.queue_depth();
+    if (p.has_pending_jobs())
+      out.out() << ", pending jobs " << p.pending_jobs();
+    out.out() << "\n";
   }
 }
 
@@ -91,7 +105,8 @@ struct ScaleFlags {
 
 absl::Status Scale(const ScaleFlags& f, Session& s) {
   if (f.count.has_value() == f.nodes.has_value()) {
-    return UsageError("give the node count once: `pools scale POOL N` or `--nodes N`");
+    return UsageError(
+        "give the node count once: `pools scale POOL N` or `--nodes N`");
   }
   NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
   ScalePoolRequest req;
@@ -100,8 +115,31 @@ absl::Status Scale(const ScaleFlags& f, Session& s) {
   auto resp = client->ScalePool(req);
   if (!resp.ok()) return Explained(resp.status(), *client);
   if (!s.output().json()) {
-    s.output().out() << "Pool " << f.pool << " scaling to " << req.target_nodes() << " nodes\n";
+    s.output().out() << "Pool " << f.pool << " scaling to "
+                     << req.target_nodes() << " nodes\n";
   }
+  PrintOne(resp->pool(), s);
+  return absl::OkStatus();
+}
+
+absl::Status ResetBreaker(const std::string& pool, Session& s) {
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  ResetPoolBreakerRequest req;
+  req.set_name(pool);
+  auto resp = client->ResetPoolBreaker(req);
+  if (!resp.ok()) return Explained(resp.status(), *client);
+  if (s.output().json()) {
+    nlohmann::json j = ToJson(resp->pool());
+    j["was_open"] = resp->was_open();
+    s.output().Json(j);
+    return absl::OkStatus();
+  }
+  s.output().out() << (resp->was_open()
+                           ? absl::StrCat(
+                                 "Replacement breaker of pool ", pool,
+                                 " reset: automatic replacement resumes\n")
+                           : absl::StrCat("Replacement breaker of pool ", pool,
+                                          " was not open; nothing to reset\n"));
   PrintOne(resp->pool(), s);
   return absl::OkStatus();
 }
@@ -109,26 +147,38 @@ absl::Status Scale(const ScaleFlags& f, Session& s) {
 }  // namespace
 
 void AddPoolCommands(CLI::App& app, CommandSet& commands) {
-  CLI::App* group = app.add_subcommand("pools", "node pools: sizes, targets, scaling");
+  CLI::App* group =
+      app.add_subcommand("pools", "node pools: sizes, targets, scaling");
   group->alias("pool");
   group->require_subcommand(1);
 
-  commands.Add(group, "list", "list pools with their sizes", [](Session& s) { return List(s); });
+  commands.Add(group, "list", "list pools with their sizes",
+               [](Session& s) { return List(s); });
 
   auto name = std::make_shared<std::string>();
   // The runner owns the flag storage, which CLI11 writes into.
-  CLI::App* g =
-      commands.Add(group, "get", "show one pool", [name](Session& s) { return Get(*name, s); });
+  CLI::App* g = commands.Add(group, "get", "show one pool",
+                             [name](Session& s) { return Get(*name, s); });
   g->alias("status");
   g->add_option("POOL", *name, "pool name")->required();
 
   auto scale = std::make_shared<ScaleFlags>();
-  CLI::App* sc = commands.Add(group, "scale", "set a pool's target size (within min..max)",
-                              [scale](Session& s) { return Scale(*scale, s); });
+  CLI::App* sc =
+      commands.Add(group, "scale", "set a pool's target size (within min..max)",
+                   [scale](Session& s) { return Scale(*scale, s); });
   sc->add_option("POOL", scale->pool, "pool name")->required();
-  sc->add_option("N", scale->count, "target number of nodes")->check(CLI::NonNegativeNumber);
-  sc->add_option("--nodes", scale->nodes, "target number of nodes (upstream's spelling)")
+  sc->add_option("N", scale->count, "target number of nodes")
       ->check(CLI::NonNegativeNumber);
+  sc->add_option("--nodes", scale->nodes,
+                 "target number of nodes (upstream's spelling)")
+      ->check(CLI::NonNegativeNumber);
+
+  auto reset = std::make_shared<std::string>();
+  CLI::App* rb = commands.Add(
+      group, "reset-breaker",
+      "resume automatic replacement after the pool's breaker tripped",
+      [reset](Session& s) { return ResetBreaker(*reset, s); });
+  rb->add_option("POOL", *reset, "pool name")->required();
 }
 
 }  // namespace navarch::cli

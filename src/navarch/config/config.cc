@@ -113,6 +113,20 @@ absl::string_view NotifierTypeName(NotifierType type) {
   return "unknown";
 }
 
+absl::string_view MetricsSourceTypeName(MetricsSourceType type) {
+  switch (type) {
+    case MetricsSourceType::kFleet:
+      return "fleet";
+    case MetricsSourceType::kHttpJson:
+      return "http_json";
+    case MetricsSourceType::kCommand:
+      return "command";
+    case MetricsSourceType::kPrometheus:
+      return "prometheus";
+  }
+  return "unknown";
+}
+
 absl::string_view StorageBackendName(StorageBackend backend) {
   switch (backend) {
     case StorageBackend::kSqlite:

@@ -134,6 +134,10 @@ struct InstanceManagerConfig {
   absl::Duration registration_timeout = absl::Minutes(10);
   absl::Duration stale_check_interval = absl::Minutes(1);
   absl::Duration terminated_retention = absl::Hours(24);
+  // At start-up, instances a provider lists with this cluster's tags that
+  // the store does not know (and that no recorded provision request
+  // explains): terminate them (true), or only report them as events.
+  bool terminate_unknown = true;
 
   bool operator==(const InstanceManagerConfig&) const = default;
 };
@@ -283,6 +287,28 @@ struct PoolHealthConfig {
   bool operator==(const PoolHealthConfig&) const = default;
 };
 
+// Where a pool's scaling signals come from besides the fleet's own GPU
+// utilisation (which is always read from heartbeats). See docs/autoscaling.md.
+enum class MetricsSourceType { kFleet, kHttpJson, kCommand, kPrometheus };
+
+struct MetricsSourceConfig {
+  MetricsSourceType type = MetricsSourceType::kFleet;
+  // http_json: GET this URL for {"pending_jobs": N, "queue_depth": M,
+  // "utilization": U} (every key optional). prometheus: the server's base URL.
+  std::string url;
+  std::map<std::string, std::string> headers;  // http_json, prometheus.
+  // command: argv (a YAML list), or one string run with /bin/sh -c. Prints
+  // the same JSON as http_json on stdout and exits 0.
+  std::vector<std::string> command;
+  // prometheus: instant PromQL queries, each giving one number.
+  std::string queue_depth_query;
+  std::string pending_jobs_query;
+  std::string utilization_query;
+  absl::Duration timeout = absl::Seconds(10);
+
+  bool operator==(const MetricsSourceConfig&) const = default;
+};
+
 // A pool after loading: defaults applied, aliases resolved.
 struct PoolConfig {
   std::string name;
@@ -298,6 +324,7 @@ struct PoolConfig {
   absl::Duration cooldown = absl::Minutes(5);
   // Absent: the pool manager has no autoscaler for this pool.
   std::optional<AutoscalingConfig> autoscaling;
+  MetricsSourceConfig metrics;
   PoolHealthConfig health;
   std::map<std::string, std::string> labels;  // Always has pool=<name>.
   // SSH bootstrap of new instances.
@@ -352,6 +379,7 @@ absl::string_view StrategyName(SelectionStrategy strategy);
 absl::string_view AutoscalerTypeName(AutoscalerType type);
 absl::string_view CompositeModeName(CompositeMode mode);
 absl::string_view NotifierTypeName(NotifierType type);
+absl::string_view MetricsSourceTypeName(MetricsSourceType type);
 absl::string_view StorageBackendName(StorageBackend backend);
 absl::string_view AuthRoleName(AuthRole role);
 

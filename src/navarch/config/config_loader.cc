@@ -287,6 +287,7 @@ class Loader {
   std::vector<KeySpec> AgentKeys(bool agent_block);
   void ReadNotifier(const Entry& e);
   void ReadWebhook(const Entry& e, WebhookConfig* webhook);
+  void ReadMetricsSource(const Entry& e, MetricsSourceConfig* m);
   void ReadStorage(const Entry& e);
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
@@ -550,6 +551,130 @@ void Loader::ReadWebhook(const Entry& e, WebhookConfig* w) {
              });
 }
 
+void Loader::ReadMetricsSource(const Entry& e, MetricsSourceConfig* m) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  std::map<std::string, Site> seen;  // Keys written, for the checks below.
+  auto note = [&seen](const Entry& f, absl::string_view key) {
+    seen.emplace(std::string(key), f.site);
+  };
+  r_.ReadMap(
+      e.value, e.site, e.slot,
+      {
+          {{"source", "type"},
+           "",
+           [&](const Entry& f) {
+             std::optional<MetricsSourceType> t = ReadChoice<MetricsSourceType>(
+                 r_, f, "metrics source",
+                 {{"fleet", MetricsSourceType::kFleet},
+                  {"http_json", MetricsSourceType::kHttpJson},
+                  {"command", MetricsSourceType::kCommand},
+                  {"prometheus", MetricsSourceType::kPrometheus}});
+             if (t) m->type = *t;
+             note(f, "source");
+           }},
+          {{"url"},
+           "",
+           [&](const Entry& f) {
+             std::optional<std::string> s = NonEmptyString(f);
+             if (!s) return;
+             if (!absl::StartsWith(*s, "http://") &&
+                 !absl::StartsWith(*s, "https://")) {
+               r_.Error(f.site, absl::StrCat("expected an http:// or "
+                                             "https:// URL, got '",
+                                             *s, "'"));
+               return;
+             }
+             m->url = *s;
+             note(f, "url");
+           }},
+          {{"headers"},
+           "",
+           [&](const Entry& f) {
+             Store(f, r_.StringMap(f), &m->headers);
+             note(f, "headers");
+           }},
+          {{"command"},
+           "",
+           [&](const Entry& f) {
+             note(f, "command");
+             if (f.value.IsScalar()) {
+               std::optional<std::string> s = NonEmptyString(f);
+               if (s) m->command = {"/bin/sh", "-c", *s};
+               return;
+             }
+             std::optional<std::vector<std::string>> argv = r_.StringList(f);
+             if (!argv) return;
+             if (argv->empty() || (*argv)[0].empty()) {
+               r_.Error(f.site, "needs the program to run");
+               return;
+             }
+             m->command = *argv;
+           }},
+          {{"queue_depth", "queue_depth_query"},
+           "",
+           [&](const Entry& f) {
+             Store(f, NonEmptyString(f), &m->queue_depth_query);
+             note(f, "queue_depth");
+           }},
+          {{"pending_jobs", "pending_jobs_query"},
+           "",
+           [&](const Entry& f) {
+             Store(f, NonEmptyString(f), &m->pending_jobs_query);
+             note(f, "pending_jobs");
+           }},
+          {{"utilization", "utilization_query"},
+           "",
+           [&](const Entry& f) {
+             Store(f, NonEmptyString(f), &m->utilization_query);
+             note(f, "utilization");
+           }},
+          {{"timeout"},
+           "",
+           [&](const Entry& f) {
+             StoreInterval(f, absl::Milliseconds(1), &m->timeout);
+           }},
+      });
+  // Keys that belong to another source are mistakes, not no-ops.
+  std::set<std::string> allowed;
+  switch (m->type) {
+    case MetricsSourceType::kFleet:
+      allowed = {"source"};
+      break;
+    case MetricsSourceType::kHttpJson:
+      allowed = {"source", "url", "headers"};
+      if (!seen.contains("url"))
+        r_.Error(e.site, "source 'http_json' needs a url");
+      break;
+    case MetricsSourceType::kCommand:
+      allowed = {"source", "command"};
+      if (!seen.contains("command"))
+        r_.Error(e.site, "source 'command' needs a command");
+      break;
+    case MetricsSourceType::kPrometheus:
+      allowed = {"source",      "url",          "headers",
+                 "queue_depth", "pending_jobs", "utilization"};
+      if (!seen.contains("url"))
+        r_.Error(e.site, "source 'prometheus' needs a url");
+      if (!seen.contains("queue_depth") && !seen.contains("pending_jobs") &&
+          !seen.contains("utilization")) {
+        r_.Error(e.site,
+                 "source 'prometheus' needs at least one query: queue_depth, "
+                 "pending_jobs or utilization");
+      }
+      break;
+  }
+  if (!seen.contains("source")) {
+    r_.Error(e.site, "needs 'source': fleet, http_json, command or prometheus");
+    return;
+  }
+  for (const auto& [key, site] : seen) {
+    if (!allowed.contains(key)) {
+      r_.Error(site, absl::StrCat("'", key, "' does not apply to source '",
+                                  MetricsSourceTypeName(m->type), "'"));
+    }
+  }
+}
+
 // ------------------------------------------------ storage, logging, instances
 
 void Loader::ReadStorage(const Entry& e) {
@@ -624,6 +749,14 @@ void Loader::ReadInstanceManager(const Entry& e) {
           {{"registration_timeout"}, "", interval(&m.registration_timeout)},
           {{"stale_check_interval"}, "", interval(&m.stale_check_interval)},
           {{"terminated_retention"}, "", interval(&m.terminated_retention)},
+          {{"unknown_instances"},
+           "",
+           [this, &m](const Entry& f) {
+             std::optional<bool> t =
+                 ReadChoice<bool>(r_, f, "unknown_instances",
+                                  {{"terminate", true}, {"report", false}});
+             if (t) m.terminate_unknown = *t;
+           }},
       });
 }
 
@@ -972,6 +1105,9 @@ void Loader::ReadPool(const std::string& name, const YAML::Node& node,
       {{"file_uploads"},
        "",
        [this, &d](const Entry& f) { ReadFileUploads(f, &d); }},
+      {{"metrics", "metrics_source"},
+       "",
+       [this, &p](const Entry& f) { ReadMetricsSource(f, &p.metrics); }},
   };
   // min_nodes, max_nodes, cooldown and autoscaling: directly or in the
   // `scaling:` block of upstream's guides, which maps to the same settings.

@@ -342,7 +342,7 @@ TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
     EXPECT_TRUE(r.ok()) << r.status();
     pos = end + 3;
   }
-  EXPECT_EQ(blocks, 8);
+  EXPECT_EQ(blocks, 9);
 }
 
 // --------------------------------------------------------------- errors
@@ -1323,6 +1323,93 @@ TEST(HttpAddressTest, AnyFreeGrpcPortMeansAnyFreeHttpPortUnlessSet) {
             ":9090");
   EXPECT_EQ(Load("server:\n  address: \":50052\"\n").server.http_address,
             ":8080");
+}
+
+}  // namespace
+}  // namespace navarch
+
+namespace navarch {
+namespace {
+
+// ------------------------------------------------------- metrics sources
+
+TEST(MetricsSourceConfigTest, EverySourceLoads) {
+  Config c = Load(absl::StrCat(kPool, R"(    metrics:
+      source: http_json
+      url: http://sched:8080/queue
+      headers: {Authorization: "Bearer x"}
+      timeout: 5s
+)"));
+  const MetricsSourceConfig& m = c.pools["p"].metrics;
+  EXPECT_EQ(m.type, MetricsSourceType::kHttpJson);
+  EXPECT_EQ(m.url, "http://sched:8080/queue");
+  EXPECT_EQ(m.headers.at("Authorization"), "Bearer x");
+  EXPECT_EQ(m.timeout, absl::Seconds(5));
+
+  Config cmd = Load(absl::StrCat(kPool, R"(    metrics:
+      source: command
+      command: ["/usr/local/bin/queue-json", "--partition", "gpu"]
+)"));
+  EXPECT_THAT(cmd.pools["p"].metrics.command,
+              ElementsAre("/usr/local/bin/queue-json", "--partition", "gpu"));
+  Config sh = Load(absl::StrCat(kPool, R"(    metrics:
+      source: command
+      command: "squeue -h -t PD | wc -l | jq -R '{queue_depth: tonumber}'"
+)"));
+  EXPECT_THAT(sh.pools["p"].metrics.command,
+              ElementsAre("/bin/sh", "-c",
+                          "squeue -h -t PD | wc -l | jq -R '{queue_depth: "
+                          "tonumber}'"));
+
+  Config prom = Load(absl::StrCat(kPool, R"(    metrics:
+      source: prometheus
+      url: http://prometheus:9090
+      queue_depth: sum(slurm_jobs_pending{partition="gpu"})
+)"));
+  EXPECT_EQ(prom.pools["p"].metrics.type, MetricsSourceType::kPrometheus);
+  EXPECT_EQ(prom.pools["p"].metrics.queue_depth_query,
+            "sum(slurm_jobs_pending{partition=\"gpu\"})");
+  EXPECT_EQ(Load(kPool).pools["p"].metrics.type, MetricsSourceType::kFleet);
+}
+
+TEST(MetricsSourceConfigTest, MistakesAreNamed) {
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    metrics:\n      source: "
+                                  "http_json\n")),
+              ElementsAre("navarch.yaml:10:7: pools.p.metrics: source "
+                          "'http_json' needs a url"));
+  EXPECT_THAT(
+      Errors(absl::StrCat(kPool,
+                          "    metrics:\n      source: http_json\n"
+                          "      url: http://x/\n      command: ls\n")),
+      ElementsAre("navarch.yaml:12:16: pools.p.metrics.command: 'command' "
+                  "does not apply to source 'http_json'"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    metrics:\n      source: "
+                                  "prometheus\n      url: http://p/\n")),
+              ElementsAre("navarch.yaml:10:7: pools.p.metrics: source "
+                          "'prometheus' needs at least one query: "
+                          "queue_depth, pending_jobs or utilization"));
+  EXPECT_THAT(
+      Errors(absl::StrCat(kPool, "    metrics:\n      source: kafka\n")),
+      ElementsAre("navarch.yaml:10:15: pools.p.metrics.source: "
+                  "unknown metrics source 'kafka' (fleet, http_json, "
+                  "command, prometheus)"));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    metrics:\n      url: "
+                                  "ftp://x/\n      source: http_json\n")),
+              ::testing::Contains(::testing::HasSubstr(
+                  "expected an http:// or https:// URL, got 'ftp://x/'")));
+}
+
+TEST(InstanceManagerConfigTest, UnknownInstances) {
+  EXPECT_TRUE(Load("").instance_manager.terminate_unknown);
+  EXPECT_FALSE(Load("instance_manager:\n  unknown_instances: report\n")
+                   .instance_manager.terminate_unknown);
+  EXPECT_THAT(Errors("instance_manager:\n  unknown_instances: keep\n"),
+              ElementsAre("navarch.yaml:2:22: instance_manager."
+                          "unknown_instances: unknown unknown_instances "
+                          "'keep' (terminate, report)"));
 }
 
 }  // namespace

@@ -76,6 +76,21 @@ absl::StatusOr<std::string> ReadSecret(
   return secret;
 }
 
+}  // namespace
+
+absl::StatusOr<std::string> AgentTokenSecret(
+    const AuthConfig& config, std::function<const char*(const char*)> getenv) {
+  if (!getenv) getenv = [](const char* n) { return ::getenv(n); };
+  for (AuthRole role : {AuthRole::kAgent, AuthRole::kOperator}) {
+    for (const AuthTokenConfig& t : config.tokens) {
+      if (t.role == role) return ReadSecret(t, getenv);
+    }
+  }
+  return absl::NotFoundError("no token with the agent or operator role");
+}
+
+namespace {
+
 const char* AccessRoleName(Access access) {
   switch (access) {
     case Access::kRead:
@@ -92,17 +107,17 @@ const char* AccessRoleName(Access access) {
 }  // namespace
 
 std::optional<Access> MethodAccess(absl::string_view method) {
-  static const auto* const kMethods =
-      new std::map<std::string, Access, std::less<>>{
-          {"RegisterNode", Access::kNode},  {"SendHeartbeat", Access::kNode},
-          {"ReportHealth", Access::kNode},  {"GetNodeCommands", Access::kNode},
-          {"AckCommand", Access::kNode},    {"WatchCommands", Access::kNode},
-          {"ListNodes", Access::kRead},     {"GetNode", Access::kRead},
-          {"ListInstances", Access::kRead}, {"GetInstance", Access::kRead},
-          {"ListEvents", Access::kRead},    {"IssueCommand", Access::kOperate},
-          {"ListPools", Access::kRead},     {"GetPool", Access::kRead},
-          {"ScalePool", Access::kOperate},
-      };
+  static const auto* const kMethods = new std::map<std::string, Access,
+                                                   std::less<>>{
+      {"RegisterNode", Access::kNode},  {"SendHeartbeat", Access::kNode},
+      {"ReportHealth", Access::kNode},  {"GetNodeCommands", Access::kNode},
+      {"AckCommand", Access::kNode},    {"WatchCommands", Access::kNode},
+      {"ListNodes", Access::kRead},     {"GetNode", Access::kRead},
+      {"ListInstances", Access::kRead}, {"GetInstance", Access::kRead},
+      {"ListEvents", Access::kRead},    {"IssueCommand", Access::kOperate},
+      {"ListPools", Access::kRead},     {"GetPool", Access::kRead},
+      {"ScalePool", Access::kOperate},  {"ResetPoolBreaker", Access::kOperate},
+  };
   auto it = kMethods->find(method);
   if (it == kMethods->end()) return std::nullopt;
   return it->second;

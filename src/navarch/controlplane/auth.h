@@ -116,6 +116,14 @@ class Authenticator {
   bool require_client_certificate_ = false;
 };
 
+// The secret agents started by this control plane (the local provider) use:
+// the first token with the agent role, else the first operator token.
+// NOT_FOUND when neither exists (auth off); FAILED_PRECONDITION when its
+// secret cannot be read. `getenv` null means ::getenv.
+absl::StatusOr<std::string> AgentTokenSecret(
+    const AuthConfig& config,
+    std::function<const char*(const char*)> getenv = nullptr);
+
 // Extracts the token of an "Authorization: Bearer <token>" value; the scheme
 // is case-insensitive. nullopt when the value is not of that form.
 std::optional<std::string> BearerToken(absl::string_view authorization);

@@ -164,6 +164,11 @@ ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
       "GetPool", [pools](const GetPoolRequest& r, const Identity&) {
         return navarch::GetPool(pools, r);
       });
+  Add<ResetPoolBreakerRequest, ResetPoolBreakerResponse>(
+      "ResetPoolBreaker",
+      [pools](const ResetPoolBreakerRequest& r, const Identity& caller) {
+        return navarch::ResetPoolBreaker(pools, r, Actor{caller.actor});
+      });
   Add<ScalePoolRequest, ScalePoolResponse>(
       "ScalePool", [pools](const ScalePoolRequest& r, const Identity& caller) {
         return navarch::ScalePool(pools, r, Actor{caller.actor});

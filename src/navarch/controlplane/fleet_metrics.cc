@@ -10,19 +10,6 @@
 namespace navarch {
 namespace {
 
-// Counters keyed "a|b" (FleetStats) as one family with two labels.
-void SplitCounter(MetricWriter& w, const char* name, const char* help,
-                  std::vector<std::string> labels,
-                  const std::map<std::string, int64_t>& values) {
-  const size_t n = labels.size();
-  w.Family(name, help, MetricType::kCounter, std::move(labels));
-  for (const auto& [key, value] : values) {
-    LabelValues v = absl::StrSplit(key, absl::MaxSplits('|', n - 1));
-    v.resize(n);
-    w.Sample(v, static_cast<double>(value));
-  }
-}
-
 void Counter(MetricWriter& w, const char* name, const char* help,
              int64_t value) {
   w.Family(name, help, MetricType::kCounter, {});
@@ -91,24 +78,24 @@ void CollectStats(MetricWriter& w, FleetService& fleet) {
           "Heartbeats accepted from node agents.", s.heartbeats);
   Counter(w, "navarch_health_reports_total",
           "Health reports accepted from node agents.", s.health_reports);
-  SplitCounter(w, "navarch_health_events_total",
+  WriteSplitCounter(w, "navarch_health_events_total",
                "Hardware health events reported by agents, by event type and "
                "XID code (empty for events that are not XIDs).",
                {"type", "xid"}, s.health_events);
-  SplitCounter(w, "navarch_policy_rule_matches_total",
+  WriteSplitCounter(w, "navarch_policy_rule_matches_total",
                "Health events decided by each policy rule (first match).",
                {"rule"}, s.rule_matches);
-  SplitCounter(w, "navarch_policy_rule_errors_total",
+  WriteSplitCounter(w, "navarch_policy_rule_errors_total",
                "Policy rule evaluations that failed, by rule.", {"rule"},
                s.rule_errors);
-  SplitCounter(w, "navarch_commands_issued_total",
+  WriteSplitCounter(w, "navarch_commands_issued_total",
                "Commands issued to nodes, by command type.", {"type"},
                s.commands_issued);
-  SplitCounter(w, "navarch_command_outcomes_total",
+  WriteSplitCounter(w, "navarch_command_outcomes_total",
                "Command deliveries and results, by command type and outcome "
                "(delivered, succeeded, failed, cancelled).",
                {"type", "outcome"}, s.command_outcomes);
-  SplitCounter(w, "navarch_node_status_changes_total",
+  WriteSplitCounter(w, "navarch_node_status_changes_total",
                "Node status transitions, by old and new status.",
                {"from", "to"}, s.status_changes);
   Counter(w, "navarch_store_commit_failures_total",

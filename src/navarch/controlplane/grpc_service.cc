@@ -340,6 +340,16 @@ grpc::ServerUnaryReactor* GrpcService::GetPool(grpc::CallbackServerContext* ctx,
   return FinishNow(call, navarch::GetPool(pools_, *req), resp);
 }
 
+grpc::ServerUnaryReactor* GrpcService::ResetPoolBreaker(
+    grpc::CallbackServerContext* ctx, const ResetPoolBreakerRequest* req,
+    ResetPoolBreakerResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "ResetPoolBreaker", "", &call)) return call.reactor;
+  return FinishNow(
+      call, navarch::ResetPoolBreaker(pools_, *req, Actor{call.caller.actor}),
+      resp);
+}
+
 grpc::ServerUnaryReactor* GrpcService::ScalePool(
     grpc::CallbackServerContext* ctx, const ScalePoolRequest* req,
     ScalePoolResponse* resp) {

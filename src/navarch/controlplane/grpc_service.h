@@ -76,6 +76,9 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* ctx,
                                     const GetPoolRequest* req,
                                     GetPoolResponse* resp) override;
+  grpc::ServerUnaryReactor* ResetPoolBreaker(
+      grpc::CallbackServerContext* ctx, const ResetPoolBreakerRequest* req,
+      ResetPoolBreakerResponse* resp) override;
   grpc::ServerUnaryReactor* ScalePool(grpc::CallbackServerContext* ctx,
                                       const ScalePoolRequest* req,
                                       ScalePoolResponse* resp) override;

@@ -37,8 +37,9 @@ class InstrumentedStore final : public Store {
   absl::StatusOr<EventPage> ListEvents(const EventQuery& query) override {
     return inner_->ListEvents(query);
   }
-  absl::StatusOr<int64_t> Prune(absl::Time before) override {
-    return inner_->Prune(before);
+  using Store::Prune;
+  absl::StatusOr<int64_t> Prune(const PruneRequest& request) override {
+    return inner_->Prune(request);
   }
   absl::Status Ping() override { return inner_->Ping(); }
   void Close() override { inner_->Close(); }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace navarch {
 namespace {
@@ -211,6 +212,19 @@ std::string MetricsRegistry::Render() {
   for (HistogramFamily* h : histograms) h->Collect(w);
   for (const Collector& collect : collectors) collect(w);
   return w.Take();
+}
+
+void WriteSplitCounter(MetricWriter& w, absl::string_view name,
+                       absl::string_view help, std::vector<std::string> labels,
+                       const std::map<std::string, int64_t>& values) {
+  const size_t n = labels.size();
+  w.Family(name, help, MetricType::kCounter, std::move(labels));
+  for (const auto& [key, value] : values) {
+    LabelValues v;
+    if (n > 0) v = absl::StrSplit(key, absl::MaxSplits('|', n - 1));
+    v.resize(n);
+    w.Sample(v, static_cast<double>(value));
+  }
 }
 
 }  // namespace navarch

@@ -50,6 +50,12 @@ class MetricWriter {
 std::string FormatMetricValue(double v);
 
 // A counter with labels. Thread-safe.
+// Counters kept as maps keyed "a|b" (FleetStats, PoolCounters): one family
+// whose labels are the key's parts, in order.
+void WriteSplitCounter(MetricWriter& w, absl::string_view name,
+                       absl::string_view help, std::vector<std::string> labels,
+                       const std::map<std::string, int64_t>& values);
+
 class CounterFamily {
  public:
   CounterFamily(std::string name, std::string help,

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "navarch/api/time_util.h"
+#include "navarch/base/status.h"
 
 namespace navarch {
 namespace {
@@ -36,6 +37,11 @@ PoolInfo ToPoolInfo(const PoolStatus& s) {
       absl::ToInt64Seconds(absl::Ceil(s.cooldown_left, absl::Seconds(1))));
   p.set_replacement_breaker_open(s.breaker_open);
   if (s.utilization) p.set_utilization_percent(*s.utilization);
+  p.set_metrics_source(s.metrics_source);
+  p.set_metrics_source_up(s.metrics_source.empty() || s.metrics_source_up);
+  p.set_metrics_source_error(s.metrics_source_error);
+  if (s.queue_depth) p.set_queue_depth(*s.queue_depth);
+  if (s.pending_jobs) p.set_pending_jobs(*s.pending_jobs);
   return p;
 }
 
@@ -68,6 +74,21 @@ absl::StatusOr<ScalePoolResponse> ScalePool(PoolManager* pools,
   if (!s.ok()) return s.status();
   ScalePoolResponse out;
   *out.mutable_pool() = ToPoolInfo(*s);
+  return out;
+}
+
+absl::StatusOr<ResetPoolBreakerResponse> ResetPoolBreaker(
+    PoolManager* pools, const ResetPoolBreakerRequest& req,
+    const Actor& actor) {
+  if (pools == nullptr) return NoPools();
+  absl::StatusOr<PoolStatus> before = pools->GetPool(req.name());
+  if (!before.ok()) return before.status();
+  NAVARCH_RETURN_IF_ERROR(pools->ResetBreaker(req.name(), actor));
+  absl::StatusOr<PoolStatus> s = pools->GetPool(req.name());
+  if (!s.ok()) return s.status();
+  ResetPoolBreakerResponse out;
+  *out.mutable_pool() = ToPoolInfo(*s);
+  out.set_was_open(before->breaker_open);
   return out;
 }
 

@@ -19,6 +19,8 @@ absl::StatusOr<GetPoolResponse> GetPool(PoolManager* pools,
                                         const GetPoolRequest& req);
 // Sets the target and answers the pool with it (the change itself happens at
 // the pool manager's next tick).
+absl::StatusOr<ResetPoolBreakerResponse> ResetPoolBreaker(
+    PoolManager* pools, const ResetPoolBreakerRequest& req, const Actor& actor);
 absl::StatusOr<ScalePoolResponse> ScalePool(PoolManager* pools,
                                             const ScalePoolRequest& req,
                                             const Actor& actor);

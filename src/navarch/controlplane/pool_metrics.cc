@@ -46,6 +46,35 @@ void AddPoolMetrics(MetricsRegistry& registry, PoolManager& pools) {
       w.Family(g.name, g.help, MetricType::kGauge, {"pool"});
       for (const PoolStatus& s : status) w.Sample({s.name}, g.value(s));
     }
+    w.Family("navarch_pool_metrics_source_up",
+             "1 when the pool's external metrics source answered at its last "
+             "fetch; only pools with one.",
+             MetricType::kGauge, {"pool", "source"});
+    for (const PoolStatus& s : status) {
+      if (s.metrics_source.empty()) continue;
+      w.Sample({s.name, s.metrics_source}, s.metrics_source_up ? 1 : 0);
+    }
+    const PoolCounters c = pools.counters();
+    WriteSplitCounter(w, "navarch_pool_scaling_actions_total",
+                      "Scaling actions carried out, by direction (up, down).",
+                      {"pool", "direction"}, c.scaling_actions);
+    WriteSplitCounter(w, "navarch_provider_calls_total",
+                      "Calls to providers by operation (provision, terminate, "
+                      "list) and outcome code (ok, resource_exhausted, ...).",
+                      {"provider", "operation", "code"}, c.provider_calls);
+    WriteSplitCounter(w, "navarch_pool_replacements_total",
+                      "Replacements of unhealthy nodes by stage: started, "
+                      "provisioned (the new instance), completed (the old "
+                      "node terminated).",
+                      {"pool", "outcome"}, c.replacements);
+    WriteSplitCounter(w, "navarch_pool_metrics_source_errors_total",
+                      "Failed fetches of the pool's external metrics source.",
+                      {"pool"}, c.metrics_source_errors);
+    WriteSplitCounter(w, "navarch_instances_reconciled_total",
+                      "What start-up reconciliation found, by kind (adopted, "
+                      "unknown_terminated, unknown_reported, vanished, "
+                      "terminated_again).",
+                      {"kind"}, c.reconciled);
   });
 }
 

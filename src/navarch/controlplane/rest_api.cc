@@ -267,6 +267,21 @@ void RestApi::Register(httplib::Server& server) {
                       NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                       return ScalePool(req, res, req.matches[1].str(), caller);
                     }));
+  server.Post(
+      R"(/api/v1/pools/([^/]+)/reset-breaker)",
+      route("ResetPoolBreaker", Access::kOperate,
+            [this](Req req, Res res, const Identity& caller) {
+              NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
+              ResetPoolBreakerRequest r;
+              r.set_name(req.matches[1].str());
+              NAVARCH_ASSIGN_OR_RETURN(
+                  ResetPoolBreakerResponse resp,
+                  navarch::ResetPoolBreaker(pools_, r, Actor{caller.actor}));
+              nlohmann::json out = ToJson(resp.pool());
+              out["was_open"] = resp.was_open();
+              WriteJson(res, out);
+              return absl::OkStatus();
+            }));
   server.Get("/api/v1/events", route("ListEvents", Access::kRead,
                                      [this](Req req, Res res, const Identity&) {
                                        return ListEvents(req, res);

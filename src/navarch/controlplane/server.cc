@@ -12,6 +12,7 @@
 #include "navarch/controlplane/pool_metrics.h"
 #include "navarch/controlplane/process_metrics.h"
 #include "navarch/fleet/validation.h"
+#include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
@@ -81,6 +82,81 @@ void ControlPlaneServer::LogSecurity() {
   }
 }
 
+absl::Status ControlPlaneServer::StartNotifier() {
+  if (config_.server.notifier.type == NotifierType::kNoop) {
+    notifier_ = std::make_unique<NoopNotifier>();
+    return absl::OkStatus();
+  }
+  NAVARCH_RETURN_IF_ERROR(
+      WebhookNotifier::Validate(config_.server.notifier.webhook));
+  notifier_ = std::make_unique<WebhookNotifier>(config_.server.notifier.webhook,
+                                                clock_);
+  dispatcher_ = std::make_unique<NotifierDispatcher>(
+      *notifier_, clock_,
+      [this](const Notice& notice, const absl::Status& s, int attempts) {
+        const std::string type(NoticeTypeName(notice.type));
+        log_.Error("notifier failed; the workload system was not told",
+                   {{"notifier", std::string(notifier_->name())},
+                    {"notice", type},
+                    {"node_id", notice.node_id},
+                    {"attempts", static_cast<int64_t>(attempts)},
+                    {"error", s}});
+        if (fleet_ == nullptr) return;
+        (void)Await<Event>([&](auto done) {
+          fleet_->RecordEvent(
+              "notifier.failed", notice.node_id, "", Actor{"notifier"},
+              absl::StrCat(
+                  notifier_->name(), " notifier could not deliver ", type,
+                  " after ", attempts,
+                  attempts == 1 ? " attempt: " : " attempts: ", s.message()),
+              {{"notice", type}, {"attempts", absl::StrCat(attempts)}}, done);
+        });
+      });
+  dispatcher_->Start();
+  metrics_->AddCollector([this](MetricWriter& w) {
+    WriteSplitCounter(w, "navarch_notifier_notices_total",
+                      "Notices to the workload system by type (cordon, "
+                      "uncordon, drain) and outcome (ok, retried, failed, "
+                      "dropped).",
+                      {"notice", "outcome"}, dispatcher_->counters());
+    w.Family("navarch_notifier_backlog",
+             "Notices waiting to be delivered (or retried).",
+             MetricType::kGauge, {});
+    w.Sample({}, static_cast<double>(dispatcher_->backlog()));
+  });
+  log_.Info("notifier ready", {{"notifier", std::string(notifier_->name())}});
+  return absl::OkStatus();
+}
+
+void ControlPlaneServer::OnEventsCommitted(const std::vector<Event>& events) {
+  for (const Event& e : events) {
+    if (e.kind() == "command.issued" && dispatcher_ != nullptr) {
+      auto type = e.details().find("type");
+      if (type == e.details().end()) continue;
+      std::optional<NoticeType> notice;
+      if (type->second == "NODE_COMMAND_TYPE_CORDON") {
+        notice = NoticeType::kCordon;
+      } else if (type->second == "NODE_COMMAND_TYPE_UNCORDON") {
+        notice = NoticeType::kUncordon;
+      } else if (type->second == "NODE_COMMAND_TYPE_DRAIN") {
+        notice = NoticeType::kDrain;
+      }
+      if (!notice) continue;
+      auto reason = e.details().find("reason");
+      dispatcher_->Enqueue({*notice, e.node_id(),
+                            reason == e.details().end() ? "" : reason->second});
+    } else if (e.kind() == "node.status_changed" && !e.pool().empty()) {
+      auto to = e.details().find("to");
+      // A pool node turned UNHEALTHY: start its replacement now, not at
+      // the next autoscale tick.
+      if (to != e.details().end() && to->second == "NODE_STATUS_UNHEALTHY" &&
+          pool_worker_ != nullptr) {
+        pool_worker_->Request();
+      }
+    }
+  }
+}
+
 void ControlPlaneServer::StartPools() {
   if (config_.pools.empty()) return;
   providers_ = std::make_unique<ProviderRegistry>();
@@ -91,12 +167,24 @@ void ControlPlaneServer::StartPools() {
         return std::make_unique<FakeProvider>(
             *context.clock, FakeOptionsFromConfig(pc, context.seed));
       });
+  // Agents the local provider starts authenticate like any other.
+  std::string agent_token;
+  if (auth_->enabled()) {
+    absl::StatusOr<std::string> secret = AgentTokenSecret(config_.auth);
+    if (secret.ok()) {
+      agent_token = *secret;
+    } else {
+      log_.Warn("local agents get no auth token; they will be refused",
+                {{"error", secret.status()}});
+    }
+  }
   (void)providers_->RegisterFactory(
       "local",
-      [](const ProviderConfig& pc, const ProviderContext& context)
+      [agent_token](const ProviderConfig& pc, const ProviderContext& context)
           -> absl::StatusOr<std::unique_ptr<Provider>> {
         LocalProviderOptions o = LocalOptionsFromConfig(pc, context.data_dir);
         o.server_address = context.agent_server;
+        o.auth_token = agent_token;
         return std::make_unique<LocalProvider>(*context.clock, std::move(o));
       });
   ProviderContext context;
@@ -110,12 +198,6 @@ void ControlPlaneServer::StartPools() {
     absl::Status s = providers_->Build({{name, pc}}, context);
     if (!s.ok()) log_.Warn("provider unavailable", {{"error", s}});
   }
-  if (config_.server.notifier.type != NotifierType::kNoop) {
-    log_.Warn("notifier not implemented yet; using noop",
-              {{"notifier",
-                std::string(NotifierTypeName(config_.server.notifier.type))}});
-  }
-  notifier_ = std::make_unique<NoopNotifier>();
   PoolManagerOptions options;
   options.instance_manager = config_.instance_manager;
   pool_manager_ = std::make_unique<PoolManager>(
@@ -154,7 +236,18 @@ absl::Status ControlPlaneServer::Start() {
   store_ =
       std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
 
+  NAVARCH_RETURN_IF_ERROR(StartNotifier());
+  // Made before the fleet, whose commit thread may ask it for a tick; it
+  // runs only once started, after the pool manager exists.
+  if (!config_.pools.empty()) {
+    pool_worker_ = std::make_unique<CoalescingWorker>([this] {
+      if (pool_manager_ != nullptr) pool_manager_->Tick();
+    });
+  }
   FleetOptions options;
+  options.on_events_committed = [this](const std::vector<Event>& events) {
+    OnEventsCommitted(events);
+  };
   options.heartbeat_interval = config_.server.heartbeat_interval;
   options.health_check_interval = config_.server.health_check_interval;
   options.heartbeat_timeout = EffectiveHeartbeatTimeout(config_.server);
@@ -195,6 +288,7 @@ absl::Status ControlPlaneServer::Start() {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     fleet_->Stop();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
     store_->Close();
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config_.server.address,
@@ -217,6 +311,7 @@ absl::Status ControlPlaneServer::Start() {
     server_->Wait();
     server_.reset();
     fleet_->Stop();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
     store_->Close();
     return s;
   }
@@ -235,19 +330,31 @@ absl::Status ControlPlaneServer::Start() {
       }));
   controllers_.push_back(
       std::make_unique<PeriodicTask>(clock_, absl::Hours(1), [this] {
-        auto pruned = store_->Prune(clock_.Now() - kHistoryRetention);
+        const absl::Time now = clock_.Now();
+        PruneRequest r;
+        r.events_before = now - kHistoryRetention;
+        r.commands_before = now - kHistoryRetention;
+        r.instances_before =
+            now - config_.instance_manager.terminated_retention;
+        auto pruned = fleet_->PruneHistory(r);
         if (!pruned.ok())
           log_.Warn("pruning history failed", {{"error", pruned.status()}});
       }));
-  if (pool_manager_ != nullptr) {
+  if (pool_manager_ != nullptr && pool_worker_ != nullptr) {
+    // Instances that outlived a crash, or were created by a provision call
+    // whose answer was lost, are sorted out before the first decision.
+    if (absl::Status s = pool_manager_->Reconcile(); !s.ok()) {
+      log_.Warn("start-up reconciliation failed", {{"error", s}});
+    }
     controllers_.push_back(std::make_unique<PeriodicTask>(
         clock_, config_.server.autoscale_interval,
-        [this] { pool_manager_->Tick(); }));
+        [this] { pool_worker_->Request(); }));
+    pool_worker_->Start();
+    // Upstream's first evaluation came one interval after start; min_nodes
+    // is provisioned now.
+    pool_worker_->Request();
   }
   for (auto& c : controllers_) c->Start();
-  // Upstream's first evaluation came one interval after start; min_nodes is
-  // provisioned now.
-  if (pool_manager_ != nullptr) pool_manager_->Tick();
 
   log_.Info("control plane ready",
             {{"grpc_address", grpc_address_},
@@ -265,6 +372,7 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   log_.Info("shutting down", {{"grace", grace}});
   for (auto& c : controllers_) c->Stop();
+  if (pool_worker_ != nullptr) pool_worker_->Stop();
   // Load balancers see /readyz fail while calls finish.
   if (http_ != nullptr) http_->SetDraining();
   if (server_ != nullptr) {
@@ -281,6 +389,13 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   // after them.
   if (http_ != nullptr) http_->Stop();
   if (fleet_ != nullptr) fleet_->Stop();
+  if (dispatcher_ != nullptr) {
+    if (size_t left = dispatcher_->backlog(); left > 0) {
+      log_.Warn("notices not delivered at shutdown",
+                {{"notices", static_cast<int64_t>(left)}});
+    }
+    dispatcher_->Stop();
+  }
   store_->Close();
   log_.Info("control plane stopped");
 }

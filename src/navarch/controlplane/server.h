@@ -22,8 +22,10 @@
 #include "navarch/controlplane/periodic.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
+#include "navarch/controlplane/worker.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/health/evaluator.h"
+#include "navarch/notifier/dispatcher.h"
 #include "navarch/notifier/notifier.h"
 #include "navarch/pool/pool_manager.h"
 #include "navarch/provider/registry.h"
@@ -66,8 +68,14 @@ class ControlPlaneServer {
   MetricsRegistry& metrics() { return *metrics_; }
 
  private:
-  // Builds the providers, notifier and pool manager from the config.
+  // Builds the notifier and its dispatcher (before the fleet: the fleet
+  // reports its commits to them).
+  absl::Status StartNotifier();
+  // Builds the providers and the pool manager from the config.
   void StartPools();
+  // Follows what the fleet committed: notices for the notifier, a pool tick
+  // when a node turns UNHEALTHY. Runs on the store's commit thread.
+  void OnEventsCommitted(const std::vector<Event>& events);
   void LogSecurity();
 
   Config config_;
@@ -83,8 +91,14 @@ class ControlPlaneServer {
   // Pools (null when none is configured or none can be managed). Built
   // after the fleet starts; their controller stops first in Shutdown.
   std::unique_ptr<ProviderRegistry> providers_;
+  // The notifier and its dispatcher exist from start-up (the fleet tells
+  // the dispatcher what it committed); null when the notifier is noop.
   std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<NotifierDispatcher> dispatcher_;
   std::unique_ptr<PoolManager> pool_manager_;
+  // Runs pool ticks off the clock thread; asked by a timer and by a node
+  // turning UNHEALTHY.
+  std::unique_ptr<CoalescingWorker> pool_worker_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;

@@ -175,8 +175,12 @@ std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
     WriteBatch batch, std::function<void(absl::Status)> then) {
   std::vector<std::string> ids;
   for (const auto& n : batch.nodes) ids.push_back(n.node().node_id());
+  std::vector<Event> events;
+  if (options_.on_events_committed) events = batch.events;
   auto pending = std::make_shared<PendingCommit>(
-      [this, ids = std::move(ids), then = std::move(then)](absl::Status s) {
+      [this, ids = std::move(ids), events = std::move(events),
+       then = std::move(then)](absl::Status s) {
+        if (s.ok() && !events.empty()) options_.on_events_committed(events);
         if (!s.ok()) {
           {
             absl::MutexLock lock(&mu_);
@@ -523,6 +527,16 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
   pending->Release();
 }
 
+void FleetService::MarkDeliveredLocked(CommandRecord& c, absl::Time now,
+                                       WriteBatch& batch) {
+  c.set_state(internal::COMMAND_STATE_DELIVERED);
+  c.set_version(c.version() + 1);
+  *c.mutable_updated_at() = ToTimestamp(now);
+  batch.commands.push_back(c);
+  ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
+                                         "|delivered")];
+}
+
 void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
                                    Done<GetNodeCommandsResponse> done) {
   if (absl::Status s = ValidateId("node_id", req.node_id()); !s.ok())
@@ -538,13 +552,8 @@ void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
       for (const auto& id : it->second.open_commands) {
         CommandRecord& c = commands_[id];
         if (c.state() != internal::COMMAND_STATE_PENDING) continue;
-        c.set_state(internal::COMMAND_STATE_DELIVERED);
-        c.set_version(c.version() + 1);
-        *c.mutable_updated_at() = ToTimestamp(now);
-        batch.commands.push_back(c);
+        MarkDeliveredLocked(c, now, batch);
         *resp.add_commands() = c.command();
-        ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
-                                               "|delivered")];
         Event e = NewEvent(
             "command.delivered", &it->second.record.node(), Actor{"node"},
             absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
@@ -695,6 +704,7 @@ void FleetService::IssueCommand(const IssueCommandRequest& req,
                                     reason.empty() ? "" : ": ", reason));
     (*e.mutable_details())["command_id"] = cmd->command_id();
     (*e.mutable_details())["type"] = NodeCommandType_Name(req.command_type());
+    if (!reason.empty()) (*e.mutable_details())["reason"] = reason;
     batch.events.push_back(std::move(e));
     batch.commands.push_back(c);
     entry.open_commands.push_back(cmd->command_id());
@@ -840,12 +850,7 @@ absl::StatusOr<uint64_t> FleetService::Watch(
     for (const auto& id : it->second.open_commands) {
       CommandRecord& c = commands_[id];
       if (c.state() == internal::COMMAND_STATE_PENDING) {
-        c.set_state(internal::COMMAND_STATE_DELIVERED);
-        c.set_version(c.version() + 1);
-        *c.mutable_updated_at() = ToTimestamp(now);
-        batch.commands.push_back(c);
-        ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
-                                               "|delivered")];
+        MarkDeliveredLocked(c, now, batch);
       }
       backlog.push_back(c.command());
     }
@@ -1023,6 +1028,25 @@ void FleetService::RecordEvent(
     pending = SubmitLocked(std::move(batch), Reply(std::move(done), e));
   }
   pending->Release();
+}
+
+absl::StatusOr<int64_t> FleetService::PruneHistory(
+    const PruneRequest& request) {
+  absl::StatusOr<int64_t> pruned = store_.Prune(request);
+  if (!pruned.ok()) return pruned;
+  absl::MutexLock lock(&mu_);
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    const InstanceInfo& i = it->second.instance();
+    const bool ended = i.state() == INSTANCE_STATE_TERMINATED ||
+                       i.state() == INSTANCE_STATE_FAILED;
+    if (ended && i.has_terminated_at() &&
+        FromTimestamp(i.terminated_at()) < request.instances_before) {
+      it = instances_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return pruned;
 }
 
 FleetStats FleetService::stats() {

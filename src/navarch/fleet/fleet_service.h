@@ -51,6 +51,12 @@ struct FleetOptions {
   // Commands not yet finished, per node; more is RESOURCE_EXHAUSTED.
   int max_open_commands_per_node = 256;
   uint64_t seed = 0;  // 0: seeded from the clock
+  // Called with the events of every batch once it is durable, in commit
+  // order: observers (the notifier dispatcher, the pool manager's wake-up)
+  // react to what has really happened. Runs on the store's commit thread
+  // with no fleet lock held; it must only hand work off, never block or call
+  // back into the fleet synchronously.
+  std::function<void(const std::vector<Event>&)> on_events_committed;
 };
 
 // Who asked for a change; recorded in the event log.
@@ -145,6 +151,9 @@ class FleetService {
   int CheckHeartbeats();
   // Writes buffered heartbeat timestamps to the store now.
   absl::Status FlushHeartbeats();
+  // Deletes old history from the store (see Store::Prune) and forgets the
+  // pruned instances here too. Returns the rows deleted.
+  absl::StatusOr<int64_t> PruneHistory(const PruneRequest& request);
   // Records an instance (created by a pool or adopted at reconciliation).
   void UpsertInstance(const InstanceInfo& instance, const Actor& actor,
                       Done<InstanceInfo> done);
@@ -201,6 +210,10 @@ class FleetService {
                           WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns a copy of the node's record with the version bumped, for editing.
   NodeRecord NextVersion(const NodeEntry& entry) const;
+  // PENDING -> DELIVERED for a command handed to its agent (poll or
+  // stream): bumps its version, adds it to `batch`, counts it.
+  void MarkDeliveredLocked(CommandRecord& c, absl::Time now, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InstallLocked(NodeRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleFlush();
 

@@ -1,6 +1,7 @@
 #include "navarch/fleet/fleet_service.h"
 
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -443,6 +444,33 @@ TEST_F(FleetTest, InstancesBecomeRunningWhenTheirNodeRegisters) {
   g.set_instance_id("nope");
   EXPECT_EQ(fleet_->GetInstance(g).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetTest, PruneHistoryForgetsOldEndedInstances) {
+  for (auto [id, state, ended] :
+       {std::tuple{"old", INSTANCE_STATE_TERMINATED, true},
+        std::tuple{"old-failed", INSTANCE_STATE_FAILED, true},
+        std::tuple{"live", INSTANCE_STATE_RUNNING, false}}) {
+    InstanceInfo inst;
+    inst.set_instance_id(id);
+    inst.set_provider("fake");
+    inst.set_state(state);
+    if (ended) *inst.mutable_terminated_at() = ToTimestamp(clock_.Now());
+    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                  fleet_->UpsertInstance(inst, Actor{"pool-manager"}, done);
+                }).ok());
+  }
+  clock_.Advance(absl::Hours(24) + absl::Seconds(1));
+  PruneRequest r;
+  r.instances_before = clock_.Now() - absl::Hours(24);
+  auto pruned = fleet_->PruneHistory(r);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 2);
+  auto listed = fleet_->ListInstances({});
+  ASSERT_EQ(listed->instances_size(), 1);
+  EXPECT_EQ(listed->instances(0).instance_id(), "live");
+  Restart();  // And the store agrees.
+  EXPECT_EQ(fleet_->ListInstances({})->instances_size(), 1);
 }
 
 TEST_F(FleetTest, TerminatedIsTerminal) {

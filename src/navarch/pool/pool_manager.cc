@@ -1,9 +1,11 @@
 #include "navarch/pool/pool_manager.h"
 
 #include <algorithm>
+#include <random>
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "navarch/api/names.h"
@@ -29,7 +31,48 @@ std::optional<double> NodeUtilization(const NodeInfo& n) {
 // Below this a node counts as idle when choosing what to scale down.
 constexpr double kIdlePercent = 5.0;
 
+std::string CodeName(const absl::Status& s) {
+  return absl::AsciiStrToLower(absl::StatusCodeToString(s.code()));
+}
+
 }  // namespace
+
+// Counts every call the pool manager (and its selectors) make to a provider.
+class PoolManager::CountingProvider final : public Provider {
+ public:
+  CountingProvider(Provider& inner, PoolManager& owner)
+      : inner_(inner), owner_(owner) {}
+  const std::string& name() const override { return inner_.name(); }
+  absl::StatusOr<ProviderInstance> Provision(
+      const ProvisionRequest& request) override {
+    auto r = inner_.Provision(request);
+    Count("provision", r.status());
+    return r;
+  }
+  absl::Status Terminate(const std::string& id) override {
+    absl::Status s = inner_.Terminate(id);
+    // Already gone counts as done, as callers treat it.
+    Count("terminate",
+          s.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : s);
+    return s;
+  }
+  absl::StatusOr<std::vector<ProviderInstance>> List() override {
+    auto r = inner_.List();
+    Count("list", r.status());
+    return r;
+  }
+  absl::StatusOr<std::vector<InstanceTypeInfo>> ListInstanceTypes() override {
+    return inner_.ListInstanceTypes();
+  }
+
+ private:
+  void Count(const char* op, const absl::Status& s) {
+    owner_.Count(&PoolCounters::provider_calls,
+                 absl::StrCat(inner_.name(), "|", op, "|", CodeName(s)));
+  }
+  Provider& inner_;
+  PoolManager& owner_;
+};
 
 PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
                          Notifier& notifier, Clock& clock, const Config& config,
@@ -39,16 +82,56 @@ PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
       notifier_(notifier),
       clock_(clock),
       config_(config),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  uint64_t seed = options_.seed;
+  if (seed == 0) {
+    std::random_device rd;
+    seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
+  std::mt19937_64 rng(seed);
+  token_nonce_ = absl::StrFormat("%08x", static_cast<uint32_t>(rng()));
+}
+
+PoolManager::~PoolManager() = default;
+
+void PoolManager::Count(std::map<std::string, int64_t> PoolCounters::*field,
+                        const std::string& key) {
+  absl::MutexLock lock(&counters_mu_);
+  ++(counters_.*field)[key];
+}
+
+PoolCounters PoolManager::counters() {
+  absl::MutexLock lock(&counters_mu_);
+  return counters_;
+}
+
+Provider* PoolManager::GetProvider(const std::string& name) {
+  auto it = counted_.find(name);
+  if (it != counted_.end()) return it->second.get();
+  return nullptr;
+}
 
 absl::Status PoolManager::Init() {
+  for (const auto& [name, pc] : config_.pools) {
+    for (const PoolProvider& pp : pc.providers) {
+      Provider* p = providers_.Get(pp.name);
+      if (p != nullptr && !counted_.contains(pp.name)) {
+        counted_[pp.name] = std::make_unique<CountingProvider>(*p, *this);
+      }
+    }
+  }
   for (const auto& [name, pc] : config_.pools) {
     auto pool = std::make_unique<Pool>();
     pool->config = pc;
     if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
+    pool->source = MakeMetricsSource(pc.metrics);
+    if (pool->source != nullptr) {
+      absl::MutexLock lock(&counters_mu_);
+      counters_.metrics_source_errors[name] = 0;
+    }
     std::vector<SelectorCandidate> candidates;
     for (const PoolProvider& pp : pc.providers) {
-      Provider* p = providers_.Get(pp.name);
+      Provider* p = GetProvider(pp.name);
       if (p == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             "pool ", name, ": provider ", pp.name, " is not configured"));
@@ -77,19 +160,154 @@ absl::Status PoolManager::Init() {
   return absl::OkStatus();
 }
 
-void PoolManager::Emit(const std::string& kind, const std::string& pool,
-                       const std::string& node_id, const std::string& message,
-                       std::map<std::string, std::string> details) {
-  // The event log is an explanation, not state: a failed append is not
-  // worth failing the tick for.
-  (void)Await<Event>([&](auto done) {
-    fleet_.RecordEvent(kind, node_id, pool, actor_, message, details, done);
-  });
+absl::Status PoolManager::Emit(const std::string& kind, const std::string& pool,
+                               const std::string& node_id,
+                               const std::string& message,
+                               std::map<std::string, std::string> details) {
+  // Mostly an explanation, not state: callers ignore a failed append,
+  // except before a provision call, where the event is the durable intent.
+  return Await<Event>([&](auto done) {
+           fleet_.RecordEvent(kind, node_id, pool, actor_, message, details,
+                              done);
+         })
+      .status();
 }
 
 void PoolManager::Upsert(const InstanceInfo& instance) {
   (void)Await<InstanceInfo>(
       [&](auto done) { fleet_.UpsertInstance(instance, actor_, done); });
+}
+
+absl::Status PoolManager::Reconcile() {
+  absl::MutexLock tick(&tick_mu_);
+  absl::StatusOr<ListInstancesResponse> stored = fleet_.ListInstances({});
+  if (!stored.ok()) return stored.status();
+  std::map<std::string, InstanceInfo> known;
+  for (const InstanceInfo& i : stored->instances()) known[i.instance_id()] = i;
+
+  // Tokens of provision calls recorded before they were made.
+  std::map<std::string, std::string> intents;  // token -> pool
+  ListEventsRequest q;
+  q.add_kinds("pool.provision_requested");
+  q.set_page_size(1000);
+  while (true) {
+    absl::StatusOr<ListEventsResponse> page = fleet_.ListEvents(q);
+    if (!page.ok()) return page.status();
+    for (const Event& e : page->events()) {
+      if (auto t = e.details().find("token"); t != e.details().end()) {
+        intents[t->second] = e.pool();
+      }
+    }
+    if (page->next_page_token().empty()) break;
+    q.set_page_token(page->next_page_token());
+  }
+
+  const absl::Time now = clock_.Now();
+  for (const auto& [provider_name, provider] : counted_) {
+    absl::StatusOr<std::vector<ProviderInstance>> listed = provider->List();
+    if (!listed.ok()) {
+      (void)Emit(
+          "pool.reconcile_failed", "", "",
+          absl::StrCat("cannot list the instances of provider ", provider_name,
+                       "; not reconciled: ", listed.status().message()),
+          {{"provider", provider_name}});
+      continue;
+    }
+    std::set<std::string> seen;
+    for (const ProviderInstance& pi : *listed) {
+      if (pi.state == ProviderInstanceState::kTerminated) continue;
+      seen.insert(pi.id);
+      auto label = [&pi](absl::string_view k) {
+        auto it = pi.labels.find(std::string(k));
+        return it == pi.labels.end() ? std::string() : it->second;
+      };
+      const std::string pool = label(kLabelPool);
+      if (auto k = known.find(pi.id); k != known.end()) {
+        const InstanceInfo& rec = k->second;
+        if (rec.has_terminated_at()) {
+          // We terminated it, yet it runs: the call was lost or undone.
+          Count(&PoolCounters::reconciled, "terminated_again");
+          (void)TerminateInstance(rec, rec.state(),
+                                  absl::StrCat(rec.status_message(),
+                                               "; still running at start-up, "
+                                               "terminated again"));
+        } else {
+          Count(&PoolCounters::reconciled, "adopted");
+        }
+        continue;
+      }
+      if (label(kLabelCluster) != options_.cluster ||
+          label(kLabelManaged) != "true") {
+        continue;  // Not ours: another cluster's, or made by hand.
+      }
+      auto intent = intents.find(label(kLabelToken));
+      if (intent != intents.end() && pools_.contains(intent->second)) {
+        InstanceInfo inst;
+        inst.set_instance_id(pi.id);
+        inst.set_provider(provider_name);
+        inst.set_region(pi.region);
+        inst.set_zone(pi.zone);
+        inst.set_instance_type(pi.instance_type);
+        inst.set_pool_name(intent->second);
+        inst.set_state(pi.state == ProviderInstanceState::kRunning
+                           ? INSTANCE_STATE_PENDING_REGISTRATION
+                           : INSTANCE_STATE_PROVISIONING);
+        *inst.mutable_created_at() = ToTimestamp(
+            pi.created_at == absl::InfinitePast() ? now : pi.created_at);
+        inst.set_status_message(
+            "adopted at start-up: provisioned before the control plane "
+            "stopped, not recorded");
+        for (const auto& [k, v] : pi.labels) (*inst.mutable_labels())[k] = v;
+        Upsert(inst);
+        Count(&PoolCounters::reconciled, "adopted");
+        (void)Emit(
+            "pool.instance_adopted", intent->second, pi.id,
+            absl::StrCat("instance ", pi.id, " of provider ", provider_name,
+                         " adopted: its provision request was "
+                         "recorded, its answer was not"),
+            {{"provider", provider_name}});
+        continue;
+      }
+      if (options_.instance_manager.terminate_unknown) {
+        absl::Status s = provider->Terminate(pi.id);
+        Count(&PoolCounters::reconciled, "unknown_terminated");
+        (void)Emit(
+            "pool.unknown_instance", pool, pi.id,
+            absl::StrCat(
+                "instance ", pi.id, " of provider ", provider_name,
+                " carries this cluster's tags but is unknown; ",
+                s.ok() ? "terminated"
+                       : absl::StrCat("terminating it failed: ", s.message())),
+            {{"provider", provider_name}, {"action", "terminate"}});
+      } else {
+        Count(&PoolCounters::reconciled, "unknown_reported");
+        (void)Emit(
+            "pool.unknown_instance", pool, pi.id,
+            absl::StrCat("instance ", pi.id, " of provider ", provider_name,
+                         " carries this cluster's tags but is unknown; "
+                         "left running (unknown_instances: report)"),
+            {{"provider", provider_name}, {"action", "report"}});
+      }
+    }
+    // Known as live, but the provider no longer has it.
+    for (auto& [id, rec] : known) {
+      if (rec.provider() != provider_name || seen.contains(id) ||
+          rec.has_terminated_at() || rec.state() == INSTANCE_STATE_TERMINATED ||
+          rec.state() == INSTANCE_STATE_FAILED) {
+        continue;
+      }
+      rec.set_state(INSTANCE_STATE_FAILED);
+      *rec.mutable_terminated_at() = ToTimestamp(now);
+      rec.set_status_message("gone at the provider (found at start-up)");
+      Upsert(rec);
+      Count(&PoolCounters::reconciled, "vanished");
+      (void)Emit("pool.instance_vanished", rec.pool_name(), id,
+                 absl::StrCat("instance ", id, " of provider ", provider_name,
+                              " no longer exists there"),
+                 {{"provider", provider_name}});
+    }
+  }
+  return absl::OkStatus();
 }
 
 void PoolManager::Tick() {
@@ -126,7 +344,7 @@ void PoolManager::ManageInstances(
       continue;
     }
     if (inst.state() == INSTANCE_STATE_PROVISIONING) {
-      Provider* p = providers_.Get(inst.provider());
+      Provider* p = GetProvider(inst.provider());
       if (p != nullptr && !listed.contains(inst.provider())) {
         absl::StatusOr<std::vector<ProviderInstance>> l = p->List();
         auto& m = listed[inst.provider()];
@@ -167,7 +385,7 @@ void PoolManager::ManageInstances(
 absl::Status PoolManager::TerminateInstance(InstanceInfo inst,
                                             InstanceState final_state,
                                             const std::string& reason) {
-  Provider* p = providers_.Get(inst.provider());
+  Provider* p = GetProvider(inst.provider());
   absl::Status s = p == nullptr
                        ? absl::NotFoundError(absl::StrCat(
                              "provider ", inst.provider(), " not configured"))
@@ -192,23 +410,33 @@ absl::StatusOr<std::string> PoolManager::ProvisionOne(
   const PoolConfig& pc = pool.config;
   ProvisionRequest req;
   const uint64_t seq = ++seq_;
-  // Unique per attempt; the clock part keeps tokens unique across restarts.
+  // Unique per attempt; the nonce keeps tokens unique across restarts.
   req.idempotency_token =
-      absl::StrCat(options_.cluster, "-", pc.name, "-",
-                   absl::ToUnixMillis(clock_.Now()), "-", seq);
+      absl::StrCat(options_.cluster, "-", pc.name, "-", token_nonce_, "-", seq);
   req.name = absl::StrCat(pc.name, "-", seq);
   req.ssh_keys = pc.ssh_keys;
   req.labels = pc.labels;
   req.labels[std::string(kLabelPool)] = pc.name;
   req.labels[std::string(kLabelCluster)] = options_.cluster;
   req.labels[std::string(kLabelManaged)] = "true";
+  req.labels[std::string(kLabelToken)] = req.idempotency_token;
+  // The intent is durable before the call: after a crash, Reconcile() adopts
+  // an instance carrying this token instead of treating it as a stranger.
+  if (absl::Status s =
+          Emit("pool.provision_requested", pc.name, "",
+               absl::StrCat("requesting an instance for ", purpose),
+               {{"token", req.idempotency_token}, {"purpose", purpose}});
+      !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "not provisioning: the request could not be recorded: ", s.message()));
+  }
   absl::StatusOr<ProviderInstance> pi = pool.selector->Provision(req);
   if (!pi.ok()) {
-    Emit("pool.provision_failed", pc.name, "",
-         absl::StrCat("provisioning for ", purpose,
-                      " failed: ", pi.status().message()),
-         {{"error_class", std::string(ProviderErrorClassName(
-                              ClassifyProviderError(pi.status())))}});
+    (void)Emit("pool.provision_failed", pc.name, "",
+               absl::StrCat("provisioning for ", purpose,
+                            " failed: ", pi.status().message()),
+               {{"error_class", std::string(ProviderErrorClassName(
+                                    ClassifyProviderError(pi.status())))}});
     return pi.status();
   }
   InstanceInfo inst;
@@ -247,18 +475,15 @@ void PoolManager::StartRemoval(Pool& pool, const NodeInfo& node, bool replace,
     (void)Await<IssueCommandResponse>(
         [&](auto done) { fleet_.IssueCommand(req, actor_, done); });
   }
-  // The workload system hears about it too; a failing notifier is reported
-  // and the drain wait (bounded by drain_timeout) still applies.
-  absl::Status s = notifier_.Cordon(node.node_id(), reason);
-  if (s.ok()) s = notifier_.Drain(node.node_id(), reason);
-  if (!s.ok()) {
-    Emit("pool.notifier_failed", pool.config.name, node.node_id(),
-         absl::StrCat("notifier ", notifier_.name(), ": ", s.message()));
-  }
-  Emit(replace ? "pool.replacement_started" : "pool.scale_down_started",
-       pool.config.name, node.node_id(),
-       absl::StrCat(replace ? "replacing" : "removing", " node ",
-                    node.node_id(), ": ", reason));
+  // The workload system hears of both commands from the notifier
+  // dispatcher, which follows the commits; the drain wait below is bounded
+  // by drain_timeout whatever it answers.
+  if (replace)
+    Count(&PoolCounters::replacements, pool.config.name + "|started");
+  (void)Emit(replace ? "pool.replacement_started" : "pool.scale_down_started",
+             pool.config.name, node.node_id(),
+             absl::StrCat(replace ? "replacing" : "removing", " node ",
+                          node.node_id(), ": ", reason));
   pool.removals[r.node_id] = std::move(r);
 }
 
@@ -283,8 +508,8 @@ bool PoolManager::ProgressRemoval(
     absl::Status s =
         TerminateInstance(it->second, INSTANCE_STATE_TERMINATED, r.reason);
     if (!s.ok()) {
-      Emit("pool.terminate_failed", pool.config.name, r.node_id,
-           absl::StrCat("terminating ", r.node_id, ": ", s.message()));
+      (void)Emit("pool.terminate_failed", pool.config.name, r.node_id,
+                 absl::StrCat("terminating ", r.node_id, ": ", s.message()));
       return false;  // Retried next tick.
     }
   }
@@ -292,6 +517,9 @@ bool PoolManager::ProgressRemoval(
     fleet_.MarkTerminated(r.node_id, absl::StrCat(r.reason, " (", how, ")"),
                           actor_, done);
   });
+  if (t.ok() && r.replace) {
+    Count(&PoolCounters::replacements, pool.config.name + "|completed");
+  }
   return t.ok();
 }
 
@@ -337,14 +565,14 @@ void PoolManager::TickPool(Pool& pool,
         absl::MutexLock lock(&mu_);
         pool.breaker_open = true;
       }
-      Emit("pool.breaker_tripped", pc.name, "",
-           absl::StrFormat("%d of %d nodes unhealthy (> %d%%): automatic "
-                           "replacement stopped for pool %s until an "
-                           "operator resets it",
-                           unhealthy.size(), live.size(),
-                           pc.health.max_unhealthy_percent, pc.name),
-           {{"unhealthy", absl::StrCat(unhealthy.size())},
-            {"nodes", absl::StrCat(live.size())}});
+      (void)Emit("pool.breaker_tripped", pc.name, "",
+                 absl::StrFormat("%d of %d nodes unhealthy (> %d%%): automatic "
+                                 "replacement stopped for pool %s until an "
+                                 "operator resets it",
+                                 unhealthy.size(), live.size(),
+                                 pc.health.max_unhealthy_percent, pc.name),
+                 {{"unhealthy", absl::StrCat(unhealthy.size())},
+                  {"nodes", absl::StrCat(live.size())}});
     }
     if (!breaker_open) {
       int replacing = 0;
@@ -410,8 +638,47 @@ void PoolManager::TickPool(Pool& pool,
   state.healthy_nodes = healthy;
   state.min_nodes = pc.min_nodes;
   state.max_nodes = pc.max_nodes;
-  if (util_nodes > 0) {
-    state.utilization = util_sum / util_nodes;
+  if (util_nodes > 0) state.utilization = util_sum / util_nodes;
+  // An external source adds the scheduler's view. When it fails, its
+  // signals stay unknown and the autoscalers that need them hold the pool.
+  std::optional<std::string> source_error;
+  if (pool.source != nullptr) {
+    absl::StatusOr<ExternalMetrics> m = pool.source->Fetch();
+    if (m.ok()) {
+      state.queue_depth = m->queue_depth;
+      state.pending_jobs = m->pending_jobs;
+      // The source's utilisation, when it gives one, wins over the
+      // fleet's (it may weigh jobs, not GPUs).
+      if (m->utilization) state.utilization = m->utilization;
+    } else {
+      source_error = std::string(m.status().message());
+      Count(&PoolCounters::metrics_source_errors, pc.name);
+    }
+    bool was_up;
+    {
+      absl::MutexLock lock(&mu_);
+      was_up = pool.status.metrics_source_up;
+      pool.status.metrics_source_up = !source_error.has_value();
+      pool.status.metrics_source_error = source_error.value_or("");
+      pool.status.queue_depth = state.queue_depth;
+      pool.status.pending_jobs = state.pending_jobs;
+    }
+    // One event per change of state, not one per failing tick.
+    if (source_error && was_up) {
+      (void)Emit("pool.metrics_source_failed", pc.name, "",
+                 absl::StrCat(pool.source->name(),
+                              " metrics source failed; "
+                              "pool ",
+                              pc.name, " holds its size: ", *source_error),
+                 {{"source", std::string(pool.source->name())}});
+    } else if (!source_error && !was_up) {
+      (void)Emit(
+          "pool.metrics_source_recovered", pc.name, "",
+          absl::StrCat(pool.source->name(), " metrics source answers again"),
+          {{"source", std::string(pool.source->name())}});
+    }
+  }
+  if (state.utilization) {
     pool.history.push_back({now, *state.utilization});
     if (pool.history.size() > options_.max_history) {
       pool.history.erase(pool.history.begin());
@@ -448,10 +715,10 @@ void PoolManager::TickPool(Pool& pool,
     const std::string message =
         absl::StrCat(rec.reason, " for pool ", pc.name, ": ", previous, " → ",
                      rec.target_nodes);
-    Emit("pool.target_changed", pc.name, "", message,
-         {{"from", absl::StrCat(previous)},
-          {"to", absl::StrCat(rec.target_nodes)},
-          {"reason", rec.reason}});
+    (void)Emit("pool.target_changed", pc.name, "", message,
+               {{"from", absl::StrCat(previous)},
+                {"to", absl::StrCat(rec.target_nodes)},
+                {"reason", rec.reason}});
     absl::MutexLock lock(&mu_);
     pool.last_decision = message;
   }
@@ -471,8 +738,9 @@ void PoolManager::TickPool(Pool& pool,
     if (!id_or.ok()) break;  // The selector backs off; next tick retries.
     r.replacement_id = *id_or;
     ++new_pending;
-    Emit("pool.replacement_provisioned", pc.name, id,
-         absl::StrCat("replacement ", *id_or, " provisioned for ", id));
+    Count(&PoolCounters::replacements, pc.name + "|provisioned");
+    (void)Emit("pool.replacement_provisioned", pc.name, id,
+               absl::StrCat("replacement ", *id_or, " provisioned for ", id));
   }
   for (int i = current; i < target; ++i) {
     if (!ProvisionOne(pool, "scale up").ok()) break;
@@ -542,6 +810,8 @@ void PoolManager::TickPool(Pool& pool,
   // Cooldown runs from the last action taken, not from a decision that
   // could not be carried out (no capacity): that one is retried.
   if (added > 0 || removed > 0) pool.last_scale = now;
+  if (added > 0) Count(&PoolCounters::scaling_actions, pc.name + "|up");
+  if (removed > 0) Count(&PoolCounters::scaling_actions, pc.name + "|down");
   PoolStatus& st = pool.status;
   st.current_nodes = current + added - removed;
   st.healthy_nodes = healthy + added;
@@ -569,6 +839,8 @@ PoolStatus PoolManager::StatusLocked(const Pool& pool) {
                      : "";
   s.last_decision = pool.last_decision;
   s.last_scale_time = pool.last_scale;
+  s.metrics_source =
+      pool.source != nullptr ? std::string(pool.source->name()) : "";
   PoolState cs;
   cs.now = clock_.Now();
   cs.last_scale_time = pool.last_scale;
@@ -623,9 +895,9 @@ absl::Status PoolManager::ResetBreaker(const std::string& name,
     if (!it->second->breaker_open) return absl::OkStatus();
     it->second->breaker_open = false;
   }
-  Emit("pool.breaker_reset", name, "",
-       absl::StrCat("replacement breaker of pool ", name, " reset by ",
-                    actor.name));
+  (void)Emit("pool.breaker_reset", name, "",
+             absl::StrCat("replacement breaker of pool ", name, " reset by ",
+                          actor.name));
   return absl::OkStatus();
 }
 

@@ -13,6 +13,15 @@
 //   6. finishes removals whose drain is done or timed out: terminates the
 //      instance and marks the node TERMINATED.
 // Every state change goes through FleetService; this class only decides.
+// Removals issue CORDON and DRAIN commands through the fleet; the workload
+// system hears of them from the notifier dispatcher, which follows every
+// committed command. This class only asks the notifier IsDrained.
+//
+// Before each provision call the pool manager records a
+// `pool.provision_requested` event carrying the idempotency token (also set
+// as the instance's `navarch-token` label); it provisions only once that is
+// durable. Reconcile(), run once at start-up, uses these to adopt instances
+// whose provision call was cut short by a crash.
 //
 // Threading: Tick() runs on one thread at a time (a PeriodicTask on the
 // Clock, or a test); provider and notifier calls block inside it. The
@@ -35,6 +44,7 @@
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/notifier/notifier.h"
 #include "navarch/pool/autoscaler.h"
+#include "navarch/pool/metrics_source.h"
 #include "navarch/pool/selector.h"
 #include "navarch/provider/registry.h"
 
@@ -47,6 +57,9 @@ struct PoolManagerOptions {
   absl::TimeZone time_zone = absl::UTCTimeZone();
   // Pool-wide utilisation samples kept for the predictive autoscaler.
   size_t max_history = 1000;
+  // Seeds the nonce that makes idempotency tokens unique across restarts
+  // (even if the clock goes back). 0: from std::random_device.
+  uint64_t seed = 0;
 };
 
 // What `navarch pools list|get` shows.
@@ -67,6 +80,29 @@ struct PoolStatus {
   absl::Duration cooldown_left = absl::ZeroDuration();
   bool breaker_open = false;
   std::optional<double> utilization;
+  // External metrics source ("" for the fleet's own signals), and whether
+  // its last fetch worked.
+  std::string metrics_source;
+  bool metrics_source_up = true;
+  std::string metrics_source_error;
+  std::optional<int> queue_depth;
+  std::optional<int> pending_jobs;
+};
+
+// Counters since start, for /metrics. Keys join label values with '|'.
+struct PoolCounters {
+  // "pool|direction" (up, down): target changes carried out.
+  std::map<std::string, int64_t> scaling_actions;
+  // "provider|operation|code": operation provision, terminate or list; code
+  // the absl status code in snake case ("ok", "resource_exhausted").
+  std::map<std::string, int64_t> provider_calls;
+  // "pool|outcome": started, provisioned, completed.
+  std::map<std::string, int64_t> replacements;
+  // pool -> failed fetches of its metrics source.
+  std::map<std::string, int64_t> metrics_source_errors;
+  // "kind": adopted, unknown_terminated, unknown_reported, vanished,
+  // terminated_again — what start-up reconciliation found.
+  std::map<std::string, int64_t> reconciled;
 };
 
 class PoolManager {
@@ -74,10 +110,24 @@ class PoolManager {
   PoolManager(FleetService& fleet, const ProviderRegistry& providers,
               Notifier& notifier, Clock& clock, const Config& config,
               PoolManagerOptions options = {});
+  ~PoolManager();
 
-  // Builds each pool's autoscaler and selector. A pool naming a provider the
-  // registry lacks is INVALID_ARGUMENT.
+  // Builds each pool's autoscaler, metrics source and selector. A pool
+  // naming a provider the registry lacks is INVALID_ARGUMENT.
   absl::Status Init();
+
+  // Start-up: compares each pool provider's List() with the store.
+  // - listed and known: adopted as is (one we had terminated but that still
+  //   runs is terminated again);
+  // - listed with this cluster's tags but unknown: adopted when a recorded
+  //   provision request carries its token (the control plane died between
+  //   the call and recording its answer), else terminated or reported per
+  //   instance_manager.unknown_instances;
+  // - known as live but not listed: recorded as FAILED ("gone at the
+  //   provider").
+  // A provider whose List fails is skipped with an event. Call before the
+  // first Tick.
+  absl::Status Reconcile();
 
   void Tick();
 
@@ -88,8 +138,12 @@ class PoolManager {
   // INVALID_ARGUMENT; an unknown pool NOT_FOUND.
   absl::Status ScalePool(const std::string& name, int target,
                          const Actor& actor);
-  // Closes a tripped replacement breaker.
+  // Closes a tripped replacement breaker (OK, and no event, when it is not
+  // open); NOT_FOUND for an unknown pool. If the pool is still too unhealthy
+  // the breaker trips again at the next tick.
   absl::Status ResetBreaker(const std::string& name, const Actor& actor);
+
+  PoolCounters counters();
 
  private:
   struct Removal {
@@ -99,9 +153,11 @@ class PoolManager {
     absl::Time deadline;
     std::string reason;
   };
+  class CountingProvider;
   struct Pool {
     PoolConfig config;
     std::unique_ptr<Autoscaler> autoscaler;
+    std::unique_ptr<MetricsSource> source;
     std::unique_ptr<ProviderSelector> selector;
     // Tick-only state.
     std::map<std::string, Removal> removals;
@@ -133,9 +189,13 @@ class PoolManager {
                                  InstanceState final_state,
                                  const std::string& reason);
   void Upsert(const InstanceInfo& instance);
-  void Emit(const std::string& kind, const std::string& pool,
-            const std::string& node_id, const std::string& message,
-            std::map<std::string, std::string> details = {});
+  absl::Status Emit(const std::string& kind, const std::string& pool,
+                    const std::string& node_id, const std::string& message,
+                    std::map<std::string, std::string> details = {});
+  // The counting wrapper of a registered provider; null when unknown.
+  Provider* GetProvider(const std::string& name);
+  void Count(std::map<std::string, int64_t> PoolCounters::*field,
+             const std::string& key);
   PoolStatus StatusLocked(const Pool& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   FleetService& fleet_;
@@ -148,7 +208,12 @@ class PoolManager {
   absl::Mutex tick_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;  // Fixed after Init.
+  // Fixed after Init.
+  std::map<std::string, std::unique_ptr<CountingProvider>> counted_;
+  absl::Mutex counters_mu_;
+  PoolCounters counters_ ABSL_GUARDED_BY(counters_mu_);
   uint64_t seq_ ABSL_GUARDED_BY(tick_mu_) = 0;
+  std::string token_nonce_;  // Fixed at construction.
 };
 
 }  // namespace navarch

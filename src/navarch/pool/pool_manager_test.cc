@@ -1,9 +1,12 @@
 #include "navarch/pool/pool_manager.h"
 
+#include <cstdio>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "navarch/api/time_util.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/store/memory/memory_store.h"
 
@@ -393,6 +396,177 @@ TEST_F(PoolManagerTest, UnknownProviderIsAnError) {
   Pool().providers[0].name = "missing";
   PoolManager m(*fleet_, registry_, notifier_, clock_, config_);
   EXPECT_EQ(m.Init().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --- Provision intents and start-up reconciliation.
+
+TEST_F(PoolManagerTest, RecordsEachProvisionRequestBeforeTheCall) {
+  Build();
+  manager_->Tick();
+  std::vector<Event> intents = Events("pool.provision_requested");
+  ASSERT_EQ(intents.size(), 2u);
+  std::set<std::string> tokens;
+  for (const Event& e : intents) tokens.insert(e.details().at("token"));
+  auto listed = provider_->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  for (const ProviderInstance& pi : *listed) {
+    EXPECT_TRUE(tokens.contains(pi.labels.at("navarch-token"))) << pi.id;
+    EXPECT_EQ(pi.labels.at("navarch-cluster"), "navarch");
+  }
+  PoolCounters c = manager_->counters();
+  EXPECT_EQ(c.provider_calls["sim|provision|ok"], 2);
+  EXPECT_EQ(c.scaling_actions["train|up"], 1);
+}
+
+// The control plane died after the provider accepted a request but before
+// the answer was recorded: the instance is adopted, not paid for twice.
+TEST_F(PoolManagerTest, ReconcileAdoptsAnInstanceWhoseAnswerWasLost) {
+  ASSERT_TRUE(Await<Event>([&](auto done) {
+                fleet_->RecordEvent("pool.provision_requested", "", "train",
+                                    Actor{"pool-manager"}, "requesting",
+                                    {{"token", "tok-1"}}, done);
+              }).ok());
+  ProvisionRequest req;
+  req.idempotency_token = "tok-1";
+  req.labels = {{"pool", "train"},
+                {"navarch-cluster", "navarch"},
+                {"navarch-managed", "true"},
+                {"navarch-token", "tok-1"}};
+  auto pi = provider_->Provision(req);
+  ASSERT_TRUE(pi.ok());
+  Build();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  auto pending = Instances(INSTANCE_STATE_PENDING_REGISTRATION);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].instance_id(), pi->id);
+  EXPECT_EQ(pending[0].pool_name(), "train");
+  EXPECT_EQ(Events("pool.instance_adopted").size(), 1u);
+  EXPECT_EQ(manager_->counters().reconciled["adopted"], 1);
+  // min_nodes 2: the adopted one counts, so only one more is bought.
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+}
+
+TEST_F(PoolManagerTest, ReconcileTerminatesUnknownInstancesWithOurTags) {
+  ProvisionRequest ours;
+  ours.idempotency_token = "stranger";
+  ours.labels = {{"pool", "train"},
+                 {"navarch-cluster", "navarch"},
+                 {"navarch-managed", "true"}};
+  ASSERT_TRUE(provider_->Provision(ours).ok());
+  ProvisionRequest theirs;
+  theirs.idempotency_token = "by-hand";
+  theirs.labels = {{"pool", "train"}};  // No cluster tag: not ours to touch.
+  ASSERT_TRUE(provider_->Provision(theirs).ok());
+  Build();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  EXPECT_EQ(provider_->live_count(), 1);
+  std::vector<Event> e = Events("pool.unknown_instance");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].details().at("action"), "terminate");
+  EXPECT_EQ(manager_->counters().reconciled["unknown_terminated"], 1);
+}
+
+TEST_F(PoolManagerTest, ReconcileOnlyReportsUnknownInstancesWhenAsked) {
+  config_.instance_manager.terminate_unknown = false;
+  ProvisionRequest ours;
+  ours.idempotency_token = "stranger";
+  ours.labels = {{"pool", "train"},
+                 {"navarch-cluster", "navarch"},
+                 {"navarch-managed", "true"}};
+  ASSERT_TRUE(provider_->Provision(ours).ok());
+  manager_ = std::make_unique<PoolManager>(
+      *fleet_, registry_, notifier_, clock_, config_,
+      PoolManagerOptions{.instance_manager = config_.instance_manager});
+  ASSERT_TRUE(manager_->Init().ok());
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  EXPECT_EQ(provider_->live_count(), 1);
+  std::vector<Event> e = Events("pool.unknown_instance");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].details().at("action"), "report");
+}
+
+TEST_F(PoolManagerTest, ReconcileMarksInstancesGoneAtTheProvider) {
+  Build();
+  manager_->Tick();
+  auto listed = provider_->List();
+  ASSERT_TRUE(listed.ok());
+  const std::string gone = (*listed)[0].id;
+  ASSERT_TRUE(provider_->Terminate(gone).ok());  // Behind our back.
+  Build();                                       // A restarted control plane.
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  auto failed = Instances(INSTANCE_STATE_FAILED);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].instance_id(), gone);
+  EXPECT_TRUE(failed[0].has_terminated_at());
+  EXPECT_EQ(manager_->counters().reconciled["vanished"], 1);
+  EXPECT_EQ(manager_->counters().reconciled["adopted"], 1);
+  manager_->Tick();  // And the pool is made whole.
+  EXPECT_EQ(provider_->live_count(), 2);
+}
+
+TEST_F(PoolManagerTest, ReconcileTerminatesAgainWhatStillRuns) {
+  Build();
+  manager_->Tick();
+  auto pending = Instances(INSTANCE_STATE_PENDING_REGISTRATION);
+  ASSERT_EQ(pending.size(), 2u);
+  InstanceInfo rec = pending[0];
+  rec.set_state(INSTANCE_STATE_TERMINATED);
+  *rec.mutable_terminated_at() = ToTimestamp(clock_.Now());
+  ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                fleet_->UpsertInstance(rec, Actor{"test"}, done);
+              }).ok());
+  Build();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  EXPECT_EQ(provider_->live_count(), 1);
+  EXPECT_EQ(manager_->counters().reconciled["terminated_again"], 1);
+}
+
+// --- External metrics sources.
+
+TEST_F(PoolManagerTest, MetricsSourceFeedsTheQueueAutoscalerAndHoldsOnFailure) {
+  const std::string file = ::testing::TempDir() + "/queue.json";
+  auto write = [&](const std::string& body) {
+    FILE* f = fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs(body.c_str(), f);
+    fclose(f);
+  };
+  write(R"({"queue_depth": 30})");
+  Pool().min_nodes = 1;
+  Pool().cooldown = absl::ZeroDuration();
+  AutoscalingConfig a;
+  a.type = AutoscalerType::kQueue;
+  a.jobs_per_node = 10;
+  Pool().autoscaling = a;
+  Pool().metrics.type = MetricsSourceType::kCommand;
+  Pool().metrics.command = {"cat", file};
+  Build();
+  manager_->Tick();
+  auto st = manager_->GetPool("train");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->target_nodes, 3);
+  EXPECT_EQ(st->queue_depth, 30);
+  EXPECT_EQ(st->metrics_source, "command");
+  EXPECT_TRUE(st->metrics_source_up);
+
+  write("squeue: error");
+  manager_->Tick();
+  manager_->Tick();
+  st = manager_->GetPool("train");
+  EXPECT_EQ(st->target_nodes, 3);  // Held, not collapsed to min_nodes.
+  EXPECT_FALSE(st->metrics_source_up);
+  EXPECT_NE(st->metrics_source_error.find("squeue: error"), std::string::npos);
+  EXPECT_EQ(Events("pool.metrics_source_failed").size(), 1u);  // Not 2.
+  EXPECT_EQ(manager_->counters().metrics_source_errors["train"], 2);
+
+  write(R"({"queue_depth": 45})");
+  manager_->Tick();
+  st = manager_->GetPool("train");
+  EXPECT_TRUE(st->metrics_source_up);
+  EXPECT_EQ(st->target_nodes, 5);
+  EXPECT_EQ(Events("pool.metrics_source_recovered").size(), 1u);
 }
 
 }  // namespace

@@ -20,6 +20,8 @@ namespace navarch {
 inline constexpr absl::string_view kLabelPool = "pool";
 inline constexpr absl::string_view kLabelCluster = "navarch-cluster";
 inline constexpr absl::string_view kLabelManaged = "navarch-managed";
+// The idempotency token of the provision call that created the instance.
+inline constexpr absl::string_view kLabelToken = "navarch-token";
 
 enum class ProviderInstanceState {
   kProvisioning,

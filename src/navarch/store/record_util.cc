@@ -73,7 +73,8 @@ void SortCommands(std::vector<CommandRecord>& commands) {
 }
 
 bool IsPrunableInstance(const InstanceRecord& r, absl::Time before) {
-  return r.instance().state() == INSTANCE_STATE_TERMINATED &&
+  return (r.instance().state() == INSTANCE_STATE_TERMINATED ||
+          r.instance().state() == INSTANCE_STATE_FAILED) &&
          IsSet(r.instance().terminated_at()) &&
          FromTimestamp(r.instance().terminated_at()) < before;
 }

@@ -75,6 +75,15 @@ struct EventQuery {
   int limit = 100;       // >= 1
 };
 
+// What Prune deletes: each kind of history has its own retention.
+struct PruneRequest {
+  absl::Time events_before = absl::InfinitePast();
+  // Terminated or failed instances whose terminated_at is older.
+  absl::Time instances_before = absl::InfinitePast();
+  // Finished commands last updated before this.
+  absl::Time commands_before = absl::InfinitePast();
+};
+
 struct EventPage {
   std::vector<Event> events;  // ascending id
   bool more = false;          // another page exists
@@ -128,12 +137,16 @@ class Store {
   // at most `limit`. INVALID_ARGUMENT for a bad query. Thread-safe.
   virtual absl::StatusOr<EventPage> ListEvents(const EventQuery& query) = 0;
 
-  // Deletes events older than `before`, terminated instances whose
-  // terminated_at is older than `before`, and finished commands last updated
-  // before it. Returns how many rows went. Event ids are never reused, even
-  // when every event is pruned. Must not be called from a `done` callback.
-  // Thread-safe.
-  virtual absl::StatusOr<int64_t> Prune(absl::Time before) = 0;
+  // Deletes events older than events_before, terminated (or failed)
+  // instances whose terminated_at is older than instances_before, and
+  // finished commands last updated before commands_before. Returns how many
+  // rows went. Event ids are never reused, even when every event is pruned.
+  // Must not be called from a `done` callback. Thread-safe.
+  virtual absl::StatusOr<int64_t> Prune(const PruneRequest& request) = 0;
+  // The same cutoff for all three.
+  absl::StatusOr<int64_t> Prune(absl::Time before) {
+    return Prune(PruneRequest{before, before, before});
+  }
 
   // OK when the store can serve reads and writes (/readyz): UNAVAILABLE after
   // Close, or while the last write transaction failed for a storage reason.

@@ -19,6 +19,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
+extern char** environ;
+
 namespace navarch {
 namespace fs = std::filesystem;
 namespace {
@@ -186,6 +188,17 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "NAVARCH_AUTH_TOKEN=")) env_strings.push_back(*e);
+  }
+  if (!options_.auth_token.empty()) {
+    env_strings.push_back(
+        absl::StrCat("NAVARCH_AUTH_TOKEN=", options_.auth_token));
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   // Everything the child needs is prepared before fork: between fork and
   // exec only async-signal-safe calls are allowed.
   const int log_fd = open((dir / "agent.log").c_str(),
@@ -204,7 +217,7 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
     dup2(null_fd, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(log_fd);

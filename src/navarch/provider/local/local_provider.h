@@ -41,6 +41,9 @@ struct LocalProviderOptions {
   absl::Duration kill_grace = absl::Seconds(10);
   bool keep_instances = false;
   std::vector<std::string> extra_agent_args;
+  // Given to each agent as NAVARCH_AUTH_TOKEN (in its environment, never on
+  // its command line, where `ps` would show it). Empty: auth is off.
+  std::string auth_token;
 };
 
 class LocalProvider final : public Provider {

@@ -134,17 +134,18 @@ absl::StatusOr<EventPage> MemoryStore::ListEvents(const EventQuery& query) {
   return page;
 }
 
-absl::StatusOr<int64_t> MemoryStore::Prune(absl::Time before) {
+absl::StatusOr<int64_t> MemoryStore::Prune(const PruneRequest& request) {
   absl::MutexLock lock(&mu_);
   if (closed_) return absl::UnavailableError("store is closed");
   int64_t removed = 0;
-  auto old_events = std::remove_if(
-      events_.begin(), events_.end(),
-      [&](const Event& e) { return FromTimestamp(e.time()) < before; });
+  auto old_events =
+      std::remove_if(events_.begin(), events_.end(), [&](const Event& e) {
+        return FromTimestamp(e.time()) < request.events_before;
+      });
   removed += events_.end() - old_events;
   events_.erase(old_events, events_.end());
   for (auto it = instances_.begin(); it != instances_.end();) {
-    if (IsPrunableInstance(it->second, before)) {
+    if (IsPrunableInstance(it->second, request.instances_before)) {
       it = instances_.erase(it);
       ++removed;
     } else {
@@ -153,7 +154,7 @@ absl::StatusOr<int64_t> MemoryStore::Prune(absl::Time before) {
   }
   for (auto it = commands_.begin(); it != commands_.end();) {
     if (!IsOpen(it->second.state()) &&
-        FromTimestamp(it->second.updated_at()) < before) {
+        FromTimestamp(it->second.updated_at()) < request.commands_before) {
       it = commands_.erase(it);
       ++removed;
     } else {

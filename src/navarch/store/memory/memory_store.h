@@ -27,7 +27,8 @@ class MemoryStore final : public Store {
   absl::StatusOr<std::optional<CommandRecord>> GetCommand(
       const std::string& command_id) override;
   absl::StatusOr<EventPage> ListEvents(const EventQuery& query) override;
-  absl::StatusOr<int64_t> Prune(absl::Time before) override;
+  using Store::Prune;
+  absl::StatusOr<int64_t> Prune(const PruneRequest& request) override;
   absl::Status Ping() override;
   void Close() override;
   std::string Name() const override { return "memory"; }

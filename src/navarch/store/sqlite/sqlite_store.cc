@@ -28,7 +28,7 @@ struct SqliteStore::Job {
   Kind kind = Kind::kBatch;
   WriteBatch batch;
   std::vector<HeartbeatUpdate> heartbeats;
-  absl::Time prune_before;
+  PruneRequest prune;
   int64_t* pruned = nullptr;  // Prune's result, owned by the waiting caller
   absl::Status status;
   std::function<void(absl::Status)> done;
@@ -268,8 +268,8 @@ SqliteStore::PrepareWriter(sqlite3* db) {
   NAVARCH_ASSIGN_OR_RETURN(
       ws->prune_instances,
       Prep(db,
-           "DELETE FROM instances WHERE state = ?1 AND terminated_at_ns <> ?2 "
-           "AND terminated_at_ns < ?3"));
+           "DELETE FROM instances WHERE state IN (?1, ?4) AND "
+           "terminated_at_ns <> ?2 AND terminated_at_ns < ?3"));
   NAVARCH_ASSIGN_OR_RETURN(ws->prune_commands,
                            Prep(db,
                                 "DELETE FROM commands WHERE state NOT IN (?1, "
@@ -435,11 +435,11 @@ absl::Status SqliteStore::UpdateHeartbeats(
   return SubmitAndWait(std::move(job));
 }
 
-absl::StatusOr<int64_t> SqliteStore::Prune(absl::Time before) {
+absl::StatusOr<int64_t> SqliteStore::Prune(const PruneRequest& request) {
   int64_t pruned = 0;
   auto job = std::make_unique<Job>();
   job->kind = Job::Kind::kPrune;
-  job->prune_before = before;
+  job->prune = request;
   job->pruned = &pruned;
   NAVARCH_RETURN_IF_ERROR(SubmitAndWait(std::move(job)));
   return pruned;
@@ -546,7 +546,7 @@ absl::Status SqliteStore::ApplyJob(Job& job) {
     case Job::Kind::kHeartbeats:
       return ApplyHeartbeats(job.heartbeats);
     case Job::Kind::kPrune: {
-      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, ApplyPrune(job.prune_before));
+      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, ApplyPrune(job.prune));
       return absl::OkStatus();
     }
   }
@@ -646,14 +646,14 @@ absl::Status SqliteStore::ApplyHeartbeats(
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> SqliteStore::ApplyPrune(absl::Time before) {
+absl::StatusOr<int64_t> SqliteStore::ApplyPrune(const PruneRequest& request) {
   sqlite3* db = writer_db_.get();
   WriterStatements& ws = *ws_;
-  int64_t cutoff = TimeToNanos(before);
   int64_t removed = 0;
   {
     ScopedReset reset(ws.prune_events);
-    NAVARCH_RETURN_IF_ERROR(ws.prune_events.BindInt(1, cutoff).Run());
+    NAVARCH_RETURN_IF_ERROR(
+        ws.prune_events.BindInt(1, TimeToNanos(request.events_before)).Run());
     removed += sqlite3_changes64(db);
   }
   {
@@ -661,7 +661,8 @@ absl::StatusOr<int64_t> SqliteStore::ApplyPrune(absl::Time before) {
     NAVARCH_RETURN_IF_ERROR(
         ws.prune_instances.BindInt(1, INSTANCE_STATE_TERMINATED)
             .BindInt(2, TimeToNanos(absl::InfinitePast()))  // unset
-            .BindInt(3, cutoff)
+            .BindInt(3, TimeToNanos(request.instances_before))
+            .BindInt(4, INSTANCE_STATE_FAILED)
             .Run());
     removed += sqlite3_changes64(db);
   }
@@ -670,7 +671,7 @@ absl::StatusOr<int64_t> SqliteStore::ApplyPrune(absl::Time before) {
     NAVARCH_RETURN_IF_ERROR(
         ws.prune_commands.BindInt(1, internal::COMMAND_STATE_PENDING)
             .BindInt(2, internal::COMMAND_STATE_DELIVERED)
-            .BindInt(3, cutoff)
+            .BindInt(3, TimeToNanos(request.commands_before))
             .Run());
     removed += sqlite3_changes64(db);
   }

@@ -84,7 +84,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::optional<CommandRecord>> GetCommand(
       const std::string& command_id) override;
   absl::StatusOr<EventPage> ListEvents(const EventQuery& query) override;
-  absl::StatusOr<int64_t> Prune(absl::Time before) override;
+  using Store::Prune;
+  absl::StatusOr<int64_t> Prune(const PruneRequest& request) override;
   absl::Status Ping() override;
   void Close() override;
   std::string Name() const override { return "sqlite"; }
@@ -126,7 +127,7 @@ class SqliteStore final : public Store {
   absl::Status ApplyJob(Job& job);
   absl::Status ApplyBatch(WriteBatch& batch);
   absl::Status ApplyHeartbeats(const std::vector<HeartbeatUpdate>& updates);
-  absl::StatusOr<int64_t> ApplyPrune(absl::Time before);
+  absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request);
 
   // Reader side; read_mu_ held.
   absl::StatusOr<sqlite::Statement*> EventQueryStatement(const std::string& sql)

@@ -808,6 +808,39 @@ TEST_P(StoreConformanceTest, PruneRemovesOldRowsAndNeverReusesEventIds) {
   EXPECT_EQ(*none, 0);
 }
 
+TEST_P(StoreConformanceTest, PruneHasACutoffPerKindAndTakesFailedInstances) {
+  auto ended = [](const std::string& id, InstanceState state, absl::Time at) {
+    InstanceRecord r = Instance(id, 1);
+    r.mutable_instance()->set_state(state);
+    *r.mutable_instance()->mutable_terminated_at() = ToTimestamp(at);
+    return r;
+  };
+  WriteBatch b;
+  b.nodes.push_back(Node("n1", 1));
+  b.instances = {ended("terminated", INSTANCE_STATE_TERMINATED, T(10)),
+                 ended("failed", INSTANCE_STATE_FAILED, T(10)),
+                 ended("failed-new", INSTANCE_STATE_FAILED, T(100))};
+  b.commands = {
+      Command("done", "n1", 1, internal::COMMAND_STATE_SUCCEEDED, T(10))};
+  b.events = {MakeEvent("a", "", "", T(10))};
+  ASSERT_TRUE(store().CommitSync(b).ok());
+
+  // Instances kept a day, history a week: only the instances go.
+  PruneRequest r;
+  r.instances_before = T(50);
+  r.events_before = T(5);
+  r.commands_before = T(5);
+  auto pruned = store().Prune(r);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 2);
+  Reader read(store());
+  StoreSnapshot snap = read.Load();
+  ASSERT_EQ(snap.instances.size(), 1u);
+  EXPECT_EQ(snap.instances[0].instance().instance_id(), "failed-new");
+  EXPECT_THAT(read.EventIds({}), ElementsAre(1));
+  EXPECT_TRUE(read.Command("done").has_value());
+}
+
 // --- Validation ---
 
 TEST_P(StoreConformanceTest, InvalidBatchesAreRejectedWhole) {

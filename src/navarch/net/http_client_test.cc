@@ -1,0 +1,165 @@
+#include "navarch/net/http_client.h"
+
+#include <httplib.h>
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace navarch {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ParseUrlTest, SplitsEveryPart) {
+  auto u = ParseUrl("https://sched.example.com:8443/v1/queue?p=gpu#frag");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->host, "sched.example.com");
+  EXPECT_EQ(u->port, 8443);
+  EXPECT_EQ(u->target, "/v1/queue?p=gpu");
+}
+
+TEST(ParseUrlTest, DefaultsPortAndPath) {
+  auto u = ParseUrl("http://localhost");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->port, 80);
+  EXPECT_EQ(u->target, "/");
+  auto s = ParseUrl("HTTPS://h?x=1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->port, 443);
+  EXPECT_EQ(s->target, "/?x=1");
+  auto v6 = ParseUrl("http://[::1]:9090/api");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 9090);
+}
+
+TEST(ParseUrlTest, RejectsWhatItCannotUse) {
+  for (const char* bad : {"localhost:80", "ftp://h/", "http://", "http://:80/",
+                          "http://h:0/", "http://h:99999/", "http://h:x/",
+                          "http://user:pw@h/", "http://[::1/"}) {
+    EXPECT_EQ(ParseUrl(bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(AddQueryParamTest, UsesTheRightSeparatorAndEncodes) {
+  EXPECT_EQ(AddQueryParam("http://h/s", "node_id", "gpu 1/a"),
+            "http://h/s?node_id=gpu%201%2Fa");
+  // Upstream appended "?" even when the URL had a query already.
+  EXPECT_EQ(AddQueryParam("http://h/s?token=x", "node_id", "n"),
+            "http://h/s?token=x&node_id=n");
+  EXPECT_EQ(AddQueryParam("http://h/s?", "a", "b"), "http://h/s?a=b");
+}
+
+class HttpDoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.Get(
+        "/json", [](const httplib::Request& req, httplib::Response& res) {
+          res.set_content(
+              "{\"auth\":\"" + req.get_header_value("Authorization") + "\"}",
+              "application/json");
+        });
+    server_.Post(
+        "/echo", [](const httplib::Request& req, httplib::Response& res) {
+          res.status = 201;
+          res.set_content(req.get_header_value("Content-Type") + "|" + req.body,
+                          "text/plain");
+        });
+    server_.Get("/big", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(std::string(10000, 'x'), "text/plain");
+    });
+    server_.Get("/slow", [](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+      res.set_content("late", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() is a no-op until the accept loop runs: wait for it.
+    while (!server_.is_running()) std::this_thread::yield();
+  }
+  void TearDown() override {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url(const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(HttpDoTest, GetSendsHeaders) {
+  HttpRequest req;
+  req.url = Url("/json");
+  req.headers["Authorization"] = "Bearer s3";
+  auto r = HttpDo(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"auth\":\"Bearer s3\"}");
+  EXPECT_EQ(r->headers["content-type"], "application/json");
+}
+
+TEST_F(HttpDoTest, PostSendsBodyAndContentType) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = Url("/echo");
+  req.body = "{\"a\":1}";
+  req.content_type = "application/json";
+  auto r = HttpDo(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->body, "application/json|{\"a\":1}");
+}
+
+TEST_F(HttpDoTest, StatusCodesAreResponsesNotErrors) {
+  HttpRequest req;
+  req.url = Url("/missing");
+  auto r = HttpDo(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+}
+
+TEST_F(HttpDoTest, BoundsTheResponse) {
+  HttpRequest req;
+  req.url = Url("/big");
+  req.max_response_bytes = 1000;
+  EXPECT_EQ(HttpDo(req).status().code(), absl::StatusCode::kResourceExhausted);
+  req.max_response_bytes = 20000;
+  EXPECT_TRUE(HttpDo(req).ok());
+}
+
+TEST_F(HttpDoTest, TimesOut) {
+  HttpRequest req;
+  req.url = Url("/slow");
+  req.timeout = absl::Milliseconds(200);
+  auto r = HttpDo(req);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr(Url("/slow")));
+}
+
+TEST(HttpDoRefusedTest, ConnectionRefusedIsUnavailable) {
+  // Port 1 (tcpmux) is privileged and unused on any test machine.
+  HttpRequest req;
+  req.url = "http://127.0.0.1:1/";
+  req.timeout = absl::Seconds(2);
+  auto r = HttpDo(req);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().code() == absl::StatusCode::kUnavailable ||
+              r.status().code() == absl::StatusCode::kDeadlineExceeded)
+      << r.status();
+}
+
+TEST(HttpDoRefusedTest, BadUrlIsInvalidArgument) {
+  HttpRequest req;
+  req.url = "gopher://x/";
+  EXPECT_EQ(HttpDo(req).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace navarch

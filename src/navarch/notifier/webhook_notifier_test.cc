@@ -1,0 +1,177 @@
+#include "navarch/notifier/webhook_notifier.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace navarch {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A workload system's webhook receiver, on a port of its own.
+class Receiver {
+ public:
+  Receiver() {
+    for (const char* path :
+         {"/cordon", "/uncordon", "/drain", "/fail", "/bad-request"}) {
+      server_.Post(path, [this, path](const httplib::Request& req,
+                                      httplib::Response& res) {
+        absl::MutexLock lock(&mu_);
+        posts.push_back({path, req.body, req.get_header_value("Content-Type"),
+                         req.get_header_value("X-Api-Key")});
+        if (std::string(path) == "/fail") {
+          res.status = 503;
+          res.set_content("overloaded", "text/plain");
+        } else if (std::string(path) == "/bad-request") {
+          res.status = 400;
+          res.set_content("no such node", "text/plain");
+        } else {
+          res.status = 204;
+        }
+      });
+    }
+    server_.Get("/status",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  absl::MutexLock lock(&mu_);
+                  last_query = req.get_param_value("node_id");
+                  extra_query = req.get_param_value("cluster");
+                  res.set_content(status_body, "application/json");
+                });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() is a no-op until the accept loop runs: wait for it.
+    while (!server_.is_running()) std::this_thread::yield();
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url(const std::string& p) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + p;
+  }
+  struct Post {
+    std::string path, body, content_type, api_key;
+  };
+  absl::Mutex mu_;
+  std::vector<Post> posts;
+  std::string last_query, extra_query;
+  std::string status_body = R"({"drained": false, "message": "3 jobs"})";
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+class WebhookNotifierTest : public ::testing::Test {
+ protected:
+  WebhookConfig Config() {
+    WebhookConfig c;
+    c.cordon_url = r_.Url("/cordon");
+    c.uncordon_url = r_.Url("/uncordon");
+    c.drain_url = r_.Url("/drain");
+    c.drain_status_url = r_.Url("/status?cluster=prod");
+    c.timeout = absl::Seconds(5);
+    c.headers["X-Api-Key"] = "k1";
+    return c;
+  }
+  Receiver r_;
+  FakeClock clock_{absl::FromUnixSeconds(1767225600)};  // 2026-01-01
+};
+
+TEST_F(WebhookNotifierTest, PostsUpstreamsPayload) {
+  WebhookNotifier n(Config(), clock_);
+  ASSERT_TRUE(n.Cordon("gpu-7", "XID 79").ok());
+  ASSERT_TRUE(n.Drain("gpu-7", "XID 79").ok());
+  ASSERT_TRUE(n.Uncordon("gpu-7").ok());
+  absl::MutexLock lock(&r_.mu_);
+  ASSERT_EQ(r_.posts.size(), 3u);
+  EXPECT_EQ(r_.posts[0].path, "/cordon");
+  EXPECT_EQ(r_.posts[0].content_type, "application/json");
+  EXPECT_EQ(r_.posts[0].api_key, "k1");
+  auto j = nlohmann::json::parse(r_.posts[0].body);
+  EXPECT_EQ(j["event"], "cordon");
+  EXPECT_EQ(j["node_id"], "gpu-7");
+  EXPECT_EQ(j["reason"], "XID 79");
+  EXPECT_EQ(j["timestamp"], "2026-01-01T00:00:00Z");
+  EXPECT_EQ(nlohmann::json::parse(r_.posts[1].body)["event"], "drain");
+  // No reason on uncordon: the key is left out, as upstream.
+  auto u = nlohmann::json::parse(r_.posts[2].body);
+  EXPECT_EQ(u["event"], "uncordon");
+  EXPECT_FALSE(u.contains("reason"));
+}
+
+TEST_F(WebhookNotifierTest, EmptyUrlsSkip) {
+  WebhookNotifier n(WebhookConfig{}, clock_);
+  EXPECT_TRUE(n.Cordon("a", "r").ok());
+  EXPECT_TRUE(n.Uncordon("a").ok());
+  EXPECT_TRUE(n.Drain("a", "r").ok());
+  auto d = n.IsDrained("a");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(*d);
+  absl::MutexLock lock(&r_.mu_);
+  EXPECT_TRUE(r_.posts.empty());
+}
+
+TEST_F(WebhookNotifierTest, ErrorsCarryTheStatusAndBody) {
+  WebhookConfig c = Config();
+  c.cordon_url = r_.Url("/fail");
+  c.drain_url = r_.Url("/bad-request");
+  WebhookNotifier n(c, clock_);
+  absl::Status s = n.Cordon("a", "r");
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);  // Retryable.
+  EXPECT_THAT(s.message(), HasSubstr("webhook returned 503: overloaded"));
+  absl::Status d = n.Drain("a", "r");
+  EXPECT_EQ(d.code(), absl::StatusCode::kFailedPrecondition);  // Not.
+  EXPECT_THAT(d.message(), HasSubstr("400: no such node"));
+}
+
+TEST_F(WebhookNotifierTest, IsDrainedKeepsTheUrlsOwnQuery) {
+  WebhookNotifier n(Config(), clock_);
+  auto d = n.IsDrained("gpu 7");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(*d);
+  {
+    absl::MutexLock lock(&r_.mu_);
+    EXPECT_EQ(r_.last_query, "gpu 7");
+    EXPECT_EQ(r_.extra_query, "prod");
+    r_.status_body = R"({"drained": true})";
+  }
+  d = n.IsDrained("gpu 7");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(*d);
+  {
+    absl::MutexLock lock(&r_.mu_);
+    r_.status_body = R"({"drained": "yes"})";
+  }
+  EXPECT_EQ(n.IsDrained("x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WebhookNotifierTest, UnreachableReceiverIsAnError) {
+  WebhookConfig c;
+  c.cordon_url = "http://127.0.0.1:1/cordon";
+  c.timeout = absl::Seconds(2);
+  WebhookNotifier n(c, clock_);
+  EXPECT_FALSE(n.Cordon("a", "").ok());
+}
+
+TEST(WebhookValidateTest, NamesTheBadKey) {
+  WebhookConfig c;
+  c.drain_url = "ftp://x/";
+  absl::Status s = WebhookNotifier::Validate(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("server.notifier.webhook.drain_url"));
+  c.drain_url = "https://sched/drain";
+  EXPECT_TRUE(WebhookNotifier::Validate(c).ok());
+}
+
+}  // namespace
+}  // namespace navarch

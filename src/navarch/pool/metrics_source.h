@@ -1,0 +1,67 @@
+// Metrics sources: where a pool's scaling signals come from besides the
+// fleet's own GPU utilisation (always read from heartbeats by the pool
+// manager). Configured per pool under `metrics:` (docs/autoscaling.md):
+//   http_json   GET a URL returning {"pending_jobs": N, "queue_depth": M,
+//               "utilization": U} (every key optional, at least one present)
+//   command     run a program that prints that JSON (e.g. around squeue)
+//   prometheus  instant PromQL queries over Prometheus' HTTP API
+// A failing source makes the pool hold its size (the autoscaler has no
+// signal) and is reported by the pool manager as an event and a metric.
+#ifndef NAVARCH_POOL_METRICS_SOURCE_H_
+#define NAVARCH_POOL_METRICS_SOURCE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "navarch/config/config.h"
+
+namespace navarch {
+
+struct ExternalMetrics {
+  std::optional<int> queue_depth;
+  std::optional<int> pending_jobs;
+  std::optional<double> utilization;  // Percent, 0..100.
+};
+
+// Implementations block (network, a child process) for at most their
+// configured timeout. Thread-compatible: one pool manager tick at a time.
+class MetricsSource {
+ public:
+  virtual ~MetricsSource() = default;
+  virtual absl::string_view name() const = 0;
+  virtual absl::StatusOr<ExternalMetrics> Fetch() = 0;
+};
+
+// Null for `fleet` (no external source).
+std::unique_ptr<MetricsSource> MakeMetricsSource(
+    const MetricsSourceConfig& config);
+
+// The JSON shape of http_json and command. Counts must be non-negative
+// integers, utilization a number in 0..100; unknown keys are ignored; at
+// least one of the three keys must be present.
+absl::StatusOr<ExternalMetrics> ParseMetricsJson(absl::string_view body);
+
+// One number from a Prometheus /api/v1/query response: a scalar, or a
+// vector with exactly one sample. NaN and Inf are errors.
+absl::StatusOr<double> ParsePrometheusValue(absl::string_view body);
+
+struct CommandOutput {
+  int exit_code = -1;  // 128 + signal when killed.
+  bool timed_out = false;
+  std::string stdout_text;  // At most 1 MiB.
+  std::string stderr_text;  // The last 4 KiB.
+};
+
+// Runs argv (argv[0] searched in $PATH) with stdin from /dev/null, in its own
+// process group, killed after `timeout` of real time. An error only when it
+// could not be started.
+absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
+                                         absl::Duration timeout);
+
+}  // namespace navarch
+
+#endif  // NAVARCH_POOL_METRICS_SOURCE_H_

@@ -1,0 +1,202 @@
+#include "navarch/pool/metrics_source.h"
+
+#include <httplib.h>
+
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace navarch {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ParseMetricsJsonTest, ReadsEveryKnownKey) {
+  auto m = ParseMetricsJson(
+      R"({"pending_jobs": 4, "queue_depth": 37, "utilization": 81.5, "x": 1})");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->pending_jobs, 4);
+  EXPECT_EQ(m->queue_depth, 37);
+  EXPECT_DOUBLE_EQ(*m->utilization, 81.5);
+  auto only = ParseMetricsJson(R"({"queue_depth": 0})");
+  ASSERT_TRUE(only.ok());
+  EXPECT_EQ(only->queue_depth, 0);
+  EXPECT_FALSE(only->pending_jobs.has_value());
+  EXPECT_FALSE(only->utilization.has_value());
+}
+
+TEST(ParseMetricsJsonTest, RejectsWhatItCannotTrust) {
+  for (const char* bad :
+       {"", "[]", "{}", R"({"other": 1})", R"({"queue_depth": -1})",
+        R"({"queue_depth": 1.5})", R"({"queue_depth": "12"})",
+        R"({"utilization": 101})", R"({"utilization": -3})",
+        R"({"queue_depth": 3, "pending_jobs": null})", "not json"}) {
+    EXPECT_EQ(ParseMetricsJson(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(ParsePrometheusValueTest, ScalarAndSingleSampleVector) {
+  auto s = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"scalar","result":[1700000000.1,"42"]}})");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s, 42);
+  auto v = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"12.5"]}]}})");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 12.5);
+}
+
+TEST(ParsePrometheusValueTest, ExplainsUnusableAnswers) {
+  auto empty = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+  EXPECT_THAT(empty.status().message(), HasSubstr("no series"));
+  auto many = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,"1"]},{"value":[1,"2"]}]}})");
+  EXPECT_THAT(many.status().message(), HasSubstr("returned 2 series"));
+  auto err = ParsePrometheusValue(
+      R"({"status":"error","errorType":"bad_data","error":"parse error at char 4"})");
+  EXPECT_THAT(err.status().message(), HasSubstr("bad_data: parse error"));
+  auto nan = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}})");
+  EXPECT_FALSE(nan.ok());
+  auto matrix = ParsePrometheusValue(
+      R"({"status":"success","data":{"resultType":"matrix","result":[]}})");
+  EXPECT_FALSE(matrix.ok());
+}
+
+class SourceServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.Get("/queue",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  absl::MutexLock lock(&mu_);
+                  auth_ = req.get_header_value("Authorization");
+                  res.status = status_;
+                  res.set_content(body_, "application/json");
+                });
+    server_.Get("/api/v1/query", [this](const httplib::Request& req,
+                                        httplib::Response& res) {
+      absl::MutexLock lock(&mu_);
+      queries_.push_back(req.get_param_value("query"));
+      const std::string q = req.get_param_value("query");
+      const char* v = q == "depth" ? "37" : q == "util" ? "64.2" : "5";
+      res.set_content(
+          std::string(
+              R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,")") +
+              v + R"("]}]}})",
+          "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::yield();
+  }
+  void TearDown() override {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url(const std::string& p) {
+    return "http://127.0.0.1:" + std::to_string(port_) + p;
+  }
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  absl::Mutex mu_;
+  int status_ = 200;
+  std::string body_ = R"({"pending_jobs": 3, "queue_depth": 25})";
+  std::string auth_;
+  std::vector<std::string> queries_;
+};
+
+TEST_F(SourceServer, HttpJson) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kHttpJson;
+  c.url = Url("/queue");
+  c.headers["Authorization"] = "Bearer q";
+  auto src = MakeMetricsSource(c);
+  ASSERT_NE(src, nullptr);
+  EXPECT_EQ(src->name(), "http_json");
+  auto m = src->Fetch();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->queue_depth, 25);
+  EXPECT_EQ(m->pending_jobs, 3);
+  {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(auth_, "Bearer q");
+    status_ = 500;
+    body_ = "boom";
+  }
+  auto failed = src->Fetch();
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(failed.status().message(), HasSubstr("returned 500: boom"));
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = 200;
+    body_ = R"({"queue_depth": "many"})";
+  }
+  EXPECT_EQ(src->Fetch().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SourceServer, Prometheus) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kPrometheus;
+  c.url = Url("/");  // A trailing slash is fine.
+  c.queue_depth_query = "depth";
+  c.utilization_query = "util";
+  auto m = MakeMetricsSource(c)->Fetch();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->queue_depth, 37);
+  EXPECT_DOUBLE_EQ(*m->utilization, 64.2);
+  EXPECT_FALSE(m->pending_jobs.has_value());
+  absl::MutexLock lock(&mu_);
+  EXPECT_THAT(queries_, ::testing::ElementsAre("depth", "util"));
+}
+
+TEST(CommandSourceTest, ReadsStdoutJson) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kCommand;
+  c.command = {"/bin/sh", "-c",
+               "echo 'noise on stderr' >&2; echo '{\"queue_depth\": 12}'"};
+  auto m = MakeMetricsSource(c)->Fetch();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->queue_depth, 12);
+}
+
+TEST(CommandSourceTest, FailuresSayWhy) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kCommand;
+  c.command = {"/bin/sh", "-c", "echo 'squeue: cannot connect' >&2; exit 3"};
+  auto exit3 = MakeMetricsSource(c)->Fetch();
+  EXPECT_EQ(exit3.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(exit3.status().message(),
+              HasSubstr("exited with 3: squeue: cannot connect"));
+
+  c.command = {"navarch-no-such-program-xyz"};
+  EXPECT_EQ(MakeMetricsSource(c)->Fetch().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  c.command = {"/bin/sh", "-c", "echo oops"};
+  EXPECT_EQ(MakeMetricsSource(c)->Fetch().status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CommandSourceTest, KillsACommandPastItsTimeout) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kCommand;
+  c.command = {"/bin/sh", "-c", "sleep 30"};
+  c.timeout = absl::Milliseconds(200);
+  const absl::Time start = absl::Now();
+  auto m = MakeMetricsSource(c)->Fetch();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(CommandSourceTest, FleetIsNoSource) {
+  EXPECT_EQ(MakeMetricsSource(MetricsSourceConfig{}), nullptr);
+}
+
+}  // namespace
+}  // namespace navarch
