@@ -8,6 +8,7 @@
 // Exit codes: 0 every assertion held; 1 an assertion failed or an event
 // failed; 2 the scenario is invalid (or the command line is).
 #include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -90,6 +91,17 @@ int Run(const std::string& path, uint64_t seed, std::string output,
   o.out = &std::cout;
   o.verbose = verbose;
   o.log_stream = &std::cerr;
+  // stress.log_file: the control plane's log goes there (as with -v).
+  std::ofstream log_file;
+  if (s.stress && !s.stress->log_file.empty()) {
+    log_file.open(s.stress->log_file, std::ios::trunc);
+    if (!log_file) {
+      std::cerr << "cannot write " << s.stress->log_file << "\n";
+      return 2;
+    }
+    o.verbose = true;
+    o.log_stream = &log_file;
+  }
   o.wall_clock = &wall;
   if (realtime) {
     const absl::Duration origin = wall.SteadyNow();

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/sim/report.h"
 #include "navarch/sim/scenario.h"
 #include "navarch/sim/simulation.h"
 
@@ -230,6 +231,30 @@ TEST(EngineTest, SameSeedSameSummaryDifferentSeedDifferent) {
   EXPECT_NE(a.result.report["summary"].dump(),
             c.result.report["summary"].dump());
   EXPECT_GT(a.result.report["summary"]["failures_injected"].get<int>(), 5);
+}
+
+TEST(ReportTest, JsonSectionsAndSelfContainedHtml) {
+  Outcome r = Simulate(
+      absl::StrCat(kFleet,
+                   "events:\n  - {at: 0s, action: start_fleet}\n"
+                   "  - {at: 5s, action: inject_failure, target: n1, params: "
+                   "{failure_type: xid_error, xid_code: 79}}\n"
+                   "  - {at: 20s, action: wait}\n"
+                   "assertions:\n  - {type: node_status, target: n1, expected: "
+                   "unhealthy}\n"));
+  const nlohmann::json& j = r.result.report;
+  for (const char* key : {"summary", "timeline", "nodes", "policy", "run"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["summary"]["failures_by_xid"]["79"], 1);
+  EXPECT_EQ(j["timeline"].size(), 20u);  // one sample a second, 1s..20s
+  EXPECT_EQ(j["nodes"].size(), 2u);
+  std::string html = RenderHtml(j);
+  EXPECT_THAT(html, HasSubstr("<svg"));
+  EXPECT_THAT(html, HasSubstr("fatal-xid"));
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("http://")));
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("https://")));
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("<script")));
 }
 
 }  // namespace

@@ -169,19 +169,28 @@ void SimAgent::Register(uint64_t epoch) {
 void SimAgent::HeartbeatTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_) return;
   if (!network_down_) {
-    HeartbeatRequest req;
-    req.set_node_id(spec_.id);
-    *req.mutable_timestamp() = ToTimestamp(clock_.Now());
-    NodeMetrics* m = req.mutable_metrics();
-    m->set_cpu_usage_percent(35);
-    m->set_memory_usage_percent(40);
-    if (monitor_ != nullptr) {
-      for (GPUMetrics& g : monitor_->Metrics())
-        *m->add_gpu_metrics() = std::move(g);
-    } else {
+    // The readings of a healthy node never change: one request, reused.
+    if (heartbeat_ == nullptr) {
+      heartbeat_ = std::make_unique<HeartbeatRequest>();
+      heartbeat_->set_node_id(spec_.id);
+      NodeMetrics* m = heartbeat_->mutable_metrics();
+      m->set_cpu_usage_percent(35);
+      m->set_memory_usage_percent(40);
       for (const GPUMetrics& g : tmpl_->metrics) *m->add_gpu_metrics() = g;
     }
-    fleet_.SendHeartbeat(req, [](absl::StatusOr<HeartbeatResponse>) {});
+    HeartbeatRequest faulted;
+    HeartbeatRequest* req = heartbeat_.get();
+    if (monitor_ != nullptr) {
+      faulted.set_node_id(spec_.id);
+      NodeMetrics* m = faulted.mutable_metrics();
+      m->set_cpu_usage_percent(35);
+      m->set_memory_usage_percent(40);
+      for (GPUMetrics& g : monitor_->Metrics())
+        *m->add_gpu_metrics() = std::move(g);
+      req = &faulted;
+    }
+    *req->mutable_timestamp() = ToTimestamp(clock_.Now());
+    fleet_.SendHeartbeat(*req, [](absl::StatusOr<HeartbeatResponse>) {});
   }
   After(timing_.heartbeat_interval, [this, epoch] { HeartbeatTick(epoch); });
 }

@@ -126,7 +126,8 @@ class SimAgent {
   absl::Time registered_at_ = absl::InfinitePast();
   std::set<std::string> active_;
   std::vector<HealthEvent> queue_;
-  std::vector<GPUInfo> gpus_;  // as registered
+  std::vector<GPUInfo> gpus_;                    // as registered
+  std::unique_ptr<HeartbeatRequest> heartbeat_;  // a healthy node's
   std::unique_ptr<agent::FakeGpuBackend> backend_;
   std::unique_ptr<agent::GpuMonitor> monitor_;
   bool polling_ = false;  // the GPU poll chain runs

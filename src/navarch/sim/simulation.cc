@@ -54,6 +54,13 @@ constexpr absl::Duration kRetention = absl::Hours(24 * 7);
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// Options that draw random numbers get the run's seed, where they have one
+// (nothing in the model may seed itself from the machine).
+template <typename Options>
+void SetSeedIfAny(Options& o, uint64_t seed) {
+  if constexpr (requires { o.seed = seed; }) o.seed = seed;
+}
+
 // Nearest-rank percentile of sorted samples.
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -350,6 +357,8 @@ void Simulation::Setup() {
     }
     PoolManagerOptions pmo;
     pmo.instance_manager = cfg.instance_manager;
+    SetSeedIfAny(pmo,
+                 MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider)));
     pools_ = std::make_unique<PoolManager>(*fleet_, *providers_, notifier_,
                                            clock_, cfg, pmo);
     (void)pools_->Init();
@@ -1118,7 +1127,9 @@ SimResult Simulation::Run() {
   if (end_ != absl::InfiniteFuture() && clock_.Now() < end_ && !finished_) {
     clock_.AdvanceTo(end_);
   }
-  Sample();
+  if (timeline_.empty() || timeline_.back()["t"].get<double>() != Round(T())) {
+    Sample();
+  }
 
   std::vector<AssertionResult> results = results_;
   for (size_t i = 0; i < sc_.assertions.size(); ++i) {
