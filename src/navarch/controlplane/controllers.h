@@ -1,12 +1,15 @@
 // The controllers the control plane runs on its Clock (heartbeat monitor,
-// history pruning, the pool manager's tick), built in one place so the server
-// and the simulator run exactly the same ones. Header-only: the simulator
-// uses it without the transports.
+// history pruning, the pool manager's periodic evaluation) and when the pool
+// manager is woken early, in one place, so the server and the simulator run
+// exactly the same ones. Header-only: the simulator uses it without the
+// transports.
 #ifndef NAVARCH_CONTROLPLANE_CONTROLLERS_H_
 #define NAVARCH_CONTROLPLANE_CONTROLLERS_H_
 
 #include <algorithm>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "navarch/base/clock.h"
@@ -14,7 +17,6 @@
 #include "navarch/config/config.h"
 #include "navarch/controlplane/periodic.h"
 #include "navarch/fleet/fleet_service.h"
-#include "navarch/pool/pool_manager.h"
 #include "navarch/store/store.h"
 
 namespace navarch {
@@ -26,29 +28,50 @@ inline absl::Duration HeartbeatCheckInterval(const ServerConfig& server) {
                     std::max(server.heartbeat_interval, absl::Seconds(1)));
 }
 
-// The periodic controllers, not started. `pools` may be null (no pools).
-// Events, finished commands and terminated instances older than
-// `history_retention` are pruned every hour.
+// The periodic controllers, not started: the heartbeat monitor; pruning,
+// every hour, of events and finished commands older than `history_retention`
+// and of instances terminated longer ago than
+// instance_manager.terminated_retention; and, when `pool_tick` is set, a
+// pool-manager evaluation every server.autoscale_interval (`pool_tick` asks
+// for one: the server hands it to its pool worker, the simulator ticks).
 inline std::vector<std::unique_ptr<PeriodicTask>> MakeControllers(
-    Clock& clock, FleetService& fleet, Store& store, PoolManager* pools,
-    const ServerConfig& server, absl::Duration history_retention, Logger log) {
+    Clock& clock, FleetService& fleet, const Config& config,
+    absl::Duration history_retention, std::function<void()> pool_tick,
+    Logger log) {
   std::vector<std::unique_ptr<PeriodicTask>> out;
   out.push_back(std::make_unique<PeriodicTask>(
-      clock, HeartbeatCheckInterval(server), [&fleet, log] {
+      clock, HeartbeatCheckInterval(config.server), [&fleet, log] {
         int n = fleet.CheckHeartbeats();
         if (n > 0) log.Warn("node heartbeat timeout", {{"nodes", n}});
       }));
+  const absl::Duration instance_retention =
+      config.instance_manager.terminated_retention;
   out.push_back(std::make_unique<PeriodicTask>(
-      clock, absl::Hours(1), [&clock, &store, history_retention, log] {
-        auto pruned = store.Prune(clock.Now() - history_retention);
+      clock, absl::Hours(1),
+      [&clock, &fleet, history_retention, instance_retention, log] {
+        const absl::Time now = clock.Now();
+        PruneRequest r;
+        r.events_before = now - history_retention;
+        r.commands_before = now - history_retention;
+        r.instances_before = now - instance_retention;
+        auto pruned = fleet.PruneHistory(r);
         if (!pruned.ok())
           log.Warn("pruning history failed", {{"error", pruned.status()}});
       }));
-  if (pools != nullptr) {
+  if (pool_tick) {
     out.push_back(std::make_unique<PeriodicTask>(
-        clock, server.autoscale_interval, [pools] { pools->Tick(); }));
+        clock, config.server.autoscale_interval, std::move(pool_tick)));
   }
   return out;
+}
+
+// True for a committed event after which the pool manager should evaluate at
+// once instead of at its next tick: a pool node turned UNHEALTHY, so its
+// replacement starts now.
+inline bool WantsPoolTick(const Event& e) {
+  if (e.kind() != "node.status_changed" || e.pool().empty()) return false;
+  auto to = e.details().find("to");
+  return to != e.details().end() && to->second == "NODE_STATUS_UNHEALTHY";
 }
 
 }  // namespace navarch

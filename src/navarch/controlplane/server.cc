@@ -7,6 +7,7 @@
 #include "grpcpp/server_builder.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
+#include "navarch/controlplane/controllers.h"
 #include "navarch/controlplane/fleet_metrics.h"
 #include "navarch/controlplane/instrumented_store.h"
 #include "navarch/controlplane/pool_metrics.h"
@@ -145,14 +146,10 @@ void ControlPlaneServer::OnEventsCommitted(const std::vector<Event>& events) {
       auto reason = e.details().find("reason");
       dispatcher_->Enqueue({*notice, e.node_id(),
                             reason == e.details().end() ? "" : reason->second});
-    } else if (e.kind() == "node.status_changed" && !e.pool().empty()) {
-      auto to = e.details().find("to");
+    } else if (WantsPoolTick(e) && pool_worker_ != nullptr) {
       // A pool node turned UNHEALTHY: start its replacement now, not at
       // the next autoscale tick.
-      if (to != e.details().end() && to->second == "NODE_STATUS_UNHEALTHY" &&
-          pool_worker_ != nullptr) {
-        pool_worker_->Request();
-      }
+      pool_worker_->Request();
     }
   }
 }
@@ -318,37 +315,21 @@ absl::Status ControlPlaneServer::Start() {
   http_address_ = http_->address();
   LogSecurity();
 
-  // Controllers. The heartbeat monitor looks often enough to notice a silent
-  // node within a sixth of the timeout.
-  absl::Duration check_every = std::clamp(
-      EffectiveHeartbeatTimeout(config_.server) / 6, absl::Seconds(1),
-      std::max(config_.server.heartbeat_interval, absl::Seconds(1)));
-  controllers_.push_back(
-      std::make_unique<PeriodicTask>(clock_, check_every, [this] {
-        int n = fleet_->CheckHeartbeats();
-        if (n > 0) log_.Warn("node heartbeat timeout", {{"nodes", n}});
-      }));
-  controllers_.push_back(
-      std::make_unique<PeriodicTask>(clock_, absl::Hours(1), [this] {
-        const absl::Time now = clock_.Now();
-        PruneRequest r;
-        r.events_before = now - kHistoryRetention;
-        r.commands_before = now - kHistoryRetention;
-        r.instances_before =
-            now - config_.instance_manager.terminated_retention;
-        auto pruned = fleet_->PruneHistory(r);
-        if (!pruned.ok())
-          log_.Warn("pruning history failed", {{"error", pruned.status()}});
-      }));
-  if (pool_manager_ != nullptr && pool_worker_ != nullptr) {
+  // Controllers (controllers.h: the simulator runs the same ones).
+  const bool pools = pool_manager_ != nullptr && pool_worker_ != nullptr;
+  if (pools) {
     // Instances that outlived a crash, or were created by a provision call
     // whose answer was lost, are sorted out before the first decision.
     if (absl::Status s = pool_manager_->Reconcile(); !s.ok()) {
       log_.Warn("start-up reconciliation failed", {{"error", s}});
     }
-    controllers_.push_back(std::make_unique<PeriodicTask>(
-        clock_, config_.server.autoscale_interval,
-        [this] { pool_worker_->Request(); }));
+  }
+  controllers_ = MakeControllers(
+      clock_, *fleet_, config_, kHistoryRetention,
+      pools ? std::function<void()>([this] { pool_worker_->Request(); })
+            : nullptr,
+      log_);
+  if (pools) {
     pool_worker_->Start();
     // Upstream's first evaluation came one interval after start; min_nodes
     // is provisioned now.

@@ -153,6 +153,10 @@ class Simulation final : public ChaosHost {
   void RemoveLive(const std::string& id);
   void Note(const std::string& id, NodeEventRec e);
   void Count() { ++sim_events_; }
+  void PoolTick() {
+    pool_tick_pending_ = false;
+    pools_->Tick();
+  }
 
   // Scenario events, one after another.
   void NextEvent(size_t i);
@@ -204,6 +208,7 @@ class Simulation final : public ChaosHost {
   std::map<std::string, size_t> live_index_;
   std::map<std::string, std::string> replacement_of_;  // new -> old
   int64_t event_cursor_ = 0;
+  bool pool_tick_pending_ = false;
   std::mt19937_64 startup_rng_, replace_rng_;
 
   // Counters for the summary.
@@ -308,6 +313,20 @@ void Simulation::Setup() {
   // rarer flush changes nothing the simulation can observe and saves a walk
   // over every node each simulated second.
   fo.heartbeat_flush_interval = absl::Minutes(5);
+  // As the server: a pool node turning UNHEALTHY wakes the pool manager
+  // (on the clock, as the server's pool worker would, coalesced).
+  fo.on_events_committed = [this](const std::vector<Event>& events) {
+    for (const Event& e : events) {
+      if (!WantsPoolTick(e) || pools_ == nullptr || pool_tick_pending_) {
+        continue;
+      }
+      pool_tick_pending_ = true;
+      clock_.Schedule(absl::ZeroDuration(), [this] {
+        Count();
+        PoolTick();
+      });
+    }
+  };
   fleet_ =
       std::make_unique<FleetService>(*store_, clock_, *evaluator_, log_, fo);
   (void)fleet_->Start();
@@ -363,8 +382,12 @@ void Simulation::Setup() {
                                            clock_, cfg, pmo);
     (void)pools_->Init();
   }
-  controllers_ = MakeControllers(clock_, *fleet_, *store_, pools_.get(),
-                                 cfg.server, kRetention, log_);
+  if (pools_ != nullptr) (void)pools_->Reconcile();
+  controllers_ = MakeControllers(
+      clock_, *fleet_, cfg, kRetention,
+      pools_ != nullptr ? std::function<void()>([this] { PoolTick(); })
+                        : nullptr,
+      log_);
   for (auto& c : controllers_) c->Start();
 
   for (const NodeSpec& n : sc_.fleet) {
@@ -378,7 +401,7 @@ void Simulation::Setup() {
         std::make_unique<ChaosEngine>(sc_.stress->chaos, clock_, *this, seed_);
   }
   // As the control plane does at start: min_nodes is provisioned now.
-  if (pools_ != nullptr) pools_->Tick();
+  if (pools_ != nullptr) PoolTick();
 }
 
 void Simulation::Note(const std::string& id, NodeEventRec e) {
@@ -772,19 +795,19 @@ AssertionResult Simulation::Check(const AssertionSpec& a,
     r.actual = n ? ShortName(n->health_status()) : "not registered";
     r.passed = n && r.actual == a.expected;
   } else if (a.type == "node_count" || a.type == "pool_size") {
+    // Counted from what the fleet core committed (its event log), as it
+    // stands now.
     const std::string& pool = a.type == "pool_size" ? a.target : a.pool;
-    absl::StatusOr<ListNodesResponse> l = fleet_->ListNodes({});
     int count = 0;
-    if (l.ok()) {
-      for (const NodeInfo& n : l->nodes()) {
-        if (!pool.empty() && n.pool() != pool) continue;
-        if (!a.status.empty()) {
-          if (ShortName(n.status()) != a.status) continue;
-        } else if (n.status() == NODE_STATUS_TERMINATED) {
-          continue;
-        }
-        ++count;
+    for (const auto& [id, t] : tracked_) {
+      if (!t.known) continue;
+      if (!pool.empty() && t.pool != pool) continue;
+      if (!a.status.empty()) {
+        if (ShortName(t.status) != a.status) continue;
+      } else if (t.status == NODE_STATUS_TERMINATED) {
+        continue;
       }
+      ++count;
     }
     compare(count);
   } else if (a.type == "replacements") {
