@@ -15,6 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "navarch/base/clock.h"
@@ -152,6 +153,9 @@ int Run(const std::string& path, uint64_t seed, std::string output,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in the control plane: Debian's Abseil leaves the deadlock detector on
+  // for every lock; the tests keep it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"Navarch simulator: scenarios on virtual time"};
   app.require_subcommand(1);
   std::string path, output;
