@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "navarch/control_plane.grpc.pb.h"
+#include "navarch/controlplane/test_util.h"
 #include "testing/process.h"
 
 namespace navarch {
@@ -251,6 +253,106 @@ TEST_F(NodeAgentE2eTest, AutoBackendWithoutNvidiaDriverFailsClearly) {
   EXPECT_NE(testing::ReadFile(AgentLog()).find("libnvidia-ml.so.1"),
             std::string::npos)
       << testing::ReadFile(AgentLog());
+}
+
+// mTLS: the agent presents a certificate naming its node and no token; the
+// control plane (TLS, client CA, tokens on) accepts it as that node's agent.
+// A certificate naming another node may not register this one.
+TEST_F(NodeAgentE2eTest, AgentAuthenticatesWithItsCertificate) {
+  const std::string d = dir_.path();
+  testing::TestCert ca = testing::MakeCa("navarch-e2e-ca");
+  testing::TestCert server =
+      testing::IssueCert(ca, "control-plane", {"localhost"}, {"127.0.0.1"},
+                         /*server=*/true);
+  testing::TestCert node = testing::IssueCert(ca, kNode, {}, {}, false);
+  testing::TestCert other = testing::IssueCert(ca, "other-node", {}, {}, false);
+  testing::TestCert ops = testing::IssueCert(ca, "ops", {}, {}, false);
+  for (auto [name, c] :
+       {std::pair{"ca", &ca}, std::pair{"server", &server},
+        std::pair{"node", &node}, std::pair{"other", &other}}) {
+    testing::WriteTestFile(d + "/" + name + ".crt", c->cert_pem);
+    testing::WriteTestFile(d + "/" + name + ".key", c->key_pem);
+  }
+  testing::WriteTestFile(d + "/ops.token", "ops-secret\n");
+  std::string yaml = testing::ReadFile(config_);
+  yaml += "  tls:\n    cert_file: " + d + "/server.crt\n    key_file: " + d +
+          "/server.key\n    client_ca_file: " + d +
+          "/ca.crt\nauth:\n  tokens:\n    - {name: ops, token_file: " + d +
+          "/ops.token, role: operator}\n";
+  testing::WriteFile(config_, yaml);
+  StartControlPlane();
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca.cert_pem;
+  ssl.pem_cert_chain = ops.cert_pem;
+  ssl.pem_private_key = ops.key_pem;
+  auto operator_stub = ControlPlaneService::NewStub(
+      grpc::CreateChannel(address_, grpc::SslCredentials(ssl)));
+  auto status_of = [&]() {
+    GetNodeRequest req;
+    req.set_node_id(kNode);
+    GetNodeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer ops-secret");
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
+    grpc::Status st = operator_stub->GetNode(&ctx, req, &resp);
+    return st.ok() ? resp.node().status() : NODE_STATUS_UNKNOWN;
+  };
+
+  // First with another node's certificate: refused, the node never appears.
+  agent_ = std::make_unique<Process>(
+      testing::BinDir() + "/node-agent",
+      std::vector<std::string>{
+          "--server", address_, "--node-id", kNode, "--gpu-backend", "fake",
+          "--fake-gpus", "2", "--kmsg", "", "--tls-ca-file", d + "/ca.crt",
+          "--tls-cert-file", d + "/other.crt", "--tls-key-file",
+          d + "/other.key", "--log-format", "text"},
+      AgentLog());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(status_of(), NODE_STATUS_UNKNOWN) << Logs();
+  agent_->Signal(SIGTERM);
+  agent_->Wait(std::chrono::seconds(10));
+
+  agent_ = std::make_unique<Process>(
+      testing::BinDir() + "/node-agent",
+      std::vector<std::string>{
+          "--server", address_, "--node-id", kNode, "--gpu-backend", "fake",
+          "--fake-gpus", "2", "--kmsg", "", "--tls-ca-file", d + "/ca.crt",
+          "--tls-cert-file", d + "/node.crt", "--tls-key-file", d + "/node.key",
+          "--log-format", "text"},
+      AgentLog());
+  bool active = false;
+  for (int i = 0; i < 200 && !active; ++i) {
+    active = status_of() == NODE_STATUS_ACTIVE;
+    if (!active) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(active) << Logs();
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(std::chrono::seconds(15)), 0);
+}
+
+TEST(NodeAgentFlagsTest, TlsFilesNeedATlsAddressAndBothHalves) {
+  TempDir dir;
+  const std::string log = dir.path() + "/agent.log";
+  Process plain(testing::BinDir() + "/node-agent",
+                {"--server", "http://127.0.0.1:1", "--gpu-backend", "fake",
+                 "--tls-ca-file", "/nonexistent/ca.crt"},
+                log);
+  EXPECT_EQ(plain.Wait(std::chrono::seconds(10)), 2);
+  EXPECT_NE(testing::ReadFile(log).find("http:// (plaintext)"),
+            std::string::npos)
+      << testing::ReadFile(log);
+  const std::string log2 = dir.path() + "/agent2.log";
+  Process half(testing::BinDir() + "/node-agent",
+               {"--server", "127.0.0.1:1", "--gpu-backend", "fake",
+                "--tls-cert-file", "/nonexistent/c.crt"},
+               log2);
+  EXPECT_EQ(half.Wait(std::chrono::seconds(10)), 2);
+  EXPECT_NE(testing::ReadFile(log2).find("both --tls-cert-file and "
+                                         "--tls-key-file"),
+            std::string::npos)
+      << testing::ReadFile(log2);
 }
 
 }  // namespace

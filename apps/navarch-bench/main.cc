@@ -124,6 +124,11 @@ int RunEchoServer(const std::string& address, const std::string& ready_file) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
+  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
+  // (docs/performance.md). Lock order is checked in the debug/asan builds'
+  // tests instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{
       "navarch-bench: load generator and benchmarks of the Navarch "
       "control plane (docs/performance.md)."};
@@ -248,12 +253,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  // The echo server keeps Abseil's default (Debian: Mutex deadlock detection
-  // on), as the control plane does, so the two differ only in their
-  // handlers. The load generator needs none of it: what it saves is CPU the
-  // servers on the same machine get.
+  // The echo server runs with deadlock detection off, as the control plane
+  // does (set at the top of main), so the two differ only in their handlers.
   if (echo->parsed()) return RunEchoServer(echo_address, echo_ready);
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   if (hb->parsed()) {
     navarch::bench::HeartbeatLoad load;

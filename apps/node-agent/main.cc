@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "navarch/agent/agent.h"
 #include "navarch/agent/agent_config.h"
 #include "navarch/agent/commands.h"
@@ -33,12 +34,13 @@ using navarch::agent::Agent;
 // Upstream's Go flags take one dash ("-server"); CLI11 would read that as
 // short flags. Rewrite the long names we know.
 std::vector<std::string> NormalizeArgs(int argc, char** argv) {
-  static const char* kLong[] = {"server",      "node-id",   "provider",
-                                "region",      "zone",      "instance-type",
-                                "pool",        "labels",    "auth-token",
-                                "gpu-backend", "fake-gpus", "fake-gpu-model",
-                                "kmsg",        "config",    "log-level",
-                                "log-format",  "version",   "fake-seed"};
+  static const char* kLong[] = {
+      "server",      "node-id",       "provider",    "region",
+      "zone",        "instance-type", "pool",        "labels",
+      "auth-token",  "gpu-backend",   "fake-gpus",   "fake-gpu-model",
+      "kmsg",        "config",        "log-level",   "log-format",
+      "version",     "fake-seed",     "tls-ca-file", "tls-cert-file",
+      "tls-key-file"};
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -78,6 +80,11 @@ uint64_t SeedFor(const std::string& node_id) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
+  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
+  // (docs/performance.md). Lock order is checked in the debug/asan builds'
+  // tests instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{
       "Navarch node agent: reports this machine's GPUs and health to the "
       "control plane."};
@@ -104,6 +111,15 @@ int main(int argc, char** argv) {
   app.add_option("--labels", labels, "labels as k=v,k=v");
   app.add_option("--auth-token", auth_token,
                  "bearer token (default: $NAVARCH_AUTH_TOKEN)");
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+  app.add_option("--tls-ca-file", tls_ca_file,
+                 "PEM CA bundle to verify the control plane with (default: "
+                 "the system's roots); turns TLS on");
+  app.add_option("--tls-cert-file", tls_cert_file,
+                 "PEM client certificate for mTLS (naming this node "
+                 "authenticates it without a token)");
+  app.add_option("--tls-key-file", tls_key_file,
+                 "PEM private key of --tls-cert-file");
   app.add_option("--gpu-backend", gpu_backend,
                  "auto | nvml | fake (default: auto)")
       ->check(CLI::IsMember({"auto", "nvml", "fake"}));
@@ -245,6 +261,9 @@ int main(int argc, char** argv) {
   navarch::agent::GrpcClientOptions client_options;
   client_options.server = server;
   client_options.auth_token = auth_token;
+  client_options.tls_ca_file = tls_ca_file;
+  client_options.tls_cert_file = tls_cert_file;
+  client_options.tls_key_file = tls_key_file;
   client_options.user_agent =
       absl::StrCat("navarch-node-agent/", NAVARCH_VERSION);
   auto client = navarch::agent::GrpcControlPlaneClient::Create(client_options);

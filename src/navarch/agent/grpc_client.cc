@@ -1,6 +1,9 @@
 #include "navarch/agent/grpc_client.h"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -130,9 +133,36 @@ GrpcControlPlaneClient::Create(GrpcClientOptions options) {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(500, max_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
   args.SetUserAgentPrefix(options.user_agent);
+  const bool tls_files = !options.tls_ca_file.empty() ||
+                         !options.tls_cert_file.empty() ||
+                         !options.tls_key_file.empty();
+  if (tls_files && absl::StartsWithIgnoreCase(options.server, "http://")) {
+    return absl::InvalidArgumentError(
+        "TLS files were given but the server address is http:// (plaintext); "
+        "use https:// or host:port");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs both --tls-cert-file and --tls-key-file");
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [path, out, what] :
+       {std::tuple{&options.tls_ca_file, &ssl.pem_root_certs, "CA bundle"},
+        std::tuple{&options.tls_cert_file, &ssl.pem_cert_chain, "certificate"},
+        std::tuple{&options.tls_key_file, &ssl.pem_private_key, "key"}}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    std::ostringstream data;
+    if (in) data << in.rdbuf();
+    if (!in || data.str().empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read the TLS ", what, " ", *path));
+    }
+    *out = data.str();
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds =
-      address->tls ? grpc::SslCredentials(grpc::SslCredentialsOptions())
-                   : grpc::InsecureChannelCredentials();
+      address->tls || tls_files ? grpc::SslCredentials(ssl)
+                                : grpc::InsecureChannelCredentials();
   auto channel = grpc::CreateCustomChannel(address->target, creds, args);
   return std::unique_ptr<GrpcControlPlaneClient>(
       new GrpcControlPlaneClient(std::move(options), address->target,

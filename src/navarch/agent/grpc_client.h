@@ -32,6 +32,15 @@ absl::StatusOr<ServerAddress> ParseServerAddress(absl::string_view server);
 struct GrpcClientOptions {
   std::string server;      // as ParseServerAddress accepts
   std::string auth_token;  // sent as "authorization: Bearer <token>" when set
+  // TLS. Any of these turns TLS on (also for a bare "host:port"; an explicit
+  // "http://" with them is an error). ca_file: PEM roots to trust instead of
+  // the system's. cert_file + key_file: the agent's client certificate, for
+  // a control plane with server.tls.client_ca_file (mTLS); a certificate
+  // naming this node (common name or DNS name = node id) authenticates it
+  // without a token.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Longest pause of the channel between connection attempts.
   absl::Duration max_reconnect_backoff = absl::Seconds(5);

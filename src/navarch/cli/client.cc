@@ -251,7 +251,21 @@ absl::StatusOr<Resp> Client::Call(absl::string_view method,
 
 absl::StatusOr<ListNodesResponse> Client::ListNodes(
     const ListNodesRequest& req) {
-  return Call("ListNodes", &ControlPlaneService::Stub::ListNodes, req);
+  // Page by page, so a fleet of any size fits gRPC's message limit. An
+  // upstream server ignores the paging fields and answers everything at once
+  // (no next_page_token): the loop ends after one call.
+  ListNodesRequest page = req;
+  if (page.page_size() == 0) page.set_page_size(2000);
+  ListNodesResponse all;
+  while (true) {
+    absl::StatusOr<ListNodesResponse> resp =
+        Call("ListNodes", &ControlPlaneService::Stub::ListNodes, page);
+    if (!resp.ok()) return resp.status();
+    for (NodeInfo& n : *resp->mutable_nodes()) *all.add_nodes() = std::move(n);
+    if (resp->next_page_token().empty()) break;
+    page.set_page_token(resp->next_page_token());
+  }
+  return all;
 }
 
 absl::StatusOr<GetNodeResponse> Client::GetNode(const GetNodeRequest& req) {

@@ -330,10 +330,11 @@ absl::Status ControlPlaneServer::Start() {
             : nullptr,
       log_);
   if (pools) {
+    // Upstream's first evaluation came one interval after start; ours runs
+    // now, before Start returns, so min_nodes is provisioned by the time the
+    // control plane says it is ready. Later ones run on the pool worker.
+    pool_manager_->Tick();
     pool_worker_->Start();
-    // Upstream's first evaluation came one interval after start; min_nodes
-    // is provisioned now.
-    pool_worker_->Request();
   }
   for (auto& c : controllers_) c->Start();
 

@@ -35,6 +35,9 @@
 
 namespace navarch {
 
+// Largest ListNodes page (about 2 KB a node: well under gRPC's 64 MiB).
+inline constexpr int kMaxNodesPageSize = 10000;
+
 struct FleetOptions {
   absl::Duration heartbeat_interval = absl::Seconds(30);
   absl::Duration health_check_interval = absl::Seconds(60);
@@ -227,6 +230,9 @@ class FleetService {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, NodeEntry> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
+  // Nodes whose heartbeat_dirty flag went up since the last flush, so a
+  // flush visits only nodes that beat, not the whole fleet.
+  std::vector<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, CommandRecord> commands_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);

@@ -446,6 +446,124 @@ TEST_F(FleetTest, InstancesBecomeRunningWhenTheirNodeRegisters) {
             absl::StatusCode::kNotFound);
 }
 
+// A memory store whose heartbeat writes can be made to fail.
+class FlakyHeartbeatStore final : public Store {
+ public:
+  void Commit(WriteBatch b, std::function<void(absl::Status)> done) override {
+    inner_.Commit(std::move(b), std::move(done));
+  }
+  absl::Status UpdateHeartbeats(
+      const std::vector<HeartbeatUpdate>& updates) override {
+    ++calls;
+    last_batch = updates.size();
+    if (fail) return absl::UnavailableError("disk full");
+    return inner_.UpdateHeartbeats(updates);
+  }
+  absl::StatusOr<StoreSnapshot> Load() override { return inner_.Load(); }
+  absl::StatusOr<std::optional<NodeRecord>> GetNode(
+      const std::string& id) override {
+    return inner_.GetNode(id);
+  }
+  absl::StatusOr<std::optional<CommandRecord>> GetCommand(
+      const std::string& id) override {
+    return inner_.GetCommand(id);
+  }
+  absl::StatusOr<EventPage> ListEvents(const EventQuery& q) override {
+    return inner_.ListEvents(q);
+  }
+  using Store::Prune;
+  absl::StatusOr<int64_t> Prune(const PruneRequest& r) override {
+    return inner_.Prune(r);
+  }
+  absl::Status Ping() override { return inner_.Ping(); }
+  void Close() override { inner_.Close(); }
+  std::string Name() const override { return "flaky"; }
+
+  bool fail = false;
+  int calls = 0;
+  size_t last_batch = 0;
+
+ private:
+  MemoryStore inner_;
+};
+
+TEST(FleetFlushTest, FlushWritesOnlyNodesThatBeatAndRetriesAfterAFailure) {
+  FlakyHeartbeatStore store;
+  FakeClock clock;
+  PolicyEvaluator evaluator;
+  FleetService fleet(store, clock, evaluator, NullLogger(), FleetOptions{});
+  ASSERT_TRUE(fleet.Start().ok());
+  for (int i = 0; i < 1500; ++i) {
+    RegisterNodeRequest r;
+    r.set_node_id("n" + std::to_string(i));
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet.RegisterNode(r, done);
+                }).ok());
+  }
+  auto beat = [&](const std::string& id) {
+    HeartbeatRequest r;
+    r.set_node_id(id);
+    ASSERT_TRUE(Await<HeartbeatResponse>([&](auto done) {
+                  fleet.SendHeartbeat(r, done);
+                }).ok());
+  };
+  ASSERT_TRUE(fleet.FlushHeartbeats().ok());
+  const int calls = store.calls;
+  // Nothing beat: no write at all.
+  ASSERT_TRUE(fleet.FlushHeartbeats().ok());
+  EXPECT_EQ(store.calls, calls);
+
+  clock.Advance(absl::Seconds(5));
+  for (int i = 0; i < 1200; ++i) beat("n" + std::to_string(i));
+  beat("n3");  // Twice: still one update.
+  store.fail = true;
+  EXPECT_FALSE(fleet.FlushHeartbeats().ok());
+  EXPECT_EQ(store.last_batch, 1200u);  // More than one 512-node chunk.
+  store.fail = false;
+  // The failed ones are written at the next flush.
+  ASSERT_TRUE(fleet.FlushHeartbeats().ok());
+  EXPECT_EQ(store.last_batch, 1200u);
+  auto rec = store.GetNode("n1100");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ(FromTimestamp((*rec)->node().last_heartbeat()), clock.Now());
+  auto quiet = store.GetNode("n1300");
+  ASSERT_TRUE(quiet.ok() && quiet->has_value());
+  EXPECT_LT(FromTimestamp((*quiet)->node().last_heartbeat()), clock.Now());
+  fleet.Stop();
+}
+
+TEST_F(FleetTest, ListNodesPagesInIdOrder) {
+  for (const char* id : {"d", "a", "c", "e", "b"})
+    ASSERT_TRUE(Register(id).ok());
+  ListNodesRequest r;
+  r.set_page_size(2);
+  std::vector<std::string> seen;
+  int pages = 0;
+  while (true) {
+    auto resp = fleet_->ListNodes(r);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    ++pages;
+    for (const auto& n : resp->nodes()) seen.push_back(n.node_id());
+    if (resp->next_page_token().empty()) break;
+    r.set_page_token(resp->next_page_token());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(pages, 3);
+  // Exactly a page's worth left: no empty extra page.
+  r.set_page_size(5);
+  r.clear_page_token();
+  EXPECT_EQ(fleet_->ListNodes(r)->next_page_token(), "");
+  // Unpaged (upstream's clients): everything at once.
+  EXPECT_EQ(fleet_->ListNodes({})->nodes_size(), 5);
+  r.set_page_size(10001);
+  EXPECT_EQ(fleet_->ListNodes(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r.set_page_size(0);
+  r.set_page_token("b");
+  EXPECT_EQ(fleet_->ListNodes(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(FleetTest, PruneHistoryForgetsOldEndedInstances) {
   for (auto [id, state, ended] :
        {std::tuple{"old", INSTANCE_STATE_TERMINATED, true},
