@@ -20,6 +20,7 @@
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
 #include "navarch/controlplane/pool_api.h"
+#include "navarch/net/http_client.h"
 
 namespace navarch {
 namespace {
@@ -160,19 +161,6 @@ absl::StatusOr<nlohmann::json> JsonBody(const httplib::Request& req,
     }
   }
   return body;
-}
-
-std::string UrlEncode(absl::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' ||
-        c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
 }
 
 }  // namespace
