@@ -419,6 +419,37 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
       if (!v.rule.empty()) ++stats_.rule_matches[v.rule];
     }
 
+    // The common case, a routine clean report that changes nothing but the
+    // time of the last check, needs no copy of the record and no write.
+    if (eval.verdicts.empty() && eval.errors.empty() &&
+        eval.status == current.health_status() &&
+        eval.check_status != HEALTH_STATUS_UNHEALTHY &&
+        eval.event_status != HEALTH_STATUS_UNHEALTHY &&
+        entry.record.consecutive_unhealthy() == 0) {
+      ReportHealthResponse resp;
+      resp.set_acknowledged(true);
+      resp.set_node_status(current.status());
+      resp.set_health_status(current.health_status());
+      *entry.record.mutable_node()->mutable_last_health_check() =
+          ToTimestamp(now);
+      pending =
+          SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
+    } else {
+      pending =
+          ReportHealthChangeLocked(req, entry, eval, now, std::move(done));
+    }
+  }
+  pending->Release();
+}
+
+std::shared_ptr<FleetService::PendingCommit>
+FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
+                                       NodeEntry& entry,
+                                       const HealthEvaluation& eval,
+                                       absl::Time now,
+                                       Done<ReportHealthResponse> done) {
+  std::shared_ptr<PendingCommit> pending;
+  {
     NodeRecord rec = NextVersion(entry);
     NodeInfo* node = rec.mutable_node();
     WriteBatch batch;
@@ -527,7 +558,7 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
                              Reply(std::move(done), std::move(resp)));
     }
   }
-  pending->Release();
+  return pending;
 }
 
 void FleetService::MarkDeliveredLocked(CommandRecord& c, absl::Time now,

@@ -217,6 +217,12 @@ class FleetService {
   // stream): bumps its version, adds it to `batch`, counts it.
   void MarkDeliveredLocked(CommandRecord& c, absl::Time now, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ReportHealth once the report may change something: the new record, its
+  // events and status change, committed.
+  std::shared_ptr<PendingCommit> ReportHealthChangeLocked(
+      const ReportHealthRequest& req, NodeEntry& entry,
+      const HealthEvaluation& eval, absl::Time now,
+      Done<ReportHealthResponse> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InstallLocked(NodeRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleFlush();
 
