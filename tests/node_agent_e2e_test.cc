@@ -309,7 +309,15 @@ TEST_F(NodeAgentE2eTest, AgentAuthenticatesWithItsCertificate) {
           "--tls-cert-file", d + "/other.crt", "--tls-key-file",
           d + "/other.key", "--log-format", "text"},
       AgentLog());
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // Wait for the refusal itself rather than for a while.
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    const std::string log = testing::ReadFile(AgentLog());
+    refused = log.find("registration failed") != std::string::npos &&
+              log.find("PERMISSION_DENIED") != std::string::npos;
+    if (!refused) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(refused) << Logs();
   EXPECT_EQ(status_of(), NODE_STATUS_UNKNOWN) << Logs();
   agent_->Signal(SIGTERM);
   agent_->Wait(std::chrono::seconds(10));

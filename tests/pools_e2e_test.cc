@@ -23,6 +23,7 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "navarch/control_plane.grpc.pb.h"
+#include "navarch/net/testing/test_http_server.h"
 #include "testing/process.h"
 
 namespace navarch {
@@ -234,7 +235,8 @@ TEST_F(PoolsE2eTest, WebhookNotifierTokensAndImmediateReplacement) {
   absl::Mutex mu;
   std::vector<std::pair<std::string, std::string>> posts;  // event, node
   std::vector<std::string> status_queries;
-  httplib::Server hook;
+  testing::TestHttpServer webhook;
+  httplib::Server& hook = webhook.server();
   hook.Post("/events", [&](const httplib::Request& req, httplib::Response&) {
     auto j = nlohmann::json::parse(req.body, nullptr, false);
     absl::MutexLock lock(&mu);
@@ -247,10 +249,8 @@ TEST_F(PoolsE2eTest, WebhookNotifierTokensAndImmediateReplacement) {
              res.set_content(R"({"drained": true, "message": "no jobs"})",
                              "application/json");
            });
-  const int hook_port = hook.bind_to_any_port("127.0.0.1");
-  std::thread hook_thread([&] { hook.listen_after_bind(); });
-  while (!hook.is_running()) std::this_thread::yield();
-  const std::string url = "http://127.0.0.1:" + std::to_string(hook_port);
+  webhook.Start();
+  const std::string url = webhook.Url("");
 
   testing::WriteFile(dir_.path() + "/agent.token", "agent-secret-1\n");
   testing::WriteFile(dir_.path() + "/ops.token", "ops-secret-1\n");
@@ -339,8 +339,6 @@ TEST_F(PoolsE2eTest, WebhookNotifierTokensAndImmediateReplacement) {
 
   server_->Signal(SIGTERM);
   EXPECT_EQ(server_->Wait(std::chrono::seconds(30)), 0);
-  hook.stop();
-  hook_thread.join();
 }
 
 }  // namespace

@@ -31,6 +31,13 @@ namespace navarch {
 // Prefixes the message of a non-OK status with `context: `, keeping its code.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
+// True for an error that the same request will meet again (a bad argument,
+// a failed precondition, missing rights, an unknown name, an unsupported
+// call): retrying it unchanged is pointless. Anything else that is not OK
+// (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, RESOURCE_EXHAUSTED, ...) may
+// pass on a later try.
+bool IsPermanentError(const absl::Status& status);
+
 }  // namespace navarch
 
 #endif  // NAVARCH_BASE_STATUS_H_

@@ -37,3 +37,26 @@ TEST(StatusTest, AnnotateKeepsTheCode) {
 
 }  // namespace
 }  // namespace navarch
+
+namespace navarch {
+namespace {
+
+TEST(StatusTest, PermanentErrorsAreTheOnesARetryCannotFix) {
+  for (const absl::Status& s :
+       {absl::InvalidArgumentError(""), absl::FailedPreconditionError(""),
+        absl::PermissionDeniedError(""), absl::UnauthenticatedError(""),
+        absl::NotFoundError(""), absl::UnimplementedError(""),
+        absl::OutOfRangeError("")}) {
+    EXPECT_TRUE(IsPermanentError(s)) << s;
+  }
+  for (const absl::Status& s :
+       {absl::OkStatus(), absl::UnavailableError(""),
+        absl::DeadlineExceededError(""), absl::InternalError(""),
+        absl::ResourceExhaustedError(""), absl::AbortedError(""),
+        absl::UnknownError("")}) {
+    EXPECT_FALSE(IsPermanentError(s)) << s;
+  }
+}
+
+}  // namespace
+}  // namespace navarch

@@ -4,8 +4,10 @@
 
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/net/testing/test_http_server.h"
 
 namespace navarch {
 namespace {
@@ -57,40 +59,34 @@ TEST(AddQueryParamTest, UsesTheRightSeparatorAndEncodes) {
 class HttpDoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.Get(
+    http_.server().Get(
         "/json", [](const httplib::Request& req, httplib::Response& res) {
           res.set_content(
               "{\"auth\":\"" + req.get_header_value("Authorization") + "\"}",
               "application/json");
         });
-    server_.Post(
+    http_.server().Post(
         "/echo", [](const httplib::Request& req, httplib::Response& res) {
           res.status = 201;
           res.set_content(req.get_header_value("Content-Type") + "|" + req.body,
                           "text/plain");
         });
-    server_.Get("/big", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(std::string(10000, 'x'), "text/plain");
-    });
-    server_.Get("/slow", [](const httplib::Request&, httplib::Response& res) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(700));
-      res.set_content("late", "text/plain");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() is a no-op until the accept loop runs: wait for it.
-    while (!server_.is_running()) std::this_thread::yield();
+    http_.server().Get("/big",
+                       [](const httplib::Request&, httplib::Response& res) {
+                         res.set_content(std::string(10000, 'x'), "text/plain");
+                       });
+    // Answers only once the test lets it (after the client gave up).
+    http_.server().Get(
+        "/slow", [this](const httplib::Request&, httplib::Response& res) {
+          release_slow_.WaitForNotificationWithTimeout(absl::Seconds(10));
+          res.set_content("late", "text/plain");
+        });
+    http_.Start();
   }
-  void TearDown() override {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url(const std::string& path) {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  void TearDown() override { release_slow_.Notify(); }
+  std::string Url(const std::string& path) { return http_.Url(path); }
+  absl::Notification release_slow_;
+  testing::TestHttpServer http_;
 };
 
 TEST_F(HttpDoTest, GetSendsHeaders) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "navarch/base/status.h"
 
 namespace navarch {
 
@@ -17,24 +18,6 @@ absl::string_view NoticeTypeName(NoticeType type) {
   }
   return "unknown";
 }
-
-namespace {
-
-bool Retryable(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kUnimplemented:
-      return false;
-    default:
-      return true;
-  }
-}
-
-}  // namespace
 
 NotifierDispatcher::NotifierDispatcher(Notifier& notifier, Clock& clock,
                                        FailureFn on_failure,
@@ -124,8 +107,8 @@ void NotifierDispatcher::Run() {
       NodeQueue& q = queues_[node_id];
       attempts = q.attempts;
       const std::string type(NoticeTypeName(notice.type));
-      if (!s.ok() && Retryable(s) && q.attempts < options_.max_attempts &&
-          !stopped_) {
+      if (!s.ok() && !IsPermanentError(s) &&
+          q.attempts < options_.max_attempts && !stopped_) {
         ++counters_[absl::StrCat(type, "|retried")];
         q.parked = true;
         absl::Duration backoff = options_.initial_backoff;

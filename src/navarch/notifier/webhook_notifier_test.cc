@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/net/testing/test_http_server.h"
 
 namespace navarch {
 namespace {
@@ -21,8 +22,8 @@ class Receiver {
   Receiver() {
     for (const char* path :
          {"/cordon", "/uncordon", "/drain", "/fail", "/bad-request"}) {
-      server_.Post(path, [this, path](const httplib::Request& req,
-                                      httplib::Response& res) {
+      http_.server().Post(path, [this, path](const httplib::Request& req,
+                                             httplib::Response& res) {
         absl::MutexLock lock(&mu_);
         posts.push_back({path, req.body, req.get_header_value("Content-Type"),
                          req.get_header_value("X-Api-Key")});
@@ -37,25 +38,16 @@ class Receiver {
         }
       });
     }
-    server_.Get("/status",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  absl::MutexLock lock(&mu_);
-                  last_query = req.get_param_value("node_id");
-                  extra_query = req.get_param_value("cluster");
-                  res.set_content(status_body, "application/json");
-                });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() is a no-op until the accept loop runs: wait for it.
-    while (!server_.is_running()) std::this_thread::yield();
+    http_.server().Get(
+        "/status", [this](const httplib::Request& req, httplib::Response& res) {
+          absl::MutexLock lock(&mu_);
+          last_query = req.get_param_value("node_id");
+          extra_query = req.get_param_value("cluster");
+          res.set_content(status_body, "application/json");
+        });
+    http_.Start();
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url(const std::string& p) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + p;
-  }
+  std::string Url(const std::string& p) const { return http_.Url(p); }
   struct Post {
     std::string path, body, content_type, api_key;
   };
@@ -65,9 +57,8 @@ class Receiver {
   std::string status_body = R"({"drained": false, "message": "3 jobs"})";
 
  private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  // Last: stopped first, before what its handlers use.
+  testing::TestHttpServer http_;
 };
 
 class WebhookNotifierTest : public ::testing::Test {

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -69,11 +69,13 @@ class HttpJsonSource final : public MetricsSource {
 
 class CommandSource final : public MetricsSource {
  public:
-  explicit CommandSource(MetricsSourceConfig c) : c_(std::move(c)) {}
+  CommandSource(MetricsSourceConfig c, Clock& clock)
+      : c_(std::move(c)), clock_(clock) {}
   absl::string_view name() const override { return "command"; }
   absl::StatusOr<ExternalMetrics> Fetch() override {
     const std::string shown = absl::StrJoin(c_.command, " ");
-    absl::StatusOr<CommandOutput> out = RunCommand(c_.command, c_.timeout);
+    absl::StatusOr<CommandOutput> out =
+        RunCommand(c_.command, c_.timeout, clock_);
     if (!out.ok()) return out.status();
     if (out->timed_out) {
       return absl::DeadlineExceededError(
@@ -97,6 +99,7 @@ class CommandSource final : public MetricsSource {
 
  private:
   const MetricsSourceConfig c_;
+  Clock& clock_;
 };
 
 class PrometheusSource final : public MetricsSource {
@@ -149,14 +152,15 @@ class PrometheusSource final : public MetricsSource {
 
 }  // namespace
 
-std::unique_ptr<MetricsSource> MakeMetricsSource(const MetricsSourceConfig& c) {
+std::unique_ptr<MetricsSource> MakeMetricsSource(const MetricsSourceConfig& c,
+                                                 Clock& clock) {
   switch (c.type) {
     case MetricsSourceType::kFleet:
       return nullptr;
     case MetricsSourceType::kHttpJson:
       return std::make_unique<HttpJsonSource>(c);
     case MetricsSourceType::kCommand:
-      return std::make_unique<CommandSource>(c);
+      return std::make_unique<CommandSource>(c, clock);
     case MetricsSourceType::kPrometheus:
       return std::make_unique<PrometheusSource>(c);
   }
@@ -251,7 +255,7 @@ absl::StatusOr<double> ParsePrometheusValue(absl::string_view body) {
 }
 
 absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout) {
+                                         absl::Duration timeout, Clock& clock) {
   if (argv.empty()) return absl::InvalidArgumentError("empty command");
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -288,21 +292,25 @@ absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
         absl::StrCat("cannot run ", argv[0], ": ", strerror(rc)));
   }
   CommandOutput out;
-  // Real time on purpose: the child runs in real time, whatever clock the
-  // caller's logic uses.
-  const auto deadline =
-      std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  const absl::Duration deadline = clock.SteadyNow() + timeout;
+  // Waits are sliced so a FakeClock's advance is noticed too.
+  auto wait_ms = [&]() -> int64_t {
+    const absl::Duration left = deadline - clock.SteadyNow();
+    if (left <= absl::ZeroDuration()) return 0;
+    return std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1,
+        100);
+  };
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
+    const int64_t ms = wait_ms();
+    if (ms == 0) {
       out.timed_out = true;
       break;
     }
-    if (poll(fds, 2, static_cast<int>(left.count())) < 0) {
+    if (poll(fds, 2, static_cast<int>(ms)) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -333,11 +341,12 @@ absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
   while (!out.timed_out) {
     const pid_t w = waitpid(pid, &status, WNOHANG);
     if (w == pid || (w < 0 && errno != EINTR)) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (wait_ms() == 0) {
       out.timed_out = true;
       break;
     }
-    usleep(2000);
+    // Nothing to poll but the child's exit: look again in 2 ms.
+    poll(nullptr, 0, 2);
   }
   if (out.timed_out) {
     kill(-pid, SIGKILL);

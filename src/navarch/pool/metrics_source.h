@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "navarch/base/clock.h"
 #include "navarch/config/config.h"
 
 namespace navarch {
@@ -36,9 +37,10 @@ class MetricsSource {
   virtual absl::StatusOr<ExternalMetrics> Fetch() = 0;
 };
 
-// Null for `fleet` (no external source).
+// Null for `fleet` (no external source). `clock` times the command source's
+// deadline (SteadyNow); it must outlive the source.
 std::unique_ptr<MetricsSource> MakeMetricsSource(
-    const MetricsSourceConfig& config);
+    const MetricsSourceConfig& config, Clock& clock);
 
 // The JSON shape of http_json and command. Counts must be non-negative
 // integers, utilization a number in 0..100; unknown keys are ignored; at
@@ -57,10 +59,12 @@ struct CommandOutput {
 };
 
 // Runs argv (argv[0] searched in $PATH) with stdin from /dev/null, in its own
-// process group, killed after `timeout` of real time. An error only when it
-// could not be started.
+// process group, killed once `timeout` has passed on `clock` (SteadyNow). The
+// child runs in real time: with a FakeClock a hung command is only killed
+// when the test advances the clock. An error only when it could not be
+// started.
 absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout);
+                                         absl::Duration timeout, Clock& clock);
 
 }  // namespace navarch
 

@@ -2,11 +2,13 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/net/testing/test_http_server.h"
 
 namespace navarch {
 namespace {
@@ -71,15 +73,15 @@ TEST(ParsePrometheusValueTest, ExplainsUnusableAnswers) {
 class SourceServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.Get("/queue",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  absl::MutexLock lock(&mu_);
-                  auth_ = req.get_header_value("Authorization");
-                  res.status = status_;
-                  res.set_content(body_, "application/json");
-                });
-    server_.Get("/api/v1/query", [this](const httplib::Request& req,
-                                        httplib::Response& res) {
+    http_.server().Get(
+        "/queue", [this](const httplib::Request& req, httplib::Response& res) {
+          absl::MutexLock lock(&mu_);
+          auth_ = req.get_header_value("Authorization");
+          res.status = status_;
+          res.set_content(body_, "application/json");
+        });
+    http_.server().Get("/api/v1/query", [this](const httplib::Request& req,
+                                               httplib::Response& res) {
       absl::MutexLock lock(&mu_);
       queries_.push_back(req.get_param_value("query"));
       const std::string q = req.get_param_value("query");
@@ -90,25 +92,16 @@ class SourceServer : public ::testing::Test {
               v + R"("]}]}})",
           "application/json");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::yield();
+    http_.Start();
   }
-  void TearDown() override {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url(const std::string& p) {
-    return "http://127.0.0.1:" + std::to_string(port_) + p;
-  }
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  std::string Url(const std::string& p) { return http_.Url(p); }
   absl::Mutex mu_;
   int status_ = 200;
   std::string body_ = R"({"pending_jobs": 3, "queue_depth": 25})";
   std::string auth_;
   std::vector<std::string> queries_;
+  // Last: stopped first, before what its handlers use.
+  testing::TestHttpServer http_;
 };
 
 TEST_F(SourceServer, HttpJson) {
@@ -116,7 +109,7 @@ TEST_F(SourceServer, HttpJson) {
   c.type = MetricsSourceType::kHttpJson;
   c.url = Url("/queue");
   c.headers["Authorization"] = "Bearer q";
-  auto src = MakeMetricsSource(c);
+  auto src = MakeMetricsSource(c, RealClock::Default());
   ASSERT_NE(src, nullptr);
   EXPECT_EQ(src->name(), "http_json");
   auto m = src->Fetch();
@@ -146,7 +139,7 @@ TEST_F(SourceServer, Prometheus) {
   c.url = Url("/");  // A trailing slash is fine.
   c.queue_depth_query = "depth";
   c.utilization_query = "util";
-  auto m = MakeMetricsSource(c)->Fetch();
+  auto m = MakeMetricsSource(c, RealClock::Default())->Fetch();
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->queue_depth, 37);
   EXPECT_DOUBLE_EQ(*m->utilization, 64.2);
@@ -160,7 +153,7 @@ TEST(CommandSourceTest, ReadsStdoutJson) {
   c.type = MetricsSourceType::kCommand;
   c.command = {"/bin/sh", "-c",
                "echo 'noise on stderr' >&2; echo '{\"queue_depth\": 12}'"};
-  auto m = MakeMetricsSource(c)->Fetch();
+  auto m = MakeMetricsSource(c, RealClock::Default())->Fetch();
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->queue_depth, 12);
 }
@@ -169,33 +162,46 @@ TEST(CommandSourceTest, FailuresSayWhy) {
   MetricsSourceConfig c;
   c.type = MetricsSourceType::kCommand;
   c.command = {"/bin/sh", "-c", "echo 'squeue: cannot connect' >&2; exit 3"};
-  auto exit3 = MakeMetricsSource(c)->Fetch();
+  auto exit3 = MakeMetricsSource(c, RealClock::Default())->Fetch();
   EXPECT_EQ(exit3.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(exit3.status().message(),
               HasSubstr("exited with 3: squeue: cannot connect"));
 
   c.command = {"navarch-no-such-program-xyz"};
-  EXPECT_EQ(MakeMetricsSource(c)->Fetch().status().code(),
+  EXPECT_EQ(MakeMetricsSource(c, RealClock::Default())->Fetch().status().code(),
             absl::StatusCode::kFailedPrecondition);
 
   c.command = {"/bin/sh", "-c", "echo oops"};
-  EXPECT_EQ(MakeMetricsSource(c)->Fetch().status().code(),
+  EXPECT_EQ(MakeMetricsSource(c, RealClock::Default())->Fetch().status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(CommandSourceTest, KillsACommandPastItsTimeout) {
+// The deadline is on the injected clock: the command is killed once the
+// FakeClock passes it, however long it would have run.
+TEST(CommandSourceTest, KillsACommandPastItsTimeoutOnTheInjectedClock) {
   MetricsSourceConfig c;
   c.type = MetricsSourceType::kCommand;
   c.command = {"/bin/sh", "-c", "sleep 30"};
-  c.timeout = absl::Milliseconds(200);
-  const absl::Time start = absl::Now();
-  auto m = MakeMetricsSource(c)->Fetch();
+  c.timeout = absl::Seconds(10);
+  FakeClock clock;
+  std::atomic<bool> done{false};
+  absl::StatusOr<ExternalMetrics> m;
+  std::thread fetch([&] {
+    m = MakeMetricsSource(c, clock)->Fetch();
+    done = true;
+  });
+  while (!done) {
+    clock.Advance(absl::Seconds(1));
+    std::this_thread::yield();
+  }
+  fetch.join();
   EXPECT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_THAT(m.status().message(), HasSubstr("ran past its timeout of 10s"));
 }
 
 TEST(CommandSourceTest, FleetIsNoSource) {
-  EXPECT_EQ(MakeMetricsSource(MetricsSourceConfig{}), nullptr);
+  EXPECT_EQ(MakeMetricsSource(MetricsSourceConfig{}, RealClock::Default()),
+            nullptr);
 }
 
 }  // namespace

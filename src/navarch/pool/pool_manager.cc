@@ -83,12 +83,12 @@ PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
       clock_(clock),
       config_(config),
       options_(std::move(options)) {
-  uint64_t seed = options_.seed;
-  if (seed == 0) {
-    std::random_device rd;
-    seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }
-  std::mt19937_64 rng(seed);
+  // As FleetService: the injected clock seeds it unless a seed is given. A
+  // restart never happens in the same nanosecond as the previous start.
+  std::mt19937_64 rng(
+      options_.seed != 0
+          ? options_.seed
+          : static_cast<uint64_t>(absl::ToUnixNanos(clock_.Now())));
   token_nonce_ = absl::StrFormat("%08x", static_cast<uint32_t>(rng()));
 }
 
@@ -124,7 +124,7 @@ absl::Status PoolManager::Init() {
     auto pool = std::make_unique<Pool>();
     pool->config = pc;
     if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
-    pool->source = MakeMetricsSource(pc.metrics);
+    pool->source = MakeMetricsSource(pc.metrics, clock_);
     if (pool->source != nullptr) {
       absl::MutexLock lock(&counters_mu_);
       counters_.metrics_source_errors[name] = 0;

@@ -57,8 +57,8 @@ struct PoolManagerOptions {
   absl::TimeZone time_zone = absl::UTCTimeZone();
   // Pool-wide utilisation samples kept for the predictive autoscaler.
   size_t max_history = 1000;
-  // Seeds the nonce that makes idempotency tokens unique across restarts
-  // (even if the clock goes back). 0: from std::random_device.
+  // Seeds the nonce that makes idempotency tokens unique across restarts.
+  // 0: from the clock's time at construction (as FleetService).
   uint64_t seed = 0;
 };
 

@@ -45,9 +45,13 @@ class PoolManagerTest : public ::testing::Test {
 
   PoolConfig& Pool() { return config_.pools["train"]; }
 
+  // Each Build is a control-plane start; on a FakeClock two starts can share
+  // an instant, which a real restart never does, so each gets its own seed.
   void Build() {
-    manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
-                                             clock_, config_);
+    manager_ = std::make_unique<PoolManager>(
+        *fleet_, registry_, notifier_, clock_, config_,
+        PoolManagerOptions{.instance_manager = config_.instance_manager,
+                           .seed = ++starts_});
     ASSERT_TRUE(manager_->Init().ok());
   }
 
@@ -126,6 +130,7 @@ class PoolManagerTest : public ::testing::Test {
   Config config_;
   std::unique_ptr<PoolManager> manager_;
   std::vector<int> live_at_terminate_;
+  uint64_t starts_ = 0;
 };
 
 TEST_F(PoolManagerTest, KeepsMinNodesWithoutAutoscaler) {

@@ -1,5 +1,7 @@
 #include "navarch/provider/provider.h"
 
+#include "navarch/base/status.h"
+
 namespace navarch {
 
 absl::string_view ProviderInstanceStateName(ProviderInstanceState state) {
@@ -17,22 +19,12 @@ absl::string_view ProviderInstanceStateName(ProviderInstanceState state) {
 }
 
 ProviderErrorClass ClassifyProviderError(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return ProviderErrorClass::kNone;
-    case absl::StatusCode::kResourceExhausted:
-      return ProviderErrorClass::kCapacity;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kUnimplemented:
-    case absl::StatusCode::kOutOfRange:
-      return ProviderErrorClass::kInvalid;
-    default:
-      return ProviderErrorClass::kTransient;
+  if (status.ok()) return ProviderErrorClass::kNone;
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    return ProviderErrorClass::kCapacity;
   }
+  return IsPermanentError(status) ? ProviderErrorClass::kInvalid
+                                  : ProviderErrorClass::kTransient;
 }
 
 absl::string_view ProviderErrorClassName(ProviderErrorClass c) {
