@@ -13,6 +13,8 @@ namespace {
 // Every table keeps the serialized record (protobuf) as the source of truth
 // and copies out only the columns queries filter or sort on, so a new record
 // field never needs a migration. Times are Unix nanoseconds (sqlite_util.h).
+// Step 2 moves the nodes table's last_heartbeat_ns and metrics columns to
+// node_liveness; step 1 stays as released (append only).
 constexpr char kInitialSchema[] = R"sql(
 CREATE TABLE nodes (
   node_id           TEXT PRIMARY KEY NOT NULL,
@@ -67,6 +69,43 @@ CREATE INDEX events_by_node ON events (node_id, id);
 CREATE INDEX events_by_pool ON events (pool, id);
 CREATE INDEX events_by_kind ON events (kind, id);
 CREATE INDEX events_by_time ON events (time_ns);
+)sql";
+
+// Liveness in a narrow table of its own. A heartbeat flush (every node, once
+// a second) used to UPDATE the wide nodes row: the ~1.6 KB record rode along,
+// two rows to a page, so a flush of 100,000 nodes wrote ~200 MB of pages to
+// the WAL. A liveness row is the id, a time and the metrics (~300 bytes), and
+// the record is not in it. WITHOUT ROWID: the rows are small and always found
+// by node_id, so the primary key b-tree is the table (one b-tree per write).
+//
+// Every node has exactly one liveness row: the migration copies them, a node
+// Commit upserts it, a deleted node takes its row with it (the trigger).
+//
+// The columns of the same names in `nodes` are dropped: nothing may read a
+// stale copy, and a binary older than this step refuses the database anyway
+// (its schema version is newer). DROP COLUMN needs SQLite 3.35 (Debian 12
+// ships 3.40); it rewrites the nodes table once, in this step's transaction.
+constexpr char kNodeLiveness[] = R"sql(
+CREATE TABLE node_liveness (
+  node_id           TEXT PRIMARY KEY NOT NULL,
+  -- The newest heartbeat, from a flush or from the record a Commit wrote;
+  -- the newest of this and the record's own last_heartbeat is what readers
+  -- see.
+  last_heartbeat_ns INTEGER NOT NULL,
+  -- NodeMetrics from the latest heartbeat flush; NULL: the record's own.
+  metrics           BLOB
+) WITHOUT ROWID;
+
+INSERT INTO node_liveness (node_id, last_heartbeat_ns, metrics)
+  SELECT node_id, last_heartbeat_ns, metrics FROM nodes;
+
+CREATE TRIGGER nodes_delete_liveness AFTER DELETE ON nodes
+BEGIN
+  DELETE FROM node_liveness WHERE node_id = old.node_id;
+END;
+
+ALTER TABLE nodes DROP COLUMN metrics;
+ALTER TABLE nodes DROP COLUMN last_heartbeat_ns;
 )sql";
 
 constexpr char kCreateHistory[] = R"sql(
@@ -163,6 +202,8 @@ absl::StatusOr<bool> MigrateOneStep(sqlite3* db,
 const std::vector<Migration>& BuiltinMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "initial schema: nodes, instances, commands, events", kInitialSchema},
+      {2, "node liveness (last heartbeat, metrics) in a narrow table",
+       kNodeLiveness},
   };
   return *migrations;
 }

@@ -37,7 +37,7 @@ struct SqliteStore::Job {
 struct SqliteStore::WriterStatements {
   Statement begin, commit, rollback, savepoint, rollback_to_savepoint,
       release_savepoint;
-  Statement node_version, node_upsert;
+  Statement node_version, node_upsert, liveness_upsert;
   Statement instance_version, instance_upsert;
   Statement command_version, command_upsert;
   Statement event_insert;
@@ -56,7 +56,12 @@ struct SqliteStore::ReaderStatements {
 
 namespace {
 
-constexpr char kNodeColumns[] = "record, last_heartbeat_ns, metrics";
+// A node row: the record, with its liveness (schema v2: a table of its own)
+// beside it. LEFT JOIN: a node without a liveness row (there should be none)
+// still reads, as its record alone.
+constexpr char kNodeSelect[] =
+    "SELECT n.record, l.last_heartbeat_ns, l.metrics FROM nodes AS n "
+    "LEFT JOIN node_liveness AS l ON l.node_id = n.node_id";
 
 int64_t Nanos(const google::protobuf::Timestamp& ts) {
   return TimeToNanos(FromTimestamp(ts));
@@ -82,10 +87,11 @@ absl::StatusOr<Message> Parse(absl::string_view blob, absl::string_view what) {
   return m;
 }
 
-// A node row: the record, with the heartbeat columns merged in (schema v1).
+// A node row (kNodeSelect): the record, with the liveness columns merged in.
 absl::StatusOr<NodeRecord> ReadNode(const Statement& s) {
   NAVARCH_ASSIGN_OR_RETURN(NodeRecord r,
                            Parse<NodeRecord>(s.ColumnBlob(0), "node"));
+  if (s.ColumnIsNull(1)) return r;  // no liveness row: the record alone
   absl::Time flushed = NanosToTime(s.ColumnInt(1));
   if (flushed > FromTimestamp(r.node().last_heartbeat())) {
     *r.mutable_node()->mutable_last_heartbeat() = ToTimestamp(flushed);
@@ -210,16 +216,22 @@ SqliteStore::PrepareWriter(sqlite3* db) {
       ws->node_upsert,
       Prep(db,
            "INSERT INTO nodes (node_id, version, pool, status, health_status, "
-           "last_heartbeat_ns, metrics, record) VALUES (?1, ?2, ?3, ?4, ?5, "
-           "?6, NULL, ?7) "
+           "record) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
            "ON CONFLICT (node_id) DO UPDATE SET version = excluded.version, "
            "pool = excluded.pool, status = excluded.status, "
            "health_status = excluded.health_status, "
+           "record = excluded.record"));
+  // Run with every node upsert: a node always has its liveness row.
+  NAVARCH_ASSIGN_OR_RETURN(
+      ws->liveness_upsert,
+      Prep(db,
+           "INSERT INTO node_liveness (node_id, last_heartbeat_ns, metrics) "
+           "VALUES (?1, ?2, NULL) ON CONFLICT (node_id) DO UPDATE SET "
            // Heartbeat flushes may have moved past the writer's copy.
-           "last_heartbeat_ns = max(nodes.last_heartbeat_ns, "
+           "last_heartbeat_ns = max(node_liveness.last_heartbeat_ns, "
            "excluded.last_heartbeat_ns), "
            // The record is written whole: its metrics are now the latest.
-           "metrics = NULL, record = excluded.record"));
+           "metrics = NULL"));
   NAVARCH_ASSIGN_OR_RETURN(
       ws->instance_version,
       Prep(db, "SELECT version FROM instances WHERE instance_id = ?"));
@@ -253,16 +265,22 @@ SqliteStore::PrepareWriter(sqlite3* db) {
       Prep(db,
            "INSERT INTO events (time_ns, kind, node_id, pool, record) "
            "VALUES (?, ?, ?, ?, ?)"));
-  // SET expressions all see the old row, so the CASE compares against the
-  // heartbeat as it was before this update.
+  // A heartbeat flush writes the narrow liveness row only, never the node's
+  // record. The SELECT skips unknown nodes (the contract); a known node's
+  // row exists (Commit writes it), so this is an UPDATE in all but name, and
+  // an INSERT only if the row were missing. SET expressions all see the old
+  // row, so the CASE compares against the heartbeat as it was before this
+  // update: metrics only from a heartbeat not older than the stored one.
   NAVARCH_ASSIGN_OR_RETURN(
       ws->heartbeat,
-      Prep(
-          db,
-          "UPDATE nodes SET "
-          "metrics = CASE WHEN ?2 IS NOT NULL AND ?1 >= last_heartbeat_ns "
-          "THEN ?2 ELSE metrics END, "
-          "last_heartbeat_ns = max(last_heartbeat_ns, ?1) WHERE node_id = ?3"));
+      Prep(db,
+           "INSERT INTO node_liveness (node_id, last_heartbeat_ns, metrics) "
+           "SELECT node_id, ?1, ?2 FROM nodes WHERE node_id = ?3 "
+           "ON CONFLICT (node_id) DO UPDATE SET "
+           "metrics = CASE WHEN ?2 IS NOT NULL AND "
+           "?1 >= node_liveness.last_heartbeat_ns "
+           "THEN ?2 ELSE node_liveness.metrics END, "
+           "last_heartbeat_ns = max(node_liveness.last_heartbeat_ns, ?1)"));
   NAVARCH_ASSIGN_OR_RETURN(ws->prune_events,
                            Prep(db, "DELETE FROM events WHERE time_ns < ?"));
   NAVARCH_ASSIGN_OR_RETURN(
@@ -284,11 +302,9 @@ SqliteStore::PrepareReader(sqlite3* db) {
   NAVARCH_ASSIGN_OR_RETURN(rs->commit, Prep(db, "COMMIT"));
   NAVARCH_ASSIGN_OR_RETURN(rs->rollback, Prep(db, "ROLLBACK"));
   NAVARCH_ASSIGN_OR_RETURN(
-      rs->nodes, Prep(db, absl::StrCat("SELECT ", kNodeColumns,
-                                       " FROM nodes ORDER BY node_id")));
+      rs->nodes, Prep(db, absl::StrCat(kNodeSelect, " ORDER BY n.node_id")));
   NAVARCH_ASSIGN_OR_RETURN(
-      rs->node, Prep(db, absl::StrCat("SELECT ", kNodeColumns,
-                                      " FROM nodes WHERE node_id = ?")));
+      rs->node, Prep(db, absl::StrCat(kNodeSelect, " WHERE n.node_id = ?")));
   NAVARCH_ASSIGN_OR_RETURN(
       rs->instances,
       Prep(db, "SELECT record FROM instances ORDER BY instance_id"));
@@ -572,9 +588,12 @@ absl::Status SqliteStore::ApplyBatch(WriteBatch& batch) {
                                 .BindText(3, n.pool())
                                 .BindInt(4, n.status())
                                 .BindInt(5, n.health_status())
-                                .BindInt(6, Nanos(n.last_heartbeat()))
-                                .BindBlob(7, blob)
+                                .BindBlob(6, blob)
                                 .Run());
+    Statement& l = ws.liveness_upsert;
+    ScopedReset reset_liveness(l);
+    NAVARCH_RETURN_IF_ERROR(
+        l.BindText(1, n.node_id()).BindInt(2, Nanos(n.last_heartbeat())).Run());
   }
   for (const InstanceRecord& r : batch.instances) {
     const InstanceInfo& i = r.instance();
@@ -640,7 +659,8 @@ absl::Status SqliteStore::ApplyHeartbeats(
     } else {
       s.BindNull(2);
     }
-    // An unknown node matches no row: skipped, as the contract says.
+    // An unknown node is not in `nodes`: the SELECT yields nothing and the
+    // update is skipped, as the contract says.
     NAVARCH_RETURN_IF_ERROR(s.Run());
   }
   return absl::OkStatus();

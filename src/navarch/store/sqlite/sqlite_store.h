@@ -10,6 +10,11 @@
 // Reads use a second connection, serialized by a mutex; WAL lets them run
 // while the writer commits, and each read sees only committed data.
 //
+// Liveness (each node's last heartbeat and latest metrics) has a narrow table
+// of its own (schema v2, node_liveness): the once-a-second heartbeat flush
+// rewrites those small rows and never the node records, and every read of a
+// node merges the two.
+//
 // Versions are checked against the database inside the write transaction,
 // never against a cache, so another process writing the same file is
 // detected as a conflict rather than overwritten.

@@ -6,11 +6,18 @@
 //
 // items_per_second is acknowledged commits per second across all threads;
 // commits_per_txn shows how many commits group commit put in one fsync.
+//
+// BM_UpdateHeartbeats is the once-a-second liveness flush alone: every one of
+// N registered nodes (records of about the size RegisterNode stores) gets a
+// newer heartbeat with metrics, in one UpdateHeartbeats call (FULL sync).
+// items_per_second is heartbeats per second; the time is one flush.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
@@ -79,6 +86,105 @@ void Teardown(const benchmark::State&) {
   g_store.reset();
   std::filesystem::remove_all(g_dir);
 }
+
+// A registered node's record, about the size of a real one (8 GPUs with
+// their uuids and names, host metadata): ~1.5 KB serialized.
+NodeRecord WideNode(int64_t n) {
+  NodeRecord r;
+  r.set_version(1);
+  NodeInfo* node = r.mutable_node();
+  node->set_node_id(absl::StrCat("node-", n));
+  node->set_pool("bench");
+  node->set_provider("fake");
+  node->set_region("us-east-1");
+  node->set_zone("us-east-1a");
+  node->set_instance_type("p5.48xlarge");
+  node->set_status(NODE_STATUS_ACTIVE);
+  node->set_status_reason("registered");
+  for (int g = 0; g < 8; ++g) {
+    GPUInfo* gpu = node->add_gpus();
+    gpu->set_index(g);
+    gpu->set_uuid(absl::StrCat("GPU-", n, "-", g,
+                               "-0000-1111-2222-333344445555-66667777"));
+    gpu->set_name("NVIDIA H100 80GB HBM3");
+    gpu->set_pci_bus_id(absl::StrCat("00000000:", 10 + g, ":00.0"));
+    gpu->set_memory_total(int64_t{80} << 30);
+    gpu->set_driver_version("550.90.07");
+    gpu->set_cuda_version("12.4");
+  }
+  node->mutable_metadata()->set_hostname(absl::StrCat("gpu-node-", n));
+  node->mutable_metadata()->set_internal_ip("10.0.0.1");
+  *node->mutable_registered_at() =
+      ToTimestamp(absl::FromUnixSeconds(1767225600));
+  return r;
+}
+
+NodeMetrics Metrics(int64_t seq) {
+  NodeMetrics m;
+  m.set_cpu_usage_percent(31.5 + seq % 7);
+  m.set_memory_usage_percent(62.25);
+  for (int g = 0; g < 8; ++g) {
+    GPUMetrics* gm = m.add_gpu_metrics();
+    gm->set_gpu_index(g);
+    gm->set_temperature(62 + (seq + g) % 9);
+    gm->set_power_usage(540);
+    gm->set_utilization_percent(88.0);
+    gm->set_memory_used(int64_t{70} << 30);
+  }
+  return m;
+}
+
+void BM_UpdateHeartbeats(benchmark::State& state) {
+  const int64_t nodes = state.range(0);
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      absl::StrCat("navarch-bench-hb-", getpid(), "-", nodes);
+  std::filesystem::remove_all(dir);
+  SqliteOptions options;
+  options.path = (dir / "bench.db").string();
+  auto opened = SqliteStore::Open(options);
+  if (!opened.ok()) {
+    state.SkipWithError(std::string(opened.status().message()).c_str());
+    return;
+  }
+  std::unique_ptr<SqliteStore> store = *std::move(opened);
+  for (int64_t i = 0; i < nodes;) {
+    WriteBatch b;
+    for (int64_t end = std::min(nodes, i + 1000); i < end; ++i)
+      b.nodes.push_back(WideNode(i));
+    if (absl::Status s = store->CommitSync(std::move(b)); !s.ok()) {
+      state.SkipWithError(std::string(s.message()).c_str());
+      return;
+    }
+  }
+  std::vector<HeartbeatUpdate> updates(nodes);
+  int64_t seq = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    ++seq;
+    for (int64_t i = 0; i < nodes; ++i) {
+      updates[i].node_id = absl::StrCat("node-", i);
+      updates[i].last_heartbeat =
+          absl::FromUnixSeconds(1767225600) + absl::Seconds(seq);
+      updates[i].metrics = Metrics(seq + i);
+    }
+    state.ResumeTiming();
+    if (absl::Status s = store->UpdateHeartbeats(updates); !s.ok()) {
+      state.SkipWithError(std::string(s.message()).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * nodes);
+  store->Close();
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_UpdateHeartbeats)
+    ->ArgName("nodes")
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK(BM_Commit)
     ->Arg(0)

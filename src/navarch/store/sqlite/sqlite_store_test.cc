@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "gmock/gmock.h"
@@ -23,8 +24,10 @@
 namespace navarch {
 namespace {
 
+using sqlite::TimeToNanos;
 using storetest::MakeEvent;
 using storetest::Node;
+using storetest::ProtoEquals;
 using storetest::T;
 using ::testing::HasSubstr;
 
@@ -78,6 +81,7 @@ class RawDb {
     EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
   }
   ~RawDb() { sqlite3_close(db_); }
+  sqlite3* get() { return db_; }
   void Exec(const std::string& sql) {
     char* error = nullptr;
     EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error),
@@ -268,6 +272,224 @@ TEST_F(SqliteStoreTest, RejectsAMalformedHistory) {
   o.migrations = &gap;
   EXPECT_EQ(SqliteStore::Open(o).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// --- Liveness (schema v2: node_liveness) ---
+
+NodeMetrics Cpu(double percent) {
+  NodeMetrics m;
+  m.set_cpu_usage_percent(percent);
+  return m;
+}
+
+// A blob as an SQL literal.
+std::string Hex(const std::string& bytes) {
+  return absl::StrCat("x'", absl::BytesToHexString(bytes), "'");
+}
+
+// A database exactly as a version-1 binary left it: the v1 schema, and nodes
+// whose heartbeat columns hold what flushes wrote beside their records.
+TEST_F(SqliteStoreTest, MigratesAVersionOneDatabaseKeepingLiveness) {
+  NodeRecord flushed = Node("flushed", 3);  // a flush after the record
+  *flushed.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(5));
+  *flushed.mutable_node()->mutable_last_metrics() = Cpu(1);
+  NodeRecord committed = Node("committed", 1);  // the record is the newest
+  *committed.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(20));
+  *committed.mutable_node()->mutable_last_metrics() = Cpu(7);
+  NodeRecord time_only = Node("time-only", 2);  // a flush without metrics
+  {
+    RawDb raw(path_);
+    std::vector<sqlite::Migration> v1 = {sqlite::BuiltinMigrations()[0]};
+    auto version = sqlite::Migrate(raw.get(), v1);
+    ASSERT_TRUE(version.ok()) << version.status();
+    ASSERT_EQ(*version, 1);
+    auto insert = [&](const NodeRecord& r, absl::Time heartbeat,
+                      const std::string& metrics_sql) {
+      raw.Exec(absl::StrCat(
+          "INSERT INTO nodes (node_id, version, pool, status, health_status, "
+          "last_heartbeat_ns, metrics, record) VALUES ('",
+          r.node().node_id(), "', ", r.version(), ", 'pool-a', 1, 1, ",
+          TimeToNanos(heartbeat), ", ", metrics_sql, ", ",
+          Hex(r.SerializeAsString()), ")"));
+    };
+    insert(flushed, T(50), Hex(Cpu(42).SerializeAsString()));
+    insert(committed, T(20), "NULL");
+    insert(time_only, T(9), "NULL");
+  }
+
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), 2);
+  NodeRecord want_flushed = flushed;
+  *want_flushed.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(50));
+  *want_flushed.mutable_node()->mutable_last_metrics() = Cpu(42);
+  NodeRecord want_time_only = time_only;
+  *want_time_only.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(9));
+  auto check = [&] {
+    auto snap = store->Load();
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    ASSERT_EQ(snap->nodes.size(), 3u);  // by id
+    EXPECT_TRUE(ProtoEquals(committed, snap->nodes[0]));
+    EXPECT_TRUE(ProtoEquals(want_flushed, snap->nodes[1]));
+    EXPECT_TRUE(ProtoEquals(want_time_only, snap->nodes[2]));
+    for (const NodeRecord& n : snap->nodes) {
+      auto one = store->GetNode(n.node().node_id());
+      ASSERT_TRUE(one.ok() && one->has_value());
+      EXPECT_TRUE(ProtoEquals(n, **one));
+    }
+  };
+  check();
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM node_liveness"), "3");
+    // The old copies are gone, so nothing can read them stale.
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_table_info('nodes') "
+                            "WHERE name IN ('last_heartbeat_ns', 'metrics')"),
+              "0");
+    EXPECT_THAT(
+        raw.QueryText("SELECT name FROM schema_migrations WHERE version = 2"),
+        HasSubstr("liveness"));
+  }
+  // An older heartbeat than the migrated one changes nothing.
+  ASSERT_TRUE(store
+                  ->UpdateHeartbeats({{"flushed", T(40), Cpu(0)},
+                                      {"committed", T(19), Cpu(0)}})
+                  .ok());
+  check();
+  // A newer one does; versions carry on.
+  ASSERT_TRUE(store->UpdateHeartbeats({{"flushed", T(60), Cpu(60)}}).ok());
+  auto n = store->GetNode("flushed");
+  ASSERT_TRUE(n.ok() && n->has_value());
+  EXPECT_EQ(FromTimestamp((*n)->node().last_heartbeat()), T(60));
+  EXPECT_EQ((*n)->node().last_metrics().cpu_usage_percent(), 60);
+  EXPECT_EQ(store->CommitSync(NewNode("flushed", 3)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(store->CommitSync(NewNode("flushed", 4)).ok());
+}
+
+TEST_F(SqliteStoreTest, HeartbeatFlushWritesOnlyTheLivenessTable) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());
+    ASSERT_TRUE(store->CommitSync(NewNode("n2")).ok());
+  }
+  {
+    // Counts every write of a nodes row from now on.
+    RawDb raw(path_);
+    raw.Exec(
+        "CREATE TABLE node_writes (node_id TEXT);"
+        "CREATE TRIGGER count_node_updates AFTER UPDATE ON nodes BEGIN "
+        "INSERT INTO node_writes VALUES (new.node_id); END;");
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store
+                  ->UpdateHeartbeats(
+                      {{"n1", T(10), Cpu(1)}, {"n2", T(11), std::nullopt}})
+                  .ok());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM node_writes"), "0");
+  EXPECT_EQ(raw.QueryText(
+                "SELECT last_heartbeat_ns FROM node_liveness WHERE node_id = "
+                "'n1'"),
+            absl::StrCat(TimeToNanos(T(10))));
+  EXPECT_EQ(
+      raw.QueryText(
+          "SELECT lower(hex(metrics)) FROM node_liveness WHERE node_id = 'n1'"),
+      absl::BytesToHexString(Cpu(1).SerializeAsString()));
+  // The probe does see a node write.
+  ASSERT_TRUE(store->CommitSync(NewNode("n1", 2)).ok());
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(node_id) FROM node_writes"),
+            "n1");
+}
+
+TEST_F(SqliteStoreTest, OlderHeartbeatLeavesTheLivenessRowAlone) {
+  auto store = Open();
+  ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());
+  ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(100), Cpu(10)}}).ok());
+  RawDb raw(path_);
+  auto row = [&] {
+    return raw.QueryText(
+        "SELECT last_heartbeat_ns || ':' || lower(hex(metrics)) FROM "
+        "node_liveness "
+        "WHERE node_id = 'n1'");
+  };
+  const std::string want =
+      absl::StrCat(TimeToNanos(T(100)), ":",
+                   absl::BytesToHexString(Cpu(10).SerializeAsString()));
+  ASSERT_EQ(row(), want);
+  ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(99), Cpu(99)}}).ok());
+  EXPECT_EQ(row(), want);
+  ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(50), std::nullopt}}).ok());
+  EXPECT_EQ(row(), want);
+  // The same instant is not older: its metrics win.
+  ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(100), Cpu(20)}}).ok());
+  EXPECT_EQ(row(),
+            absl::StrCat(TimeToNanos(T(100)), ":",
+                         absl::BytesToHexString(Cpu(20).SerializeAsString())));
+}
+
+// The Store interface deletes no node (Prune keeps them), but an operator
+// may, and a later version may prune them: the liveness row goes with it.
+TEST_F(SqliteStoreTest, DeletingANodeRemovesItsLiveness) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());
+    ASSERT_TRUE(store->CommitSync(NewNode("n2")).ok());
+    ASSERT_TRUE(
+        store
+            ->UpdateHeartbeats({{"n1", T(100), Cpu(1)}, {"n2", T(100), Cpu(2)}})
+            .ok());
+  }
+  {
+    RawDb raw(path_);
+    raw.Exec("DELETE FROM nodes WHERE node_id = 'n1'");
+    EXPECT_EQ(raw.QueryText("SELECT group_concat(node_id) FROM node_liveness"),
+              "n2");
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->nodes.size(), 1u);
+  EXPECT_EQ(snap->nodes[0].node().node_id(), "n2");
+  // Registered again, n1 starts afresh: nothing of the deleted node's
+  // liveness comes back.
+  ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());
+  auto n1 = store->GetNode("n1");
+  ASSERT_TRUE(n1.ok() && n1->has_value());
+  EXPECT_TRUE(ProtoEquals(Node("n1", 1), **n1));
+}
+
+// Every node has a liveness row; should one go missing anyway (by hand),
+// the node still reads as its record, and the next flush recreates it.
+TEST_F(SqliteStoreTest, MissingLivenessRowReadsAsTheRecordAndIsRecreated) {
+  NodeRecord r = Node("n1", 1);
+  *r.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(5));
+  *r.mutable_node()->mutable_last_metrics() = Cpu(5);
+  {
+    auto store = Open();
+    WriteBatch b;
+    b.nodes.push_back(r);
+    ASSERT_TRUE(store->CommitSync(b).ok());
+    ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(9), Cpu(9)}}).ok());
+  }
+  { RawDb(path_).Exec("DELETE FROM node_liveness"); }
+  auto store = Open();
+  auto n1 = store->GetNode("n1");
+  ASSERT_TRUE(n1.ok() && n1->has_value());
+  EXPECT_TRUE(ProtoEquals(r, **n1));
+  ASSERT_TRUE(store
+                  ->UpdateHeartbeats(
+                      {{"n1", T(10), Cpu(10)}, {"ghost", T(10), Cpu(10)}})
+                  .ok());
+  n1 = store->GetNode("n1");
+  ASSERT_TRUE(n1.ok() && n1->has_value());
+  EXPECT_EQ(FromTimestamp((*n1)->node().last_heartbeat()), T(10));
+  EXPECT_EQ((*n1)->node().last_metrics().cpu_usage_percent(), 10);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(node_id) FROM node_liveness"),
+            "n1");
 }
 
 // --- Group commit ---

@@ -749,6 +749,62 @@ TEST_P(StoreConformanceTest, CommitNeverLowersAHeartbeat) {
   EXPECT_TRUE(ProtoEquals(newer, *read.Node("n1")));
 }
 
+// Load and GetNode return each record with its latest liveness merged in:
+// the flushed heartbeat where it is newer than the record's, the flushed
+// metrics unless the flush was older; every other field as committed.
+TEST_P(StoreConformanceTest, LoadAndGetNodeMergeHeartbeatsIntoRecords) {
+  auto with_liveness = [](NodeRecord r, absl::Time at, double cpu) {
+    *r.mutable_node()->mutable_last_heartbeat() = ToTimestamp(at);
+    *r.mutable_node()->mutable_last_metrics() = Cpu(cpu);
+    return r;
+  };
+  NodeRecord fresh = with_liveness(Node("fresh", 1, "pool-gpu"), T(5), 1);
+  fresh.mutable_node()->set_status(NODE_STATUS_CORDONED);
+  fresh.mutable_node()->add_gpus()->set_uuid("GPU-1");
+  NodeRecord late = with_liveness(Node("late", 1), T(5), 2);
+  NodeRecord bare = Node("bare", 1);  // no heartbeat, no metrics yet
+  ASSERT_TRUE(store().CommitSync(NodesBatch({fresh, late, bare})).ok());
+  ASSERT_TRUE(store()
+                  .UpdateHeartbeats({{"fresh", T(10), Cpu(11)},
+                                     {"late", T(3), Cpu(99)},  // older: ignored
+                                     {"bare", T(7), std::nullopt}})
+                  .ok());
+
+  NodeRecord want_fresh = with_liveness(fresh, T(10), 11);
+  NodeRecord want_bare = bare;
+  *want_bare.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(7));
+  auto check = [&] {
+    Reader read(store());
+    StoreSnapshot snap = read.Load();
+    ASSERT_THAT(NodeIds(snap), ElementsAre("bare", "fresh", "late"));
+    EXPECT_TRUE(ProtoEquals(want_bare, snap.nodes[0]));
+    EXPECT_TRUE(ProtoEquals(want_fresh, snap.nodes[1]));
+    EXPECT_TRUE(ProtoEquals(late, snap.nodes[2]));
+    for (const NodeRecord& n : snap.nodes) {
+      auto one = read.Node(n.node().node_id());
+      ASSERT_TRUE(one.has_value());
+      EXPECT_TRUE(ProtoEquals(n, *one));
+    }
+  };
+  check();
+  if (harness_->durable()) {
+    Reopen();
+    check();
+  }
+
+  // A commit from a copy older than the flush keeps the flushed time, and
+  // its record's metrics are the latest now.
+  NodeRecord stale = with_liveness(want_fresh, T(8), 50);
+  stale.set_version(2);
+  ASSERT_TRUE(store().CommitSync(NodesBatch({stale})).ok());
+  NodeRecord want = with_liveness(stale, T(10), 50);
+  Reader read(store());
+  EXPECT_TRUE(ProtoEquals(want, *read.Node("fresh")));
+  StoreSnapshot snap = read.Load();
+  ASSERT_THAT(snap.nodes, SizeIs(3));
+  EXPECT_TRUE(ProtoEquals(want, snap.nodes[1]));
+}
+
 // --- Prune ---
 
 TEST_P(StoreConformanceTest, PruneRemovesOldRowsAndNeverReusesEventIds) {
