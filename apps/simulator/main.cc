@@ -3,6 +3,7 @@
 // src/navarch/sim. docs/simulator.md is the user's guide.
 //
 //   simulator run SCENARIO.yaml [--seed N] [--output DIR] [--realtime] [-v]
+//                 [--every-call]
 //   simulator validate SCENARIO.yaml
 //
 // Exit codes: 0 every assertion held; 1 an assertion failed or an event
@@ -82,7 +83,7 @@ int Validate(const std::string& path) {
 }
 
 int Run(const std::string& path, uint64_t seed, std::string output,
-        bool realtime, bool verbose) {
+        bool realtime, bool verbose, bool every_call) {
   ParseResult parsed = navarch::sim::LoadScenarioFile(path);
   if (!parsed.ok()) return PrintErrors(parsed);
   const Scenario& s = parsed.scenario;
@@ -92,6 +93,7 @@ int Run(const std::string& path, uint64_t seed, std::string output,
   o.out = &std::cout;
   o.verbose = verbose;
   o.log_stream = &std::cerr;
+  o.elide_calls = !every_call;
   // stress.log_file: the control plane's log goes there (as with -v).
   std::ofstream log_file;
   if (s.stress && !s.stress->log_file.empty()) {
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string path, output;
   uint64_t seed = 0;
-  bool realtime = false, verbose = false;
+  bool realtime = false, verbose = false, every_call = false;
   CLI::App* run = app.add_subcommand("run", "Run a scenario");
   run->add_option("scenario", path, "Scenario file")->required();
   run->add_option("--seed", seed, "Random seed (default: stress.seed, else 1)");
@@ -170,6 +172,9 @@ int main(int argc, char** argv) {
                 "Pace virtual time to the wall clock (1 s per s)");
   run->add_flag("-v,--verbose", verbose,
                 "Log the control plane (virtual timestamps) to stderr");
+  run->add_flag("--every-call", every_call,
+                "Healthy steady nodes make every heartbeat and health report "
+                "call (slower; the same summary)");
   CLI::App* validate =
       app.add_subcommand("validate", "Check a scenario without running it");
   validate->add_option("scenario", path, "Scenario file")->required();
@@ -180,5 +185,5 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*validate) return Validate(path);
-  return Run(path, seed, output, realtime, verbose);
+  return Run(path, seed, output, realtime, verbose, every_call);
 }

@@ -215,7 +215,7 @@ void ChaosEngine::Cascade(const NodeSpec& origin, int depth) {
   if (Uniform(cascade_rng_) > c.probability) return;
   std::vector<const NodeSpec*> cands;
   for (const NodeSpec* n : InScope(origin, c.scope)) {
-    if (!host_.HasFailure(n->id) && !cascade_pending_.contains(n->id)) {
+    if (!host_.HasFailure(*n) && !cascade_pending_.contains(n)) {
       cands.push_back(n);
     }
   }
@@ -237,9 +237,9 @@ void ChaosEngine::Cascade(const NodeSpec& origin, int depth) {
     f.gpu = static_cast<int>(
         UniformInt(cascade_rng_, std::max(target->gpu_count, 1)));
     f.message = absl::StrCat("cascade from ", origin.id);
-    cascade_pending_.insert(target->id);
+    cascade_pending_.insert(target);
     clock_.Schedule(delay, [this, target, f, depth] {
-      cascade_pending_.erase(target->id);
+      cascade_pending_.erase(target);
       if (clock_.Now() >= end_) return;
       if (host_.InjectFailure(target->id, f, FailureCause::kCascade)) {
         Cascade(*target, depth + 1);

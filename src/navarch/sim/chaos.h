@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "navarch/base/clock.h"
 #include "navarch/sim/scenario.h"
 #include "navarch/sim/sim_agent.h"
@@ -35,7 +36,9 @@ class ChaosHost {
                               const std::string& type) = 0;
   // True while the node carries an injected failure; cascades skip it, so a
   // cascade can reach every node of its scope at most once.
-  virtual bool HasFailure(const std::string& node_id) = 0;
+  // `node` is one of LiveNodes() (called for many nodes per cascade: keep
+  // it cheap).
+  virtual bool HasFailure(const NodeSpec& node) = 0;
 };
 
 struct ChaosStats {
@@ -84,7 +87,8 @@ class ChaosEngine {
   std::mt19937_64 timing_rng_, pick_rng_, cascade_rng_, recovery_rng_,
       outage_rng_, correlated_rng_;
   absl::Time end_ = absl::InfinitePast();
-  std::set<std::string> cascade_pending_;
+  // Nodes a cascade has picked and will hit (LiveNodes() entries).
+  absl::flat_hash_set<const NodeSpec*> cascade_pending_;
   ChaosStats stats_;
 };
 

@@ -50,7 +50,7 @@ class FakeHost final : public ChaosHost {
   void RecoverFailure(const std::string& id, const std::string& type) override {
     recoveries.push_back({clock_.Now(), id, {type}, FailureCause::kScenario});
   }
-  bool HasFailure(const std::string&) override { return false; }
+  bool HasFailure(const NodeSpec&) override { return false; }
   const NodeSpec& spec(const std::string& id) const {
     for (const NodeSpec& n : specs_) {
       if (n.id == id) return n;

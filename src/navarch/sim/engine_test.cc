@@ -20,13 +20,15 @@ struct Outcome {
   std::string out;
 };
 
-Outcome Simulate(const std::string& yaml, uint64_t seed = 0) {
+Outcome Simulate(const std::string& yaml, uint64_t seed = 0,
+                 bool elide_calls = true) {
   ParseResult p = ParseScenario(yaml, "t.yaml");
   EXPECT_TRUE(p.ok()) << p.status();
   std::ostringstream out;
   SimOptions o;
   o.seed = seed;
   o.out = &out;
+  o.elide_calls = elide_calls;
   Outcome r{RunScenario(p.scenario, o), ""};
   r.out = out.str();
   return r;
@@ -231,6 +233,76 @@ TEST(EngineTest, SameSeedSameSummaryDifferentSeedDifferent) {
   EXPECT_NE(a.result.report["summary"].dump(),
             c.result.report["summary"].dump());
   EXPECT_GT(a.result.report["summary"]["failures_injected"].get<int>(), 5);
+}
+
+// Steady nodes skip calls (sim_agent.h); nothing the report shows may change:
+// detection times after a node goes silent, replacements, every node's
+// history, the totals of calls the fleet would have handled.
+void ExpectSameWithEveryCall(const std::string& yaml) {
+  Outcome skip = Simulate(yaml, 0, /*elide_calls=*/true);
+  Outcome every = Simulate(yaml, 0, /*elide_calls=*/false);
+  const nlohmann::json& a = skip.result.report;
+  const nlohmann::json& b = every.result.report;
+  for (const char* section : {"summary", "timeline", "nodes"}) {
+    // (Not EXPECT_EQ: the sections run to megabytes.)
+    EXPECT_TRUE(a[section] == b[section]) << section << " differs";
+  }
+  for (const char* total : {"heartbeats", "health_reports"}) {
+    EXPECT_EQ(a["policy"][total], b["policy"][total]) << total;
+  }
+  // The skipping really happened (else this test proves nothing).
+  EXPECT_GT(a["policy"]["heartbeats_skipped"].get<int64_t>(),
+            a["policy"]["heartbeats"].get<int64_t>() / 4);
+  EXPECT_GT(a["policy"]["health_reports_skipped"].get<int64_t>(),
+            a["policy"]["health_reports"].get<int64_t>() / 4);
+  EXPECT_EQ(b["policy"]["heartbeats_skipped"].get<int64_t>(), 0);
+  EXPECT_EQ(skip.result.exit_code(), every.result.exit_code());
+}
+
+TEST(EngineTest, SkippedCallsChangeNothingUnderChaos) {
+  // Network failures (the heartbeat monitor must see the last beat each
+  // node really sent), XIDs, thermal and NVML faults that recover, cascades,
+  // replacements, at production intervals.
+  ExpectSameWithEveryCall(
+      "name: t\nconfig:\n  server: {heartbeat_interval: 30s, "
+      "health_check_interval: 60s}\n"
+      "stress:\n  duration: 40m\n  seed: 11\n  fleet_gen:\n"
+      "    total_nodes: 60\n    templates: [{name: h100, weight: 1}]\n"
+      "    startup: {pattern: linear, duration: 3m, jitter_percent: 20}\n"
+      "  chaos:\n    enabled: true\n    failure_rate: 40\n"
+      "    failure_types: [{type: xid_error, weight: 3}, {type: network, "
+      "weight: 3}, {type: temperature, weight: 1}, {type: nvml_failure, "
+      "weight: 1}, {type: memory_error, weight: 1}]\n"
+      "    cascading: {enabled: true, probability: 0.3, scope: zone}\n"
+      "    recovery: {enabled: true, probability: 0.7, mean_time: 4m, "
+      "std_dev: 1m, replace_fatal: true}\n");
+}
+
+TEST(EngineTest, SkippedCallsChangeNothingWithPools) {
+  // Pool-managed nodes: the pool manager's cordon, drain and replacement,
+  // operator commands at whole minutes (on the heartbeat schedule of nodes
+  // that registered at whole seconds) and a network partition that heals.
+  ExpectSameWithEveryCall(
+      "name: t\nconfig:\n"
+      "  server: {heartbeat_interval: 10s, health_check_interval: 20s, "
+      "autoscale_interval: 30s}\n"
+      "  providers: {gcp: {type: fake, gpu_count: 8}}\n"
+      "  pools:\n    gpu:\n      providers: [{name: gcp}]\n"
+      "      instance_type: h100-8x\n      min_nodes: 6\n"
+      "      max_nodes: 10\n      health: {unhealthy_after: 1, auto_replace: "
+      "true}\n"
+      "events:\n"
+      "  - {at: 10m, action: inject_failure, target: gcp-1, params: "
+      "{failure_type: network}}\n"
+      "  - {at: 12m, action: recover_failure, target: gcp-1, params: "
+      "{failure_type: network}}\n"
+      "  - {at: 15m, action: inject_failure, target: gcp-2, params: "
+      "{failure_type: xid_error, xid_code: 79}}\n"
+      "  - {at: 20m, action: issue_command, target: gcp-3, params: "
+      "{command_type: cordon}}\n"
+      "  - {at: 21m, action: issue_command, target: gcp-3, params: "
+      "{command_type: uncordon}}\n"
+      "  - {at: 30m, action: log, params: {message: end}}\n");
 }
 
 TEST(ReportTest, JsonSectionsAndSelfContainedHtml) {

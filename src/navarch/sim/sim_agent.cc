@@ -97,6 +97,7 @@ void SimAgent::Start(absl::Duration boot_delay) {
 
 void SimAgent::Stop() {
   if (!running_) return;
+  LeaveSteady();
   running_ = false;
   registered_ = false;
   polling_ = false;
@@ -156,6 +157,9 @@ void SimAgent::Register(uint64_t epoch) {
     timing_.health_interval = absl::Seconds(c.health_check_interval_seconds());
   registered_ = true;
   registered_at_ = clock_.Now();
+  steady_ = false;
+  last_beat_ = skipped_beat_ = absl::InfinitePast();
+  template_metrics_sent_ = false;
   const uint64_t e = ++epoch_;
   OpenStream();
   HeartbeatTick(e);
@@ -166,40 +170,110 @@ void SimAgent::Register(uint64_t epoch) {
   }
 }
 
+int SimAgent::HeartbeatStride() const {
+  if (!hooks_.as_of || timing_.heartbeat_timeout <= absl::ZeroDuration() ||
+      timing_.heartbeat_interval <= absl::ZeroDuration()) {
+    return 1;
+  }
+  // Every stride-th beat keeps the last beat the monitor sees no older than
+  // stride x interval <= timeout: it declares nobody it would not have.
+  return std::max<int64_t>(
+      1, timing_.heartbeat_timeout / timing_.heartbeat_interval);
+}
+
+void SimAgent::SendHeartbeat() {
+  // The readings of a healthy node never change: one request, reused; once
+  // the fleet holds them, they are left out (the fleet keeps a node's last
+  // metrics when a heartbeat carries none: same state, no copy).
+  if (heartbeat_ == nullptr) {
+    heartbeat_ = std::make_unique<HeartbeatRequest>();
+    heartbeat_->set_node_id(spec_.id);
+    NodeMetrics* m = heartbeat_->mutable_metrics();
+    m->set_cpu_usage_percent(35);
+    m->set_memory_usage_percent(40);
+    for (const GPUMetrics& g : tmpl_->metrics) *m->add_gpu_metrics() = g;
+  }
+  HeartbeatRequest faulted;
+  HeartbeatRequest* req = heartbeat_.get();
+  if (monitor_ != nullptr) {
+    faulted.set_node_id(spec_.id);
+    NodeMetrics* m = faulted.mutable_metrics();
+    m->set_cpu_usage_percent(35);
+    m->set_memory_usage_percent(40);
+    for (GPUMetrics& g : monitor_->Metrics())
+      *m->add_gpu_metrics() = std::move(g);
+    req = &faulted;
+    template_metrics_sent_ = false;
+  } else if (template_metrics_sent_) {
+    bare_.set_node_id(spec_.id);
+    req = &bare_;
+  }
+  *req->mutable_timestamp() = ToTimestamp(clock_.Now());
+  bool sent = false;
+  fleet_.SendHeartbeat(
+      *req, [&sent](absl::StatusOr<HeartbeatResponse> r) { sent = r.ok(); });
+  if (sent && req == heartbeat_.get()) template_metrics_sent_ = true;
+}
+
 void SimAgent::HeartbeatTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_) return;
   if (!network_down_) {
-    // The readings of a healthy node never change: one request, reused.
-    if (heartbeat_ == nullptr) {
-      heartbeat_ = std::make_unique<HeartbeatRequest>();
-      heartbeat_->set_node_id(spec_.id);
-      NodeMetrics* m = heartbeat_->mutable_metrics();
-      m->set_cpu_usage_percent(35);
-      m->set_memory_usage_percent(40);
-      for (const GPUMetrics& g : tmpl_->metrics) *m->add_gpu_metrics() = g;
+    const absl::Time now = clock_.Now();
+    if (steady_ &&
+        now - last_beat_ < timing_.heartbeat_interval *
+                               static_cast<int64_t>(HeartbeatStride())) {
+      skipped_beat_ = now;
+      ++elided_.heartbeats;
+    } else {
+      SendHeartbeat();
+      last_beat_ = now;
     }
-    HeartbeatRequest faulted;
-    HeartbeatRequest* req = heartbeat_.get();
-    if (monitor_ != nullptr) {
-      faulted.set_node_id(spec_.id);
-      NodeMetrics* m = faulted.mutable_metrics();
-      m->set_cpu_usage_percent(35);
-      m->set_memory_usage_percent(40);
-      for (GPUMetrics& g : monitor_->Metrics())
-        *m->add_gpu_metrics() = std::move(g);
-      req = &faulted;
-    }
-    *req->mutable_timestamp() = ToTimestamp(clock_.Now());
-    fleet_.SendHeartbeat(*req, [](absl::StatusOr<HeartbeatResponse>) {});
   }
   After(timing_.heartbeat_interval, [this, epoch] { HeartbeatTick(epoch); });
 }
 
 void SimAgent::HealthTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_) return;
-  Report(/*force=*/true);
+  if (steady_) {
+    ++elided_.health_reports;
+  } else {
+    Report(/*force=*/true);
+  }
   After(timing_.health_interval, [this, epoch] { HealthTick(epoch); });
 }
+
+void SimAgent::MaybeEnterSteady(bool fleet_quiet) {
+  if (!hooks_.as_of || !fleet_quiet || !registered_ || !running_ ||
+      network_down_ || monitor_ != nullptr || !queue_.empty()) {
+    return;
+  }
+  steady_ = true;
+}
+
+void SimAgent::ReplaySkippedBeat() {
+  if (skipped_beat_ <= last_beat_ || !registered_) return;
+  const absl::Time at = skipped_beat_;
+  hooks_.as_of(at, [this] { SendHeartbeat(); });
+  last_beat_ = at;
+  --elided_.heartbeats;
+}
+
+void SimAgent::LeaveSteady() {
+  steady_ = false;
+  // Timers keep their schedule in steady mode (skipped ticks do nothing),
+  // so a beat due at this very instant has either fired already (and is
+  // replayed here) or fires after this, as it would have.
+  ReplaySkippedBeat();
+}
+
+void SimAgent::FleetChanged() {
+  // The next report must really happen. The skipped beat is replayed when it
+  // can matter (a fault, a stop, the end), not from inside a commit.
+  fleet_changed_ = true;
+  steady_ = false;
+}
+
+void SimAgent::Settle() { LeaveSteady(); }
 
 void SimAgent::GpuPollTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_ || monitor_ == nullptr) return;
@@ -240,6 +314,8 @@ void SimAgent::Report(bool force) {
   if (!registered_ || network_down_) return;
   if (queue_.empty() && !force) return;
   const absl::Time now = clock_.Now();
+  fleet_changed_ = false;
+  steady_ = false;
   ReportHealthRequest req;
   req.set_node_id(spec_.id);
   HealthCheckResult* boot = req.add_results();
@@ -266,6 +342,7 @@ void SimAgent::Report(bool force) {
   queue_.clear();
   absl::StatusOr<ReportHealthResponse> resp = Await<ReportHealthResponse>(
       [&](auto done) { fleet_.ReportHealth(req, done); });
+  if (resp.ok()) MaybeEnterSteady(/*fleet_quiet=*/!fleet_changed_);
   if (!resp.ok() && absl::IsNotFound(resp.status())) {
     registered_ = false;
     const uint64_t e = ++epoch_;
@@ -292,6 +369,7 @@ void SimAgent::EnsureGpu() {
 }
 
 bool SimAgent::Inject(const Failure& f) {
+  LeaveSteady();
   if (f.type == "boot_failure") {
     // Bites when the node next starts (upstream: only Initialize checks it).
     boot_failure_ = true;
@@ -332,6 +410,7 @@ bool SimAgent::Inject(const Failure& f) {
 }
 
 void SimAgent::Recover(const std::string& type) {
+  LeaveSteady();
   auto clear = [&](const std::string& t) {
     if (t == "network" && network_down_) {
       network_down_ = false;

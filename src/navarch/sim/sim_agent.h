@@ -8,6 +8,22 @@
 // type (cheap enough for fleets of thousands). The first injected fault gives
 // the node its own FakeGpuBackend and GpuMonitor, the agent's own code, so a
 // fault becomes health events and check results exactly as on a real node.
+//
+// Steady nodes (docs/simulator.md, "Elided calls"): once a node reports the
+// shared healthy readings and its last health report changed nothing in the
+// fleet core (no event committed), its next identical reports would change
+// nothing but the node's `last_health_check`, and its heartbeats nothing but
+// its liveness. Such a node is *steady*: its timers keep their schedule, but
+// it skips its reports, and sends only every k-th heartbeat, k =
+// heartbeat_timeout / heartbeat_interval, so the heartbeat monitor, which
+// only asks whether the last beat is older than the timeout, decides exactly
+// as with every beat. Whatever can change that (a fault, the network, power,
+// a recovery) first replays the last skipped beat at the time it was due
+// (`Hooks::as_of`); any fleet event about the node ends steady mode at once
+// (its next report really happens). So the fleet core decides what it would
+// have with every call. What differs: `last_health_check` of a steady node
+// lags (no controller reads it), and a node terminated by the fleet while
+// steady keeps an earlier `last_heartbeat`.
 #ifndef NAVARCH_SIM_SIM_AGENT_H_
 #define NAVARCH_SIM_SIM_AGENT_H_
 
@@ -51,6 +67,15 @@ struct AgentTiming {
   absl::Duration heartbeat_interval = absl::Seconds(30);
   absl::Duration health_interval = absl::Seconds(60);
   absl::Duration gpu_poll_interval = absl::Seconds(10);
+  // The control plane's heartbeat timeout; with `Hooks::as_of`, lets a
+  // steady node skip heartbeats (above). Zero: never skip.
+  absl::Duration heartbeat_timeout = absl::ZeroDuration();
+};
+
+// Calls a steady node did not make (see above), for the report.
+struct ElidedCalls {
+  int64_t heartbeats = 0;
+  int64_t health_reports = 0;
 };
 
 class SimAgent {
@@ -62,6 +87,10 @@ class SimAgent {
     std::function<void(SimAgent&)> terminate;
     // Counts simulation events (timer callbacks, calls).
     std::function<void()> count;
+    // Runs `fn` (a call into the fleet core) with the fleet core's clock
+    // reading `at`, a time in the past: replays a skipped heartbeat. Null:
+    // the node never skips calls.
+    std::function<void(absl::Time at, const std::function<void()>& fn)> as_of;
   };
 
   SimAgent(NodeSpec spec, FleetService& fleet, Clock& clock,
@@ -82,6 +111,16 @@ class SimAgent {
   // Clears one failure type, or everything with "".
   void Recover(const std::string& type);
 
+  // The fleet core committed an event about this node: whatever it changed,
+  // the node's next report may matter, so it stops skipping calls. Safe to
+  // call from the fleet's commit callback (it makes no call).
+  void FleetChanged();
+  // At the end of a run: replays the heartbeat a steady node skipped last,
+  // so the fleet core holds what it would with every call.
+  void Settle();
+  bool steady() const { return steady_; }
+  const ElidedCalls& elided() const { return elided_; }
+
   const NodeSpec& spec() const { return spec_; }
   const std::string& id() const { return spec_.id; }
   bool running() const { return running_; }
@@ -94,6 +133,14 @@ class SimAgent {
   void Register(uint64_t epoch);
   void HeartbeatTick(uint64_t epoch);
   void HealthTick(uint64_t epoch);
+  void SendHeartbeat();
+  // Steady mode (see the top of this file).
+  void MaybeEnterSteady(bool fleet_quiet);
+  void LeaveSteady();
+  // The last skipped heartbeat, if none was sent since, sent now with the
+  // fleet's clock reading the time it was due.
+  void ReplaySkippedBeat();
+  int HeartbeatStride() const;
   void GpuPollTick(uint64_t epoch);
   void Report(bool force);
   void CollectXids();
@@ -128,9 +175,19 @@ class SimAgent {
   std::vector<HealthEvent> queue_;
   std::vector<GPUInfo> gpus_;                    // as registered
   std::unique_ptr<HeartbeatRequest> heartbeat_;  // a healthy node's
+  HeartbeatRequest bare_;                        // the same, without metrics
   std::unique_ptr<agent::FakeGpuBackend> backend_;
   std::unique_ptr<agent::GpuMonitor> monitor_;
   bool polling_ = false;  // the GPU poll chain runs
+  // Steady mode.
+  bool steady_ = false;
+  bool fleet_changed_ = false;  // a fleet event since the last report began
+  absl::Time last_beat_ = absl::InfinitePast();     // last heartbeat sent
+  absl::Time skipped_beat_ = absl::InfinitePast();  // last one skipped
+  // The fleet holds the shared healthy readings as this node's last
+  // metrics: heartbeats may leave them out (same effect, no copy).
+  bool template_metrics_sent_ = false;
+  ElidedCalls elided_;
   // Shared with command callbacks that may outlive a stream.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

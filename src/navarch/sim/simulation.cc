@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -107,6 +108,7 @@ struct Tracked {
   NodeStatus status = NODE_STATUS_UNKNOWN;
   HealthStatus health = HEALTH_STATUS_UNKNOWN;
   bool known = false;  // registered at least once
+  int pool_slot = -1;  // index in pool_names_ (a configured pool), else -1
   absl::Time unhealthy_at = absl::InfiniteFuture();
   absl::Time pending_detect = absl::InfiniteFuture();
   absl::Duration cold_start = absl::ZeroDuration();
@@ -118,12 +120,37 @@ struct Tracked {
   std::vector<NodeEventRec> events;
 };
 
+// The fleet core's clock: the simulation's, except while a steady node's
+// skipped heartbeat is replayed, when it reads the time the beat was due.
+class AsOfClock final : public Clock {
+ public:
+  explicit AsOfClock(Clock& base) : base_(base) {}
+  absl::Time Now() override {
+    return as_of_ == absl::InfinitePast() ? base_.Now() : as_of_;
+  }
+  absl::Duration SteadyNow() override { return base_.SteadyNow(); }
+  TimerId Schedule(absl::Duration delay, std::function<void()> fn) override {
+    return base_.Schedule(delay, std::move(fn));
+  }
+  bool Cancel(TimerId id) override { return base_.Cancel(id); }
+  void RunAsOf(absl::Time at, const std::function<void()>& fn) {
+    as_of_ = at;
+    fn();
+    as_of_ = absl::InfinitePast();
+  }
+
+ private:
+  Clock& base_;
+  absl::Time as_of_ = absl::InfinitePast();
+};
+
 class Simulation final : public ChaosHost {
  public:
   Simulation(const Scenario& s, const SimOptions& o)
       : sc_(s),
         opt_(o),
         clock_(absl::FromUnixSeconds(kSimStartUnixSeconds)),
+        fleet_clock_(clock_),
         start_(clock_.Now()) {
     seed_ = o.seed != 0                         ? o.seed
             : (s.stress && s.stress->seed != 0) ? s.stress->seed
@@ -137,9 +164,9 @@ class Simulation final : public ChaosHost {
   bool InjectFailure(const std::string& id, const Failure& f,
                      FailureCause cause) override;
   void RecoverFailure(const std::string& id, const std::string& type) override;
-  bool HasFailure(const std::string& id) override {
-    auto it = agents_.find(id);
-    return it != agents_.end() && !it->second->active_failures().empty();
+  bool HasFailure(const NodeSpec& node) override {
+    auto it = agent_of_spec_.find(&node);
+    return it != agent_of_spec_.end() && !it->second->active_failures().empty();
   }
 
  private:
@@ -183,6 +210,7 @@ class Simulation final : public ChaosHost {
   const SimOptions opt_;
   uint64_t seed_ = 1;
   FakeClock clock_;
+  AsOfClock fleet_clock_;
   const absl::Time start_;
   absl::Time end_ = absl::InfiniteFuture();
   bool finished_ = false;
@@ -202,6 +230,13 @@ class Simulation final : public ChaosHost {
   AgentTiming timing_;
 
   std::map<std::string, std::unique_ptr<SimAgent>> agents_;
+  // Each agent by its spec (LiveNodes() entries): chaos asks per candidate.
+  absl::flat_hash_map<const NodeSpec*, SimAgent*> agent_of_spec_;
+  // Nodes registered at least once (Tracked lives in tracked_, a std::map:
+  // stable addresses), and the configured pools in name order: Sample()
+  // walks these instead of every tracked node and pool name.
+  std::vector<const Tracked*> known_;
+  std::vector<std::string> pool_names_;
   std::vector<std::string> fleet_ids_;  // the scenario's fleet, file order
   std::map<std::string, Tracked> tracked_;
   std::vector<const NodeSpec*> live_;
@@ -251,6 +286,11 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
   const std::string id = spec.id;
   SimAgent::Hooks hooks;
   hooks.count = [this] { Count(); };
+  if (opt_.elide_calls) {
+    hooks.as_of = [this](absl::Time at, const std::function<void()>& fn) {
+      fleet_clock_.RunAsOf(at, fn);
+    };
+  }
   hooks.start_failed = [this](SimAgent& a) {
     ++nodes_failed_to_start_;
     Note(a.id(), {T(), "start_failed",
@@ -279,8 +319,13 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
       std::move(hooks));
   SimAgent* raw = agent.get();
   agents_[id] = std::move(agent);
+  agent_of_spec_[&raw->spec()] = raw;
   Tracked& t = tracked_[id];
   t.pool = pool;
+  auto slot = std::lower_bound(pool_names_.begin(), pool_names_.end(), pool);
+  t.pool_slot = !pool.empty() && slot != pool_names_.end() && *slot == pool
+                    ? static_cast<int>(slot - pool_names_.begin())
+                    : -1;
   if (t.base_id.empty()) t.base_id = id;
   return raw;
 }
@@ -292,6 +337,7 @@ void Simulation::Setup() {
     log_ = Logger(sink_);
   }
   const Config& cfg = sc_.config;
+  for (const auto& [name, pc] : cfg.pools) pool_names_.push_back(name);
   store_ = std::make_unique<MemoryStore>();
   evaluator_ = std::make_unique<PolicyEvaluator>();
   if (!cfg.server.health_policy.empty()) {
@@ -317,6 +363,11 @@ void Simulation::Setup() {
   // (on the clock, as the server's pool worker would, coalesced).
   fo.on_events_committed = [this](const std::vector<Event>& events) {
     for (const Event& e : events) {
+      // Whatever the fleet did to a node, its agent stops skipping calls.
+      if (!e.node_id().empty()) {
+        if (auto a = agents_.find(e.node_id()); a != agents_.end())
+          a->second->FleetChanged();
+      }
       if (!WantsPoolTick(e) || pools_ == nullptr || pool_tick_pending_) {
         continue;
       }
@@ -327,11 +378,12 @@ void Simulation::Setup() {
       });
     }
   };
-  fleet_ =
-      std::make_unique<FleetService>(*store_, clock_, *evaluator_, log_, fo);
+  fleet_ = std::make_unique<FleetService>(*store_, fleet_clock_, *evaluator_,
+                                          log_, fo);
   (void)fleet_->Start();
   timing_.heartbeat_interval = cfg.server.heartbeat_interval;
   timing_.health_interval = cfg.server.health_check_interval;
+  timing_.heartbeat_timeout = fo.heartbeat_timeout;
 
   // Every configured provider is simulated by the fake provider under its
   // own name, so a production config runs unchanged.
@@ -449,6 +501,7 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
         t.status = NODE_STATUS_ACTIVE;
         t.health = HEALTH_STATUS_UNKNOWN;
       }
+      if (!t.known) known_.push_back(&t);
       t.known = true;
       Note(e.node_id(), {T(), "registered", e.message()});
       if (auto a = agents_.find(e.node_id());
@@ -879,16 +932,15 @@ void Simulation::Sample() {
   DrainEvents();
   int total = 0, healthy = 0, degraded = 0, unhealthy = 0, cordoned = 0,
       draining = 0, terminated = 0;
-  std::map<std::string, int> pools;
-  for (const auto& [name, pc] : sc_.config.pools) pools[name] = 0;
-  for (const auto& [id, t] : tracked_) {
-    if (!t.known) continue;
+  std::vector<int> in_pool(pool_names_.size(), 0);
+  for (const Tracked* tp : known_) {
+    const Tracked& t = *tp;
     if (t.status == NODE_STATUS_TERMINATED) {
       ++terminated;
       continue;
     }
     ++total;
-    if (!t.pool.empty() && pools.contains(t.pool)) ++pools[t.pool];
+    if (t.pool_slot >= 0) ++in_pool[t.pool_slot];
     switch (t.status) {
       case NODE_STATUS_UNHEALTHY:
         ++unhealthy;
@@ -909,6 +961,9 @@ void Simulation::Sample() {
         }
     }
   }
+  std::map<std::string, int> pools;
+  for (size_t i = 0; i < pool_names_.size(); ++i)
+    pools[pool_names_[i]] = in_pool[i];
   nlohmann::json j;
   j["t"] = Round(T());
   j["total"] = total;
@@ -1032,8 +1087,17 @@ nlohmann::json Simulation::BuildReport(
   }
   policy["rules"] = rules;
   policy["rule_errors"] = stats.rule_errors;
-  policy["health_reports"] = stats.health_reports;
-  policy["heartbeats"] = stats.heartbeats;
+  // What the agents did, and how much of it steady nodes skipped (the fleet
+  // core handled the difference).
+  ElidedCalls elided;
+  for (const auto& [id, a] : agents_) {
+    elided.heartbeats += a->elided().heartbeats;
+    elided.health_reports += a->elided().health_reports;
+  }
+  policy["health_reports"] = stats.health_reports + elided.health_reports;
+  policy["heartbeats"] = stats.heartbeats + elided.heartbeats;
+  policy["health_reports_skipped"] = elided.health_reports;
+  policy["heartbeats_skipped"] = elided.heartbeats;
   policy["status_changes"] = stats.status_changes;
   report["policy"] = policy;
   s["policy_rule_hits"] = stats.rule_matches;
@@ -1154,6 +1218,8 @@ SimResult Simulation::Run() {
     Sample();
   }
 
+  // Steady nodes' last skipped beats: the fleet core ends as with every call.
+  for (auto& [id, a] : agents_) a->Settle();
   std::vector<AssertionResult> results = results_;
   for (size_t i = 0; i < sc_.assertions.size(); ++i) {
     AssertionResult r =

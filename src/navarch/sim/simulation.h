@@ -40,6 +40,10 @@ struct SimOptions {
   // --realtime: called with the virtual time elapsed before each step, to
   // wait until as much wall time has passed.
   std::function<void(absl::Duration)> pace;
+  // Steady nodes skip the calls whose only effect is predictable
+  // (sim_agent.h, docs/simulator.md "Elided calls"); the summary is the same
+  // either way. false (--every-call): every node makes every call.
+  bool elide_calls = true;
 };
 
 struct AssertionResult {
