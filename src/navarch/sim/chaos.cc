@@ -185,6 +185,17 @@ void ChaosEngine::ScheduleNext() {
   });
 }
 
+void ChaosEngine::Intern(const NodeSpec& n) {
+  if (n.zone_key >= 0) return;
+  auto key = [this](const std::string& name) {
+    return scope_keys_.try_emplace(name, static_cast<int>(scope_keys_.size()))
+        .first->second;
+  };
+  n.zone_key = key(absl::StrCat("zone/", n.zone));
+  n.region_key = key(absl::StrCat("region/", n.region));
+  n.provider_key = key(absl::StrCat("provider/", n.provider));
+}
+
 std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
                                                   const std::string& scope) {
   auto rack_of = [](const NodeSpec& n) {
@@ -194,17 +205,19 @@ std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
       return it->second;
     return n.instance_type;
   };
+  Intern(origin);
+  int NodeSpec::*key = nullptr;
+  if (scope == "zone" || scope == "rack") key = &NodeSpec::zone_key;
+  if (scope == "region") key = &NodeSpec::region_key;
+  if (scope == "provider") key = &NodeSpec::provider_key;
+  const bool rack = scope == "rack";
   std::vector<const NodeSpec*> out;
   for (const NodeSpec* n : host_.LiveNodes()) {
-    if (n->id == origin.id) continue;
-    bool in = true;
-    if (scope == "zone") in = n->zone == origin.zone;
-    if (scope == "region") in = n->region == origin.region;
-    if (scope == "provider") in = n->provider == origin.provider;
-    if (scope == "rack") {
-      in = n->zone == origin.zone && rack_of(*n) == rack_of(origin);
-    }
-    if (in) out.push_back(n);
+    if (n == &origin) continue;
+    Intern(*n);
+    bool in = key == nullptr || n->*key == origin.*key;
+    if (in && rack) in = rack_of(*n) == rack_of(origin);
+    if (in && n->id != origin.id) out.push_back(n);
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "navarch/base/clock.h"
 #include "navarch/sim/scenario.h"
@@ -80,6 +81,7 @@ class ChaosEngine {
   void Cascade(const NodeSpec& origin, int depth);
   std::vector<const NodeSpec*> InScope(const NodeSpec& origin,
                                        const std::string& scope);
+  void Intern(const NodeSpec& n);
 
   const ChaosSpec spec_;
   Clock& clock_;
@@ -89,6 +91,8 @@ class ChaosEngine {
   absl::Time end_ = absl::InfinitePast();
   // Nodes a cascade has picked and will hit (LiveNodes() entries).
   absl::flat_hash_set<const NodeSpec*> cascade_pending_;
+  // Zone, region and provider names -> NodeSpec::*_key.
+  absl::flat_hash_map<std::string, int> scope_keys_;
   ChaosStats stats_;
 };
 
