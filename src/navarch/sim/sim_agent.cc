@@ -73,15 +73,6 @@ SimAgent::~SimAgent() {
   CloseStream();
 }
 
-void SimAgent::After(absl::Duration d, std::function<void()> fn) {
-  std::shared_ptr<bool> alive = alive_;
-  clock_.Schedule(d, [this, alive, fn = std::move(fn)] {
-    if (!*alive) return;
-    if (hooks_.count) hooks_.count();
-    fn();
-  });
-}
-
 void SimAgent::Start(absl::Duration boot_delay) {
   if (running_) return;
   running_ = true;

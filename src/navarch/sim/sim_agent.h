@@ -150,7 +150,16 @@ class SimAgent {
   void OpenStream();
   void CloseStream();
   void OnCommand(const NodeCommand& command);
-  void After(absl::Duration d, std::function<void()> fn);
+  // Runs `fn` after `d` on the clock, unless the agent is gone by then. A
+  // template: one std::function per timer, not two (millions of timers).
+  template <typename F>
+  void After(absl::Duration d, F fn) {
+    clock_.Schedule(d, [this, alive = alive_, fn = std::move(fn)]() mutable {
+      if (!*alive) return;
+      if (hooks_.count) hooks_.count();
+      fn();
+    });
+  }
   void Ack(const NodeCommand& command, bool ok, const std::string& message);
 
   NodeSpec spec_;
