@@ -492,6 +492,61 @@ TEST_F(SqliteStoreTest, MissingLivenessRowReadsAsTheRecordAndIsRecreated) {
             "n1");
 }
 
+// A flush runs in a transaction of its own, without a savepoint: when one
+// of its updates fails, the whole flush goes and nothing else does.
+TEST_F(SqliteStoreTest, FailedHeartbeatFlushChangesNothing) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());
+    ASSERT_TRUE(store->CommitSync(NewNode("n2")).ok());
+    ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(5), Cpu(5)}}).ok());
+  }
+  {
+    RawDb(path_).Exec(absl::StrCat(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON node_liveness "
+        "WHEN new.last_heartbeat_ns = ",
+        TimeToNanos(T(666)), " BEGIN SELECT RAISE(ABORT, 'refused'); END;"));
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::Status flush = store->UpdateHeartbeats(
+      {{"n1", T(10), Cpu(10)}, {"n2", T(666), std::nullopt}});
+  EXPECT_FALSE(flush.ok());
+  EXPECT_THAT(flush.message(), HasSubstr("refused"));
+  auto n1 = store->GetNode("n1");
+  ASSERT_TRUE(n1.ok() && n1->has_value());
+  EXPECT_EQ(FromTimestamp((*n1)->node().last_heartbeat()), T(5));
+  EXPECT_EQ((*n1)->node().last_metrics().cpu_usage_percent(), 5);
+  // The store is fine: the failure was the flush's own.
+  EXPECT_TRUE(store->Ping().ok());
+  EXPECT_TRUE(store->CommitSync(NewNode("n3")).ok());
+  ASSERT_TRUE(store->UpdateHeartbeats({{"n1", T(11), Cpu(11)}}).ok());
+  n1 = store->GetNode("n1");
+  ASSERT_TRUE(n1.ok() && n1->has_value());
+  EXPECT_EQ(FromTimestamp((*n1)->node().last_heartbeat()), T(11));
+}
+
+// The store applies a flush in node_id order (its table's order); two
+// updates of one node at the same instant still apply in the caller's order.
+TEST_F(SqliteStoreTest, UpdatesOfOneNodeApplyInTheCallersOrder) {
+  auto store = Open();
+  for (const char* id : {"a", "b", "c", "d"})
+    ASSERT_TRUE(store->CommitSync(NewNode(id)).ok());
+  ASSERT_TRUE(store
+                  ->UpdateHeartbeats({{"d", T(5), Cpu(1)},
+                                      {"c", T(5), Cpu(1)},
+                                      {"c", T(5), Cpu(2)},
+                                      {"b", T(5), Cpu(1)},
+                                      {"c", T(5), Cpu(3)},
+                                      {"a", T(5), Cpu(1)},
+                                      {"c", T(4), Cpu(9)}})
+                  .ok());
+  auto c = store->GetNode("c");
+  ASSERT_TRUE(c.ok() && c->has_value());
+  EXPECT_EQ(FromTimestamp((*c)->node().last_heartbeat()), T(5));
+  EXPECT_EQ((*c)->node().last_metrics().cpu_usage_percent(), 3);
+}
+
 // --- Group commit ---
 
 TEST_F(SqliteStoreTest, QueuedCommitsShareOneTransaction) {
