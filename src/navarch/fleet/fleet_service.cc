@@ -4,6 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
@@ -65,9 +67,69 @@ bool IsLive(NodeStatus s) {
          s == NODE_STATUS_DRAINING;
 }
 
-std::string PoolOf(const NodeInfo& node) {
-  auto it = node.metadata().labels().find("pool");
-  return it == node.metadata().labels().end() ? "" : it->second;
+std::string PoolOf(const NodeMetadata& metadata) {
+  auto it = metadata.labels().find("pool");
+  return it == metadata.labels().end() ? "" : it->second;
+}
+
+// NodeEntry's serialized parts are NodeInfo wire format, written field by
+// field straight from the messages (no copy into a NodeInfo first).
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedOutputStream;
+
+// Bytes of a length-delimited field `field` holding `size` bytes.
+size_t FieldSize(int field, size_t size) {
+  return CodedOutputStream::VarintSize32(WireFormatLite::MakeTag(
+             field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
+         CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) + size;
+}
+
+// Appends `m` as field `field` of `out`; ByteSizeLong() must have run on it.
+void AppendField(int field, const google::protobuf::MessageLite& m,
+                 std::string& out) {
+  const int size = m.GetCachedSize();
+  uint8_t header[16];
+  uint8_t* p = WireFormatLite::WriteTagToArray(
+      field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
+  p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), p);
+  out.append(reinterpret_cast<const char*>(header), p - header);
+  const size_t at = out.size();
+  out.resize(at + size);
+  m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data()) +
+                                    at);
+}
+
+// NodeEntry::cold: `gpus` and `metadata` (if not null), exactly sized.
+std::string SerializeCold(
+    const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
+    const NodeMetadata* metadata) {
+  size_t total = 0;
+  for (const auto& g : gpus)
+    total += FieldSize(NodeInfo::kGpusFieldNumber, g.ByteSizeLong());
+  if (metadata != nullptr) {
+    total +=
+        FieldSize(NodeInfo::kMetadataFieldNumber, metadata->ByteSizeLong());
+  }
+  std::string out;
+  out.reserve(total);
+  for (const auto& g : gpus) AppendField(NodeInfo::kGpusFieldNumber, g, out);
+  if (metadata != nullptr)
+    AppendField(NodeInfo::kMetadataFieldNumber, *metadata, out);
+  return out;
+}
+
+// NodeEntry::metrics, reusing `out`'s buffer: a heartbeat allocates nothing
+// unless its metrics are larger than any before.
+void SerializeMetrics(const NodeMetrics& metrics, std::string& out) {
+  const size_t total =
+      FieldSize(NodeInfo::kLastMetricsFieldNumber, metrics.ByteSizeLong());
+  if (total > out.capacity()) {
+    std::string fresh;
+    fresh.reserve(total);
+    out.swap(fresh);
+  }
+  out.clear();
+  AppendField(NodeInfo::kLastMetricsFieldNumber, metrics, out);
 }
 
 // Wraps a typed `done` so that it receives `value` on success.
@@ -111,8 +173,9 @@ absl::Status FleetService::Start() {
       NodeEntry entry;
       // Liveness restarts with a full grace period: we may have been down.
       entry.alive_at = std::max(now, FromTimestamp(n.node().last_heartbeat()));
-      entry.record = std::move(n);
-      nodes_[entry.record.node().node_id()] = std::move(entry);
+      std::string id = n.node().node_id();
+      Compact(std::move(n), entry);
+      nodes_[std::move(id)] = std::move(entry);
     }
     for (auto& i : snap->instances)
       instances_[i.instance().instance_id()] = std::move(i);
@@ -214,7 +277,7 @@ void FleetService::Resync(const std::vector<std::string>& node_ids) {
     if (!stored->has_value()) {
       nodes_.erase(id);
     } else if (auto it = nodes_.find(id); it != nodes_.end()) {
-      it->second.record = std::move(**stored);
+      Compact(std::move(**stored), it->second);
     }
   }
 }
@@ -239,9 +302,35 @@ NodeRecord FleetService::NextVersion(const NodeEntry& entry) const {
   return r;
 }
 
-void FleetService::InstallLocked(NodeRecord record) {
-  NodeEntry& entry = nodes_[record.node().node_id()];
+void FleetService::StageLocked(NodeEntry& entry, NodeRecord hot,
+                               WriteBatch& batch) {
+  batch.nodes.push_back(hot);
+  Expand(entry.cold, entry.metrics, batch.nodes.back().mutable_node());
+  entry.record = std::move(hot);
+}
+
+void FleetService::Compact(NodeRecord record, NodeEntry& entry) {
+  NodeInfo* node = record.mutable_node();
+  entry.cold = SerializeCold(
+      node->gpus(), node->has_metadata() ? &node->metadata() : nullptr);
+  if (node->has_last_metrics()) {
+    SerializeMetrics(node->last_metrics(), entry.metrics);
+  } else {
+    std::string().swap(entry.metrics);
+  }
+  // Swapped out rather than cleared: a cleared repeated field keeps its
+  // elements allocated for reuse.
+  google::protobuf::RepeatedPtrField<GPUInfo>().Swap(node->mutable_gpus());
+  node->clear_metadata();
+  node->clear_last_metrics();
   entry.record = std::move(record);
+}
+
+void FleetService::Expand(const std::string& cold, const std::string& metrics,
+                          NodeInfo* node) {
+  // Both hold only fields the hot part lacks: merging sets them.
+  (void)node->MergeFromString(cold);
+  if (!metrics.empty()) (void)node->MergeFromString(metrics);
 }
 
 void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
@@ -303,9 +392,8 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     node->set_region(req.region());
     node->set_zone(req.zone());
     node->set_instance_type(req.instance_type());
-    *node->mutable_gpus() = req.gpus();
-    *node->mutable_metadata() = req.metadata();
-    node->set_pool(PoolOf(*node));
+    // gpus and metadata: NodeEntry::cold, below.
+    node->set_pool(PoolOf(req.metadata()));
     Event e = NewEvent(
         known ? "node.reregistered" : "node.registered", node, Actor{"node"},
         known ? absl::StrCat("agent registered again; status stays ",
@@ -335,9 +423,9 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
       }
     }
 
-    batch.nodes.push_back(rec);
-    InstallLocked(rec);
-    NodeEntry& entry = nodes_[req.node_id()];
+    NodeEntry& entry = known ? it->second : nodes_[req.node_id()];
+    entry.cold = SerializeCold(req.gpus(), &req.metadata());
+    StageLocked(entry, std::move(rec), batch);
     entry.alive_at = now;
 
     RegisterNodeResponse resp;
@@ -377,7 +465,7 @@ void FleetService::SendHeartbeat(const HeartbeatRequest& req,
     absl::Time now = clock_.Now();
     NodeInfo* node = entry.record.mutable_node();
     *node->mutable_last_heartbeat() = ToTimestamp(now);
-    if (req.has_metrics()) *node->mutable_last_metrics() = req.metrics();
+    if (req.has_metrics()) SerializeMetrics(req.metrics(), entry.metrics);
     entry.alive_at = std::max(entry.alive_at, now);
     if (!entry.heartbeat_dirty) {
       entry.heartbeat_dirty = true;
@@ -405,6 +493,9 @@ void FleetService::ReportHealth(const ReportHealthRequest& req,
           absl::StrCat("node ", req.node_id(), " is terminated")));
     }
     absl::Time now = clock_.Now();
+    // `current` is the hot part (no gpus, metadata or last metrics): the
+    // policy reads only the report, and expanding it on every report would
+    // cost the routine path more than the rest of it.
     HealthEvaluation eval = evaluator_.Evaluate(current, req);
     ++stats_.health_reports;
     for (const auto& v : eval.verdicts) {
@@ -552,8 +643,7 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
       pending =
           SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
     } else {
-      batch.nodes.push_back(rec);
-      InstallLocked(std::move(rec));
+      StageLocked(entry, std::move(rec), batch);
       pending = SubmitLocked(std::move(batch),
                              Reply(std::move(done), std::move(resp)));
     }
@@ -743,10 +833,7 @@ void FleetService::IssueCommand(const IssueCommandRequest& req,
     batch.commands.push_back(c);
     entry.open_commands.push_back(cmd->command_id());
     commands_[cmd->command_id()] = c;
-    if (status_changed) {
-      batch.nodes.push_back(rec);
-      InstallLocked(std::move(rec));
-    }
+    if (status_changed) StageLocked(entry, std::move(rec), batch);
     IssueCommandResponse resp;
     resp.set_command_id(cmd->command_id());
     *resp.mutable_issued_at() = cmd->issued_at();
@@ -778,34 +865,47 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
     return absl::InvalidArgumentError("page_token needs a page_size");
   }
   ListNodesResponse resp;
-  absl::MutexLock lock(&mu_);
-  // The token is the last node id of the previous page: the next page starts
-  // after it, even if that node was removed since.
-  auto it = req.page_token().empty() ? nodes_.begin()
-                                     : nodes_.upper_bound(req.page_token());
-  for (; it != nodes_.end(); ++it) {
-    const NodeInfo& n = it->second.record.node();
-    if (!req.provider().empty() && n.provider() != req.provider()) continue;
-    if (!req.region().empty() && n.region() != req.region()) continue;
-    if (req.status() != NODE_STATUS_UNKNOWN && n.status() != req.status())
-      continue;
-    if (req.page_size() > 0 && resp.nodes_size() == req.page_size()) {
-      resp.set_next_page_token(resp.nodes(resp.nodes_size() - 1).node_id());
-      break;
+  // The serialized parts are copied under the lock and expanded after it.
+  std::vector<std::pair<std::string, std::string>> parts;
+  {
+    absl::MutexLock lock(&mu_);
+    // The token is the last node id of the previous page: the next page
+    // starts after it, even if that node was removed since.
+    auto it = req.page_token().empty() ? nodes_.begin()
+                                       : nodes_.upper_bound(req.page_token());
+    for (; it != nodes_.end(); ++it) {
+      const NodeInfo& n = it->second.record.node();
+      if (!req.provider().empty() && n.provider() != req.provider()) continue;
+      if (!req.region().empty() && n.region() != req.region()) continue;
+      if (req.status() != NODE_STATUS_UNKNOWN && n.status() != req.status())
+        continue;
+      if (req.page_size() > 0 && resp.nodes_size() == req.page_size()) {
+        resp.set_next_page_token(resp.nodes(resp.nodes_size() - 1).node_id());
+        break;
+      }
+      *resp.add_nodes() = n;
+      parts.emplace_back(it->second.cold, it->second.metrics);
     }
-    *resp.add_nodes() = n;
   }
+  for (int i = 0; i < resp.nodes_size(); ++i)
+    Expand(parts[i].first, parts[i].second, resp.mutable_nodes(i));
   return resp;
 }
 
 absl::StatusOr<GetNodeResponse> FleetService::GetNode(
     const GetNodeRequest& req) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
-  absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(req.node_id());
-  if (it == nodes_.end()) return NodeNotFound(req.node_id());
   GetNodeResponse resp;
-  *resp.mutable_node() = it->second.record.node();
+  std::string cold, metrics;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(req.node_id());
+    if (it == nodes_.end()) return NodeNotFound(req.node_id());
+    *resp.mutable_node() = it->second.record.node();
+    cold = it->second.cold;
+    metrics = it->second.metrics;
+  }
+  Expand(cold, metrics, resp.mutable_node());
   return resp;
 }
 
@@ -947,8 +1047,7 @@ int FleetService::CheckHeartbeats() {
                        " (timeout ",
                        FormatGoDuration(options_.heartbeat_timeout), ")"),
           Actor{"heartbeat-monitor"}, batch);
-      batch.nodes.push_back(rec);
-      entry.record = std::move(rec);
+      StageLocked(entry, std::move(rec), batch);
       ++declared;
     }
     if (declared == 0) return 0;
@@ -973,7 +1072,9 @@ absl::Status FleetService::FlushHeartbeats() {
   // copies, not for a walk of the whole fleet (p99 under load).
   constexpr size_t kChunk = 512;
   std::vector<HeartbeatUpdate> updates;
+  std::vector<std::string> metrics;  // serialized, parsed after the lock
   updates.reserve(ids.size());
+  metrics.reserve(ids.size());
   for (size_t start = 0; start < ids.size(); start += kChunk) {
     absl::MutexLock lock(&mu_);
     const size_t end = std::min(ids.size(), start + kChunk);
@@ -986,11 +1087,17 @@ absl::Status FleetService::FlushHeartbeats() {
       HeartbeatUpdate u;
       u.node_id = ids[i];
       u.last_heartbeat = FromTimestamp(n.last_heartbeat());
-      if (n.has_last_metrics()) u.metrics = n.last_metrics();
       updates.push_back(std::move(u));
+      metrics.push_back(entry.metrics);
     }
   }
   if (updates.empty()) return absl::OkStatus();
+  for (size_t i = 0; i < updates.size(); ++i) {
+    if (metrics[i].empty()) continue;
+    NodeInfo m;
+    if (m.ParseFromString(metrics[i]))
+      updates[i].metrics = std::move(*m.mutable_last_metrics());
+  }
   absl::Status s = store_.UpdateHeartbeats(updates);
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
@@ -1066,9 +1173,8 @@ void FleetService::MarkTerminated(const std::string& node_id,
       closed = std::move(w->second.closed);
       watchers_.erase(w);
     }
-    batch.nodes.push_back(rec);
-    NodeInfo result = rec.node();
-    InstallLocked(std::move(rec));
+    StageLocked(it->second, std::move(rec), batch);
+    NodeInfo result = batch.nodes.back().node();
     pending = SubmitLocked(std::move(batch),
                            Reply(std::move(done), std::move(result)));
   }

@@ -177,8 +177,19 @@ class FleetService {
   const FleetOptions& options() const { return options_; }
 
  private:
+  // Memory (issue 8, target 3): what a node registered with (its GPU
+  // inventory and host metadata: read only by GetNode/ListNodes and written
+  // whole by commits) and its last heartbeat's metrics are kept serialized,
+  // ~1.3 KB instead of ~4.5 KB of protobuf objects (8 GPUInfo with five heap
+  // strings each, 8 GPUMetrics). `record` holds the rest (the hot part every
+  // call reads); Expand() puts the whole node together again.
   struct NodeEntry {
+    // Without gpus, metadata and last_metrics.
     NodeRecord record;
+    // NodeInfo wire format holding only gpus (field 9) and metadata (10).
+    std::string cold;
+    // NodeInfo wire format holding only last_metrics (13); empty: none.
+    std::string metrics;
     // The last sign of life for the heartbeat monitor: max(last heartbeat,
     // registration, control-plane start).
     absl::Time alive_at;
@@ -211,19 +222,31 @@ class FleetService {
   void ChangeStatusLocked(NodeRecord& record, NodeStatus to,
                           const std::string& reason, const Actor& actor,
                           WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Returns a copy of the node's record with the version bumped, for editing.
+  // Returns a copy of the node's record with the version bumped, for editing:
+  // the hot part only (no gpus, metadata or last_metrics).
   NodeRecord NextVersion(const NodeEntry& entry) const;
+  // Commits `hot` (from NextVersion) as the node's new record: adds the whole
+  // record (with the entry's serialized parts) to `batch` and installs `hot`
+  // in the index.
+  void StageLocked(NodeEntry& entry, NodeRecord hot, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves gpus, metadata and last_metrics out of `record` into the entry's
+  // serialized fields and installs the rest.
+  static void Compact(NodeRecord record, NodeEntry& entry);
+  // Adds the serialized parts to `node` (a hot copy of the entry's node).
+  static void Expand(const std::string& cold, const std::string& metrics,
+                     NodeInfo* node);
   // PENDING -> DELIVERED for a command handed to its agent (poll or
   // stream): bumps its version, adds it to `batch`, counts it.
   void MarkDeliveredLocked(CommandRecord& c, absl::Time now, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ReportHealth once the report may change something: the new record, its
-  // events and status change, committed.
+  // events and status change, committed. (The evaluator is handed the hot
+  // part of the node: the policy reads only the report.)
   std::shared_ptr<PendingCommit> ReportHealthChangeLocked(
       const ReportHealthRequest& req, NodeEntry& entry,
       const HealthEvaluation& eval, absl::Time now,
       Done<ReportHealthResponse> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void InstallLocked(NodeRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleFlush();
 
   Store& store_;

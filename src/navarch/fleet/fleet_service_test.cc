@@ -4,6 +4,7 @@
 #include <tuple>
 #include <vector>
 
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
 #include "navarch/store/memory/memory_store.h"
@@ -661,6 +662,127 @@ TEST_F(FleetTest, RecordEventAppendsAControllerDecision) {
     fleet_->RecordEvent("", "", "", Actor{}, "", {}, done);
   });
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The index keeps a node's GPUs, metadata and last metrics serialized (for
+// memory); every read and every commit must still see the whole node.
+TEST_F(FleetTest, EveryReadAndCommitSeesTheWholeNode) {
+  using google::protobuf::util::MessageDifferencer;
+  RegisterNodeRequest reg;
+  reg.set_provider("gcp");
+  reg.set_region("us-central1");
+  reg.set_instance_type("a3-highgpu-8g");
+  for (int i = 0; i < 8; ++i) {
+    GPUInfo* g = reg.add_gpus();
+    g->set_index(i);
+    g->set_uuid("GPU-1c0d7a7e-55f2-4b4e-9f0a-00000000000" + std::to_string(i));
+    g->set_name("NVIDIA H100 80GB HBM3");
+    g->set_pci_bus_id("00000000:1" + std::to_string(i) + ":00.0");
+    g->set_memory_total(int64_t{85899345920});
+    g->set_driver_version("550.90.07");
+    g->set_cuda_version("12.4");
+  }
+  reg.mutable_metadata()->set_hostname("host-1");
+  reg.mutable_metadata()->set_internal_ip("10.0.0.1");
+  reg.mutable_metadata()->set_kernel_version("6.1.0");
+  (*reg.mutable_metadata()->mutable_labels())["pool"] = "train";
+  (*reg.mutable_metadata()->mutable_labels())["team"] = "ml";
+  auto register_as = [&](const std::string& id) {
+    reg.set_node_id(id);
+    return Await<RegisterNodeResponse>(
+        [&](auto done) { fleet_->RegisterNode(reg, done); });
+  };
+  HeartbeatRequest hb;
+  hb.mutable_metrics()->set_cpu_usage_percent(41.5);
+  hb.mutable_metrics()->set_memory_usage_percent(63.25);
+  for (int i = 0; i < 8; ++i) {
+    GPUMetrics* m = hb.mutable_metrics()->add_gpu_metrics();
+    m->set_gpu_index(i);
+    m->set_temperature(60 + i);
+    m->set_power_usage(500 + i);
+    m->set_utilization_percent(97.5);
+    m->set_memory_used(int64_t{70000000000} + i);
+  }
+  auto beat = [&](const std::string& id) {
+    hb.set_node_id(id);
+    return Await<HeartbeatResponse>(
+        [&](auto done) { fleet_->SendHeartbeat(hb, done); });
+  };
+  // Whether `n` has what the node registered with and (if `metrics`) the
+  // last heartbeat's metrics.
+  auto whole = [&](const NodeInfo& n, bool metrics) {
+    EXPECT_EQ(n.gpus_size(), reg.gpus_size());
+    for (int i = 0; i < std::min(n.gpus_size(), reg.gpus_size()); ++i)
+      EXPECT_TRUE(MessageDifferencer::Equals(n.gpus(i), reg.gpus(i))) << i;
+    EXPECT_TRUE(MessageDifferencer::Equals(n.metadata(), reg.metadata()))
+        << n.metadata().DebugString();
+    EXPECT_EQ(n.has_last_metrics(), metrics);
+    if (metrics) {
+      EXPECT_TRUE(MessageDifferencer::Equals(n.last_metrics(), hb.metrics()))
+          << n.last_metrics().DebugString();
+    }
+    EXPECT_EQ(n.pool(), "train");
+  };
+  auto stored = [&](const std::string& id) {
+    auto rec = store_.GetNode(id);
+    EXPECT_TRUE(rec.ok() && rec->has_value());
+    return rec.ok() && rec->has_value() ? (*rec)->node() : NodeInfo();
+  };
+
+  ASSERT_TRUE(register_as("n1").ok());
+  whole(Node("n1"), false);
+  whole(stored("n1"), false);
+  ASSERT_TRUE(beat("n1").ok());
+  whole(Node("n1"), true);
+  ListNodesRequest list;
+  list.set_page_size(1);
+  auto listed = fleet_->ListNodes(list);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->nodes_size(), 1);
+  whole(listed->nodes(0), true);
+
+  // Commits carry the whole record, the last metrics included.
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON).ok());
+  whole(stored("n1"), true);
+  ASSERT_TRUE(ReportClean("n1").ok());
+  whole(Node("n1"), true);
+  ASSERT_TRUE(ReportXid("n1", 79).ok());
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_UNHEALTHY);
+  whole(Node("n1"), true);
+  whole(stored("n1"), true);
+  ASSERT_TRUE(fleet_->FlushHeartbeats().ok());
+  whole(stored("n1"), true);
+
+  // The heartbeat monitor's commit.
+  ASSERT_TRUE(register_as("n2").ok());
+  ASSERT_TRUE(beat("n2").ok());
+  clock_.Advance(absl::Seconds(91));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);  // n2; n1 is already UNHEALTHY
+  whole(stored("n2"), true);
+
+  // Loaded again from the store.
+  Restart();
+  whole(Node("n1"), true);
+  whole(Node("n2"), true);
+
+  // Registering again replaces the inventory and keeps the last metrics.
+  reg.mutable_gpus()->DeleteSubrange(4, 4);
+  reg.mutable_metadata()->set_hostname("host-1b");
+  ASSERT_TRUE(register_as("n1").ok());
+  whole(Node("n1"), true);
+  whole(stored("n1"), true);
+  // Metrics present but empty are still present.
+  hb.mutable_metrics()->Clear();
+  ASSERT_TRUE(beat("n1").ok());
+  whole(Node("n1"), true);
+
+  auto terminated = Await<NodeInfo>([&](auto done) {
+    fleet_->MarkTerminated("n1", "gone", Actor{"pool-manager"}, done);
+  });
+  ASSERT_TRUE(terminated.ok()) << terminated.status();
+  whole(*terminated, true);
+  whole(stored("n1"), true);
+  whole(Node("n1"), true);
 }
 
 }  // namespace
