@@ -447,18 +447,21 @@ absl::Status SqliteStore::UpdateHeartbeats(
     const std::vector<HeartbeatUpdate>& updates) {
   auto job = std::make_unique<Job>();
   job->kind = Job::Kind::kHeartbeats;
-  job->heartbeats = updates;
-  // In node_id order, the order of node_liveness's b-tree: the flush then
-  // walks the table once, dirtying each page once. In arrival order it jumps
-  // about the table, and once the dirty pages outgrow the page cache SQLite
-  // spills them to the WAL mid-transaction and writes many of them again
-  // (at 100,000 nodes ~1.5 times the bytes of the old wide-row UPDATEs).
-  // Stable: two updates of one node still apply in the caller's order. Done
-  // here, on the caller's thread, not on the writer's.
-  std::stable_sort(job->heartbeats.begin(), job->heartbeats.end(),
-                   [](const HeartbeatUpdate& a, const HeartbeatUpdate& b) {
-                     return a.node_id < b.node_id;
+  // The job's copy is in node_id order, the order of node_liveness's b-tree:
+  // the flush then walks the table once, dirtying each page once. In arrival
+  // order it jumps about the table, and once the dirty pages outgrow the page
+  // cache SQLite spills them to the WAL mid-transaction and writes many of
+  // them again. Stable: two updates of one node still apply in the caller's
+  // order. Sorted here, on the caller's thread, not on the writer's.
+  std::vector<const HeartbeatUpdate*> order;
+  order.reserve(updates.size());
+  for (const HeartbeatUpdate& u : updates) order.push_back(&u);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const HeartbeatUpdate* a, const HeartbeatUpdate* b) {
+                     return a->node_id < b->node_id;
                    });
+  job->heartbeats.reserve(order.size());
+  for (const HeartbeatUpdate* u : order) job->heartbeats.push_back(*u);
   return SubmitAndWait(std::move(job));
 }
 
