@@ -5,7 +5,9 @@
 //   - ReportHealth with the default policy, a routine clean report and a
 //     fatal XID, over a store that costs nothing (the core's share);
 //   - the default policy alone on the same two reports;
-//   - start-up: loading N nodes from SQLite into the index (restart).
+//   - start-up: loading N nodes from SQLite into the index (restart);
+//   - the pool manager's tick over one pool holding the whole fleet, nothing
+//     to do (what each tick costs before it acts: issue 8, target 5).
 // Store commit throughput is measured by store/sqlite/sqlite_store_benchmark.
 //
 //   build/bin/fleet_benchmark [--benchmark_filter=...]
@@ -31,6 +33,10 @@
 #include "navarch/bench/workload.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/health/evaluator.h"
+#include "navarch/notifier/notifier.h"
+#include "navarch/pool/pool_manager.h"
+#include "navarch/provider/fake/fake_provider.h"
+#include "navarch/provider/registry.h"
 #include "navarch/store/memory/memory_store.h"
 #include "navarch/store/sqlite/sqlite_store.h"
 
@@ -327,6 +333,64 @@ void BM_StartFromSqlite(benchmark::State& state) {
 BENCHMARK(BM_StartFromSqlite)
     ->ArgName("nodes")
     ->Arg(10000)
+    ->Arg(100000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A pool manager's tick over one pool of N nodes (every node of the fleet,
+// each with one heartbeat's metrics), the fake provider, auto_replace on,
+// nothing to replace or scale: the scan every tick pays.
+void BM_PoolTick(benchmark::State& state) {
+  const int64_t nodes = state.range(0);
+  std::string error;
+  BenchFleet* f = CachedFleet(Backend::kNull, nodes, &error);
+  if (f == nullptr) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  HeartbeatRequest beat;
+  FillHeartbeat(kShape, 0, 0, absl::FromUnixSeconds(1767225600), &beat);
+  for (const auto& id : f->ids) {
+    beat.set_node_id(id);
+    f->fleet->SendHeartbeat(beat, [](absl::StatusOr<HeartbeatResponse>) {});
+  }
+  ProviderRegistry registry;
+  if (!registry
+           .Add(std::make_unique<FakeProvider>(f->clock, FakeProviderOptions{}))
+           .ok()) {
+    state.SkipWithError("provider");
+    return;
+  }
+  Config config;
+  ProviderConfig provider;
+  provider.name = "fake";
+  provider.type = ProviderType::kFake;
+  config.providers["fake"] = provider;
+  PoolConfig pool;
+  pool.name = kShape.pool;
+  pool.providers = {PoolProvider{.name = "fake"}};
+  pool.instance_type = "h100-8x";
+  pool.min_nodes = 0;
+  pool.max_nodes = static_cast<int>(nodes);
+  pool.health.auto_replace = true;
+  pool.health.max_concurrent_replacements = 1000;
+  config.pools[pool.name] = pool;
+  NoopNotifier notifier;
+  PoolManager manager(*f->fleet, registry, notifier, f->clock, config,
+                      PoolManagerOptions{.seed = 1});
+  if (!manager.Init().ok()) {
+    state.SkipWithError("pool manager init");
+    return;
+  }
+  for (auto _ : state) manager.Tick();
+  auto status = manager.GetPool(pool.name);
+  if (!status.ok() || status->current_nodes != nodes)
+    state.SkipWithError("the pool does not hold the fleet");
+  state.SetItemsProcessed(state.iterations() * nodes);
+}
+BENCHMARK(BM_PoolTick)
+    ->ArgName("nodes")
+    ->Arg(1000)
     ->Arg(100000)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

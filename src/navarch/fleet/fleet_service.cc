@@ -72,6 +72,16 @@ std::string PoolOf(const NodeMetadata& metadata) {
   return it == metadata.labels().end() ? "" : it->second;
 }
 
+// Mean utilization of a heartbeat's GPU metrics (NodeSummary); unset without
+// GPU metrics.
+std::optional<double> MeanGpuUtilization(const NodeMetrics& metrics) {
+  const auto& gpus = metrics.gpu_metrics();
+  if (gpus.empty()) return std::nullopt;
+  double sum = 0;
+  for (const auto& g : gpus) sum += g.utilization_percent();
+  return sum / gpus.size();
+}
+
 // NodeEntry's serialized parts are NodeInfo wire format, written field by
 // field straight from the messages (no copy into a NodeInfo first).
 using google::protobuf::internal::WireFormatLite;
@@ -313,6 +323,10 @@ void FleetService::Compact(NodeRecord record, NodeEntry& entry) {
   NodeInfo* node = record.mutable_node();
   entry.cold = SerializeCold(
       node->gpus(), node->has_metadata() ? &node->metadata() : nullptr);
+  entry.gpu_count = node->gpus_size();
+  std::optional<double> util = MeanGpuUtilization(node->last_metrics());
+  entry.has_gpu_utilization = util.has_value();
+  entry.gpu_utilization = util.value_or(0);
   if (node->has_last_metrics()) {
     SerializeMetrics(node->last_metrics(), entry.metrics);
   } else {
@@ -425,6 +439,7 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
 
     NodeEntry& entry = known ? it->second : nodes_[req.node_id()];
     entry.cold = SerializeCold(req.gpus(), &req.metadata());
+    entry.gpu_count = req.gpus_size();
     StageLocked(entry, std::move(rec), batch);
     entry.alive_at = now;
 
@@ -465,7 +480,12 @@ void FleetService::SendHeartbeat(const HeartbeatRequest& req,
     absl::Time now = clock_.Now();
     NodeInfo* node = entry.record.mutable_node();
     *node->mutable_last_heartbeat() = ToTimestamp(now);
-    if (req.has_metrics()) SerializeMetrics(req.metrics(), entry.metrics);
+    if (req.has_metrics()) {
+      SerializeMetrics(req.metrics(), entry.metrics);
+      std::optional<double> util = MeanGpuUtilization(req.metrics());
+      entry.has_gpu_utilization = util.has_value();
+      entry.gpu_utilization = util.value_or(0);
+    }
     entry.alive_at = std::max(entry.alive_at, now);
     if (!entry.heartbeat_dirty) {
       entry.heartbeat_dirty = true;
@@ -892,6 +912,32 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
   return resp;
 }
 
+std::vector<NodeSummary> FleetService::ListNodeSummaries() {
+  constexpr size_t kChunk = 4096;
+  std::vector<NodeSummary> out;
+  std::string last;  // the last id copied
+  for (bool more = true; more;) {
+    absl::MutexLock lock(&mu_);
+    if (out.empty()) out.reserve(nodes_.size());
+    auto it = out.empty() ? nodes_.begin() : nodes_.upper_bound(last);
+    for (size_t n = 0; it != nodes_.end() && n < kChunk; ++it, ++n) {
+      const NodeEntry& entry = it->second;
+      const NodeInfo& node = entry.record.node();
+      NodeSummary& s = out.emplace_back();
+      s.node_id = it->first;
+      s.pool = node.pool();
+      s.status = node.status();
+      s.status_reason = node.status_reason();
+      s.registered_at = FromTimestamp(node.registered_at());
+      s.gpu_count = entry.gpu_count;
+      if (entry.has_gpu_utilization) s.gpu_utilization = entry.gpu_utilization;
+    }
+    more = it != nodes_.end();
+    if (more) last = out.back().node_id;
+  }
+  return out;
+}
+
 absl::StatusOr<GetNodeResponse> FleetService::GetNode(
     const GetNodeRequest& req) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", req.node_id()));
@@ -927,6 +973,28 @@ absl::StatusOr<ListInstancesResponse> FleetService::ListInstances(
     *resp.add_instances() = i;
   }
   return resp;
+}
+
+std::vector<InstanceInfo> FleetService::ListUnsettledInstances() {
+  std::vector<InstanceInfo> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, rec] : instances_) {
+    const InstanceInfo& i = rec.instance();
+    if (i.state() == INSTANCE_STATE_PROVISIONING ||
+        i.state() == INSTANCE_STATE_PENDING_REGISTRATION ||
+        (i.state() == INSTANCE_STATE_FAILED && !i.has_terminated_at())) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> FleetService::ListInstanceIds() {
+  std::vector<std::string> out;
+  absl::MutexLock lock(&mu_);
+  out.reserve(instances_.size());
+  for (const auto& [id, rec] : instances_) out.push_back(id);
+  return out;
 }
 
 absl::StatusOr<GetInstanceResponse> FleetService::GetInstance(

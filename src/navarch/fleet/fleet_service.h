@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -70,6 +71,20 @@ struct Actor {
 
 template <typename T>
 using Done = std::function<void(absl::StatusOr<T>)>;
+
+// A node as the pool manager reads it: no GPU inventory, metadata or
+// metrics, so that a tick over a large fleet copies little.
+struct NodeSummary {
+  std::string node_id;
+  std::string pool;
+  NodeStatus status = NODE_STATUS_UNKNOWN;
+  std::string status_reason;
+  absl::Time registered_at;
+  int gpu_count = 0;
+  // Mean utilization_percent over the GPUs of the last heartbeat's metrics;
+  // unset when they had no GPU metrics.
+  std::optional<double> gpu_utilization;
+};
 
 // Counters since start, for /metrics. Keys are label values joined with '|'
 // where a counter has several labels (documented per field).
@@ -149,6 +164,17 @@ class FleetService {
   void CloseWatchers();
 
   // --- For controllers and the pool manager ---
+  // Every node, summarized, in id order. Copied a chunk of nodes at a time
+  // (RPCs wait for one chunk, not for the whole fleet), so it is not one
+  // atomic snapshot: a node that changes meanwhile may appear as it was or
+  // as it is, and one registered meanwhile may be missing.
+  std::vector<NodeSummary> ListNodeSummaries();
+  // The instances a pool manager's tick acts on, in id order: PROVISIONING,
+  // PENDING_REGISTRATION, and FAILED ones not terminated yet (a pool of
+  // 100,000 running instances has few of these).
+  std::vector<InstanceInfo> ListUnsettledInstances();
+  // The ids of all instances, in id order.
+  std::vector<std::string> ListInstanceIds();
   // Declares UNHEALTHY every live node whose last sign of life is older than
   // the heartbeat timeout. Returns how many it declared.
   int CheckHeartbeats();
@@ -193,6 +219,11 @@ class FleetService {
     // The last sign of life for the heartbeat monitor: max(last heartbeat,
     // registration, control-plane start).
     absl::Time alive_at;
+    // For NodeSummary: the last metrics' mean GPU utilization, the number of
+    // GPUs registered.
+    double gpu_utilization = 0;
+    bool has_gpu_utilization = false;
+    int32_t gpu_count = 0;
     bool heartbeat_dirty = false;
     // Open commands in issue order.
     std::vector<std::string> open_commands;

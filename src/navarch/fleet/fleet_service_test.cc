@@ -1,6 +1,7 @@
 #include "navarch/fleet/fleet_service.h"
 
 #include <memory>
+#include <set>
 #include <tuple>
 #include <vector>
 
@@ -783,6 +784,106 @@ TEST_F(FleetTest, EveryReadAndCommitSeesTheWholeNode) {
   whole(*terminated, true);
   whole(stored("n1"), true);
   whole(Node("n1"), true);
+}
+
+TEST_F(FleetTest, NodeSummariesCarryWhatThePoolManagerReads) {
+  ASSERT_TRUE(Register("n1", 8, "train").ok());
+  ASSERT_TRUE(Register("n0", 0).ok());
+  auto beat = [&](std::vector<double> utils, bool metrics = true) {
+    HeartbeatRequest r;
+    r.set_node_id("n1");
+    if (metrics) r.mutable_metrics()->set_cpu_usage_percent(3);
+    for (double u : utils)
+      r.mutable_metrics()->add_gpu_metrics()->set_utilization_percent(u);
+    ASSERT_TRUE(Await<HeartbeatResponse>([&](auto done) {
+                  fleet_->SendHeartbeat(r, done);
+                }).ok());
+  };
+  auto summary = [&](const std::string& id) {
+    for (const NodeSummary& s : fleet_->ListNodeSummaries()) {
+      if (s.node_id == id) return s;
+    }
+    ADD_FAILURE() << id << " not listed";
+    return NodeSummary();
+  };
+  auto summaries = fleet_->ListNodeSummaries();
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_EQ(summaries[0].node_id, "n0");
+  EXPECT_EQ(summaries[0].gpu_count, 0);
+  EXPECT_EQ(summaries[0].pool, "");
+  EXPECT_FALSE(summaries[0].gpu_utilization.has_value());
+
+  beat({10, 20, 45});
+  ASSERT_TRUE(Issue("n1", NODE_COMMAND_TYPE_CORDON, "maintenance").ok());
+  const NodeInfo n1 = Node("n1");
+  NodeSummary s = summary("n1");
+  EXPECT_EQ(s.pool, "train");
+  EXPECT_EQ(s.status, NODE_STATUS_CORDONED);
+  EXPECT_EQ(s.status_reason, n1.status_reason());
+  EXPECT_FALSE(s.status_reason.empty());
+  EXPECT_EQ(s.registered_at, FromTimestamp(n1.registered_at()));
+  EXPECT_EQ(s.gpu_count, 8);
+  ASSERT_TRUE(s.gpu_utilization.has_value());
+  EXPECT_DOUBLE_EQ(*s.gpu_utilization, 25);
+
+  beat({}, /*metrics=*/false);  // No metrics: the last ones stay.
+  EXPECT_DOUBLE_EQ(summary("n1").gpu_utilization.value_or(-1), 25);
+  clock_.Advance(absl::Seconds(2));  // flushed
+  Restart();
+  s = summary("n1");
+  EXPECT_EQ(s.gpu_count, 8);
+  EXPECT_EQ(s.status, NODE_STATUS_CORDONED);
+  EXPECT_DOUBLE_EQ(s.gpu_utilization.value_or(-1), 25);
+  beat({});  // Metrics without GPUs: no utilization.
+  EXPECT_FALSE(summary("n1").gpu_utilization.has_value());
+}
+
+TEST_F(FleetTest, NodeSummariesListEveryNodeInIdOrder) {
+  // More than one chunk of the copy (4,096 nodes).
+  constexpr int kNodes = 9000;
+  for (int i = 0; i < kNodes; ++i) {
+    RegisterNodeRequest r;
+    r.set_node_id("n" + std::to_string(i));
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet_->RegisterNode(r, done);
+                }).ok());
+  }
+  auto summaries = fleet_->ListNodeSummaries();
+  ASSERT_EQ(summaries.size(), static_cast<size_t>(kNodes));
+  std::set<std::string> ids;
+  for (size_t i = 0; i < summaries.size(); ++i) {
+    ids.insert(summaries[i].node_id);
+    if (i > 0) {
+      EXPECT_LT(summaries[i - 1].node_id, summaries[i].node_id);
+    }
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kNodes));
+}
+
+TEST_F(FleetTest, UnsettledInstancesAreThoseATickActsOn) {
+  auto upsert = [&](const std::string& id, InstanceState state,
+                    bool terminated = false) {
+    InstanceInfo i;
+    i.set_instance_id(id);
+    i.set_provider("sim");
+    i.set_state(state);
+    if (terminated) *i.mutable_terminated_at() = ToTimestamp(clock_.Now());
+    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                  fleet_->UpsertInstance(i, Actor{"test"}, done);
+                }).ok());
+  };
+  upsert("i6", INSTANCE_STATE_RUNNING);
+  upsert("i5", INSTANCE_STATE_FAILED);  // its termination failed
+  upsert("i4", INSTANCE_STATE_FAILED, /*terminated=*/true);
+  upsert("i3", INSTANCE_STATE_TERMINATED, /*terminated=*/true);
+  upsert("i2", INSTANCE_STATE_PENDING_REGISTRATION);
+  upsert("i1", INSTANCE_STATE_PROVISIONING);
+  std::vector<std::string> unsettled;
+  for (const InstanceInfo& i : fleet_->ListUnsettledInstances())
+    unsettled.push_back(i.instance_id());
+  EXPECT_EQ(unsettled, (std::vector<std::string>{"i1", "i2", "i5"}));
+  EXPECT_EQ(fleet_->ListInstanceIds(),
+            (std::vector<std::string>{"i1", "i2", "i3", "i4", "i5", "i6"}));
 }
 
 }  // namespace

@@ -19,15 +19,6 @@ bool Pending(const InstanceInfo& i) {
          i.state() == INSTANCE_STATE_PENDING_REGISTRATION;
 }
 
-// Mean GPU utilisation of a node's latest heartbeat; unset without GPUs.
-std::optional<double> NodeUtilization(const NodeInfo& n) {
-  const auto& gpus = n.last_metrics().gpu_metrics();
-  if (gpus.empty()) return std::nullopt;
-  double sum = 0;
-  for (const auto& g : gpus) sum += g.utilization_percent();
-  return sum / gpus.size();
-}
-
 // Below this a node counts as idle when choosing what to scale down.
 constexpr double kIdlePercent = 5.0;
 
@@ -93,6 +84,13 @@ PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
 }
 
 PoolManager::~PoolManager() = default;
+
+const NodeSummary* PoolManager::NodeIndex::Find(const std::string& id) const {
+  auto it = std::lower_bound(
+      nodes.begin(), nodes.end(), id,
+      [](const NodeSummary& n, const std::string& v) { return n.node_id < v; });
+  return it != nodes.end() && it->node_id == id ? &*it : nullptr;
+}
 
 void PoolManager::Count(std::map<std::string, int64_t> PoolCounters::*field,
                         const std::string& key) {
@@ -312,30 +310,29 @@ absl::Status PoolManager::Reconcile() {
 
 void PoolManager::Tick() {
   absl::MutexLock tick(&tick_mu_);
-  absl::StatusOr<ListNodesResponse> listed = fleet_.ListNodes({});
-  absl::StatusOr<ListInstancesResponse> listed_instances =
-      fleet_.ListInstances({});
-  if (!listed.ok() || !listed_instances.ok()) return;
-  std::map<std::string, NodeInfo> nodes;
-  for (const NodeInfo& n : listed->nodes()) nodes[n.node_id()] = n;
+  // Summaries, not whole records: a pool of 100,000 nodes is ticked in
+  // milliseconds, not seconds (issue 8, target 5).
+  NodeIndex nodes{fleet_.ListNodeSummaries()};
+  // Only the instances a tick may act on; a large pool's RUNNING ones are
+  // looked up one by one when a removal needs them.
   std::map<std::string, InstanceInfo> instances;
-  for (const InstanceInfo& i : listed_instances->instances()) {
-    instances[i.instance_id()] = i;
+  for (InstanceInfo& i : fleet_.ListUnsettledInstances()) {
+    std::string id = i.instance_id();
+    instances.emplace_hint(instances.end(), std::move(id), std::move(i));
   }
   ManageInstances(nodes, instances);
   for (auto& [name, pool] : pools_) TickPool(*pool, nodes, instances);
 }
 
 void PoolManager::ManageInstances(
-    const std::map<std::string, NodeInfo>& nodes,
-    std::map<std::string, InstanceInfo>& instances) {
+    const NodeIndex& nodes, std::map<std::string, InstanceInfo>& instances) {
   const absl::Time now = clock_.Now();
   std::map<std::string, std::map<std::string, ProviderInstance>> listed;
   for (auto& [id, inst] : instances) {
     // A node registered under this id: the instance is up, whichever of the
     // two records was written first.
-    if (auto n = nodes.find(id); n != nodes.end() && Pending(inst) &&
-                                 n->second.status() != NODE_STATUS_TERMINATED) {
+    if (const NodeSummary* n = nodes.Find(id);
+        n != nullptr && Pending(inst) && n->status != NODE_STATUS_TERMINATED) {
       inst.set_state(INSTANCE_STATE_RUNNING);
       inst.set_node_id(id);
       inst.set_status_message("node registered");
@@ -459,17 +456,17 @@ absl::StatusOr<std::string> PoolManager::ProvisionOne(
   return pi->id;
 }
 
-void PoolManager::StartRemoval(Pool& pool, const NodeInfo& node, bool replace,
-                               const std::string& reason) {
+void PoolManager::StartRemoval(Pool& pool, const NodeSummary& node,
+                               bool replace, const std::string& reason) {
   Removal r;
-  r.node_id = node.node_id();
+  r.node_id = node.node_id;
   r.replace = replace;
   r.reason = reason;
   r.deadline = clock_.Now() + pool.config.health.drain_timeout;
   for (NodeCommandType type :
        {NODE_COMMAND_TYPE_CORDON, NODE_COMMAND_TYPE_DRAIN}) {
     IssueCommandRequest req;
-    req.set_node_id(node.node_id());
+    req.set_node_id(node.node_id);
     req.set_command_type(type);
     (*req.mutable_parameters())["reason"] = reason;
     (void)Await<IssueCommandResponse>(
@@ -481,32 +478,40 @@ void PoolManager::StartRemoval(Pool& pool, const NodeInfo& node, bool replace,
   if (replace)
     Count(&PoolCounters::replacements, pool.config.name + "|started");
   (void)Emit(replace ? "pool.replacement_started" : "pool.scale_down_started",
-             pool.config.name, node.node_id(),
+             pool.config.name, node.node_id,
              absl::StrCat(replace ? "replacing" : "removing", " node ",
-                          node.node_id(), ": ", reason));
+                          node.node_id, ": ", reason));
   pool.removals[r.node_id] = std::move(r);
 }
 
 bool PoolManager::ProgressRemoval(
-    Pool& pool, Removal& r, const std::map<std::string, NodeInfo>& nodes,
+    Pool& pool, Removal& r, const NodeIndex& nodes,
     std::map<std::string, InstanceInfo>& instances) {
-  auto n = nodes.find(r.node_id);
-  if (n == nodes.end() || n->second.status() == NODE_STATUS_TERMINATED) {
-    return true;
-  }
+  const NodeSummary* n = nodes.Find(r.node_id);
+  if (n == nullptr || n->status == NODE_STATUS_TERMINATED) return true;
   // The replacement comes first, so the pool keeps its capacity.
   if (r.replace && r.replacement_id.empty()) return false;
   const absl::Time now = clock_.Now();
-  bool drained = now >= r.deadline || n->second.gpus().empty();
+  bool drained = now >= r.deadline || n->gpu_count == 0;
   if (!drained) {
     absl::StatusOr<bool> d = notifier_.IsDrained(r.node_id);
     drained = d.ok() && *d;
   }
   if (!drained) return false;
   std::string how = now >= r.deadline ? "drain timed out" : "drained";
+  std::optional<InstanceInfo> instance;
   if (auto it = instances.find(r.node_id); it != instances.end()) {
+    instance = it->second;
+  } else {
+    GetInstanceRequest req;
+    req.set_instance_id(r.node_id);
+    if (auto got = fleet_.GetInstance(req); got.ok()) {
+      instance = std::move(*got->mutable_instance());
+    }
+  }
+  if (instance) {
     absl::Status s =
-        TerminateInstance(it->second, INSTANCE_STATE_TERMINATED, r.reason);
+        TerminateInstance(*instance, INSTANCE_STATE_TERMINATED, r.reason);
     if (!s.ok()) {
       (void)Emit("pool.terminate_failed", pool.config.name, r.node_id,
                  absl::StrCat("terminating ", r.node_id, ": ", s.message()));
@@ -523,20 +528,19 @@ bool PoolManager::ProgressRemoval(
   return t.ok();
 }
 
-void PoolManager::TickPool(Pool& pool,
-                           const std::map<std::string, NodeInfo>& nodes,
+void PoolManager::TickPool(Pool& pool, const NodeIndex& nodes,
                            std::map<std::string, InstanceInfo>& instances) {
   const PoolConfig& pc = pool.config;
   const absl::Time now = clock_.Now();
-  std::vector<const NodeInfo*> live;
-  for (const auto& [id, n] : nodes) {
-    if (n.pool() == pc.name && n.status() != NODE_STATUS_TERMINATED) {
+  std::vector<const NodeSummary*> live;
+  for (const NodeSummary& n : nodes.nodes) {
+    if (n.pool == pc.name && n.status != NODE_STATUS_TERMINATED) {
       live.push_back(&n);
     }
   }
   for (auto it = pool.removals.begin(); it != pool.removals.end();) {
-    auto n = nodes.find(it->first);
-    if (n == nodes.end() || n->second.status() == NODE_STATUS_TERMINATED) {
+    const NodeSummary* n = nodes.Find(it->first);
+    if (n == nullptr || n->status == NODE_STATUS_TERMINATED) {
       it = pool.removals.erase(it);
     } else {
       ++it;
@@ -544,9 +548,9 @@ void PoolManager::TickPool(Pool& pool,
   }
 
   // --- Replacement of unhealthy nodes, within the safety limits.
-  std::vector<const NodeInfo*> unhealthy;
-  for (const NodeInfo* n : live) {
-    if (n->status() == NODE_STATUS_UNHEALTHY) unhealthy.push_back(n);
+  std::vector<const NodeSummary*> unhealthy;
+  for (const NodeSummary* n : live) {
+    if (n->status == NODE_STATUS_UNHEALTHY) unhealthy.push_back(n);
   }
   bool breaker_open;
   {
@@ -577,20 +581,19 @@ void PoolManager::TickPool(Pool& pool,
     if (!breaker_open) {
       int replacing = 0;
       for (const auto& [id, r] : pool.removals) replacing += r.replace ? 1 : 0;
-      for (const NodeInfo* n : unhealthy) {
+      for (const NodeSummary* n : unhealthy) {
         if (replacing >= pc.health.max_concurrent_replacements) break;
-        auto existing = pool.removals.find(n->node_id());
+        auto existing = pool.removals.find(n->node_id);
         if (existing != pool.removals.end()) {
           if (existing->second.replace) continue;
           // Being scaled down already: nothing to replace.
           continue;
         }
-        StartRemoval(
-            pool, *n, /*replace=*/true,
-            absl::StrCat("node unhealthy",
-                         n->status_reason().empty()
-                             ? ""
-                             : absl::StrCat(": ", n->status_reason())));
+        StartRemoval(pool, *n, /*replace=*/true,
+                     absl::StrCat("node unhealthy",
+                                  n->status_reason.empty()
+                                      ? ""
+                                      : absl::StrCat(": ", n->status_reason)));
         ++replacing;
       }
     }
@@ -603,15 +606,16 @@ void PoolManager::TickPool(Pool& pool,
   }
   std::vector<InstanceInfo*> pending;
   for (auto& [id, inst] : instances) {
-    if (inst.pool_name() == pc.name && Pending(inst) && !nodes.contains(id)) {
+    if (inst.pool_name() == pc.name && Pending(inst) &&
+        nodes.Find(id) == nullptr) {
       pending.push_back(&inst);
     }
   }
   int current = 0, healthy = 0, unhealthy_count = 0;
   double util_sum = 0;
   int util_nodes = 0;
-  for (const NodeInfo* n : live) {
-    auto r = pool.removals.find(n->node_id());
+  for (const NodeSummary* n : live) {
+    auto r = pool.removals.find(n->node_id);
     if (r != pool.removals.end()) {
       // A node being replaced holds its slot until the replacement exists;
       // a node being scaled down has already left.
@@ -619,13 +623,13 @@ void PoolManager::TickPool(Pool& pool,
       continue;
     }
     ++current;
-    if (n->status() == NODE_STATUS_UNHEALTHY) {
+    if (n->status == NODE_STATUS_UNHEALTHY) {
       ++unhealthy_count;
       continue;
     }
     ++healthy;
-    if (std::optional<double> u = NodeUtilization(*n)) {
-      util_sum += *u;
+    if (n->gpu_utilization) {
+      util_sum += *n->gpu_utilization;
       ++util_nodes;
     }
   }
@@ -767,30 +771,31 @@ void PoolManager::TickPool(Pool& pool,
     }
     // Then nodes: unhealthy, cordoned, idle, the rest; newest first within
     // each. Only nodes with an instance we can terminate.
-    std::vector<const NodeInfo*> candidates;
-    for (const NodeInfo* n : live) {
-      if (!pool.removals.contains(n->node_id()) &&
-          instances.contains(n->node_id())) {
+    std::vector<const NodeSummary*> candidates;
+    const std::vector<std::string> instance_ids = fleet_.ListInstanceIds();
+    for (const NodeSummary* n : live) {
+      if (!pool.removals.contains(n->node_id) &&
+          std::binary_search(instance_ids.begin(), instance_ids.end(),
+                             n->node_id)) {
         candidates.push_back(n);
       }
     }
-    auto rank = [](const NodeInfo* n) {
-      if (n->status() == NODE_STATUS_UNHEALTHY) return 0;
-      if (n->status() == NODE_STATUS_CORDONED ||
-          n->status() == NODE_STATUS_DRAINING) {
+    auto rank = [](const NodeSummary* n) {
+      if (n->status == NODE_STATUS_UNHEALTHY) return 0;
+      if (n->status == NODE_STATUS_CORDONED ||
+          n->status == NODE_STATUS_DRAINING) {
         return 1;
       }
-      std::optional<double> u = NodeUtilization(*n);
+      const std::optional<double>& u = n->gpu_utilization;
       if (!u || *u < kIdlePercent) return 2;
       return 3;
     };
     std::stable_sort(candidates.begin(), candidates.end(),
-                     [&](const NodeInfo* a, const NodeInfo* b) {
+                     [&](const NodeSummary* a, const NodeSummary* b) {
                        if (rank(a) != rank(b)) return rank(a) < rank(b);
-                       return FromTimestamp(a->registered_at()) >
-                              FromTimestamp(b->registered_at());
+                       return a->registered_at > b->registered_at;
                      });
-    for (const NodeInfo* n : candidates) {
+    for (const NodeSummary* n : candidates) {
       if (excess == 0) break;
       StartRemoval(pool, *n, /*replace=*/false,
                    absl::StrCat("scale down to ", target));

@@ -154,6 +154,13 @@ class PoolManager {
     std::string reason;
   };
   class CountingProvider;
+  // The fleet's nodes as a tick sees them: summaries in id order
+  // (FleetService::ListNodeSummaries), not copies of whole records.
+  struct NodeIndex {
+    std::vector<NodeSummary> nodes;
+    // Null when no node has this id.
+    const NodeSummary* Find(const std::string& id) const;
+  };
   struct Pool {
     PoolConfig config;
     std::unique_ptr<Autoscaler> autoscaler;
@@ -172,18 +179,20 @@ class PoolManager {
     PoolStatus status;
   };
 
-  void ManageInstances(const std::map<std::string, NodeInfo>& nodes,
+  // `instances`: the unsettled ones (FleetService::ListUnsettledInstances),
+  // by id, as this tick changes them; the others (RUNNING, TERMINATED, ...)
+  // are read from the fleet when needed.
+  void ManageInstances(const NodeIndex& nodes,
                        std::map<std::string, InstanceInfo>& instances);
-  void TickPool(Pool& pool, const std::map<std::string, NodeInfo>& nodes,
+  void TickPool(Pool& pool, const NodeIndex& nodes,
                 std::map<std::string, InstanceInfo>& instances);
   // Provisions one instance for `pool` and records it. Returns its id.
   absl::StatusOr<std::string> ProvisionOne(Pool& pool,
                                            const std::string& purpose);
-  void StartRemoval(Pool& pool, const NodeInfo& node, bool replace,
+  void StartRemoval(Pool& pool, const NodeSummary& node, bool replace,
                     const std::string& reason);
   // True when the removal finished (or the node is gone).
-  bool ProgressRemoval(Pool& pool, Removal& removal,
-                       const std::map<std::string, NodeInfo>& nodes,
+  bool ProgressRemoval(Pool& pool, Removal& removal, const NodeIndex& nodes,
                        std::map<std::string, InstanceInfo>& instances);
   absl::Status TerminateInstance(InstanceInfo instance,
                                  InstanceState final_state,
