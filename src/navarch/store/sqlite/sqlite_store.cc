@@ -516,12 +516,11 @@ void SqliteStore::WriterLoop() {
       if (queue_.empty()) return;  // closing, and everything is committed
       // Whatever queued up while the previous transaction was syncing goes
       // into this one: that is the group commit, with no timer to wait on.
-      // A heartbeat flush (bulk: up to every node) gets a transaction of its
-      // own, which then needs no savepoint (see RunGroup); the jobs queued
-      // before it go first, those after it wait for the next round.
-      auto alone = [](const Job& job) {
-        return job.kind == Job::Kind::kHeartbeats;
-      };
+      // Bulk jobs, a heartbeat flush (up to every node) or a Prune, get a
+      // transaction of their own, which then needs no savepoint (see
+      // RunGroup); the jobs queued before one go first, those after it wait
+      // for the next round.
+      auto alone = [](const Job& job) { return job.kind != Job::Kind::kBatch; };
       while (!queue_.empty() &&
              group.size() < static_cast<size_t>(options_.max_group)) {
         if (!group.empty() && alone(*queue_.front())) break;
