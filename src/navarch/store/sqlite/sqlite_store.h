@@ -5,7 +5,9 @@
 // SAVEPOINT per job, commits, and only then calls each `done`, in submission
 // order. A job whose version check fails is rolled back to its savepoint
 // alone (ABORTED); the others commit. Concurrent writers thus share one
-// fsync, and nothing is acknowledged before it is durable.
+// fsync, and nothing is acknowledged before it is durable. Bulk jobs (a
+// heartbeat flush, a Prune) run in a transaction of their own, without a
+// savepoint: a savepoint copies every page the job changes to a sub-journal.
 //
 // Reads use a second connection, serialized by a mutex; WAL lets them run
 // while the writer commits, and each read sees only committed data.
