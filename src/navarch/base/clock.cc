@@ -1,5 +1,6 @@
 #include "navarch/base/clock.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace navarch {
@@ -81,24 +82,50 @@ absl::Duration FakeClock::SteadyNow() {
   return now_ - start_;
 }
 
+namespace {
+
+// std::*_heap build a max-heap: "later" is "less", so the earliest timer,
+// and among equals the first scheduled, is on top.
+template <typename T>
+bool Later(const T& a, const T& b) {
+  return a.due != b.due ? a.due > b.due : a.id > b.id;
+}
+
+}  // namespace
+
 TimerId FakeClock::Schedule(absl::Duration delay, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   TimerId id = next_id_++;
-  timers_.emplace(
-      std::make_pair(now_ + std::max(delay, absl::ZeroDuration()), id),
-      std::move(fn));
+  timers_.push_back(
+      Timer{now_ + std::max(delay, absl::ZeroDuration()), id, std::move(fn)});
+  std::push_heap(timers_.begin(), timers_.end(), Later<Timer>);
   return id;
 }
 
 bool FakeClock::Cancel(TimerId id) {
   absl::MutexLock lock(&mu_);
-  for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-    if (it->first.second == id) {
-      timers_.erase(it);
+  if (std::find(cancelled_.begin(), cancelled_.end(), id) != cancelled_.end())
+    return false;
+  for (Timer& t : timers_) {
+    if (t.id == id) {
+      t.fn = nullptr;  // release what it holds now
+      cancelled_.push_back(id);
+      DropCancelledLocked();
       return true;
     }
   }
   return false;
+}
+
+void FakeClock::DropCancelledLocked() {
+  while (!timers_.empty() && !cancelled_.empty()) {
+    auto c =
+        std::find(cancelled_.begin(), cancelled_.end(), timers_.front().id);
+    if (c == cancelled_.end()) return;
+    cancelled_.erase(c);
+    std::pop_heap(timers_.begin(), timers_.end(), Later<Timer>);
+    timers_.pop_back();
+  }
 }
 
 void FakeClock::Advance(absl::Duration d) {
@@ -115,13 +142,16 @@ void FakeClock::AdvanceTo(absl::Time target) {
     std::function<void()> fn;
     {
       absl::MutexLock lock(&mu_);
-      if (timers_.empty() || timers_.begin()->first.first > target) {
+      DropCancelledLocked();
+      if (timers_.empty() || timers_.front().due > target) {
         if (target > now_) now_ = target;
         return;
       }
-      auto node = timers_.extract(timers_.begin());
-      if (node.key().first > now_) now_ = node.key().first;
-      fn = std::move(node.mapped());
+      std::pop_heap(timers_.begin(), timers_.end(), Later<Timer>);
+      Timer t = std::move(timers_.back());
+      timers_.pop_back();
+      if (t.due > now_) now_ = t.due;
+      fn = std::move(t.fn);
     }
     fn();
   }
@@ -129,13 +159,13 @@ void FakeClock::AdvanceTo(absl::Time target) {
 
 size_t FakeClock::PendingTimers() {
   absl::MutexLock lock(&mu_);
-  return timers_.size();
+  return timers_.size() - cancelled_.size();
 }
 
 absl::Time FakeClock::NextTimerAt() {
   absl::MutexLock lock(&mu_);
-  return timers_.empty() ? absl::InfiniteFuture()
-                         : timers_.begin()->first.first;
+  DropCancelledLocked();
+  return timers_.empty() ? absl::InfiniteFuture() : timers_.front().due;
 }
 
 }  // namespace navarch

@@ -59,6 +59,53 @@ TEST(FakeClockTest, CancelStopsATimer) {
   EXPECT_FALSE(fired);
 }
 
+TEST(FakeClockTest, ManyTimersFireByDueTimeThenSchedulingOrder) {
+  // Thousands of timers over a few instants (as the simulator schedules
+  // them), some cancelled: each instant's timers fire in scheduling order.
+  FakeClock clock(absl::FromUnixSeconds(0));
+  std::vector<std::pair<int64_t, int>> fired;  // (due second, sequence)
+  std::vector<TimerId> ids;
+  for (int i = 0; i < 3000; ++i) {
+    const int64_t due = (i * 7919) % 5;
+    ids.push_back(clock.Schedule(absl::Seconds(due), [&fired, &clock, i] {
+      fired.push_back({absl::ToUnixSeconds(clock.Now()), i});
+    }));
+  }
+  int cancelled = 0;
+  for (int i = 0; i < 3000; i += 7) {
+    EXPECT_TRUE(clock.Cancel(ids[i]));
+    ++cancelled;
+  }
+  EXPECT_EQ(clock.PendingTimers(), 3000u - cancelled);
+  clock.Advance(absl::Seconds(10));
+  ASSERT_EQ(fired.size(), 3000u - cancelled);
+  for (size_t k = 1; k < fired.size(); ++k) {
+    EXPECT_LT(fired[k - 1], fired[k]) << k;
+  }
+  for (const auto& [due, i] : fired) {
+    EXPECT_NE(i % 7, 0);
+    EXPECT_EQ(due, (i * 7919) % 5);
+  }
+  EXPECT_EQ(clock.PendingTimers(), 0u);
+  EXPECT_EQ(clock.NextTimerAt(), absl::InfiniteFuture());
+}
+
+TEST(FakeClockTest, CancelAfterFiringOrOfTheNextTimer) {
+  FakeClock clock(absl::FromUnixSeconds(0));
+  int a = 0, b = 0;
+  TimerId first = clock.Schedule(absl::Seconds(1), [&] { ++a; });
+  TimerId second = clock.Schedule(absl::Seconds(2), [&] { ++b; });
+  clock.Advance(absl::Seconds(1));
+  EXPECT_FALSE(clock.Cancel(first));  // fired
+  EXPECT_TRUE(clock.Cancel(second));  // the next one: NextTimerAt skips it
+  EXPECT_EQ(clock.NextTimerAt(), absl::InfiniteFuture());
+  EXPECT_EQ(clock.PendingTimers(), 0u);
+  clock.Advance(absl::Seconds(5));
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 0);
+  EXPECT_FALSE(clock.Cancel(12345));  // never existed
+}
+
 TEST(RealClockTest, FiresATimer) {
   RealClock clock;
   absl::Notification done;
