@@ -29,8 +29,9 @@ double HealthValue(HealthStatus s) {
 }
 
 void CollectNodes(MetricWriter& w, FleetService& fleet) {
-  absl::StatusOr<ListNodesResponse> nodes = fleet.ListNodes({});
-  if (!nodes.ok()) return;
+  // Summaries, not ListNodes: a scrape of 100,000 nodes must not rebuild
+  // every node's GPU inventory.
+  const std::vector<NodeSummary> nodes = fleet.ListNodeSummaries();
   // Every status is present, zero or not, so that an alert on
   // navarch_nodes_total{status="unhealthy"} > 0 never sees "no data".
   std::map<std::string, int64_t> by_status;
@@ -40,12 +41,12 @@ void CollectNodes(MetricWriter& w, FleetService& fleet) {
     by_status[ShortName(s)] = 0;
   }
   std::map<std::string, int64_t> gpus_by_provider;
-  for (const NodeInfo& n : nodes->nodes()) {
-    ++by_status[ShortName(n.status())];
+  for (const NodeSummary& n : nodes) {
+    ++by_status[ShortName(n.status)];
     // A terminated node's GPUs are gone; its health is history.
-    if (n.status() == NODE_STATUS_TERMINATED) continue;
-    gpus_by_provider[n.provider().empty() ? "unknown" : n.provider()] +=
-        n.gpus_size();
+    if (n.status == NODE_STATUS_TERMINATED) continue;
+    gpus_by_provider[n.provider.empty() ? "unknown" : n.provider] +=
+        n.gpu_count;
   }
   // Upstream's names end in _total although they are gauges; promtool
   // rejects a gauge named so, and "untyped" keeps the names (and every query
@@ -65,10 +66,10 @@ void CollectNodes(MetricWriter& w, FleetService& fleet) {
            "Health of each node that is not terminated: 1 healthy, 0.5 "
            "degraded, 0 unhealthy or unknown; the status label names it.",
            MetricType::kGauge, {"node_id", "status"});
-  for (const NodeInfo& n : nodes->nodes()) {
-    if (n.status() == NODE_STATUS_TERMINATED) continue;
-    w.Sample({n.node_id(), ShortName(n.health_status())},
-             HealthValue(n.health_status()));
+  for (const NodeSummary& n : nodes) {
+    if (n.status == NODE_STATUS_TERMINATED) continue;
+    w.Sample({n.node_id, ShortName(n.health_status)},
+             HealthValue(n.health_status));
   }
 }
 
@@ -78,26 +79,28 @@ void CollectStats(MetricWriter& w, FleetService& fleet) {
           "Heartbeats accepted from node agents.", s.heartbeats);
   Counter(w, "navarch_health_reports_total",
           "Health reports accepted from node agents.", s.health_reports);
-  WriteSplitCounter(w, "navarch_health_events_total",
-               "Hardware health events reported by agents, by event type and "
-               "XID code (empty for events that are not XIDs).",
-               {"type", "xid"}, s.health_events);
+  WriteSplitCounter(
+      w, "navarch_health_events_total",
+      "Hardware health events reported by agents, by event type and "
+      "XID code (empty for events that are not XIDs).",
+      {"type", "xid"}, s.health_events);
   WriteSplitCounter(w, "navarch_policy_rule_matches_total",
-               "Health events decided by each policy rule (first match).",
-               {"rule"}, s.rule_matches);
+                    "Health events decided by each policy rule (first match).",
+                    {"rule"}, s.rule_matches);
   WriteSplitCounter(w, "navarch_policy_rule_errors_total",
-               "Policy rule evaluations that failed, by rule.", {"rule"},
-               s.rule_errors);
+                    "Policy rule evaluations that failed, by rule.", {"rule"},
+                    s.rule_errors);
   WriteSplitCounter(w, "navarch_commands_issued_total",
-               "Commands issued to nodes, by command type.", {"type"},
-               s.commands_issued);
-  WriteSplitCounter(w, "navarch_command_outcomes_total",
-               "Command deliveries and results, by command type and outcome "
-               "(delivered, succeeded, failed, cancelled).",
-               {"type", "outcome"}, s.command_outcomes);
+                    "Commands issued to nodes, by command type.", {"type"},
+                    s.commands_issued);
+  WriteSplitCounter(
+      w, "navarch_command_outcomes_total",
+      "Command deliveries and results, by command type and outcome "
+      "(delivered, succeeded, failed, cancelled).",
+      {"type", "outcome"}, s.command_outcomes);
   WriteSplitCounter(w, "navarch_node_status_changes_total",
-               "Node status transitions, by old and new status.",
-               {"from", "to"}, s.status_changes);
+                    "Node status transitions, by old and new status.",
+                    {"from", "to"}, s.status_changes);
   Counter(w, "navarch_store_commit_failures_total",
           "Changes the store failed to commit (the callers saw an error).",
           s.commit_failures);

@@ -399,6 +399,39 @@ TEST_F(FleetTest, HeartbeatTimeoutDeclaresSilentNodesUnhealthy) {
   EXPECT_EQ(fleet_->CheckHeartbeats(), 0);  // already unhealthy
 }
 
+TEST_F(FleetTest, HeartbeatMonitorWatchesExactlyTheLiveNodes) {
+  // The monitor walks a dense list of live nodes that follows every status
+  // change: terminated and unhealthy nodes leave it, cordoned and draining
+  // ones stay, an override brings one back; declarations come in id order.
+  for (const char* id : {"n6", "n5", "n4", "n3", "n2", "n1"})
+    ASSERT_TRUE(Register(id).ok());
+  ASSERT_TRUE(Await<NodeInfo>([&](auto done) {
+                fleet_->MarkTerminated("n2", "gone", Actor{"test"}, done);
+              }).ok());
+  ASSERT_TRUE(ReportXid("n3", 79).ok());  // UNHEALTHY
+  ASSERT_TRUE(Issue("n4", NODE_COMMAND_TYPE_CORDON).ok());
+  ASSERT_TRUE(Issue("n5", NODE_COMMAND_TYPE_DRAIN).ok());
+  clock_.Advance(absl::Seconds(60));
+  ASSERT_TRUE(Heartbeat("n1").ok());
+  ASSERT_TRUE(Register("n7").ok());  // after the removals
+  clock_.Advance(absl::Seconds(31));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 3);  // n4, n5, n6
+  std::vector<std::string> declared;
+  for (const Event& e : Events("", "node.status_changed")) {
+    if (e.actor() == "heartbeat-monitor") declared.push_back(e.node_id());
+  }
+  EXPECT_EQ(declared, (std::vector<std::string>{"n4", "n5", "n6"}));
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
+  EXPECT_EQ(Node("n2").status(), NODE_STATUS_TERMINATED);
+  // The operator puts n3 back; it is silent too, and is watched again.
+  ASSERT_TRUE(Issue("n3", NODE_COMMAND_TYPE_UNCORDON, "reseated").ok());
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);
+  EXPECT_EQ(Node("n3").status(), NODE_STATUS_UNHEALTHY);
+  clock_.Advance(absl::Seconds(60));  // n7 silent 91 s, n1 91 s
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 2);
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 0);
+}
+
 TEST_F(FleetTest, RestartKeepsStateAndGivesLivenessAGracePeriod) {
   ASSERT_TRUE(Register("n1", 8, "training").ok());
   ASSERT_TRUE(Heartbeat("n1").ok());
@@ -825,6 +858,8 @@ TEST_F(FleetTest, NodeSummariesCarryWhatThePoolManagerReads) {
   EXPECT_EQ(s.gpu_count, 8);
   ASSERT_TRUE(s.gpu_utilization.has_value());
   EXPECT_DOUBLE_EQ(*s.gpu_utilization, 25);
+  EXPECT_EQ(s.provider, "gcp");
+  EXPECT_EQ(s.health_status, n1.health_status());
 
   beat({}, /*metrics=*/false);  // No metrics: the last ones stay.
   EXPECT_DOUBLE_EQ(summary("n1").gpu_utilization.value_or(-1), 25);
@@ -836,6 +871,8 @@ TEST_F(FleetTest, NodeSummariesCarryWhatThePoolManagerReads) {
   EXPECT_DOUBLE_EQ(s.gpu_utilization.value_or(-1), 25);
   beat({});  // Metrics without GPUs: no utilization.
   EXPECT_FALSE(summary("n1").gpu_utilization.has_value());
+  ASSERT_TRUE(ReportXid("n1", 79).ok());
+  EXPECT_EQ(summary("n1").health_status, HEALTH_STATUS_UNHEALTHY);
 }
 
 TEST_F(FleetTest, NodeSummariesListEveryNodeInIdOrder) {
