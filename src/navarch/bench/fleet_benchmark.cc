@@ -207,7 +207,8 @@ BENCHMARK(BM_SendHeartbeat)
     ->UseRealTime();
 
 // Every node heartbeated since the last flush: the flush's whole cost, per
-// node (items_per_second). With SQLite this is one transaction of N UPDATEs.
+// node (items_per_second). With SQLite this is one transaction of N upserts
+// into the narrow node_liveness table.
 void BM_FlushHeartbeats(benchmark::State& state) {
   const Backend backend =
       state.range(0) == 0 ? Backend::kMemory : Backend::kSqlite;
@@ -267,6 +268,27 @@ ReportHealthRequest XidReport(int64_t i) {
 // arg 0: a clean report (checks only); 1: a fatal XID 79 event. Over 1,000
 // nodes round-robin; after the first pass every node is UNHEALTHY, so XID
 // iterations measure evaluation and the event records, not the transition.
+// The heartbeat monitor's check when nobody is silent (every check but the
+// rare one that finds a dead node): a scan of the live nodes, under the
+// fleet lock. Per node in items_per_second.
+void BM_CheckHeartbeats(benchmark::State& state) {
+  const int64_t nodes = state.range(0);
+  std::string error;
+  BenchFleet* f = CachedFleet(Backend::kMemory, nodes, &error);
+  if (f == nullptr) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    if (f->fleet->CheckHeartbeats() != 0) {
+      state.SkipWithError("a node was declared silent");
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * nodes);
+}
+BENCHMARK(BM_CheckHeartbeats)->ArgName("nodes")->Arg(1000)->Arg(100000);
+
 void BM_ReportHealth(benchmark::State& state) {
   const bool xid = state.range(0) == 1;
   std::string error;
