@@ -440,6 +440,11 @@ void Loader::ReadServer(const Entry& e) {
        [this, &s](const Entry& f) {
          StoreInterval(f, kMinAgentInterval, &s.autoscale_interval);
        }},
+      {{"heartbeat_flush_interval"},
+       "",
+       [this, &s](const Entry& f) {
+         StoreInterval(f, absl::Milliseconds(10), &s.heartbeat_flush_interval);
+       }},
       {{"health_policy", "health_policy_path"},
        "",
        [this, &s](const Entry& f) {
@@ -1794,6 +1799,13 @@ void Loader::CheckProviderReference(const std::string& name, const Site& site) {
 
 void Loader::FinishServer() {
   const ServerConfig& s = config_.server;
+  if (s.heartbeat_flush_interval > absl::Seconds(1)) {
+    // DESIGN.md: heartbeat timestamps reach the store at most a second
+    // apart.
+    r_.Error(r_.Nearest("server.heartbeat_flush_interval"),
+             absl::StrCat("must be at most 1s, got ",
+                          FormatGoDuration(s.heartbeat_flush_interval)));
+  }
   if (s.heartbeat_timeout > absl::ZeroDuration() &&
       s.heartbeat_timeout <= s.heartbeat_interval) {
     r_.Error(r_.Nearest("server.heartbeat_timeout"),

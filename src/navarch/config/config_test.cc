@@ -749,6 +749,15 @@ TEST(ConfigErrorTest, ServerStorageAndLogging) {
   EXPECT_THAT(Errors("server:\n  heartbeat_timeout: 30s\n"),
               ElementsAre("navarch.yaml:2:22: server.heartbeat_timeout: must "
                           "be longer than heartbeat_interval (30s), got 30s"));
+  EXPECT_THAT(Errors("server:\n  heartbeat_flush_interval: 2s\n"),
+              ElementsAre("navarch.yaml:2:29: server.heartbeat_flush_interval: "
+                          "must be at most 1s, got 2s"));
+  EXPECT_THAT(Errors("server:\n  heartbeat_flush_interval: 1ms\n"),
+              ElementsAre("navarch.yaml:2:29: server.heartbeat_flush_interval: "
+                          "must be at least 10ms, got 1ms"));
+  EXPECT_EQ(Load("server:\n  heartbeat_flush_interval: 50ms\n")
+                .server.heartbeat_flush_interval,
+            absl::Milliseconds(50));
   EXPECT_THAT(Errors("server:\n  data_dir: \"\"\n"),
               ElementsAre("navarch.yaml:2:13: server.data_dir: must not be "
                           "empty"));
@@ -856,6 +865,7 @@ TEST(DefaultsTest, DefaultValues) {
   EXPECT_EQ(c.server.heartbeat_timeout, absl::ZeroDuration());
   EXPECT_EQ(c.server.health_check_interval, absl::Seconds(60));
   EXPECT_EQ(c.server.autoscale_interval, absl::Seconds(30));
+  EXPECT_EQ(c.server.heartbeat_flush_interval, absl::Milliseconds(200));
   EXPECT_EQ(c.server.health_policy, "");
   EXPECT_EQ(c.server.notifier.type, NotifierType::kNoop);
   EXPECT_EQ(c.server.notifier.webhook.timeout, absl::Seconds(30));

@@ -248,6 +248,7 @@ absl::Status ControlPlaneServer::Start() {
   options.heartbeat_interval = config_.server.heartbeat_interval;
   options.health_check_interval = config_.server.health_check_interval;
   options.heartbeat_timeout = EffectiveHeartbeatTimeout(config_.server);
+  options.heartbeat_flush_interval = config_.server.heartbeat_flush_interval;
   if (config_.defaults.unhealthy_after)
     options.unhealthy_after = *config_.defaults.unhealthy_after;
   for (const auto& [name, pool] : config_.pools) {
