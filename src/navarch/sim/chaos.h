@@ -55,8 +55,6 @@ struct ChaosStats {
 
 // Upstream's simulator table: which XIDs a recovery may clear.
 bool IsRecoverableXid(int code);
-bool IsFatalXid(int code);  // upstream's simulator "fatal" flag
-std::string XidName(int code);
 
 class ChaosEngine {
  public:

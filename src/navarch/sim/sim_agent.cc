@@ -77,7 +77,6 @@ void SimAgent::Start(absl::Duration boot_delay) {
   if (running_) return;
   running_ = true;
   registered_ = false;
-  started_at_ = clock_.Now();
   const uint64_t epoch = ++epoch_;
   if (boot_failure_) {
     if (hooks_.start_failed) hooks_.start_failed(*this);
@@ -147,7 +146,6 @@ void SimAgent::Register(uint64_t epoch) {
   if (c.health_check_interval_seconds() > 0)
     timing_.health_interval = absl::Seconds(c.health_check_interval_seconds());
   registered_ = true;
-  registered_at_ = clock_.Now();
   steady_ = false;
   last_beat_ = skipped_beat_ = absl::InfinitePast();
   template_metrics_sent_ = false;

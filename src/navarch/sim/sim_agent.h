@@ -118,16 +118,12 @@ class SimAgent {
   // At the end of a run: replays the heartbeat a steady node skipped last,
   // so the fleet core holds what it would with every call.
   void Settle();
-  bool steady() const { return steady_; }
   const ElidedCalls& elided() const { return elided_; }
 
   const NodeSpec& spec() const { return spec_; }
   const std::string& id() const { return spec_.id; }
   bool running() const { return running_; }
-  bool registered() const { return registered_; }
-  bool network_down() const { return network_down_; }
   const std::set<std::string>& active_failures() const { return active_; }
-  absl::Time started_at() const { return started_at_; }
 
  private:
   void Register(uint64_t epoch);
@@ -178,8 +174,6 @@ class SimAgent {
   // re-registration bump it, which ends the old chains.
   uint64_t epoch_ = 0;
   uint64_t watch_handle_ = 0;
-  absl::Time started_at_ = absl::InfinitePast();
-  absl::Time registered_at_ = absl::InfinitePast();
   std::set<std::string> active_;
   std::vector<HealthEvent> queue_;
   std::vector<GPUInfo> gpus_;                    // as registered
