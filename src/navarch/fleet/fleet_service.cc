@@ -13,6 +13,7 @@
 #include "navarch/base/status.h"
 #include "navarch/fleet/node_state.h"
 #include "navarch/fleet/validation.h"
+#include "navarch/store/record_util.h"
 
 namespace navarch {
 
@@ -292,9 +293,7 @@ void FleetService::Resync(const std::vector<std::string>& node_ids) {
     auto it = nodes_.find(id);
     if (it == nodes_.end()) continue;
     if (!stored->has_value()) {
-      RemoveLiveLocked(it->second);
-      by_id_.erase(it->first);
-      nodes_.erase(it);
+      EraseLocked(it);
     } else {
       Compact(std::move(**stored), it->second);
       SyncLiveLocked(it->second);
@@ -341,6 +340,12 @@ FleetService::NodeEntry& FleetService::InsertLocked(const std::string& id) {
   return it->second;
 }
 
+void FleetService::EraseLocked(std::map<std::string, NodeEntry>::iterator it) {
+  RemoveLiveLocked(it->second);
+  by_id_.erase(it->first);
+  nodes_.erase(it);
+}
+
 void FleetService::SyncLiveLocked(NodeEntry& entry) {
   if (!IsLive(entry.record.node().status())) {
     RemoveLiveLocked(entry);
@@ -368,23 +373,32 @@ void FleetService::TouchLocked(NodeEntry& entry, absl::Time alive_at) {
 
 void FleetService::Compact(NodeRecord record, NodeEntry& entry) {
   NodeInfo* node = record.mutable_node();
-  entry.cold = SerializeCold(
-      node->gpus(), node->has_metadata() ? &node->metadata() : nullptr);
-  entry.gpu_count = node->gpus_size();
-  std::optional<double> util = MeanGpuUtilization(node->last_metrics());
-  entry.has_gpu_utilization = util.has_value();
-  entry.gpu_utilization = util.value_or(0);
-  if (node->has_last_metrics()) {
-    SerializeMetrics(node->last_metrics(), entry.metrics);
-  } else {
-    std::string().swap(entry.metrics);
-  }
+  SetCold(entry, node->gpus(),
+          node->has_metadata() ? &node->metadata() : nullptr);
+  SetMetrics(entry, node->has_last_metrics() ? &node->last_metrics() : nullptr);
   // Swapped out rather than cleared: a cleared repeated field keeps its
   // elements allocated for reuse.
   google::protobuf::RepeatedPtrField<GPUInfo>().Swap(node->mutable_gpus());
   node->clear_metadata();
   node->clear_last_metrics();
   entry.record = std::move(record);
+}
+
+void FleetService::SetCold(
+    NodeEntry& entry, const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
+    const NodeMetadata* metadata) {
+  entry.cold = SerializeCold(gpus, metadata);
+  entry.gpu_count = gpus.size();
+}
+
+void FleetService::SetMetrics(NodeEntry& entry, const NodeMetrics* metrics) {
+  if (metrics == nullptr) {
+    std::string().swap(entry.metrics);
+    entry.gpu_utilization.reset();
+    return;
+  }
+  SerializeMetrics(*metrics, entry.metrics);
+  entry.gpu_utilization = MeanGpuUtilization(*metrics);
 }
 
 void FleetService::Expand(const std::string& cold, const std::string& metrics,
@@ -485,8 +499,7 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     }
 
     NodeEntry& entry = known ? it->second : InsertLocked(req.node_id());
-    entry.cold = SerializeCold(req.gpus(), &req.metadata());
-    entry.gpu_count = req.gpus_size();
+    SetCold(entry, req.gpus(), &req.metadata());
     StageLocked(entry, std::move(rec), batch);
     TouchLocked(entry, now);
 
@@ -527,12 +540,7 @@ void FleetService::SendHeartbeat(const HeartbeatRequest& req,
     absl::Time now = clock_.Now();
     NodeInfo* node = entry.record.mutable_node();
     *node->mutable_last_heartbeat() = ToTimestamp(now);
-    if (req.has_metrics()) {
-      SerializeMetrics(req.metrics(), entry.metrics);
-      std::optional<double> util = MeanGpuUtilization(req.metrics());
-      entry.has_gpu_utilization = util.has_value();
-      entry.gpu_utilization = util.value_or(0);
-    }
+    if (req.has_metrics()) SetMetrics(entry, &req.metrics());
     TouchLocked(entry, std::max(entry.alive_at, now));
     if (!entry.heartbeat_dirty) {
       entry.heartbeat_dirty = true;
@@ -606,116 +614,108 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
                                        const HealthEvaluation& eval,
                                        absl::Time now,
                                        Done<ReportHealthResponse> done) {
-  std::shared_ptr<PendingCommit> pending;
-  {
-    NodeRecord rec = NextVersion(entry);
-    NodeInfo* node = rec.mutable_node();
-    WriteBatch batch;
-    HealthStatus before = node->health_status();
-    node->set_health_status(eval.status);
-    *node->mutable_last_health_check() = ToTimestamp(now);
-    // Checks are measurements: only `unhealthy_after` in a row count. Events
-    // are evidence and act at once (below).
-    int consecutive = eval.check_status == HEALTH_STATUS_UNHEALTHY
-                          ? rec.consecutive_unhealthy() + 1
-                          : 0;
-    bool counter_changed = consecutive != rec.consecutive_unhealthy();
-    rec.set_consecutive_unhealthy(consecutive);
-    int threshold = options_.unhealthy_after;
-    if (auto t = options_.unhealthy_after_by_pool.find(node->pool());
-        t != options_.unhealthy_after_by_pool.end()) {
-      threshold = t->second;
-    }
-    threshold = std::max(threshold, 1);
+  NodeRecord rec = NextVersion(entry);
+  NodeInfo* node = rec.mutable_node();
+  WriteBatch batch;
+  HealthStatus before = node->health_status();
+  node->set_health_status(eval.status);
+  *node->mutable_last_health_check() = ToTimestamp(now);
+  // Checks are measurements: only `unhealthy_after` in a row count. Events
+  // are evidence and act at once (below).
+  int consecutive = eval.check_status == HEALTH_STATUS_UNHEALTHY
+                        ? rec.consecutive_unhealthy() + 1
+                        : 0;
+  bool counter_changed = consecutive != rec.consecutive_unhealthy();
+  rec.set_consecutive_unhealthy(consecutive);
+  int threshold = options_.unhealthy_after;
+  if (auto t = options_.unhealthy_after_by_pool.find(node->pool());
+      t != options_.unhealthy_after_by_pool.end()) {
+    threshold = t->second;
+  }
+  threshold = std::max(threshold, 1);
 
-    for (const auto& v : eval.verdicts) {
-      const HealthEvent& he = req.events(v.event_index);
-      Event e = NewEvent(
-          "health.event", node, Actor{"node"},
-          he.message().empty() ? PolicyName(he.event_type()) : he.message());
-      auto& d = *e.mutable_details();
-      d["event_type"] = PolicyName(he.event_type());
-      if (he.system() != HEALTH_WATCH_SYSTEM_UNKNOWN)
-        d["system"] = PolicyName(he.system());
-      d["gpu_index"] = absl::StrCat(he.gpu_index());
-      if (!he.gpu_uuid().empty()) d["gpu_uuid"] = he.gpu_uuid();
-      d["rule"] = v.rule;
-      d["result"] = ShortName(v.status);
-      for (const auto& [k, val] : he.metrics())
-        d[absl::StrCat("metric.", k)] = val;
-      if (IsSet(he.timestamp())) {
-        *e.mutable_time() = he.timestamp();
-        d["received_at"] = FormatRfc3339(now);
-      }
-      batch.events.push_back(std::move(e));
+  for (const auto& v : eval.verdicts) {
+    const HealthEvent& he = req.events(v.event_index);
+    Event e = NewEvent(
+        "health.event", node, Actor{"node"},
+        he.message().empty() ? PolicyName(he.event_type()) : he.message());
+    auto& d = *e.mutable_details();
+    d["event_type"] = PolicyName(he.event_type());
+    if (he.system() != HEALTH_WATCH_SYSTEM_UNKNOWN)
+      d["system"] = PolicyName(he.system());
+    d["gpu_index"] = absl::StrCat(he.gpu_index());
+    if (!he.gpu_uuid().empty()) d["gpu_uuid"] = he.gpu_uuid();
+    d["rule"] = v.rule;
+    d["result"] = ShortName(v.status);
+    for (const auto& [k, val] : he.metrics())
+      d[absl::StrCat("metric.", k)] = val;
+    if (IsSet(he.timestamp())) {
+      *e.mutable_time() = he.timestamp();
+      d["received_at"] = FormatRfc3339(now);
     }
-    for (const auto& err : eval.errors) {
-      ++stats_.rule_errors[err.rule];
-      Event e =
-          NewEvent("policy.rule_error", node, Actor{"policy"},
-                   absl::StrCat("rule ", err.rule, " failed: ", err.message));
-      (*e.mutable_details())["rule"] = err.rule;
-      (*e.mutable_details())["error"] = err.message;
-      (*e.mutable_details())["event_index"] = absl::StrCat(err.event_index);
-      batch.events.push_back(std::move(e));
-      log_.Warn("health policy rule failed", {{"node_id", node->node_id()},
-                                              {"rule", err.rule},
-                                              {"error", err.message}});
-    }
-    if (before != eval.status) {
-      Event e =
-          NewEvent("node.health_changed", node, Actor{"policy"},
-                   absl::StrCat(ShortName(before), " -> ",
-                                ShortName(eval.status), ": ", eval.message));
-      (*e.mutable_details())["from"] = HealthStatus_Name(before);
-      (*e.mutable_details())["to"] = HealthStatus_Name(eval.status);
-      (*e.mutable_details())["decided_by"] = eval.decided_by;
-      (*e.mutable_details())["evaluator"] = evaluator_.Name();
-      batch.events.push_back(std::move(e));
-    }
-    std::string why;
-    if (eval.event_status == HEALTH_STATUS_UNHEALTHY) {
-      why = eval.event_message;
-    } else if (consecutive >= threshold) {
-      why = absl::StrCat(eval.check_message, " (", consecutive,
-                         " unhealthy check results in a row; ",
-                         "unhealthy_after ", threshold, ")");
-    }
-    if (!why.empty()) {
-      auto next =
-          NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
-      if (next.ok() && *next != node->status()) {
-        ChangeStatusLocked(rec, *next, why, Actor{"policy"}, batch);
-        Event& changed = batch.events.back();
-        (*changed.mutable_details())["decided_by"] =
-            eval.event_status == HEALTH_STATUS_UNHEALTHY
-                ? eval.event_decided_by
-                : eval.check_decided_by;
-        (*changed.mutable_details())["consecutive_unhealthy_checks"] =
-            absl::StrCat(consecutive);
-        (*changed.mutable_details())["unhealthy_after"] =
-            absl::StrCat(threshold);
-        (*changed.mutable_details())["evaluator"] = evaluator_.Name();
-      }
-    }
-
-    ReportHealthResponse resp;
-    resp.set_acknowledged(true);
-    resp.set_node_status(node->status());
-    resp.set_health_status(node->health_status());
-    if (batch.events.empty() && !counter_changed) {
-      // Nothing worth a write: a routine clean report.
-      *entry.record.mutable_node()->mutable_last_health_check() =
-          ToTimestamp(now);
-      pending =
-          SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
-    } else {
-      StageLocked(entry, std::move(rec), batch);
-      pending = SubmitLocked(std::move(batch),
-                             Reply(std::move(done), std::move(resp)));
+    batch.events.push_back(std::move(e));
+  }
+  for (const auto& err : eval.errors) {
+    ++stats_.rule_errors[err.rule];
+    Event e =
+        NewEvent("policy.rule_error", node, Actor{"policy"},
+                 absl::StrCat("rule ", err.rule, " failed: ", err.message));
+    (*e.mutable_details())["rule"] = err.rule;
+    (*e.mutable_details())["error"] = err.message;
+    (*e.mutable_details())["event_index"] = absl::StrCat(err.event_index);
+    batch.events.push_back(std::move(e));
+    log_.Warn("health policy rule failed", {{"node_id", node->node_id()},
+                                            {"rule", err.rule},
+                                            {"error", err.message}});
+  }
+  if (before != eval.status) {
+    Event e =
+        NewEvent("node.health_changed", node, Actor{"policy"},
+                 absl::StrCat(ShortName(before), " -> ", ShortName(eval.status),
+                              ": ", eval.message));
+    (*e.mutable_details())["from"] = HealthStatus_Name(before);
+    (*e.mutable_details())["to"] = HealthStatus_Name(eval.status);
+    (*e.mutable_details())["decided_by"] = eval.decided_by;
+    (*e.mutable_details())["evaluator"] = evaluator_.Name();
+    batch.events.push_back(std::move(e));
+  }
+  std::string why;
+  if (eval.event_status == HEALTH_STATUS_UNHEALTHY) {
+    why = eval.event_message;
+  } else if (consecutive >= threshold) {
+    why = absl::StrCat(eval.check_message, " (", consecutive,
+                       " unhealthy check results in a row; ",
+                       "unhealthy_after ", threshold, ")");
+  }
+  if (!why.empty()) {
+    auto next =
+        NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
+    if (next.ok() && *next != node->status()) {
+      ChangeStatusLocked(rec, *next, why, Actor{"policy"}, batch);
+      Event& changed = batch.events.back();
+      (*changed.mutable_details())["decided_by"] =
+          eval.event_status == HEALTH_STATUS_UNHEALTHY ? eval.event_decided_by
+                                                       : eval.check_decided_by;
+      (*changed.mutable_details())["consecutive_unhealthy_checks"] =
+          absl::StrCat(consecutive);
+      (*changed.mutable_details())["unhealthy_after"] = absl::StrCat(threshold);
+      (*changed.mutable_details())["evaluator"] = evaluator_.Name();
     }
   }
-  return pending;
+
+  ReportHealthResponse resp;
+  resp.set_acknowledged(true);
+  resp.set_node_status(node->status());
+  resp.set_health_status(node->health_status());
+  if (batch.events.empty() && !counter_changed) {
+    // Nothing worth a write: a routine clean report.
+    *entry.record.mutable_node()->mutable_last_health_check() =
+        ToTimestamp(now);
+    return SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
+  }
+  StageLocked(entry, std::move(rec), batch);
+  return SubmitLocked(std::move(batch),
+                      Reply(std::move(done), std::move(resp)));
 }
 
 void FleetService::MarkDeliveredLocked(CommandRecord& c, absl::Time now,
@@ -979,7 +979,7 @@ std::vector<NodeSummary> FleetService::ListNodeSummaries() {
       s.status_reason = node.status_reason();
       s.registered_at = FromTimestamp(node.registered_at());
       s.gpu_count = entry.gpu_count;
-      if (entry.has_gpu_utilization) s.gpu_utilization = entry.gpu_utilization;
+      s.gpu_utilization = entry.gpu_utilization;
     }
     more = it != nodes_.end();
     if (more) last = out.back().node_id;
@@ -1332,12 +1332,9 @@ absl::StatusOr<int64_t> FleetService::PruneHistory(
   absl::StatusOr<int64_t> pruned = store_.Prune(request);
   if (!pruned.ok()) return pruned;
   absl::MutexLock lock(&mu_);
+  // The store's own rule, so the index forgets exactly what it pruned.
   for (auto it = instances_.begin(); it != instances_.end();) {
-    const InstanceInfo& i = it->second.instance();
-    const bool ended = i.state() == INSTANCE_STATE_TERMINATED ||
-                       i.state() == INSTANCE_STATE_FAILED;
-    if (ended && i.has_terminated_at() &&
-        FromTimestamp(i.terminated_at()) < request.instances_before) {
+    if (IsPrunableInstance(it->second, request.instances_before)) {
       it = instances_.erase(it);
     } else {
       ++it;

@@ -129,6 +129,10 @@ class FleetService {
   void RegisterNode(const RegisterNodeRequest& req,
                     Done<RegisterNodeResponse> done);
   void SendHeartbeat(const HeartbeatRequest& req, Done<HeartbeatResponse> done);
+  // A report that changes nothing but the node's last_health_check (a
+  // routine clean one) writes nothing: that time is kept in memory and
+  // reaches the store with the node's next write, so after a restart it may
+  // read older. Like heartbeat times, it is liveness data, not state.
   void ReportHealth(const ReportHealthRequest& req,
                     Done<ReportHealthResponse> done);
   // Upstream polling: returns the PENDING commands in issue order and marks
@@ -224,10 +228,10 @@ class FleetService {
     absl::Time alive_at;
     // Index in live_ while the node's status is live, else -1.
     int32_t live_slot = -1;
-    // For NodeSummary: the last metrics' mean GPU utilization, the number of
-    // GPUs registered.
-    double gpu_utilization = 0;
-    bool has_gpu_utilization = false;
+    // For NodeSummary: the last metrics' mean GPU utilization (unset without
+    // GPU metrics), the number of GPUs registered. Set with `cold` and
+    // `metrics` (SetCold, SetMetrics).
+    std::optional<double> gpu_utilization;
     int32_t gpu_count = 0;
     bool heartbeat_dirty = false;
     // Open commands in issue order.
@@ -268,13 +272,13 @@ class FleetService {
   // Returns a copy of the node's record with the version bumped, for editing:
   // the hot part only (no gpus, metadata or last_metrics).
   NodeRecord NextVersion(const NodeEntry& entry) const;
-  // Commits `hot` (from NextVersion) as the node's new record: adds the whole
-  // record (with the entry's serialized parts) to `batch` and installs `hot`
-  // in the index.
-  // nodes_ with by_id_ kept in step.
+  // Lookups through by_id_. InsertLocked and EraseLocked are the only ways
+  // in and out of nodes_: they keep by_id_ (and live_) in step.
   NodeEntry* FindLocked(absl::string_view id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NodeEntry& InsertLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseLocked(std::map<std::string, NodeEntry>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts `entry` into live_ or takes it out, as its record's status says.
   void SyncLiveLocked(NodeEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -282,11 +286,20 @@ class FleetService {
   // Sets the node's last sign of life.
   void TouchLocked(NodeEntry& entry, absl::Time alive_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commits `hot` (from NextVersion) as the node's new record: adds the whole
+  // record (with the entry's serialized parts) to `batch` and installs `hot`
+  // in the index.
   void StageLocked(NodeEntry& entry, NodeRecord hot, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves gpus, metadata and last_metrics out of `record` into the entry's
   // serialized fields and installs the rest.
   static void Compact(NodeRecord record, NodeEntry& entry);
+  // The entry's serialized GPU inventory and metadata, and GPU count.
+  static void SetCold(NodeEntry& entry,
+                      const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
+                      const NodeMetadata* metadata);
+  // The entry's serialized last metrics (none: cleared) and utilization.
+  static void SetMetrics(NodeEntry& entry, const NodeMetrics* metrics);
   // Adds the serialized parts to `node` (a hot copy of the entry's node).
   static void Expand(const std::string& cold, const std::string& metrics,
                      NodeInfo* node);
