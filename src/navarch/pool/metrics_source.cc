@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "navarch/base/spawn.h"
 #include "navarch/net/http_client.h"
 
 extern char** environ;
@@ -272,9 +273,8 @@ absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
+  // Own process group; signals the control plane blocks unblocked.
+  InitChildSpawnAttr(&attr);
   std::vector<char*> args;
   for (const std::string& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));

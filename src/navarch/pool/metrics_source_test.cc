@@ -1,6 +1,7 @@
 #include "navarch/pool/metrics_source.h"
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <atomic>
 #include <thread>
@@ -156,6 +157,23 @@ TEST(CommandSourceTest, ReadsStdoutJson) {
   auto m = MakeMetricsSource(c, RealClock::Default())->Fetch();
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->queue_depth, 12);
+}
+
+TEST(CommandSourceTest, TheCommandRunsWithNoSignalBlocked) {
+  // The control plane blocks SIGTERM, SIGINT and SIGHUP in every thread; a
+  // command must not inherit that (it could not be stopped). SigBlk is the
+  // child's blocked-signal mask in hex (grep itself, not a shell: dash
+  // unblocks signals at start).
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&block, sig);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+  absl::StatusOr<CommandOutput> out =
+      RunCommand({"grep", "SigBlk", "/proc/self/status"}, absl::Seconds(10),
+                 RealClock::Default());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->stdout_text, ::testing::MatchesRegex("SigBlk:\\s*0+\\s*"));
 }
 
 TEST(CommandSourceTest, FailuresSayWhy) {
