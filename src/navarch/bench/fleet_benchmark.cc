@@ -265,9 +265,6 @@ ReportHealthRequest XidReport(int64_t i) {
   return r;
 }
 
-// arg 0: a clean report (checks only); 1: a fatal XID 79 event. Over 1,000
-// nodes round-robin; after the first pass every node is UNHEALTHY, so XID
-// iterations measure evaluation and the event records, not the transition.
 // The heartbeat monitor's check when nobody is silent (every check but the
 // rare one that finds a dead node): a scan of the live nodes, under the
 // fleet lock. Per node in items_per_second.
@@ -289,6 +286,9 @@ void BM_CheckHeartbeats(benchmark::State& state) {
 }
 BENCHMARK(BM_CheckHeartbeats)->ArgName("nodes")->Arg(1000)->Arg(100000);
 
+// arg 0: a clean report (checks only); 1: a fatal XID 79 event. Over 1,000
+// nodes round-robin; after the first pass every node is UNHEALTHY, so XID
+// iterations measure evaluation and the event records, not the transition.
 void BM_ReportHealth(benchmark::State& state) {
   const bool xid = state.range(0) == 1;
   std::string error;

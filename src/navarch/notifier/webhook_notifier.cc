@@ -48,7 +48,6 @@ absl::Status WebhookNotifier::Post(const std::string& url,
   req.content_type = "application/json";
   req.body = body.dump();
   req.timeout = config_.timeout;
-  req.headers["Content-Type"] = "application/json";
   for (const auto& [k, v] : config_.headers) req.headers[k] = v;
   absl::StatusOr<HttpResponse> r = HttpDo(req);
   if (!r.ok()) return r.status();

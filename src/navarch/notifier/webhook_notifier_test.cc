@@ -26,7 +26,8 @@ class Receiver {
                                              httplib::Response& res) {
         absl::MutexLock lock(&mu_);
         posts.push_back({path, req.body, req.get_header_value("Content-Type"),
-                         req.get_header_value("X-Api-Key")});
+                         req.get_header_value("X-Api-Key"),
+                         req.get_header_value_count("Content-Type")});
         if (std::string(path) == "/fail") {
           res.status = 503;
           res.set_content("overloaded", "text/plain");
@@ -50,6 +51,7 @@ class Receiver {
   std::string Url(const std::string& p) const { return http_.Url(p); }
   struct Post {
     std::string path, body, content_type, api_key;
+    size_t content_types = 0;  // Content-Type headers sent
   };
   absl::Mutex mu_;
   std::vector<Post> posts;
@@ -86,6 +88,7 @@ TEST_F(WebhookNotifierTest, PostsUpstreamsPayload) {
   ASSERT_EQ(r_.posts.size(), 3u);
   EXPECT_EQ(r_.posts[0].path, "/cordon");
   EXPECT_EQ(r_.posts[0].content_type, "application/json");
+  EXPECT_EQ(r_.posts[0].content_types, 1u);
   EXPECT_EQ(r_.posts[0].api_key, "k1");
   auto j = nlohmann::json::parse(r_.posts[0].body);
   EXPECT_EQ(j["event"], "cordon");
