@@ -110,13 +110,10 @@ Provider* PoolManager::GetProvider(const std::string& name) {
 }
 
 absl::Status PoolManager::Init() {
-  for (const auto& [name, pc] : config_.pools) {
-    for (const PoolProvider& pp : pc.providers) {
-      Provider* p = providers_.Get(pp.name);
-      if (p != nullptr && !counted_.contains(pp.name)) {
-        counted_[pp.name] = std::make_unique<CountingProvider>(*p, *this);
-      }
-    }
+  // Every configured provider, not only those pools name today: instances
+  // may still live at one a pool used before a restart.
+  for (Provider* p : providers_.All()) {
+    counted_[p->name()] = std::make_unique<CountingProvider>(*p, *this);
   }
   for (const auto& [name, pc] : config_.pools) {
     auto pool = std::make_unique<Pool>();

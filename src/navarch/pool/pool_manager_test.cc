@@ -187,6 +187,33 @@ TEST_F(PoolManagerTest, RegistrationTimeoutFailsAndTerminates) {
   EXPECT_EQ(provider_->provision_calls(), 4);
 }
 
+TEST_F(PoolManagerTest, InstancesOfAProviderNoPoolUsesAnyMoreAreStillManaged) {
+  // The pool moved from provider "old" to "sim" across a restart; "old" is
+  // still configured. Its instances that never registered are terminated
+  // there, not left running with "provider not configured".
+  FakeProviderOptions o;
+  o.name = "old";
+  auto old_owned = std::make_unique<FakeProvider>(clock_, o);
+  FakeProvider* old = old_owned.get();
+  ASSERT_TRUE(registry_.Add(std::move(old_owned)).ok());
+  ProviderConfig pc;
+  pc.name = "old";
+  pc.type = ProviderType::kFake;
+  config_.providers["old"] = pc;
+  Pool().providers = {PoolProvider{.name = "old"}};
+  Build();
+  manager_->Tick();
+  ASSERT_EQ(old->live_count(), 2);
+  Pool().providers = {PoolProvider{.name = "sim"}};
+  Build();
+  clock_.Advance(absl::Minutes(11));
+  manager_->Tick();
+  EXPECT_EQ(old->live_count(), 0);
+  auto failed = Instances(INSTANCE_STATE_FAILED);
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_TRUE(failed[0].has_terminated_at()) << failed[0].status_message();
+}
+
 TEST_F(PoolManagerTest, ReplacesUnhealthyNodeProvisioningFirst) {
   std::vector<std::string> ids = TwoNodes();
   ASSERT_EQ(ids.size(), 2u);
