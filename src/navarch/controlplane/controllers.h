@@ -21,6 +21,26 @@
 
 namespace navarch {
 
+// How long finished events, commands and terminated instances are kept.
+inline constexpr absl::Duration kHistoryRetention = absl::Hours(24 * 7);
+
+// The fleet core's options as the config sets them (intervals, timeout,
+// unhealthy_after per pool, flush interval); the caller adds its observers
+// and seed.
+inline FleetOptions FleetOptionsFromConfig(const Config& config) {
+  FleetOptions o;
+  o.heartbeat_interval = config.server.heartbeat_interval;
+  o.health_check_interval = config.server.health_check_interval;
+  o.heartbeat_timeout = EffectiveHeartbeatTimeout(config.server);
+  o.heartbeat_flush_interval = config.server.heartbeat_flush_interval;
+  if (config.defaults.unhealthy_after)
+    o.unhealthy_after = *config.defaults.unhealthy_after;
+  for (const auto& [name, pool] : config.pools) {
+    o.unhealthy_after_by_pool[name] = pool.health.unhealthy_after;
+  }
+  return o;
+}
+
 // The heartbeat monitor looks often enough to notice a silent node within a
 // sixth of the timeout.
 inline absl::Duration HeartbeatCheckInterval(const ServerConfig& server) {

@@ -241,19 +241,10 @@ absl::Status ControlPlaneServer::Start() {
       if (pool_manager_ != nullptr) pool_manager_->Tick();
     });
   }
-  FleetOptions options;
+  FleetOptions options = FleetOptionsFromConfig(config_);
   options.on_events_committed = [this](const std::vector<Event>& events) {
     OnEventsCommitted(events);
   };
-  options.heartbeat_interval = config_.server.heartbeat_interval;
-  options.health_check_interval = config_.server.health_check_interval;
-  options.heartbeat_timeout = EffectiveHeartbeatTimeout(config_.server);
-  options.heartbeat_flush_interval = config_.server.heartbeat_flush_interval;
-  if (config_.defaults.unhealthy_after)
-    options.unhealthy_after = *config_.defaults.unhealthy_after;
-  for (const auto& [name, pool] : config_.pools) {
-    options.unhealthy_after_by_pool[name] = pool.health.unhealthy_after;
-  }
   fleet_ = std::make_unique<FleetService>(*store_, clock_, evaluator_, log_,
                                           options);
   NAVARCH_RETURN_IF_ERROR(fleet_->Start());

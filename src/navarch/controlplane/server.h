@@ -36,9 +36,6 @@ namespace navarch {
 // ":50051" (Go style: every interface) -> "[::]:50051"; others unchanged.
 std::string GrpcListenAddress(const std::string& address);
 
-// How long finished events, commands and terminated instances are kept.
-inline constexpr absl::Duration kHistoryRetention = absl::Hours(24 * 7);
-
 class ControlPlaneServer {
  public:
   // `config` must have been through ResolveConfig().

@@ -12,7 +12,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
@@ -49,9 +48,6 @@ int SimResult::exit_code() const {
 }
 
 namespace {
-
-// History kept by the control plane (server.h's kHistoryRetention).
-constexpr absl::Duration kRetention = absl::Hours(24 * 7);
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
@@ -344,15 +340,7 @@ void Simulation::Setup() {
     auto p = Policy::LoadFile(cfg.server.health_policy);
     if (p.ok()) evaluator_->SetPolicy(*p);
   }
-  FleetOptions fo;
-  fo.heartbeat_interval = cfg.server.heartbeat_interval;
-  fo.health_check_interval = cfg.server.health_check_interval;
-  fo.heartbeat_timeout = EffectiveHeartbeatTimeout(cfg.server);
-  if (cfg.defaults.unhealthy_after)
-    fo.unhealthy_after = *cfg.defaults.unhealthy_after;
-  for (const auto& [name, pool] : cfg.pools) {
-    fo.unhealthy_after_by_pool[name] = pool.health.unhealthy_after;
-  }
+  FleetOptions fo = FleetOptionsFromConfig(cfg);  // as the server
   fo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kFleetService));
   // The flush only makes heartbeat timestamps durable; the memory store has
   // nothing to make durable and every read is served from the index, so a
@@ -436,7 +424,7 @@ void Simulation::Setup() {
   }
   if (pools_ != nullptr) (void)pools_->Reconcile();
   controllers_ = MakeControllers(
-      clock_, *fleet_, cfg, kRetention,
+      clock_, *fleet_, cfg, kHistoryRetention,
       pools_ != nullptr ? std::function<void()>([this] { PoolTick(); })
                         : nullptr,
       log_);
@@ -561,13 +549,8 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
         r.result = d->second;
       Note(e.node_id(), std::move(r));
     } else if (kind == "pool.replacement_provisioned") {
-      // "replacement <new> provisioned for <old>"
-      absl::string_view m = e.message();
-      if (absl::ConsumePrefix(&m, "replacement ")) {
-        size_t sp = m.find(' ');
-        if (sp != absl::string_view::npos) {
-          replacement_of_[std::string(m.substr(0, sp))] = e.node_id();
-        }
+      if (auto r = e.details().find("replacement"); r != e.details().end()) {
+        replacement_of_[r->second] = e.node_id();
       }
       Note(e.node_id(), {T(), "replacement_provisioned", e.message()});
     }
