@@ -741,7 +741,8 @@ void PoolManager::TickPool(Pool& pool, const NodeIndex& nodes,
     ++new_pending;
     Count(&PoolCounters::replacements, pc.name + "|provisioned");
     (void)Emit("pool.replacement_provisioned", pc.name, id,
-               absl::StrCat("replacement ", *id_or, " provisioned for ", id));
+               absl::StrCat("replacement ", *id_or, " provisioned for ", id),
+               {{"replacement", *id_or}});
   }
   for (int i = current; i < target; ++i) {
     if (!ProvisionOne(pool, "scale up").ok()) break;

@@ -230,6 +230,12 @@ TEST_F(PoolManagerTest, ReplacesUnhealthyNodeProvisioningFirst) {
   EXPECT_EQ(provider_->provision_calls(), 3);
   EXPECT_EQ(Events("pool.replacement_started").size(), 1u);
   EXPECT_EQ(Events("pool.replacement_provisioned").size(), 1u);
+  // Which instance replaces which, for readers of the log (the simulator).
+  const std::vector<Event> provisioned = Events("pool.replacement_provisioned");
+  const auto& details = provisioned[0].details();
+  ASSERT_TRUE(details.contains("replacement"));
+  EXPECT_NE(details.at("replacement"), ids[0]);
+  EXPECT_NE(details.at("replacement"), ids[1]);
   // The target did not move: a replacement is not a scaling decision.
   EXPECT_EQ(Events("pool.target_changed").size(), 1u);
   auto terminated = Instances(INSTANCE_STATE_TERMINATED);

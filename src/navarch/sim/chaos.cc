@@ -211,23 +211,8 @@ void ChaosEngine::Cascade(const NodeSpec& origin, int depth) {
 
 void ChaosEngine::OnInjected(const NodeSpec& node, const Failure& f,
                              FailureCause cause) {
-  switch (cause) {
-    case FailureCause::kChaos:
-      ++stats_.chaos;
-      break;
-    case FailureCause::kCascade:
-      ++stats_.cascading;
-      break;
-    case FailureCause::kOutage:
-      ++stats_.outage_failures;
-      break;
-    case FailureCause::kCorrelated:
-      ++stats_.correlated;
-      break;
-    case FailureCause::kScenario:
-      break;
-  }
-  if (cause != FailureCause::kScenario) ++stats_.injected;
+  if (cause == FailureCause::kCascade) ++stats_.cascading;
+  if (cause == FailureCause::kCorrelated) ++stats_.correlated;
   if (!spec_.enabled) return;
 
   // Recovery: upstream schedules it for recoverable failures only, and never
@@ -245,7 +230,6 @@ void ChaosEngine::OnInjected(const NodeSpec& node, const Failure& f,
     clock_.Schedule(d, [this, id, type] {
       if (clock_.Now() >= end_) return;
       host_.RecoverFailure(id, type);
-      ++stats_.recoveries;
     });
   }
 

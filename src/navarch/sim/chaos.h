@@ -42,13 +42,10 @@ class ChaosHost {
   virtual bool HasFailure(const NodeSpec& node) = 0;
 };
 
+// What the report reads from the engine (the simulation counts the rest).
 struct ChaosStats {
-  int64_t injected = 0;  // by the engine (chaos, cascades, outages, correlated)
-  int64_t chaos = 0;
   int64_t cascading = 0;
-  int64_t outage_failures = 0;
   int64_t correlated = 0;
-  int64_t recoveries = 0;
   int64_t outages = 0;  // outages started
   int active_outages = 0;
 };
