@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "navarch/config/config.h"
 #include "navarch/controlplane/periodic.h"
 #include "navarch/fleet/fleet_service.h"
+#include "navarch/notifier/dispatcher.h"
 #include "navarch/store/store.h"
 
 namespace navarch {
@@ -91,7 +93,37 @@ inline std::vector<std::unique_ptr<PeriodicTask>> MakeControllers(
 inline bool WantsPoolTick(const Event& e) {
   if (e.kind() != "node.status_changed" || e.pool().empty()) return false;
   auto to = e.details().find("to");
-  return to != e.details().end() && to->second == "NODE_STATUS_UNHEALTHY";
+  return to != e.details().end() &&
+         to->second == NodeStatus_Name(NODE_STATUS_UNHEALTHY);
+}
+
+// The notice a committed event asks the notifier to send: cordon, uncordon
+// and drain commands issued (by an operator or the pool manager), with the
+// command's reason; nothing for other events.
+inline std::optional<Notice> NoticeFor(const Event& e) {
+  if (e.kind() != "command.issued") return std::nullopt;
+  auto type = e.details().find("type");
+  if (type == e.details().end()) return std::nullopt;
+  NodeCommandType t = NODE_COMMAND_TYPE_UNKNOWN;
+  if (!NodeCommandType_Parse(type->second, &t)) return std::nullopt;
+  Notice n;
+  switch (t) {
+    case NODE_COMMAND_TYPE_CORDON:
+      n.type = NoticeType::kCordon;
+      break;
+    case NODE_COMMAND_TYPE_UNCORDON:
+      n.type = NoticeType::kUncordon;
+      break;
+    case NODE_COMMAND_TYPE_DRAIN:
+      n.type = NoticeType::kDrain;
+      break;
+    default:
+      return std::nullopt;
+  }
+  n.node_id = e.node_id();
+  if (auto r = e.details().find("reason"); r != e.details().end())
+    n.reason = r->second;
+  return n;
 }
 
 }  // namespace navarch

@@ -131,21 +131,8 @@ absl::Status ControlPlaneServer::StartNotifier() {
 
 void ControlPlaneServer::OnEventsCommitted(const std::vector<Event>& events) {
   for (const Event& e : events) {
-    if (e.kind() == "command.issued" && dispatcher_ != nullptr) {
-      auto type = e.details().find("type");
-      if (type == e.details().end()) continue;
-      std::optional<NoticeType> notice;
-      if (type->second == "NODE_COMMAND_TYPE_CORDON") {
-        notice = NoticeType::kCordon;
-      } else if (type->second == "NODE_COMMAND_TYPE_UNCORDON") {
-        notice = NoticeType::kUncordon;
-      } else if (type->second == "NODE_COMMAND_TYPE_DRAIN") {
-        notice = NoticeType::kDrain;
-      }
-      if (!notice) continue;
-      auto reason = e.details().find("reason");
-      dispatcher_->Enqueue({*notice, e.node_id(),
-                            reason == e.details().end() ? "" : reason->second});
+    if (std::optional<Notice> notice = NoticeFor(e)) {
+      if (dispatcher_ != nullptr) dispatcher_->Enqueue(*std::move(notice));
     } else if (WantsPoolTick(e) && pool_worker_ != nullptr) {
       // A pool node turned UNHEALTHY: start its replacement now, not at
       // the next autoscale tick.

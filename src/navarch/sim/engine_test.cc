@@ -1,5 +1,7 @@
 // The event engine and assertions, end to end through RunScenario: real
 // fleet core, policy and controllers on a FakeClock.
+#include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -303,6 +305,26 @@ TEST(EngineTest, SkippedCallsChangeNothingWithPools) {
       "  - {at: 21m, action: issue_command, target: gcp-3, params: "
       "{command_type: uncordon}}\n"
       "  - {at: 30m, action: log, params: {message: end}}\n");
+}
+
+TEST(EngineTest, APolicyThatNoLongerLoadsIsAnErrorNotASilentDefault) {
+  const std::string path =
+      absl::StrCat(testing::TempDir(), "/sim_engine_policy.yaml");
+  {
+    std::ofstream f(path);
+    f << "version: v1\nrules:\n  - name: all-healthy\n"
+         "    condition: \"true\"\n    result: healthy\n";
+  }
+  ParseResult p = ParseScenario(
+      absl::StrCat("name: t\nconfig:\n  server: {health_policy: ", path,
+                   "}\nfleet:\n  - id: n1\n"),
+      "t.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::remove(path.c_str());  // gone between validation and the run
+  SimResult r = RunScenario(p.scenario, SimOptions{});
+  EXPECT_EQ(r.exit_code(), 1);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("server.health_policy"));
 }
 
 TEST(ReportTest, JsonSectionsAndSelfContainedHtml) {

@@ -337,8 +337,16 @@ void Simulation::Setup() {
   store_ = std::make_unique<MemoryStore>();
   evaluator_ = std::make_unique<PolicyEvaluator>();
   if (!cfg.server.health_policy.empty()) {
+    // Validation loaded it already; a file changed since is an error, not a
+    // silent run with the built-in policy.
     auto p = Policy::LoadFile(cfg.server.health_policy);
-    if (p.ok()) evaluator_->SetPolicy(*p);
+    if (p.ok()) {
+      evaluator_->SetPolicy(*p);
+    } else {
+      errors_.push_back(
+          absl::StrCat("server.health_policy: ", p.status().message(),
+                       " (ran with the built-in policy)"));
+    }
   }
   FleetOptions fo = FleetOptionsFromConfig(cfg);  // as the server
   fo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kFleetService));
