@@ -256,6 +256,14 @@ class Loader {
     }
     return s;
   }
+  // False (and an error at `e`) unless `url` is http:// or https://.
+  bool CheckHttpUrl(const Entry& e, const std::string& url) {
+    if (absl::StartsWith(url, "http://") || absl::StartsWith(url, "https://"))
+      return true;
+    r_.Error(e.site, absl::StrCat("expected an http:// or https:// URL, got '",
+                                  url, "'"));
+    return false;
+  }
   // A duration where 0 keeps the default, as upstream; others must be >= min.
   template <typename Out>
   void StoreInterval(const Entry& e, absl::Duration min, Out* out) {
@@ -527,13 +535,7 @@ void Loader::ReadWebhook(const Entry& e, WebhookConfig* w) {
     return [this, out](const Entry& f) {
       std::optional<std::string> s = r_.String(f);
       if (!s) return;
-      if (!s->empty() && !absl::StartsWith(*s, "http://") &&
-          !absl::StartsWith(*s, "https://")) {
-        r_.Error(f.site, absl::StrCat("expected an http:// or https:// URL, "
-                                      "got '",
-                                      *s, "'"));
-        return;
-      }
+      if (!s->empty() && !CheckHttpUrl(f, *s)) return;
       *out = *s;
     };
   };
@@ -581,14 +583,7 @@ void Loader::ReadMetricsSource(const Entry& e, MetricsSourceConfig* m) {
            "",
            [&](const Entry& f) {
              std::optional<std::string> s = NonEmptyString(f);
-             if (!s) return;
-             if (!absl::StartsWith(*s, "http://") &&
-                 !absl::StartsWith(*s, "https://")) {
-               r_.Error(f.site, absl::StrCat("expected an http:// or "
-                                             "https:// URL, got '",
-                                             *s, "'"));
-               return;
-             }
+             if (!s || !CheckHttpUrl(f, *s)) return;
              m->url = *s;
              note(f, "url");
            }},
