@@ -81,14 +81,13 @@ absl::StatusOr<ResetPoolBreakerResponse> ResetPoolBreaker(
     PoolManager* pools, const ResetPoolBreakerRequest& req,
     const Actor& actor) {
   if (pools == nullptr) return NoPools();
-  absl::StatusOr<PoolStatus> before = pools->GetPool(req.name());
-  if (!before.ok()) return before.status();
-  NAVARCH_RETURN_IF_ERROR(pools->ResetBreaker(req.name(), actor));
+  absl::StatusOr<bool> was_open = pools->ResetBreaker(req.name(), actor);
+  if (!was_open.ok()) return was_open.status();
   absl::StatusOr<PoolStatus> s = pools->GetPool(req.name());
   if (!s.ok()) return s.status();
   ResetPoolBreakerResponse out;
   *out.mutable_pool() = ToPoolInfo(*s);
-  out.set_was_open(before->breaker_open);
+  out.set_was_open(*was_open);
   return out;
 }
 

@@ -887,21 +887,21 @@ absl::Status PoolManager::ScalePool(const std::string& name, int target,
   return absl::OkStatus();
 }
 
-absl::Status PoolManager::ResetBreaker(const std::string& name,
-                                       const Actor& actor) {
+absl::StatusOr<bool> PoolManager::ResetBreaker(const std::string& name,
+                                               const Actor& actor) {
   {
     absl::MutexLock lock(&mu_);
     auto it = pools_.find(name);
     if (it == pools_.end()) {
       return absl::NotFoundError(absl::StrCat("pool ", name, " not found"));
     }
-    if (!it->second->breaker_open) return absl::OkStatus();
+    if (!it->second->breaker_open) return false;
     it->second->breaker_open = false;
   }
   (void)Emit("pool.breaker_reset", name, "",
              absl::StrCat("replacement breaker of pool ", name, " reset by ",
                           actor.name));
-  return absl::OkStatus();
+  return true;
 }
 
 }  // namespace navarch

@@ -138,10 +138,11 @@ class PoolManager {
   // INVALID_ARGUMENT; an unknown pool NOT_FOUND.
   absl::Status ScalePool(const std::string& name, int target,
                          const Actor& actor);
-  // Closes a tripped replacement breaker (OK, and no event, when it is not
-  // open); NOT_FOUND for an unknown pool. If the pool is still too unhealthy
-  // the breaker trips again at the next tick.
-  absl::Status ResetBreaker(const std::string& name, const Actor& actor);
+  // Closes a tripped replacement breaker and says whether it was open (no
+  // event when it was not); NOT_FOUND for an unknown pool. If the pool is
+  // still too unhealthy the breaker trips again at the next tick.
+  absl::StatusOr<bool> ResetBreaker(const std::string& name,
+                                    const Actor& actor);
 
   PoolCounters counters();
 

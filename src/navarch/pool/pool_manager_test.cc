@@ -276,8 +276,13 @@ TEST_F(PoolManagerTest, BreakerStopsMassReplacementUntilReset) {
   EXPECT_TRUE(manager_->GetPool("train")->breaker_open);
   manager_->Tick();
   EXPECT_EQ(Events("pool.breaker_tripped").size(), 1u);  // once
-  ASSERT_TRUE(manager_->ResetBreaker("train", Actor{"operator"}).ok());
+  absl::StatusOr<bool> was_open =
+      manager_->ResetBreaker("train", Actor{"operator"});
+  ASSERT_TRUE(was_open.ok());
+  EXPECT_TRUE(*was_open);
   EXPECT_EQ(Events("pool.breaker_reset").size(), 1u);
+  EXPECT_FALSE(*manager_->ResetBreaker("train", Actor{"operator"}));
+  EXPECT_EQ(Events("pool.breaker_reset").size(), 1u);  // nothing to reset
   // Reset: the breaker re-checks; still 75%, so it trips again at once.
   manager_->Tick();
   EXPECT_EQ(Events("pool.breaker_tripped").size(), 2u);
