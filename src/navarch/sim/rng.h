@@ -28,6 +28,7 @@ enum class Purpose : uint64_t {
   kFleetService = 10,
   kProvider = 11,
   kGpu = 12,
+  kPoolManager = 13,
 };
 
 // splitmix64: decorrelates nearby seeds.

@@ -53,11 +53,6 @@ double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 // Options that draw random numbers get the run's seed, where they have one
 // (nothing in the model may seed itself from the machine).
-template <typename Options>
-void SetSeedIfAny(Options& o, uint64_t seed) {
-  if constexpr (requires { o.seed = seed; }) o.seed = seed;
-}
-
 // Nearest-rank percentile of sorted samples.
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -388,7 +383,8 @@ void Simulation::Setup() {
     uint64_t n = 0;
     for (const auto& [name, pc] : cfg.providers) {
       FakeProviderOptions fpo = FakeOptionsFromConfig(
-          pc, MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider) + n++));
+          pc, MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider)),
+                      n++));
       fpo.name = name;
       if (!pc.gpu_model.empty()) fpo.gpu_type = pc.gpu_model;
       if (absl::EndsWith(fpo.gpu_type, " (fake)")) {
@@ -424,8 +420,7 @@ void Simulation::Setup() {
     }
     PoolManagerOptions pmo;
     pmo.instance_manager = cfg.instance_manager;
-    SetSeedIfAny(pmo,
-                 MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider)));
+    pmo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kPoolManager));
     pools_ = std::make_unique<PoolManager>(*fleet_, *providers_, notifier_,
                                            clock_, cfg, pmo);
     (void)pools_->Init();
