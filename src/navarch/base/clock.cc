@@ -137,13 +137,18 @@ void FakeClock::Advance(absl::Duration d) {
   AdvanceTo(target);
 }
 
-void FakeClock::AdvanceTo(absl::Time target) {
+void FakeClock::AdvanceTo(absl::Time target) { Fire(target, true); }
+
+void FakeClock::AdvanceUntil(absl::Time target) { Fire(target, false); }
+
+void FakeClock::Fire(absl::Time target, bool inclusive) {
   while (true) {
     std::function<void()> fn;
     {
       absl::MutexLock lock(&mu_);
       DropCancelledLocked();
-      if (timers_.empty() || timers_.front().due > target) {
+      if (timers_.empty() || timers_.front().due > target ||
+          (!inclusive && timers_.front().due == target)) {
         if (target > now_) now_ = target;
         return;
       }

@@ -85,6 +85,11 @@ class FakeClock final : public Clock {
   void Advance(absl::Duration d);
   // Moves time to `t` if it is in the future.
   void AdvanceTo(absl::Time t);
+  // Fires the timers due strictly before `t`, then moves time to `t` if it is
+  // in the future; timers due at `t` stay pending. For a caller with timers
+  // of its own that must run first at an instant (the simulator's agent
+  // calendar, sim/calendar.h).
+  void AdvanceUntil(absl::Time t);
   // Number of timers not yet fired.
   size_t PendingTimers();
   // Due time of the earliest pending timer, or InfiniteFuture.
@@ -96,6 +101,9 @@ class FakeClock final : public Clock {
     TimerId id;
     std::function<void()> fn;
   };
+  // Fires timers due before `target` (and at it when `inclusive`), then
+  // moves time to `target`.
+  void Fire(absl::Time target, bool inclusive);
   // Pops cancelled timers off the top of the heap.
   void DropCancelledLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

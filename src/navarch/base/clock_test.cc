@@ -49,6 +49,28 @@ TEST(FakeClockTest, TimersScheduledByCallbacksFireInTheSameAdvance) {
   EXPECT_EQ(count, 10);
 }
 
+TEST(FakeClockTest, AdvanceUntilLeavesTimersDueAtTheTarget) {
+  FakeClock clock(absl::FromUnixSeconds(0));
+  std::vector<int> fired;
+  clock.Schedule(absl::Seconds(1), [&] {
+    fired.push_back(1);
+    // Due before the target too: fires in the same call.
+    clock.Schedule(absl::Seconds(1), [&] { fired.push_back(2); });
+  });
+  clock.Schedule(absl::Seconds(5), [&] { fired.push_back(5); });
+  clock.Schedule(absl::Seconds(6), [&] { fired.push_back(6); });
+  clock.AdvanceUntil(absl::FromUnixSeconds(5));
+  EXPECT_EQ(fired, (std::vector<int>{1, 2}));
+  EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(5));
+  EXPECT_EQ(clock.NextTimerAt(), absl::FromUnixSeconds(5));
+  // Never backwards.
+  clock.AdvanceUntil(absl::FromUnixSeconds(4));
+  EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(5));
+  clock.AdvanceTo(absl::FromUnixSeconds(5));
+  EXPECT_EQ(fired, (std::vector<int>{1, 2, 5}));
+  EXPECT_EQ(clock.PendingTimers(), 1u);
+}
+
 TEST(FakeClockTest, CancelStopsATimer) {
   FakeClock clock;
   bool fired = false;

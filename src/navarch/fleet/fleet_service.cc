@@ -351,7 +351,8 @@ void FleetService::SyncLiveLocked(NodeEntry& entry) {
     RemoveLiveLocked(entry);
   } else if (entry.live_slot < 0) {
     entry.live_slot = static_cast<int32_t>(live_.size());
-    live_.push_back(LiveSlot{entry.alive_at, &entry});
+    live_.push_back(LiveSlot{
+        entry.vouched ? absl::InfiniteFuture() : entry.alive_at, &entry});
   }
 }
 
@@ -368,7 +369,10 @@ void FleetService::RemoveLiveLocked(NodeEntry& entry) {
 
 void FleetService::TouchLocked(NodeEntry& entry, absl::Time alive_at) {
   entry.alive_at = alive_at;
-  if (entry.live_slot >= 0) live_[entry.live_slot].alive_at = alive_at;
+  if (entry.live_slot >= 0) {
+    live_[entry.live_slot].alive_at =
+        entry.vouched ? absl::InfiniteFuture() : alive_at;
+  }
 }
 
 void FleetService::Compact(NodeRecord record, NodeEntry& entry) {
@@ -500,6 +504,7 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
 
     NodeEntry& entry = known ? it->second : InsertLocked(req.node_id());
     SetCold(entry, req.gpus(), &req.metadata());
+    entry.vouched = false;  // a new agent vouches for itself
     StageLocked(entry, std::move(rec), batch);
     TouchLocked(entry, now);
 
@@ -551,6 +556,15 @@ void FleetService::SendHeartbeat(const HeartbeatRequest& req,
   HeartbeatResponse resp;
   resp.set_acknowledged(true);
   done(std::move(resp));
+}
+
+bool FleetService::VouchLiveness(absl::string_view node_id, bool vouched) {
+  absl::MutexLock lock(&mu_);
+  NodeEntry* entry = FindLocked(node_id);
+  if (entry == nullptr) return false;
+  entry->vouched = vouched;
+  TouchLocked(*entry, entry->alive_at);
+  return true;
 }
 
 void FleetService::ReportHealth(const ReportHealthRequest& req,

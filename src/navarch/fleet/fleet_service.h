@@ -204,6 +204,16 @@ class FleetService {
                    const std::map<std::string, std::string>& details,
                    Done<Event> done);
 
+  // --- For the simulator ---
+  // The caller vouches that the node beats well within the heartbeat
+  // timeout: the simulator's nodes that skip beats, each of which would only
+  // move their liveness (docs/simulator.md, "Skipped calls"). The heartbeat
+  // monitor passes a vouched node over; withdrawn, its liveness is its last
+  // heartbeat's again (the simulator first replays the last beat it
+  // skipped). Cleared when the node registers anew. Returns false for
+  // unknown nodes.
+  bool VouchLiveness(absl::string_view node_id, bool vouched);
+
   size_t node_count();
   FleetStats stats();
   const FleetOptions& options() const { return options_; }
@@ -234,6 +244,8 @@ class FleetService {
     std::optional<double> gpu_utilization;
     int32_t gpu_count = 0;
     bool heartbeat_dirty = false;
+    // VouchLiveness: live_ holds InfiniteFuture for it (never silent).
+    bool vouched = false;
     // Open commands in issue order.
     std::vector<std::string> open_commands;
   };
@@ -241,7 +253,7 @@ class FleetService {
   // that a check walks a few MB, not the whole index (100,000 nodes: ~0.2 ms
   // instead of a walk of the map under the lock).
   struct LiveSlot {
-    absl::Time alive_at;
+    absl::Time alive_at;  // InfiniteFuture while vouched for
     NodeEntry* entry;
   };
   struct Watcher {

@@ -432,6 +432,37 @@ TEST_F(FleetTest, HeartbeatMonitorWatchesExactlyTheLiveNodes) {
   EXPECT_EQ(fleet_->CheckHeartbeats(), 0);
 }
 
+TEST_F(FleetTest, AVouchedNodeIsNeverSilentUntilTheVouchIsWithdrawn) {
+  // The simulator vouches for nodes whose beats it skips: the monitor passes
+  // them over, through status changes; withdrawn, the last beat counts
+  // again; registering anew clears it.
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(Register(id).ok());
+  EXPECT_TRUE(fleet_->VouchLiveness("n1", true));
+  EXPECT_TRUE(fleet_->VouchLiveness("n2", true));
+  EXPECT_FALSE(fleet_->VouchLiveness("nope", true));
+  clock_.Advance(absl::Seconds(91));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);  // n3 only
+  EXPECT_EQ(Node("n1").status(), NODE_STATUS_ACTIVE);
+  ASSERT_TRUE(Heartbeat("n1").ok());  // a real beat keeps the vouch
+  // Out of the live set and back (cordon is live, drain too): still vouched.
+  ASSERT_TRUE(Issue("n2", NODE_COMMAND_TYPE_CORDON).ok());
+  clock_.Advance(absl::Seconds(91));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 0);
+  // Withdrawn: the last beat counts (n1's at 91 s, now 91 s old).
+  EXPECT_TRUE(fleet_->VouchLiveness("n1", false));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);
+  NodeInfo n1 = Node("n1");
+  EXPECT_EQ(n1.status(), NODE_STATUS_UNHEALTHY);
+  EXPECT_NE(n1.status_reason().find("no heartbeat for 1m31s"),
+            std::string::npos)
+      << n1.status_reason();
+  // n2 registers anew (a new agent): its vouch is gone.
+  ASSERT_TRUE(Register("n2").ok());
+  clock_.Advance(absl::Seconds(91));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 1);
+  EXPECT_EQ(Node("n2").status(), NODE_STATUS_UNHEALTHY);
+}
+
 TEST_F(FleetTest, RestartKeepsStateAndGivesLivenessAGracePeriod) {
   ASSERT_TRUE(Register("n1", 8, "training").ok());
   ASSERT_TRUE(Heartbeat("n1").ok());

@@ -42,11 +42,14 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
 }
 
 SimAgent::SimAgent(NodeSpec spec, FleetService& fleet, Clock& clock,
+                   AgentCalendar& calendar, uint32_t ordinal,
                    std::shared_ptr<const AgentTemplate> tmpl,
                    AgentTiming timing, uint64_t gpu_seed, Hooks hooks)
     : spec_(std::move(spec)),
       fleet_(fleet),
       clock_(clock),
+      calendar_(calendar),
+      ordinal_(ordinal),
       tmpl_(std::move(tmpl)),
       timing_(timing),
       gpu_seed_(gpu_seed),
@@ -87,10 +90,12 @@ void SimAgent::Start(absl::Duration boot_delay) {
 
 void SimAgent::Stop() {
   if (!running_) return;
-  LeaveSteady();
+  ResumeBeats(/*queue=*/false);
+  ResumeReports(/*queue=*/false);
   running_ = false;
   registered_ = false;
   polling_ = false;
+  beat_queued_ = report_queued_ = false;
   ++epoch_;
   CloseStream();
 }
@@ -145,32 +150,28 @@ void SimAgent::Register(uint64_t epoch) {
     timing_.heartbeat_interval = absl::Seconds(c.heartbeat_interval_seconds());
   if (c.health_check_interval_seconds() > 0)
     timing_.health_interval = absl::Seconds(c.health_check_interval_seconds());
+  // A fresh schedule from now (a re-registration ends the old one; what it
+  // skipped was counted when the node stopped skipping).
+  ResumeBeats(/*queue=*/false);
+  ResumeReports(/*queue=*/false);
   registered_ = true;
-  steady_ = false;
   last_beat_ = skipped_beat_ = absl::InfinitePast();
   template_metrics_sent_ = false;
+  beat_queued_ = report_queued_ = false;
   const uint64_t e = ++epoch_;
   OpenStream();
-  HeartbeatTick(e);
-  HealthTick(e);
+  next_beat_ = next_report_ = clock_.Now();
+  HeartbeatTick();
+  if (e != epoch_) return;
+  HealthTick();
+  if (e != epoch_) return;
   if (monitor_ != nullptr) {
     polling_ = true;
     After(timing_.gpu_poll_interval, [this, e] { GpuPollTick(e); });
   }
 }
 
-int SimAgent::HeartbeatStride() const {
-  if (!hooks_.as_of || timing_.heartbeat_timeout <= absl::ZeroDuration() ||
-      timing_.heartbeat_interval <= absl::ZeroDuration()) {
-    return 1;
-  }
-  // Every stride-th beat keeps the last beat the monitor sees no older than
-  // stride x interval <= timeout: it declares nobody it would not have.
-  return std::max<int64_t>(
-      1, timing_.heartbeat_timeout / timing_.heartbeat_interval);
-}
-
-void SimAgent::SendHeartbeat() {
+bool SimAgent::SendHeartbeat() {
   // The readings of a healthy node never change: one request, reused; once
   // the fleet holds them, they are left out (the fleet keeps a node's last
   // metrics when a heartbeat carries none: same state, no copy).
@@ -202,41 +203,131 @@ void SimAgent::SendHeartbeat() {
   fleet_.SendHeartbeat(
       *req, [&sent](absl::StatusOr<HeartbeatResponse> r) { sent = r.ok(); });
   if (sent && req == heartbeat_.get()) template_metrics_sent_ = true;
+  return sent;
 }
 
-void SimAgent::HeartbeatTick(uint64_t epoch) {
-  if (epoch != epoch_ || !registered_) return;
-  if (!network_down_) {
-    const absl::Time now = clock_.Now();
-    if (steady_ &&
-        now - last_beat_ < timing_.heartbeat_interval *
-                               static_cast<int64_t>(HeartbeatStride())) {
-      skipped_beat_ = now;
-      ++elided_.heartbeats;
-    } else {
-      SendHeartbeat();
-      last_beat_ = now;
-    }
-  }
-  After(timing_.heartbeat_interval, [this, epoch] { HeartbeatTick(epoch); });
-}
-
-void SimAgent::HealthTick(uint64_t epoch) {
-  if (epoch != epoch_ || !registered_) return;
-  if (steady_) {
-    ++elided_.health_reports;
+void SimAgent::Tick(AgentCalendar::Kind kind, uint64_t epoch) {
+  if (epoch != epoch_ || !registered_) return;  // a chain that ended
+  Count(1);
+  if (kind == AgentCalendar::kHeartbeat) {
+    beat_queued_ = false;
+    HeartbeatTick();
   } else {
-    Report(/*force=*/true);
+    report_queued_ = false;
+    HealthTick();
   }
-  After(timing_.health_interval, [this, epoch] { HealthTick(epoch); });
 }
 
-void SimAgent::MaybeEnterSteady(bool fleet_quiet) {
+void SimAgent::Queue(AgentCalendar::Kind kind) {
+  if (kind == AgentCalendar::kHeartbeat) {
+    if (beat_queued_) return;
+    beat_queued_ = true;
+    calendar_.Add(next_beat_, ordinal_, kind, epoch_);
+  } else {
+    if (report_queued_) return;
+    report_queued_ = true;
+    calendar_.Add(next_report_, ordinal_, kind, epoch_);
+  }
+}
+
+void SimAgent::HeartbeatTick() {
+  const absl::Time now = clock_.Now();
+  next_beat_ = now + timing_.heartbeat_interval;
+  if (skip_beats_) {
+    // Queued before the node began to skip: the schedule goes on unqueued.
+    skipped_beat_ = now;
+    ++calls_.heartbeats;
+    ++calls_.heartbeats_skipped;
+    return;
+  }
+  if (!network_down_) {
+    ++calls_.heartbeats;
+    const bool sent = SendHeartbeat();
+    last_beat_ = now;
+    if (sent) MaybeSkipBeats();
+  }
+  if (!skip_beats_) Queue(AgentCalendar::kHeartbeat);
+}
+
+void SimAgent::HealthTick() {
+  next_report_ = clock_.Now() + timing_.health_interval;
+  if (skip_reports_) {
+    ++calls_.health_reports;
+    ++calls_.health_reports_skipped;
+    return;
+  }
+  const uint64_t epoch = epoch_;
+  Report(/*force=*/true);
+  // A report may re-register the node (a new schedule, queued there).
+  if (epoch != epoch_ || skip_reports_) return;
+  Queue(AgentCalendar::kHealth);
+}
+
+void SimAgent::MaybeSkipBeats() {
+  if (!hooks_.as_of || timing_.heartbeat_interval <= absl::ZeroDuration() ||
+      timing_.heartbeat_interval > timing_.heartbeat_timeout || !registered_ ||
+      !running_ || network_down_ || monitor_ != nullptr ||
+      !template_metrics_sent_) {
+    return;
+  }
+  skip_beats_ = fleet_.VouchLiveness(spec_.id, true);
+}
+
+void SimAgent::MaybeSkipReports(bool fleet_quiet) {
   if (!hooks_.as_of || !fleet_quiet || !registered_ || !running_ ||
       network_down_ || monitor_ != nullptr || !queue_.empty()) {
     return;
   }
-  steady_ = true;
+  skip_reports_ = true;
+}
+
+int64_t SimAgent::CatchUp(AgentCalendar::Kind kind, absl::Duration interval,
+                          absl::Time& next, absl::Time* last) {
+  const absl::Time now = clock_.Now();
+  int64_t n = 0;
+  if (next < now && interval > absl::ZeroDuration()) {
+    // Whole intervals strictly before now, then the one due now, if it ran.
+    absl::Duration rem;
+    n = absl::IDivDuration(now - next, interval, &rem);
+    if (rem == absl::ZeroDuration()) --n;
+    next += interval * n;
+    *last = next;
+    next += interval;
+    ++n;
+  }
+  while (calendar_.Fired(next, ordinal_, kind, now)) {
+    *last = next;
+    next += interval;
+    ++n;
+  }
+  return n;
+}
+
+void SimAgent::ResumeBeats(bool queue) {
+  if (!skip_beats_) return;
+  skip_beats_ = false;
+  absl::Time last = absl::InfinitePast();
+  const int64_t n = CatchUp(AgentCalendar::kHeartbeat,
+                            timing_.heartbeat_interval, next_beat_, &last);
+  calls_.heartbeats += n;
+  calls_.heartbeats_skipped += n;
+  Count(n);
+  skipped_beat_ = std::max(skipped_beat_, last);
+  ReplaySkippedBeat();
+  fleet_.VouchLiveness(spec_.id, false);
+  if (queue && registered_ && running_) Queue(AgentCalendar::kHeartbeat);
+}
+
+void SimAgent::ResumeReports(bool queue) {
+  if (!skip_reports_) return;
+  skip_reports_ = false;
+  absl::Time last = absl::InfinitePast();
+  const int64_t n = CatchUp(AgentCalendar::kHealth, timing_.health_interval,
+                            next_report_, &last);
+  calls_.health_reports += n;
+  calls_.health_reports_skipped += n;
+  Count(n);
+  if (queue && registered_ && running_) Queue(AgentCalendar::kHealth);
 }
 
 void SimAgent::ReplaySkippedBeat() {
@@ -244,25 +335,19 @@ void SimAgent::ReplaySkippedBeat() {
   const absl::Time at = skipped_beat_;
   hooks_.as_of(at, [this] { SendHeartbeat(); });
   last_beat_ = at;
-  --elided_.heartbeats;
-}
-
-void SimAgent::LeaveSteady() {
-  steady_ = false;
-  // Timers keep their schedule in steady mode (skipped ticks do nothing),
-  // so a beat due at this very instant has either fired already (and is
-  // replayed here) or fires after this, as it would have.
-  ReplaySkippedBeat();
+  --calls_.heartbeats_skipped;  // made after all
 }
 
 void SimAgent::FleetChanged() {
-  // The next report must really happen. The skipped beat is replayed when it
-  // can matter (a fault, a stop, the end), not from inside a commit.
+  // The next report must really happen (no fleet call from here).
   fleet_changed_ = true;
-  steady_ = false;
+  ResumeReports(/*queue=*/true);
 }
 
-void SimAgent::Settle() { LeaveSteady(); }
+void SimAgent::Settle() {
+  ResumeBeats(/*queue=*/false);
+  ResumeReports(/*queue=*/false);
+}
 
 void SimAgent::GpuPollTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_ || monitor_ == nullptr) return;
@@ -304,7 +389,7 @@ void SimAgent::Report(bool force) {
   if (queue_.empty() && !force) return;
   const absl::Time now = clock_.Now();
   fleet_changed_ = false;
-  steady_ = false;
+  ResumeReports(/*queue=*/true);
   ReportHealthRequest req;
   req.set_node_id(spec_.id);
   HealthCheckResult* boot = req.add_results();
@@ -327,11 +412,12 @@ void SimAgent::Report(bool force) {
                                     " health event(s) for policy evaluation"));
   *h->mutable_timestamp() = ToTimestamp(now);
   (*h->mutable_details())["events"] = absl::StrCat(queue_.size());
+  ++calls_.health_reports;
   for (HealthEvent& e : queue_) *req.add_events() = std::move(e);
   queue_.clear();
   absl::StatusOr<ReportHealthResponse> resp = Await<ReportHealthResponse>(
       [&](auto done) { fleet_.ReportHealth(req, done); });
-  if (resp.ok()) MaybeEnterSteady(/*fleet_quiet=*/!fleet_changed_);
+  if (resp.ok()) MaybeSkipReports(/*fleet_quiet=*/!fleet_changed_);
   if (!resp.ok() && absl::IsNotFound(resp.status())) {
     registered_ = false;
     const uint64_t e = ++epoch_;
@@ -358,7 +444,8 @@ void SimAgent::EnsureGpu() {
 }
 
 bool SimAgent::Inject(const Failure& f) {
-  LeaveSteady();
+  ResumeBeats(/*queue=*/true);
+  ResumeReports(/*queue=*/true);
   if (f.type == "boot_failure") {
     // Bites when the node next starts (upstream: only Initialize checks it).
     boot_failure_ = true;
@@ -399,7 +486,8 @@ bool SimAgent::Inject(const Failure& f) {
 }
 
 void SimAgent::Recover(const std::string& type) {
-  LeaveSteady();
+  ResumeBeats(/*queue=*/true);
+  ResumeReports(/*queue=*/true);
   auto clear = [&](const std::string& t) {
     if (t == "network" && network_down_) {
       network_down_ = false;
@@ -442,7 +530,7 @@ void SimAgent::Ack(const NodeCommand& c, bool ok, const std::string& message) {
 
 void SimAgent::OnCommand(const NodeCommand& c) {
   if (!registered_ || network_down_) return;
-  if (hooks_.count) hooks_.count();
+  Count(1);
   switch (c.type()) {
     case NODE_COMMAND_TYPE_RUN_DIAGNOSTIC: {
       if (monitor_ == nullptr) {

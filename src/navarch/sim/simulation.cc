@@ -170,7 +170,7 @@ class Simulation final : public ChaosHost {
   void AddLive(SimAgent* a);
   void RemoveLive(const std::string& id);
   void Note(const std::string& id, NodeEventRec e);
-  void Count() { ++sim_events_; }
+  void Count(int64_t n = 1) { sim_events_ += n; }
   void PoolTick() {
     pool_tick_pending_ = false;
     pools_->Tick();
@@ -221,6 +221,10 @@ class Simulation final : public ChaosHost {
   AgentTiming timing_;
 
   std::map<std::string, std::unique_ptr<SimAgent>> agents_;
+  // The agents' heartbeat and health ticks, and each agent by its ordinal
+  // there (the order they were created in).
+  AgentCalendar calendar_;
+  std::vector<SimAgent*> by_ordinal_;
   // Each agent by its spec (LiveNodes() entries): chaos asks per candidate.
   absl::flat_hash_map<const NodeSpec*, SimAgent*> agent_of_spec_;
   // Nodes registered at least once (Tracked lives in tracked_, a std::map:
@@ -276,7 +280,7 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
   }
   const std::string id = spec.id;
   SimAgent::Hooks hooks;
-  hooks.count = [this] { Count(); };
+  hooks.count = [this](int64_t n) { Count(n); };
   if (opt_.elide_calls) {
     hooks.as_of = [this](absl::Time at, const std::function<void()>& fn) {
       fleet_clock_.RunAsOf(at, fn);
@@ -303,12 +307,13 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
                              Actor{"simulator"}, done);
     });
   };
+  const auto ordinal = static_cast<uint32_t>(by_ordinal_.size());
   auto agent = std::make_unique<SimAgent>(
-      std::move(spec), *fleet_, clock_, tmpl, timing_,
-      MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kGpu)),
-              agents_.size()),
+      std::move(spec), *fleet_, clock_, calendar_, ordinal, tmpl, timing_,
+      MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kGpu)), ordinal),
       std::move(hooks));
   SimAgent* raw = agent.get();
+  by_ordinal_.push_back(raw);
   agents_[id] = std::move(agent);
   agent_of_spec_[&raw->spec()] = raw;
   Tracked& t = tracked_[id];
@@ -1073,17 +1078,19 @@ nlohmann::json Simulation::BuildReport(
   }
   policy["rules"] = rules;
   policy["rule_errors"] = stats.rule_errors;
-  // What the agents did, and how much of it steady nodes skipped (the fleet
-  // core handled the difference).
-  ElidedCalls elided;
-  for (const auto& [id, a] : agents_) {
-    elided.heartbeats += a->elided().heartbeats;
-    elided.health_reports += a->elided().health_reports;
+  // What the agents did (their calls, made or skipped: the same with every
+  // call), and how much of it they skipped.
+  CallCounts calls;
+  for (const SimAgent* a : by_ordinal_) {
+    calls.heartbeats += a->calls().heartbeats;
+    calls.health_reports += a->calls().health_reports;
+    calls.heartbeats_skipped += a->calls().heartbeats_skipped;
+    calls.health_reports_skipped += a->calls().health_reports_skipped;
   }
-  policy["health_reports"] = stats.health_reports + elided.health_reports;
-  policy["heartbeats"] = stats.heartbeats + elided.heartbeats;
-  policy["health_reports_skipped"] = elided.health_reports;
-  policy["heartbeats_skipped"] = elided.heartbeats;
+  policy["health_reports"] = calls.health_reports;
+  policy["heartbeats"] = calls.heartbeats;
+  policy["health_reports_skipped"] = calls.health_reports_skipped;
+  policy["heartbeats_skipped"] = calls.heartbeats_skipped;
   policy["status_changes"] = stats.status_changes;
   report["policy"] = policy;
   s["policy_rule_hits"] = stats.rule_matches;
@@ -1190,11 +1197,22 @@ SimResult Simulation::Run() {
   NextEvent(0);
   if (sc_.events.empty() && !sc_.stress) finished_ = true;
 
+  // At each instant, first the agents' ticks, then the clock's timers
+  // (calendar.h).
   while (!finished_) {
-    absl::Time next = clock_.NextTimerAt();
+    const absl::Time at = calendar_.NextAt();
+    const absl::Time next = std::min(at, clock_.NextTimerAt());
     if (next == absl::InfiniteFuture() || next > end_) break;
     if (opt_.pace) opt_.pace(next - start_);
-    clock_.AdvanceTo(next);
+    if (at == next) {
+      clock_.AdvanceUntil(next);  // nothing is due before it
+      calendar_.RunAt(next, [this](uint32_t agent, AgentCalendar::Kind kind,
+                                   uint64_t epoch) {
+        by_ordinal_[agent]->Tick(kind, epoch);
+      });
+    } else {
+      clock_.AdvanceTo(next);
+    }
     DrainEvents();
   }
   if (end_ != absl::InfiniteFuture() && clock_.Now() < end_ && !finished_) {
@@ -1204,8 +1222,9 @@ SimResult Simulation::Run() {
     Sample();
   }
 
-  // Steady nodes' last skipped beats: the fleet core ends as with every call.
-  for (auto& [id, a] : agents_) a->Settle();
+  // Skipped calls counted, skipped beats replayed: the fleet core ends as
+  // with every call.
+  for (SimAgent* a : by_ordinal_) a->Settle();
   std::vector<AssertionResult> results = results_;
   for (size_t i = 0; i < sc_.assertions.size(); ++i) {
     AssertionResult r =
