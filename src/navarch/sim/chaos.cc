@@ -73,7 +73,7 @@ void ChaosEngine::Start(absl::Time start, absl::Time end) {
     if (at >= end) continue;
     clock_.Schedule(at - clock_.Now(), [this, o] {
       std::vector<std::string> hit;
-      const std::vector<const NodeSpec*> live = host_.LiveNodes();
+      const std::vector<const NodeSpec*> live = host_.Live().nodes();
       double share = 0;
       if (o.scope == "percentage") {
         std::string t = o.target;
@@ -108,7 +108,7 @@ void ChaosEngine::Start(absl::Time start, absl::Time end) {
 void ChaosEngine::ScheduleNext() {
   const absl::Time now = clock_.Now();
   if (now >= end_) return;
-  const double nodes = static_cast<double>(host_.LiveNodes().size());
+  const double nodes = static_cast<double>(host_.Live().size());
   const double per_second = spec_.failure_rate / 60.0 * nodes / 1000.0;
   // The rate follows the live fleet; a long gap is cut into re-evaluations
   // (exact for a memoryless process whose rate is constant in between).
@@ -124,7 +124,7 @@ void ChaosEngine::ScheduleNext() {
   absl::Duration d = absl::Nanoseconds(static_cast<int64_t>(wait * 1e9));
   if (now + d >= end_) return;
   clock_.Schedule(d, [this] {
-    const std::vector<const NodeSpec*>& live = host_.LiveNodes();
+    const std::vector<const NodeSpec*>& live = host_.Live().nodes();
     if (!live.empty()) {
       const NodeSpec* n = live[UniformInt(pick_rng_, live.size())];
       host_.InjectFailure(n->id, RandomFailure(*n), FailureCause::kChaos);
@@ -133,39 +133,89 @@ void ChaosEngine::ScheduleNext() {
   });
 }
 
-void ChaosEngine::Intern(const NodeSpec& n) {
-  if (n.zone_key >= 0) return;
-  auto key = [this](const std::string& name) {
-    return scope_keys_.try_emplace(name, static_cast<int>(scope_keys_.size()))
-        .first->second;
-  };
-  n.zone_key = key(absl::StrCat("zone/", n.zone));
-  n.region_key = key(absl::StrCat("region/", n.region));
-  n.provider_key = key(absl::StrCat("provider/", n.provider));
+int LiveSet::Key(Scope scope, const std::string& name) {
+  static constexpr const char* kPrefix[] = {"zone/", "region/", "provider/"};
+  auto [it, added] = keys_.try_emplace(absl::StrCat(kPrefix[scope], name),
+                                       static_cast<int>(groups_.size()));
+  if (added) groups_.emplace_back();
+  return it->second;
+}
+
+bool LiveSet::Add(const NodeSpec* node) {
+  if (slots_.contains(node)) return false;
+  Slot slot;
+  slot.all = static_cast<uint32_t>(all_.size());
+  all_.push_back(node);
+  const std::string* names[] = {&node->zone, &node->region, &node->provider};
+  for (int i = 0; i < 3; ++i) {
+    slot.key[i] = Key(static_cast<Scope>(i), *names[i]);
+    std::vector<const NodeSpec*>& group = groups_[slot.key[i]];
+    slot.in[i] = static_cast<uint32_t>(group.size());
+    group.push_back(node);
+  }
+  slots_.emplace(node, slot);
+  return true;
+}
+
+const NodeSpec* LiveSet::SwapRemove(std::vector<const NodeSpec*>& v,
+                                    uint32_t i) {
+  const NodeSpec* moved = nullptr;
+  if (i + 1 != v.size()) {
+    moved = v.back();
+    v[i] = moved;
+  }
+  v.pop_back();
+  return moved;
+}
+
+bool LiveSet::Remove(const NodeSpec* node) {
+  auto it = slots_.find(node);
+  if (it == slots_.end()) return false;
+  const Slot slot = it->second;
+  slots_.erase(it);
+  if (const NodeSpec* m = SwapRemove(all_, slot.all)) slots_[m].all = slot.all;
+  for (int i = 0; i < 3; ++i) {
+    if (const NodeSpec* m = SwapRemove(groups_[slot.key[i]], slot.in[i]))
+      slots_[m].in[i] = slot.in[i];
+  }
+  return true;
+}
+
+const std::vector<const NodeSpec*>& LiveSet::InScope(const NodeSpec& origin,
+                                                     Scope scope) {
+  const std::string& name = scope == kZone     ? origin.zone
+                            : scope == kRegion ? origin.region
+                                               : origin.provider;
+  static constexpr const char* kPrefix[] = {"zone/", "region/", "provider/"};
+  auto it = keys_.find(absl::StrCat(kPrefix[scope], name));
+  return it == keys_.end() ? none_ : groups_[it->second];
 }
 
 std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
                                                   const std::string& scope) {
-  auto rack_of = [](const NodeSpec& n) {
+  auto rack_of = [](const NodeSpec& n) -> const std::string& {
     if (auto it = n.labels.find("rack"); it != n.labels.end())
       return it->second;
     if (auto it = n.labels.find("template"); it != n.labels.end())
       return it->second;
     return n.instance_type;
   };
-  Intern(origin);
-  int NodeSpec::*key = nullptr;
-  if (scope == "zone" || scope == "rack") key = &NodeSpec::zone_key;
-  if (scope == "region") key = &NodeSpec::region_key;
-  if (scope == "provider") key = &NodeSpec::provider_key;
+  LiveSet& live = host_.Live();
+  const std::vector<const NodeSpec*>* group = &live.nodes();
+  if (scope == "zone" || scope == "rack") {
+    group = &live.InScope(origin, LiveSet::kZone);
+  } else if (scope == "region") {
+    group = &live.InScope(origin, LiveSet::kRegion);
+  } else if (scope == "provider") {
+    group = &live.InScope(origin, LiveSet::kProvider);
+  }
   const bool rack = scope == "rack";
   std::vector<const NodeSpec*> out;
-  for (const NodeSpec* n : host_.LiveNodes()) {
-    if (n == &origin) continue;
-    Intern(*n);
-    bool in = key == nullptr || n->*key == origin.*key;
-    if (in && rack) in = rack_of(*n) == rack_of(origin);
-    if (in && n->id != origin.id) out.push_back(n);
+  out.reserve(group->size());
+  for (const NodeSpec* n : *group) {
+    if (n == &origin || n->id == origin.id) continue;
+    if (rack && rack_of(*n) != rack_of(origin)) continue;
+    out.push_back(n);
   }
   return out;
 }

@@ -24,12 +24,50 @@ namespace navarch::sim {
 enum class FailureCause { kScenario, kChaos, kCascade, kOutage, kCorrelated };
 const char* FailureCauseName(FailureCause cause);
 
+// The nodes that are registered and running, in a stable order (insertion,
+// with the last moved into a removed one's place), and the same grouped by
+// zone, region and provider, so that a cascade finds its zone's nodes
+// without a walk of the fleet.
+class LiveSet {
+ public:
+  enum Scope { kZone = 0, kRegion = 1, kProvider = 2 };
+
+  // False when already there / not there.
+  bool Add(const NodeSpec* node);
+  bool Remove(const NodeSpec* node);
+  bool Contains(const NodeSpec* node) const { return slots_.contains(node); }
+
+  const std::vector<const NodeSpec*>& nodes() const { return all_; }
+  size_t size() const { return all_.size(); }
+  // The live nodes that share `origin`'s zone, region or provider (origin
+  // itself included if live), in a stable order.
+  const std::vector<const NodeSpec*>& InScope(const NodeSpec& origin,
+                                              Scope scope);
+
+ private:
+  struct Slot {
+    uint32_t all;
+    uint32_t in[3];  // index in groups_[key[i]]
+    int key[3];
+  };
+  int Key(Scope scope, const std::string& name);
+  // Swap-removes index `i` of `v`; returns the node moved into it, if any.
+  static const NodeSpec* SwapRemove(std::vector<const NodeSpec*>& v,
+                                    uint32_t i);
+
+  std::vector<const NodeSpec*> all_;
+  absl::flat_hash_map<const NodeSpec*, Slot> slots_;
+  // "<scope>/<name>" -> index in groups_.
+  absl::flat_hash_map<std::string, int> keys_;
+  std::vector<std::vector<const NodeSpec*>> groups_;
+  const std::vector<const NodeSpec*> none_;
+};
+
 // What the engine needs from the simulation.
 class ChaosHost {
  public:
   virtual ~ChaosHost() = default;
-  // Nodes that are registered and running, in a stable order.
-  virtual const std::vector<const NodeSpec*>& LiveNodes() = 0;
+  virtual LiveSet& Live() = 0;
   // Injects; false when the node cannot take it (not running).
   virtual bool InjectFailure(const std::string& node_id, const Failure& f,
                              FailureCause cause) = 0;
@@ -37,8 +75,8 @@ class ChaosHost {
                               const std::string& type) = 0;
   // True while the node carries an injected failure; cascades skip it, so a
   // cascade can reach every node of its scope at most once.
-  // `node` is one of LiveNodes() (called for many nodes per cascade: keep
-  // it cheap).
+  // `node` is a live node (called for many nodes per cascade: keep it
+  // cheap).
   virtual bool HasFailure(const NodeSpec& node) = 0;
 };
 
@@ -76,7 +114,6 @@ class ChaosEngine {
   void Cascade(const NodeSpec& origin, int depth);
   std::vector<const NodeSpec*> InScope(const NodeSpec& origin,
                                        const std::string& scope);
-  void Intern(const NodeSpec& n);
 
   const ChaosSpec spec_;
   Clock& clock_;
@@ -84,10 +121,8 @@ class ChaosEngine {
   std::mt19937_64 timing_rng_, pick_rng_, cascade_rng_, recovery_rng_,
       outage_rng_, correlated_rng_;
   absl::Time end_ = absl::InfinitePast();
-  // Nodes a cascade has picked and will hit (LiveNodes() entries).
+  // Nodes a cascade has picked and will hit (live nodes).
   absl::flat_hash_set<const NodeSpec*> cascade_pending_;
-  // Zone, region and provider names -> NodeSpec::*_key.
-  absl::flat_hash_map<std::string, int> scope_keys_;
   ChaosStats stats_;
 };
 

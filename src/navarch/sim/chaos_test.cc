@@ -1,5 +1,6 @@
 #include "navarch/sim/chaos.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -34,11 +35,11 @@ class FakeHost final : public ChaosHost {
       n.zone = absl::StrCat(n.region, "-", i % zones);
       specs_.push_back(n);
     }
-    for (const NodeSpec& n : specs_) live_.push_back(&n);
+    for (const NodeSpec& n : specs_) live_.Add(&n);
   }
   void set_engine(ChaosEngine* e) { engine_ = e; }
 
-  const std::vector<const NodeSpec*>& LiveNodes() override { return live_; }
+  LiveSet& Live() override { return live_; }
   bool InjectFailure(const std::string& id, const Failure& f,
                      FailureCause cause) override {
     injections.push_back({clock_.Now(), id, f, cause});
@@ -64,7 +65,7 @@ class FakeHost final : public ChaosHost {
  private:
   Clock& clock_;
   std::vector<NodeSpec> specs_;
-  std::vector<const NodeSpec*> live_;
+  LiveSet live_;
   ChaosEngine* engine_ = nullptr;
 };
 
@@ -136,6 +137,49 @@ TEST(ChaosTest, SameSeedSameFailuresDifferentSeedDifferent) {
     differs = a.host.injections[i].node != c.host.injections[i].node;
   }
   EXPECT_TRUE(differs);
+}
+
+TEST(LiveSetTest, GroupsFollowAddsAndRemoves) {
+  std::vector<NodeSpec> specs(6);
+  for (int i = 0; i < 6; ++i) {
+    specs[i].id = absl::StrCat("n", i);
+    specs[i].provider = i < 4 ? "gcp" : "aws";
+    specs[i].region = i < 4 ? "us-central1" : "us-east1";
+    specs[i].zone = absl::StrCat(specs[i].region, i % 2 ? "-a" : "-b");
+  }
+  LiveSet live;
+  for (const NodeSpec& n : specs) EXPECT_TRUE(live.Add(&n));
+  EXPECT_FALSE(live.Add(&specs[0]));
+  auto ids = [](const std::vector<const NodeSpec*>& v) {
+    std::vector<std::string> out;
+    for (const NodeSpec* n : v) out.push_back(n->id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids(live.InScope(specs[1], LiveSet::kZone)), (V{"n1", "n3"}));
+  EXPECT_EQ(ids(live.InScope(specs[0], LiveSet::kRegion)),
+            (V{"n0", "n1", "n2", "n3"}));
+  EXPECT_EQ(ids(live.InScope(specs[5], LiveSet::kProvider)), (V{"n4", "n5"}));
+  // Removing from the middle moves the last node into its place, in every
+  // group, and keeps the others findable.
+  EXPECT_TRUE(live.Remove(&specs[1]));
+  EXPECT_FALSE(live.Remove(&specs[1]));
+  EXPECT_TRUE(live.Remove(&specs[0]));
+  EXPECT_EQ(ids(live.nodes()), (V{"n2", "n3", "n4", "n5"}));
+  // The stable order chaos picks from: n4 took n0's place, n5 n1's.
+  EXPECT_EQ(live.nodes()[0]->id, "n4");
+  EXPECT_EQ(live.nodes()[1]->id, "n5");
+  EXPECT_EQ(ids(live.InScope(specs[1], LiveSet::kZone)), (V{"n3"}));
+  EXPECT_EQ(ids(live.InScope(specs[0], LiveSet::kRegion)), (V{"n2", "n3"}));
+  EXPECT_TRUE(live.Remove(&specs[5]));
+  EXPECT_TRUE(live.Add(&specs[1]));
+  EXPECT_EQ(ids(live.InScope(specs[3], LiveSet::kZone)), (V{"n1", "n3"}));
+  EXPECT_EQ(ids(live.InScope(specs[4], LiveSet::kZone)), (V{"n4"}));
+  EXPECT_EQ(live.size(), 4u);
+  NodeSpec elsewhere;
+  elsewhere.zone = "eu-west4-a";
+  EXPECT_TRUE(live.InScope(elsewhere, LiveSet::kZone).empty());
 }
 
 TEST(ChaosTest, CascadesStayInTheRealZone) {

@@ -48,11 +48,6 @@ struct NodeSpec {
   int gpu_count = 8;
   std::map<std::string, std::string> labels;
   Pos pos;
-  // Set by the chaos engine the first time the node is a cascade candidate:
-  // small integers standing for zone, region and provider, so that scope
-  // tests over thousands of live nodes compare integers, not strings. -1:
-  // not yet. (Caches of the strings above: not part of the scenario.)
-  mutable int zone_key = -1, region_key = -1, provider_key = -1;
 };
 
 // The nine upstream actions.

@@ -151,7 +151,7 @@ class Simulation final : public ChaosHost {
   SimResult Run();
 
   // ChaosHost.
-  const std::vector<const NodeSpec*>& LiveNodes() override { return live_; }
+  LiveSet& Live() override { return live_; }
   bool InjectFailure(const std::string& id, const Failure& f,
                      FailureCause cause) override;
   void RecoverFailure(const std::string& id, const std::string& type) override;
@@ -163,8 +163,8 @@ class Simulation final : public ChaosHost {
  private:
   void Setup();
   SimAgent* AddAgent(NodeSpec spec, const std::string& pool);
-  // Reads what the fleet core committed since the last call from its event
-  // log (the store), and updates the simulation's bookkeeping.
+  // Handles what the fleet core committed since the last call (collected
+  // from its commit callback), and updates the simulation's bookkeeping.
   void DrainEvents();
   void OnEvents(const std::vector<Event>& events);
   void AddLive(SimAgent* a);
@@ -225,7 +225,7 @@ class Simulation final : public ChaosHost {
   // there (the order they were created in).
   AgentCalendar calendar_;
   std::vector<SimAgent*> by_ordinal_;
-  // Each agent by its spec (LiveNodes() entries): chaos asks per candidate.
+  // Each agent by its spec (live_ entries): chaos asks per candidate.
   absl::flat_hash_map<const NodeSpec*, SimAgent*> agent_of_spec_;
   // Nodes registered at least once (Tracked lives in tracked_, a std::map:
   // stable addresses), and the configured pools in name order: Sample()
@@ -234,10 +234,11 @@ class Simulation final : public ChaosHost {
   std::vector<std::string> pool_names_;
   std::vector<std::string> fleet_ids_;  // the scenario's fleet, file order
   std::map<std::string, Tracked> tracked_;
-  std::vector<const NodeSpec*> live_;
-  std::map<std::string, size_t> live_index_;
+  LiveSet live_;
   std::map<std::string, std::string> replacement_of_;  // new -> old
-  int64_t event_cursor_ = 0;
+  // What the fleet core committed that DrainEvents has not handled yet, in
+  // commit order (node.*, health.event, pool.replacement_provisioned).
+  std::vector<Event> committed_;
   bool pool_tick_pending_ = false;
   std::mt19937_64 startup_rng_, replace_rng_;
 
@@ -351,14 +352,18 @@ void Simulation::Setup() {
   FleetOptions fo = FleetOptionsFromConfig(cfg);  // as the server
   fo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kFleetService));
   // The flush only makes heartbeat timestamps durable; the memory store has
-  // nothing to make durable and every read is served from the index, so a
-  // rarer flush changes nothing the simulation can observe and saves copying
-  // every beating node's metrics out each simulated second.
-  fo.heartbeat_flush_interval = absl::Hours(1);
+  // nothing to make durable and every read is served from the index, so no
+  // flush until the end changes nothing the simulation can observe and saves
+  // copying every beating node's metrics out.
+  fo.heartbeat_flush_interval = absl::InfiniteDuration();
   // As the server: a pool node turning UNHEALTHY wakes the pool manager
   // (on the clock, as the server's pool worker would, coalesced).
   fo.on_events_committed = [this](const std::vector<Event>& events) {
     for (const Event& e : events) {
+      if (absl::StartsWith(e.kind(), "node.") || e.kind() == "health.event" ||
+          e.kind() == "pool.replacement_provisioned") {
+        committed_.push_back(e);
+      }
       // Whatever the fleet did to a node, its agent stops skipping calls.
       if (!e.node_id().empty()) {
         if (auto a = agents_.find(e.node_id()); a != agents_.end())
@@ -456,35 +461,18 @@ void Simulation::Note(const std::string& id, NodeEventRec e) {
   tracked_[id].events.push_back(std::move(e));
 }
 
-void Simulation::AddLive(SimAgent* a) {
-  if (live_index_.contains(a->id())) return;
-  live_index_[a->id()] = live_.size();
-  live_.push_back(&a->spec());
-}
+void Simulation::AddLive(SimAgent* a) { live_.Add(&a->spec()); }
 
 void Simulation::RemoveLive(const std::string& id) {
-  auto it = live_index_.find(id);
-  if (it == live_index_.end()) return;
-  size_t i = it->second;
-  live_index_.erase(it);
-  if (i != live_.size() - 1) {
-    live_[i] = live_.back();
-    live_index_[live_[i]->id] = i;
-  }
-  live_.pop_back();
+  if (auto it = agents_.find(id); it != agents_.end())
+    live_.Remove(&it->second->spec());
 }
 
 void Simulation::DrainEvents() {
-  for (;;) {
-    EventQuery q;
-    q.kinds = {"node.*", "health.event", "pool.replacement_provisioned"};
-    q.after_id = event_cursor_;
-    q.limit = 1000;
-    absl::StatusOr<EventPage> page = store_->ListEvents(q);
-    if (!page.ok() || page->events.empty()) return;
-    event_cursor_ = page->events.back().id();
-    OnEvents(page->events);
-    if (!page->more) return;
+  while (!committed_.empty()) {
+    std::vector<Event> events;
+    events.swap(committed_);
+    OnEvents(events);
   }
 }
 
