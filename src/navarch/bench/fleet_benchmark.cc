@@ -4,6 +4,8 @@
 //   - the heartbeat flush (every node dirty) to the memory and SQLite stores;
 //   - ReportHealth with the default policy, a routine clean report and a
 //     fatal XID, over a store that costs nothing (the core's share);
+//   - node commits through the core (fatal XID reports) into the null, memory
+//     and SQLite stores;
 //   - the default policy alone on the same two reports;
 //   - start-up: loading N nodes from SQLite into the index (restart);
 //   - the pool manager's tick over one pool holding the whole fleet, nothing
@@ -312,6 +314,63 @@ void BM_ReportHealth(benchmark::State& state) {
   state.SetLabel(xid ? "xid79" : "clean");
 }
 BENCHMARK(BM_ReportHealth)->ArgName("xid")->Arg(0)->Arg(1);
+
+// Node commits through the fleet core into each store: a fatal XID report on
+// every one of 2,000 nodes (each with 8 GPUs, metadata and one heartbeat's
+// metrics) in turn, each committing the node's record and its events. One
+// iteration is all 2,000, waiting until the last is committed (SQLite: group
+// commit, FULL sync); items_per_second is node commits per second. After the
+// first pass every node is UNHEALTHY: the commits are the report's events and
+// the node's counters, what a busy fleet commits most.
+void BM_NodeCommit(benchmark::State& state) {
+  const auto backend = static_cast<Backend>(state.range(0));
+  constexpr int64_t kNodes = 2000;
+  std::string error;
+  BenchFleet* f = CachedFleet(backend, kNodes, &error);
+  if (f == nullptr) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  HeartbeatRequest beat;
+  for (int64_t i = 0; i < kNodes; ++i) {
+    FillHeartbeat(kShape, i, 0, f->clock.Now(), &beat);
+    f->fleet->SendHeartbeat(beat, [](absl::StatusOr<HeartbeatResponse>) {});
+  }
+  std::vector<ReportHealthRequest> reports;
+  for (int64_t i = 0; i < kNodes; ++i) reports.push_back(XidReport(i));
+  absl::Mutex mu;
+  int64_t done = 0, errors = 0;
+  for (auto _ : state) {
+    {
+      absl::MutexLock lock(&mu);
+      done = 0;
+    }
+    for (const ReportHealthRequest& r : reports) {
+      f->fleet->ReportHealth(r, [&](absl::StatusOr<ReportHealthResponse> s) {
+        absl::MutexLock lock(&mu);
+        ++done;
+        if (!s.ok()) ++errors;
+      });
+    }
+    absl::MutexLock lock(&mu);
+    auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return done == kNodes;
+    };
+    mu.Await(absl::Condition(&all_done));
+  }
+  if (errors > 0) state.SkipWithError("report failed");
+  state.SetItemsProcessed(state.iterations() * kNodes);
+  state.SetLabel(backend == Backend::kNull     ? "null"
+                 : backend == Backend::kMemory ? "memory"
+                                               : "sqlite");
+}
+BENCHMARK(BM_NodeCommit)
+    ->ArgName("store")
+    ->Arg(static_cast<int>(Backend::kNull))
+    ->Arg(static_cast<int>(Backend::kMemory))
+    ->Arg(static_cast<int>(Backend::kSqlite))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_PolicyEvaluate(benchmark::State& state) {
   const bool xid = state.range(0) == 1;
