@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace navarch {
 
@@ -14,12 +16,114 @@ absl::Status CheckVersion(absl::string_view what, const std::string& id,
                    ", write ", next, "); another writer changed it"));
 }
 
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+// Calls `field(number, begin, end)` for each top-level field of the wire
+// format `bytes` (begin, end: the field's byte range, tag included); stops at
+// the first field for which it returns false. INVALID_ARGUMENT when the
+// framing is broken.
+template <typename Fn>
+absl::Status ForEachField(absl::string_view bytes, Fn field) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  while (in.CurrentPosition() < static_cast<int>(bytes.size())) {
+    const int begin = in.CurrentPosition();
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0 || !WireFormatLite::SkipField(&in, tag)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node extras: malformed NodeInfo wire format at byte ", begin));
+    }
+    if (!field(WireFormatLite::GetTagFieldNumber(tag), begin,
+               in.CurrentPosition())) {
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckNodeExtras(absl::string_view extras) {
+  int forbidden = 0;
+  NAVARCH_RETURN_IF_ERROR(ForEachField(extras, [&](int number, int, int) {
+    switch (number) {
+      case NodeInfo::kNodeIdFieldNumber:
+      case NodeInfo::kPoolFieldNumber:
+      case NodeInfo::kStatusFieldNumber:
+      case NodeInfo::kHealthStatusFieldNumber:
+      case NodeInfo::kLastHeartbeatFieldNumber:
+        forbidden = number;
+        return false;
+      default:
+        return true;
+    }
+  }));
+  if (forbidden != 0) {
+    const auto* field = NodeInfo::descriptor()->FindFieldByNumber(forbidden);
+    return absl::InvalidArgumentError(
+        absl::StrCat("node extras set ", field->name(),
+                     ", which belongs in the node record itself"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MergeNodeExtras(absl::string_view extras, NodeRecord& record) {
+  if (extras.empty()) return absl::OkStatus();
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(extras.data()),
+      static_cast<int>(extras.size()));
+  if (!record.mutable_node()->MergeFromCodedStream(&in) ||
+      !in.ConsumedEntireMessage()) {
+    return absl::InternalError(
+        absl::StrCat("corrupt extras of node ", record.node().node_id()));
+  }
+  return absl::OkStatus();
+}
+
+void AppendNodeExtras(absl::string_view extras, std::string& record_bytes) {
+  if (extras.empty()) return;
+  uint8_t header[16];
+  uint8_t* p = WireFormatLite::WriteTagToArray(
+      NodeRecord::kNodeFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED,
+      header);
+  p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(extras.size()), p);
+  record_bytes.reserve(record_bytes.size() + (p - header) + extras.size());
+  record_bytes.append(reinterpret_cast<const char*>(header), p - header);
+  record_bytes.append(extras.data(), extras.size());
+}
+
+std::string WithoutNodeField(absl::string_view extras, int field) {
+  std::string out;
+  out.reserve(extras.size());
+  ForEachField(extras, [&](int number, int begin, int end) {
+    if (number != field) out.append(extras.data() + begin, end - begin);
+    return true;
+  }).IgnoreError();  // checked on commit
+  return out;
+}
+
 absl::Status ValidateBatch(const WriteBatch& batch) {
   for (const auto& n : batch.nodes) {
     if (n.node().node_id().empty())
       return absl::InvalidArgumentError("node record without id");
     if (n.version() < 1)
       return absl::InvalidArgumentError("node record without version");
+  }
+  if (!batch.node_extras.empty()) {
+    if (batch.node_extras.size() != batch.nodes.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "batch has ", batch.node_extras.size(), " node extras for ",
+          batch.nodes.size(), " node records (must be none or one each)"));
+    }
+    for (size_t i = 0; i < batch.nodes.size(); ++i) {
+      NAVARCH_RETURN_IF_ERROR(
+          Annotate(CheckNodeExtras(batch.node_extras[i]),
+                   absl::StrCat("node ", batch.nodes[i].node().node_id())));
+    }
   }
   for (const auto& i : batch.instances) {
     if (i.instance().instance_id().empty()) {
@@ -79,15 +183,16 @@ bool IsPrunableInstance(const InstanceRecord& r, absl::Time before) {
          FromTimestamp(r.instance().terminated_at()) < before;
 }
 
-void ApplyHeartbeat(const HeartbeatUpdate& update, NodeRecord& record) {
+bool ApplyHeartbeat(const HeartbeatUpdate& update, NodeRecord& record) {
   NodeInfo* node = record.mutable_node();
   // A delayed flush must not replace newer metrics with older ones.
-  bool not_older =
+  const bool replace =
+      update.metrics.has_value() &&
       update.last_heartbeat >= FromTimestamp(node->last_heartbeat());
-  if (update.metrics && not_older)
-    *node->mutable_last_metrics() = *update.metrics;
+  if (replace) *node->mutable_last_metrics() = *update.metrics;
   *node->mutable_last_heartbeat() =
       MaxTimestamp(node->last_heartbeat(), ToTimestamp(update.last_heartbeat));
+  return replace;
 }
 
 }  // namespace navarch

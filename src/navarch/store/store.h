@@ -35,6 +35,22 @@ using internal::NodeRecord;
 struct WriteBatch {
   // Upserts, each checked against the stored version (see above).
   std::vector<NodeRecord> nodes;
+  // Either empty (every record in `nodes` is complete) or one entry per
+  // record: node_extras[i] is NodeInfo wire format that completes
+  // nodes[i].node(). The node stored is nodes[i] with node_extras[i] merged
+  // into its `node` (protobuf merge: set singular fields replace, messages
+  // merge, repeated fields append). It is for a writer that keeps part of a
+  // node serialized (the fleet core: GPU inventory, metadata, last metrics),
+  // so that a commit neither parses those bytes nor builds the full message;
+  // a backend that stores the record serialized appends them as they are.
+  // The writer keeps the two disjoint (the fleet core's records never hold
+  // the fields its extras carry). An entry must not set the fields a backend
+  // reads from the record itself: node_id, pool, status, health_status and
+  // last_heartbeat. A batch with a size mismatch, extras whose framing (the
+  // top-level tags and lengths) is broken, or one of those fields in them is
+  // INVALID_ARGUMENT; the bytes inside each field are not parsed, so broken
+  // ones are the writer's bug and surface as INTERNAL when the node is read.
+  std::vector<std::string> node_extras;
   std::vector<InstanceRecord> instances;
   std::vector<CommandRecord> commands;
   // Appended to the event log. `id` is ignored: the store assigns increasing
@@ -42,8 +58,8 @@ struct WriteBatch {
   std::vector<Event> events;
 
   bool empty() const {
-    return nodes.empty() && instances.empty() && commands.empty() &&
-           events.empty();
+    return nodes.empty() && node_extras.empty() && instances.empty() &&
+           commands.empty() && events.empty();
   }
 };
 

@@ -44,15 +44,24 @@ absl::Status MemoryStore::CommitLocked(WriteBatch& batch) {
       commands_, batch.commands,
       [](const CommandRecord& r) { return r.command().command_id(); },
       "command"));
-  for (auto& n : batch.nodes) {
-    NodeRecord& slot = nodes_[n.node().node_id()];
+  for (size_t i = 0; i < batch.nodes.size(); ++i) {
+    NodeRecord& n = batch.nodes[i];
+    StoredNode& slot = nodes_[n.node().node_id()];
     // Heartbeats are written separately and never go backwards. Only a newer
     // stored one is kept, so a record without a heartbeat reads back as such.
-    google::protobuf::Timestamp stored = slot.node().last_heartbeat();
+    // (Extras never carry last_heartbeat: the record's is the node's.)
+    google::protobuf::Timestamp stored = slot.record.node().last_heartbeat();
     bool keep =
         FromTimestamp(stored) > FromTimestamp(n.node().last_heartbeat());
-    slot = std::move(n);
-    if (keep) *slot.mutable_node()->mutable_last_heartbeat() = stored;
+    slot.record = std::move(n);
+    if (keep) *slot.record.mutable_node()->mutable_last_heartbeat() = stored;
+    // Written whole: extras replace the stored ones (none: the record is
+    // complete).
+    if (batch.node_extras.empty()) {
+      std::string().swap(slot.extras);
+    } else {
+      slot.extras = std::move(batch.node_extras[i]);
+    }
   }
   for (auto& i : batch.instances)
     instances_[i.instance().instance_id()] = std::move(i);
@@ -82,15 +91,27 @@ absl::Status MemoryStore::UpdateHeartbeats(
   for (const auto& u : updates) {
     auto it = nodes_.find(u.node_id);
     if (it == nodes_.end()) continue;
-    ApplyHeartbeat(u, it->second);
+    StoredNode& n = it->second;
+    // New metrics go into the record; any in the extras are now stale.
+    if (ApplyHeartbeat(u, n.record) && !n.extras.empty())
+      n.extras = WithoutNodeField(n.extras, NodeInfo::kLastMetricsFieldNumber);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<NodeRecord> MemoryStore::Full(const StoredNode& node) {
+  NodeRecord r = node.record;
+  NAVARCH_RETURN_IF_ERROR(MergeNodeExtras(node.extras, r));
+  return r;
 }
 
 absl::StatusOr<StoreSnapshot> MemoryStore::Load() {
   absl::MutexLock lock(&mu_);
   StoreSnapshot snap;
-  for (const auto& [id, n] : nodes_) snap.nodes.push_back(n);
+  snap.nodes.reserve(nodes_.size());
+  for (const auto& [id, n] : nodes_) {
+    NAVARCH_ASSIGN_OR_RETURN(snap.nodes.emplace_back(), Full(n));
+  }
   for (const auto& [id, i] : instances_) snap.instances.push_back(i);
   for (const auto& [id, c] : commands_) {
     if (IsOpen(c.state())) snap.open_commands.push_back(c);
@@ -105,7 +126,8 @@ absl::StatusOr<std::optional<NodeRecord>> MemoryStore::GetNode(
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node_id);
   if (it == nodes_.end()) return std::optional<NodeRecord>();
-  return std::optional<NodeRecord>(it->second);
+  NAVARCH_ASSIGN_OR_RETURN(NodeRecord r, Full(it->second));
+  return std::optional<NodeRecord>(std::move(r));
 }
 
 absl::StatusOr<std::optional<CommandRecord>> MemoryStore::GetCommand(

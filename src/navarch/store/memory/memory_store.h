@@ -37,9 +37,21 @@ class MemoryStore final : public Store {
   absl::Status CommitLocked(WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // A node as committed: the record and its WriteBatch::node_extras, kept
+  // apart and merged only by reads, so that a commit moves both in and
+  // neither parses nor builds anything (the simulator commits far more often
+  // than it reads the store).
+  struct StoredNode {
+    NodeRecord record;
+    std::string extras;  // NodeInfo wire format; never sets last_heartbeat
+    int64_t version() const { return record.version(); }
+  };
+  // The whole node.
+  static absl::StatusOr<NodeRecord> Full(const StoredNode& node);
+
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, NodeRecord> nodes_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, StoredNode> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);

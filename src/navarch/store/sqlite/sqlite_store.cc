@@ -625,13 +625,20 @@ absl::Status SqliteStore::ApplyBatch(WriteBatch& batch) {
   std::string blob;
   // Versions come from the database inside this transaction, never from a
   // cache: another writer of the same file is caught here.
-  for (const NodeRecord& r : batch.nodes) {
+  for (size_t i = 0; i < batch.nodes.size(); ++i) {
+    const NodeRecord& r = batch.nodes[i];
     const NodeInfo& n = r.node();
     NAVARCH_ASSIGN_OR_RETURN(int64_t current,
                              StoredVersion(ws.node_version, n.node_id()));
     NAVARCH_RETURN_IF_ERROR(
         CheckVersion("node", n.node_id(), current, r.version()));
     NAVARCH_RETURN_IF_ERROR(Serialize(r, blob));
+    // The extras go in as they are, a second `node` field that ReadNode's
+    // parse merges into the first: the stored record is the whole node, and
+    // nothing was parsed to build it. The columns come from the record
+    // (extras never set them).
+    if (!batch.node_extras.empty())
+      AppendNodeExtras(batch.node_extras[i], blob);
     Statement& s = ws.node_upsert;
     ScopedReset reset(s);
     NAVARCH_RETURN_IF_ERROR(s.BindText(1, n.node_id())

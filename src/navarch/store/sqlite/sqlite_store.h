@@ -17,6 +17,10 @@
 // rewrites those small rows and never the node records, and every read of a
 // node merges the two.
 //
+// A node's WriteBatch::node_extras are appended to its serialized record as
+// they are, as a second `node` field that the parse on read merges into the
+// first: the blob is the whole node, and a commit parses nothing.
+//
 // Versions are checked against the database inside the write transaction,
 // never against a cache, so another process writing the same file is
 // detected as a conflict rather than overwritten.

@@ -403,6 +403,38 @@ TEST_F(SqliteStoreTest, HeartbeatFlushWritesOnlyTheLivenessTable) {
             "n1");
 }
 
+// WriteBatch::node_extras are appended to the serialized record unparsed,
+// as a second `node` field: the blob on disk is still one NodeRecord, the
+// whole node, for any reader of the file; the columns come from the record.
+TEST_F(SqliteStoreTest, NodeExtrasAreStoredInTheRecordBlob) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  NodeRecord hot = Node("n1", 1, "pool-gpu");
+  hot.mutable_node()->set_status(NODE_STATUS_CORDONED);
+  NodeInfo extras;
+  for (int i = 0; i < 8; ++i) extras.add_gpus()->set_uuid(absl::StrCat(i));
+  extras.mutable_metadata()->set_hostname("host-1");
+  *extras.mutable_last_metrics() = Cpu(3);
+  WriteBatch b;
+  b.nodes.push_back(hot);
+  b.node_extras.push_back(extras.SerializeAsString());
+  ASSERT_TRUE(store->CommitSync(std::move(b)).ok());
+
+  NodeRecord want = hot;
+  want.mutable_node()->MergeFrom(extras);
+  RawDb raw(path_);
+  std::string blob = absl::HexStringToBytes(
+      raw.QueryText("SELECT hex(record) FROM nodes WHERE node_id = 'n1'"));
+  NodeRecord on_disk;
+  ASSERT_TRUE(on_disk.ParseFromString(blob));
+  EXPECT_TRUE(ProtoEquals(want, on_disk));
+  EXPECT_EQ(raw.QueryText("SELECT pool || ',' || status FROM nodes"),
+            absl::StrCat("pool-gpu,", NODE_STATUS_CORDONED));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM node_liveness WHERE node_id "
+                          "= 'n1' AND metrics IS NULL"),
+            "1");
+}
+
 TEST_F(SqliteStoreTest, OlderHeartbeatLeavesTheLivenessRowAlone) {
   auto store = Open();
   ASSERT_TRUE(store->CommitSync(NewNode("n1")).ok());

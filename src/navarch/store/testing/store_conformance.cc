@@ -805,6 +805,216 @@ TEST_P(StoreConformanceTest, LoadAndGetNodeMergeHeartbeatsIntoRecords) {
   EXPECT_TRUE(ProtoEquals(want, snap.nodes[1]));
 }
 
+// --- Node extras (WriteBatch::node_extras) ---
+
+// NodeInfo wire format holding `gpus` GPUs, the host metadata and (if given)
+// last metrics: what the fleet core hands over beside a record that has none
+// of them.
+NodeInfo ColdParts(int gpus, const std::string& hostname,
+                   std::optional<NodeMetrics> metrics) {
+  NodeInfo n;
+  for (int i = 0; i < gpus; ++i) {
+    GPUInfo* g = n.add_gpus();
+    g->set_index(i);
+    g->set_uuid(absl::StrCat("GPU-", hostname, "-", i));
+    g->set_name("NVIDIA H100 80GB HBM3");
+    g->set_memory_total(int64_t{80} << 30);
+  }
+  n.mutable_metadata()->set_hostname(hostname);
+  (*n.mutable_metadata()->mutable_labels())["team"] = "ml";
+  if (metrics) *n.mutable_last_metrics() = *metrics;
+  return n;
+}
+
+NodeMetrics GpuMetrics(double cpu, int gpus) {
+  NodeMetrics m = Cpu(cpu);
+  for (int i = 0; i < gpus; ++i) {
+    GPUMetrics* g = m.add_gpu_metrics();
+    g->set_gpu_index(i);
+    g->set_utilization_percent(90 + i);
+  }
+  return m;
+}
+
+// `record` with `extras` merged into its node: what the store must return.
+NodeRecord Merged(NodeRecord record, const NodeInfo& extras) {
+  record.mutable_node()->MergeFrom(extras);
+  return record;
+}
+
+WriteBatch NodesWithExtras(std::vector<std::pair<NodeRecord, NodeInfo>> nodes) {
+  WriteBatch b;
+  for (auto& [record, extras] : nodes) {
+    b.nodes.push_back(std::move(record));
+    b.node_extras.push_back(extras.SerializeAsString());
+  }
+  return b;
+}
+
+TEST_P(StoreConformanceTest, NodeExtrasCompleteTheRecord) {
+  // The hot part in the record, the GPUs, metadata and metrics beside it.
+  NodeRecord hot = Node("n1", 1, "pool-gpu");
+  *hot.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(5));
+  hot.mutable_node()->set_status_reason("registered");
+  hot.set_consecutive_unhealthy(2);
+  NodeInfo cold = ColdParts(8, "host-1", GpuMetrics(40, 8));
+  NodeRecord bare = Node("bare", 1);  // complete: no extras of its own
+  WriteBatch b = NodesWithExtras({{hot, cold}, {bare, NodeInfo()}});
+  b.events.push_back(MakeEvent("node.registered", "n1", "pool-gpu", T(5)));
+  ASSERT_TRUE(store().CommitSync(std::move(b)).ok());
+
+  NodeRecord want = Merged(hot, cold);
+  auto check = [&] {
+    Reader read(store());
+    auto n1 = read.Node("n1");
+    ASSERT_TRUE(n1.has_value());
+    EXPECT_TRUE(ProtoEquals(want, *n1));
+    EXPECT_TRUE(ProtoEquals(bare, *read.Node("bare")));
+    StoreSnapshot snap = read.Load();
+    ASSERT_THAT(NodeIds(snap), ElementsAre("bare", "n1"));
+    EXPECT_TRUE(ProtoEquals(bare, snap.nodes[0]));
+    EXPECT_TRUE(ProtoEquals(want, snap.nodes[1]));
+    EXPECT_EQ(snap.last_event_id, 1);
+  };
+  check();
+  if (harness_->durable()) {
+    Reopen();
+    check();
+  }
+  // The version check sees the record as usual.
+  EXPECT_EQ(store().CommitSync(NodesWithExtras({{Node("n1", 1), cold}})).code(),
+            absl::StatusCode::kAborted);
+}
+
+TEST_P(StoreConformanceTest, NodeExtrasAreReplacedByTheNextCommit) {
+  NodeRecord v1 = Node("n1", 1);
+  ASSERT_TRUE(store()
+                  .CommitSync(NodesWithExtras(
+                      {{v1, ColdParts(8, "host-1", GpuMetrics(40, 8))}}))
+                  .ok());
+  // Re-registered with half its GPUs, another hostname and no metrics yet:
+  // the stored node has exactly that, not the old parts with these added.
+  NodeRecord v2 = Node("n1", 2);
+  v2.mutable_node()->set_status(NODE_STATUS_CORDONED);
+  NodeInfo fewer = ColdParts(4, "host-1b", std::nullopt);
+  ASSERT_TRUE(store().CommitSync(NodesWithExtras({{v2, fewer}})).ok());
+  Reader read(store());
+  NodeRecord want = Merged(v2, fewer);
+  EXPECT_TRUE(ProtoEquals(want, *read.Node("n1")));
+  EXPECT_EQ(read.Node("n1")->node().gpus_size(), 4);
+  EXPECT_FALSE(read.Node("n1")->node().has_last_metrics());
+  ASSERT_THAT(read.Load().nodes, SizeIs(1));
+  EXPECT_TRUE(ProtoEquals(want, read.Load().nodes[0]));
+
+  // A complete record (no extras) replaces them too.
+  NodeRecord v3 = Node("n1", 3);
+  v3.mutable_node()->add_gpus()->set_uuid("GPU-only");
+  ASSERT_TRUE(store().CommitSync(NodesBatch({v3})).ok());
+  EXPECT_TRUE(ProtoEquals(v3, *read.Node("n1")));
+  if (harness_->durable()) {
+    Reopen();
+    EXPECT_TRUE(ProtoEquals(v3, *Reader(store()).Node("n1")));
+  }
+}
+
+TEST_P(StoreConformanceTest, HeartbeatsAfterACommitWithNodeExtras) {
+  NodeRecord hot = Node("n1", 1, "pool-gpu");
+  *hot.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(5));
+  NodeInfo cold = ColdParts(8, "host-1", GpuMetrics(40, 8));
+  ASSERT_TRUE(store().CommitSync(NodesWithExtras({{hot, cold}})).ok());
+  // The GPUs and metadata stay; the metrics are the flush's, whole (not
+  // merged with the committed ones: the flushed metrics have no GPUs).
+  NodeRecord want = Merged(hot, cold);
+  *want.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(10));
+  *want.mutable_node()->mutable_last_metrics() = Cpu(11);
+  auto check = [&](const std::string& step) {
+    SCOPED_TRACE(step);
+    Reader read(store());  // the store of the moment: Reopen replaces it
+    EXPECT_TRUE(ProtoEquals(want, *read.Node("n1")));
+    StoreSnapshot snap = read.Load();
+    ASSERT_THAT(snap.nodes, SizeIs(1));
+    EXPECT_TRUE(ProtoEquals(want, snap.nodes[0]));
+  };
+  ASSERT_TRUE(store().UpdateHeartbeats({{"n1", T(10), Cpu(11)}}).ok());
+  check("flush with metrics");
+  ASSERT_TRUE(store().UpdateHeartbeats({{"n1", T(7), Cpu(99)}}).ok());
+  check("older flush: ignored");
+  ASSERT_TRUE(store().UpdateHeartbeats({{"n1", T(12), std::nullopt}}).ok());
+  *want.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(12));
+  check("flush without metrics");
+  if (harness_->durable()) {
+    Reopen();
+    check("reopened");
+  }
+
+  // A commit from a copy older than the flush: the flushed time stays, and
+  // the metrics in its extras are the latest now.
+  NodeRecord v2 = hot;
+  v2.set_version(2);
+  *v2.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(11));
+  NodeInfo cold2 = ColdParts(8, "host-1", GpuMetrics(50, 8));
+  ASSERT_TRUE(store().CommitSync(NodesWithExtras({{v2, cold2}})).ok());
+  want = Merged(v2, cold2);
+  *want.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(12));
+  check("commit after the flush");
+  ASSERT_TRUE(store().UpdateHeartbeats({{"n1", T(20), Cpu(21)}}).ok());
+  *want.mutable_node()->mutable_last_heartbeat() = ToTimestamp(T(20));
+  *want.mutable_node()->mutable_last_metrics() = Cpu(21);
+  check("second flush");
+}
+
+TEST_P(StoreConformanceTest, BadNodeExtrasAreRejectedWhole) {
+  auto rejected = [&](WriteBatch b, absl::string_view message) {
+    b.events.push_back(MakeEvent("node.registered", "n1", "", T(1)));
+    absl::Status s = store().CommitSync(std::move(b));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(message)) << s;
+  };
+  NodeInfo cold = ColdParts(2, "host-1", std::nullopt);
+  {
+    SCOPED_TRACE("fewer extras than records");
+    WriteBatch b = NodesWithExtras({{Node("n1", 1), cold}});
+    b.nodes.push_back(Node("n2", 1));
+    rejected(std::move(b), "1 node extras for 2 node records");
+  }
+  {
+    SCOPED_TRACE("more extras than records");
+    WriteBatch b = NodesWithExtras({{Node("n1", 1), cold}});
+    b.node_extras.push_back("");
+    rejected(std::move(b), "2 node extras for 1 node records");
+  }
+  {
+    SCOPED_TRACE("extras without records");
+    WriteBatch b;
+    b.node_extras.push_back(cold.SerializeAsString());
+    rejected(std::move(b), "1 node extras for 0 node records");
+  }
+  {
+    SCOPED_TRACE("malformed");
+    WriteBatch b = NodesWithExtras({{Node("n1", 1), cold}});
+    b.node_extras[0].push_back('\xff');
+    rejected(std::move(b), "malformed");
+  }
+  for (auto set : std::vector<std::pair<std::string, void (*)(NodeInfo&)>>{
+           {"status", [](NodeInfo& n) { n.set_status(NODE_STATUS_CORDONED); }},
+           {"pool", [](NodeInfo& n) { n.set_pool("other"); }},
+           {"node_id", [](NodeInfo& n) { n.set_node_id("n1"); }},
+           {"health_status",
+            [](NodeInfo& n) { n.set_health_status(HEALTH_STATUS_UNHEALTHY); }},
+           {"last_heartbeat", [](NodeInfo& n) {
+              *n.mutable_last_heartbeat() = ToTimestamp(T(1));
+            }}}) {
+    SCOPED_TRACE(set.first);
+    NodeInfo extras = cold;
+    set.second(extras);
+    rejected(NodesWithExtras({{Node("n1", 1), extras}}),
+             absl::StrCat("node n1: node extras set ", set.first));
+  }
+  StoreSnapshot snap = Reader(store()).Load();
+  EXPECT_THAT(snap.nodes, IsEmpty());
+  EXPECT_EQ(snap.last_event_id, 0);
+}
+
 // --- Prune ---
 
 TEST_P(StoreConformanceTest, PruneRemovesOldRowsAndNeverReusesEventIds) {
@@ -903,6 +1113,7 @@ TEST_P(StoreConformanceTest, InvalidBatchesAreRejectedWhole) {
   std::vector<std::pair<std::string, WriteBatch>> cases;
   auto with_valid_parts = [](WriteBatch b) {
     b.nodes.insert(b.nodes.begin(), Node("valid", 1));
+    if (!b.node_extras.empty()) b.node_extras.insert(b.node_extras.begin(), "");
     b.events.insert(b.events.begin(),
                     MakeEvent("node.registered", "valid", "", T(1)));
     return b;
@@ -943,6 +1154,20 @@ TEST_P(StoreConformanceTest, InvalidBatchesAreRejectedWhole) {
     WriteBatch b;
     b.events.push_back(MakeEvent("", "n1", "", T(1)));
     cases.emplace_back("event without kind", with_valid_parts(b));
+  }
+  {
+    WriteBatch b;
+    b.nodes.push_back(Node("n1", 1));
+    b.node_extras = {"", ""};
+    cases.emplace_back("node extras count", with_valid_parts(b));
+  }
+  {
+    WriteBatch b;
+    b.nodes.push_back(Node("n1", 1));
+    NodeInfo status;
+    status.set_status(NODE_STATUS_CORDONED);
+    b.node_extras = {status.SerializeAsString()};
+    cases.emplace_back("node extras with a status", with_valid_parts(b));
   }
   for (auto& [name, batch] : cases) {
     SCOPED_TRACE(name);
