@@ -323,8 +323,13 @@ NodeRecord FleetService::NextVersion(const NodeEntry& entry) const {
 
 void FleetService::StageLocked(NodeEntry& entry, NodeRecord hot,
                                WriteBatch& batch) {
+  // The serialized parts go to the store as they are (WriteBatch::
+  // node_extras): a commit parses nothing. Every node of a batch comes
+  // through here, so there is one extras entry per record.
   batch.nodes.push_back(hot);
-  Expand(entry.cold, entry.metrics, batch.nodes.back().mutable_node());
+  std::string& extras = batch.node_extras.emplace_back();
+  extras.reserve(entry.cold.size() + entry.metrics.size());
+  extras.append(entry.cold).append(entry.metrics);
   entry.record = std::move(hot);
   SyncLiveLocked(entry);
 }
@@ -1315,6 +1320,7 @@ void FleetService::MarkTerminated(const std::string& node_id,
     }
     StageLocked(it->second, std::move(rec), batch);
     NodeInfo result = batch.nodes.back().node();
+    Expand(it->second.cold, it->second.metrics, &result);
     pending = SubmitLocked(std::move(batch),
                            Reply(std::move(done), std::move(result)));
   }

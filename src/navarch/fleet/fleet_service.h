@@ -224,7 +224,9 @@ class FleetService {
   // whole by commits) and its last heartbeat's metrics are kept serialized,
   // ~1.3 KB instead of ~4.5 KB of protobuf objects (8 GPUInfo with five heap
   // strings each, 8 GPUMetrics). `record` holds the rest (the hot part every
-  // call reads); Expand() puts the whole node together again.
+  // call reads); Expand() puts the whole node together again for reads, and
+  // commits hand the serialized parts to the store as they are
+  // (WriteBatch::node_extras).
   struct NodeEntry {
     // Without gpus, metadata and last_metrics.
     NodeRecord record;
@@ -298,9 +300,9 @@ class FleetService {
   // Sets the node's last sign of life.
   void TouchLocked(NodeEntry& entry, absl::Time alive_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Commits `hot` (from NextVersion) as the node's new record: adds the whole
-  // record (with the entry's serialized parts) to `batch` and installs `hot`
-  // in the index.
+  // Commits `hot` (from NextVersion) as the node's new record: adds it to
+  // `batch` with the entry's serialized parts as its node_extras (the store
+  // merges them; nothing is parsed here) and installs `hot` in the index.
   void StageLocked(NodeEntry& entry, NodeRecord hot, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves gpus, metadata and last_metrics out of `record` into the entry's

@@ -1,5 +1,9 @@
 #include "navarch/fleet/fleet_service.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <tuple>
@@ -9,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
 #include "navarch/store/memory/memory_store.h"
+#include "navarch/store/sqlite/sqlite_store.h"
 
 namespace navarch {
 namespace {
@@ -848,6 +853,106 @@ TEST_F(FleetTest, EveryReadAndCommitSeesTheWholeNode) {
   whole(*terminated, true);
   whole(stored("n1"), true);
   whole(Node("n1"), true);
+}
+
+// The same through SQLite, which stores a commit's record and the node's
+// serialized parts (WriteBatch::node_extras) as one blob: the whole node
+// survives restarts, a heartbeat flush replaces only the metrics, and a later
+// commit replaces the inventory rather than adding to it.
+TEST(FleetSqliteTest, TheWholeNodeSurvivesRestarts) {
+  using google::protobuf::util::MessageDifferencer;
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) /
+      ("navarch-fleet-sqlite-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  SqliteOptions options;
+  options.path = (dir / "navarch.db").string();
+  FakeClock clock;
+  PolicyEvaluator evaluator;
+  RegisterNodeRequest reg;
+  reg.set_node_id("n1");
+  reg.set_provider("gcp");
+  for (int i = 0; i < 8; ++i) {
+    GPUInfo* g = reg.add_gpus();
+    g->set_index(i);
+    g->set_uuid("GPU-" + std::to_string(i));
+    g->set_name("NVIDIA H100 80GB HBM3");
+  }
+  reg.mutable_metadata()->set_hostname("host-1");
+  (*reg.mutable_metadata()->mutable_labels())["pool"] = "train";
+  HeartbeatRequest hb;
+  hb.set_node_id("n1");
+  for (int i = 0; i < 8; ++i)
+    hb.mutable_metrics()->add_gpu_metrics()->set_utilization_percent(90 + i);
+  // One control-plane run: a fleet core on the database, `body`, shutdown.
+  auto run = [&](const std::function<void(FleetService&, Store&)>& body) {
+    auto store = SqliteStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FleetService fleet(**store, clock, evaluator, NullLogger(), FleetOptions{});
+    ASSERT_TRUE(fleet.Start().ok());
+    body(fleet, **store);
+    fleet.Stop();
+    (*store)->Close();
+  };
+  auto whole = [&](const NodeInfo& n, double cpu) {
+    EXPECT_EQ(n.gpus_size(), reg.gpus_size());
+    for (int i = 0; i < std::min(n.gpus_size(), reg.gpus_size()); ++i)
+      EXPECT_TRUE(MessageDifferencer::Equals(n.gpus(i), reg.gpus(i))) << i;
+    EXPECT_TRUE(MessageDifferencer::Equals(n.metadata(), reg.metadata()));
+    NodeMetrics metrics = hb.metrics();
+    metrics.set_cpu_usage_percent(cpu);
+    EXPECT_TRUE(MessageDifferencer::Equals(n.last_metrics(), metrics))
+        << n.last_metrics().DebugString();
+    EXPECT_EQ(n.pool(), "train");
+  };
+  auto get = [](FleetService& fleet) {
+    GetNodeRequest r;
+    r.set_node_id("n1");
+    auto resp = fleet.GetNode(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->node() : NodeInfo();
+  };
+  auto stored = [](Store& store) {
+    auto rec = store.GetNode("n1");
+    EXPECT_TRUE(rec.ok() && rec->has_value());
+    return rec.ok() && rec->has_value() ? (*rec)->node() : NodeInfo();
+  };
+  auto beat = [&](FleetService& fleet, double cpu) {
+    hb.mutable_metrics()->set_cpu_usage_percent(cpu);
+    ASSERT_TRUE(Await<HeartbeatResponse>([&](auto done) {
+                  fleet.SendHeartbeat(hb, done);
+                }).ok());
+  };
+
+  run([&](FleetService& fleet, Store& store) {
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet.RegisterNode(reg, done);
+                }).ok());
+    beat(fleet, 10);
+    IssueCommandRequest cordon;
+    cordon.set_node_id("n1");
+    cordon.set_command_type(NODE_COMMAND_TYPE_CORDON);
+    ASSERT_TRUE(Await<IssueCommandResponse>([&](auto done) {
+                  fleet.IssueCommand(cordon, Actor{"operator"}, done);
+                }).ok());
+    whole(stored(store), 10);  // the cordon's commit carried the metrics
+    beat(fleet, 20);
+    ASSERT_TRUE(fleet.FlushHeartbeats().ok());
+    whole(stored(store), 20);
+  });
+  run([&](FleetService& fleet, Store& store) {
+    whole(get(fleet), 20);
+    EXPECT_EQ(get(fleet).status(), NODE_STATUS_CORDONED);
+    // Registering again with half the GPUs and another hostname.
+    reg.mutable_gpus()->DeleteSubrange(4, 4);
+    reg.mutable_metadata()->set_hostname("host-1b");
+    ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
+                  fleet.RegisterNode(reg, done);
+                }).ok());
+    whole(stored(store), 20);
+  });
+  run([&](FleetService& fleet, Store&) { whole(get(fleet), 20); });
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(FleetTest, NodeSummariesCarryWhatThePoolManagerReads) {
