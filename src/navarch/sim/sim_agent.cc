@@ -35,7 +35,10 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   auto t = std::make_shared<AgentTemplate>();
   t->devices = monitor.Inventory();
   t->system = monitor.SystemInfo();
-  t->metrics = monitor.Metrics();
+  NodeMetrics* m = t->heartbeat.mutable_metrics();
+  m->set_cpu_usage_percent(35);
+  m->set_memory_usage_percent(40);
+  for (GPUMetrics& g : monitor.Metrics()) *m->add_gpu_metrics() = std::move(g);
   t->boot = monitor.BootCheck();
   t->gpu = monitor.GpuCheck();
   return t;
@@ -53,23 +56,7 @@ SimAgent::SimAgent(NodeSpec spec, FleetService& fleet, Clock& clock,
       tmpl_(std::move(tmpl)),
       timing_(timing),
       gpu_seed_(gpu_seed),
-      hooks_(std::move(hooks)) {
-  // Each node's GPUs have their own UUIDs.
-  for (const agent::GpuDevice& d : tmpl_->devices) {
-    GPUInfo g;
-    g.set_index(d.index);
-    uint64_t h = Fnv(spec_.id, d.index);
-    g.set_uuid(absl::StrFormat("GPU-%08x-%04x-%04x-%04x-%012x", h >> 32,
-                               (h >> 16) & 0xffff, h & 0xffff,
-                               (h >> 48) & 0xffff, h & 0xffffffffffffULL));
-    g.set_name(d.name);
-    g.set_pci_bus_id(d.pci_bus_id);
-    g.set_memory_total(d.memory_total_bytes);
-    g.set_driver_version(tmpl_->system.driver_version);
-    g.set_cuda_version(tmpl_->system.cuda_version);
-    gpus_.push_back(std::move(g));
-  }
-}
+      hooks_(std::move(hooks)) {}
 
 SimAgent::~SimAgent() {
   *alive_ = false;
@@ -134,7 +121,20 @@ void SimAgent::Register(uint64_t epoch) {
   req.set_region(spec_.region);
   req.set_zone(spec_.zone);
   req.set_instance_type(spec_.instance_type);
-  for (const GPUInfo& g : gpus_) *req.add_gpus() = g;
+  // Each node's GPUs have their own UUIDs.
+  for (const agent::GpuDevice& d : tmpl_->devices) {
+    GPUInfo* g = req.add_gpus();
+    g->set_index(d.index);
+    uint64_t h = Fnv(spec_.id, d.index);
+    g->set_uuid(absl::StrFormat("GPU-%08x-%04x-%04x-%04x-%012x", h >> 32,
+                                (h >> 16) & 0xffff, h & 0xffff,
+                                (h >> 48) & 0xffff, h & 0xffffffffffffULL));
+    g->set_name(d.name);
+    g->set_pci_bus_id(d.pci_bus_id);
+    g->set_memory_total(d.memory_total_bytes);
+    g->set_driver_version(tmpl_->system.driver_version);
+    g->set_cuda_version(tmpl_->system.cuda_version);
+  }
   NodeMetadata* md = req.mutable_metadata();
   md->set_hostname(spec_.id);
   for (const auto& [k, v] : spec_.labels) (*md->mutable_labels())[k] = v;
@@ -172,19 +172,11 @@ void SimAgent::Register(uint64_t epoch) {
 }
 
 bool SimAgent::SendHeartbeat() {
-  // The readings of a healthy node never change: one request, reused; once
-  // the fleet holds them, they are left out (the fleet keeps a node's last
-  // metrics when a heartbeat carries none: same state, no copy).
-  if (heartbeat_ == nullptr) {
-    heartbeat_ = std::make_unique<HeartbeatRequest>();
-    heartbeat_->set_node_id(spec_.id);
-    NodeMetrics* m = heartbeat_->mutable_metrics();
-    m->set_cpu_usage_percent(35);
-    m->set_memory_usage_percent(40);
-    for (const GPUMetrics& g : tmpl_->metrics) *m->add_gpu_metrics() = g;
-  }
+  // The readings of a healthy node never change: one request per type,
+  // reused; once the fleet holds them, they are left out (the fleet keeps a
+  // node's last metrics when a heartbeat carries none: same state, no copy).
   HeartbeatRequest faulted;
-  HeartbeatRequest* req = heartbeat_.get();
+  HeartbeatRequest* req = &tmpl_->heartbeat;
   if (monitor_ != nullptr) {
     faulted.set_node_id(spec_.id);
     NodeMetrics* m = faulted.mutable_metrics();
@@ -195,14 +187,14 @@ bool SimAgent::SendHeartbeat() {
     req = &faulted;
     template_metrics_sent_ = false;
   } else if (template_metrics_sent_) {
-    bare_.set_node_id(spec_.id);
-    req = &bare_;
+    req = &tmpl_->bare;
   }
+  if (req != &faulted) req->set_node_id(spec_.id);
   *req->mutable_timestamp() = ToTimestamp(clock_.Now());
   bool sent = false;
   fleet_.SendHeartbeat(
       *req, [&sent](absl::StatusOr<HeartbeatResponse> r) { sent = r.ok(); });
-  if (sent && req == heartbeat_.get()) template_metrics_sent_ = true;
+  if (sent && req == &tmpl_->heartbeat) template_metrics_sent_ = true;
   return sent;
 }
 

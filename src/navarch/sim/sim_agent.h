@@ -67,9 +67,14 @@ struct Failure {
 struct AgentTemplate {
   std::vector<agent::GpuDevice> devices;
   agent::GpuSystemInfo system;
-  std::vector<GPUMetrics> metrics;
   HealthCheckResult boot;
   HealthCheckResult gpu;
+  // Heartbeats with the shared readings, and without metrics (the fleet
+  // keeps a node's last ones): shared by every node of the type, which sets
+  // node_id and timestamp before each send (the simulation is
+  // single-threaded).
+  mutable HeartbeatRequest heartbeat;
+  mutable HeartbeatRequest bare;
 };
 std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
     Clock& clock, int gpu_count, const std::string& model);
@@ -214,9 +219,6 @@ class SimAgent {
   uint64_t watch_handle_ = 0;
   std::set<std::string> active_;
   std::vector<HealthEvent> queue_;
-  std::vector<GPUInfo> gpus_;                    // as registered
-  std::unique_ptr<HeartbeatRequest> heartbeat_;  // a healthy node's
-  HeartbeatRequest bare_;                        // the same, without metrics
   std::unique_ptr<agent::FakeGpuBackend> backend_;
   std::unique_ptr<agent::GpuMonitor> monitor_;
   bool polling_ = false;  // the GPU poll chain runs

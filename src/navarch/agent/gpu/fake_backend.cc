@@ -75,6 +75,7 @@ void FakeGpuBackend::ResetGpu(Gpu& g) {
   g.pcie_gen = model_.pcie_gen;
   g.pcie_width = 16;
   g.nvlinks.clear();
+  g.nvlinks.reserve(model_.nvlinks);
   for (int l = 0; l < model_.nvlinks; ++l) {
     NvLinkReading link;
     link.link = l;
