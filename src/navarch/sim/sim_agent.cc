@@ -41,6 +41,13 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   for (GPUMetrics& g : monitor.Metrics()) *m->add_gpu_metrics() = std::move(g);
   t->boot = monitor.BootCheck();
   t->gpu = monitor.GpuCheck();
+  *t->report.add_results() = t->boot;
+  *t->report.add_results() = t->gpu;
+  HealthCheckResult* h = t->report.add_results();
+  h->set_check_name("health_events");
+  h->set_status(HEALTH_STATUS_HEALTHY);
+  h->set_message("no health events detected");
+  (*h->mutable_details())["events"] = "0";
   return t;
 }
 
@@ -382,33 +389,39 @@ void SimAgent::Report(bool force) {
   const absl::Time now = clock_.Now();
   fleet_changed_ = false;
   ResumeReports(/*queue=*/true);
-  ReportHealthRequest req;
-  req.set_node_id(spec_.id);
-  HealthCheckResult* boot = req.add_results();
-  HealthCheckResult* gpu = req.add_results();
-  if (monitor_ != nullptr) {
-    *boot = monitor_->BootCheck();
-    *gpu = monitor_->GpuCheck();
-  } else {
-    *boot = tmpl_->boot;
-    *gpu = tmpl_->gpu;
-  }
-  *boot->mutable_timestamp() = ToTimestamp(now);
-  *gpu->mutable_timestamp() = ToTimestamp(now);
-  HealthCheckResult* h = req.add_results();
-  h->set_check_name("health_events");
-  h->set_status(HEALTH_STATUS_HEALTHY);
-  h->set_message(queue_.empty()
-                     ? "no health events detected"
-                     : absl::StrCat("collected ", queue_.size(),
-                                    " health event(s) for policy evaluation"));
-  *h->mutable_timestamp() = ToTimestamp(now);
-  (*h->mutable_details())["events"] = absl::StrCat(queue_.size());
   ++calls_.health_reports;
-  for (HealthEvent& e : queue_) *req.add_events() = std::move(e);
-  queue_.clear();
+  // A healthy node's report is the type's, with this node's id and time.
+  ReportHealthRequest faulted;
+  ReportHealthRequest* req = &tmpl_->report;
+  if (monitor_ != nullptr || !queue_.empty()) {
+    req = &faulted;
+    HealthCheckResult* boot = req->add_results();
+    HealthCheckResult* gpu = req->add_results();
+    if (monitor_ != nullptr) {
+      *boot = monitor_->BootCheck();
+      *gpu = monitor_->GpuCheck();
+    } else {
+      *boot = tmpl_->boot;
+      *gpu = tmpl_->gpu;
+    }
+    HealthCheckResult* h = req->add_results();
+    h->set_check_name("health_events");
+    h->set_status(HEALTH_STATUS_HEALTHY);
+    h->set_message(
+        queue_.empty()
+            ? "no health events detected"
+            : absl::StrCat("collected ", queue_.size(),
+                           " health event(s) for policy evaluation"));
+    (*h->mutable_details())["events"] = absl::StrCat(queue_.size());
+    for (HealthEvent& e : queue_) *req->add_events() = std::move(e);
+    queue_.clear();
+  }
+  req->set_node_id(spec_.id);
+  const google::protobuf::Timestamp ts = ToTimestamp(now);
+  for (HealthCheckResult& r : *req->mutable_results())
+    *r.mutable_timestamp() = ts;
   absl::StatusOr<ReportHealthResponse> resp = Await<ReportHealthResponse>(
-      [&](auto done) { fleet_.ReportHealth(req, done); });
+      [&](auto done) { fleet_.ReportHealth(*req, done); });
   if (resp.ok()) MaybeSkipReports(/*fleet_quiet=*/!fleet_changed_);
   if (!resp.ok() && absl::IsNotFound(resp.status())) {
     registered_ = false;

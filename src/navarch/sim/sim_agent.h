@@ -75,6 +75,9 @@ struct AgentTemplate {
   // single-threaded).
   mutable HeartbeatRequest heartbeat;
   mutable HeartbeatRequest bare;
+  // The health report of a node with the shared readings and no events
+  // (node_id and timestamps set per send, as above).
+  mutable ReportHealthRequest report;
 };
 std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
     Clock& clock, int gpu_count, const std::string& model);
