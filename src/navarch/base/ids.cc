@@ -10,13 +10,27 @@
 namespace navarch {
 
 std::string NewUuid(absl::BitGenRef rng) {
-  uint64_t hi = absl::Uniform<uint64_t>(rng);
-  uint64_t lo = absl::Uniform<uint64_t>(rng);
+  const uint64_t hi = absl::Uniform<uint64_t>(rng);
+  const uint64_t lo = absl::Uniform<uint64_t>(rng);
+  return UuidFromBits(hi, lo);
+}
+
+std::string UuidFromBits(uint64_t hi, uint64_t lo) {
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32,
-                         (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
-                         lo & 0xffffffffffffULL);
+  // 8-4-4-4-12 hex digits (by hand: StrFormat costs ~30x as much, and a
+  // simulated fleet formats hundreds of thousands).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  auto put = [&](size_t at, uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i, v >>= 4) out[at + i] = kHex[v & 0xf];
+  };
+  put(0, hi >> 32, 8);
+  put(9, (hi >> 16) & 0xffff, 4);
+  put(14, hi & 0xffff, 4);
+  put(19, lo >> 48, 4);
+  put(24, lo & 0xffffffffffffULL, 12);
+  return out;
 }
 
 absl::Status ValidateId(absl::string_view what, absl::string_view id) {

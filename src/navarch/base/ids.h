@@ -3,6 +3,7 @@
 #ifndef NAVARCH_BASE_IDS_H_
 #define NAVARCH_BASE_IDS_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,10 @@ namespace navarch {
 
 // A random (version 4) UUID in canonical lowercase form.
 std::string NewUuid(absl::BitGenRef rng);
+// The version 4 UUID made of `hi` and `lo` (their version and variant bits
+// overwritten), in canonical lowercase form: for UUIDs derived from a hash
+// (the simulator's GPUs). NewUuid(rng) is UuidFromBits(rng(), rng()).
+std::string UuidFromBits(uint64_t hi, uint64_t lo);
 
 // Node and instance ids: 1-253 characters of [A-Za-z0-9._:-]. `what` names the
 // field in the error ("node_id").

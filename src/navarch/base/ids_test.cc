@@ -21,6 +21,17 @@ TEST(IdsTest, UuidsAreVersion4AndDistinct) {
   EXPECT_EQ(seen.size(), 1000u);
 }
 
+TEST(IdsTest, UuidFromBitsSetsVersionAndVariant) {
+  EXPECT_EQ(UuidFromBits(0x0123456789abcdefULL, 0xfedcba9876543210ULL),
+            "01234567-89ab-4def-bedc-ba9876543210");
+  EXPECT_EQ(UuidFromBits(0, 0), "00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(UuidFromBits(~0ULL, ~0ULL), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+  // NewUuid draws hi, then lo.
+  std::mt19937_64 a(3), b(3);
+  const uint64_t hi = b(), lo = b();
+  EXPECT_EQ(NewUuid(a), UuidFromBits(hi, lo));
+}
+
 TEST(IdsTest, ValidatesNodeIds) {
   EXPECT_TRUE(ValidateId("node_id", "gpu-node-1.us-east:a_b").ok());
   EXPECT_TRUE(ValidateId("node_id", std::string(253, 'a')).ok());

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "navarch/api/time_util.h"
+#include "navarch/base/ids.h"
 
 namespace navarch::sim {
 namespace {
@@ -18,6 +18,13 @@ uint64_t Fnv(absl::string_view s, uint64_t salt) {
     h *= 1099511628211ULL;
   }
   return h;
+}
+
+// The node's own (version 4) UUID for GPU `index`, stable across runs and
+// machines.
+std::string GpuUuid(absl::string_view node_id, int index) {
+  return absl::StrCat(
+      "GPU-", UuidFromBits(Fnv(node_id, index), Fnv(node_id, index + 1024)));
 }
 
 }  // namespace
@@ -132,10 +139,7 @@ void SimAgent::Register(uint64_t epoch) {
   for (const agent::GpuDevice& d : tmpl_->devices) {
     GPUInfo* g = req.add_gpus();
     g->set_index(d.index);
-    uint64_t h = Fnv(spec_.id, d.index);
-    g->set_uuid(absl::StrFormat("GPU-%08x-%04x-%04x-%04x-%012x", h >> 32,
-                                (h >> 16) & 0xffff, h & 0xffff,
-                                (h >> 48) & 0xffff, h & 0xffffffffffffULL));
+    g->set_uuid(GpuUuid(spec_.id, d.index));
     g->set_name(d.name);
     g->set_pci_bus_id(d.pci_bus_id);
     g->set_memory_total(d.memory_total_bytes);
