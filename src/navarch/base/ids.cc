@@ -1,6 +1,7 @@
 #include "navarch/base/ids.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/random/distributions.h"
 #include "absl/strings/escaping.h"
@@ -59,6 +60,14 @@ namespace {
 bool ValidUtf8(absl::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    // ASCII (nearly all of it) eight bytes at a time.
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (w & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i == s.size()) break;
     unsigned char c = s[i];
     int n = c < 0x80           ? 0
             : (c >> 5) == 0x6  ? 1

@@ -49,6 +49,19 @@ TEST(IdsTest, ValidatesText) {
   EXPECT_FALSE(ValidateText("message", std::string(11, 'x'), 10).ok());
   EXPECT_FALSE(ValidateText("message", "\xff\xfe", 10).ok());
   EXPECT_FALSE(ValidateText("message", "\xc3", 10).ok());
+  // Long ASCII runs are read eight bytes at a time: a bad byte anywhere
+  // after (or within) one is still found, a good sequence still accepted.
+  const std::string ascii(21, 'a');
+  for (size_t at = 0; at <= ascii.size(); ++at) {
+    std::string bad = ascii, good = ascii, cut = ascii;
+    bad.insert(at, "\xff");
+    good.insert(at, "\xc3\xa9");
+    cut.insert(at, "\xe2\x82");  // a three-byte sequence, one byte short
+    EXPECT_FALSE(ValidateText("m", bad, 100).ok()) << at;
+    EXPECT_TRUE(ValidateText("m", good, 100).ok()) << at;
+    EXPECT_FALSE(ValidateText("m", cut, 100).ok()) << at;
+  }
+  EXPECT_TRUE(ValidateText("m", ascii + "\xe2\x82\xac", 100).ok());
 }
 
 }  // namespace
