@@ -126,6 +126,7 @@ std::vector<HealthEvent> GpuMonitor::Poll() {
   std::vector<Observation> seen;
   absl::StatusOr<int> count = backend_.DeviceCount();
   if (count.ok()) {
+    seen.reserve(*count);
     for (int i = 0; i < *count; ++i) {
       Observation o{backend_.Device(i)};
       if (o.device.ok()) o.reading = backend_.Read(i);
@@ -211,6 +212,16 @@ void GpuMonitor::MarkLost(Slot& slot, const std::string& why,
   m["pci_bus_id"] = slot.device.pci_bus_id;
   out.push_back(std::move(e));
 }
+
+namespace {
+bool SameLink(const NvLinkReading& a, const NvLinkReading& b) {
+  return a.link == b.link && a.active == b.active &&
+         a.replay_errors == b.replay_errors &&
+         a.recovery_errors == b.recovery_errors &&
+         a.crc_flit_errors == b.crc_flit_errors &&
+         a.crc_data_errors == b.crc_data_errors;
+}
+}  // namespace
 
 void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
                         std::vector<HealthEvent>& out) {
@@ -381,10 +392,27 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
 
   // NVLink: counters count since the driver loaded and old replays are
   // routine, so the first reading is the baseline; later rises are events.
-  for (const NvLinkReading& l : r.nvlinks) {
-    auto prev = slot.links.find(l.link);
-    if (prev != slot.links.end()) {
-      const NvLinkReading& p = prev->second;
+  for (size_t i = 0; i < r.nvlinks.size(); ++i) {
+    const NvLinkReading& l = r.nvlinks[i];
+    // Links come in the same order every poll: look at the same place first.
+    NvLinkReading* prev = nullptr;
+    if (i < slot.links.size() && slot.links[i].link == l.link) {
+      prev = &slot.links[i];
+    } else {
+      for (NvLinkReading& p : slot.links) {
+        if (p.link == l.link) {
+          prev = &p;
+          break;
+        }
+      }
+    }
+    if (prev == nullptr) {  // the baseline
+      slot.links.push_back(l);
+      continue;
+    }
+    if (SameLink(*prev, l)) continue;  // nothing new: the common case
+    {
+      const NvLinkReading& p = *prev;
       if (p.active && !l.active) {
         HealthEvent e = NewEvent(
             slot, HEALTH_EVENT_TYPE_NVLINK, HEALTH_WATCH_SYSTEM_NVLINK,
@@ -423,14 +451,12 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
     }
     // Keep counters across readings that lack them.
     NvLinkReading merged = l;
-    if (prev != slot.links.end()) {
-      const NvLinkReading& p = prev->second;
-      if (!merged.replay_errors) merged.replay_errors = p.replay_errors;
-      if (!merged.recovery_errors) merged.recovery_errors = p.recovery_errors;
-      if (!merged.crc_flit_errors) merged.crc_flit_errors = p.crc_flit_errors;
-      if (!merged.crc_data_errors) merged.crc_data_errors = p.crc_data_errors;
-    }
-    slot.links[l.link] = merged;
+    const NvLinkReading& p = *prev;
+    if (!merged.replay_errors) merged.replay_errors = p.replay_errors;
+    if (!merged.recovery_errors) merged.recovery_errors = p.recovery_errors;
+    if (!merged.crc_flit_errors) merged.crc_flit_errors = p.crc_flit_errors;
+    if (!merged.crc_data_errors) merged.crc_data_errors = p.crc_data_errors;
+    *prev = merged;
   }
 }
 

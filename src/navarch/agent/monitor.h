@@ -111,7 +111,8 @@ class GpuMonitor {
     int thermal_level = 0;  // 0 normal, 1 >= slowdown, 2 >= shutdown
     int pcie_bad_polls = 0;
     bool pcie_reported = false;
-    std::map<int, NvLinkReading> links;
+    // Each link's last reading, in the order the backend reports them.
+    std::vector<NvLinkReading> links;
   };
 
   HealthEvent NewEvent(const Slot& slot, HealthEventType type,

@@ -1,5 +1,7 @@
 #include "navarch/agent/monitor.h"
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "navarch/agent/gpu/fake_backend.h"
 #include "navarch/api/names.h"
@@ -154,6 +156,65 @@ TEST_F(MonitorTest, NvLinkErrorsAndLinkDown) {
   e = Next();
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(Metric(e[0], "link_state"), "inactive");
+}
+
+// A fake whose NVLink readings can come in another order or without some
+// counters, as a real driver's may.
+class ShuffledLinks final : public GpuBackend {
+ public:
+  explicit ShuffledLinks(FakeGpuBackend& fake) : fake_(fake) {}
+  std::string Name() const override { return "shuffled"; }
+  absl::Status Init() override { return fake_.Init(); }
+  absl::StatusOr<GpuSystemInfo> SystemInfo() override {
+    return fake_.SystemInfo();
+  }
+  absl::StatusOr<int> DeviceCount() override { return fake_.DeviceCount(); }
+  absl::StatusOr<GpuDevice> Device(int i) override { return fake_.Device(i); }
+  absl::StatusOr<GpuReading> Read(int i) override {
+    absl::StatusOr<GpuReading> r = fake_.Read(i);
+    if (!r.ok()) return r;
+    if (reverse) std::reverse(r->nvlinks.begin(), r->nvlinks.end());
+    if (drop_counters) {
+      for (NvLinkReading& l : r->nvlinks) l.replay_errors.reset();
+    }
+    return r;
+  }
+  absl::StatusOr<std::vector<XidEvent>> WaitXid(absl::Duration t) override {
+    return fake_.WaitXid(t);
+  }
+  bool reverse = false;
+  bool drop_counters = false;
+
+ private:
+  FakeGpuBackend& fake_;
+};
+
+TEST(MonitorNvLinkTest, LinksAreMatchedByIdInAnyOrderAndKeepTheirCounters) {
+  FakeClock clock;
+  FakeGpuBackend fake({.gpu_count = 2});
+  ShuffledLinks backend(fake);
+  GpuMonitor monitor(backend, clock);
+  ASSERT_TRUE(monitor.Start().ok());
+  ASSERT_TRUE(monitor.Poll().empty());  // baselines
+  backend.reverse = true;               // same counters, other order
+  EXPECT_TRUE(monitor.Poll().empty());
+  fake.AddNvLinkErrors(1, 2, 5, 0, 0);
+  std::vector<HealthEvent> e = monitor.Poll();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].gpu_index(), 1);
+  EXPECT_EQ(Metric(e[0], "link_id"), "2");
+  EXPECT_EQ(Metric(e[0], "replay_errors"), "5");
+  // A reading without the replay counter keeps the last one: the next rise
+  // counts from it, not from zero.
+  backend.reverse = false;
+  backend.drop_counters = true;
+  EXPECT_TRUE(monitor.Poll().empty());
+  backend.drop_counters = false;
+  fake.AddNvLinkErrors(1, 2, 3, 0, 0);
+  e = monitor.Poll();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(Metric(e[0], "replay_errors"), "3");
+  EXPECT_TRUE(monitor.Poll().empty());
 }
 
 TEST_F(MonitorTest, LostGpuIsAnXid79AndFailsTheGpuCheck) {
