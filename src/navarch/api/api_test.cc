@@ -24,6 +24,16 @@ TEST(NamesTest, ShortAndPolicyNames) {
   EXPECT_EQ(PolicyName(HEALTH_EVENT_TYPE_XID), "xid");
   EXPECT_EQ(PolicyName(HEALTH_WATCH_SYSTEM_MEM), "DCGM_HEALTH_WATCH_MEM");
   EXPECT_EQ(PolicyName(HEALTH_EVENT_TYPE_UNKNOWN), "");
+  // Every value, twice (the names are computed once and kept), and values
+  // a newer peer may send that this build does not know.
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(ShortName(NODE_STATUS_UNKNOWN), "unknown");
+    EXPECT_EQ(ShortName(NODE_STATUS_TERMINATED), "terminated");
+    EXPECT_EQ(ShortName(HEALTH_STATUS_UNHEALTHY), "unhealthy");
+    EXPECT_EQ(ShortName(INSTANCE_STATE_RUNNING), "running");
+    EXPECT_EQ(ShortName(static_cast<NodeStatus>(99)), "");
+    EXPECT_EQ(PolicyName(static_cast<HealthEventType>(-1)), "");
+  }
 }
 
 TEST(NamesTest, ParsesShortAndFullNames) {

@@ -1,5 +1,8 @@
 #include "navarch/api/names.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -30,24 +33,48 @@ absl::StatusOr<Enum> ParseEnum(absl::string_view name, absl::string_view prefix,
       absl::StrCat("unknown ", what, " \"", name, "\" (valid: ", valid, ")"));
 }
 
+// The names of an enum's values 0..`max`, computed once: ShortName and
+// PolicyName run several times on every health report. Values outside the
+// table (unknown ones from a newer peer) get the slow path.
+template <typename Enum, typename Make>
+std::string Named(Enum v, int max, Make make) {
+  static const std::vector<std::string>* const table = [&] {
+    auto* t = new std::vector<std::string>();
+    for (int i = 0; i <= max; ++i) t->push_back(make(static_cast<Enum>(i)));
+    return t;
+  }();
+  const int i = static_cast<int>(v);
+  return i >= 0 && i <= max ? (*table)[i] : make(v);
+}
+
 }  // namespace
 
 std::string ShortName(NodeStatus s) {
-  return Strip(NodeStatus_Name(s), "NODE_STATUS_");
+  return Named(s, NodeStatus_MAX, [](NodeStatus v) {
+    return Strip(NodeStatus_Name(v), "NODE_STATUS_");
+  });
 }
 std::string ShortName(HealthStatus s) {
-  return Strip(HealthStatus_Name(s), "HEALTH_STATUS_");
+  return Named(s, HealthStatus_MAX, [](HealthStatus v) {
+    return Strip(HealthStatus_Name(v), "HEALTH_STATUS_");
+  });
 }
 std::string ShortName(NodeCommandType t) {
-  return Strip(NodeCommandType_Name(t), "NODE_COMMAND_TYPE_");
+  return Named(t, NodeCommandType_MAX, [](NodeCommandType v) {
+    return Strip(NodeCommandType_Name(v), "NODE_COMMAND_TYPE_");
+  });
 }
 std::string ShortName(InstanceState s) {
-  return Strip(InstanceState_Name(s), "INSTANCE_STATE_");
+  return Named(s, InstanceState_MAX, [](InstanceState v) {
+    return Strip(InstanceState_Name(v), "INSTANCE_STATE_");
+  });
 }
 
 std::string PolicyName(HealthEventType t) {
-  if (t == HEALTH_EVENT_TYPE_UNKNOWN) return "";
-  return Strip(HealthEventType_Name(t), "HEALTH_EVENT_TYPE_");
+  return Named(t, HealthEventType_MAX, [](HealthEventType v) -> std::string {
+    if (v == HEALTH_EVENT_TYPE_UNKNOWN) return "";
+    return Strip(HealthEventType_Name(v), "HEALTH_EVENT_TYPE_");
+  });
 }
 
 std::string PolicyName(HealthWatchSystem s) {
