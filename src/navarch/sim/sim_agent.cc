@@ -48,6 +48,15 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   for (GPUMetrics& g : monitor.Metrics()) *m->add_gpu_metrics() = std::move(g);
   t->boot = monitor.BootCheck();
   t->gpu = monitor.GpuCheck();
+  for (const agent::GpuDevice& d : t->devices) {
+    GPUInfo* g = t->registration.add_gpus();
+    g->set_index(d.index);
+    g->set_name(d.name);
+    g->set_pci_bus_id(d.pci_bus_id);
+    g->set_memory_total(d.memory_total_bytes);
+    g->set_driver_version(t->system.driver_version);
+    g->set_cuda_version(t->system.cuda_version);
+  }
   *t->report.add_results() = t->boot;
   *t->report.add_results() = t->gpu;
   HealthCheckResult* h = t->report.add_results();
@@ -129,25 +138,18 @@ void SimAgent::Register(uint64_t epoch) {
     After(absl::Seconds(5), [this, epoch] { Register(epoch); });
     return;
   }
-  RegisterNodeRequest req;
+  // The type's request, with this node's id, place, GPU UUIDs and labels.
+  RegisterNodeRequest& req = tmpl_->registration;
   req.set_node_id(spec_.id);
   req.set_provider(spec_.provider);
   req.set_region(spec_.region);
   req.set_zone(spec_.zone);
   req.set_instance_type(spec_.instance_type);
-  // Each node's GPUs have their own UUIDs.
-  for (const agent::GpuDevice& d : tmpl_->devices) {
-    GPUInfo* g = req.add_gpus();
-    g->set_index(d.index);
-    g->set_uuid(GpuUuid(spec_.id, d.index));
-    g->set_name(d.name);
-    g->set_pci_bus_id(d.pci_bus_id);
-    g->set_memory_total(d.memory_total_bytes);
-    g->set_driver_version(tmpl_->system.driver_version);
-    g->set_cuda_version(tmpl_->system.cuda_version);
-  }
+  for (GPUInfo& g : *req.mutable_gpus())
+    g.set_uuid(GpuUuid(spec_.id, g.index()));
   NodeMetadata* md = req.mutable_metadata();
   md->set_hostname(spec_.id);
+  md->mutable_labels()->clear();
   for (const auto& [k, v] : spec_.labels) (*md->mutable_labels())[k] = v;
   absl::StatusOr<RegisterNodeResponse> resp = Await<RegisterNodeResponse>(
       [&](auto done) { fleet_.RegisterNode(req, done); });

@@ -78,6 +78,8 @@ struct AgentTemplate {
   // The health report of a node with the shared readings and no events
   // (node_id and timestamps set per send, as above).
   mutable ReportHealthRequest report;
+  // The registration, without the node's id, place, GPU UUIDs and labels.
+  mutable RegisterNodeRequest registration;
 };
 std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
     Clock& clock, int gpu_count, const std::string& model);
