@@ -22,10 +22,12 @@ absl::Status Map(absl::string_view what,
     if (k.empty())
       return absl::InvalidArgumentError(
           absl::StrCat(what, " has an empty key"));
-    NAVARCH_RETURN_IF_ERROR(
-        ValidateText(absl::StrCat(what, " key"), k, kMaxShortString));
-    NAVARCH_RETURN_IF_ERROR(
-        ValidateText(absl::StrCat(what, "[", k, "]"), v, max_value));
+    // The names for the message only when there is one to write: a report
+    // carries a few maps, and most requests are valid.
+    if (!ValidateText("", k, kMaxShortString).ok())
+      return ValidateText(absl::StrCat(what, " key"), k, kMaxShortString);
+    if (!ValidateText("", v, max_value).ok())
+      return ValidateText(absl::StrCat(what, "[", k, "]"), v, max_value);
   }
   return absl::OkStatus();
 }
