@@ -407,6 +407,7 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
       }
     }
     if (prev == nullptr) {  // the baseline
+      if (slot.links.empty()) slot.links.reserve(r.nvlinks.size());
       slot.links.push_back(l);
       continue;
     }

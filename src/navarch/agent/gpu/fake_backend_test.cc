@@ -30,10 +30,19 @@ TEST(FakeGpuBackendTest, InventoryLooksLikeAnHgxBoard) {
   EXPECT_EQ(uuids.size(), 8u);
   EXPECT_EQ(buses.size(), 8u);
   EXPECT_EQ(fake.Device(0)->pci_bus_id, "00000000:18:00.0");
+  EXPECT_EQ(fake.Device(7)->pci_bus_id, "00000000:DB:00.0");
   auto sys = fake.SystemInfo();
   ASSERT_TRUE(sys.ok());
   EXPECT_EQ(sys->driver_version, "580.159.04");
   EXPECT_EQ(sys->cuda_version, "13.0");
+}
+
+TEST(FakeGpuBackendTest, BoardsBeyondTheFirstGetTheirOwnPciDomain) {
+  FakeGpuBackend fake({.gpu_count = 18});
+  ASSERT_TRUE(fake.Init().ok());
+  EXPECT_EQ(fake.Device(8)->pci_bus_id, "00000001:18:00.0");
+  EXPECT_EQ(fake.Device(13)->pci_bus_id, "00000001:AB:00.0");
+  EXPECT_EQ(fake.Device(17)->pci_bus_id, "00000002:2A:00.0");
 }
 
 TEST(FakeGpuBackendTest, SameSeedSameGpusAndReadings) {
