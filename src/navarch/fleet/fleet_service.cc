@@ -258,8 +258,10 @@ std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
   if (options_.on_events_committed) events = batch.events;
   auto pending = std::make_shared<PendingCommit>(
       [this, ids = std::move(ids), events = std::move(events),
-       then = std::move(then)](absl::Status s) {
-        if (s.ok() && !events.empty()) options_.on_events_committed(events);
+       then = std::move(then)](absl::Status s) mutable {
+        // Runs once (PendingCommit): the events can go to the observer.
+        if (s.ok() && !events.empty())
+          options_.on_events_committed(std::move(events));
         if (!s.ok()) {
           {
             absl::MutexLock lock(&mu_);

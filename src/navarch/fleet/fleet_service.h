@@ -59,8 +59,9 @@ struct FleetOptions {
   // order: observers (the notifier dispatcher, the pool manager's wake-up)
   // react to what has really happened. Runs on the store's commit thread
   // with no fleet lock held; it must only hand work off, never block or call
-  // back into the fleet synchronously.
-  std::function<void(const std::vector<Event>&)> on_events_committed;
+  // back into the fleet synchronously. The events are the callee's (moved,
+  // not copied, to it).
+  std::function<void(std::vector<Event>)> on_events_committed;
 };
 
 // Who asked for a change; recorded in the event log.

@@ -371,25 +371,24 @@ void Simulation::Setup() {
   fo.heartbeat_flush_interval = absl::InfiniteDuration();
   // As the server: a pool node turning UNHEALTHY wakes the pool manager
   // (on the clock, as the server's pool worker would, coalesced).
-  fo.on_events_committed = [this](const std::vector<Event>& events) {
-    for (const Event& e : events) {
-      if (absl::StartsWith(e.kind(), "node.") || e.kind() == "health.event" ||
-          e.kind() == "pool.replacement_provisioned") {
-        committed_.push_back(e);
-      }
+  fo.on_events_committed = [this](std::vector<Event> events) {
+    for (Event& e : events) {
       // Whatever the fleet did to a node, its agent stops skipping calls.
       if (!e.node_id().empty()) {
         if (auto a = agents_.find(e.node_id()); a != agents_.end())
           a->second->FleetChanged();
       }
-      if (!WantsPoolTick(e) || pools_ == nullptr || pool_tick_pending_) {
-        continue;
+      if (WantsPoolTick(e) && pools_ != nullptr && !pool_tick_pending_) {
+        pool_tick_pending_ = true;
+        clock_.Schedule(absl::ZeroDuration(), [this] {
+          Count();
+          PoolTick();
+        });
       }
-      pool_tick_pending_ = true;
-      clock_.Schedule(absl::ZeroDuration(), [this] {
-        Count();
-        PoolTick();
-      });
+      if (absl::StartsWith(e.kind(), "node.") || e.kind() == "health.event" ||
+          e.kind() == "pool.replacement_provisioned") {
+        committed_.push_back(std::move(e));
+      }
     }
   };
   fleet_ = std::make_unique<FleetService>(*store_, fleet_clock_, *evaluator_,
