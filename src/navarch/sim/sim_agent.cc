@@ -63,7 +63,7 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   h->set_check_name("health_events");
   h->set_status(HEALTH_STATUS_HEALTHY);
   h->set_message("no health events detected");
-  (*h->mutable_details())["events"] = "0";
+  (*h->mutable_details())["events"] = std::string(1, '0');
   return t;
 }
 
