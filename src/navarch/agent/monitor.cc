@@ -39,6 +39,32 @@ GpuMonitor::GpuMonitor(GpuBackend& backend, Clock& clock,
                        MonitorOptions options)
     : backend_(backend), clock_(clock), options_(options) {}
 
+GpuMonitor::GpuMonitor(const GpuMonitor& other, GpuBackend& backend,
+                       Clock& clock)
+    : backend_(backend), clock_(clock), options_(other.options_) {
+  size_t gpus = 0;
+  {
+    absl::MutexLock theirs(&other.mu_);
+    absl::MutexLock lock(&mu_);
+    started_ = other.started_;
+    start_error_ = other.start_error_;
+    driver_error_ = other.driver_error_;
+    system_ = other.system_;
+    slots_ = other.slots_;
+    gpus = slots_.size();
+  }
+  // The backend is read without our lock held, as Poll reads it.
+  std::vector<absl::StatusOr<GpuDevice>> devices;
+  devices.reserve(gpus);
+  for (size_t i = 0; i < gpus; ++i)
+    devices.push_back(backend_.Device(static_cast<int>(i)));
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < slots_.size() && i < devices.size(); ++i) {
+    const absl::StatusOr<GpuDevice>& d = devices[i];
+    if (d.ok() && d->index == slots_[i].device.index) slots_[i].device = *d;
+  }
+}
+
 absl::Status GpuMonitor::Start() {
   absl::Status status = backend_.Init();
   GpuSystemInfo system;

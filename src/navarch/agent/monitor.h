@@ -61,6 +61,11 @@ struct SweepResult {
 class GpuMonitor {
  public:
   GpuMonitor(GpuBackend& backend, Clock& clock, MonitorOptions options = {});
+  // A monitor that knows what `other` knows (started or not, inventory,
+  // baselines), watching `backend`: a copy of other's backend whose GPUs
+  // may have other UUIDs (FakeGpuBackend's copying constructor). Each GPU
+  // of the inventory takes the identity `backend` reports at its index.
+  GpuMonitor(const GpuMonitor& other, GpuBackend& backend, Clock& clock);
 
   // Initialises the backend and takes the inventory: the GPUs the node
   // registers with, against which later polls are compared. On failure the

@@ -217,6 +217,46 @@ TEST(MonitorNvLinkTest, LinksAreMatchedByIdInAnyOrderAndKeepTheirCounters) {
   EXPECT_TRUE(monitor.Poll().empty());
 }
 
+TEST(MonitorCopyTest, ACopyWatchesItsOwnBackendFromTheSameBaselines) {
+  // The simulator's prototype: started, polled once, with an NVLink that
+  // has old errors (a baseline, not an event).
+  FakeClock clock;
+  FakeGpuBackend proto({.gpu_count = 4, .seed = 1});
+  proto.AddNvLinkErrors(2, 1, 40, 0, 0);
+  GpuMonitor proto_monitor(proto, clock);
+  ASSERT_TRUE(proto_monitor.Start().ok());
+  ASSERT_TRUE(proto_monitor.Poll().empty());
+
+  const std::vector<std::string> uuids = {
+      "GPU-00000000-0000-4000-8000-000000000000",
+      "GPU-00000000-0000-4000-8000-000000000001",
+      "GPU-00000000-0000-4000-8000-000000000002",
+      "GPU-00000000-0000-4000-8000-000000000003"};
+  FakeGpuBackend copy(proto, 7, uuids);
+  GpuMonitor monitor(proto_monitor, copy, clock);
+  EXPECT_EQ(copy.Device(2)->uuid, uuids[2]);
+  ASSERT_EQ(monitor.Inventory().size(), 4u);
+  EXPECT_EQ(monitor.Inventory()[3].uuid, uuids[3]);
+  // Nothing new: no lost GPUs (the UUIDs changed with the backend), no
+  // NVLink event for the old errors.
+  EXPECT_TRUE(monitor.Poll().empty());
+  EXPECT_EQ(monitor.GpuCheck().status(), HEALTH_STATUS_HEALTHY);
+  // A fault in the copy is the copy's: an event naming the copy's GPU.
+  copy.AddEccErrors(2, 0, 1);
+  std::vector<HealthEvent> e = monitor.Poll();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].event_type(), HEALTH_EVENT_TYPE_ECC_DBE);
+  EXPECT_EQ(e[0].gpu_uuid(), uuids[2]);
+  EXPECT_TRUE(proto_monitor.Poll().empty());
+  EXPECT_EQ(proto.Device(2)->uuid.substr(0, 4), "GPU-");
+  EXPECT_NE(proto.Device(2)->uuid, uuids[2]);
+  // Faults already in the prototype are copied too.
+  proto.SetTemperature(0, 95);
+  FakeGpuBackend hot(proto, 8, {});
+  EXPECT_EQ(hot.Device(0)->uuid, proto.Device(0)->uuid);
+  EXPECT_EQ(*hot.Read(0)->temperature_c, 95);
+}
+
 TEST_F(MonitorTest, LostGpuIsAnXid79AndFailsTheGpuCheck) {
   std::string uuid = fake_.Device(3)->uuid;
   fake_.LoseGpu(3);

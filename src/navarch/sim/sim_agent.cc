@@ -35,11 +35,12 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   o.gpu_count = gpu_count;
   o.model = model;
   o.seed = 1;
-  agent::FakeGpuBackend backend(o);
-  agent::GpuMonitor monitor(backend, clock);
-  (void)monitor.Start();
-  (void)monitor.Poll();
   auto t = std::make_shared<AgentTemplate>();
+  t->backend = std::make_unique<agent::FakeGpuBackend>(o);
+  t->monitor = std::make_unique<agent::GpuMonitor>(*t->backend, clock);
+  agent::GpuMonitor& monitor = *t->monitor;
+  (void)monitor.Start();
+  (void)monitor.Poll();  // the baseline every copy starts from
   t->devices = monitor.Inventory();
   t->system = monitor.SystemInfo();
   NodeMetrics* m = t->heartbeat.mutable_metrics();
@@ -439,14 +440,18 @@ void SimAgent::Report(bool force) {
 
 void SimAgent::EnsureGpu() {
   if (monitor_ != nullptr) return;
-  agent::FakeGpuOptions o;
-  o.gpu_count = spec_.gpu_count;
-  o.model = spec_.gpu_type;
-  o.seed = gpu_seed_;
-  backend_ = std::make_unique<agent::FakeGpuBackend>(o);
-  monitor_ = std::make_unique<agent::GpuMonitor>(*backend_, clock_);
-  (void)monitor_->Start();
-  (void)monitor_->Poll();  // the baseline: faults are edges from here
+  // A copy of the type's prototype, started and polled once (the baseline:
+  // faults are edges from here), with this node's generator and the GPU
+  // UUIDs it registered: building and polling a backend per fault cost more
+  // than the rest of the fault.
+  std::vector<std::string> uuids;
+  uuids.reserve(tmpl_->devices.size());
+  for (const agent::GpuDevice& d : tmpl_->devices)
+    uuids.push_back(GpuUuid(spec_.id, d.index));
+  backend_ = std::make_unique<agent::FakeGpuBackend>(*tmpl_->backend, gpu_seed_,
+                                                     uuids);
+  monitor_ =
+      std::make_unique<agent::GpuMonitor>(*tmpl_->monitor, *backend_, clock_);
   if (registered_ && !polling_) {
     polling_ = true;
     const uint64_t e = epoch_;

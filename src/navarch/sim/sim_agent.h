@@ -63,8 +63,11 @@ struct Failure {
 };
 
 // What a healthy node of one GPU type reports; built once per type from a
-// FakeGpuBackend and GpuMonitor.
+// FakeGpuBackend and GpuMonitor, which stay as the prototype a node copies
+// at its first fault.
 struct AgentTemplate {
+  std::unique_ptr<agent::FakeGpuBackend> backend;  // started, polled once
+  std::unique_ptr<agent::GpuMonitor> monitor;
   std::vector<agent::GpuDevice> devices;
   agent::GpuSystemInfo system;
   HealthCheckResult boot;

@@ -77,6 +77,26 @@ FakeGpuBackend::FakeGpuBackend(FakeGpuOptions options)
   }
 }
 
+FakeGpuBackend::FakeGpuBackend(const FakeGpuBackend& other, uint64_t seed,
+                               const std::vector<std::string>& uuids)
+    : options_([&] {
+        FakeGpuOptions o = other.options_;
+        o.seed = seed;
+        return o;
+      }()),
+      model_(other.model_),
+      rng_(seed) {
+  absl::MutexLock theirs(&other.mu_);
+  absl::MutexLock lock(&mu_);
+  gpus_ = other.gpus_;
+  xids_ = other.xids_;
+  initialized_ = other.initialized_;
+  nvml_failing_ = other.nvml_failing_;
+  init_failure_ = other.init_failure_;
+  for (size_t i = 0; i < uuids.size() && i < gpus_.size(); ++i)
+    gpus_[i].device.uuid = uuids[i];
+}
+
 void FakeGpuBackend::ResetGpu(Gpu& g) {
   g.pinned_temperature.reset();
   g.ecc_corrected = 0;

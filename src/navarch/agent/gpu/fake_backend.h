@@ -37,6 +37,13 @@ struct FakeGpuOptions {
 class FakeGpuBackend final : public GpuBackend {
  public:
   explicit FakeGpuBackend(FakeGpuOptions options);
+  // A backend in the state `other` is in now (GPUs, readings, faults,
+  // pending XIDs), with its own generator seeded from `seed` and, if `uuids`
+  // is not empty, these GPU UUIDs (one per GPU, in boot order). For the
+  // simulator: a faulted node gets a copy of its GPU type's prototype rather
+  // than a backend built and polled from scratch.
+  FakeGpuBackend(const FakeGpuBackend& other, uint64_t seed,
+                 const std::vector<std::string>& uuids);
 
   std::string Name() const override { return "fake"; }
   absl::Status Init() override;
