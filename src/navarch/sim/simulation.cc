@@ -232,6 +232,22 @@ class Simulation final : public ChaosHost {
   AgentTiming timing_;
 
   std::map<std::string, std::unique_ptr<SimAgent>> agents_;
+  // agents_ and tracked_ by id, for lookups without a walk of a tree of
+  // strings (the keys are the maps': std::map nodes never move).
+  absl::flat_hash_map<absl::string_view, SimAgent*> agent_by_id_;
+  absl::flat_hash_map<absl::string_view, Tracked*> tracked_by_id_;
+  SimAgent* FindAgent(absl::string_view id) {
+    auto it = agent_by_id_.find(id);
+    return it == agent_by_id_.end() ? nullptr : it->second;
+  }
+  // The node's bookkeeping, created on first use.
+  Tracked& Track(const std::string& id) {
+    if (auto it = tracked_by_id_.find(id); it != tracked_by_id_.end())
+      return *it->second;
+    auto [it, added] = tracked_.try_emplace(id);
+    tracked_by_id_[it->first] = &it->second;
+    return it->second;
+  }
   // The agents' heartbeat and health ticks, and each agent by its ordinal
   // there (the order they were created in).
   AgentCalendar calendar_;
@@ -247,7 +263,7 @@ class Simulation final : public ChaosHost {
   std::vector<std::string> fleet_ids_;  // the scenario's fleet, file order
   std::map<std::string, Tracked> tracked_;
   LiveSet live_;
-  std::map<std::string, std::string> replacement_of_;  // new -> old
+  absl::flat_hash_map<std::string, std::string> replacement_of_;  // new -> old
   // What the fleet core committed that DrainEvents has not handled yet, in
   // commit order (node.*, health.event, pool.replacement_provisioned).
   std::vector<Event> committed_;
@@ -327,9 +343,11 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
       std::move(hooks));
   SimAgent* raw = agent.get();
   by_ordinal_.push_back(raw);
-  agents_[id] = std::move(agent);
+  auto [slot_it, added] = agents_.try_emplace(id);
+  slot_it->second = std::move(agent);
+  agent_by_id_[slot_it->first] = raw;
   agent_of_spec_[&raw->spec()] = raw;
-  Tracked& t = tracked_[id];
+  Tracked& t = Track(id);
   t.pool = pool;
   auto slot = std::lower_bound(pool_names_.begin(), pool_names_.end(), pool);
   t.pool_slot = !pool.empty() && slot != pool_names_.end() && *slot == pool
@@ -375,8 +393,7 @@ void Simulation::Setup() {
     for (Event& e : events) {
       // Whatever the fleet did to a node, its agent stops skipping calls.
       if (!e.node_id().empty()) {
-        if (auto a = agents_.find(e.node_id()); a != agents_.end())
-          a->second->FleetChanged();
+        if (SimAgent* a = FindAgent(e.node_id())) a->FleetChanged();
       }
       if (WantsPoolTick(e) && pools_ != nullptr && !pool_tick_pending_) {
         pool_tick_pending_ = true;
@@ -432,8 +449,8 @@ void Simulation::Setup() {
         a->Start(sc_.boot_delay);
       });
       fp->set_on_terminated([this](const ProviderInstance& pi) {
-        if (auto it = agents_.find(pi.id); it != agents_.end()) {
-          it->second->Stop();
+        if (SimAgent* a = FindAgent(pi.id)) {
+          a->Stop();
           RemoveLive(pi.id);
           Note(pi.id, {T(), "instance_terminated", "instance terminated"});
         }
@@ -470,14 +487,13 @@ void Simulation::Setup() {
 }
 
 void Simulation::Note(const std::string& id, NodeEventRec e) {
-  tracked_[id].events.push_back(std::move(e));
+  Track(id).events.push_back(std::move(e));
 }
 
 void Simulation::AddLive(SimAgent* a) { live_.Add(&a->spec()); }
 
 void Simulation::RemoveLive(const std::string& id) {
-  if (auto it = agents_.find(id); it != agents_.end())
-    live_.Remove(&it->second->spec());
+  if (SimAgent* a = FindAgent(id)) live_.Remove(&a->spec());
 }
 
 void Simulation::DrainEvents() {
@@ -492,7 +508,7 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
   for (const Event& e : events) {
     const std::string& kind = e.kind();
     if (kind == "node.registered" || kind == "node.reregistered") {
-      Tracked& t = tracked_[e.node_id()];
+      Tracked& t = Track(e.node_id());
       Tally(t, -1);
       if (kind == "node.registered") {
         t.status = NODE_STATUS_ACTIVE;
@@ -501,14 +517,13 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
       t.known = true;
       Tally(t, +1);
       Note(e.node_id(), {T(), "registered", e.message()});
-      if (auto a = agents_.find(e.node_id());
-          a != agents_.end() && a->second->running() &&
-          t.status != NODE_STATUS_TERMINATED) {
-        AddLive(a->second.get());
+      if (SimAgent* a = FindAgent(e.node_id());
+          a != nullptr && a->running() && t.status != NODE_STATUS_TERMINATED) {
+        AddLive(a);
       }
       if (auto r = replacement_of_.find(e.node_id());
           r != replacement_of_.end() && kind == "node.registered") {
-        Tracked& old = tracked_[r->second];
+        Tracked& old = Track(r->second);
         if (old.unhealthy_at != absl::InfiniteFuture()) {
           double s = Seconds(clock_.Now() - old.unhealthy_at);
           replace_.push_back(s);
@@ -521,7 +536,7 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
               absl::StrCat("replacement ", e.node_id(), " registered")});
       }
     } else if (kind == "node.status_changed") {
-      Tracked& t = tracked_[e.node_id()];
+      Tracked& t = Track(e.node_id());
       NodeStatus to = NODE_STATUS_UNKNOWN;
       if (auto d = e.details().find("to"); d != e.details().end())
         NodeStatus_Parse(d->second, &to);
@@ -549,7 +564,7 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
       }
       if (to == NODE_STATUS_TERMINATED) RemoveLive(e.node_id());
     } else if (kind == "node.health_changed") {
-      Tracked& t = tracked_[e.node_id()];
+      Tracked& t = Track(e.node_id());
       if (auto d = e.details().find("to"); d != e.details().end()) {
         Tally(t, -1);
         HealthStatus_Parse(d->second, &t.health);
@@ -574,10 +589,10 @@ void Simulation::OnEvents(const std::vector<Event>& events) {
 bool Simulation::InjectFailure(const std::string& id, const Failure& f,
                                FailureCause cause) {
   DrainEvents();
-  auto it = agents_.find(id);
-  if (it == agents_.end()) return false;
-  SimAgent& a = *it->second;
-  Tracked& t = tracked_[id];
+  SimAgent* found = FindAgent(id);
+  if (found == nullptr) return false;
+  SimAgent& a = *found;
+  Tracked& t = Track(id);
   // Set first: a fatal XID is reported, and acted on, inside Inject.
   const absl::Time pending_before = t.pending_detect;
   if ((t.status == NODE_STATUS_ACTIVE || t.status == NODE_STATUS_CORDONED ||
@@ -604,15 +619,15 @@ bool Simulation::InjectFailure(const std::string& id, const Failure& f,
 
 void Simulation::RecoverFailure(const std::string& id,
                                 const std::string& type) {
-  auto it = agents_.find(id);
-  if (it == agents_.end()) return;
-  SimAgent& a = *it->second;
+  SimAgent* found = FindAgent(id);
+  if (found == nullptr) return;
+  SimAgent& a = *found;
   bool had = type.empty() ? !a.active_failures().empty()
                           : a.active_failures().contains(type);
   a.Recover(type);
   if (!had) return;
   ++recoveries_;
-  Tracked& t = tracked_[id];
+  Tracked& t = Track(id);
   ++t.recoveries;
   if (a.active_failures().empty()) t.pending_detect = absl::InfiniteFuture();
   Note(id,
@@ -622,9 +637,9 @@ void Simulation::RecoverFailure(const std::string& id,
 }
 
 void Simulation::ReplaceFatal(const std::string& id) {
-  auto it = agents_.find(id);
-  if (it == agents_.end() || !it->second->running()) return;
-  SimAgent& old = *it->second;
+  SimAgent* found = FindAgent(id);
+  if (found == nullptr || !found->running()) return;
+  SimAgent& old = *found;
   old.Stop();
   RemoveLive(id);
   (void)Await<NodeInfo>([&](auto done) {
@@ -646,7 +661,7 @@ void Simulation::ReplaceFatal(const std::string& id) {
   } else {
     cold = absl::Seconds(30) + absl::Seconds(30) * Uniform(replace_rng_);
   }
-  Tracked& ot = tracked_[id];
+  Tracked& ot = Track(id);
   NodeSpec spec = old.spec();
   spec.id = absl::StrCat(ot.base_id, "-gen", ot.generation + 2);
   spec.labels.erase("index");
@@ -655,7 +670,7 @@ void Simulation::ReplaceFatal(const std::string& id) {
   const std::string pool = ot.pool;
   const std::string new_id = spec.id;
   SimAgent* a = AddAgent(std::move(spec), pool);
-  Tracked& nt = tracked_[new_id];
+  Tracked& nt = Track(new_id);
   nt.base_id = base;
   nt.generation = gen;
   nt.cold_start = cold;
@@ -700,7 +715,7 @@ void Simulation::Execute(size_t i) {
   const EventSpec& e = sc_.events[i];
   if (e.action == "start_fleet") {
     for (const std::string& id : fleet_ids_) {
-      SimAgent& a = *agents_.at(id);
+      SimAgent& a = *FindAgent(id);
       if (a.running()) continue;
       ++nodes_started_;
       Note(id, {T(), "started", "start_fleet"});
@@ -717,7 +732,7 @@ void Simulation::Execute(size_t i) {
     Print("stop_fleet");
   } else if (e.action == "inject_failure") {
     Failure f{e.failure_type, e.xid_code, e.gpu_index, e.message};
-    if (!agents_.contains(e.target)) {
+    if (FindAgent(e.target) == nullptr) {
       return Fail(e, absl::StrCat("node ", e.target, " does not exist"));
     }
     if (!InjectFailure(e.target, f, FailureCause::kScenario)) {
@@ -727,7 +742,7 @@ void Simulation::Execute(size_t i) {
                        e.xid_code ? absl::StrCat(" xid ", e.xid_code) : "",
                        " on ", e.target));
   } else if (e.action == "recover_failure") {
-    if (!agents_.contains(e.target)) {
+    if (FindAgent(e.target) == nullptr) {
       return Fail(e, absl::StrCat("node ", e.target, " does not exist"));
     }
     RecoverFailure(e.target, e.failure_type);
@@ -895,7 +910,7 @@ void Simulation::StartStress() {
       std::string pool =
           nodes[i].labels.contains("pool") ? nodes[i].labels.at("pool") : "";
       SimAgent* a = AddAgent(std::move(nodes[i]), pool);
-      tracked_[id].cold_start = starts[i].cold_start;
+      Track(id).cold_start = starts[i].cold_start;
       absl::Duration cold = starts[i].cold_start;
       clock_.Schedule(starts[i].start, [this, a, cold] {
         Count();
@@ -913,7 +928,7 @@ void Simulation::StartStress() {
     for (const std::string& id : fleet_ids_) {
       ++nodes_started_;
       Note(id, {T(), "started", "fleet start"});
-      agents_.at(id)->Start(absl::ZeroDuration());
+      FindAgent(id)->Start(absl::ZeroDuration());
     }
   }
   chaos_start_ = start_ + startup_end;
@@ -1106,9 +1121,9 @@ nlohmann::json Simulation::BuildReport(
 
   nlohmann::json nodes = nlohmann::json::array();
   for (const auto& [id, t] : tracked_) {
-    auto a = agents_.find(id);
-    if (a == agents_.end()) continue;
-    const NodeSpec& n = a->second->spec();
+    const SimAgent* a = FindAgent(id);
+    if (a == nullptr) continue;
+    const NodeSpec& n = a->spec();
     nlohmann::json j;
     j["node_id"] = id;
     j["provider"] = n.provider;
