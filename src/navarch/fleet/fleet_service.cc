@@ -455,15 +455,15 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
     absl::Time now = clock_.Now();
     WriteBatch batch;
     NodeRecord rec;
-    auto it = nodes_.find(req.node_id());
-    bool known = it != nodes_.end();
+    NodeEntry* found = FindLocked(req.node_id());
+    bool known = found != nullptr;
     if (known) {
-      if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
+      if (found->record.node().status() == NODE_STATUS_TERMINATED) {
         return done(absl::FailedPreconditionError(absl::StrCat(
             "node ", req.node_id(),
             " was terminated; a replacement must register under a new id")));
       }
-      rec = NextVersion(it->second);
+      rec = NextVersion(*found);
     } else {
       rec.set_version(1);
       rec.mutable_node()->set_status(NODE_STATUS_ACTIVE);
@@ -509,7 +509,7 @@ void FleetService::RegisterNode(const RegisterNodeRequest& req,
       }
     }
 
-    NodeEntry& entry = known ? it->second : InsertLocked(req.node_id());
+    NodeEntry& entry = known ? *found : InsertLocked(req.node_id());
     SetCold(entry, req.gpus(), &req.metadata());
     entry.vouched = false;  // a new agent vouches for itself
     StageLocked(entry, std::move(rec), batch);
@@ -758,16 +758,16 @@ void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
     absl::MutexLock lock(&mu_);
     GetNodeCommandsResponse resp;
     WriteBatch batch;
-    auto it = nodes_.find(req.node_id());
-    if (it != nodes_.end()) {
+    NodeEntry* found = FindLocked(req.node_id());
+    if (found != nullptr) {
       absl::Time now = clock_.Now();
-      for (const auto& id : it->second.open_commands) {
+      for (const auto& id : found->open_commands) {
         CommandRecord& c = commands_[id];
         if (c.state() != internal::COMMAND_STATE_PENDING) continue;
         MarkDeliveredLocked(c, now, batch);
         *resp.add_commands() = c.command();
         Event e = NewEvent(
-            "command.delivered", &it->second.record.node(), Actor{"node"},
+            "command.delivered", &found->record.node(), Actor{"node"},
             absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
         (*e.mutable_details())["command_id"] = id;
         batch.events.push_back(std::move(e));
@@ -787,8 +787,8 @@ void FleetService::AckCommand(const AckCommandRequest& req,
     absl::MutexLock lock(&mu_);
     AckCommandResponse resp;
     resp.set_acknowledged(true);
-    auto node_it = nodes_.find(req.node_id());
-    if (node_it == nodes_.end()) return done(NodeNotFound(req.node_id()));
+    NodeEntry* found = FindLocked(req.node_id());
+    if (found == nullptr) return done(NodeNotFound(req.node_id()));
     auto it = commands_.find(req.command_id());
     if (it == commands_.end() || it->second.node_id() != req.node_id()) {
       // Finished commands leave the index; a repeated ack of one is fine.
@@ -812,15 +812,15 @@ void FleetService::AckCommand(const AckCommandRequest& req,
                                            ok ? "succeeded" : "failed")];
     WriteBatch batch;
     Event e = NewEvent(
-        ok ? "command.succeeded" : "command.failed",
-        &node_it->second.record.node(), Actor{"node"},
+        ok ? "command.succeeded" : "command.failed", &found->record.node(),
+        Actor{"node"},
         absl::StrCat(ShortName(c.command().type()),
                      ok ? " succeeded" : " failed",
                      req.message().empty() ? "" : ": ", req.message()));
     (*e.mutable_details())["command_id"] = req.command_id();
     batch.events.push_back(std::move(e));
     batch.commands.push_back(c);
-    auto& open = node_it->second.open_commands;
+    auto& open = found->open_commands;
     open.erase(std::remove(open.begin(), open.end(), req.command_id()),
                open.end());
     commands_.erase(it);
@@ -840,9 +840,9 @@ void FleetService::IssueCommand(const IssueCommandRequest& req,
   std::shared_ptr<PendingCommit> pending;
   {
     absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(req.node_id());
-    if (it == nodes_.end()) return done(NodeNotFound(req.node_id()));
-    NodeEntry& entry = it->second;
+    NodeEntry* found = FindLocked(req.node_id());
+    if (found == nullptr) return done(NodeNotFound(req.node_id()));
+    NodeEntry& entry = *found;
     const NodeInfo& current = entry.record.node();
     absl::Time now = clock_.Now();
     WriteBatch batch;
@@ -1015,11 +1015,11 @@ absl::StatusOr<GetNodeResponse> FleetService::GetNode(
   std::string cold, metrics;
   {
     absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(req.node_id());
-    if (it == nodes_.end()) return NodeNotFound(req.node_id());
-    *resp.mutable_node() = it->second.record.node();
-    cold = it->second.cold;
-    metrics = it->second.metrics;
+    NodeEntry* found = FindLocked(req.node_id());
+    if (found == nullptr) return NodeNotFound(req.node_id());
+    *resp.mutable_node() = found->record.node();
+    cold = found->cold;
+    metrics = found->metrics;
   }
   Expand(cold, metrics, resp.mutable_node());
   return resp;
@@ -1121,9 +1121,9 @@ absl::StatusOr<uint64_t> FleetService::Watch(
   uint64_t handle;
   {
     absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(node_id);
-    if (it == nodes_.end()) return NodeNotFound(node_id);
-    if (it->second.record.node().status() == NODE_STATUS_TERMINATED) {
+    NodeEntry* found = FindLocked(node_id);
+    if (found == nullptr) return NodeNotFound(node_id);
+    if (found->record.node().status() == NODE_STATUS_TERMINATED) {
       return absl::FailedPreconditionError(
           absl::StrCat("node ", node_id, " is terminated"));
     }
@@ -1135,7 +1135,7 @@ absl::StatusOr<uint64_t> FleetService::Watch(
     WriteBatch batch;
     std::vector<NodeCommand> backlog;
     absl::Time now = clock_.Now();
-    for (const auto& id : it->second.open_commands) {
+    for (const auto& id : found->open_commands) {
       CommandRecord& c = commands_[id];
       if (c.state() == internal::COMMAND_STATE_PENDING) {
         MarkDeliveredLocked(c, now, batch);
@@ -1300,13 +1300,13 @@ void FleetService::MarkTerminated(const std::string& node_id,
   std::function<void()> closed;
   {
     absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(node_id);
-    if (it == nodes_.end()) return done(NodeNotFound(node_id));
-    NodeRecord rec = NextVersion(it->second);
+    NodeEntry* found = FindLocked(node_id);
+    if (found == nullptr) return done(NodeNotFound(node_id));
+    NodeRecord rec = NextVersion(*found);
     WriteBatch batch;
     ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor, batch);
     absl::Time now = clock_.Now();
-    for (const auto& id : it->second.open_commands) {
+    for (const auto& id : found->open_commands) {
       CommandRecord c = commands_[id];
       c.set_state(internal::COMMAND_STATE_CANCELLED);
       c.set_version(c.version() + 1);
@@ -1315,14 +1315,14 @@ void FleetService::MarkTerminated(const std::string& node_id,
       batch.commands.push_back(std::move(c));
       commands_.erase(id);
     }
-    it->second.open_commands.clear();
+    found->open_commands.clear();
     if (auto w = watchers_.find(node_id); w != watchers_.end()) {
       closed = std::move(w->second.closed);
       watchers_.erase(w);
     }
-    StageLocked(it->second, std::move(rec), batch);
+    StageLocked(*found, std::move(rec), batch);
     NodeInfo result = batch.nodes.back().node();
-    Expand(it->second.cold, it->second.metrics, &result);
+    Expand(found->cold, found->metrics, &result);
     pending = SubmitLocked(std::move(batch),
                            Reply(std::move(done), std::move(result)));
   }

@@ -354,7 +354,7 @@ class FleetService {
   std::vector<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, CommandRecord> commands_
       ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_watch_handle_ ABSL_GUARDED_BY(mu_) = 1;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -213,7 +213,7 @@ std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
   std::vector<const NodeSpec*> out;
   out.reserve(group->size());
   for (const NodeSpec* n : *group) {
-    if (n == &origin || n->id == origin.id) continue;
+    if (n == &origin) continue;
     if (rack && rack_of(*n) != rack_of(origin)) continue;
     out.push_back(n);
   }

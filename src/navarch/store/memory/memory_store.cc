@@ -13,17 +13,21 @@ template <typename Map, typename Record, typename KeyFn>
 absl::Status CheckVersions(const Map& stored,
                            const std::vector<Record>& records, KeyFn key,
                            absl::string_view what) {
-  std::map<std::string, int64_t> seen;  // a batch may update a record twice
+  // A batch may update a record twice; batches are small, so the ones seen
+  // are looked up by a walk, not kept in a map of copied ids.
+  std::vector<std::pair<absl::string_view, int64_t>> seen;
   for (const Record& r : records) {
-    std::string k = key(r);
+    const std::string& k = key(r);
     int64_t current = 0;
-    if (auto s = seen.find(k); s != seen.end()) {
+    auto s = std::find_if(seen.rbegin(), seen.rend(),
+                          [&](const auto& e) { return e.first == k; });
+    if (s != seen.rend()) {
       current = s->second;
     } else if (auto it = stored.find(k); it != stored.end()) {
       current = it->second.version();
     }
     NAVARCH_RETURN_IF_ERROR(CheckVersion(what, k, current, r.version()));
-    seen[k] = r.version();
+    seen.emplace_back(k, r.version());
   }
   return absl::OkStatus();
 }
@@ -35,14 +39,21 @@ absl::Status MemoryStore::CommitLocked(WriteBatch& batch) {
   NAVARCH_RETURN_IF_ERROR(ValidateBatch(batch));
   NAVARCH_RETURN_IF_ERROR(CheckVersions(
       nodes_, batch.nodes,
-      [](const NodeRecord& r) { return r.node().node_id(); }, "node"));
+      [](const NodeRecord& r) -> const std::string& {
+        return r.node().node_id();
+      },
+      "node"));
   NAVARCH_RETURN_IF_ERROR(CheckVersions(
       instances_, batch.instances,
-      [](const InstanceRecord& r) { return r.instance().instance_id(); },
+      [](const InstanceRecord& r) -> const std::string& {
+        return r.instance().instance_id();
+      },
       "instance"));
   NAVARCH_RETURN_IF_ERROR(CheckVersions(
       commands_, batch.commands,
-      [](const CommandRecord& r) { return r.command().command_id(); },
+      [](const CommandRecord& r) -> const std::string& {
+        return r.command().command_id();
+      },
       "command"));
   for (size_t i = 0; i < batch.nodes.size(); ++i) {
     NodeRecord& n = batch.nodes[i];
@@ -108,9 +119,15 @@ absl::StatusOr<NodeRecord> MemoryStore::Full(const StoredNode& node) {
 absl::StatusOr<StoreSnapshot> MemoryStore::Load() {
   absl::MutexLock lock(&mu_);
   StoreSnapshot snap;
-  snap.nodes.reserve(nodes_.size());
-  for (const auto& [id, n] : nodes_) {
-    NAVARCH_ASSIGN_OR_RETURN(snap.nodes.emplace_back(), Full(n));
+  // By id (nodes_ is a hash map: commits find nodes without a walk).
+  std::vector<const std::pair<const std::string, StoredNode>*> by_id;
+  by_id.reserve(nodes_.size());
+  for (const auto& entry : nodes_) by_id.push_back(&entry);
+  std::sort(by_id.begin(), by_id.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  snap.nodes.reserve(by_id.size());
+  for (const auto* entry : by_id) {
+    NAVARCH_ASSIGN_OR_RETURN(snap.nodes.emplace_back(), Full(entry->second));
   }
   for (const auto& [id, i] : instances_) snap.instances.push_back(i);
   for (const auto& [id, c] : commands_) {

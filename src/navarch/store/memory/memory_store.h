@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "navarch/store/store.h"
 
@@ -51,7 +52,7 @@ class MemoryStore final : public Store {
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, StoredNode> nodes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, StoredNode> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
