@@ -141,47 +141,66 @@ int LiveSet::Key(Scope scope, const std::string& name) {
   return it->second;
 }
 
-bool LiveSet::Add(const NodeSpec* node) {
+bool LiveSet::Add(const NodeSpec* node, bool failing) {
   if (slots_.contains(node)) return false;
   Slot slot;
   slot.all = static_cast<uint32_t>(all_.size());
+  slot.failing = failing;
   all_.push_back(node);
   const std::string* names[] = {&node->zone, &node->region, &node->provider};
   for (int i = 0; i < 3; ++i) {
     slot.key[i] = Key(static_cast<Scope>(i), *names[i]);
-    std::vector<const NodeSpec*>& group = groups_[slot.key[i]];
+    std::vector<Member>& group = groups_[slot.key[i]];
     slot.in[i] = static_cast<uint32_t>(group.size());
-    group.push_back(node);
+    group.push_back(Member{node, failing});
   }
   slots_.emplace(node, slot);
   return true;
 }
 
-const NodeSpec* LiveSet::SwapRemove(std::vector<const NodeSpec*>& v,
-                                    uint32_t i) {
-  const NodeSpec* moved = nullptr;
+namespace {
+// Swap-removes index `i` of `v`; returns the element moved into it, if any.
+template <typename T>
+const T* SwapRemove(std::vector<T>& v, uint32_t i) {
+  const T* moved = nullptr;
   if (i + 1 != v.size()) {
-    moved = v.back();
-    v[i] = moved;
+    v[i] = v.back();
+    moved = &v[i];
   }
   v.pop_back();
   return moved;
 }
+}  // namespace
 
 bool LiveSet::Remove(const NodeSpec* node) {
   auto it = slots_.find(node);
   if (it == slots_.end()) return false;
   const Slot slot = it->second;
   slots_.erase(it);
-  if (const NodeSpec* m = SwapRemove(all_, slot.all)) slots_[m].all = slot.all;
+  if (const NodeSpec* const* m = SwapRemove(all_, slot.all))
+    slots_[*m].all = slot.all;
   for (int i = 0; i < 3; ++i) {
-    if (const NodeSpec* m = SwapRemove(groups_[slot.key[i]], slot.in[i]))
-      slots_[m].in[i] = slot.in[i];
+    if (const Member* m = SwapRemove(groups_[slot.key[i]], slot.in[i]))
+      slots_[m->node].in[i] = slot.in[i];
   }
   return true;
 }
 
-const std::vector<const NodeSpec*>& LiveSet::InScope(const NodeSpec& origin,
+void LiveSet::SetFailing(const NodeSpec* node, bool failing) {
+  auto it = slots_.find(node);
+  if (it == slots_.end()) return;
+  Slot& slot = it->second;
+  slot.failing = failing;
+  for (int i = 0; i < 3; ++i)
+    groups_[slot.key[i]][slot.in[i]].failing = failing;
+}
+
+bool LiveSet::Failing(const NodeSpec* node) const {
+  auto it = slots_.find(node);
+  return it != slots_.end() && it->second.failing;
+}
+
+const std::vector<LiveSet::Member>& LiveSet::InScope(const NodeSpec& origin,
                                                      Scope scope) {
   const std::string& name = scope == kZone     ? origin.zone
                             : scope == kRegion ? origin.region
@@ -192,7 +211,8 @@ const std::vector<const NodeSpec*>& LiveSet::InScope(const NodeSpec& origin,
 }
 
 std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
-                                                  const std::string& scope) {
+                                                  const std::string& scope,
+                                                  bool healthy_only) {
   auto rack_of = [](const NodeSpec& n) -> const std::string& {
     if (auto it = n.labels.find("rack"); it != n.labels.end())
       return it->second;
@@ -201,7 +221,13 @@ std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
     return n.instance_type;
   };
   LiveSet& live = host_.Live();
-  const std::vector<const NodeSpec*>* group = &live.nodes();
+  std::vector<const NodeSpec*> out;
+  auto consider = [&](const NodeSpec* n, bool failing) {
+    if (n == &origin || (healthy_only && failing)) return;
+    if (scope == "rack" && rack_of(*n) != rack_of(origin)) return;
+    out.push_back(n);
+  };
+  const std::vector<LiveSet::Member>* group = nullptr;
   if (scope == "zone" || scope == "rack") {
     group = &live.InScope(origin, LiveSet::kZone);
   } else if (scope == "region") {
@@ -209,13 +235,13 @@ std::vector<const NodeSpec*> ChaosEngine::InScope(const NodeSpec& origin,
   } else if (scope == "provider") {
     group = &live.InScope(origin, LiveSet::kProvider);
   }
-  const bool rack = scope == "rack";
-  std::vector<const NodeSpec*> out;
-  out.reserve(group->size());
-  for (const NodeSpec* n : *group) {
-    if (n == &origin) continue;
-    if (rack && rack_of(*n) != rack_of(origin)) continue;
-    out.push_back(n);
+  if (group != nullptr) {
+    out.reserve(group->size());
+    for (const LiveSet::Member& m : *group) consider(m.node, m.failing);
+  } else {
+    out.reserve(live.size());
+    for (const NodeSpec* n : live.nodes())
+      consider(n, healthy_only && live.Failing(n));
   }
   return out;
 }
@@ -225,10 +251,9 @@ void ChaosEngine::Cascade(const NodeSpec& origin, int depth) {
   if (depth >= c.max_depth) return;
   if (Uniform(cascade_rng_) > c.probability) return;
   std::vector<const NodeSpec*> cands;
-  for (const NodeSpec* n : InScope(origin, c.scope)) {
-    if (!host_.HasFailure(*n) && !cascade_pending_.contains(n)) {
+  for (const NodeSpec* n : InScope(origin, c.scope, /*healthy_only=*/true)) {
+    if (cascade_pending_.empty() || !cascade_pending_.contains(n))
       cands.push_back(n);
-    }
   }
   if (cands.empty()) return;
   int max_affected =
@@ -296,7 +321,8 @@ void ChaosEngine::OnInjected(const NodeSpec& node, const Failure& f,
     if (c.scope == "same_node") {
       targets.push_back(&node);
     } else {
-      std::vector<const NodeSpec*> cands = InScope(node, c.scope);
+      std::vector<const NodeSpec*> cands =
+          InScope(node, c.scope, /*healthy_only=*/false);
       int n = std::min<int>(c.max_affected, cands.size());
       for (int i = 0; i < n; ++i) {
         size_t j = i + UniformInt(correlated_rng_, cands.size() - i);

@@ -27,40 +27,46 @@ const char* FailureCauseName(FailureCause cause);
 // The nodes that are registered and running, in a stable order (insertion,
 // with the last moved into a removed one's place), and the same grouped by
 // zone, region and provider, so that a cascade finds its zone's nodes
-// without a walk of the fleet.
+// without a walk of the fleet. Each live node carries a flag: it has an
+// injected failure (cascades pass it over), kept beside it so that a
+// cascade reads its zone's flags in one sweep.
 class LiveSet {
  public:
   enum Scope { kZone = 0, kRegion = 1, kProvider = 2 };
+  struct Member {
+    const NodeSpec* node;
+    bool failing;
+  };
 
   // False when already there / not there.
-  bool Add(const NodeSpec* node);
+  bool Add(const NodeSpec* node, bool failing = false);
   bool Remove(const NodeSpec* node);
   bool Contains(const NodeSpec* node) const { return slots_.contains(node); }
+  // Sets the node's flag; nothing for a node that is not live.
+  void SetFailing(const NodeSpec* node, bool failing);
+  bool Failing(const NodeSpec* node) const;
 
   const std::vector<const NodeSpec*>& nodes() const { return all_; }
   size_t size() const { return all_.size(); }
   // The live nodes that share `origin`'s zone, region or provider (origin
   // itself included if live), in a stable order.
-  const std::vector<const NodeSpec*>& InScope(const NodeSpec& origin,
-                                              Scope scope);
+  const std::vector<Member>& InScope(const NodeSpec& origin, Scope scope);
 
  private:
   struct Slot {
     uint32_t all;
     uint32_t in[3];  // index in groups_[key[i]]
     int key[3];
+    bool failing;
   };
   int Key(Scope scope, const std::string& name);
-  // Swap-removes index `i` of `v`; returns the node moved into it, if any.
-  static const NodeSpec* SwapRemove(std::vector<const NodeSpec*>& v,
-                                    uint32_t i);
 
   std::vector<const NodeSpec*> all_;
   absl::flat_hash_map<const NodeSpec*, Slot> slots_;
   // "<scope>/<name>" -> index in groups_.
   absl::flat_hash_map<std::string, int> keys_;
-  std::vector<std::vector<const NodeSpec*>> groups_;
-  const std::vector<const NodeSpec*> none_;
+  std::vector<std::vector<Member>> groups_;
+  const std::vector<Member> none_;
 };
 
 // What the engine needs from the simulation.
@@ -73,11 +79,9 @@ class ChaosHost {
                              FailureCause cause) = 0;
   virtual void RecoverFailure(const std::string& node_id,
                               const std::string& type) = 0;
-  // True while the node carries an injected failure; cascades skip it, so a
-  // cascade can reach every node of its scope at most once.
-  // `node` is a live node (called for many nodes per cascade: keep it
-  // cheap).
-  virtual bool HasFailure(const NodeSpec& node) = 0;
+  // (Live().Failing(node): true while the node carries an injected
+  // failure; cascades skip it, so a cascade reaches every node of its scope
+  // at most once. The host keeps the flags.)
 };
 
 // What the report reads from the engine (the simulation counts the rest).
@@ -112,8 +116,11 @@ class ChaosEngine {
  private:
   void ScheduleNext();
   void Cascade(const NodeSpec& origin, int depth);
+  // The live nodes in `scope` of `origin`, without it, and without those
+  // with a failure when `healthy_only`.
   std::vector<const NodeSpec*> InScope(const NodeSpec& origin,
-                                       const std::string& scope);
+                                       const std::string& scope,
+                                       bool healthy_only);
 
   const ChaosSpec spec_;
   Clock& clock_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -51,7 +52,6 @@ class FakeHost final : public ChaosHost {
   void RecoverFailure(const std::string& id, const std::string& type) override {
     recoveries.push_back({clock_.Now(), id, {type}, FailureCause::kScenario});
   }
-  bool HasFailure(const NodeSpec&) override { return false; }
   const NodeSpec& spec(const std::string& id) const {
     for (const NodeSpec& n : specs_) {
       if (n.id == id) return n;
@@ -150,9 +150,25 @@ TEST(LiveSetTest, GroupsFollowAddsAndRemoves) {
   LiveSet live;
   for (const NodeSpec& n : specs) EXPECT_TRUE(live.Add(&n));
   EXPECT_FALSE(live.Add(&specs[0]));
-  auto ids = [](const std::vector<const NodeSpec*>& v) {
+  auto ids = [](const auto& v) {
     std::vector<std::string> out;
-    for (const NodeSpec* n : v) out.push_back(n->id);
+    for (const auto& e : v) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(e)>,
+                                   LiveSet::Member>) {
+        out.push_back(e.node->id);
+      } else {
+        out.push_back(e->id);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto failing = [&](const NodeSpec& origin) {
+    std::vector<std::string> out;
+    for (const LiveSet::Member& m : live.InScope(origin, LiveSet::kRegion)) {
+      EXPECT_EQ(m.failing, live.Failing(m.node)) << m.node->id;
+      if (m.failing) out.push_back(m.node->id);
+    }
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -161,6 +177,12 @@ TEST(LiveSetTest, GroupsFollowAddsAndRemoves) {
   EXPECT_EQ(ids(live.InScope(specs[0], LiveSet::kRegion)),
             (V{"n0", "n1", "n2", "n3"}));
   EXPECT_EQ(ids(live.InScope(specs[5], LiveSet::kProvider)), (V{"n4", "n5"}));
+  // Failure flags follow the nodes through every move below.
+  live.SetFailing(&specs[3], true);
+  live.SetFailing(&specs[2], true);
+  live.SetFailing(&specs[2], false);
+  live.SetFailing(&specs[5], true);
+  EXPECT_EQ(failing(specs[0]), (V{"n3"}));
   // Removing from the middle moves the last node into its place, in every
   // group, and keeps the others findable.
   EXPECT_TRUE(live.Remove(&specs[1]));
@@ -172,8 +194,14 @@ TEST(LiveSetTest, GroupsFollowAddsAndRemoves) {
   EXPECT_EQ(live.nodes()[1]->id, "n5");
   EXPECT_EQ(ids(live.InScope(specs[1], LiveSet::kZone)), (V{"n3"}));
   EXPECT_EQ(ids(live.InScope(specs[0], LiveSet::kRegion)), (V{"n2", "n3"}));
+  EXPECT_EQ(failing(specs[0]), (V{"n3"}));
+  EXPECT_EQ(failing(specs[4]), (V{"n5"}));
   EXPECT_TRUE(live.Remove(&specs[5]));
-  EXPECT_TRUE(live.Add(&specs[1]));
+  EXPECT_FALSE(live.Failing(&specs[5]));  // not live
+  live.SetFailing(&specs[5], true);       // nothing
+  EXPECT_TRUE(live.Add(&specs[1], /*failing=*/true));
+  EXPECT_EQ(failing(specs[0]), (V{"n1", "n3"}));
+  EXPECT_TRUE(failing(specs[4]).empty());
   EXPECT_EQ(ids(live.InScope(specs[3], LiveSet::kZone)), (V{"n1", "n3"}));
   EXPECT_EQ(ids(live.InScope(specs[4], LiveSet::kZone)), (V{"n4"}));
   EXPECT_EQ(live.size(), 4u);

@@ -166,10 +166,6 @@ class Simulation final : public ChaosHost {
   bool InjectFailure(const std::string& id, const Failure& f,
                      FailureCause cause) override;
   void RecoverFailure(const std::string& id, const std::string& type) override;
-  bool HasFailure(const NodeSpec& node) override {
-    auto it = agent_of_spec_.find(&node);
-    return it != agent_of_spec_.end() && !it->second->active_failures().empty();
-  }
 
  private:
   void Setup();
@@ -252,8 +248,6 @@ class Simulation final : public ChaosHost {
   // there (the order they were created in).
   AgentCalendar calendar_;
   std::vector<SimAgent*> by_ordinal_;
-  // Each agent by its spec (live_ entries): chaos asks per candidate.
-  absl::flat_hash_map<const NodeSpec*, SimAgent*> agent_of_spec_;
   // The nodes registered at least once, counted as Sample() reports them;
   // Tally takes a node out (-1) and puts it back (+1) around a change.
   FleetTally tally_;
@@ -262,6 +256,8 @@ class Simulation final : public ChaosHost {
   std::vector<std::string> pool_names_;
   std::vector<std::string> fleet_ids_;  // the scenario's fleet, file order
   std::map<std::string, Tracked> tracked_;
+  // Live nodes, each flagged while its agent carries an injected failure
+  // (kept by InjectFailure, RecoverFailure and AddLive).
   LiveSet live_;
   absl::flat_hash_map<std::string, std::string> replacement_of_;  // new -> old
   // What the fleet core committed that DrainEvents has not handled yet, in
@@ -346,7 +342,6 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
   auto [slot_it, added] = agents_.try_emplace(id);
   slot_it->second = std::move(agent);
   agent_by_id_[slot_it->first] = raw;
-  agent_of_spec_[&raw->spec()] = raw;
   Tracked& t = Track(id);
   t.pool = pool;
   auto slot = std::lower_bound(pool_names_.begin(), pool_names_.end(), pool);
@@ -490,7 +485,9 @@ void Simulation::Note(const std::string& id, NodeEventRec e) {
   Track(id).events.push_back(std::move(e));
 }
 
-void Simulation::AddLive(SimAgent* a) { live_.Add(&a->spec()); }
+void Simulation::AddLive(SimAgent* a) {
+  live_.Add(&a->spec(), !a->active_failures().empty());
+}
 
 void Simulation::RemoveLive(const std::string& id) {
   if (SimAgent* a = FindAgent(id)) live_.Remove(&a->spec());
@@ -600,7 +597,9 @@ bool Simulation::InjectFailure(const std::string& id, const Failure& f,
       t.pending_detect == absl::InfiniteFuture()) {
     t.pending_detect = clock_.Now();
   }
-  if (!a.Inject(f)) {
+  const bool injected = a.Inject(f);
+  live_.SetFailing(&a.spec(), !a.active_failures().empty());
+  if (!injected) {
     t.pending_detect = pending_before;
     return false;
   }
@@ -625,6 +624,7 @@ void Simulation::RecoverFailure(const std::string& id,
   bool had = type.empty() ? !a.active_failures().empty()
                           : a.active_failures().contains(type);
   a.Recover(type);
+  live_.SetFailing(&a.spec(), !a.active_failures().empty());
   if (!had) return;
   ++recoveries_;
   Tracked& t = Track(id);
