@@ -40,29 +40,17 @@ GpuMonitor::GpuMonitor(GpuBackend& backend, Clock& clock,
     : backend_(backend), clock_(clock), options_(options) {}
 
 GpuMonitor::GpuMonitor(const GpuMonitor& other, GpuBackend& backend,
-                       Clock& clock)
+                       Clock& clock, const std::vector<std::string>& uuids)
     : backend_(backend), clock_(clock), options_(other.options_) {
-  size_t gpus = 0;
-  {
-    absl::MutexLock theirs(&other.mu_);
-    absl::MutexLock lock(&mu_);
-    started_ = other.started_;
-    start_error_ = other.start_error_;
-    driver_error_ = other.driver_error_;
-    system_ = other.system_;
-    slots_ = other.slots_;
-    gpus = slots_.size();
-  }
-  // The backend is read without our lock held, as Poll reads it.
-  std::vector<absl::StatusOr<GpuDevice>> devices;
-  devices.reserve(gpus);
-  for (size_t i = 0; i < gpus; ++i)
-    devices.push_back(backend_.Device(static_cast<int>(i)));
+  absl::MutexLock theirs(&other.mu_);
   absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < slots_.size() && i < devices.size(); ++i) {
-    const absl::StatusOr<GpuDevice>& d = devices[i];
-    if (d.ok() && d->index == slots_[i].device.index) slots_[i].device = *d;
-  }
+  started_ = other.started_;
+  start_error_ = other.start_error_;
+  driver_error_ = other.driver_error_;
+  system_ = other.system_;
+  slots_ = other.slots_;
+  for (size_t i = 0; i < uuids.size() && i < slots_.size(); ++i)
+    slots_[i].device.uuid = uuids[i];
 }
 
 absl::Status GpuMonitor::Start() {

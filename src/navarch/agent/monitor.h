@@ -62,10 +62,11 @@ class GpuMonitor {
  public:
   GpuMonitor(GpuBackend& backend, Clock& clock, MonitorOptions options = {});
   // A monitor that knows what `other` knows (started or not, inventory,
-  // baselines), watching `backend`: a copy of other's backend whose GPUs
-  // may have other UUIDs (FakeGpuBackend's copying constructor). Each GPU
-  // of the inventory takes the identity `backend` reports at its index.
-  GpuMonitor(const GpuMonitor& other, GpuBackend& backend, Clock& clock);
+  // baselines), watching `backend`: a copy of other's backend made by
+  // FakeGpuBackend's copying constructor with the same `uuids` (one per GPU
+  // of the inventory, in order; empty: other's).
+  GpuMonitor(const GpuMonitor& other, GpuBackend& backend, Clock& clock,
+             const std::vector<std::string>& uuids);
 
   // Initialises the backend and takes the inventory: the GPUs the node
   // registers with, against which later polls are compared. On failure the

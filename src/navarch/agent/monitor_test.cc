@@ -233,7 +233,7 @@ TEST(MonitorCopyTest, ACopyWatchesItsOwnBackendFromTheSameBaselines) {
       "GPU-00000000-0000-4000-8000-000000000002",
       "GPU-00000000-0000-4000-8000-000000000003"};
   FakeGpuBackend copy(proto, 7, uuids);
-  GpuMonitor monitor(proto_monitor, copy, clock);
+  GpuMonitor monitor(proto_monitor, copy, clock, uuids);
   EXPECT_EQ(copy.Device(2)->uuid, uuids[2]);
   ASSERT_EQ(monitor.Inventory().size(), 4u);
   EXPECT_EQ(monitor.Inventory()[3].uuid, uuids[3]);

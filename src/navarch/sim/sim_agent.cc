@@ -450,8 +450,8 @@ void SimAgent::EnsureGpu() {
     uuids.push_back(GpuUuid(spec_.id, d.index));
   backend_ = std::make_unique<agent::FakeGpuBackend>(*tmpl_->backend, gpu_seed_,
                                                      uuids);
-  monitor_ =
-      std::make_unique<agent::GpuMonitor>(*tmpl_->monitor, *backend_, clock_);
+  monitor_ = std::make_unique<agent::GpuMonitor>(*tmpl_->monitor, *backend_,
+                                                 clock_, uuids);
   if (registered_ && !polling_) {
     polling_ = true;
     const uint64_t e = epoch_;
