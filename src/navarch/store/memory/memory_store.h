@@ -3,6 +3,7 @@
 #ifndef NAVARCH_STORE_MEMORY_MEMORY_STORE_H_
 #define NAVARCH_STORE_MEMORY_MEMORY_STORE_H_
 
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -55,7 +56,8 @@ class MemoryStore final : public Store {
   absl::flat_hash_map<std::string, StoredNode> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, CommandRecord> commands_ ABSL_GUARDED_BY(mu_);
-  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+  // A deque: appending never moves the log (a simulation appends millions).
+  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
   int64_t last_event_id_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
