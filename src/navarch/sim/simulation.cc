@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/debugging/leak_check.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -227,27 +228,18 @@ class Simulation final : public ChaosHost {
       templates_;
   AgentTiming timing_;
 
-  std::map<std::string, std::unique_ptr<SimAgent>> agents_;
-  // agents_ and tracked_ by id, for lookups without a walk of a tree of
-  // strings (the keys are the maps': std::map nodes never move).
+  // Every agent, by its ordinal (the order they were created in: their key
+  // on calendar_), and by id (keys are the agents' own ids).
+  std::vector<std::unique_ptr<SimAgent>> agents_;
   absl::flat_hash_map<absl::string_view, SimAgent*> agent_by_id_;
-  absl::flat_hash_map<absl::string_view, Tracked*> tracked_by_id_;
   SimAgent* FindAgent(absl::string_view id) {
     auto it = agent_by_id_.find(id);
     return it == agent_by_id_.end() ? nullptr : it->second;
   }
-  // The node's bookkeeping, created on first use.
-  Tracked& Track(const std::string& id) {
-    if (auto it = tracked_by_id_.find(id); it != tracked_by_id_.end())
-      return *it->second;
-    auto [it, added] = tracked_.try_emplace(id);
-    tracked_by_id_[it->first] = &it->second;
-    return it->second;
-  }
-  // The agents' heartbeat and health ticks, and each agent by its ordinal
-  // there (the order they were created in).
+  // The agents' heartbeat and health ticks.
   AgentCalendar calendar_;
-  std::vector<SimAgent*> by_ordinal_;
+  // The node's bookkeeping, created on first use.
+  Tracked& Track(const std::string& id) { return tracked_[id]; }
   // The nodes registered at least once, counted as Sample() reports them;
   // Tally takes a node out (-1) and puts it back (+1) around a change.
   FleetTally tally_;
@@ -255,7 +247,8 @@ class Simulation final : public ChaosHost {
   // The configured pools in name order (FleetTally::in_pool, pool_slot).
   std::vector<std::string> pool_names_;
   std::vector<std::string> fleet_ids_;  // the scenario's fleet, file order
-  std::map<std::string, Tracked> tracked_;
+  // By id; a node map, so Tracked never moves. Unordered: the report sorts.
+  absl::node_hash_map<std::string, Tracked> tracked_;
   // Live nodes, each flagged while its agent carries an injected failure
   // (kept by InjectFailure, RecoverFailure and AddLive).
   LiveSet live_;
@@ -332,16 +325,14 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
                              Actor{"simulator"}, done);
     });
   };
-  const auto ordinal = static_cast<uint32_t>(by_ordinal_.size());
+  const auto ordinal = static_cast<uint32_t>(agents_.size());
   auto agent = std::make_unique<SimAgent>(
       std::move(spec), *fleet_, clock_, calendar_, ordinal, tmpl, timing_,
       MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kGpu)), ordinal),
       std::move(hooks));
   SimAgent* raw = agent.get();
-  by_ordinal_.push_back(raw);
-  auto [slot_it, added] = agents_.try_emplace(id);
-  slot_it->second = std::move(agent);
-  agent_by_id_[slot_it->first] = raw;
+  agents_.push_back(std::move(agent));
+  agent_by_id_[raw->id()] = raw;
   Tracked& t = Track(id);
   t.pool = pool;
   auto slot = std::lower_bound(pool_names_.begin(), pool_names_.end(), pool);
@@ -723,8 +714,15 @@ void Simulation::Execute(size_t i) {
     }
     Print(absl::StrCat("start_fleet: ", fleet_ids_.size(), " nodes"));
   } else if (e.action == "stop_fleet") {
-    for (auto& [id, a] : agents_) {
-      if (!a->running()) continue;
+    std::vector<SimAgent*> running;  // stopped in id order
+    for (const auto& a : agents_) {
+      if (a->running()) running.push_back(a.get());
+    }
+    std::sort(
+        running.begin(), running.end(),
+        [](const SimAgent* x, const SimAgent* y) { return x->id() < y->id(); });
+    for (SimAgent* a : running) {
+      const std::string id = a->id();
       a->Stop();
       RemoveLive(id);
       Note(id, {T(), "stopped", "stop_fleet"});
@@ -1105,7 +1103,7 @@ nlohmann::json Simulation::BuildReport(
   // What the agents did (their calls, made or skipped: the same with every
   // call), and how much of it they skipped.
   CallCounts calls;
-  for (const SimAgent* a : by_ordinal_) {
+  for (const auto& a : agents_) {
     calls.heartbeats += a->calls().heartbeats;
     calls.health_reports += a->calls().health_reports;
     calls.heartbeats_skipped += a->calls().heartbeats_skipped;
@@ -1120,7 +1118,14 @@ nlohmann::json Simulation::BuildReport(
   s["policy_rule_hits"] = stats.rule_matches;
 
   nlohmann::json nodes = nlohmann::json::array();
-  for (const auto& [id, t] : tracked_) {
+  std::vector<const std::pair<const std::string, Tracked>*> by_id;
+  by_id.reserve(tracked_.size());
+  for (const auto& entry : tracked_) by_id.push_back(&entry);
+  std::sort(by_id.begin(), by_id.end(),
+            [](const auto* x, const auto* y) { return x->first < y->first; });
+  for (const auto* entry : by_id) {
+    const std::string& id = entry->first;
+    const Tracked& t = entry->second;
     const SimAgent* a = FindAgent(id);
     if (a == nullptr) continue;
     const NodeSpec& n = a->spec();
@@ -1230,10 +1235,9 @@ SimResult Simulation::Run() {
     if (opt_.pace) opt_.pace(next - start_);
     if (at == next) {
       clock_.AdvanceUntil(next);  // nothing is due before it
-      calendar_.RunAt(next, [this](uint32_t agent, AgentCalendar::Kind kind,
-                                   uint64_t epoch) {
-        by_ordinal_[agent]->Tick(kind, epoch);
-      });
+      calendar_.RunAt(
+          next, [this](uint32_t agent, AgentCalendar::Kind kind,
+                       uint64_t epoch) { agents_[agent]->Tick(kind, epoch); });
     } else {
       clock_.AdvanceTo(next);
     }
@@ -1248,7 +1252,7 @@ SimResult Simulation::Run() {
 
   // Skipped calls counted, skipped beats replayed: the fleet core ends as
   // with every call.
-  for (SimAgent* a : by_ordinal_) a->Settle();
+  for (const auto& a : agents_) a->Settle();
   std::vector<AssertionResult> results = results_;
   for (size_t i = 0; i < sc_.assertions.size(); ++i) {
     AssertionResult r =
