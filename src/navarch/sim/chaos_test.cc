@@ -58,6 +58,10 @@ class FakeHost final : public ChaosHost {
     }
     return specs_[0];
   }
+  // As the simulation does for a node with an injected failure.
+  void SetFailing(const std::string& id, bool failing) {
+    live_.SetFailing(&spec(id), failing);
+  }
 
   std::vector<Injection> injections;
   std::vector<Injection> recoveries;
@@ -232,6 +236,31 @@ TEST(ChaosTest, CascadesStayInTheRealZone) {
   }
   EXPECT_GT(cascades, 0);
   EXPECT_EQ(f.engine.stats().cascading, cascades);
+}
+
+TEST(ChaosTest, CascadesPassOverNodesWithAFailure) {
+  ChaosSpec s = Rate(0);  // no random failures: only the one below
+  s.cascading.enabled = true;
+  s.cascading.probability = 1;
+  s.cascading.max_depth = 1;
+  s.cascading.scope = "zone";
+  s.cascading.max_affected_percent = 1;
+  Fixture f(s, 8, /*seed=*/3);
+  // n1 and n5 share zone us-east1-1, alone.
+  ASSERT_EQ(f.host.spec("n1").zone, f.host.spec("n5").zone);
+  const absl::Time start = f.clock.Now();
+  f.engine.Start(start, start + absl::Hours(1));
+  Failure xid{"xid_error", 79, 0, ""};
+  f.host.SetFailing("n5", true);
+  f.host.InjectFailure("n1", xid, FailureCause::kChaos);
+  f.clock.Advance(absl::Minutes(1));
+  EXPECT_EQ(f.host.injections.size(), 1u);  // n5 was passed over
+  f.host.SetFailing("n5", false);
+  f.host.InjectFailure("n1", xid, FailureCause::kChaos);
+  f.clock.Advance(absl::Minutes(1));
+  ASSERT_EQ(f.host.injections.size(), 3u);
+  EXPECT_EQ(f.host.injections[2].node, "n5");
+  EXPECT_EQ(f.host.injections[2].cause, FailureCause::kCascade);
 }
 
 TEST(ChaosTest, OutagesHitTheirZoneAndClearAfterTheirDuration) {
