@@ -352,7 +352,10 @@ void Simulation::Setup() {
   const Config& cfg = sc_.config;
   for (const auto& [name, pc] : cfg.pools) pool_names_.push_back(name);
   tally_.in_pool.assign(pool_names_.size(), 0);
-  store_ = std::make_unique<MemoryStore>();
+  // The simulation observes events as they are committed (below) and never
+  // reads the store's log back: the store keeps none.
+  store_ =
+      std::make_unique<MemoryStore>(MemoryStoreOptions{.keep_events = false});
   evaluator_ = std::make_unique<PolicyEvaluator>();
   if (!cfg.server.health_policy.empty()) {
     // Validation loaded it already; a file changed since is an error, not a

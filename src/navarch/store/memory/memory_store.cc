@@ -80,7 +80,7 @@ absl::Status MemoryStore::CommitLocked(WriteBatch& batch) {
     commands_[c.command().command_id()] = std::move(c);
   for (auto& e : batch.events) {
     e.set_id(++last_event_id_);
-    events_.push_back(std::move(e));
+    if (options_.keep_events) events_.push_back(std::move(e));
   }
   return absl::OkStatus();
 }
