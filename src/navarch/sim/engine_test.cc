@@ -1,5 +1,6 @@
 // The event engine and assertions, end to end through RunScenario: real
 // fleet core, policy and controllers on a FakeClock.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -38,6 +39,26 @@ Outcome Simulate(const std::string& yaml, uint64_t seed = 0,
 
 const char kFleet[] =
     "name: t\nfleet:\n  - id: n1\n  - id: n2\n    zone: us-central1-b\n";
+
+TEST(EngineTest, RealtimePacingSeesEveryStepInOrder) {
+  // --realtime waits before each step (agents' ticks and the clock's
+  // timers alike) until as much wall time has passed: the steps it is told
+  // about never go back and reach the last event.
+  ParseResult p = ParseScenario(
+      absl::StrCat(kFleet,
+                   "events:\n  - {at: 0s, action: start_fleet}\n"
+                   "  - {at: 2m, action: log, params: {message: end}}\n"),
+      "t.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::vector<absl::Duration> steps;
+  SimOptions o;
+  o.pace = [&](absl::Duration d) { steps.push_back(d); };
+  SimResult r = RunScenario(p.scenario, o);
+  EXPECT_EQ(r.exit_code(), 0);
+  ASSERT_GT(steps.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
+  EXPECT_EQ(steps.back(), absl::Minutes(2));
+}
 
 TEST(EngineTest, SameTimeEventsRunInFileOrder) {
   // Upstream sorted with sort.Slice: stable only up to 12 events. Twenty
