@@ -159,15 +159,15 @@ void SimAgent::Register(uint64_t epoch) {
     After(absl::Seconds(5), [this, epoch] { Register(epoch); });
     return;
   }
+  // A fresh schedule from now: what the old one skipped is counted first,
+  // on its own intervals.
+  ResumeBeats(/*queue=*/false);
+  ResumeReports(/*queue=*/false);
   const NodeConfig& c = resp->config();
   if (c.heartbeat_interval_seconds() > 0)
     timing_.heartbeat_interval = absl::Seconds(c.heartbeat_interval_seconds());
   if (c.health_check_interval_seconds() > 0)
     timing_.health_interval = absl::Seconds(c.health_check_interval_seconds());
-  // A fresh schedule from now (a re-registration ends the old one; what it
-  // skipped was counted when the node stopped skipping).
-  ResumeBeats(/*queue=*/false);
-  ResumeReports(/*queue=*/false);
   registered_ = true;
   last_beat_ = skipped_beat_ = absl::InfinitePast();
   template_metrics_sent_ = false;
@@ -239,13 +239,9 @@ void SimAgent::Queue(AgentCalendar::Kind kind) {
 void SimAgent::HeartbeatTick() {
   const absl::Time now = clock_.Now();
   next_beat_ = now + timing_.heartbeat_interval;
-  if (skip_beats_) {
-    // Queued before the node began to skip: the schedule goes on unqueued.
-    skipped_beat_ = now;
-    ++calls_.heartbeats;
-    ++calls_.heartbeats_skipped;
-    return;
-  }
+  // (A node that skips beats has no tick queued: it starts skipping at the
+  // end of a tick that then queues none, and is queued again only after
+  // ResumeBeats.)
   if (!network_down_) {
     ++calls_.heartbeats;
     const bool sent = SendHeartbeat();
@@ -431,6 +427,10 @@ void SimAgent::Report(bool force) {
       [&](auto done) { fleet_.ReportHealth(*req, done); });
   if (resp.ok()) MaybeSkipReports(/*fleet_quiet=*/!fleet_changed_);
   if (!resp.ok() && absl::IsNotFound(resp.status())) {
+    // The fleet forgot the node: what its schedule skipped is counted (and
+    // the last beat replayed) while it is still registered here.
+    ResumeBeats(/*queue=*/false);
+    ResumeReports(/*queue=*/false);
     registered_ = false;
     const uint64_t e = ++epoch_;
     CloseStream();

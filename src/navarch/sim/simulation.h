@@ -41,7 +41,7 @@ struct SimOptions {
   // wait until as much wall time has passed.
   std::function<void(absl::Duration)> pace;
   // Steady nodes skip the calls whose only effect is predictable
-  // (sim_agent.h, docs/simulator.md "Elided calls"); the summary is the same
+  // (sim_agent.h, docs/simulator.md "Skipped calls"); the summary is the same
   // either way. false (--every-call): every node makes every call.
   bool elide_calls = true;
   // The process exits after the run: the model (every node, agent, record
