@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   run->add_flag("-v,--verbose", verbose,
                 "Log the control plane (virtual timestamps) to stderr");
   run->add_flag("--every-call", every_call,
-                "Healthy steady nodes make every heartbeat and health report "
+                "Healthy nodes make every heartbeat and health report "
                 "call (slower; the same summary)");
   CLI::App* validate =
       app.add_subcommand("validate", "Check a scenario without running it");

@@ -2,11 +2,11 @@
 // apart from the FakeClock's timers so that their order at an instant does
 // not depend on when they were scheduled.
 //
-// Why: a steady node (sim_agent.h) has no ticks queued at all; its schedule
-// goes on in arithmetic, and when it stops being steady its next tick is
-// queued again. On the clock, a re-queued timer would sort after every timer
-// due at the same instant that was scheduled before it, so a run that skips
-// calls could order ties differently from one that makes every call. Here
+// Why: a node that skips calls (sim_agent.h) has no ticks queued at all;
+// its schedule goes on in arithmetic, and when it stops skipping its next
+// tick is queued again. On the clock, a re-queued timer would sort after every
+// timer due at the same instant that was scheduled before it, so a run that
+// skips calls could order ties differently from one that makes every call. Here
 // the order is a rule that holds in both: at each instant, first the
 // agents' ticks, by (agent ordinal, kind), then the clock's timers (the
 // simulation's loop runs this calendar, then FakeClock::AdvanceTo). So

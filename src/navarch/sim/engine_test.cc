@@ -258,7 +258,7 @@ TEST(EngineTest, SameSeedSameSummaryDifferentSeedDifferent) {
   EXPECT_GT(a.result.report["summary"]["failures_injected"].get<int>(), 5);
 }
 
-// Steady nodes skip calls (sim_agent.h); nothing the report shows may change:
+// Healthy nodes skip calls (sim_agent.h); nothing the report shows may change:
 // detection times after a node goes silent, replacements, every node's
 // history, the totals of calls the fleet would have handled.
 void ExpectSameWithEveryCall(const std::string& yaml) {

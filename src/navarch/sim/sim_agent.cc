@@ -27,6 +27,24 @@ std::string GpuUuid(absl::string_view node_id, int index) {
       "GPU-", UuidFromBits(Fnv(node_id, index), Fnv(node_id, index + 1024)));
 }
 
+// What every simulated node says of its host: constant, so that a healthy
+// node's heartbeat stays its type's.
+void SetHostUsage(NodeMetrics* m) {
+  m->set_cpu_usage_percent(35);
+  m->set_memory_usage_percent(40);
+}
+
+// The agent's third check: the health events it collected for the policy.
+void SetHealthEventsResult(size_t events, HealthCheckResult* h) {
+  h->set_check_name("health_events");
+  h->set_status(HEALTH_STATUS_HEALTHY);
+  h->set_message(events == 0
+                     ? "no health events detected"
+                     : absl::StrCat("collected ", events,
+                                    " health event(s) for policy evaluation"));
+  (*h->mutable_details())["events"] = absl::StrCat(events);
+}
+
 }  // namespace
 
 std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
@@ -44,8 +62,7 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   t->devices = monitor.Inventory();
   t->system = monitor.SystemInfo();
   NodeMetrics* m = t->heartbeat.mutable_metrics();
-  m->set_cpu_usage_percent(35);
-  m->set_memory_usage_percent(40);
+  SetHostUsage(m);
   for (GPUMetrics& g : monitor.Metrics()) *m->add_gpu_metrics() = std::move(g);
   t->boot = monitor.BootCheck();
   t->gpu = monitor.GpuCheck();
@@ -60,11 +77,7 @@ std::shared_ptr<const AgentTemplate> MakeAgentTemplate(
   }
   *t->report.add_results() = t->boot;
   *t->report.add_results() = t->gpu;
-  HealthCheckResult* h = t->report.add_results();
-  h->set_check_name("health_events");
-  h->set_status(HEALTH_STATUS_HEALTHY);
-  h->set_message("no health events detected");
-  (*h->mutable_details())["events"] = std::string(1, '0');
+  SetHealthEventsResult(0, t->report.add_results());
   return t;
 }
 
@@ -101,8 +114,7 @@ void SimAgent::Start(absl::Duration boot_delay) {
 
 void SimAgent::Stop() {
   if (!running_) return;
-  ResumeBeats(/*queue=*/false);
-  ResumeReports(/*queue=*/false);
+  StopSkipping(/*queue=*/false);
   running_ = false;
   registered_ = false;
   polling_ = false;
@@ -161,8 +173,7 @@ void SimAgent::Register(uint64_t epoch) {
   }
   // A fresh schedule from now: what the old one skipped is counted first,
   // on its own intervals.
-  ResumeBeats(/*queue=*/false);
-  ResumeReports(/*queue=*/false);
+  StopSkipping(/*queue=*/false);
   const NodeConfig& c = resp->config();
   if (c.heartbeat_interval_seconds() > 0)
     timing_.heartbeat_interval = absl::Seconds(c.heartbeat_interval_seconds());
@@ -194,8 +205,7 @@ bool SimAgent::SendHeartbeat() {
   if (monitor_ != nullptr) {
     faulted.set_node_id(spec_.id);
     NodeMetrics* m = faulted.mutable_metrics();
-    m->set_cpu_usage_percent(35);
-    m->set_memory_usage_percent(40);
+    SetHostUsage(m);
     for (GPUMetrics& g : monitor_->Metrics())
       *m->add_gpu_metrics() = std::move(g);
     req = &faulted;
@@ -346,10 +356,12 @@ void SimAgent::FleetChanged() {
   ResumeReports(/*queue=*/true);
 }
 
-void SimAgent::Settle() {
-  ResumeBeats(/*queue=*/false);
-  ResumeReports(/*queue=*/false);
+void SimAgent::StopSkipping(bool queue) {
+  ResumeBeats(queue);
+  ResumeReports(queue);
 }
+
+void SimAgent::Settle() { StopSkipping(/*queue=*/false); }
 
 void SimAgent::GpuPollTick(uint64_t epoch) {
   if (epoch != epoch_ || !registered_ || monitor_ == nullptr) return;
@@ -407,15 +419,7 @@ void SimAgent::Report(bool force) {
       *boot = tmpl_->boot;
       *gpu = tmpl_->gpu;
     }
-    HealthCheckResult* h = req->add_results();
-    h->set_check_name("health_events");
-    h->set_status(HEALTH_STATUS_HEALTHY);
-    h->set_message(
-        queue_.empty()
-            ? "no health events detected"
-            : absl::StrCat("collected ", queue_.size(),
-                           " health event(s) for policy evaluation"));
-    (*h->mutable_details())["events"] = absl::StrCat(queue_.size());
+    SetHealthEventsResult(queue_.size(), req->add_results());
     for (HealthEvent& e : queue_) *req->add_events() = std::move(e);
     queue_.clear();
   }
@@ -429,8 +433,7 @@ void SimAgent::Report(bool force) {
   if (!resp.ok() && absl::IsNotFound(resp.status())) {
     // The fleet forgot the node: what its schedule skipped is counted (and
     // the last beat replayed) while it is still registered here.
-    ResumeBeats(/*queue=*/false);
-    ResumeReports(/*queue=*/false);
+    StopSkipping(/*queue=*/false);
     registered_ = false;
     const uint64_t e = ++epoch_;
     CloseStream();
@@ -460,8 +463,7 @@ void SimAgent::EnsureGpu() {
 }
 
 bool SimAgent::Inject(const Failure& f) {
-  ResumeBeats(/*queue=*/true);
-  ResumeReports(/*queue=*/true);
+  StopSkipping(/*queue=*/true);
   if (f.type == "boot_failure") {
     // Bites when the node next starts (upstream: only Initialize checks it).
     boot_failure_ = true;
@@ -502,8 +504,7 @@ bool SimAgent::Inject(const Failure& f) {
 }
 
 void SimAgent::Recover(const std::string& type) {
-  ResumeBeats(/*queue=*/true);
-  ResumeReports(/*queue=*/true);
+  StopSkipping(/*queue=*/true);
   auto clear = [&](const std::string& t) {
     if (t == "network" && network_down_) {
       network_down_ = false;

@@ -176,6 +176,7 @@ class SimAgent {
   // commit), and queues the next tick when `queue`.
   void ResumeBeats(bool queue);
   void ResumeReports(bool queue);
+  void StopSkipping(bool queue);  // both
   // Moves `next` past every tick of `kind` the schedule has run by now;
   // returns how many, and the last one's time in `*last`.
   int64_t CatchUp(AgentCalendar::Kind kind, absl::Duration interval,

@@ -123,7 +123,7 @@ struct FleetTally {
   std::vector<int> in_pool;  // by Tracked::pool_slot
 };
 
-// The fleet core's clock: the simulation's, except while a steady node's
+// The fleet core's clock: the simulation's, except while a node's last
 // skipped heartbeat is replayed, when it reads the time the beat was due.
 class AsOfClock final : public Clock {
  public:

@@ -40,7 +40,7 @@ struct SimOptions {
   // --realtime: called with the virtual time elapsed before each step, to
   // wait until as much wall time has passed.
   std::function<void(absl::Duration)> pace;
-  // Steady nodes skip the calls whose only effect is predictable
+  // Healthy nodes skip the calls whose only effect is predictable
   // (sim_agent.h, docs/simulator.md "Skipped calls"); the summary is the same
   // either way. false (--every-call): every node makes every call.
   bool elide_calls = true;
