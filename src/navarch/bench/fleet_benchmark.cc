@@ -175,16 +175,21 @@ BenchFleet* CachedFleet(Backend backend, int64_t nodes, std::string* error) {
   return slot.get();
 }
 
+// The cached fleet, or null with the benchmark skipped and why.
+BenchFleet* FleetOrSkip(benchmark::State& state, Backend backend,
+                        int64_t nodes) {
+  std::string error;
+  BenchFleet* f = CachedFleet(backend, nodes, &error);
+  if (f == nullptr) state.SkipWithError(error.c_str());
+  return f;
+}
+
 void BM_SendHeartbeat(benchmark::State& state) {
   static BenchFleet* f = nullptr;
   const int64_t nodes = state.range(0);
   if (state.thread_index() == 0) {
-    std::string error;
-    f = CachedFleet(Backend::kMemory, nodes, &error);
-    if (f == nullptr) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
+    f = FleetOrSkip(state, Backend::kMemory, nodes);
+    if (f == nullptr) return;
   }
   HeartbeatRequest req;
   FillHeartbeat(kShape, 0, 0, absl::FromUnixSeconds(1767225600), &req);
@@ -215,12 +220,8 @@ void BM_FlushHeartbeats(benchmark::State& state) {
   const Backend backend =
       state.range(0) == 0 ? Backend::kMemory : Backend::kSqlite;
   const int64_t nodes = state.range(1);
-  std::string error;
-  BenchFleet* f = CachedFleet(backend, nodes, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, backend, nodes);
+  if (f == nullptr) return;
   HeartbeatRequest req;
   FillHeartbeat(kShape, 0, 0, absl::FromUnixSeconds(1767225600), &req);
   for (auto _ : state) {
@@ -272,12 +273,8 @@ ReportHealthRequest XidReport(int64_t i) {
 // fleet lock. Per node in items_per_second.
 void BM_CheckHeartbeats(benchmark::State& state) {
   const int64_t nodes = state.range(0);
-  std::string error;
-  BenchFleet* f = CachedFleet(Backend::kMemory, nodes, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, Backend::kMemory, nodes);
+  if (f == nullptr) return;
   for (auto _ : state) {
     if (f->fleet->CheckHeartbeats() != 0) {
       state.SkipWithError("a node was declared silent");
@@ -293,12 +290,8 @@ BENCHMARK(BM_CheckHeartbeats)->ArgName("nodes")->Arg(1000)->Arg(100000);
 // iterations measure evaluation and the event records, not the transition.
 void BM_ReportHealth(benchmark::State& state) {
   const bool xid = state.range(0) == 1;
-  std::string error;
-  BenchFleet* f = CachedFleet(Backend::kNull, 1000, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, Backend::kNull, 1000);
+  if (f == nullptr) return;
   std::vector<ReportHealthRequest> reports;
   for (int64_t i = 0; i < 1000; ++i)
     reports.push_back(xid ? XidReport(i) : CleanReport(f->ids[i]));
@@ -325,12 +318,8 @@ BENCHMARK(BM_ReportHealth)->ArgName("xid")->Arg(0)->Arg(1);
 void BM_NodeCommit(benchmark::State& state) {
   const auto backend = static_cast<Backend>(state.range(0));
   constexpr int64_t kNodes = 2000;
-  std::string error;
-  BenchFleet* f = CachedFleet(backend, kNodes, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, backend, kNodes);
+  if (f == nullptr) return;
   HeartbeatRequest beat;
   for (int64_t i = 0; i < kNodes; ++i) {
     FillHeartbeat(kShape, i, 0, f->clock.Now(), &beat);
@@ -392,12 +381,8 @@ BENCHMARK(BM_PolicyEvaluate)->ArgName("xid")->Arg(0)->Arg(1);
 // index).
 void BM_StartFromSqlite(benchmark::State& state) {
   const int64_t nodes = state.range(0);
-  std::string error;
-  BenchFleet* f = CachedFleet(Backend::kSqlite, nodes, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, Backend::kSqlite, nodes);
+  if (f == nullptr) return;
   for (auto _ : state) {
     auto fleet = std::make_unique<FleetService>(
         *f->store, f->clock, f->evaluator, NullLogger(), FleetOptions{});
@@ -423,12 +408,8 @@ BENCHMARK(BM_StartFromSqlite)
 // nothing to replace or scale: the scan every tick pays.
 void BM_PoolTick(benchmark::State& state) {
   const int64_t nodes = state.range(0);
-  std::string error;
-  BenchFleet* f = CachedFleet(Backend::kNull, nodes, &error);
-  if (f == nullptr) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
+  BenchFleet* f = FleetOrSkip(state, Backend::kNull, nodes);
+  if (f == nullptr) return;
   HeartbeatRequest beat;
   FillHeartbeat(kShape, 0, 0, absl::FromUnixSeconds(1767225600), &beat);
   for (const auto& id : f->ids) {
