@@ -18,6 +18,27 @@
 namespace navarch {
 namespace {
 
+// A node agent's registration: `gpus` H100s, hostname = id, labelled with
+// `pool` unless empty.
+RegisterNodeRequest RegisterRequest(const std::string& id, int gpus,
+                                    const std::string& pool) {
+  RegisterNodeRequest r;
+  r.set_node_id(id);
+  r.set_provider("gcp");
+  r.set_region("us-central1");
+  r.set_zone("us-central1-a");
+  r.set_instance_type("a3-highgpu-8g");
+  for (int i = 0; i < gpus; ++i) {
+    auto* g = r.add_gpus();
+    g->set_index(i);
+    g->set_uuid("GPU-" + std::to_string(i));
+    g->set_name("NVIDIA H100 80GB HBM3");
+  }
+  r.mutable_metadata()->set_hostname(id);
+  if (!pool.empty()) (*r.mutable_metadata()->mutable_labels())["pool"] = pool;
+  return r;
+}
+
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override { Restart(); }
@@ -33,22 +54,21 @@ class FleetTest : public ::testing::Test {
   absl::StatusOr<RegisterNodeResponse> Register(const std::string& id,
                                                 int gpus = 8,
                                                 const std::string& pool = "") {
-    RegisterNodeRequest r;
-    r.set_node_id(id);
-    r.set_provider("gcp");
-    r.set_region("us-central1");
-    r.set_zone("us-central1-a");
-    r.set_instance_type("a3-highgpu-8g");
-    for (int i = 0; i < gpus; ++i) {
-      auto* g = r.add_gpus();
-      g->set_index(i);
-      g->set_uuid("GPU-" + std::to_string(i));
-      g->set_name("NVIDIA H100 80GB HBM3");
-    }
-    r.mutable_metadata()->set_hostname(id);
-    if (!pool.empty()) (*r.mutable_metadata()->mutable_labels())["pool"] = pool;
+    RegisterNodeRequest r = RegisterRequest(id, gpus, pool);
     return Await<RegisterNodeResponse>(
         [&](auto done) { fleet_->RegisterNode(r, done); });
+  }
+
+  // Records an instance as a pool manager would; `ended`: terminated now.
+  void Upsert(const std::string& id, InstanceState state, bool ended = false) {
+    InstanceInfo i;
+    i.set_instance_id(id);
+    i.set_provider("fake");
+    i.set_state(state);
+    if (ended) *i.mutable_terminated_at() = ToTimestamp(clock_.Now());
+    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                  fleet_->UpsertInstance(i, Actor{"pool-manager"}, done);
+                }).ok());
   }
 
   absl::StatusOr<HeartbeatResponse> Heartbeat(const std::string& id) {
@@ -640,14 +660,7 @@ TEST_F(FleetTest, PruneHistoryForgetsOldEndedInstances) {
        {std::tuple{"old", INSTANCE_STATE_TERMINATED, true},
         std::tuple{"old-failed", INSTANCE_STATE_FAILED, true},
         std::tuple{"live", INSTANCE_STATE_RUNNING, false}}) {
-    InstanceInfo inst;
-    inst.set_instance_id(id);
-    inst.set_provider("fake");
-    inst.set_state(state);
-    if (ended) *inst.mutable_terminated_at() = ToTimestamp(clock_.Now());
-    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
-                  fleet_->UpsertInstance(inst, Actor{"pool-manager"}, done);
-                }).ok());
+    Upsert(id, state, ended);
   }
   clock_.Advance(absl::Hours(24) + absl::Seconds(1));
   PruneRequest r;
@@ -869,17 +882,7 @@ TEST(FleetSqliteTest, TheWholeNodeSurvivesRestarts) {
   options.path = (dir / "navarch.db").string();
   FakeClock clock;
   PolicyEvaluator evaluator;
-  RegisterNodeRequest reg;
-  reg.set_node_id("n1");
-  reg.set_provider("gcp");
-  for (int i = 0; i < 8; ++i) {
-    GPUInfo* g = reg.add_gpus();
-    g->set_index(i);
-    g->set_uuid("GPU-" + std::to_string(i));
-    g->set_name("NVIDIA H100 80GB HBM3");
-  }
-  reg.mutable_metadata()->set_hostname("host-1");
-  (*reg.mutable_metadata()->mutable_labels())["pool"] = "train";
+  RegisterNodeRequest reg = RegisterRequest("n1", 8, "train");
   HeartbeatRequest hb;
   hb.set_node_id("n1");
   for (int i = 0; i < 8; ++i)
@@ -1034,23 +1037,12 @@ TEST_F(FleetTest, NodeSummariesListEveryNodeInIdOrder) {
 }
 
 TEST_F(FleetTest, UnsettledInstancesAreThoseATickActsOn) {
-  auto upsert = [&](const std::string& id, InstanceState state,
-                    bool terminated = false) {
-    InstanceInfo i;
-    i.set_instance_id(id);
-    i.set_provider("sim");
-    i.set_state(state);
-    if (terminated) *i.mutable_terminated_at() = ToTimestamp(clock_.Now());
-    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
-                  fleet_->UpsertInstance(i, Actor{"test"}, done);
-                }).ok());
-  };
-  upsert("i6", INSTANCE_STATE_RUNNING);
-  upsert("i5", INSTANCE_STATE_FAILED);  // its termination failed
-  upsert("i4", INSTANCE_STATE_FAILED, /*terminated=*/true);
-  upsert("i3", INSTANCE_STATE_TERMINATED, /*terminated=*/true);
-  upsert("i2", INSTANCE_STATE_PENDING_REGISTRATION);
-  upsert("i1", INSTANCE_STATE_PROVISIONING);
+  Upsert("i6", INSTANCE_STATE_RUNNING);
+  Upsert("i5", INSTANCE_STATE_FAILED);  // its termination failed
+  Upsert("i4", INSTANCE_STATE_FAILED, /*ended=*/true);
+  Upsert("i3", INSTANCE_STATE_TERMINATED, /*ended=*/true);
+  Upsert("i2", INSTANCE_STATE_PENDING_REGISTRATION);
+  Upsert("i1", INSTANCE_STATE_PROVISIONING);
   std::vector<std::string> unsettled;
   for (const InstanceInfo& i : fleet_->ListUnsettledInstances())
     unsettled.push_back(i.instance_id());
