@@ -133,9 +133,13 @@ void ChaosEngine::ScheduleNext() {
   });
 }
 
+namespace {
+// LiveSet's keys: "<scope>/<name>", by LiveSet::Scope.
+constexpr const char* kScopePrefix[] = {"zone/", "region/", "provider/"};
+}  // namespace
+
 int LiveSet::Key(Scope scope, const std::string& name) {
-  static constexpr const char* kPrefix[] = {"zone/", "region/", "provider/"};
-  auto [it, added] = keys_.try_emplace(absl::StrCat(kPrefix[scope], name),
+  auto [it, added] = keys_.try_emplace(absl::StrCat(kScopePrefix[scope], name),
                                        static_cast<int>(groups_.size()));
   if (added) groups_.emplace_back();
   return it->second;
@@ -205,8 +209,7 @@ const std::vector<LiveSet::Member>& LiveSet::InScope(const NodeSpec& origin,
   const std::string& name = scope == kZone     ? origin.zone
                             : scope == kRegion ? origin.region
                                                : origin.provider;
-  static constexpr const char* kPrefix[] = {"zone/", "region/", "provider/"};
-  auto it = keys_.find(absl::StrCat(kPrefix[scope], name));
+  auto it = keys_.find(absl::StrCat(kScopePrefix[scope], name));
   return it == keys_.end() ? none_ : groups_[it->second];
 }
 
