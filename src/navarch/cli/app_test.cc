@@ -620,10 +620,12 @@ TEST_F(AppTest, PoolsSayWhenTheServerHasNoPools) {
            {"pools", "reset-breaker", "training"}}) {
     Result r = Navarch(args);
     EXPECT_EQ(r.code, 1) << absl::StrJoin(args, " ");
-    EXPECT_EQ(r.err,
-              absl::StrCat("Error: this control plane does not serve pools (", address_,
-                           " has no pool manager: no pools configured, or not a Navarch C++ "
-                           "control plane)\n"));
+    EXPECT_EQ(
+        r.err,
+        absl::StrCat(
+            "Error: this control plane does not serve pools (", address_,
+            " has no pool manager: no pools configured, or not a Navarch C++ "
+            "control plane)\n"));
   }
 }
 
