@@ -7,6 +7,7 @@
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
+#include "navarch/base/status.h"
 
 namespace navarch::agent {
 namespace {
@@ -21,23 +22,6 @@ constexpr size_t kRememberedCommands = 1024;
 constexpr absl::Duration kHealthyStream = absl::Seconds(30);
 constexpr absl::Duration kXidWait = absl::Seconds(1);
 constexpr absl::Duration kXidRetry = absl::Seconds(5);
-
-// Errors that mean "try again later", as opposed to "you asked for something
-// wrong".
-bool Transient(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kCancelled:
-      return true;
-    default:
-      return false;
-  }
-}
 
 Executor* OrOwn(Executor* given, const char* name,
                 std::vector<std::unique_ptr<ThreadExecutor>>& owned) {
@@ -410,7 +394,7 @@ void Agent::OnCallFailed(const char* what, const absl::Status& status) {
     Reregister(status);
     return;
   }
-  if (!Transient(status)) {
+  if (!IsRetryableError(status)) {
     log_.Error("the control plane refused a call",
                {{"call", what}, {"error", status}});
     return;
@@ -673,7 +657,7 @@ void Agent::FlushAcks() {
       pending_acks_.clear();
       return;
     }
-    if (Transient(resp.status())) {
+    if (IsRetryableError(resp.status())) {
       OnCallFailed("command acknowledgement", resp.status());
       return;  // OnConnected flushes again
     }

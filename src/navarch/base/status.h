@@ -31,11 +31,17 @@ namespace navarch {
 // Prefixes the message of a non-OK status with `context: `, keeping its code.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
+// The one classifier of retryable statuses (agent, notifier dispatcher,
+// provider errors, metrics sources all use it).
+//
+// True for an error that may pass on a later try of the same request:
+// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL,
+// UNKNOWN, CANCELLED. False for OK and for everything else.
+bool IsRetryableError(const absl::Status& status);
 // True for an error that the same request will meet again (a bad argument,
 // a failed precondition, missing rights, an unknown name, an unsupported
-// call): retrying it unchanged is pointless. Anything else that is not OK
-// (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, RESOURCE_EXHAUSTED, ...) may
-// pass on a later try.
+// call, a duplicate, lost data): not OK and not retryable. Retrying it
+// unchanged is pointless.
 bool IsPermanentError(const absl::Status& status);
 
 }  // namespace navarch

@@ -46,15 +46,18 @@ TEST(StatusTest, PermanentErrorsAreTheOnesARetryCannotFix) {
        {absl::InvalidArgumentError(""), absl::FailedPreconditionError(""),
         absl::PermissionDeniedError(""), absl::UnauthenticatedError(""),
         absl::NotFoundError(""), absl::UnimplementedError(""),
-        absl::OutOfRangeError("")}) {
+        absl::OutOfRangeError(""), absl::AlreadyExistsError(""),
+        absl::DataLossError("")}) {
     EXPECT_TRUE(IsPermanentError(s)) << s;
+    EXPECT_FALSE(IsRetryableError(s)) << s;
   }
   for (const absl::Status& s :
        {absl::OkStatus(), absl::UnavailableError(""),
         absl::DeadlineExceededError(""), absl::InternalError(""),
         absl::ResourceExhaustedError(""), absl::AbortedError(""),
-        absl::UnknownError("")}) {
+        absl::UnknownError(""), absl::CancelledError("")}) {
     EXPECT_FALSE(IsPermanentError(s)) << s;
+    EXPECT_EQ(IsRetryableError(s), !s.ok()) << s;
   }
 }
 
