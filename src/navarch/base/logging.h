@@ -13,6 +13,8 @@
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -51,22 +53,60 @@ struct LogField {
   Value value;
 };
 
+// How a sink limits a storm of identical lines (a full disk made every
+// commit log the same error thousands of times a second). Lines are
+// identical when level, message and every field are; the time is not
+// compared. Of each such line at most `max_repeats` are written per
+// `window`; the rest are counted, and once the window is over one line
+// with the same message and fields plus `suppressed=N` says how many were
+// left out (written with the next line the sink writes, or when the same
+// line comes again). max_repeats <= 0 turns the limit off.
+struct LogRateLimit {
+  int max_repeats = 5;
+  absl::Duration window = absl::Seconds(10);
+  // Distinct lines remembered at once; past it new lines go unlimited until
+  // a window ends, so a sink's memory stays bounded.
+  size_t max_tracked = 1024;
+};
+
 // A sink shared by loggers; serialises lines. Thread-safe.
 class LogSink {
  public:
-  LogSink(std::ostream* out, LogFormat format, LogLevel min_level,
-          Clock* clock);
+  LogSink(std::ostream* out, LogFormat format, LogLevel min_level, Clock* clock,
+          LogRateLimit limit = {});
   void Write(LogLevel level, absl::string_view msg,
              const std::vector<LogField>& base,
              std::initializer_list<LogField> fields);
   bool Enabled(LogLevel level) const { return level >= min_level_; }
 
  private:
+  // One distinct line seen in the current window.
+  struct Repeat {
+    absl::Time window_end;
+    int written = 0;
+    int64_t suppressed = 0;
+    LogLevel level = LogLevel::kInfo;
+    std::string msg;
+    std::vector<LogField> fields;
+  };
+  std::string Render(absl::Time now, LogLevel level, absl::string_view msg,
+                     const std::vector<LogField>& fields) const;
+  // Whether the line keyed `key` is written now (false: counted instead).
+  bool AdmitLocked(const std::string& key, absl::Time now, LogLevel level,
+                   absl::string_view msg, const std::vector<LogField>& fields)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets lines whose window ended, writing the suppressed counts.
+  void SweepLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitLocked(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
   std::ostream* out_;
   LogFormat format_;
   LogLevel min_level_;
   Clock* clock_;
+  const LogRateLimit limit_;
+  absl::flat_hash_map<std::string, Repeat> repeats_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // A logger: a sink plus fields added to every line. Cheap to copy.

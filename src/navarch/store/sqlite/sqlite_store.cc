@@ -1,8 +1,11 @@
 #include "navarch/store/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -368,6 +371,36 @@ absl::StatusOr<sqlite::Connection> OpenWriter(
 
 }  // namespace
 
+namespace {
+
+// WAL mode writes beside the database (-wal, -shm): the folder and the file
+// must both be writable. Said up front in words, where SQLite would say
+// "unable to open database file (code 14)" at some later step.
+absl::Status CheckWritable(const std::string& path) {
+  std::filesystem::path file(path);
+  std::filesystem::path folder =
+      file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  auto read_only = [](const std::filesystem::path& p, absl::string_view what) {
+    int err = errno;
+    return absl::UnavailableError(absl::StrCat(
+        "sqlite: the ", what, " ", p.string(), " is read-only for this user (",
+        std::strerror(err),
+        "): the control plane writes its database there; make it writable "
+        "or choose another server.data_dir"));
+  };
+  if (::access(folder.c_str(), W_OK | X_OK) != 0 &&
+      (errno == EACCES || errno == EROFS || errno == EPERM)) {
+    return read_only(folder, "data folder");
+  }
+  if (::access(file.c_str(), F_OK) == 0 && ::access(file.c_str(), W_OK) != 0 &&
+      (errno == EACCES || errno == EROFS || errno == EPERM)) {
+    return read_only(file, "database file");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     const SqliteOptions& options) {
   if (options.path.empty())
@@ -383,7 +416,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   }
   std::filesystem::path parent =
       std::filesystem::path(options.path).parent_path();
-  if (!parent.empty()) {
+  std::error_code exists_ec;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, exists_ec)) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
     if (ec) {
@@ -392,6 +426,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
                        ": ", ec.message()));
     }
   }
+  NAVARCH_RETURN_IF_ERROR(CheckWritable(options.path));
   const std::vector<sqlite::Migration>& history =
       options.migrations != nullptr ? *options.migrations
                                     : sqlite::BuiltinMigrations();

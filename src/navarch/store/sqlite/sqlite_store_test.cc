@@ -1,5 +1,6 @@
 #include "navarch/store/sqlite/sqlite_store.h"
 
+#include <grp.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -7,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -166,6 +168,68 @@ TEST_F(SqliteStoreTest, UnusablePathIsUnavailable) {
   auto store = SqliteStore::Open(o);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable)
       << store.status();
+}
+
+// The data folder made read-only for the user the store runs as. Run in a
+// death-test child: as root, the child first becomes `nobody` (root writes
+// through permissions).
+void OpenAsUserWithoutWriteAccess(const std::string& dir,
+                                  const SqliteOptions& o) {
+  if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 ||
+                           ::setgid(65534) != 0 || ::setuid(65534) != 0)) {
+    _exit(3);
+  }
+  auto store = SqliteStore::Open(o);
+  std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+  _exit(store.ok() ? 1 : 0);
+}
+
+TEST_F(SqliteStoreTest, ReadOnlyDataFolderSaysReadOnly) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::string folder = dir_.File("ro");
+  std::filesystem::create_directories(folder);
+  std::filesystem::permissions(dir_.File(""),
+                               std::filesystem::perms::owner_all |
+                                   std::filesystem::perms::others_exec |
+                                   std::filesystem::perms::others_read);
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_exec |
+                                           std::filesystem::perms::others_read |
+                                           std::filesystem::perms::others_exec);
+  SqliteOptions o = Options();
+  o.path = folder + "/navarch.db";
+  EXPECT_EXIT(OpenAsUserWithoutWriteAccess(folder, o),
+              ::testing::ExitedWithCode(0),
+              "data folder .*/ro is read-only for this user");
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_all);
+}
+
+TEST_F(SqliteStoreTest, DamagedDatabasePointsAtTheRestoreSteps) {
+  std::filesystem::create_directories(
+      std::filesystem::path(path_).parent_path());
+  {
+    std::FILE* f = std::fopen(path_.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::string junk(8192, 'x');
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  auto store = SqliteStore::Open(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("restore the last backup"));
+  EXPECT_THAT(store.status().message(), HasSubstr("docs/storage.md"));
+  EXPECT_THAT(store.status().message(), HasSubstr(path_));
+}
+
+TEST(SqliteUtilTest, StatementsInErrorsAreWholeOrNamedNeverCut) {
+  EXPECT_EQ(sqlite::DescribeStatement("PRAGMA query_only = ON"),
+            "`PRAGMA query_only = ON`");
+  std::string schema =
+      "CREATE TABLE nodes (node_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+      "record BLOB NOT NULL);";
+  EXPECT_EQ(sqlite::DescribeStatement(schema),
+            absl::StrCat("the statement beginning `CREATE TABLE nodes` (",
+                         schema.size(), " bytes)"));
 }
 
 // --- Migrations ---

@@ -4,18 +4,67 @@
 
 #include <limits>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace navarch::sqlite {
+
+namespace {
+
+// What an operator should do about the errors they can fix, in words.
+// Read-only and cannot-open name the file's permissions; corruption points
+// at the restore steps (docs/storage.md, "Backups").
+absl::string_view Advice(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_READONLY:
+      return "the database file or its folder is read-only for this user: "
+             "make the data folder writable (server.data_dir)";
+    case SQLITE_CANTOPEN:
+      return "cannot open the database file: check that the data folder "
+             "(server.data_dir) exists and this user may read and write it";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return "the database file is damaged or is not a database: stop the "
+             "control plane and restore the last backup (docs/storage.md, "
+             "\"Backups\")";
+    case SQLITE_FULL:
+      return "the disk is full";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+std::string DescribeStatement(absl::string_view sql) {
+  sql = absl::StripAsciiWhitespace(sql);
+  if (sql.size() <= 60 && sql.find('\n') == absl::string_view::npos) {
+    return absl::StrCat("`", sql, "`");
+  }
+  // Long statements (migrations, schema) are named by their first words,
+  // whole words only, and marked as such: never a statement cut mid-way.
+  std::vector<absl::string_view> words =
+      absl::StrSplit(sql, absl::ByAnyChar(" \n\t("), absl::SkipEmpty());
+  if (words.size() > 3) words.resize(3);
+  return absl::StrCat("the statement beginning `", absl::StrJoin(words, " "),
+                      "` (", sql.size(), " bytes)");
+}
 
 absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view context) {
   // The connection's message is more specific, but only if it describes rc.
   std::string detail = sqlite3_errstr(rc);
   if (db != nullptr && sqlite3_extended_errcode(db) == rc)
     detail = sqlite3_errmsg(db);
+  absl::string_view advice = Advice(rc);
   std::string message =
-      absl::StrCat("sqlite: ", context, ": ", detail, " (code ", rc, ")");
+      advice.empty()
+          ? absl::StrCat("sqlite: ", context, ": ", detail, " (code ", rc, ")")
+          : absl::StrCat("sqlite: ", context, ": ", advice,
+                         " (SQLite: ", detail, ", code ", rc, ")");
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -56,7 +105,7 @@ absl::Status Exec(sqlite3* db, absl::string_view sql) {
   // sqlite3_errmsg carries the same text as exec's own message.
   int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, nullptr);
   if (rc == SQLITE_OK) return absl::OkStatus();
-  return ErrorStatus(db, rc, text.substr(0, 80));
+  return ErrorStatus(db, rc, absl::StrCat("running ", DescribeStatement(sql)));
 }
 
 Statement::Statement(Statement&& other) noexcept
@@ -84,7 +133,8 @@ absl::StatusOr<Statement> Statement::Prepare(sqlite3* db, absl::string_view sql,
                               nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(stmt);
-    return ErrorStatus(db, rc, absl::StrCat("prepare ", sql.substr(0, 80)));
+    return ErrorStatus(db, rc,
+                       absl::StrCat("preparing ", DescribeStatement(sql)));
   }
   return Statement(db, stmt);
 }

@@ -19,9 +19,16 @@ struct sqlite3_stmt;
 namespace navarch::sqlite {
 
 // The Status for SQLite result code `rc`: UNAVAILABLE for trouble that may
-// pass (busy, locked, I/O, disk full, cannot open), INTERNAL for corruption
-// and everything else. The message names `context` and SQLite's own text.
+// pass (busy, locked, I/O, disk full, cannot open, read-only), INTERNAL for
+// corruption and everything else. The message names `context`, says in
+// words what to do where an operator can act (a read-only or unopenable
+// data folder, a damaged file: restore from backup), and keeps SQLite's own
+// text and code.
 absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view context);
+
+// A statement for an error message: a short one in full, a long one by its
+// first words and its length (never cut mid-way, never the whole schema).
+std::string DescribeStatement(absl::string_view sql);
 
 struct ConnectionCloser {
   void operator()(sqlite3* db) const;
