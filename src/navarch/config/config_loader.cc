@@ -1795,8 +1795,8 @@ void Loader::CheckProviderReference(const std::string& name, const Site& site) {
 void Loader::FinishServer() {
   const ServerConfig& s = config_.server;
   if (s.heartbeat_flush_interval > absl::Seconds(1)) {
-    // DESIGN.md: heartbeat timestamps reach the store at most a second
-    // apart.
+    // docs/architecture.md: heartbeat timestamps reach the store at most a
+    // second apart.
     r_.Error(r_.Nearest("server.heartbeat_flush_interval"),
              absl::StrCat("must be at most 1s, got ",
                           FormatGoDuration(s.heartbeat_flush_interval)));
