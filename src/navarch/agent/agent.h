@@ -156,7 +156,8 @@ class Agent {
   void Report(bool force);
   void ScheduleReport();
   std::vector<HealthCheckResult> Checks(int events_in_report) const;
-  // Classifies a failed call; true if the caller should stop what it is doing.
+  // Acts on a failed call by its class: NOT_FOUND re-registers, a refusal is
+  // logged, an unreachable control plane schedules a backed-off probe.
   void OnCallFailed(const char* what, const absl::Status& status);
   void OnConnected();
   void Probe();

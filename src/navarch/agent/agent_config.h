@@ -1,26 +1,26 @@
 // The agent's own configuration file (--config): hooks into the local
-// workload system, the diagnostic and shutdown commands, and tuning. Strict
-// like the control plane's: an unknown key is an error naming file, line and
-// key, so a typo never silently disables a hook.
+// workload system, the diagnostic and shutdown commands, and tuning. Read by
+// the same strict reader as the control plane's (config/yaml_reader.h): an
+// unknown key is an error naming file, line, column and key, so a typo never
+// silently disables a hook. docs/agent.md has the format:
 //
-//   hooks:            # run with /bin/sh -c; NAVARCH_* variables describe the
-//   command
-//     cordon: "scontrol update nodename=$(hostname -s) state=drain
-//     reason=navarch" uncordon: "scontrol update nodename=$(hostname -s)
-//     state=resume" drain: "/usr/local/bin/drain-jobs --timeout
-//     $NAVARCH_DRAIN_TIMEOUT" timeout: 5m
+//   hooks:        # run with /bin/sh -c; NAVARCH_* variables describe it
+//     cordon: "scontrol update nodename=$(hostname -s) state=drain ..."
+//     uncordon: "scontrol update nodename=$(hostname -s) state=resume"
+//     drain: "/usr/local/bin/drain-jobs --timeout $NAVARCH_DRAIN_TIMEOUT"
+//     timeout: 5m
 //   diagnostic:
-//     command: "dcgmi diag -r 2"   # default: dcgmi diag -r 1 if installed,
-//     else an NVML sweep timeout: 15m
+//     command: "dcgmi diag -r 2"  # default: dcgmi diag -r 1, else NVML
+//     timeout: 15m
 //   shutdown:
-//     command: "systemctl poweroff"  # default: terminate only stops the agent
+//     command: "systemctl poweroff"  # default: terminate stops the agent
 //     timeout: 2m
 //   events:
 //     queue_size: 1000
 //     xid_dedup_window: 30s
 //   intervals:
 //     gpu_poll: 10s
-//     command_poll: 10s   # only against control planes without WatchCommands
+//     command_poll: 10s  # only against control planes without WatchCommands
 //     kmsg_poll: 250ms
 //   logging:
 //     level: info   # debug | info | warn | error
@@ -62,7 +62,7 @@ struct AgentConfig {
 
 // Parses the YAML text of a config file; `filename` names it in errors.
 // INVALID_ARGUMENT listing every problem, one per line, as
-// "file:line:column: message".
+// "file:line:column: key.path: message" (ConfigError::ToString).
 absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
                                              const std::string& filename);
 absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path);

@@ -74,18 +74,33 @@ extra: 1
                             "agent.yaml");
   ASSERT_FALSE(c.ok());
   std::string m(c.status().message());
-  EXPECT_NE(m.find("agent.yaml:2:3: unknown key \"hooks.cordn\""),
+  EXPECT_NE(m.find("agent.yaml:2:3: hooks: unknown key 'cordn'"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find("agent.yaml:3:12: hooks.timeout"), std::string::npos) << m;
   EXPECT_NE(m.find("agent.yaml:5:15: events.queue_size"), std::string::npos)
       << m;
-  EXPECT_NE(m.find("intervals.gpu_poll must be at least 100ms"),
+  EXPECT_NE(m.find("intervals.gpu_poll: must be at least 100ms"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find("logging.level"), std::string::npos) << m;
-  EXPECT_NE(m.find("agent.yaml:10:1: unknown key \"extra\""), std::string::npos)
+  EXPECT_NE(m.find("agent.yaml:10:1: unknown key 'extra'"), std::string::npos)
       << m;
+}
+
+TEST(AgentConfigTest, ReadByTheSharedStrictReader) {
+  auto typo = ParseAgentConfig("hooks:\n  cordn: x\n", "agent.yaml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(typo.status().message(),
+            "agent.yaml:2:3: hooks: unknown key 'cordn' (known: cordon, "
+            "uncordon, drain, timeout)");
+  auto quoted = ParseAgentConfig("events:\n  queue_size: \"5\"\n", "a.yaml");
+  ASSERT_FALSE(quoted.ok());
+  EXPECT_NE(quoted.status().message().find(
+                "a.yaml:2:15: events.queue_size: expected an integer"),
+            std::string::npos)
+      << quoted.status();
+  EXPECT_FALSE(ParseAgentConfig("hooks: {}\n---\nhooks: {}\n", "a.yaml").ok());
 }
 
 TEST(AgentConfigTest, SyntaxErrorsAndMissingFiles) {

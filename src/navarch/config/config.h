@@ -70,8 +70,8 @@ struct ServerConfig {
   absl::Duration health_check_interval = absl::Seconds(60);
   absl::Duration autoscale_interval = absl::Seconds(30);
   // How often buffered heartbeat timestamps and metrics are written to the
-  // store (DESIGN.md: at most a second apart). Shorter spreads the writes:
-  // p99 at 29,500 heartbeats/s 36-69 ms with 1 s, 14-18 ms with 200 ms.
+  // store (docs/architecture.md: at most a second apart). Shorter spreads the
+  // writes: p99 at 29,500 heartbeats/s 36-69 ms with 1 s, 14-18 ms with 200 ms.
   absl::Duration heartbeat_flush_interval = absl::Milliseconds(200);
   std::string health_policy;  // Path; empty = the built-in policy.
   NotifierConfig notifier;

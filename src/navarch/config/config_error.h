@@ -1,8 +1,12 @@
-// One problem found in a configuration file, with where it is.
+// One problem found in a YAML file Navarch reads (configuration, scenario,
+// agent configuration, health policy), with where it is.
 #ifndef NAVARCH_CONFIG_CONFIG_ERROR_H_
 #define NAVARCH_CONFIG_CONFIG_ERROR_H_
 
 #include <string>
+#include <vector>
+
+#include "absl/status/status.h"
 
 namespace navarch {
 
@@ -20,6 +24,9 @@ struct ConfigError {
 
   bool operator==(const ConfigError&) const = default;
 };
+
+// OK, or InvalidArgument whose message is every error, one per line.
+absl::Status ErrorsToStatus(const std::vector<ConfigError>& errors);
 
 }  // namespace navarch
 

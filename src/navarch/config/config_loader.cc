@@ -25,16 +25,16 @@
 namespace navarch {
 namespace {
 
-using config_internal::Entry;
-using config_internal::KeySpec;
-using config_internal::Site;
-using config_internal::YamlReader;
+using yaml::Entry;
+using yaml::KeySpec;
+using yaml::Site;
+using yaml::YamlReader;
 
 constexpr int64_t kNoMax = INT32_MAX;
 // Bounds that catch typos (an extra zero) long before they cost money.
 constexpr int64_t kMaxNodes = 100000;
 constexpr int64_t kMaxGpusPerInstance = 64;
-constexpr size_t kMaxFileBytes = 4 << 20;
+using yaml::kMaxFileBytes;
 
 // Agents receive intervals in whole seconds; below one second they would get
 // zero (upstream agents then crash their tickers).
@@ -196,6 +196,28 @@ struct PoolDraft {
   PoolDefaults own;  // Inheritable settings the pool sets itself.
 };
 
+// An autoscaler being read: which keys were written (their validity
+// depends on a `type` that may come later) and whether all of them read.
+struct AutoscalerDraft {
+  AutoscalingConfig config;
+  std::optional<AutoscalerType> type;
+  bool type_written = false;
+  bool ok = true;
+  std::vector<SeenKey> seen;
+
+  void Note(const Entry& f, absl::string_view canonical) {
+    seen.push_back(SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  }
+  // Where the value of `canonical` was written; null when it was not.
+  const Site* ValueSite(absl::string_view canonical) const {
+    const Site* site = nullptr;
+    for (const SeenKey& k : seen) {
+      if (k.canonical == canonical) site = &k.value_site;
+    }
+    return site;
+  }
+};
+
 // Built-in provider defaults (upstream's, plus the local provider's).
 void ApplyProviderDefaults(ProviderConfig* c) {
   switch (c->type) {
@@ -296,6 +318,11 @@ class Loader {
   void ReadNotifier(const Entry& e);
   void ReadWebhook(const Entry& e, WebhookConfig* webhook);
   void ReadMetricsSource(const Entry& e, MetricsSourceConfig* m);
+  std::vector<KeySpec> MetricsSourceKeys(MetricsSourceConfig* m,
+                                         std::map<std::string, Site>* seen);
+  void ReadCommand(const Entry& f, MetricsSourceConfig* m);
+  void CheckMetricsSource(const Entry& e, const MetricsSourceConfig& m,
+                          const std::map<std::string, Site>& seen);
   void ReadStorage(const Entry& e);
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
@@ -316,6 +343,10 @@ class Loader {
   void ReadAutoscalingKey(const Entry& e,
                           std::optional<AutoscalingConfig>* out);
   std::optional<AutoscalingConfig> ReadAutoscaling(const Entry& e);
+  std::vector<KeySpec> AutoscalerScalarKeys(AutoscalerDraft& d);
+  std::vector<KeySpec> AutoscalerListKeys(AutoscalerDraft& d);
+  bool CheckAutoscalerKeys(AutoscalerDraft& d);
+  bool CheckAutoscaler(const Entry& e, const AutoscalerDraft& d);
   std::optional<ScheduleWindow> ReadWindow(const Entry& e);
 
   void Finish();
@@ -334,32 +365,11 @@ class Loader {
 
 ConfigLoadResult Loader::Run(absl::string_view yaml) {
   ConfigLoadResult result;
-  if (yaml.size() > kMaxFileBytes) {
-    r_.Error(Site{},
-             absl::StrCat("file is larger than ", kMaxFileBytes, " bytes"));
-    result.errors = r_.TakeErrors();
-    return result;
-  }
-  // yaml-cpp reports problems as exceptions, from the parser and from node
-  // access alike; none may escape a loader that servers call.
-  try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-    if (docs.size() > 1) {
-      r_.Error(YamlReader::SiteOf(docs[1], Site{}, ""),
-               absl::StrCat("only one YAML document is allowed, found ",
-                            docs.size()));
-    }
-    if (!docs.empty()) ReadRoot(docs[0]);
-    Finish();
-  } catch (const YAML::Exception& e) {
-    Site site;
-    if (!e.mark.is_null()) {
-      site.line = e.mark.line + 1;
-      site.column = e.mark.column + 1;
-    }
-    r_.Error(site, absl::StrCat("invalid YAML: ", e.msg));
-  } catch (const std::exception& e) {
-    r_.Error(Site{}, absl::StrCat("cannot read configuration: ", e.what()));
+  if (std::optional<YAML::Node> root = r_.Load(yaml)) {
+    r_.Guard([&] {
+      ReadRoot(*root);
+      Finish();
+    });
   }
   result.errors = r_.TakeErrors();
   result.config = std::move(config_);
@@ -558,85 +568,88 @@ void Loader::ReadWebhook(const Entry& e, WebhookConfig* w) {
              });
 }
 
-void Loader::ReadMetricsSource(const Entry& e, MetricsSourceConfig* m) {
-  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
-  std::map<std::string, Site> seen;  // Keys written, for the checks below.
-  auto note = [&seen](const Entry& f, absl::string_view key) {
-    seen.emplace(std::string(key), f.site);
+void Loader::ReadCommand(const Entry& f, MetricsSourceConfig* m) {
+  if (f.value.IsScalar()) {
+    std::optional<std::string> s = NonEmptyString(f);
+    if (s) m->command = {"/bin/sh", "-c", *s};
+    return;
+  }
+  std::optional<std::vector<std::string>> argv = r_.StringList(f);
+  if (!argv) return;
+  if (argv->empty() || (*argv)[0].empty()) {
+    r_.Error(f.site, "needs the program to run");
+    return;
+  }
+  m->command = *argv;
+}
+
+std::vector<KeySpec> Loader::MetricsSourceKeys(
+    MetricsSourceConfig* m, std::map<std::string, Site>* seen) {
+  // Records the keys written, for CheckMetricsSource.
+  auto note = [seen](const Entry& f, absl::string_view key) {
+    seen->emplace(std::string(key), f.site);
   };
-  r_.ReadMap(
-      e.value, e.site, e.slot,
-      {
-          {{"source", "type"},
-           "",
-           [&](const Entry& f) {
-             std::optional<MetricsSourceType> t = ReadChoice<MetricsSourceType>(
-                 r_, f, "metrics source",
-                 {{"fleet", MetricsSourceType::kFleet},
-                  {"http_json", MetricsSourceType::kHttpJson},
-                  {"command", MetricsSourceType::kCommand},
-                  {"prometheus", MetricsSourceType::kPrometheus}});
-             if (t) m->type = *t;
-             note(f, "source");
-           }},
-          {{"url"},
-           "",
-           [&](const Entry& f) {
-             std::optional<std::string> s = NonEmptyString(f);
-             if (!s || !CheckHttpUrl(f, *s)) return;
-             m->url = *s;
-             note(f, "url");
-           }},
-          {{"headers"},
-           "",
-           [&](const Entry& f) {
-             Store(f, r_.StringMap(f), &m->headers);
-             note(f, "headers");
-           }},
-          {{"command"},
-           "",
-           [&](const Entry& f) {
-             note(f, "command");
-             if (f.value.IsScalar()) {
-               std::optional<std::string> s = NonEmptyString(f);
-               if (s) m->command = {"/bin/sh", "-c", *s};
-               return;
-             }
-             std::optional<std::vector<std::string>> argv = r_.StringList(f);
-             if (!argv) return;
-             if (argv->empty() || (*argv)[0].empty()) {
-               r_.Error(f.site, "needs the program to run");
-               return;
-             }
-             m->command = *argv;
-           }},
-          {{"queue_depth", "queue_depth_query"},
-           "",
-           [&](const Entry& f) {
-             Store(f, NonEmptyString(f), &m->queue_depth_query);
-             note(f, "queue_depth");
-           }},
-          {{"pending_jobs", "pending_jobs_query"},
-           "",
-           [&](const Entry& f) {
-             Store(f, NonEmptyString(f), &m->pending_jobs_query);
-             note(f, "pending_jobs");
-           }},
-          {{"utilization", "utilization_query"},
-           "",
-           [&](const Entry& f) {
-             Store(f, NonEmptyString(f), &m->utilization_query);
-             note(f, "utilization");
-           }},
-          {{"timeout"},
-           "",
-           [&](const Entry& f) {
-             StoreInterval(f, absl::Milliseconds(1), &m->timeout);
-           }},
-      });
+  auto query = [this, note](absl::string_view key, std::string* out) {
+    return [this, note, key, out](const Entry& f) {
+      Store(f, NonEmptyString(f), out);
+      note(f, key);
+    };
+  };
+  return {
+      {{"source", "type"},
+       "",
+       [this, m, note](const Entry& f) {
+         std::optional<MetricsSourceType> t = ReadChoice<MetricsSourceType>(
+             r_, f, "metrics source",
+             {{"fleet", MetricsSourceType::kFleet},
+              {"http_json", MetricsSourceType::kHttpJson},
+              {"command", MetricsSourceType::kCommand},
+              {"prometheus", MetricsSourceType::kPrometheus}});
+         if (t) m->type = *t;
+         note(f, "source");
+       }},
+      {{"url"},
+       "",
+       [this, m, note](const Entry& f) {
+         std::optional<std::string> s = NonEmptyString(f);
+         if (!s || !CheckHttpUrl(f, *s)) return;
+         m->url = *s;
+         note(f, "url");
+       }},
+      {{"headers"},
+       "",
+       [this, m, note](const Entry& f) {
+         Store(f, r_.StringMap(f), &m->headers);
+         note(f, "headers");
+       }},
+      {{"command"},
+       "",
+       [this, m, note](const Entry& f) {
+         note(f, "command");
+         ReadCommand(f, m);
+       }},
+      {{"queue_depth", "queue_depth_query"},
+       "",
+       query("queue_depth", &m->queue_depth_query)},
+      {{"pending_jobs", "pending_jobs_query"},
+       "",
+       query("pending_jobs", &m->pending_jobs_query)},
+      {{"utilization", "utilization_query"},
+       "",
+       query("utilization", &m->utilization_query)},
+      {{"timeout"},
+       "",
+       [this, m](const Entry& f) {
+         StoreInterval(f, absl::Milliseconds(1), &m->timeout);
+       }},
+  };
+}
+
+void Loader::CheckMetricsSource(const Entry& e, const MetricsSourceConfig& m,
+                                const std::map<std::string, Site>& seen) {
   // Keys that belong to another source are mistakes, not no-ops.
   std::set<std::string> allowed;
-  switch (m->type) {
+  switch (m.type) {
     case MetricsSourceType::kFleet:
       allowed = {"source"};
       break;
@@ -670,9 +683,16 @@ void Loader::ReadMetricsSource(const Entry& e, MetricsSourceConfig* m) {
   for (const auto& [key, site] : seen) {
     if (!allowed.contains(key)) {
       r_.Error(site, absl::StrCat("'", key, "' does not apply to source '",
-                                  MetricsSourceTypeName(m->type), "'"));
+                                  MetricsSourceTypeName(m.type), "'"));
     }
   }
+}
+
+void Loader::ReadMetricsSource(const Entry& e, MetricsSourceConfig* m) {
+  if (e.value.IsNull() || !r_.Claim(e.slot, e.site)) return;
+  std::map<std::string, Site> seen;
+  r_.ReadMap(e.value, e.site, e.slot, MetricsSourceKeys(m, &seen));
+  CheckMetricsSource(e, *m, seen);
 }
 
 // ------------------------------------------------ storage, logging, instances
@@ -1373,181 +1393,188 @@ void Loader::ReadAutoscalingKey(const Entry& e,
   if (a) *out = std::move(*a);
 }
 
+// Keys that hold a number or a choice.
+std::vector<KeySpec> Loader::AutoscalerScalarKeys(AutoscalerDraft& d) {
+  AutoscalingConfig& a = d.config;
+  auto percent = [this, &d](absl::string_view canonical, int* out) {
+    return [this, &d, canonical, out](const Entry& f) {
+      d.Note(f, canonical);
+      std::optional<int> v = IntValue(f, 0, 100);
+      if (!v) d.ok = false;
+      Store(f, v, out);
+    };
+  };
+  return {
+      {{"type"},
+       "",
+       [this, &d](const Entry& f) {
+         d.type_written = true;
+         d.type = ReadChoice<AutoscalerType>(
+             r_, f, "autoscaler type",
+             {{"reactive", AutoscalerType::kReactive},
+              {"queue", AutoscalerType::kQueue},
+              {"scheduled", AutoscalerType::kScheduled},
+              {"predictive", AutoscalerType::kPredictive},
+              {"composite", AutoscalerType::kComposite}});
+       }},
+      // `*_threshold` is the spelling of upstream's guides.
+      {{"scale_up_at", "scale_up_threshold"},
+       "",
+       percent("scale_up_at", &a.scale_up_at)},
+      {{"scale_down_at", "scale_down_threshold"},
+       "",
+       percent("scale_down_at", &a.scale_down_at)},
+      {{"jobs_per_node"},
+       "",
+       [this, &d](const Entry& f) {
+         d.Note(f, "jobs_per_node");
+         Store(f, IntValue(f, 1, kNoMax), &d.config.jobs_per_node);
+       }},
+      {{"lookback_window"},
+       "",
+       [this, &d](const Entry& f) {
+         d.Note(f, "lookback_window");
+         Store(f, IntValue(f, 1, 100000), &d.config.lookback_window);
+       }},
+      {{"growth_factor"},
+       "",
+       [this, &d](const Entry& f) {
+         d.Note(f, "growth_factor");
+         std::optional<double> g = r_.Double(f, 0, 100);
+         if (g && *g == 0) {
+           r_.Error(f.site, "must be > 0, got 0");
+           return;
+         }
+         Store(f, g, &d.config.growth_factor);
+       }},
+      {{"mode"},
+       "",
+       [this, &d](const Entry& f) {
+         d.Note(f, "mode");
+         Store(f,
+               ReadChoice<CompositeMode>(r_, f, "composite mode",
+                                         {{"max", CompositeMode::kMax},
+                                          {"min", CompositeMode::kMin},
+                                          {"avg", CompositeMode::kAvg}}),
+               &d.config.mode);
+       }},
+  };
+}
+
+// Keys that hold lists: schedule windows and nested autoscalers.
+std::vector<KeySpec> Loader::AutoscalerListKeys(AutoscalerDraft& d) {
+  auto sub = [this, &d](const Entry& f) -> std::optional<AutoscalingConfig> {
+    std::optional<AutoscalingConfig> child = ReadAutoscaling(f);
+    if (!child) d.ok = false;
+    return child;
+  };
+  return {
+      {{"schedule"},
+       "",
+       [this, &d](const Entry& f) {
+         d.Note(f, "schedule");
+         for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+           std::optional<ScheduleWindow> w = ReadWindow(item);
+           if (w) {
+             d.config.schedule.push_back(std::move(*w));
+           } else {
+             d.ok = false;
+           }
+         }
+       }},
+      {{"fallback"},
+       "",
+       [&d, sub](const Entry& f) {
+         d.Note(f, "fallback");
+         if (f.value.IsNull()) return;
+         if (std::optional<AutoscalingConfig> child = sub(f)) {
+           d.config.fallback.push_back(std::move(*child));
+         }
+       }},
+      // `strategies:` is the spelling of upstream's concepts page.
+      {{"autoscalers", "strategies"},
+       "",
+       [this, &d, sub](const Entry& f) {
+         d.Note(f, "autoscalers");
+         for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
+           if (std::optional<AutoscalingConfig> child = sub(item)) {
+             d.config.autoscalers.push_back(std::move(*child));
+           }
+         }
+       }},
+  };
+}
+
+// Keys that do not apply to the type are errors; false when there were any.
+bool Loader::CheckAutoscalerKeys(AutoscalerDraft& d) {
+  for (const SeenKey& k : d.seen) {
+    if ((AutoscalerKeyTypes(k.canonical) & Bit(d.config.type)) == 0) {
+      r_.Error(
+          k.key_site,
+          absl::StrCat("'", k.written, "' does not apply to autoscaler type '",
+                       AutoscalerTypeName(d.config.type), "'"));
+      d.ok = false;
+    }
+  }
+  return d.ok;
+}
+
+bool Loader::CheckAutoscaler(const Entry& e, const AutoscalerDraft& d) {
+  const AutoscalingConfig& a = d.config;
+  switch (a.type) {
+    case AutoscalerType::kReactive: {
+      if (a.scale_down_at < a.scale_up_at) return true;
+      const Site* down_site = d.ValueSite("scale_down_at");
+      const Site* up_site = d.ValueSite("scale_up_at");
+      if (down_site != nullptr) {
+        r_.Error(*down_site, absl::StrCat("scale_down_at (", a.scale_down_at,
+                                          ") must be below scale_up_at (",
+                                          a.scale_up_at, ")"));
+      } else {
+        r_.Error(up_site != nullptr ? *up_site : e.site,
+                 absl::StrCat("scale_up_at (", a.scale_up_at,
+                              ") must be above scale_down_at (",
+                              a.scale_down_at, ")"));
+      }
+      return false;
+    }
+    case AutoscalerType::kScheduled:
+      if (!a.schedule.empty()) return true;
+      r_.Error(e.site,
+               "a scheduled autoscaler needs at least one window in schedule");
+      return false;
+    case AutoscalerType::kComposite:
+      if (!a.autoscalers.empty()) return true;
+      r_.Error(e.site,
+               "a composite autoscaler needs at least one entry in "
+               "autoscalers");
+      return false;
+    default:
+      return true;
+  }
+}
+
 std::optional<AutoscalingConfig> Loader::ReadAutoscaling(const Entry& e) {
   if (!e.value.IsMap()) {
     r_.Error(e.site, e.value.IsNull() ? "expected a mapping with a type"
                                       : "expected a mapping");
     return std::nullopt;
   }
-  AutoscalingConfig a;
-  std::optional<AutoscalerType> type;
-  bool type_written = false;
-  bool ok = true;
-  std::vector<SeenKey> seen;
-  auto note = [&seen](const Entry& f, absl::string_view canonical) {
-    seen.push_back(SeenKey{std::string(canonical), f.key, f.key_site, f.site});
-  };
-  auto percent = [&](absl::string_view canonical, int* out) {
-    return [&, canonical, out](const Entry& f) {
-      note(f, canonical);
-      std::optional<int> v = IntValue(f, 0, 100);
-      if (!v) ok = false;
-      Store(f, v, out);
-    };
-  };
-  auto sub = [&](const Entry& f) -> std::optional<AutoscalingConfig> {
-    std::optional<AutoscalingConfig> child = ReadAutoscaling(f);
-    if (!child) ok = false;
-    return child;
-  };
-  const bool readable = r_.ReadMap(
-      e.value, e.site, e.slot,
-      {
-          {{"type"},
-           "",
-           [&](const Entry& f) {
-             type_written = true;
-             type = ReadChoice<AutoscalerType>(
-                 r_, f, "autoscaler type",
-                 {{"reactive", AutoscalerType::kReactive},
-                  {"queue", AutoscalerType::kQueue},
-                  {"scheduled", AutoscalerType::kScheduled},
-                  {"predictive", AutoscalerType::kPredictive},
-                  {"composite", AutoscalerType::kComposite}});
-           }},
-          // `*_threshold` is the spelling of upstream's guides.
-          {{"scale_up_at", "scale_up_threshold"},
-           "",
-           percent("scale_up_at", &a.scale_up_at)},
-          {{"scale_down_at", "scale_down_threshold"},
-           "",
-           percent("scale_down_at", &a.scale_down_at)},
-          {{"jobs_per_node"},
-           "",
-           [&](const Entry& f) {
-             note(f, "jobs_per_node");
-             Store(f, IntValue(f, 1, kNoMax), &a.jobs_per_node);
-           }},
-          {{"schedule"},
-           "",
-           [&](const Entry& f) {
-             note(f, "schedule");
-             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
-               std::optional<ScheduleWindow> w = ReadWindow(item);
-               if (w) {
-                 a.schedule.push_back(std::move(*w));
-               } else {
-                 ok = false;
-               }
-             }
-           }},
-          {{"fallback"},
-           "",
-           [&](const Entry& f) {
-             note(f, "fallback");
-             if (f.value.IsNull()) return;
-             if (std::optional<AutoscalingConfig> child = sub(f)) {
-               a.fallback.push_back(std::move(*child));
-             }
-           }},
-          {{"lookback_window"},
-           "",
-           [&](const Entry& f) {
-             note(f, "lookback_window");
-             Store(f, IntValue(f, 1, 100000), &a.lookback_window);
-           }},
-          {{"growth_factor"},
-           "",
-           [&](const Entry& f) {
-             note(f, "growth_factor");
-             std::optional<double> g = r_.Double(f, 0, 100);
-             if (g && *g == 0) {
-               r_.Error(f.site, "must be > 0, got 0");
-               return;
-             }
-             Store(f, g, &a.growth_factor);
-           }},
-          {{"mode"},
-           "",
-           [&](const Entry& f) {
-             note(f, "mode");
-             Store(f,
-                   ReadChoice<CompositeMode>(r_, f, "composite mode",
-                                             {{"max", CompositeMode::kMax},
-                                              {"min", CompositeMode::kMin},
-                                              {"avg", CompositeMode::kAvg}}),
-                   &a.mode);
-           }},
-          // `strategies:` is the spelling of upstream's concepts page.
-          {{"autoscalers", "strategies"},
-           "",
-           [&](const Entry& f) {
-             note(f, "autoscalers");
-             for (const Entry& item : r_.ListItems(f.value, f.site, f.slot)) {
-               if (std::optional<AutoscalingConfig> child = sub(item)) {
-                 a.autoscalers.push_back(std::move(*child));
-               }
-             }
-           }},
-      });
-  if (!type) {
-    if (readable && !type_written) {
+  AutoscalerDraft d;
+  std::vector<KeySpec> keys = AutoscalerScalarKeys(d);
+  for (KeySpec& k : AutoscalerListKeys(d)) keys.push_back(std::move(k));
+  const bool readable = r_.ReadMap(e.value, e.site, e.slot, keys);
+  if (!d.type) {
+    if (readable && !d.type_written) {
       r_.Error(e.site,
                "type is required (reactive, queue, scheduled, "
                "predictive, composite)");
     }
     return std::nullopt;
   }
-  a.type = *type;
-  const Site* down_site = nullptr;
-  const Site* up_site = nullptr;
-  for (const SeenKey& k : seen) {
-    if ((AutoscalerKeyTypes(k.canonical) & Bit(a.type)) == 0) {
-      r_.Error(k.key_site, absl::StrCat("'", k.written,
-                                        "' does not apply to autoscaler type '",
-                                        AutoscalerTypeName(a.type), "'"));
-      ok = false;
-    }
-    if (k.canonical == "scale_down_at") down_site = &k.value_site;
-    if (k.canonical == "scale_up_at") up_site = &k.value_site;
-  }
-  if (!ok) return std::nullopt;
-  switch (a.type) {
-    case AutoscalerType::kReactive:
-      if (a.scale_down_at >= a.scale_up_at) {
-        if (down_site != nullptr) {
-          r_.Error(*down_site, absl::StrCat("scale_down_at (", a.scale_down_at,
-                                            ") must be below scale_up_at (",
-                                            a.scale_up_at, ")"));
-        } else {
-          r_.Error(up_site != nullptr ? *up_site : e.site,
-                   absl::StrCat("scale_up_at (", a.scale_up_at,
-                                ") must be above scale_down_at (",
-                                a.scale_down_at, ")"));
-        }
-        return std::nullopt;
-      }
-      break;
-    case AutoscalerType::kScheduled:
-      if (a.schedule.empty()) {
-        r_.Error(e.site,
-                 "a scheduled autoscaler needs at least one window in "
-                 "schedule");
-        return std::nullopt;
-      }
-      break;
-    case AutoscalerType::kComposite:
-      if (a.autoscalers.empty()) {
-        r_.Error(e.site,
-                 "a composite autoscaler needs at least one entry in "
-                 "autoscalers");
-        return std::nullopt;
-      }
-      break;
-    default:
-      break;
-  }
-  return a;
+  d.config.type = *d.type;
+  if (!CheckAutoscalerKeys(d) || !CheckAutoscaler(e, d)) return std::nullopt;
+  return std::move(d.config);
 }
 
 std::optional<ScheduleWindow> Loader::ReadWindow(const Entry& e) {
@@ -1795,8 +1822,8 @@ void Loader::CheckProviderReference(const std::string& name, const Site& site) {
 void Loader::FinishServer() {
   const ServerConfig& s = config_.server;
   if (s.heartbeat_flush_interval > absl::Seconds(1)) {
-    // DESIGN.md: heartbeat timestamps reach the store at most a second
-    // apart.
+    // docs/architecture.md: heartbeat timestamps reach the store at most a
+    // second apart.
     r_.Error(r_.Nearest("server.heartbeat_flush_interval"),
              absl::StrCat("must be at most 1s, got ",
                           FormatGoDuration(s.heartbeat_flush_interval)));
@@ -1831,13 +1858,7 @@ void Loader::FinishServer() {
 
 }  // namespace
 
-absl::Status ConfigLoadResult::status() const {
-  if (errors.empty()) return absl::OkStatus();
-  std::vector<std::string> lines;
-  lines.reserve(errors.size());
-  for (const ConfigError& e : errors) lines.push_back(e.ToString());
-  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
-}
+absl::Status ConfigLoadResult::status() const { return ErrorsToStatus(errors); }
 
 ConfigLoadResult ParseConfig(absl::string_view yaml,
                              absl::string_view filename) {

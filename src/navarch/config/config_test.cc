@@ -366,7 +366,10 @@ pools:
               ElementsAre("navarch.yaml:14:5: pools.training: unknown key "
                           "'instance_typo'"));
   EXPECT_THAT(Errors("serverr:\n  address: x\n"),
-              ElementsAre("navarch.yaml:1:1: unknown key 'serverr'"));
+              ElementsAre("navarch.yaml:1:1: unknown key 'serverr' (known: "
+                          "server, storage, logging, instance_manager, auth, "
+                          "providers, pools, defaults, health, autoscaling, "
+                          "scaling, notifier)"));
   EXPECT_THAT(Errors("server:\n  heartbeat: 30s\n"),
               ElementsAre("navarch.yaml:2:3: server: unknown key 'heartbeat'"));
 }
@@ -1284,7 +1287,8 @@ TEST(AuthConfigTest, EveryMistakeIsNamed) {
                   "'a b': use up to 63 letters, digits, '-', '_' or '.', "
                   "starting with a letter or digit"));
   EXPECT_THAT(Errors("auth:\n  token: x\n"),
-              ElementsAre("navarch.yaml:2:3: auth: unknown key 'token'"));
+              ElementsAre("navarch.yaml:2:3: auth: unknown key 'token' "
+                          "(known: tokens, protect_metrics, protect_probes)"));
   EXPECT_THAT(Errors("auth:\n  tokens:\n    - ops\n"),
               ElementsAre("navarch.yaml:3:7: auth.tokens[0]: expected a "
                           "mapping with name, token_env or token_file, and "
@@ -1320,7 +1324,8 @@ TEST(TlsConfigTest, CertificateKeyAndClientCa) {
                           "be empty"));
   EXPECT_THAT(Errors("server:\n  tls:\n    ca_file: /a\n"),
               ElementsAre("navarch.yaml:3:5: server.tls: unknown key "
-                          "'ca_file'"));
+                          "'ca_file' (known: cert_file, key_file, "
+                          "client_ca_file)"));
 }
 
 TEST(HttpAddressTest, AnyFreeGrpcPortMeansAnyFreeHttpPortUnlessSet) {

@@ -2,15 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "navarch/base/duration.h"
 
-namespace navarch::config_internal {
+namespace navarch::yaml {
 namespace {
 
 // Deep enough for any real configuration (composite autoscalers nest a few
@@ -57,7 +59,69 @@ std::string RangeText(int64_t value, int64_t min, int64_t max) {
   return absl::StrCat("must be >= ", min);
 }
 
+// Mappings with more keys than this get no list in the message: a long one
+// hides the mistake, and docs/configuration.md lists them all.
+constexpr size_t kMaxKeysListed = 12;
+
+// " (known: at, action, target, params)": the canonical names, without
+// wildcards; empty for mappings with many keys.
+std::string KnownKeys(const std::vector<KeySpec>& keys) {
+  std::vector<absl::string_view> names;
+  for (const KeySpec& k : keys) {
+    if (!absl::EndsWith(k.names.front(), "*")) names.push_back(k.names.front());
+  }
+  if (names.empty() || names.size() > kMaxKeysListed) return "";
+  return absl::StrCat(" (known: ", absl::StrJoin(names, ", "), ")");
+}
+
+const KeySpec* FindKey(const std::vector<KeySpec>& keys,
+                       const std::string& name) {
+  for (const KeySpec& k : keys) {
+    for (const std::string& n : k.names) {
+      if (n == name || (absl::EndsWith(n, "*") && n.size() > 1 &&
+                        absl::StartsWith(name, n.substr(0, n.size() - 1)))) {
+        return &k;
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+std::optional<YAML::Node> YamlReader::Load(absl::string_view text,
+                                           size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    Error(Site{}, absl::StrCat("file is larger than ", max_bytes, " bytes"));
+    return std::nullopt;
+  }
+  std::optional<YAML::Node> root;
+  Guard([&] {
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    if (docs.size() > 1) {
+      Error(SiteOf(docs[1], Site{}, ""),
+            absl::StrCat("only one YAML document is allowed, found ",
+                         docs.size()));
+    }
+    root = docs.empty() ? YAML::Node() : docs[0];
+  });
+  return root;
+}
+
+void YamlReader::Guard(const std::function<void()>& read) {
+  try {
+    read();
+  } catch (const YAML::Exception& e) {
+    Site site;
+    if (!e.mark.is_null()) {
+      site.line = e.mark.line + 1;
+      site.column = e.mark.column + 1;
+    }
+    Error(site, absl::StrCat("invalid YAML: ", e.msg));
+  } catch (const std::exception& e) {
+    Error(Site{}, absl::StrCat("cannot read the file: ", e.what()));
+  }
+}
 
 void YamlReader::Error(const Site& site, std::string message) {
   errors_.push_back(ConfigError{filename_, site.line, site.column, site.path,
@@ -170,18 +234,10 @@ bool YamlReader::ReadMap(const YAML::Node& node, const Site& site,
   for (const RawEntry& r : raw) {
     const std::string& name = r.key.Scalar();
     Site key_site = SiteOf(r.key, site, site.path);
-    const KeySpec* spec = nullptr;
-    for (const KeySpec& k : keys) {
-      for (const std::string& n : k.names) {
-        if (n == name || (absl::EndsWith(n, "*") && n.size() > 1 &&
-                          absl::StartsWith(name, n.substr(0, n.size() - 1)))) {
-          spec = &k;
-        }
-      }
-      if (spec != nullptr) break;
-    }
+    const KeySpec* spec = FindKey(keys, name);
     if (spec == nullptr) {
-      Error(key_site, absl::StrCat("unknown key '", name, "'"));
+      Error(key_site,
+            absl::StrCat("unknown key '", name, "'", KnownKeys(keys)));
       continue;
     }
     const std::string& canonical = spec->names.front();
@@ -407,4 +463,4 @@ std::optional<std::map<std::string, std::string>> YamlReader::StringMap(
   return out;
 }
 
-}  // namespace navarch::config_internal
+}  // namespace navarch::yaml

@@ -1,7 +1,10 @@
-// Strict reading of a YAML configuration document: every key must be known,
-// every value must have the expected type, and every problem is collected with
-// its position and key path instead of stopping at the first one. Internal to
-// the config component; the schema itself lives in config_loader.cc.
+// Strict reading of a YAML file: every key must be known, every value must
+// have the expected type, and every problem is collected as a ConfigError with
+// its file, line, column and key path instead of stopping at the first one.
+// The one reader of every YAML file Navarch takes: the control plane's
+// configuration (config_loader.cc), simulator scenarios (sim/scenario.cc), the
+// agent's configuration (agent/agent_config.cc) and health policies
+// (health/policy.cc). Each of those holds its schema as tables of KeySpecs.
 //
 // Two kinds of names travel together:
 //  - the *path* is what the user wrote ("pools.training.scaling.min_nodes"),
@@ -12,6 +15,7 @@
 #ifndef NAVARCH_CONFIG_YAML_READER_H_
 #define NAVARCH_CONFIG_YAML_READER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -24,7 +28,7 @@
 #include "navarch/config/config_error.h"
 #include "yaml-cpp/yaml.h"
 
-namespace navarch::config_internal {
+namespace navarch::yaml {
 
 // Where something is: 1-based line and column (0 = unknown) and the path.
 struct Site {
@@ -52,9 +56,21 @@ struct KeySpec {
   std::function<void(const Entry&)> read;
 };
 
+// Bounds what a configuration file may hold; the real ones are kilobytes.
+inline constexpr size_t kMaxFileBytes = 4 << 20;
+
 class YamlReader {
  public:
   explicit YamlReader(std::string filename) : filename_(std::move(filename)) {}
+
+  // Parses `text` as one YAML document (empty text: a null node). Nullopt,
+  // with the error recorded, when it is not YAML or larger than `max_bytes`.
+  // More than one document is an error too, but the first is still read.
+  std::optional<YAML::Node> Load(absl::string_view text,
+                                 size_t max_bytes = kMaxFileBytes);
+  // Runs `read`, recording what yaml-cpp throws (it throws from node access
+  // too) as an error: no exception leaves a reader that servers call.
+  void Guard(const std::function<void()>& read);
 
   void Error(const Site& site, std::string message);
   bool has_errors() const { return !errors_.empty(); }
@@ -66,8 +82,9 @@ class YamlReader {
   static Site SiteOf(const YAML::Node& node, const Site& fallback,
                      std::string path);
 
-  // Reads a mapping with a fixed set of keys: unknown keys, duplicate keys and
-  // a key given together with its alias are errors. A null node is an empty
+  // Reads a mapping with a fixed set of keys: unknown keys (the message lists
+  // the known ones unless there are many), duplicate keys and a key given
+  // together with its alias are errors. A null node is an empty
   // mapping; anything else that is not a mapping is an error. False when the
   // node could not be read as a mapping at all (reported).
   bool ReadMap(const YAML::Node& node, const Site& site,
@@ -120,6 +137,6 @@ class YamlReader {
   int depth_ = 0;
 };
 
-}  // namespace navarch::config_internal
+}  // namespace navarch::yaml
 
 #endif  // NAVARCH_CONFIG_YAML_READER_H_

@@ -1,4 +1,4 @@
-// The fleet core: the one place that changes state (DESIGN.md).
+// The fleet core: the one place that changes state (docs/architecture.md).
 //
 // Every transport (gRPC, HTTP) and every controller calls FleetService. It
 // validates the request, checks the change against the node state machine,

@@ -1,18 +1,20 @@
 #include "navarch/health/policy.h"
 
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/logging.h"
 #include "navarch/cel/activation.h"
 #include "navarch/cel/json.h"
+#include "navarch/config/config_error.h"
+#include "navarch/config/yaml_reader.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
@@ -24,11 +26,10 @@ extern const char kDefaultPolicyYaml[];
 
 namespace {
 
-std::string At(absl::string_view file, const YAML::Node& node) {
-  const YAML::Mark m = node.Mark();
-  if (m.line < 0) return std::string(file);
-  return absl::StrCat(file, ":", m.line + 1, ":", m.column + 1);
-}
+using yaml::Entry;
+using yaml::KeySpec;
+using yaml::Site;
+using yaml::YamlReader;
 
 cel::Value TypedMetric(const std::string& s) {
   int64_t i;
@@ -49,6 +50,108 @@ cel::Value MustMap(std::vector<std::pair<cel::Value, cel::Value>> entries) {
   return m.ok() ? *m : cel::Value::Null();
 }
 
+// A rule as written: its fields and where they were.
+struct RuleDraft {
+  PolicyRule rule;
+  Site site;  // The rule's mapping; path "rule N" (1-based, as users count).
+  Site condition_site;
+  std::string result;
+};
+
+std::vector<KeySpec> RuleKeys(YamlReader& r, RuleDraft& d) {
+  auto text = [&r](std::string* dst) {
+    return [&r, dst](const Entry& e) {
+      if (std::optional<std::string> s = r.String(e)) *dst = *s;
+    };
+  };
+  return {
+      {{"name"}, "", text(&d.rule.name)},
+      {{"description"}, "", text(&d.rule.description)},
+      {{"condition"},
+       "",
+       [&d, read = text(&d.rule.condition)](const Entry& e) {
+         d.condition_site = e.site;
+         read(e);
+       }},
+      {{"result"}, "", text(&d.result)},
+  };
+}
+
+// Compiles the condition and parses the result of a named rule; errors name
+// the rule as `rule "<name>"`.
+void CheckRule(YamlReader& r, RuleDraft& d) {
+  const std::string label = absl::StrCat("rule \"", d.rule.name, "\"");
+  const Site at{d.site.line, d.site.column, label};
+  if (d.rule.condition.empty()) {
+    r.Error(at, "condition is required");
+  } else {
+    auto program = cel::Program::Compile(d.rule.condition);
+    if (program.ok()) {
+      d.rule.program = std::move(*program);
+    } else {
+      r.Error(Site{d.condition_site.line, d.condition_site.column, label},
+              absl::StrCat("condition: ", program.status().message()));
+    }
+  }
+  absl::StatusOr<HealthStatus> result = ParsePolicyResult(d.result);
+  if (result.ok()) {
+    d.rule.result = *result;
+  } else {
+    r.Error(at, std::string(result.status().message()));
+  }
+}
+
+void ReadRules(YamlReader& r, const Entry& rules, std::vector<PolicyRule>& out,
+               bool& any) {
+  std::set<std::string> names;
+  int n = 0;
+  for (const Entry& item : r.ListItems(rules.value, rules.site, "rules")) {
+    any = true;
+    RuleDraft d;
+    d.site = Site{item.site.line, item.site.column, absl::StrCat("rule ", ++n)};
+    d.rule.line = item.site.line;
+    if (!r.ReadMap(item.value, d.site, "", RuleKeys(r, d))) continue;
+    if (d.rule.name.empty()) {
+      r.Error(d.site, "name is required");
+      continue;
+    }
+    if (!names.insert(d.rule.name).second) {
+      r.Error(Site{d.site.line, d.site.column,
+                   absl::StrCat("rule \"", d.rule.name, "\"")},
+              "duplicate rule name");
+    }
+    CheckRule(r, d);
+    out.push_back(std::move(d.rule));
+  }
+}
+
+void ReadPolicy(YamlReader& r, const YAML::Node& root, std::string& name,
+                std::vector<PolicyRule>& rules) {
+  if (!root.IsMap()) {
+    r.Error(Site{}, "a policy is a map with version, metadata and rules");
+    return;
+  }
+  bool any_rule = false;
+  r.ReadMap(
+      root, YamlReader::SiteOf(root, Site{1, 1, ""}, ""), "",
+      {
+          {{"version"}, "", [&r](const Entry& e) { r.String(e); }},
+          // Free-form, as upstream's: only the name is used.
+          {{"metadata"},
+           "",
+           [&r, &name](const Entry& e) {
+             for (const Entry& m : r.MapEntries(e.value, e.site, "metadata")) {
+               if (m.key != "name") continue;
+               if (std::optional<std::string> s = r.String(m)) name = *s;
+             }
+           }},
+          {{"rules"},
+           "",
+           [&](const Entry& e) { ReadRules(r, e, rules, any_rule); }},
+      });
+  if (!any_rule) r.Error(Site{}, "policy must have at least one rule");
+}
+
 }  // namespace
 
 absl::StatusOr<HealthStatus> ParsePolicyResult(absl::string_view s) {
@@ -62,100 +165,14 @@ absl::StatusOr<HealthStatus> ParsePolicyResult(absl::string_view s) {
 
 absl::StatusOr<std::shared_ptr<const Policy>> Policy::Parse(
     absl::string_view yaml, absl::string_view filename) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        filename, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
-  std::vector<std::string> errors;
   auto policy = std::make_shared<Policy>();
   policy->source_ = std::string(filename);
-  if (!root.IsMap()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        filename, ": a policy is a map with version, metadata and rules"));
+  YamlReader r{std::string(filename)};
+  if (std::optional<YAML::Node> root = r.Load(yaml)) {
+    r.Guard([&] { ReadPolicy(r, *root, policy->name_, policy->rules_); });
   }
-  static const std::set<std::string> kTop = {"version", "metadata", "rules"};
-  static const std::set<std::string> kRule = {"name", "description",
-                                              "condition", "result"};
-  try {
-    for (const auto& kv : root) {
-      std::string key = kv.first.as<std::string>();
-      if (!kTop.count(key)) {
-        errors.push_back(
-            absl::StrCat(At(filename, kv.first), ": unknown key '", key, "'"));
-      }
-    }
-    if (root["metadata"] && root["metadata"].IsMap() &&
-        root["metadata"]["name"]) {
-      policy->name_ = root["metadata"]["name"].as<std::string>();
-    }
-    const YAML::Node rules = root["rules"];
-    if (!rules || !rules.IsSequence() || rules.size() == 0) {
-      errors.push_back(
-          absl::StrCat(filename, ": policy must have at least one rule"));
-    } else {
-      std::set<std::string> names;
-      for (size_t i = 0; i < rules.size(); ++i) {
-        const YAML::Node r = rules[i];
-        std::string where = At(filename, r);
-        if (!r.IsMap()) {
-          errors.push_back(
-              absl::StrCat(where, ": rule ", i + 1, " is not a map"));
-          continue;
-        }
-        for (const auto& kv : r) {
-          std::string key = kv.first.as<std::string>();
-          if (!kRule.count(key)) {
-            errors.push_back(absl::StrCat(At(filename, kv.first), ": rule ",
-                                          i + 1, ": unknown key '", key, "'"));
-          }
-        }
-        PolicyRule rule;
-        rule.line = r.Mark().line + 1;
-        if (r["name"]) rule.name = r["name"].as<std::string>();
-        if (rule.name.empty()) {
-          errors.push_back(
-              absl::StrCat(where, ": rule ", i + 1, ": name is required"));
-          continue;
-        }
-        std::string label = absl::StrCat(where, ": rule \"", rule.name, "\"");
-        if (!names.insert(rule.name).second) {
-          errors.push_back(absl::StrCat(label, ": duplicate rule name"));
-        }
-        if (r["description"])
-          rule.description = r["description"].as<std::string>();
-        if (r["condition"]) rule.condition = r["condition"].as<std::string>();
-        if (rule.condition.empty()) {
-          errors.push_back(absl::StrCat(label, ": condition is required"));
-        } else {
-          auto program = cel::Program::Compile(rule.condition);
-          if (!program.ok()) {
-            errors.push_back(absl::StrCat(
-                At(filename, r["condition"]), ": rule \"", rule.name,
-                "\": condition: ", program.status().message()));
-          } else {
-            rule.program = std::move(*program);
-          }
-        }
-        std::string result = r["result"] ? r["result"].as<std::string>() : "";
-        auto parsed = ParsePolicyResult(result);
-        if (!parsed.ok()) {
-          errors.push_back(
-              absl::StrCat(label, ": ", parsed.status().message()));
-        } else {
-          rule.result = *parsed;
-        }
-        policy->rules_.push_back(std::move(rule));
-      }
-    }
-  } catch (const YAML::Exception& e) {
-    errors.push_back(absl::StrCat(filename, ":", e.mark.line + 1, ":",
-                                  e.mark.column + 1, ": ", e.msg));
-  }
-  if (!errors.empty())
-    return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  std::vector<ConfigError> errors = r.TakeErrors();
+  if (!errors.empty()) return ErrorsToStatus(errors);
   return std::shared_ptr<const Policy>(std::move(policy));
 }
 

@@ -10,7 +10,9 @@
 //       79] result: unhealthy
 //
 // Unlike upstream, every rule must compile: a policy with a broken rule is
-// rejected whole, naming the file, the rule and the position.
+// rejected whole, naming the file, the rule and the position. Read by the
+// shared strict YAML reader (config/yaml_reader.h): unknown keys are errors,
+// except under metadata (free-form, as upstream's).
 #ifndef NAVARCH_HEALTH_POLICY_H_
 #define NAVARCH_HEALTH_POLICY_H_
 

@@ -70,6 +70,19 @@ TEST(PolicyTest, ValidationNamesFileRuleAndPosition) {
   std::string unknown = Error(
       "rules:\n  - {name: a, condition: 'true', result: healthy, when: x}\n");
   EXPECT_NE(unknown.find("unknown key 'when'"), std::string::npos) << unknown;
+  // The shared reader: wrong types are named, with the keys a rule takes.
+  std::string typed =
+      Error("rules:\n  - {name: a, condition: [x], result: healthy}\n");
+  EXPECT_NE(typed.find("policy.yaml:2:26: rule 1.condition: expected a "
+                       "string, got a list"),
+            std::string::npos)
+      << typed;
+  EXPECT_NE(unknown.find("(known: name, description, condition, result)"),
+            std::string::npos)
+      << unknown;
+  EXPECT_NE(Error("rules: []\n---\nrules: []\n")
+                .find("only one YAML document is allowed"),
+            std::string::npos);
   // All errors at once.
   std::string many = Error(
       "rules:\n  - {name: a, condition: '1 +', result: healthy}\n"

@@ -137,16 +137,7 @@ std::string Str(const nlohmann::json& j) {
   return j.dump();
 }
 
-}  // namespace
-
-std::string RenderHtml(const nlohmann::json& report) {
-  const nlohmann::json& s = report.at("summary");
-  const nlohmann::json& tl = report.at("timeline");
-  std::string h;
-  h += "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>";
-  absl::StrAppend(&h, "<title>", Esc(Str(s.value("name", nlohmann::json("")))),
-                  " — Navarch simulator</title>");
-  h += R"(<style>
+constexpr char kStyle[] = R"(<style>
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330;background:#f7f8fa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#5b6475}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:16px 0}
@@ -160,13 +151,22 @@ td,th{border:1px solid #dde1e8;padding:4px 8px;text-align:left;font-size:13px}
 th{background:#eef0f4}.pass{color:#137333;font-weight:600}.fail{color:#b3261e;font-weight:600}
 details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
 </style></head><body>)";
+
+std::string Head(const nlohmann::json& s) {
+  std::string h = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>";
+  absl::StrAppend(&h, "<title>", Esc(Str(s.value("name", nlohmann::json("")))),
+                  " — Navarch simulator</title>");
+  h += kStyle;
   absl::StrAppend(&h, "<h1>", Esc(Str(s.value("name", nlohmann::json("")))),
                   "</h1><div class='sub'>", Esc(Str(s["mode"])), " run, seed ",
                   Esc(Str(s["seed"])), ", ", Esc(Str(s["simulated_seconds"])),
                   " simulated seconds</div>");
+  return h;
+}
 
+std::string Cards(const nlohmann::json& s) {
   const nlohmann::json& hl = s["healthy"];
-  h += "<div class='cards'>";
+  std::string h = "<div class='cards'>";
   h += Card("nodes started", Str(s["nodes_started"]));
   h += Card("failed to start", Str(s["nodes_failed_to_start"]));
   h += Card("failures injected", Str(s["failures_injected"]));
@@ -186,9 +186,11 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
     h += Card("time to replace p95 (s)", Str(ttr["p95_seconds"]));
   }
   h += "</div>";
+  return h;
+}
 
-  // Assertions.
-  h += "<h2>Assertions</h2>";
+std::string Assertions(const nlohmann::json& s) {
+  std::string h = "<h2>Assertions</h2>";
   if (s["assertions"].empty()) {
     h += "<p class='sub'>none</p>";
   } else {
@@ -207,8 +209,11 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
   for (const auto& e : s["errors"]) {
     absl::StrAppend(&h, "<p class='fail'>", Esc(Str(e)), "</p>");
   }
+  return h;
+}
 
-  // Charts over time.
+// The fleet's states, the cumulative counts and the pool sizes over time.
+std::string Timeline(const nlohmann::json& tl) {
   std::vector<double> xs;
   Series healthy{"healthy", "#1e8e3e", {}}, degraded{"degraded", "#f9ab00", {}},
       unhealthy{"unhealthy", "#d93025", {}},
@@ -229,18 +234,17 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
     failures.ys.push_back(p["failures"].get<double>());
     recoveries.ys.push_back(p["recoveries"].get<double>());
     replacements.ys.push_back(p["replacements"].get<double>());
-    if (p.contains("pools")) {
-      for (const auto& [name, n] : p["pools"].items()) {
-        Series& ps = pools[name];
-        if (ps.name.empty()) {
-          ps.name = name;
-          ps.color = palette[(pools.size() - 1) % 6];
-        }
-        ps.ys.push_back(n.get<double>());
+    if (!p.contains("pools")) continue;
+    for (const auto& [name, n] : p["pools"].items()) {
+      Series& ps = pools[name];
+      if (ps.name.empty()) {
+        ps.name = name;
+        ps.color = palette[(pools.size() - 1) % 6];
       }
+      ps.ys.push_back(n.get<double>());
     }
   }
-  h += "<h2>Fleet over time</h2>";
+  std::string h = "<h2>Fleet over time</h2>";
   h += LineChart("Nodes by state", xs, {healthy, degraded, unhealthy, cordoned},
                  "simulated seconds");
   h += LineChart("Failures, recoveries and replacements (cumulative)", xs,
@@ -251,8 +255,12 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
     h += LineChart("Pool sizes (registered, live nodes)", xs, ps,
                    "simulated seconds");
   }
+  return h;
+}
 
-  h += "<h2>Failures</h2>";
+std::string FailuresAndPolicy(const nlohmann::json& s,
+                              const nlohmann::json& policy) {
+  std::string h = "<h2>Failures</h2>";
   std::vector<std::pair<std::string, double>> by_type, by_xid, rules;
   for (const auto& [k, v] : s["failures_by_type"].items())
     by_type.push_back({k, v.get<double>()});
@@ -260,18 +268,44 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
     by_xid.push_back({absl::StrCat("XID ", k), v.get<double>()});
   h += BarChart("By type", by_type, "#d93025");
   h += BarChart("By XID code", by_xid, "#e8710a");
-
   h += "<h2>Health policy</h2>";
-  const nlohmann::json& policy = report["policy"];
   for (const auto& r : policy["rules"]) {
     rules.push_back({absl::StrCat(Str(r["name"]), " → ", Str(r["result"])),
                      r["hits"].get<double>()});
   }
   h += BarChart("Rule hits (events each rule decided)", rules, "#9334e6");
+  return h;
+}
 
-  // Nodes: those with something to tell first, at most 500.
-  h += "<h2>Nodes</h2>";
-  const nlohmann::json& nodes = report["nodes"];
+std::string NodeRow(const nlohmann::json& n) {
+  std::string h;
+  absl::StrAppend(
+      &h, "<tr><td>", Esc(Str(n["node_id"])), "</td><td>",
+      Esc(Str(n["provider"])), "</td><td>", Esc(Str(n["zone"])), "</td><td>",
+      Esc(Str(n.value("pool", nlohmann::json("")))), "</td><td>",
+      Esc(Str(n["status"])), "</td><td>", Esc(Str(n["health"])), "</td><td>",
+      Str(n["failure_count"]), "</td><td>", Str(n["recovery_count"]),
+      "</td><td><details><summary>", n["events"].size(), " events</summary>");
+  for (const auto& e : n["events"]) {
+    std::string extra;
+    if (e.contains("failure_type"))
+      absl::StrAppend(&extra, " ", Str(e["failure_type"]));
+    if (e.contains("xid_code"))
+      absl::StrAppend(&extra, " xid ", Str(e["xid_code"]));
+    if (e.contains("policy_rule"))
+      absl::StrAppend(&extra, " rule ", Str(e["policy_rule"]), " → ",
+                      Str(e.value("rule_result", nlohmann::json(""))));
+    absl::StrAppend(&h, "<div><code>", Str(e["t"]), "s</code> ",
+                    Esc(Str(e["type"])), Esc(extra), ": ",
+                    Esc(Str(e.value("message", nlohmann::json("")))), "</div>");
+  }
+  h += "</details></td></tr>";
+  return h;
+}
+
+// Nodes: those with something to tell first, at most 500.
+std::string Nodes(const nlohmann::json& nodes) {
+  std::string h = "<h2>Nodes</h2>";
   std::vector<const nlohmann::json*> list;
   for (const auto& n : nodes) list.push_back(&n);
   std::stable_sort(list.begin(), list.end(),
@@ -289,40 +323,31 @@ details{margin:2px 0}summary{cursor:pointer}code{font-size:12px}
   h += "<table><tr><th>node</th><th>provider</th><th>zone</th><th>pool</th>"
        "<th>status</th><th>health</th><th>failures</th><th>recoveries</th>"
        "<th>events</th></tr>";
-  for (size_t i = 0; i < shown; ++i) {
-    const nlohmann::json& n = *list[i];
-    absl::StrAppend(
-        &h, "<tr><td>", Esc(Str(n["node_id"])), "</td><td>",
-        Esc(Str(n["provider"])), "</td><td>", Esc(Str(n["zone"])), "</td><td>",
-        Esc(Str(n.value("pool", nlohmann::json("")))), "</td><td>",
-        Esc(Str(n["status"])), "</td><td>", Esc(Str(n["health"])), "</td><td>",
-        Str(n["failure_count"]), "</td><td>", Str(n["recovery_count"]),
-        "</td><td><details><summary>", n["events"].size(), " events</summary>");
-    for (const auto& e : n["events"]) {
-      std::string extra;
-      if (e.contains("failure_type"))
-        absl::StrAppend(&extra, " ", Str(e["failure_type"]));
-      if (e.contains("xid_code"))
-        absl::StrAppend(&extra, " xid ", Str(e["xid_code"]));
-      if (e.contains("policy_rule"))
-        absl::StrAppend(&extra, " rule ", Str(e["policy_rule"]), " → ",
-                        Str(e.value("rule_result", nlohmann::json(""))));
-      absl::StrAppend(&h, "<div><code>", Str(e["t"]), "s</code> ",
-                      Esc(Str(e["type"])), Esc(extra), ": ",
-                      Esc(Str(e.value("message", nlohmann::json("")))),
-                      "</div>");
-    }
-    h += "</details></td></tr>";
-  }
+  for (size_t i = 0; i < shown; ++i) h += NodeRow(*list[i]);
   h += "</table>";
+  return h;
+}
 
-  const nlohmann::json& run = report["run"];
-  absl::StrAppend(&h, "<h2>Run</h2><p class='sub'>", Str(run["events"]),
-                  " simulation events in ", Str(run["wall_seconds"]),
-                  " s of wall time (", Str(run["events_per_second"]),
-                  " events/s, ", Str(run["node_hours"]),
-                  " node-hours simulated). "
-                  "Generated by the Navarch simulator.</p>");
+std::string Run(const nlohmann::json& run) {
+  return absl::StrCat("<h2>Run</h2><p class='sub'>", Str(run["events"]),
+                      " simulation events in ", Str(run["wall_seconds"]),
+                      " s of wall time (", Str(run["events_per_second"]),
+                      " events/s, ", Str(run["node_hours"]),
+                      " node-hours simulated). "
+                      "Generated by the Navarch simulator.</p>");
+}
+
+}  // namespace
+
+std::string RenderHtml(const nlohmann::json& report) {
+  const nlohmann::json& s = report.at("summary");
+  std::string h = Head(s);
+  h += Cards(s);
+  h += Assertions(s);
+  h += Timeline(report.at("timeline"));
+  h += FailuresAndPolicy(s, report["policy"]);
+  h += Nodes(report["nodes"]);
+  h += Run(report["run"]);
   h += "</body></html>\n";
   return h;
 }

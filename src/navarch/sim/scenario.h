@@ -3,10 +3,11 @@
 // block with a control-plane configuration, `boot_delay`, assertion `params`,
 // new assertion types). docs/simulator.md is the user's description.
 //
-// Parsing is strict: an unknown key, an unknown action, failure type, command
-// type, status or assertion type, or a target that is not in the fleet is an
-// error naming file:line:column, the key path and the offending value. Every
-// problem is collected, in file order.
+// Parsing is strict (the shared reader, config/yaml_reader.h): an unknown
+// key, an unknown action, failure type, command type, status or assertion
+// type, or a target that is not in the fleet is an error naming
+// file:line:column, the key path and the offending value. Every problem is
+// collected, in file order.
 #ifndef NAVARCH_SIM_SCENARIO_H_
 #define NAVARCH_SIM_SCENARIO_H_
 
@@ -20,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "navarch/config/config.h"
+#include "navarch/config/config_error.h"
 
 namespace navarch::sim {
 
@@ -29,14 +31,9 @@ struct Pos {
   int column = 0;
 };
 
-struct ScenarioError {
-  std::string file;
-  Pos pos;
-  std::string path;  // "events[2].params.failure_type"
-  std::string message;
-  // "basic.yaml:12:7: events[2].action: unknown action 'explode' (...)"
-  std::string ToString() const;
-};
+// Scenario errors are the shared reader's: file:line:column, key path,
+// message (config/config_error.h).
+using ScenarioError = ConfigError;
 
 struct NodeSpec {
   std::string id;
@@ -246,7 +243,7 @@ Config SimDefaultConfig();
 
 struct ParseResult {
   Scenario scenario;
-  std::vector<ScenarioError> errors;
+  std::vector<ConfigError> errors;
   bool ok() const { return errors.empty(); }
   // OK, or INVALID_ARGUMENT listing every error, one per line.
   absl::Status status() const;

@@ -86,7 +86,7 @@ TEST(ScenarioTest, RejectsWhatUpstreamLetThrough) {
       {"unknown action", head + "  - at: 1s\n    action: explode\n",
        "t.yaml:7:13: events[0].action: unknown action 'explode'"},
       {"bare number", head + "  - at: 5\n    action: wait\n",
-       "t.yaml:6:9: events[0].at: '5' is not a duration"},
+       "t.yaml:6:9: events[0].at: invalid duration \"5\": missing unit"},
       {"unknown failure type",
        head + "  - at: 1s\n    action: inject_failure\n    target: n1\n"
               "    params: {failure_type: meteor}\n",
@@ -104,10 +104,11 @@ TEST(ScenarioTest, RejectsWhatUpstreamLetThrough) {
               "    params: {failure_type: network}\n",
        "target 'n9' is not a node of the fleet"},
       {"unknown key", head + "  - at: 1s\n    action: wait\n    when: now\n",
-       "t.yaml:8:5: events[0].when: unknown key 'when'"},
+       "t.yaml:8:5: events[0]: unknown key 'when' (known: at, action, "
+       "target, params)"},
       {"unknown param",
        head + "  - at: 1s\n    action: log\n    params: {log_msg: hi}\n",
-       "events[0].params.log_msg: unknown key 'log_msg'"},
+       "events[0].params: unknown key 'log_msg'"},
       {"xid without code",
        head + "  - at: 1s\n    action: inject_failure\n    target: n1\n"
               "    params: {failure_type: xid_error}\n",
@@ -134,12 +135,14 @@ TEST(ScenarioTest, RejectsWhatUpstreamLetThrough) {
       {"cascade probability",
        "name: t\nfleet:\n  - id: n1\nstress:\n  chaos:\n    cascading:\n"
        "      probability: 2\n",
-       "t.yaml:7:20: stress.chaos.cascading.probability: 2 is out of range"},
+       "t.yaml:7:20: stress.chaos.cascading.probability: must be between 0 "
+       "and 1, got 2"},
       {"chaos failure type",
        "name: t\nfleet:\n  - id: n1\nstress:\n  chaos:\n    failure_types:\n"
        "      - {type: gremlins, weight: 1}\n",
        "unknown failure type 'gremlins'"},
-      {"yaml syntax", "name: [t\n", "YAML syntax error"},
+      {"yaml syntax", "name: [t\n",
+       "t.yaml:2:1: invalid YAML: end of sequence flow not found"},
   };
   for (const BadCase& c : cases) {
     ParseResult r = ParseScenario(c.yaml, "t.yaml");
@@ -148,14 +151,36 @@ TEST(ScenarioTest, RejectsWhatUpstreamLetThrough) {
   }
 }
 
+TEST(ScenarioTest, SharedStrictReader) {
+  // Two spellings of one setting: upstream let the last one win.
+  ParseResult twice = ParseScenario(
+      "name: t\nfleet:\n  - id: n1\nstress:\n  chaos:\n"
+      "    correlated_failures:\n"
+      "      - {trigger: network, trigger_type: xid_error}\n",
+      "t.yaml");
+  EXPECT_THAT(Errors(twice),
+              HasSubstr("t.yaml:7:28: stress.chaos.correlated_failures[0]: "
+                        "'trigger_type' and 'trigger' (line 7) are the same "
+                        "setting; keep one"));
+  // One document per file: a second one was silently ignored.
+  ParseResult two_docs =
+      ParseScenario("name: t\nfleet:\n  - id: n1\n---\nname: u\n", "t.yaml");
+  EXPECT_THAT(Errors(two_docs), HasSubstr("only one YAML document is allowed"));
+  // Quoted numbers are strings, as in the control plane's configuration.
+  ParseResult quoted = ParseScenario(
+      "name: t\nfleet:\n  - {id: n1, gpu_count: \"4\"}\n", "t.yaml");
+  EXPECT_THAT(Errors(quoted),
+              HasSubstr("fleet[0].gpu_count: expected an integer, got '4'"));
+}
+
 TEST(ScenarioTest, CollectsEveryErrorInFileOrder) {
   ParseResult r = ParseScenario(
       "name: t\nfleet:\n  - id: n1\nevents:\n  - at: 1s\n    action: a1\n"
       "  - at: 2s\n    action: a2\n",
       "t.yaml");
   ASSERT_THAT(r.errors, SizeIs(2));
-  EXPECT_EQ(r.errors[0].pos.line, 6);
-  EXPECT_EQ(r.errors[1].pos.line, 8);
+  EXPECT_EQ(r.errors[0].line, 6);
+  EXPECT_EQ(r.errors[1].line, 8);
 }
 
 TEST(ScenarioTest, ConfigBlockUsesTheConfigLoaderWithScenarioPositions) {

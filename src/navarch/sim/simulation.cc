@@ -170,6 +170,14 @@ class Simulation final : public ChaosHost {
 
  private:
   void Setup();
+  // Setup's steps, in order.
+  void SetupLogging();
+  void SetupStore();
+  void SetupFleet();
+  void SetupPools();
+  void AddFakeProvider(const std::string& name, const ProviderConfig& pc,
+                       uint64_t n);
+  void OnInstanceRunning(const ProviderInstance& pi);
   SimAgent* AddAgent(NodeSpec spec, const std::string& pool);
   // Handles what the fleet core committed since the last call (collected
   // from its commit callback), and updates the simulation's bookkeeping.
@@ -197,6 +205,18 @@ class Simulation final : public ChaosHost {
   void ReplaceFatal(const std::string& id);
 
   void Sample();
+  // The report's sections (BuildReport), one function each.
+  nlohmann::json CountsJson();
+  nlohmann::json HealthyJson();
+  nlohmann::json PoolSizesJson();
+  nlohmann::json SummaryJson(const std::vector<AssertionResult>& results,
+                             const FleetStats& stats);
+  nlohmann::json PolicyJson(const FleetStats& stats);
+  nlohmann::json NodeJson(const std::string& id, const Tracked& t,
+                          const NodeSpec& n);
+  nlohmann::json NodesJson();
+  nlohmann::json RunJson(double wall_seconds);
+  nlohmann::json ConfigurationJson();
   nlohmann::json BuildReport(const std::vector<AssertionResult>& results,
                              double wall_seconds);
   std::string Elapsed() {
@@ -343,15 +363,16 @@ SimAgent* Simulation::AddAgent(NodeSpec spec, const std::string& pool) {
   return raw;
 }
 
-void Simulation::Setup() {
+void Simulation::SetupLogging() {
   if (opt_.verbose && opt_.log_stream != nullptr) {
     sink_ = std::make_shared<LogSink>(opt_.log_stream, LogFormat::kText,
                                       LogLevel::kInfo, &clock_);
     log_ = Logger(sink_);
   }
+}
+
+void Simulation::SetupStore() {
   const Config& cfg = sc_.config;
-  for (const auto& [name, pc] : cfg.pools) pool_names_.push_back(name);
-  tally_.in_pool.assign(pool_names_.size(), 0);
   // The simulation observes events as they are committed (below) and never
   // reads the store's log back: the store keeps none.
   store_ =
@@ -369,6 +390,10 @@ void Simulation::Setup() {
                        " (ran with the built-in policy)"));
     }
   }
+}
+
+void Simulation::SetupFleet() {
+  const Config& cfg = sc_.config;
   FleetOptions fo = FleetOptionsFromConfig(cfg);  // as the server
   fo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kFleetService));
   // The flush only makes heartbeat timestamps durable; the memory store has
@@ -403,56 +428,75 @@ void Simulation::Setup() {
   timing_.heartbeat_interval = cfg.server.heartbeat_interval;
   timing_.health_interval = cfg.server.health_check_interval;
   timing_.heartbeat_timeout = fo.heartbeat_timeout;
+}
 
-  // Every configured provider is simulated by the fake provider under its
-  // own name, so a production config runs unchanged.
-  if (!cfg.pools.empty()) {
-    providers_ = std::make_unique<ProviderRegistry>();
-    uint64_t n = 0;
-    for (const auto& [name, pc] : cfg.providers) {
-      FakeProviderOptions fpo = FakeOptionsFromConfig(
-          pc, MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider)),
-                      n++));
-      fpo.name = name;
-      if (!pc.gpu_model.empty()) fpo.gpu_type = pc.gpu_model;
-      if (absl::EndsWith(fpo.gpu_type, " (fake)")) {
-        fpo.gpu_type = fpo.gpu_type.substr(0, fpo.gpu_type.size() - 7);
-      }
-      auto fp = std::make_unique<FakeProvider>(clock_, fpo);
-      fp->set_on_running([this](const ProviderInstance& pi) {
-        NodeSpec spec;
-        spec.id = pi.id;
-        spec.provider = pi.provider;
-        spec.region = pi.region.empty() ? "us-central1" : pi.region;
-        spec.zone = pi.zone.empty() ? spec.region + "-a" : pi.zone;
-        spec.instance_type = pi.instance_type;
-        spec.gpu_count = pi.gpu_count > 0 ? pi.gpu_count : 8;
-        spec.gpu_type = pi.gpu_type;
-        spec.labels = pi.labels;
-        std::string pool;
-        if (auto it = pi.labels.find("pool"); it != pi.labels.end())
-          pool = it->second;
-        SimAgent* a = AddAgent(std::move(spec), pool);
-        ++nodes_started_;
-        Note(a->id(), {T(), "started", "instance running; booting"});
-        a->Start(sc_.boot_delay);
-      });
-      fp->set_on_terminated([this](const ProviderInstance& pi) {
-        if (SimAgent* a = FindAgent(pi.id)) {
-          a->Stop();
-          RemoveLive(pi.id);
-          Note(pi.id, {T(), "instance_terminated", "instance terminated"});
-        }
-      });
-      (void)providers_->Add(std::move(fp));
-    }
-    PoolManagerOptions pmo;
-    pmo.instance_manager = cfg.instance_manager;
-    pmo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kPoolManager));
-    pools_ = std::make_unique<PoolManager>(*fleet_, *providers_, notifier_,
-                                           clock_, cfg, pmo);
-    (void)pools_->Init();
+// A pool's instance is running: its agent boots and registers.
+void Simulation::OnInstanceRunning(const ProviderInstance& pi) {
+  NodeSpec spec;
+  spec.id = pi.id;
+  spec.provider = pi.provider;
+  spec.region = pi.region.empty() ? "us-central1" : pi.region;
+  spec.zone = pi.zone.empty() ? spec.region + "-a" : pi.zone;
+  spec.instance_type = pi.instance_type;
+  spec.gpu_count = pi.gpu_count > 0 ? pi.gpu_count : 8;
+  spec.gpu_type = pi.gpu_type;
+  spec.labels = pi.labels;
+  std::string pool;
+  if (auto it = pi.labels.find("pool"); it != pi.labels.end())
+    pool = it->second;
+  SimAgent* a = AddAgent(std::move(spec), pool);
+  ++nodes_started_;
+  Note(a->id(), {T(), "started", "instance running; booting"});
+  a->Start(sc_.boot_delay);
+}
+
+// Every configured provider is simulated by the fake provider under its own
+// name, so a production config runs unchanged.
+void Simulation::AddFakeProvider(const std::string& name,
+                                 const ProviderConfig& pc, uint64_t n) {
+  FakeProviderOptions fpo = FakeOptionsFromConfig(
+      pc,
+      MixSeed(MixSeed(seed_, static_cast<uint64_t>(Purpose::kProvider)), n));
+  fpo.name = name;
+  if (!pc.gpu_model.empty()) fpo.gpu_type = pc.gpu_model;
+  if (absl::EndsWith(fpo.gpu_type, " (fake)")) {
+    fpo.gpu_type = fpo.gpu_type.substr(0, fpo.gpu_type.size() - 7);
   }
+  auto fp = std::make_unique<FakeProvider>(clock_, fpo);
+  fp->set_on_running(
+      [this](const ProviderInstance& pi) { OnInstanceRunning(pi); });
+  fp->set_on_terminated([this](const ProviderInstance& pi) {
+    if (SimAgent* a = FindAgent(pi.id)) {
+      a->Stop();
+      RemoveLive(pi.id);
+      Note(pi.id, {T(), "instance_terminated", "instance terminated"});
+    }
+  });
+  (void)providers_->Add(std::move(fp));
+}
+
+void Simulation::SetupPools() {
+  const Config& cfg = sc_.config;
+  if (cfg.pools.empty()) return;
+  providers_ = std::make_unique<ProviderRegistry>();
+  uint64_t n = 0;
+  for (const auto& [name, pc] : cfg.providers) AddFakeProvider(name, pc, n++);
+  PoolManagerOptions pmo;
+  pmo.instance_manager = cfg.instance_manager;
+  pmo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kPoolManager));
+  pools_ = std::make_unique<PoolManager>(*fleet_, *providers_, notifier_,
+                                         clock_, cfg, pmo);
+  (void)pools_->Init();
+}
+
+void Simulation::Setup() {
+  SetupLogging();
+  const Config& cfg = sc_.config;
+  for (const auto& [name, pc] : cfg.pools) pool_names_.push_back(name);
+  tally_.in_pool.assign(pool_names_.size(), 0);
+  SetupStore();
+  SetupFleet();
+  SetupPools();
   if (pools_ != nullptr) (void)pools_->Reconcile();
   controllers_ = MakeControllers(
       clock_, *fleet_, cfg, kHistoryRetention,
@@ -1017,10 +1061,8 @@ void Simulation::Sample() {
   }
 }
 
-nlohmann::json Simulation::BuildReport(
-    const std::vector<AssertionResult>& results, double wall_seconds) {
-  nlohmann::json report;
-  nlohmann::json& s = report["summary"];
+nlohmann::json Simulation::CountsJson() {
+  nlohmann::json s;
   s["name"] = sc_.name;
   s["seed"] = seed_;
   s["mode"] = sc_.stress ? "stress" : "scenario";
@@ -1040,7 +1082,11 @@ nlohmann::json Simulation::BuildReport(
   s["replacements"] = replacements_;
   s["time_to_detect"] = Distribution(detect_);
   s["time_to_replace"] = Distribution(replace_);
-  nlohmann::json& h = s["healthy"];
+  return s;
+}
+
+nlohmann::json Simulation::HealthyJson() {
+  nlohmann::json h;
   h["min_percent"] = healthy_samples_ > 0 ? Round(min_healthy_pct_, 2) : 0.0;
   h["avg_percent"] = healthy_samples_ > 0
                          ? Round(sum_healthy_pct_ / healthy_samples_, 2)
@@ -1048,6 +1094,10 @@ nlohmann::json Simulation::BuildReport(
   h["peak_nodes"] = peak_healthy_;
   h["min_nodes"] = std::max(min_healthy_, 0);
   h["samples"] = healthy_samples_;
+  return h;
+}
+
+nlohmann::json Simulation::PoolSizesJson() {
   nlohmann::json pools = nlohmann::json::object();
   for (const auto& [name, pc] : sc_.config.pools) {
     nlohmann::json p;
@@ -1062,7 +1112,14 @@ nlohmann::json Simulation::BuildReport(
     p["replacements"] = replacements_by_pool_[name];
     pools[name] = p;
   }
-  s["pool_sizes"] = pools;
+  return pools;
+}
+
+nlohmann::json Simulation::SummaryJson(
+    const std::vector<AssertionResult>& results, const FleetStats& stats) {
+  nlohmann::json s = CountsJson();
+  s["healthy"] = HealthyJson();
+  s["pool_sizes"] = PoolSizesJson();
   std::map<std::string, int> final_status;
   for (const auto& [id, t] : tracked_) {
     if (t.known) ++final_status[ShortName(t.status)];
@@ -1084,14 +1141,14 @@ nlohmann::json Simulation::BuildReport(
   s["assertions_failed"] = static_cast<int>(results.size()) - passed;
   s["errors"] = errors_;
   s["sim_events"] = sim_events_;
+  s["policy_rule_hits"] = stats.rule_matches;
+  return s;
+}
 
-  report["timeline"] = timeline_;
-
-  FleetStats stats = fleet_->stats();
+nlohmann::json Simulation::PolicyJson(const FleetStats& stats) {
   nlohmann::json policy;
-  std::shared_ptr<const Policy> pol = evaluator_->policy();
   nlohmann::json rules = nlohmann::json::array();
-  for (const auto& rule : pol->rules()) {
+  for (const auto& rule : evaluator_->policy()->rules()) {
     int64_t hits = 0;
     if (auto it = stats.rule_matches.find(rule.name);
         it != stats.rule_matches.end()) {
@@ -1117,9 +1174,40 @@ nlohmann::json Simulation::BuildReport(
   policy["health_reports_skipped"] = calls.health_reports_skipped;
   policy["heartbeats_skipped"] = calls.heartbeats_skipped;
   policy["status_changes"] = stats.status_changes;
-  report["policy"] = policy;
-  s["policy_rule_hits"] = stats.rule_matches;
+  return policy;
+}
 
+nlohmann::json Simulation::NodeJson(const std::string& id, const Tracked& t,
+                                    const NodeSpec& n) {
+  nlohmann::json j;
+  j["node_id"] = id;
+  j["provider"] = n.provider;
+  j["region"] = n.region;
+  j["zone"] = n.zone;
+  j["instance_type"] = n.instance_type;
+  j["gpu_type"] = n.gpu_type;
+  j["gpu_count"] = n.gpu_count;
+  if (!t.pool.empty()) j["pool"] = t.pool;
+  j["status"] = t.known ? ShortName(t.status) : "never registered";
+  j["health"] = ShortName(t.health);
+  j["failure_count"] = t.failures;
+  j["recovery_count"] = t.recoveries;
+  j["cold_start_seconds"] = Round(Seconds(t.cold_start));
+  nlohmann::json ev = nlohmann::json::array();
+  for (const NodeEventRec& e : t.events) {
+    nlohmann::json x{{"t", Round(e.t)}, {"type", e.type}};
+    if (!e.message.empty()) x["message"] = e.message;
+    if (!e.failure_type.empty()) x["failure_type"] = e.failure_type;
+    if (e.xid != 0) x["xid_code"] = e.xid;
+    if (!e.rule.empty()) x["policy_rule"] = e.rule;
+    if (!e.result.empty()) x["rule_result"] = e.result;
+    ev.push_back(std::move(x));
+  }
+  j["events"] = std::move(ev);
+  return j;
+}
+
+nlohmann::json Simulation::NodesJson() {
   nlohmann::json nodes = nlohmann::json::array();
   std::vector<const std::pair<const std::string, Tracked>*> by_id;
   by_id.reserve(tracked_.size());
@@ -1127,61 +1215,35 @@ nlohmann::json Simulation::BuildReport(
   std::sort(by_id.begin(), by_id.end(),
             [](const auto* x, const auto* y) { return x->first < y->first; });
   for (const auto* entry : by_id) {
-    const std::string& id = entry->first;
-    const Tracked& t = entry->second;
-    const SimAgent* a = FindAgent(id);
+    const SimAgent* a = FindAgent(entry->first);
     if (a == nullptr) continue;
-    const NodeSpec& n = a->spec();
-    nlohmann::json j;
-    j["node_id"] = id;
-    j["provider"] = n.provider;
-    j["region"] = n.region;
-    j["zone"] = n.zone;
-    j["instance_type"] = n.instance_type;
-    j["gpu_type"] = n.gpu_type;
-    j["gpu_count"] = n.gpu_count;
-    if (!t.pool.empty()) j["pool"] = t.pool;
-    j["status"] = t.known ? ShortName(t.status) : "never registered";
-    j["health"] = ShortName(t.health);
-    j["failure_count"] = t.failures;
-    j["recovery_count"] = t.recoveries;
-    j["cold_start_seconds"] = Round(Seconds(t.cold_start));
-    nlohmann::json ev = nlohmann::json::array();
-    for (const NodeEventRec& e : t.events) {
-      nlohmann::json x{{"t", Round(e.t)}, {"type", e.type}};
-      if (!e.message.empty()) x["message"] = e.message;
-      if (!e.failure_type.empty()) x["failure_type"] = e.failure_type;
-      if (e.xid != 0) x["xid_code"] = e.xid;
-      if (!e.rule.empty()) x["policy_rule"] = e.rule;
-      if (!e.result.empty()) x["rule_result"] = e.result;
-      ev.push_back(std::move(x));
-    }
-    j["events"] = std::move(ev);
-    nodes.push_back(std::move(j));
+    nodes.push_back(NodeJson(entry->first, entry->second, a->spec()));
   }
-  report["nodes"] = std::move(nodes);
+  return nodes;
+}
 
-  nlohmann::json& run = report["run"];
+nlohmann::json Simulation::RunJson(double wall_seconds) {
+  nlohmann::json run;
   run["wall_seconds"] = wall_seconds;
   run["events"] = sim_events_;
   run["events_per_second"] =
       wall_seconds > 0 ? sim_events_ / wall_seconds : 0.0;
   run["simulated_seconds_per_wall_second"] =
       wall_seconds > 0 ? T() / wall_seconds : 0.0;
-  run["node_hours"] = Round(
-      [&] {
-        double sum = 0;
-        // Integrated over the samples: live nodes x interval.
-        for (size_t i = 1; i < timeline_.size(); ++i) {
-          double dt = timeline_[i]["t"].get<double>() -
-                      timeline_[i - 1]["t"].get<double>();
-          sum += timeline_[i - 1]["total"].get<int>() * dt;
-        }
-        return sum / 3600.0;
-      }(),
-      2);
+  double sum = 0;
+  // Integrated over the samples: live nodes x interval.
+  for (size_t i = 1; i < timeline_.size(); ++i) {
+    double dt =
+        timeline_[i]["t"].get<double>() - timeline_[i - 1]["t"].get<double>();
+    sum += timeline_[i - 1]["total"].get<int>() * dt;
+  }
+  run["node_hours"] = Round(sum / 3600.0, 2);
   run["node_hours_per_wall_second"] =
       wall_seconds > 0 ? run["node_hours"].get<double>() / wall_seconds : 0.0;
+  return run;
+}
+
+nlohmann::json Simulation::ConfigurationJson() {
   nlohmann::json cfg;
   cfg["heartbeat_interval"] =
       FormatGoDuration(sc_.config.server.heartbeat_interval);
@@ -1191,7 +1253,6 @@ nlohmann::json Simulation::BuildReport(
       FormatGoDuration(EffectiveHeartbeatTimeout(sc_.config.server));
   cfg["pools"] = sc_.config.pools.size();
   cfg["config_block"] = sc_.has_config;
-  report["configuration"] = cfg;
   if (sc_.stress) {
     nlohmann::json st;
     const StressSpec& ss = *sc_.stress;
@@ -1203,8 +1264,22 @@ nlohmann::json Simulation::BuildReport(
     st["cascading_enabled"] = ss.chaos.cascading.enabled;
     st["recovery_enabled"] = ss.chaos.recovery.enabled;
     st["chaos_start_seconds"] = Round(Seconds(chaos_start_ - start_));
-    report["configuration"]["stress"] = st;
+    cfg["stress"] = st;
   }
+  return cfg;
+}
+
+// The sections in this order: the summary reads the last timeline sample.
+nlohmann::json Simulation::BuildReport(
+    const std::vector<AssertionResult>& results, double wall_seconds) {
+  const FleetStats stats = fleet_->stats();
+  nlohmann::json report;
+  report["summary"] = SummaryJson(results, stats);
+  report["timeline"] = timeline_;
+  report["policy"] = PolicyJson(stats);
+  report["nodes"] = NodesJson();
+  report["run"] = RunJson(wall_seconds);
+  report["configuration"] = ConfigurationJson();
   return report;
 }
 

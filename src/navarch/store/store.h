@@ -64,8 +64,8 @@ struct WriteBatch {
 };
 
 // Liveness data written in bulk, off the critical path: it may be flushed in
-// batches at most a second apart (DESIGN.md, durability). Never lowers a
-// stored last_heartbeat; does not change the record version.
+// batches at most a second apart (docs/architecture.md, durability). Never
+// lowers a stored last_heartbeat; does not change the record version.
 struct HeartbeatUpdate {
   std::string node_id;
   absl::Time last_heartbeat;
