@@ -318,6 +318,9 @@ TEST(ExampleConfigTest, QuickStartLoads) {
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->providers.count("local"), 1u);
   EXPECT_EQ(c->providers.at("local").type, ProviderType::kLocal);
+  // No auth in the quick start: it must not listen beyond this machine.
+  EXPECT_EQ(c->server.address, "127.0.0.1:50051");
+  EXPECT_EQ(c->server.http_address, "127.0.0.1:8080");
   const PoolConfig& p = c->pools.at("dev");
   EXPECT_EQ(p.min_nodes, 2);
   EXPECT_TRUE(p.health.auto_replace);
