@@ -590,9 +590,11 @@ TEST_F(HttpServerTest, ConnectMalformedRequestsAre400sNever500s) {
   auto unknown = Post("/navarch.ControlPlaneService/DropTables", "{}");
   EXPECT_EQ(unknown->status, 501);
   EXPECT_EQ(Json(unknown)["code"], "unimplemented");
+  // A unary content type for the stream: 415 naming the streaming ones.
   auto stream = Post("/navarch.ControlPlaneService/WatchCommands", "{}");
-  EXPECT_EQ(stream->status, 501);
-  EXPECT_THAT(std::string(Json(stream)["message"]), HasSubstr("use gRPC"));
+  EXPECT_EQ(stream->status, 415);
+  EXPECT_THAT(std::string(Json(stream)["message"]),
+              HasSubstr("application/connect+json"));
   auto gzip =
       Post(path, "xx", "application/json", {{"Content-Encoding", "gzip"}});
   EXPECT_EQ(gzip->status, 501);

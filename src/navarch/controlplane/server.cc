@@ -361,6 +361,7 @@ absl::Status ControlPlaneServer::Start() {
   if (pool_manager_ != nullptr) AddPoolMetrics(*metrics_, *pool_manager_);
   NAVARCH_RETURN_IF_ERROR(StartGrpc());
   undo.Push([this] {
+    health_.reset();  // it points into the server
     server_->Shutdown();
     server_->Wait();
     server_.reset();
