@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -644,6 +646,64 @@ TEST_F(CliE2eTest, UpstreamJqRecipes) {
                "select((.last_heartbeat | sub(\"\\\\.[0-9]+\"; \"\") | "
                "fromdateiso8601) < (now - 300))] | length"),
             "0\n");
+}
+
+// A fleet of many pages against a real control plane (the memory store, so
+// registering is quick): `navarch list` follows the pages to the end. The
+// 100,000-node run is in docs/performance.md.
+TEST(CliPagingE2eTest, ListPrintsEveryNodeOfAFleetOfManyPages) {
+  TempDir dir;
+  const std::string config = dir.path() + "/navarch.yaml";
+  testing::WriteFile(config,
+                     "server:\n  address: \"127.0.0.1:0\"\n"
+                     "  http_address: \"127.0.0.1:0\"\n"
+                     "storage:\n  backend: memory\n");
+  const std::string ready = dir.path() + "/ready.json";
+  Process server(testing::BinDir() + "/control-plane",
+                 {"--config", config, "--ready-file", ready},
+                 dir.path() + "/cp.log");
+  const std::string content =
+      testing::WaitForFile(ready, server, std::chrono::seconds(30));
+  ASSERT_FALSE(content.empty()) << testing::ReadFile(dir.path() + "/cp.log");
+  const std::string address = testing::JsonString(content, "grpc_address");
+  auto stub = ControlPlaneService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  constexpr int kNodes = 2500;
+  std::vector<std::thread> registrars;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 10; ++t) {
+    registrars.emplace_back([&, t] {
+      for (int i = t; i < kNodes; i += 10) {
+        RegisterNodeRequest req;
+        req.set_node_id("node-" + std::to_string(100000 + i));
+        req.add_gpus()->set_index(0);
+        RegisterNodeResponse resp;
+        grpc::ClientContext ctx;
+        if (!stub->RegisterNode(&ctx, req, &resp).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& t : registrars) t.join();
+  ASSERT_EQ(failed, 0);
+  auto run = [&](const std::string& args) {
+    const std::string out = dir.path() + "/out";
+    Process p("/bin/sh",
+              {"-c", "exec env -u NAVARCH_SERVER -u NAVARCH_AUTH_TOKEN " +
+                         Quote(testing::BinDir() + "/navarch") + " -s " +
+                         Quote(address) + " " + args + " >" + out},
+              dir.path() + "/sh.log");
+    EXPECT_EQ(p.Wait(std::chrono::seconds(60)), 0);
+    return testing::ReadFile(out);
+  };
+  nlohmann::json nodes =
+      nlohmann::json::parse(run("list -o json --page-size 300"));
+  ASSERT_EQ(nodes.size(), static_cast<size_t>(kNodes));
+  EXPECT_EQ(nodes.front()["node_id"], "node-100000");
+  EXPECT_EQ(nodes.back()["node_id"], "node-102499");
+  const std::string table = run("list");  // the default page size
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), kNodes + 1);
+  server.Signal(SIGTERM);
+  server.Wait(std::chrono::seconds(30));
 }
 
 }  // namespace

@@ -302,6 +302,48 @@ absl::StatusOr<ListInstancesResponse> Client::ListInstances(
   return Call("ListInstances", &ControlPlaneService::Stub::ListInstances, req);
 }
 
+namespace {
+
+// Calls `list` page after page, moving the items `items` picks out of each
+// answer into one vector.
+template <typename Req, typename Resp, typename Item, typename List,
+          typename Items>
+absl::StatusOr<std::vector<Item>> FollowPages(Req req, int page_size, List list,
+                                              Items items) {
+  req.set_page_size(page_size);
+  std::vector<Item> out;
+  while (true) {
+    absl::StatusOr<Resp> page = list(req);
+    if (!page.ok()) return page.status();
+    for (Item& item : *items(*page)) out.push_back(std::move(item));
+    if (page->next_page_token().empty()) return out;
+    // A server that hands back the token it was given would loop forever.
+    if (page->next_page_token() == req.page_token()) {
+      return absl::InternalError(
+          "the server returned the same page token twice; stopping");
+    }
+    req.set_page_token(page->next_page_token());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<NodeInfo>> Client::ListAllNodes(ListNodesRequest req,
+                                                           int page_size) {
+  return FollowPages<ListNodesRequest, ListNodesResponse, NodeInfo>(
+      std::move(req), page_size,
+      [this](const ListNodesRequest& r) { return ListNodes(r); },
+      [](ListNodesResponse& r) { return r.mutable_nodes(); });
+}
+
+absl::StatusOr<std::vector<InstanceInfo>> Client::ListAllInstances(
+    ListInstancesRequest req, int page_size) {
+  return FollowPages<ListInstancesRequest, ListInstancesResponse, InstanceInfo>(
+      std::move(req), page_size,
+      [this](const ListInstancesRequest& r) { return ListInstances(r); },
+      [](ListInstancesResponse& r) { return r.mutable_instances(); });
+}
+
 absl::StatusOr<GetInstanceResponse> Client::GetInstance(
     const GetInstanceRequest& req) {
   return Call("GetInstance", &ControlPlaneService::Stub::GetInstance, req);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,6 +18,9 @@
 #include "navarch/control_plane.grpc.pb.h"
 
 namespace navarch::cli {
+
+// Items per page when the CLI follows a list's pages.
+inline constexpr int kListPageSize = 1000;
 
 struct ConnectionOptions {
   // "host:port", "http://host:port" (plaintext) or "https://host[:port]"
@@ -70,6 +74,14 @@ class Client {
   absl::StatusOr<GetInstanceResponse> GetInstance(
       const GetInstanceRequest& req);
   absl::StatusOr<ListEventsResponse> ListEvents(const ListEventsRequest& req);
+  // Every node (instance) `req` selects, asked for `page_size` at a time and
+  // following next_page_token to the end (AIP-158), so a fleet of any size
+  // lists without hitting a message limit. An upstream server, which knows
+  // no paging, answers everything at once with no token: one call.
+  absl::StatusOr<std::vector<NodeInfo>> ListAllNodes(ListNodesRequest req,
+                                                     int page_size);
+  absl::StatusOr<std::vector<InstanceInfo>> ListAllInstances(
+      ListInstancesRequest req, int page_size);
   absl::StatusOr<ListPoolsResponse> ListPools(const ListPoolsRequest& req);
   absl::StatusOr<GetPoolResponse> GetPool(const GetPoolRequest& req);
   absl::StatusOr<ScalePoolResponse> ScalePool(const ScalePoolRequest& req);

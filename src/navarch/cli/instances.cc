@@ -18,6 +18,7 @@ namespace {
 
 struct ListFlags {
   std::string pool, provider, region, state;
+  int page_size = kListPageSize;
 };
 
 absl::Status List(const ListFlags& f, Session& s) {
@@ -31,10 +32,10 @@ absl::Status List(const ListFlags& f, Session& s) {
     req.set_state(*st);
   }
   NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  NAVARCH_ASSIGN_OR_RETURN(ListInstancesResponse resp,
-                           client->ListInstances(req));
+  NAVARCH_ASSIGN_OR_RETURN(std::vector<InstanceInfo> all,
+                           client->ListAllInstances(req, f.page_size));
   std::vector<const InstanceInfo*> items;
-  for (const auto& i : resp.instances()) items.push_back(&i);
+  for (const auto& i : all) items.push_back(&i);
   std::sort(items.begin(), items.end(),
             [](const InstanceInfo* a, const InstanceInfo* b) {
               return a->instance_id() < b->instance_id();
@@ -117,6 +118,9 @@ void AddInstanceCommands(CLI::App& app, CommandSet& commands) {
                 "only this state: provisioning, pending_registration, "
                 "running, terminating, terminated, failed")
       ->check(Checked("STATE", ParseInstanceState));
+  l->add_option("--page-size", list->page_size,
+                "instances asked for per call (the CLI follows the pages)")
+      ->check(CLI::Range(1, 10000));
 
   auto id = std::make_shared<std::string>();
   CLI::App* g = commands.Add(group, "get", "show one instance",

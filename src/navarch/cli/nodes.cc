@@ -24,6 +24,7 @@ constexpr absl::Duration kStaleHeartbeat = absl::Minutes(2);
 struct ListFlags {
   std::string provider, region, zone, pool, status, health;
   std::vector<std::string> labels;
+  int page_size = kListPageSize;
 };
 
 // Filters the server cannot apply (ListNodesRequest has provider, region
@@ -65,10 +66,11 @@ absl::Status List(const ListFlags& f, Session& s) {
     filter.labels.push_back(*sel);
   }
   NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  NAVARCH_ASSIGN_OR_RETURN(ListNodesResponse resp, client->ListNodes(req));
+  NAVARCH_ASSIGN_OR_RETURN(std::vector<NodeInfo> all,
+                           client->ListAllNodes(req, f.page_size));
 
   std::vector<const NodeInfo*> nodes;
-  for (const auto& n : resp.nodes()) {
+  for (const auto& n : all) {
     if (filter.Keep(n)) nodes.push_back(&n);
   }
   // The server's order is arbitrary (upstream's is random); sorted output can
@@ -262,6 +264,9 @@ void AddNodeCommands(CLI::App& app, CommandSet& commands) {
                 "only nodes with this label (key=value or key); repeatable, "
                 "all must match")
       ->check(Checked("LABEL", ParseLabelSelector));
+  l->add_option("--page-size", list->page_size,
+                "nodes asked for per call (the CLI follows the pages)")
+      ->check(CLI::Range(1, 10000));
 
   auto id = std::make_shared<std::string>();
   CLI::App* g = commands.Add(&app, "get", "show one node in detail",

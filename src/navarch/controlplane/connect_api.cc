@@ -6,6 +6,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "navarch/base/status.h"
+#include "navarch/controlplane/connect_stream.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_api.h"
 
 namespace navarch {
@@ -130,6 +133,12 @@ ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
         return Wait<AckCommandResponse>(
             [&](auto done) { f.AckCommand(r, std::move(done)); });
       });
+  AddOperatorMethods();
+}
+
+void ConnectApi::AddOperatorMethods() {
+  FleetService& f = fleet_;
+  PoolManager* pools = pools_;
   Add<IssueCommandRequest, IssueCommandResponse>(
       "IssueCommand",
       [&f](const IssueCommandRequest& r, const Identity& caller) {
@@ -138,15 +147,28 @@ ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
         });
       });
   Add<ListNodesRequest, ListNodesResponse>(
-      "ListNodes", [&f](const ListNodesRequest& r, const Identity&) {
-        return f.ListNodes(r);
+      "ListNodes",
+      [this](const ListNodesRequest& r,
+             const Identity&) -> absl::StatusOr<ListNodesResponse> {
+        NAVARCH_ASSIGN_OR_RETURN(ListNodesResponse resp, fleet_.ListNodes(r));
+        NAVARCH_RETURN_IF_ERROR(CheckUnpagedAnswer(resp, r.page_size(),
+                                                   resp.nodes_size(), "nodes",
+                                                   max_response_bytes_));
+        return resp;
       });
   Add<GetNodeRequest, GetNodeResponse>(
       "GetNode",
       [&f](const GetNodeRequest& r, const Identity&) { return f.GetNode(r); });
   Add<ListInstancesRequest, ListInstancesResponse>(
-      "ListInstances", [&f](const ListInstancesRequest& r, const Identity&) {
-        return f.ListInstances(r);
+      "ListInstances",
+      [this](const ListInstancesRequest& r,
+             const Identity&) -> absl::StatusOr<ListInstancesResponse> {
+        NAVARCH_ASSIGN_OR_RETURN(ListInstancesResponse resp,
+                                 fleet_.ListInstances(r));
+        NAVARCH_RETURN_IF_ERROR(
+            CheckUnpagedAnswer(resp, r.page_size(), resp.instances_size(),
+                               "instances", max_response_bytes_));
+        return resp;
       });
   Add<GetInstanceRequest, GetInstanceResponse>(
       "GetInstance", [&f](const GetInstanceRequest& r, const Identity&) {
@@ -185,20 +207,19 @@ void ConnectApi::Register(httplib::Server& server) {
 void ConnectApi::Handle(const httplib::Request& req, httplib::Response& res) {
   const std::string name = req.matches[1].str();
   auto it = methods_.find(name);
+  if (name == "WatchCommands") {
+    ServeConnectWatch(fleet_, ctx_, closing_, req, res);
+    return;
+  }
   if (it == methods_.end()) {
     // An unknown name is not a metric label: anyone could mint new series.
-    const bool stream = name == "WatchCommands";
-    RunApiCall(
-        ctx_,
-        {"connect", stream ? "WatchCommands" : "unknown", Access::kPublic}, req,
-        res, [&](const Identity&) {
-          return absl::UnimplementedError(
-              stream ? "WatchCommands is a server stream: use gRPC "
-                       "(Connect streaming is not served)"
-                     : absl::StrCat("unknown method navarch."
-                                    "ControlPlaneService/",
-                                    name));
-        });
+    RunApiCall(ctx_, {"connect", "unknown", Access::kPublic}, req, res,
+               [&](const Identity&) {
+                 return absl::UnimplementedError(
+                     absl::StrCat("unknown method navarch."
+                                  "ControlPlaneService/",
+                                  name));
+               });
     return;
   }
   const Method& method = it->second;

@@ -4,12 +4,13 @@
 // work. Errors are Connect error JSON with Connect's HTTP statuses; a
 // malformed body is invalid_argument (400), never a 500.
 //
-// Not served: WatchCommands (a server stream; Connect streaming needs
-// enveloped framing we do not speak: use gRPC), GET requests (no method of
-// the service is marked side-effect free), compressed request bodies.
+// WatchCommands is served as a Connect server stream (connect_stream.h).
+// Not served: GET requests (no method of the service is marked side-effect
+// free), compressed request bodies.
 #ifndef NAVARCH_CONTROLPLANE_CONNECT_API_H_
 #define NAVARCH_CONTROLPLANE_CONNECT_API_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "google/protobuf/message.h"
 #include "httplib.h"
 #include "navarch/controlplane/http_api.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/pool/pool_manager.h"
 
@@ -34,8 +36,15 @@ class ConnectApi {
 
   // Adds the route to `server`.
   void Register(httplib::Server& server);
+  // Open WatchCommands streams end (unavailable) within a second; new ones
+  // too. For HttpServer::Stop.
+  void CloseStreams() { closing_ = true; }
+  // The largest list answered without page_size (paging.h).
+  void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
 
  private:
+  // The operator and pool RPCs (the constructor adds the node RPCs).
+  void AddOperatorMethods();
   struct Method {
     Access access;
     std::function<std::unique_ptr<google::protobuf::Message>()> new_request;
@@ -54,6 +63,8 @@ class ConnectApi {
   FleetService& fleet_;
   HttpApiContext ctx_;
   PoolManager* pools_;
+  size_t max_response_bytes_ = kMaxResponseBytes;
+  std::atomic<bool> closing_{false};
   std::map<std::string, Method> methods_;
 };
 

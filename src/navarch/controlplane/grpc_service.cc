@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpc/grpc_security_constants.h"
 #include "navarch/api/grpc_status.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_api.h"
 
 namespace navarch {
@@ -256,7 +257,13 @@ grpc::ServerUnaryReactor* GrpcService::ListNodes(
     ListNodesResponse* resp) {
   Call call;
   if (!Begin(ctx, "ListNodes", "", &call)) return call.reactor;
-  return FinishNow(call, fleet_.ListNodes(*req), resp);
+  absl::StatusOr<ListNodesResponse> r = fleet_.ListNodes(*req);
+  if (r.ok()) {
+    absl::Status s = CheckUnpagedAnswer(*r, req->page_size(), r->nodes_size(),
+                                        "nodes", max_response_bytes_);
+    if (!s.ok()) r = s;
+  }
+  return FinishNow(call, std::move(r), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::GetNode(grpc::CallbackServerContext* ctx,
@@ -283,7 +290,14 @@ grpc::ServerUnaryReactor* GrpcService::ListInstances(
     ListInstancesResponse* resp) {
   Call call;
   if (!Begin(ctx, "ListInstances", "", &call)) return call.reactor;
-  return FinishNow(call, fleet_.ListInstances(*req), resp);
+  absl::StatusOr<ListInstancesResponse> r = fleet_.ListInstances(*req);
+  if (r.ok()) {
+    absl::Status s =
+        CheckUnpagedAnswer(*r, req->page_size(), r->instances_size(),
+                           "instances", max_response_bytes_);
+    if (!s.ok()) r = s;
+  }
+  return FinishNow(call, std::move(r), resp);
 }
 
 grpc::ServerUnaryReactor* GrpcService::GetInstance(

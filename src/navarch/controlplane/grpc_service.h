@@ -11,6 +11,7 @@
 #include "navarch/base/logging.h"
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/pool/pool_manager.h"
@@ -26,7 +27,8 @@ class GrpcService final : public ControlPlaneService::CallbackService {
         log_(std::move(log)),
         clock_(clock),
         auth_(auth),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        max_response_bytes_(kMaxResponseBytes) {}
 
   // Graceful stop, first half: from now on new calls fail with UNAVAILABLE;
   // returns once every call in flight has finished (true) or `grace` passed
@@ -86,6 +88,9 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   // The pool RPCs answer UNIMPLEMENTED until this is set (no pools managed).
   // Set before the server starts; must outlive the service.
   void set_pool_manager(PoolManager* pools) { pools_ = pools; }
+  // The largest list answered without page_size (paging.h); larger ones are
+  // RESOURCE_EXHAUSTED. Set before the server starts.
+  void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
 
  private:
   // One unary call: what it is, when it began, who made it.
@@ -116,6 +121,7 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   const Authenticator& auth_;
   RpcMetrics& metrics_;
   PoolManager* pools_ = nullptr;
+  size_t max_response_bytes_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

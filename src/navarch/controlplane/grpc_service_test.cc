@@ -4,7 +4,15 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/impl/rpc_method.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "navarch/config/config.h"
 #include "navarch/controlplane/server.h"
@@ -332,6 +340,176 @@ TEST(GrpcPoolsTest, ListGetAndScale) {
               grpc::StatusCode::NOT_FOUND);
   }
   server.Shutdown(absl::Seconds(1));
+}
+
+// ------------------------------------------------------------------ paging
+
+TEST(GrpcPagingTest, AnUnpagedListTooLargeIsResourceExhaustedAndPagesWork) {
+  RealClock clock;
+  Config config = DefaultConfig();
+  config.server.address = "127.0.0.1:0";
+  config.server.http_address = "127.0.0.1:0";
+  config.storage.backend = StorageBackend::kMemory;
+  ResolveConfig(&config);
+  ControlPlaneServer server(config, clock, NullLogger());
+  // Five nodes take more than 100 bytes: the answer without page_size is
+  // over the limit, as 100,000 nodes are over 64 MiB.
+  server.set_max_response_bytes(100);
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = ControlPlaneService::NewStub(grpc::CreateChannel(
+      server.grpc_address(), grpc::InsecureChannelCredentials()));
+  for (int i = 0; i < 5; ++i) {
+    grpc::ClientContext ctx;
+    RegisterNodeRequest req;
+    req.set_node_id(absl::StrCat("node-", i));
+    req.add_gpus()->set_index(0);
+    RegisterNodeResponse resp;
+    ASSERT_TRUE(stub->RegisterNode(&ctx, req, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    ListNodesResponse resp;
+    grpc::Status s = stub->ListNodes(&ctx, ListNodesRequest(), &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("5 nodes"));
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("page_size"));
+  }
+  std::vector<std::string> seen;
+  ListNodesRequest req;
+  req.set_page_size(2);
+  do {
+    grpc::ClientContext ctx;
+    ListNodesResponse resp;
+    ASSERT_TRUE(stub->ListNodes(&ctx, req, &resp).ok());
+    EXPECT_LE(resp.nodes_size(), 2);
+    for (const NodeInfo& n : resp.nodes()) seen.push_back(n.node_id());
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  EXPECT_THAT(seen, ::testing::ElementsAre("node-0", "node-1", "node-2",
+                                           "node-3", "node-4"));
+  server.Shutdown(absl::Seconds(1));
+}
+
+// ------------------------------------------------- health and reflection
+
+TEST_F(GrpcServiceTest, ServesTheStandardHealthService) {
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      server_->grpc_address(), grpc::InsecureChannelCredentials()));
+  for (const char* service : {"", "navarch.ControlPlaneService"}) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << service << ": " << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING)
+        << service;
+  }
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("no.such.Service");
+  grpc::health::v1::HealthCheckResponse resp;
+  EXPECT_EQ(health->Check(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcServiceTest, HealthIsNotServingOnceShutdownBegins) {
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      server_->grpc_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("navarch.ControlPlaneService");
+  std::unique_ptr<grpc::ClientReader<grpc::health::v1::HealthCheckResponse>>
+      watch = health->Watch(&ctx, req);
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  std::thread stop([this] { server_->Shutdown(absl::Seconds(1)); });
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  ctx.TryCancel();
+  stop.join();
+}
+
+// The fields of a protobuf message read without its schema:
+// (field number, bytes) of each length-delimited field.
+std::vector<std::pair<int, std::string>> Fields(const std::string& bytes) {
+  google::protobuf::UnknownFieldSet set;
+  EXPECT_TRUE(set.ParseFromString(bytes));
+  std::vector<std::pair<int, std::string>> out;
+  for (int i = 0; i < set.field_count(); ++i) {
+    const google::protobuf::UnknownField& f = set.field(i);
+    if (f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      out.emplace_back(f.number(), f.length_delimited());
+    }
+  }
+  return out;
+}
+
+// One exchange on grpc.reflection.v1alpha.ServerReflection, the way grpcurl
+// makes it: `request` is a ServerReflectionRequest, encoded by hand (the
+// reflection library ships no headers for its messages).
+std::string Reflect(const std::string& address, const std::string& request) {
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::internal::RpcMethod method(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
+      stream(grpc::internal::ClientReaderWriterFactory<
+             grpc::ByteBuffer, grpc::ByteBuffer>::Create(channel.get(), method,
+                                                         &ctx));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer out(&slice, 1);
+  EXPECT_TRUE(stream->Write(out));
+  stream->WritesDone();
+  grpc::ByteBuffer in;
+  std::string answer;
+  if (stream->Read(&in)) {
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(in.Dump(&slices).ok());
+    for (const grpc::Slice& s : slices) {
+      answer.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  return answer;
+}
+
+// A length-delimited field: tag, length (< 128), bytes.
+std::string Field(int number, const std::string& value) {
+  return std::string{static_cast<char>(number << 3 | 2),
+                     static_cast<char>(value.size())} +
+         value;
+}
+
+TEST_F(GrpcServiceTest, ServesReflectionForGrpcurl) {
+  // list_services (field 7) -> list_services_response (6) -> service (1)
+  // -> name (1).
+  std::vector<std::string> services;
+  for (const auto& [number, list] :
+       Fields(Reflect(server_->grpc_address(), Field(7, "*")))) {
+    if (number != 6) continue;
+    for (const auto& [n, service] : Fields(list)) {
+      for (const auto& [k, name] : Fields(service)) services.push_back(name);
+    }
+  }
+  EXPECT_THAT(services, ::testing::IsSupersetOf({"navarch.ControlPlaneService",
+                                                 "grpc.health.v1.Health"}));
+  // file_containing_symbol (4) -> file_descriptor_response (4) ->
+  // file_descriptor_proto (1).
+  bool described = false;
+  for (const auto& [number, files] : Fields(Reflect(
+           server_->grpc_address(), Field(4, "navarch.ControlPlaneService")))) {
+    if (number != 4) continue;
+    for (const auto& [n, bytes] : Fields(files)) {
+      google::protobuf::FileDescriptorProto file;
+      ASSERT_TRUE(file.ParseFromString(bytes));
+      if (file.name() == "navarch/control_plane.proto") described = true;
+    }
+  }
+  EXPECT_TRUE(described);
 }
 
 }  // namespace

@@ -189,6 +189,8 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
   server_->set_keep_alive_max_count(
       static_cast<size_t>(std::max(1, options.max_requests_per_connection)));
   server_->set_payload_max_length(options.max_body_bytes);
+  rest_.set_max_response_bytes(options.max_response_bytes);
+  connect_.set_max_response_bytes(options.max_response_bytes);
   // httplib's default sets SO_REUSEPORT, which would let a second control
   // plane share the port silently; SO_REUSEADDR only allows a quick restart.
   server_->set_socket_options([](socket_t sock) {
@@ -236,6 +238,8 @@ void HttpServer::Stop() {
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   draining_ = true;
+  // Streams hold workers until they end; stop() waits for the workers.
+  connect_.CloseStreams();
   server_->stop();
   if (thread_.joinable()) thread_.join();
 }

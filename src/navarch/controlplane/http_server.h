@@ -29,6 +29,7 @@
 #include "navarch/controlplane/connect_api.h"
 #include "navarch/controlplane/http_api.h"
 #include "navarch/controlplane/metrics.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/rest_api.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
@@ -42,6 +43,8 @@ struct HttpServerOptions {
   std::string address = ":8080";     // host:port; port 0: any free port
   const TlsMaterial* tls = nullptr;  // null: plain HTTP
   size_t max_body_bytes = 4 << 20;
+  // The largest list answered without page_size (paging.h).
+  size_t max_response_bytes = kMaxResponseBytes;
   // Each connection holds a worker while it is open (keep-alive included).
   int threads = 32;
   absl::Duration read_timeout = absl::Seconds(10);

@@ -19,6 +19,7 @@
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_api.h"
 #include "navarch/net/http_client.h"
 
@@ -26,6 +27,8 @@ namespace navarch {
 namespace {
 
 using Params = std::set<std::string>;
+using Req = const httplib::Request&;
+using Res = httplib::Response&;
 
 std::string UrlDecode(absl::string_view s) {
   std::string out;
@@ -163,29 +166,68 @@ absl::StatusOr<nlohmann::json> JsonBody(const httplib::Request& req,
   return body;
 }
 
+// ?page_size= (AIP-158): a whole number from 1; the fleet core caps it per
+// list. 0 when absent: every item, as upstream clients expect.
+absl::StatusOr<int> PageSize(const Query& query) {
+  if (query.count("page_size") == 0) return 0;
+  int n = 0;
+  if (!absl::SimpleAtoi(Param(query, "page_size"), &n) || n < 1) {
+    return absl::InvalidArgumentError(
+        "page_size: expected a whole number from 1");
+  }
+  return n;
+}
+
+// The array stays the body (as the CLI prints it); the next page's address
+// travels in a Link header (RFC 8288, as GitHub's API does), and the bare
+// token in X-Next-Page-Token for clients that build URLs themselves.
+void LinkNextPage(const httplib::Request& req, const Query& query,
+                  const std::string& token, httplib::Response& res) {
+  if (token.empty()) return;
+  res.set_header("X-Next-Page-Token", token);
+  std::string next = absl::StrCat(req.path, "?");
+  for (const auto& [key, value] : query) {
+    if (key == "page_token") continue;
+    absl::StrAppend(&next, UrlEncode(key), "=", UrlEncode(value), "&");
+  }
+  absl::StrAppend(&next, "page_token=", UrlEncode(token));
+  res.set_header("Link", absl::StrCat("<", next, ">; rel=\"next\""));
+}
+
 }  // namespace
 
 RestApi::RestApi(FleetService& fleet, const HttpApiContext& ctx,
                  PoolManager* pools)
     : fleet_(fleet), ctx_(ctx), pools_(pools) {}
 
-void RestApi::Register(httplib::Server& server) {
-  using Req = const httplib::Request&;
-  using Res = httplib::Response&;
-  // Each route: its metric name, the access it needs, and the handler.
-  auto route = [this](const char* method, Access access, auto handler) {
-    return [this, method, access, handler](Req req, Res res) {
-      RunApiCall(
-          ctx_, {"rest", method, access}, req, res,
-          [&](const Identity& caller) { return handler(req, res, caller); });
-    };
+template <typename Handler>
+httplib::Server::Handler RestApi::Route(const char* method, Access access,
+                                        Handler handler) {
+  return [this, method, access, handler](const httplib::Request& req,
+                                         httplib::Response& res) {
+    RunApiCall(
+        ctx_, {"rest", method, access}, req, res,
+        [&](const Identity& caller) { return handler(req, res, caller); });
   };
-  server.Get("/api/v1/nodes", route("ListNodes", Access::kRead,
+}
+
+void RestApi::Register(httplib::Server& server) {
+  RegisterNodes(server);
+  RegisterInstances(server);
+  RegisterPools(server);
+  server.Get("/api/v1/events", Route("ListEvents", Access::kRead,
+                                     [this](Req req, Res res, const Identity&) {
+                                       return ListEvents(req, res);
+                                     }));
+}
+
+void RestApi::RegisterNodes(httplib::Server& server) {
+  server.Get("/api/v1/nodes", Route("ListNodes", Access::kRead,
                                     [this](Req req, Res res, const Identity&) {
                                       return ListNodes(req, res);
                                     }));
   server.Get(R"(/api/v1/nodes/([^/]+))",
-             route("GetNode", Access::kRead,
+             Route("GetNode", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
                      NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                      return GetNode(req.matches[1].str(), res);
@@ -202,20 +244,23 @@ void RestApi::Register(httplib::Server& server) {
         Verb{"terminate", "TerminateNode", NODE_COMMAND_TYPE_TERMINATE}}) {
     const NodeCommandType type = v.type;
     server.Post(absl::StrCat(R"(/api/v1/nodes/([^/]+)/)", v.path),
-                route(v.metric, Access::kOperate,
+                Route(v.metric, Access::kOperate,
                       [this, type](Req req, Res res, const Identity& caller) {
                         NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                         return NodeCommand(req, res, req.matches[1].str(), type,
                                            caller);
                       }));
   }
+}
+
+void RestApi::RegisterInstances(httplib::Server& server) {
   server.Get("/api/v1/instances",
-             route("ListInstances", Access::kRead,
+             Route("ListInstances", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
                      return ListInstances(req, res);
                    }));
   server.Get(R"(/api/v1/instances/([^/]+))",
-             route("GetInstance", Access::kRead,
+             Route("GetInstance", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
                      NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                      GetInstanceRequest r;
@@ -225,8 +270,11 @@ void RestApi::Register(httplib::Server& server) {
                      WriteJson(res, ToJson(resp.instance()));
                      return absl::OkStatus();
                    }));
+}
+
+void RestApi::RegisterPools(httplib::Server& server) {
   server.Get("/api/v1/pools",
-             route("ListPools", Access::kRead,
+             Route("ListPools", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
                      NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                      NAVARCH_ASSIGN_OR_RETURN(ListPoolsResponse resp,
@@ -239,7 +287,7 @@ void RestApi::Register(httplib::Server& server) {
                      return absl::OkStatus();
                    }));
   server.Get(R"(/api/v1/pools/([^/]+))",
-             route("GetPool", Access::kRead,
+             Route("GetPool", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
                      NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                      GetPoolRequest r;
@@ -250,14 +298,14 @@ void RestApi::Register(httplib::Server& server) {
                      return absl::OkStatus();
                    }));
   server.Post(R"(/api/v1/pools/([^/]+)/scale)",
-              route("ScalePool", Access::kOperate,
+              Route("ScalePool", Access::kOperate,
                     [this](Req req, Res res, const Identity& caller) {
                       NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
                       return ScalePool(req, res, req.matches[1].str(), caller);
                     }));
   server.Post(
       R"(/api/v1/pools/([^/]+)/reset-breaker)",
-      route("ResetPoolBreaker", Access::kOperate,
+      Route("ResetPoolBreaker", Access::kOperate,
             [this](Req req, Res res, const Identity& caller) {
               NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
               ResetPoolBreakerRequest r;
@@ -270,19 +318,20 @@ void RestApi::Register(httplib::Server& server) {
               WriteJson(res, out);
               return absl::OkStatus();
             }));
-  server.Get("/api/v1/events", route("ListEvents", Access::kRead,
-                                     [this](Req req, Res res, const Identity&) {
-                                       return ListEvents(req, res);
-                                     }));
 }
 
 absl::Status RestApi::ListNodes(const httplib::Request& req,
                                 httplib::Response& res) {
   const Query query = QueryOf(req);
-  NAVARCH_RETURN_IF_ERROR(CheckParams(
-      query, {"provider", "region", "zone", "pool", "status", "health"},
-      {"label"}));
+  NAVARCH_RETURN_IF_ERROR(
+      CheckParams(query,
+                  {"provider", "region", "zone", "pool", "status", "health",
+                   "page_size", "page_token"},
+                  {"label"}));
   ListNodesRequest r;
+  NAVARCH_ASSIGN_OR_RETURN(int page_size, PageSize(query));
+  r.set_page_size(page_size);
+  r.set_page_token(Param(query, "page_token"));
   r.set_provider(Param(query, "provider"));
   r.set_region(Param(query, "region"));
   if (query.count("status") > 0) {
@@ -309,6 +358,10 @@ absl::Status RestApi::ListNodes(const httplib::Request& req,
   const std::string zone = Param(query, "zone");
   const std::string pool = Param(query, "pool");
   NAVARCH_ASSIGN_OR_RETURN(ListNodesResponse resp, fleet_.ListNodes(r));
+  NAVARCH_RETURN_IF_ERROR(CheckUnpagedAnswer(resp, page_size, resp.nodes_size(),
+                                             "nodes", max_response_bytes_));
+  // Filters the fleet core has no field for apply to the page: a page may
+  // hold fewer than page_size nodes, or none, and still have a next one.
   nlohmann::json out = nlohmann::json::array();
   for (const NodeInfo& n : resp.nodes()) {
     if (!zone.empty() && n.zone() != zone) continue;
@@ -324,6 +377,7 @@ absl::Status RestApi::ListNodes(const httplib::Request& req,
     }
     if (match) out.push_back(ToJson(n));
   }
+  LinkNextPage(req, query, resp.next_page_token(), res);
   WriteJson(res, out);
   return absl::OkStatus();
 }
@@ -368,9 +422,13 @@ absl::Status RestApi::NodeCommand(const httplib::Request& req,
 absl::Status RestApi::ListInstances(const httplib::Request& req,
                                     httplib::Response& res) {
   const Query query = QueryOf(req);
-  NAVARCH_RETURN_IF_ERROR(
-      CheckParams(query, {"provider", "region", "state", "pool"}));
+  NAVARCH_RETURN_IF_ERROR(CheckParams(
+      query,
+      {"provider", "region", "state", "pool", "page_size", "page_token"}));
   ListInstancesRequest r;
+  NAVARCH_ASSIGN_OR_RETURN(int page_size, PageSize(query));
+  r.set_page_size(page_size);
+  r.set_page_token(Param(query, "page_token"));
   r.set_provider(Param(query, "provider"));
   r.set_region(Param(query, "region"));
   r.set_pool_name(Param(query, "pool"));
@@ -382,8 +440,12 @@ absl::Status RestApi::ListInstances(const httplib::Request& req,
     r.set_state(state);
   }
   NAVARCH_ASSIGN_OR_RETURN(ListInstancesResponse resp, fleet_.ListInstances(r));
+  NAVARCH_RETURN_IF_ERROR(CheckUnpagedAnswer(resp, page_size,
+                                             resp.instances_size(), "instances",
+                                             max_response_bytes_));
   nlohmann::json out = nlohmann::json::array();
   for (const InstanceInfo& i : resp.instances()) out.push_back(ToJson(i));
+  LinkNextPage(req, query, resp.next_page_token(), res);
   WriteJson(res, out);
   return absl::OkStatus();
 }
@@ -392,7 +454,8 @@ absl::Status RestApi::ListEvents(const httplib::Request& req,
                                  httplib::Response& res) {
   const Query query = QueryOf(req);
   NAVARCH_RETURN_IF_ERROR(CheckParams(
-      query, {"node", "pool", "since", "until", "limit", "page_token"},
+      query,
+      {"node", "pool", "since", "until", "limit", "page_size", "page_token"},
       {"kind"}));
   ListEventsRequest r;
   r.set_node_id(Param(query, "node"));
@@ -409,12 +472,18 @@ absl::Status RestApi::ListEvents(const httplib::Request& req,
         absl::Time t, ParseTimeParam("until", Param(query, "until"), now));
     *r.mutable_until() = ToTimestamp(t);
   }
-  if (query.count("limit") > 0) {
+  // `limit` is the older name of page_size; events come 100 to a page
+  // unless asked otherwise, at most 1000.
+  if (query.count("limit") > 0 && query.count("page_size") > 0) {
+    return absl::InvalidArgumentError("give page_size or limit, not both");
+  }
+  const char* size_key = query.count("limit") > 0 ? "limit" : "page_size";
+  if (query.count(size_key) > 0) {
     int limit = 0;
-    if (!absl::SimpleAtoi(Param(query, "limit"), &limit) || limit < 1 ||
+    if (!absl::SimpleAtoi(Param(query, size_key), &limit) || limit < 1 ||
         limit > 1000) {
       return absl::InvalidArgumentError(
-          "limit: expected a whole number from 1 to 1000");
+          absl::StrCat(size_key, ": expected a whole number from 1 to 1000"));
     }
     r.set_page_size(limit);
   }
@@ -422,18 +491,7 @@ absl::Status RestApi::ListEvents(const httplib::Request& req,
   NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse resp, fleet_.ListEvents(r));
   nlohmann::json out = nlohmann::json::array();
   for (const Event& e : resp.events()) out.push_back(ToJson(e));
-  if (!resp.next_page_token().empty()) {
-    // The array stays the body (as the CLI prints it); the cursor travels in
-    // headers, GitHub style.
-    res.set_header("X-Next-Page-Token", resp.next_page_token());
-    std::string next = absl::StrCat(req.path, "?");
-    for (const auto& [key, value] : query) {
-      if (key == "page_token") continue;
-      absl::StrAppend(&next, UrlEncode(key), "=", UrlEncode(value), "&");
-    }
-    absl::StrAppend(&next, "page_token=", UrlEncode(resp.next_page_token()));
-    res.set_header("Link", absl::StrCat("<", next, ">; rel=\"next\""));
-  }
+  LinkNextPage(req, query, resp.next_page_token(), res);
   WriteJson(res, out);
   return absl::OkStatus();
 }

@@ -1,13 +1,22 @@
 // REST JSON under /api/v1, in the same shape as the CLI's `-o json`
 // (upstream field names, enum names, RFC 3339 times; lists are arrays):
 //
-//   GET /api/v1/nodes[?provider=&region=&zone=&pool=&status=&health=&label=k=v]
+//   GET  /api/v1/nodes[?provider=&region=&zone=&pool=&status=&health=
+//                      &label=k=v&page_size=&page_token=]
 //   GET  /api/v1/nodes/{id}
-//   POST /api/v1/nodes/{id}/{cordon|uncordon|drain|terminate}  [{"reason":
-//   "..."}] GET  /api/v1/instances[?provider=&region=&state=&pool=] GET
-//   /api/v1/instances/{id} GET  /api/v1/pools, GET /api/v1/pools/{name}, POST
-//   /api/v1/pools/{name}/scale GET
-//   /api/v1/events[?node=&pool=&kind=&since=&until=&limit=&page_token=]
+//   POST /api/v1/nodes/{id}/{cordon|uncordon|drain|terminate}
+//        [{"reason": "..."}]
+//   GET  /api/v1/instances[?provider=&region=&state=&pool=&page_size=
+//                          &page_token=]
+//   GET  /api/v1/instances/{id}
+//   GET  /api/v1/pools, GET /api/v1/pools/{name}
+//   POST /api/v1/pools/{name}/scale, POST /api/v1/pools/{name}/reset-breaker
+//   GET  /api/v1/events[?node=&pool=&kind=&since=&until=&page_size=
+//                       &page_token=]
+//
+// Lists page (AIP-158): the body stays a JSON array; the next page's URL is
+// in `Link: <...>; rel="next"` (RFC 8288) and its token in
+// X-Next-Page-Token.
 //
 // docs/api.md is the reference.
 #ifndef NAVARCH_CONTROLPLANE_REST_API_H_
@@ -18,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "httplib.h"
 #include "navarch/controlplane/http_api.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/pool/pool_manager.h"
 
@@ -29,8 +39,20 @@ class RestApi {
   RestApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools);
 
   void Register(httplib::Server& server);
+  // The largest list answered without page_size (paging.h). Set before
+  // Register.
+  void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
 
  private:
+  // A route's handler: runs `handler(req, res, caller)` as one API call
+  // named `method` that needs `access`.
+  template <typename Handler>
+  httplib::Server::Handler Route(const char* method, Access access,
+                                 Handler handler);
+  void RegisterNodes(httplib::Server& server);
+  void RegisterInstances(httplib::Server& server);
+  void RegisterPools(httplib::Server& server);
+
   absl::Status ListNodes(const httplib::Request& req, httplib::Response& res);
   absl::Status GetNode(const std::string& id, httplib::Response& res);
   absl::Status NodeCommand(const httplib::Request& req, httplib::Response& res,
@@ -45,6 +67,7 @@ class RestApi {
   FleetService& fleet_;
   HttpApiContext ctx_;
   PoolManager* pools_;
+  size_t max_response_bytes_ = kMaxResponseBytes;
 };
 
 }  // namespace navarch

@@ -4,14 +4,19 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
 #include "navarch/controlplane/controllers.h"
 #include "navarch/controlplane/fleet_metrics.h"
 #include "navarch/controlplane/instrumented_store.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_metrics.h"
 #include "navarch/controlplane/process_metrics.h"
+#include "navarch/controlplane/undo_stack.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/fake/fake_provider.h"
@@ -92,6 +97,9 @@ absl::Status ControlPlaneServer::StartNotifier() {
       WebhookNotifier::Validate(config_.server.notifier.webhook));
   notifier_ = std::make_unique<WebhookNotifier>(config_.server.notifier.webhook,
                                                 clock_);
+  NotifierDispatcherOptions dispatch;
+  // Control planes restarted together still spread their retries.
+  dispatch.seed = static_cast<uint64_t>(absl::ToUnixNanos(clock_.Now()));
   dispatcher_ = std::make_unique<NotifierDispatcher>(
       *notifier_, clock_,
       [this](const Notice& notice, const absl::Status& s, int attempts) {
@@ -112,7 +120,8 @@ absl::Status ControlPlaneServer::StartNotifier() {
                   attempts == 1 ? " attempt: " : " attempts: ", s.message()),
               {{"notice", type}, {"attempts", absl::StrCat(attempts)}}, done);
         });
-      });
+      },
+      dispatch);
   dispatcher_->Start();
   metrics_->AddCollector([this](MetricWriter& w) {
     WriteSplitCounter(w, "navarch_notifier_notices_total",
@@ -132,6 +141,10 @@ absl::Status ControlPlaneServer::StartNotifier() {
 void ControlPlaneServer::OnEventsCommitted(const std::vector<Event>& events) {
   for (const Event& e : events) {
     if (std::optional<Notice> notice = NoticeFor(e)) {
+      // The event's id and time, so every retry of the notice carries the
+      // same ones and a receiver can tell a retry from a new notice.
+      notice->id = absl::StrCat("event-", e.id());
+      notice->time = FromTimestamp(e.time());
       if (dispatcher_ != nullptr) dispatcher_->Enqueue(*std::move(notice));
     } else if (WantsPoolTick(e) && pool_worker_ != nullptr) {
       // A pool node turned UNHEALTHY: start its replacement now, not at
@@ -191,15 +204,13 @@ void ControlPlaneServer::StartPools() {
   }
 }
 
-absl::Status ControlPlaneServer::Start() {
+absl::Status ControlPlaneServer::LoadSecrets() {
   if (!config_.server.health_policy.empty()) {
     auto policy = Policy::LoadFile(config_.server.health_policy);
     if (!policy.ok())
       return Annotate(policy.status(), "loading the health policy");
     evaluator_.SetPolicy(*policy);
   }
-  // Secrets and certificates first: a missing one fails before anything
-  // opens or listens.
   if (config_.server.tls.enabled()) {
     absl::StatusOr<TlsMaterial> tls = LoadTlsMaterial(config_.server.tls);
     if (!tls.ok()) return tls.status();
@@ -209,18 +220,23 @@ absl::Status ControlPlaneServer::Start() {
       Authenticator::Create(config_.auth, tls_ && tls_->mutual());
   if (!auth.ok()) return auth.status();
   auth_ = std::move(*auth);
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlaneServer::OpenStorage() {
   metrics_ = std::make_unique<MetricsRegistry>();
   rpc_metrics_ = std::make_unique<RpcMetrics>(*metrics_);
   AddBuildInfo(*metrics_);
   AddProcessMetrics(*metrics_);
-
   const std::string backend(StorageBackendName(config_.storage.backend));
   auto store = OpenStore(backend, DatabasePath(config_));
   if (!store.ok()) return Annotate(store.status(), "opening the store");
   store_ =
       std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
+  return absl::OkStatus();
+}
 
-  NAVARCH_RETURN_IF_ERROR(StartNotifier());
+absl::Status ControlPlaneServer::StartFleet() {
   // Made before the fleet, whose commit thread may ask it for a tick; it
   // runs only once started, after the pool manager exists.
   if (!config_.pools.empty()) {
@@ -236,13 +252,18 @@ absl::Status ControlPlaneServer::Start() {
                                           options);
   NAVARCH_RETURN_IF_ERROR(fleet_->Start());
   AddFleetMetrics(*metrics_, *fleet_);
+  return absl::OkStatus();
+}
 
-  StartPools();
-
+absl::Status ControlPlaneServer::StartGrpc() {
   service_ = std::make_unique<GrpcService>(*fleet_, log_, clock_, *auth_,
                                            *rpc_metrics_);
   service_->set_pool_manager(pool_manager_.get());
-  if (pool_manager_ != nullptr) AddPoolMetrics(*metrics_, *pool_manager_);
+  service_->set_max_response_bytes(max_response_bytes_);
+  // grpc.health.v1.Health (gRPC's implementation; HealthReporter sets its
+  // statuses) and server reflection, for probes, load balancers and grpcurl.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string listen = GrpcListenAddress(config_.server.address);
@@ -252,7 +273,7 @@ absl::Status ControlPlaneServer::Start() {
       &port);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
-  builder.SetMaxSendMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
   // Without this, a second control plane would silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Detect dead agents on idle command streams.
@@ -263,9 +284,7 @@ absl::Status ControlPlaneServer::Start() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
-    fleet_->Stop();
-    if (dispatcher_ != nullptr) dispatcher_->Stop();
-    store_->Close();
+    server_.reset();
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config_.server.address,
         ": the address is already in use or not available on this host"));
@@ -273,7 +292,13 @@ absl::Status ControlPlaneServer::Start() {
   std::string host = listen.substr(0, listen.rfind(':'));
   if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
   grpc_address_ = absl::StrCat(host, ":", port);
+  health_ = std::make_unique<HealthReporter>(*server_->GetHealthCheckService(),
+                                             *store_, log_);
+  health_->Check();
+  return absl::OkStatus();
+}
 
+absl::Status ControlPlaneServer::StartHttp() {
   http_ = std::make_unique<HttpServer>(*fleet_, *store_, *auth_, *metrics_,
                                        *rpc_metrics_, clock_, log_,
                                        pool_manager_.get());
@@ -281,19 +306,16 @@ absl::Status ControlPlaneServer::Start() {
   http_options.address = config_.server.http_address;
   http_options.tls = tls_ ? &*tls_ : nullptr;
   http_options.max_body_bytes = kMaxMessageBytes;
+  http_options.max_response_bytes = max_response_bytes_;
   if (absl::Status s = http_->Start(http_options); !s.ok()) {
     http_.reset();
-    server_->Shutdown();
-    server_->Wait();
-    server_.reset();
-    fleet_->Stop();
-    if (dispatcher_ != nullptr) dispatcher_->Stop();
-    store_->Close();
     return s;
   }
   http_address_ = http_->address();
-  LogSecurity();
+  return absl::OkStatus();
+}
 
+void ControlPlaneServer::StartControllers() {
   // Controllers (controllers.h: the simulator runs the same ones).
   const bool pools = pool_manager_ != nullptr && pool_worker_ != nullptr;
   if (pools) {
@@ -308,6 +330,9 @@ absl::Status ControlPlaneServer::Start() {
       pools ? std::function<void()>([this] { pool_worker_->Request(); })
             : nullptr,
       log_);
+  // The gRPC health status follows the store, as /readyz does.
+  controllers_.push_back(std::make_unique<PeriodicTask>(
+      clock_, kHealthCheckInterval, [this] { health_->Check(); }));
   if (pools) {
     // Upstream's first evaluation came one interval after start; ours runs
     // now, before Start returns, so min_nodes is provisioned by the time the
@@ -316,7 +341,35 @@ absl::Status ControlPlaneServer::Start() {
     pool_worker_->Start();
   }
   for (auto& c : controllers_) c->Start();
+}
 
+absl::Status ControlPlaneServer::Start() {
+  // Secrets and certificates first: a missing one fails before anything
+  // opens or listens.
+  NAVARCH_RETURN_IF_ERROR(LoadSecrets());
+  NAVARCH_RETURN_IF_ERROR(OpenStorage());
+  // From here on a failure undoes what was started, newest first.
+  UndoStack undo;
+  undo.Push([this] { store_->Close(); });
+  NAVARCH_RETURN_IF_ERROR(StartNotifier());
+  undo.Push([this] {
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
+  });
+  NAVARCH_RETURN_IF_ERROR(StartFleet());
+  undo.Push([this] { fleet_->Stop(); });
+  StartPools();
+  if (pool_manager_ != nullptr) AddPoolMetrics(*metrics_, *pool_manager_);
+  NAVARCH_RETURN_IF_ERROR(StartGrpc());
+  undo.Push([this] {
+    health_.reset();  // it points into the server
+    server_->Shutdown();
+    server_->Wait();
+    server_.reset();
+  });
+  NAVARCH_RETURN_IF_ERROR(StartHttp());
+  undo.Release();
+  LogSecurity();
+  StartControllers();
   log_.Info("control plane ready",
             {{"grpc_address", grpc_address_},
              {"http_address", http_address_},
@@ -334,8 +387,10 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   log_.Info("shutting down", {{"grace", grace}});
   for (auto& c : controllers_) c->Stop();
   if (pool_worker_ != nullptr) pool_worker_->Stop();
-  // Load balancers see /readyz fail while calls finish.
+  // Load balancers see /readyz and the gRPC health service fail while calls
+  // finish.
   if (http_ != nullptr) http_->SetDraining();
+  if (health_ != nullptr) health_->SetDraining();
   if (server_ != nullptr) {
     // Streams end first; then calls in flight finish (their commits land)
     // while new ones are refused; only then does the listener go.

@@ -17,8 +17,10 @@
 #include "navarch/config/config.h"
 #include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/grpc_service.h"
+#include "navarch/controlplane/health_reporter.h"
 #include "navarch/controlplane/http_server.h"
 #include "navarch/controlplane/metrics.h"
+#include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/periodic.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
@@ -62,9 +64,28 @@ class ControlPlaneServer {
   // "host:port" of the HTTP listener, likewise.
   const std::string& http_address() const { return http_address_; }
   FleetService& fleet() { return *fleet_; }
+  // The largest list answered without page_size over any transport
+  // (paging.h); tests make it small. Call before Start.
+  void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
   MetricsRegistry& metrics() { return *metrics_; }
 
  private:
+  // How often the gRPC health status is brought up to date.
+  static constexpr absl::Duration kHealthCheckInterval = absl::Seconds(1);
+
+  // The steps of Start, in order. Each leaves what it built in members.
+  // Policy, TLS material and tokens: nothing opens or listens yet.
+  absl::Status LoadSecrets();
+  // The metrics registry and the store.
+  absl::Status OpenStorage();
+  // The fleet core (and the pool worker it may ask for ticks).
+  absl::Status StartFleet();
+  // The gRPC listener with health and reflection; UNAVAILABLE when the port
+  // is taken.
+  absl::Status StartGrpc();
+  absl::Status StartHttp();
+  // Reconciliation, the first pool tick, the periodic controllers.
+  void StartControllers();
   // Builds the notifier and its dispatcher (before the fleet: the fleet
   // reports its commits to them).
   absl::Status StartNotifier();
@@ -98,10 +119,12 @@ class ControlPlaneServer {
   std::unique_ptr<CoalescingWorker> pool_worker_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HealthReporter> health_;
   std::unique_ptr<HttpServer> http_;
   std::vector<std::unique_ptr<PeriodicTask>> controllers_;
   std::string grpc_address_;
   std::string http_address_;
+  size_t max_response_bytes_ = kMaxResponseBytes;
   bool shut_down_ = false;
 };
 

@@ -25,7 +25,8 @@ NotifierDispatcher::NotifierDispatcher(Notifier& notifier, Clock& clock,
     : notifier_(notifier),
       clock_(clock),
       on_failure_(std::move(on_failure)),
-      options_(options) {}
+      options_(options),
+      random_(options.seed) {}
 
 NotifierDispatcher::~NotifierDispatcher() { Stop(); }
 
@@ -67,16 +68,15 @@ void NotifierDispatcher::Enqueue(Notice notice) {
   MakeReadyLocked(id);
 }
 
-absl::Status NotifierDispatcher::Deliver(const Notice& n) {
-  switch (n.type) {
-    case NoticeType::kCordon:
-      return notifier_.Cordon(n.node_id, n.reason);
-    case NoticeType::kUncordon:
-      return notifier_.Uncordon(n.node_id);
-    case NoticeType::kDrain:
-      return notifier_.Drain(n.node_id, n.reason);
+absl::Duration NotifierDispatcher::BackoffLocked(int attempts) {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int i = 1; i < attempts; ++i) {
+    backoff = std::min(backoff * 2, options_.max_backoff);
   }
-  return absl::InternalError("unknown notice");
+  const double jitter = std::clamp(options_.jitter, 0.0, 1.0);
+  if (jitter == 0) return backoff;
+  std::uniform_real_distribution<double> cut(0, jitter);
+  return backoff * (1 - cut(random_));
 }
 
 void NotifierDispatcher::Run() {
@@ -99,7 +99,7 @@ void NotifierDispatcher::Run() {
       ++q.attempts;
       busy_ = true;
     }
-    absl::Status s = Deliver(notice);
+    absl::Status s = notifier_.Notify(notice);
     int attempts = 0;
     bool failed_for_good = false;
     {
@@ -111,10 +111,7 @@ void NotifierDispatcher::Run() {
           q.attempts < options_.max_attempts && !stopped_) {
         ++counters_[absl::StrCat(type, "|retried")];
         q.parked = true;
-        absl::Duration backoff = options_.initial_backoff;
-        for (int i = 1; i < q.attempts; ++i) {
-          backoff = std::min(backoff * 2, options_.max_backoff);
-        }
+        const absl::Duration backoff = BackoffLocked(q.attempts);
         // The timer id is known only after Schedule returns; the callback
         // may run first (a zero backoff on a fake clock), so it re-checks.
         auto id = std::make_shared<TimerId>(0);

@@ -6,7 +6,8 @@
 // Per node, notices are delivered one at a time in the order they were
 // enqueued; a notice that fails with a retryable error (UNAVAILABLE,
 // DEADLINE_EXCEEDED, ...) is retried with exponential backoff on the clock
-// before the node's later notices go out, so a scheduler never sees
+// (with jitter) before the node's later notices go out, so a scheduler
+// never sees
 // "uncordon" overtaken by an earlier "cordon". A notice that fails for good
 // (non-retryable, or out of attempts) is reported and dropped.
 #ifndef NAVARCH_NOTIFIER_DISPATCHER_H_
@@ -16,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -26,21 +28,17 @@
 
 namespace navarch {
 
-enum class NoticeType { kCordon, kUncordon, kDrain };
-absl::string_view NoticeTypeName(NoticeType type);
-
-struct Notice {
-  NoticeType type = NoticeType::kCordon;
-  std::string node_id;
-  std::string reason;
-};
-
 struct NotifierDispatcherOptions {
   int max_attempts = 5;
   absl::Duration initial_backoff = absl::Seconds(1);
   absl::Duration max_backoff = absl::Minutes(1);
   // Queued notices across all nodes; more are dropped (and reported).
   size_t max_queued = 100000;
+  // Each retry waits its backoff shortened by up to this fraction, drawn
+  // from a generator seeded with `seed`, so notices that failed together
+  // (a receiver restarting) are not all retried in the same instant.
+  double jitter = 0.2;
+  uint64_t seed = 1;
 };
 
 class NotifierDispatcher {
@@ -82,7 +80,8 @@ class NotifierDispatcher {
   void Run();
   void MakeReadyLocked(const std::string& node_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Deliver(const Notice& n);
+  // The wait before retry number `attempts` (1: the first retry).
+  absl::Duration BackoffLocked(int attempts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Notifier& notifier_;
   Clock& clock_;
@@ -96,6 +95,7 @@ class NotifierDispatcher {
   bool stopped_ ABSL_GUARDED_BY(mu_) = true;
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
   std::map<TimerId, bool> timers_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
   std::thread worker_;
 };
 

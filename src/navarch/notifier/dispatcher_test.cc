@@ -25,10 +25,22 @@ class RecordingNotifier final : public Notifier {
     return Record("drain " + id + (r.empty() ? "" : " " + r));
   }
   absl::StatusOr<bool> IsDrained(const std::string&) override { return true; }
+  absl::Status Notify(const Notice& notice) override {
+    {
+      absl::MutexLock lock(&mu);
+      stamps_.push_back(notice.id + " " + absl::FormatTime(notice.time));
+    }
+    return Notifier::Notify(notice);
+  }
 
   std::vector<std::string> calls() {
     absl::MutexLock lock(&mu);
     return calls_;
+  }
+  // "<id> <time>" of every notice delivered.
+  std::vector<std::string> stamps() {
+    absl::MutexLock lock(&mu);
+    return stamps_;
   }
   absl::Mutex mu;
   int fail_next ABSL_GUARDED_BY(mu) = 0;
@@ -44,7 +56,8 @@ class RecordingNotifier final : public Notifier {
     }
     return absl::OkStatus();
   }
-  std::vector<std::string> calls_;
+  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu);
+  std::vector<std::string> stamps_ ABSL_GUARDED_BY(mu);
 };
 
 class DispatcherTest : public ::testing::Test {
@@ -53,6 +66,7 @@ class DispatcherTest : public ::testing::Test {
     NotifierDispatcherOptions o;
     o.max_attempts = 3;
     o.initial_backoff = absl::Seconds(1);
+    o.jitter = 0;  // exact backoffs; jitter has a test of its own
     d_ = std::make_unique<NotifierDispatcher>(
         n_, clock_,
         [this](const Notice& notice, const absl::Status& s, int attempts) {
@@ -108,6 +122,53 @@ TEST_F(DispatcherTest, RetriesWithBackoffAndKeepsPerNodeOrder) {
   EXPECT_EQ(d_->counters()["cordon|ok"], 1);
   absl::MutexLock lock(&mu_);
   EXPECT_TRUE(failures_.empty());
+}
+
+TEST_F(DispatcherTest, ARetryIsTheSameNoticeWithItsIdAndTime) {
+  {
+    absl::MutexLock lock(&n_.mu);
+    n_.fail_next = 1;
+  }
+  const absl::Time happened = clock_.Now() - absl::Minutes(1);
+  d_->Enqueue({NoticeType::kDrain, "a", "xid", "event-7", happened});
+  Idle();
+  clock_.Advance(absl::Seconds(1));
+  Idle();
+  const std::string stamp = "event-7 " + absl::FormatTime(happened);
+  EXPECT_THAT(n_.stamps(), ElementsAre(stamp, stamp));
+  EXPECT_EQ(d_->counters()["drain|ok"], 1);
+}
+
+// Where the retry of a notice that failed once falls, with `seed`.
+absl::Duration FirstRetryWait(uint64_t seed) {
+  RecordingNotifier n;
+  {
+    absl::MutexLock lock(&n.mu);
+    n.fail_next = 1;
+  }
+  FakeClock clock;
+  NotifierDispatcherOptions o;
+  o.initial_backoff = absl::Seconds(10);
+  o.jitter = 0.5;
+  o.seed = seed;
+  NotifierDispatcher d(n, clock, nullptr, o);
+  d.Start();
+  d.Enqueue({NoticeType::kCordon, "a", ""});
+  EXPECT_TRUE(d.WaitIdle(absl::Seconds(10)));
+  const absl::Duration wait = clock.NextTimerAt() - clock.Now();
+  d.Stop();
+  return wait;
+}
+
+TEST(DispatcherJitterTest, RetriesWaitAJitteredBackoffDrawnFromTheSeed) {
+  const absl::Duration a = FirstRetryWait(1);
+  const absl::Duration b = FirstRetryWait(2);
+  EXPECT_EQ(a, FirstRetryWait(1));  // seeded: reproducible
+  EXPECT_NE(a, b);
+  for (absl::Duration wait : {a, b}) {
+    EXPECT_GT(wait, absl::Seconds(5));
+    EXPECT_LE(wait, absl::Seconds(10));
+  }
 }
 
 TEST_F(DispatcherTest, OtherNodesAreNotHeldUpByARetry) {

@@ -8,8 +8,25 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace navarch {
+
+enum class NoticeType { kCordon, kUncordon, kDrain };
+absl::string_view NoticeTypeName(NoticeType type);  // "cordon", ...
+
+// One thing the workload system is told.
+struct Notice {
+  NoticeType type = NoticeType::kCordon;
+  std::string node_id;
+  std::string reason;
+  // Stable across retries, so a receiver can tell a retry from a new notice
+  // ("event-<id>" of the event log entry it comes from; empty when none).
+  std::string id;
+  // When it happened (the event's time), not when it is (re)sent;
+  // InfinitePast when unknown (the notifier then uses the send time).
+  absl::Time time = absl::InfinitePast();
+};
 
 // Implementations are thread-safe. Calls may block on the network: callers
 // run them on worker threads (the pool manager's), never under a fleet lock.
@@ -26,6 +43,21 @@ class Notifier {
                              const std::string& reason) = 0;
   // True once nothing runs on the node any more.
   virtual absl::StatusOr<bool> IsDrained(const std::string& node_id) = 0;
+
+  // Delivers `notice` (what the dispatcher calls): Cordon, Uncordon or Drain
+  // unless the notifier carries the notice's id and time itself (the
+  // webhook does).
+  virtual absl::Status Notify(const Notice& notice) {
+    switch (notice.type) {
+      case NoticeType::kCordon:
+        return Cordon(notice.node_id, notice.reason);
+      case NoticeType::kUncordon:
+        return Uncordon(notice.node_id);
+      case NoticeType::kDrain:
+        return Drain(notice.node_id, notice.reason);
+    }
+    return absl::InternalError("unknown notice");
+  }
 };
 
 // No workload system: every call succeeds and a node is always drained.

@@ -32,16 +32,19 @@ absl::Status WebhookNotifier::Validate(const WebhookConfig& config) {
 }
 
 absl::Status WebhookNotifier::Post(const std::string& url,
-                                   absl::string_view event,
-                                   const std::string& node_id,
-                                   const std::string& reason) {
+                                   const Notice& notice) {
   if (url.empty()) return absl::OkStatus();
+  // The event's time, so a retry carries the same one; the send time only
+  // for a notice that has none (a direct Cordon/Drain call).
+  const absl::Time time =
+      notice.time == absl::InfinitePast() ? clock_.Now() : notice.time;
   nlohmann::json body = {
-      {"event", event},
-      {"node_id", node_id},
-      {"timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", clock_.Now(),
-                                     absl::UTCTimeZone())}};
-  if (!reason.empty()) body["reason"] = reason;
+      {"event", NoticeTypeName(notice.type)},
+      {"node_id", notice.node_id},
+      {"timestamp",
+       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone())}};
+  if (!notice.id.empty()) body["id"] = notice.id;
+  if (!notice.reason.empty()) body["reason"] = notice.reason;
   HttpRequest req;
   req.method = "POST";
   req.url = url;
@@ -63,18 +66,30 @@ absl::Status WebhookNotifier::Post(const std::string& url,
   return absl::OkStatus();
 }
 
+absl::Status WebhookNotifier::Notify(const Notice& notice) {
+  switch (notice.type) {
+    case NoticeType::kCordon:
+      return Post(config_.cordon_url, notice);
+    case NoticeType::kUncordon:
+      return Post(config_.uncordon_url, notice);
+    case NoticeType::kDrain:
+      return Post(config_.drain_url, notice);
+  }
+  return absl::InternalError("unknown notice");
+}
+
 absl::Status WebhookNotifier::Cordon(const std::string& node_id,
                                      const std::string& reason) {
-  return Post(config_.cordon_url, "cordon", node_id, reason);
+  return Notify({NoticeType::kCordon, node_id, reason});
 }
 
 absl::Status WebhookNotifier::Uncordon(const std::string& node_id) {
-  return Post(config_.uncordon_url, "uncordon", node_id, "");
+  return Notify({NoticeType::kUncordon, node_id, ""});
 }
 
 absl::Status WebhookNotifier::Drain(const std::string& node_id,
                                     const std::string& reason) {
-  return Post(config_.drain_url, "drain", node_id, reason);
+  return Notify({NoticeType::kDrain, node_id, reason});
 }
 
 absl::StatusOr<bool> WebhookNotifier::IsDrained(const std::string& node_id) {

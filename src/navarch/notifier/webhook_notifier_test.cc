@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/net/testing/test_http_server.h"
@@ -100,6 +101,43 @@ TEST_F(WebhookNotifierTest, PostsUpstreamsPayload) {
   auto u = nlohmann::json::parse(r_.posts[2].body);
   EXPECT_EQ(u["event"], "uncordon");
   EXPECT_FALSE(u.contains("reason"));
+}
+
+TEST_F(WebhookNotifierTest, ARetriedNoticeKeepsItsIdAndTheEventsTime) {
+  WebhookConfig c = Config();
+  c.cordon_url = r_.Url("/fail");
+  WebhookNotifier n(c, clock_);
+  Notice notice{NoticeType::kCordon, "gpu-7", "XID 79", "event-42",
+                absl::FromUnixSeconds(1767222000)};  // 2025-12-31T23:00:00Z
+  EXPECT_FALSE(n.Notify(notice).ok());
+  clock_.Advance(absl::Minutes(5));  // the dispatcher's backoff
+  EXPECT_FALSE(n.Notify(notice).ok());
+  absl::MutexLock lock(&r_.mu_);
+  ASSERT_EQ(r_.posts.size(), 2u);
+  for (const auto& post : r_.posts) {
+    auto j = nlohmann::json::parse(post.body);
+    EXPECT_EQ(j["id"], "event-42");
+    EXPECT_EQ(j["timestamp"], "2025-12-31T23:00:00Z");
+    EXPECT_EQ(j["event"], "cordon");
+  }
+}
+
+TEST_F(WebhookNotifierTest, AReceiverThatNeverAnswersHitsTheDeadline) {
+  testing::TestHttpServer silent;
+  absl::Notification release;
+  silent.server().Post(
+      "/hang", [&](const httplib::Request&, httplib::Response& res) {
+        release.WaitForNotificationWithTimeout(absl::Seconds(10));
+        res.status = 204;
+      });
+  silent.Start();
+  WebhookConfig c;
+  c.drain_url = silent.Url("/hang");
+  c.timeout = absl::Milliseconds(300);
+  WebhookNotifier n(c, clock_);
+  absl::Status s = n.Drain("gpu-7", "");
+  release.Notify();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
 }
 
 TEST_F(WebhookNotifierTest, EmptyUrlsSkip) {
