@@ -7,7 +7,7 @@
 #include "grpcpp/server_builder.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
-#include "navarch/controlplane/controllers.h"
+#include "navarch/controllers/controllers.h"
 #include "navarch/controlplane/fleet_metrics.h"
 #include "navarch/controlplane/instrumented_store.h"
 #include "navarch/controlplane/pool_metrics.h"

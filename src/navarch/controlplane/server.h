@@ -19,7 +19,7 @@
 #include "navarch/controlplane/grpc_service.h"
 #include "navarch/controlplane/http_server.h"
 #include "navarch/controlplane/metrics.h"
-#include "navarch/controlplane/periodic.h"
+#include "navarch/controllers/periodic.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
 #include "navarch/controlplane/worker.h"
