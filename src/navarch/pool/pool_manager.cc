@@ -429,7 +429,25 @@ void PoolManager::MarkVanished(const std::string& provider_name,
                absl::StrCat("instance ", id, " of provider ", provider_name,
                             " no longer exists there"),
                {{"provider", provider_name}});
+    TerminateVanishedNode(rec.node_id().empty() ? id : rec.node_id());
   }
+}
+
+// A node whose machine is gone would otherwise count as healthy until its
+// heartbeats time out, and then all of them at once trip the breaker, which
+// trips again after every reset (issue 15): the node ends with its
+// instance, so the pool provisions back to its target.
+void PoolManager::TerminateVanishedNode(const std::string& node_id) {
+  GetNodeRequest req;
+  req.set_node_id(node_id);
+  absl::StatusOr<GetNodeResponse> node = fleet_.GetNode(req);
+  if (!node.ok() || node->node().status() == NODE_STATUS_TERMINATED) return;
+  (void)Await<NodeInfo>([&](auto done) {
+    fleet_.MarkTerminated(node_id,
+                          "its instance is gone at the provider (found at "
+                          "start-up)",
+                          actor_, done);
+  });
 }
 
 // --- Ticks and where they run.

@@ -155,7 +155,7 @@ class PoolManager {
   //   the call and recording its answer), else terminated or reported per
   //   instance_manager.unknown_instances;
   // - known as live but not listed: recorded as FAILED ("gone at the
-  //   provider").
+  //   provider"), and its node, if it has one, TERMINATED.
   // A provider whose List fails is skipped with an event. Call before the
   // first Tick.
   absl::Status Reconcile();
@@ -277,6 +277,7 @@ class PoolManager {
   void MarkVanished(const std::string& provider_name,
                     std::map<std::string, InstanceInfo>& known,
                     const std::set<std::string>& seen);
+  void TerminateVanishedNode(const std::string& node_id);
   void Upsert(const InstanceInfo& instance);
   absl::Status Emit(const std::string& kind, const std::string& pool,
                     const std::string& node_id, const std::string& message,
