@@ -10,7 +10,7 @@
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/status.h"
-#include "navarch/controlplane/controllers.h"
+#include "navarch/controllers/controllers.h"
 #include "navarch/controlplane/fleet_metrics.h"
 #include "navarch/controlplane/instrumented_store.h"
 #include "navarch/controlplane/paging.h"
@@ -197,6 +197,11 @@ void ControlPlaneServer::StartPools() {
   }
   PoolManagerOptions options;
   options.instance_manager = config_.instance_manager;
+  // Pool ticks on worker threads, each provider call with a deadline: a
+  // slow cloud never holds up heartbeats, the API or the other pools.
+  options.threads = true;
+  // The first tick, at start, provisions min_nodes before we say "ready".
+  options.first_tick_wait = absl::Minutes(1);
   pool_manager_ = std::make_unique<PoolManager>(
       *fleet_, *providers_, *notifier_, clock_, config_, options);
   if (absl::Status s = pool_manager_->Init(); !s.ok()) {
@@ -386,6 +391,9 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   log_.Info("shutting down", {{"grace", grace}});
   for (auto& c : controllers_) c->Stop();
+  // A provider call still running after the grace period is abandoned (its
+  // provision intent is durable: the next start reconciles it).
+  if (pool_manager_ != nullptr) pool_manager_->Stop(grace);
   if (pool_worker_ != nullptr) pool_worker_->Stop();
   // Load balancers see /readyz and the gRPC health service fail while calls
   // finish.

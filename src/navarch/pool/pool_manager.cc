@@ -19,16 +19,46 @@ bool Pending(const InstanceInfo& i) {
          i.state() == INSTANCE_STATE_PENDING_REGISTRATION;
 }
 
-// Below this a node counts as idle when choosing what to scale down.
-constexpr double kIdlePercent = 5.0;
-
 std::string CodeName(const absl::Status& s) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(s.code()));
 }
 
 }  // namespace
 
-// Counts every call the pool manager (and its selectors) make to a provider.
+// What ticks, workers and provider calls share. Held by shared_ptr: a
+// provider call abandoned at Stop() may return after the pool manager is
+// gone, and then touches only this.
+struct PoolManager::Shared {
+  absl::Mutex mu;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  // Stop() gave up waiting: calls still waited for return CANCELLED.
+  bool abandoned ABSL_GUARDED_BY(mu) = false;
+  bool grace_over ABSL_GUARDED_BY(mu) = false;
+  bool quit ABSL_GUARDED_BY(mu) = false;     // Workers exit.
+  bool ticking ABSL_GUARDED_BY(mu) = false;  // Tick()'s instance phase.
+  bool ticked ABSL_GUARDED_BY(mu) = false;   // The first Tick() began.
+  // Instance phases and pool ticks claimed and not finished.
+  int jobs ABSL_GUARDED_BY(mu) = 0;
+  // Provider calls running on their own threads.
+  int calls ABSL_GUARDED_BY(mu) = 0;
+  std::deque<std::function<void()>> queue ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+// One provider call on a thread of its own; fields under Shared::mu.
+template <typename T>
+struct CallSlot {
+  bool done = false;
+  bool expired = false;
+  std::optional<T> value;
+};
+
+}  // namespace
+
+// Counts every call the pool manager (and its selectors) make to a provider
+// and, with threads, runs each on a thread of its own with a deadline, so a
+// hung provider costs a pool one tick's worth of waiting, not its thread.
 class PoolManager::CountingProvider final : public Provider {
  public:
   CountingProvider(Provider& inner, PoolManager& owner)
@@ -36,19 +66,22 @@ class PoolManager::CountingProvider final : public Provider {
   const std::string& name() const override { return inner_.name(); }
   absl::StatusOr<ProviderInstance> Provision(
       const ProvisionRequest& request) override {
-    auto r = inner_.Provision(request);
+    auto r = Call<absl::StatusOr<ProviderInstance>>(
+        [p = &inner_, request] { return p->Provision(request); });
     Count("provision", r.status());
     return r;
   }
   absl::Status Terminate(const std::string& id) override {
-    absl::Status s = inner_.Terminate(id);
+    absl::Status s =
+        Call<absl::Status>([p = &inner_, id] { return p->Terminate(id); });
     // Already gone counts as done, as callers treat it.
     Count("terminate",
           s.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : s);
     return s;
   }
   absl::StatusOr<std::vector<ProviderInstance>> List() override {
-    auto r = inner_.List();
+    auto r = Call<absl::StatusOr<std::vector<ProviderInstance>>>(
+        [p = &inner_] { return p->List(); });
     Count("list", r.status());
     return r;
   }
@@ -57,6 +90,48 @@ class PoolManager::CountingProvider final : public Provider {
   }
 
  private:
+  // The call runs on its own thread, which holds only `shared` and the
+  // provider; the caller waits for it, its deadline or Stop() giving up.
+  template <typename T>
+  T Call(std::function<T()> fn) {
+    if (!owner_.options_.threads) return fn();
+    std::shared_ptr<Shared> shared = owner_.shared_;
+    auto slot = std::make_shared<CallSlot<T>>();
+    {
+      absl::MutexLock lock(&shared->mu);
+      if (shared->abandoned) return T(absl::CancelledError("stopping"));
+      ++shared->calls;
+    }
+    std::thread([shared, slot, fn = std::move(fn)] {
+      T r = fn();
+      absl::MutexLock lock(&shared->mu);
+      slot->value = std::move(r);
+      slot->done = true;
+      --shared->calls;
+    }).detach();
+    const TimerId timer = owner_.clock_.Schedule(
+        owner_.options_.provider_call_timeout, [shared, slot] {
+          absl::MutexLock lock(&shared->mu);
+          slot->expired = true;
+        });
+    std::pair<Shared*, CallSlot<T>*> waited{shared.get(), slot.get()};
+    absl::MutexLock lock(&shared->mu);
+    shared->mu.Await(absl::Condition(
+        +[](std::pair<Shared*, CallSlot<T>*>* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+             a->first->mu) {
+          return a->second->done || a->second->expired || a->first->abandoned;
+        },
+        &waited));
+    owner_.clock_.Cancel(timer);
+    if (slot->done) return std::move(*slot->value);
+    if (shared->abandoned) {
+      return T(absl::CancelledError(absl::StrCat(
+          "provider ", inner_.name(), ": call abandoned at shutdown")));
+    }
+    return T(absl::DeadlineExceededError(absl::StrCat(
+        "provider ", inner_.name(), ": no answer within ",
+        absl::FormatDuration(owner_.options_.provider_call_timeout))));
+  }
   void Count(const char* op, const absl::Status& s) {
     owner_.Count(&PoolCounters::provider_calls,
                  absl::StrCat(inner_.name(), "|", op, "|", CodeName(s)));
@@ -73,7 +148,8 @@ PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
       notifier_(notifier),
       clock_(clock),
       config_(config),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      shared_(std::make_shared<Shared>()) {
   // As FleetService: the injected clock seeds it unless a seed is given. A
   // restart never happens in the same nanosecond as the previous start.
   std::mt19937_64 rng(
@@ -83,14 +159,7 @@ PoolManager::PoolManager(FleetService& fleet, const ProviderRegistry& providers,
   token_nonce_ = absl::StrFormat("%08x", static_cast<uint32_t>(rng()));
 }
 
-PoolManager::~PoolManager() = default;
-
-const NodeSummary* PoolManager::NodeIndex::Find(const std::string& id) const {
-  auto it = std::lower_bound(
-      nodes.begin(), nodes.end(), id,
-      [](const NodeSummary& n, const std::string& v) { return n.node_id < v; });
-  return it != nodes.end() && it->node_id == id ? &*it : nullptr;
-}
+PoolManager::~PoolManager() { Stop(absl::ZeroDuration()); }
 
 void PoolManager::Count(std::map<std::string, int64_t> PoolCounters::*field,
                         const std::string& key) {
@@ -101,6 +170,19 @@ void PoolManager::Count(std::map<std::string, int64_t> PoolCounters::*field,
 PoolCounters PoolManager::counters() {
   absl::MutexLock lock(&counters_mu_);
   return counters_;
+}
+
+int PoolManager::provider_calls_in_flight() {
+  absl::MutexLock lock(&shared_->mu);
+  return shared_->calls;
+}
+
+void PoolManager::AwaitNoProviderCalls() {
+  absl::MutexLock lock(&shared_->mu);
+  shared_->mu.Await(absl::Condition(
+      +[](Shared* s)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return s->calls == 0; },
+      shared_.get()));
 }
 
 Provider* PoolManager::GetProvider(const std::string& name) {
@@ -152,6 +234,13 @@ absl::Status PoolManager::Init() {
                                                         std::move(candidates));
     pools_[name] = std::move(pool);
   }
+  // One worker per pool: a pool has at most one tick queued or running, so
+  // a pool whose provider hangs never holds up another's tick.
+  if (options_.threads && workers_.empty()) {
+    for (size_t i = 0; i < std::max<size_t>(pools_.size(), 1); ++i) {
+      workers_.emplace_back([this] { WorkerLoop(); });
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -173,14 +262,10 @@ void PoolManager::Upsert(const InstanceInfo& instance) {
       [&](auto done) { fleet_.UpsertInstance(instance, actor_, done); });
 }
 
-absl::Status PoolManager::Reconcile() {
-  absl::MutexLock tick(&tick_mu_);
-  absl::StatusOr<ListInstancesResponse> stored = fleet_.ListInstances({});
-  if (!stored.ok()) return stored.status();
-  std::map<std::string, InstanceInfo> known;
-  for (const InstanceInfo& i : stored->instances()) known[i.instance_id()] = i;
+// --- Start-up reconciliation.
 
-  // Tokens of provision calls recorded before they were made.
+absl::StatusOr<std::map<std::string, std::string>>
+PoolManager::ProvisionIntents() {
   std::map<std::string, std::string> intents;  // token -> pool
   ListEventsRequest q;
   q.add_kinds("pool.provision_requested");
@@ -196,207 +281,579 @@ absl::Status PoolManager::Reconcile() {
     if (page->next_page_token().empty()) break;
     q.set_page_token(page->next_page_token());
   }
+  return intents;
+}
 
-  const absl::Time now = clock_.Now();
+absl::Status PoolManager::Reconcile() {
+  absl::StatusOr<ListInstancesResponse> stored = fleet_.ListInstances({});
+  if (!stored.ok()) return stored.status();
+  std::map<std::string, InstanceInfo> known;
+  for (const InstanceInfo& i : stored->instances()) known[i.instance_id()] = i;
+  // Tokens of provision calls recorded before they were made.
+  absl::StatusOr<std::map<std::string, std::string>> intents =
+      ProvisionIntents();
+  if (!intents.ok()) return intents.status();
   for (const auto& [provider_name, provider] : counted_) {
-    absl::StatusOr<std::vector<ProviderInstance>> listed = provider->List();
-    if (!listed.ok()) {
-      (void)Emit(
-          "pool.reconcile_failed", "", "",
-          absl::StrCat("cannot list the instances of provider ", provider_name,
-                       "; not reconciled: ", listed.status().message()),
-          {{"provider", provider_name}});
-      continue;
-    }
-    std::set<std::string> seen;
-    for (const ProviderInstance& pi : *listed) {
-      if (pi.state == ProviderInstanceState::kTerminated) continue;
-      seen.insert(pi.id);
-      auto label = [&pi](absl::string_view k) {
-        auto it = pi.labels.find(std::string(k));
-        return it == pi.labels.end() ? std::string() : it->second;
-      };
-      const std::string pool = label(kLabelPool);
-      if (auto k = known.find(pi.id); k != known.end()) {
-        const InstanceInfo& rec = k->second;
-        if (rec.has_terminated_at()) {
-          // We terminated it, yet it runs: the call was lost or undone.
-          Count(&PoolCounters::reconciled, "terminated_again");
-          (void)TerminateInstance(rec, rec.state(),
-                                  absl::StrCat(rec.status_message(),
-                                               "; still running at start-up, "
-                                               "terminated again"));
-        } else {
-          Count(&PoolCounters::reconciled, "adopted");
-        }
-        continue;
-      }
-      if (label(kLabelCluster) != options_.cluster ||
-          label(kLabelManaged) != "true") {
-        continue;  // Not ours: another cluster's, or made by hand.
-      }
-      auto intent = intents.find(label(kLabelToken));
-      if (intent != intents.end() && pools_.contains(intent->second)) {
-        InstanceInfo inst;
-        inst.set_instance_id(pi.id);
-        inst.set_provider(provider_name);
-        inst.set_region(pi.region);
-        inst.set_zone(pi.zone);
-        inst.set_instance_type(pi.instance_type);
-        inst.set_pool_name(intent->second);
-        inst.set_state(pi.state == ProviderInstanceState::kRunning
-                           ? INSTANCE_STATE_PENDING_REGISTRATION
-                           : INSTANCE_STATE_PROVISIONING);
-        *inst.mutable_created_at() = ToTimestamp(
-            pi.created_at == absl::InfinitePast() ? now : pi.created_at);
-        inst.set_status_message(
-            "adopted at start-up: provisioned before the control plane "
-            "stopped, not recorded");
-        for (const auto& [k, v] : pi.labels) (*inst.mutable_labels())[k] = v;
-        Upsert(inst);
-        Count(&PoolCounters::reconciled, "adopted");
-        (void)Emit(
-            "pool.instance_adopted", intent->second, pi.id,
-            absl::StrCat("instance ", pi.id, " of provider ", provider_name,
-                         " adopted: its provision request was "
-                         "recorded, its answer was not"),
-            {{"provider", provider_name}});
-        continue;
-      }
-      if (options_.instance_manager.terminate_unknown) {
-        absl::Status s = provider->Terminate(pi.id);
-        Count(&PoolCounters::reconciled, "unknown_terminated");
-        (void)Emit(
-            "pool.unknown_instance", pool, pi.id,
-            absl::StrCat(
-                "instance ", pi.id, " of provider ", provider_name,
-                " carries this cluster's tags but is unknown; ",
-                s.ok() ? "terminated"
-                       : absl::StrCat("terminating it failed: ", s.message())),
-            {{"provider", provider_name}, {"action", "terminate"}});
-      } else {
-        Count(&PoolCounters::reconciled, "unknown_reported");
-        (void)Emit(
-            "pool.unknown_instance", pool, pi.id,
-            absl::StrCat("instance ", pi.id, " of provider ", provider_name,
-                         " carries this cluster's tags but is unknown; "
-                         "left running (unknown_instances: report)"),
-            {{"provider", provider_name}, {"action", "report"}});
-      }
-    }
-    // Known as live, but the provider no longer has it.
-    for (auto& [id, rec] : known) {
-      if (rec.provider() != provider_name || seen.contains(id) ||
-          rec.has_terminated_at() || rec.state() == INSTANCE_STATE_TERMINATED ||
-          rec.state() == INSTANCE_STATE_FAILED) {
-        continue;
-      }
-      rec.set_state(INSTANCE_STATE_FAILED);
-      *rec.mutable_terminated_at() = ToTimestamp(now);
-      rec.set_status_message("gone at the provider (found at start-up)");
-      Upsert(rec);
-      Count(&PoolCounters::reconciled, "vanished");
-      (void)Emit("pool.instance_vanished", rec.pool_name(), id,
-                 absl::StrCat("instance ", id, " of provider ", provider_name,
-                              " no longer exists there"),
-                 {{"provider", provider_name}});
-    }
+    ReconcileProvider(provider_name, *provider, known, *intents);
   }
   return absl::OkStatus();
 }
 
+void PoolManager::ReconcileProvider(
+    const std::string& provider_name, Provider& provider,
+    std::map<std::string, InstanceInfo>& known,
+    const std::map<std::string, std::string>& intents) {
+  absl::StatusOr<std::vector<ProviderInstance>> listed = provider.List();
+  if (!listed.ok()) {
+    (void)Emit(
+        "pool.reconcile_failed", "", "",
+        absl::StrCat("cannot list the instances of provider ", provider_name,
+                     "; not reconciled: ", listed.status().message()),
+        {{"provider", provider_name}});
+    return;
+  }
+  std::set<std::string> seen;
+  for (const ProviderInstance& pi : *listed) {
+    if (pi.state == ProviderInstanceState::kTerminated) continue;
+    seen.insert(pi.id);
+    ReconcileListed(provider_name, provider, pi, known, intents);
+  }
+  MarkVanished(provider_name, known, seen);
+}
+
+void PoolManager::ReconcileListed(
+    const std::string& provider_name, Provider& provider,
+    const ProviderInstance& pi,
+    const std::map<std::string, InstanceInfo>& known,
+    const std::map<std::string, std::string>& intents) {
+  auto label = [&pi](absl::string_view k) {
+    auto it = pi.labels.find(std::string(k));
+    return it == pi.labels.end() ? std::string() : it->second;
+  };
+  if (auto k = known.find(pi.id); k != known.end()) {
+    const InstanceInfo& rec = k->second;
+    if (rec.has_terminated_at()) {
+      // We terminated it, yet it runs: the call was lost or undone.
+      Count(&PoolCounters::reconciled, "terminated_again");
+      (void)TerminateInstance(rec, rec.state(),
+                              absl::StrCat(rec.status_message(),
+                                           "; still running at start-up, "
+                                           "terminated again"));
+    } else {
+      Count(&PoolCounters::reconciled, "adopted");
+    }
+    return;
+  }
+  if (label(kLabelCluster) != options_.cluster ||
+      label(kLabelManaged) != "true") {
+    return;  // Not ours: another cluster's, or made by hand.
+  }
+  auto intent = intents.find(label(kLabelToken));
+  if (intent != intents.end() && pools_.contains(intent->second)) {
+    AdoptInstance(provider_name, pi, intent->second);
+  } else {
+    HandleUnknown(provider_name, provider, pi);
+  }
+}
+
+void PoolManager::AdoptInstance(const std::string& provider_name,
+                                const ProviderInstance& pi,
+                                const std::string& pool) {
+  InstanceInfo inst;
+  inst.set_instance_id(pi.id);
+  inst.set_provider(provider_name);
+  inst.set_region(pi.region);
+  inst.set_zone(pi.zone);
+  inst.set_instance_type(pi.instance_type);
+  inst.set_pool_name(pool);
+  inst.set_state(pi.state == ProviderInstanceState::kRunning
+                     ? INSTANCE_STATE_PENDING_REGISTRATION
+                     : INSTANCE_STATE_PROVISIONING);
+  *inst.mutable_created_at() = ToTimestamp(
+      pi.created_at == absl::InfinitePast() ? clock_.Now() : pi.created_at);
+  inst.set_status_message(
+      "adopted at start-up: provisioned before the control plane "
+      "stopped, not recorded");
+  for (const auto& [k, v] : pi.labels) (*inst.mutable_labels())[k] = v;
+  Upsert(inst);
+  Count(&PoolCounters::reconciled, "adopted");
+  (void)Emit("pool.instance_adopted", pool, pi.id,
+             absl::StrCat("instance ", pi.id, " of provider ", provider_name,
+                          " adopted: its provision request was "
+                          "recorded, its answer was not"),
+             {{"provider", provider_name}});
+}
+
+void PoolManager::HandleUnknown(const std::string& provider_name,
+                                Provider& provider,
+                                const ProviderInstance& pi) {
+  auto it = pi.labels.find(std::string(kLabelPool));
+  const std::string pool = it == pi.labels.end() ? "" : it->second;
+  if (options_.instance_manager.terminate_unknown) {
+    absl::Status s = provider.Terminate(pi.id);
+    Count(&PoolCounters::reconciled, "unknown_terminated");
+    (void)Emit("pool.unknown_instance", pool, pi.id,
+               absl::StrCat("instance ", pi.id, " of provider ", provider_name,
+                            " carries this cluster's tags but is unknown; ",
+                            s.ok() ? "terminated"
+                                   : absl::StrCat("terminating it failed: ",
+                                                  s.message())),
+               {{"provider", provider_name}, {"action", "terminate"}});
+    return;
+  }
+  Count(&PoolCounters::reconciled, "unknown_reported");
+  (void)Emit("pool.unknown_instance", pool, pi.id,
+             absl::StrCat("instance ", pi.id, " of provider ", provider_name,
+                          " carries this cluster's tags but is unknown; "
+                          "left running (unknown_instances: report)"),
+             {{"provider", provider_name}, {"action", "report"}});
+}
+
+// Known as live, but the provider no longer has it.
+void PoolManager::MarkVanished(const std::string& provider_name,
+                               std::map<std::string, InstanceInfo>& known,
+                               const std::set<std::string>& seen) {
+  const absl::Time now = clock_.Now();
+  for (auto& [id, rec] : known) {
+    if (rec.provider() != provider_name || seen.contains(id) ||
+        rec.has_terminated_at() || rec.state() == INSTANCE_STATE_TERMINATED ||
+        rec.state() == INSTANCE_STATE_FAILED) {
+      continue;
+    }
+    rec.set_state(INSTANCE_STATE_FAILED);
+    *rec.mutable_terminated_at() = ToTimestamp(now);
+    rec.set_status_message("gone at the provider (found at start-up)");
+    Upsert(rec);
+    Count(&PoolCounters::reconciled, "vanished");
+    (void)Emit("pool.instance_vanished", rec.pool_name(), id,
+               absl::StrCat("instance ", id, " of provider ", provider_name,
+                            " no longer exists there"),
+               {{"provider", provider_name}});
+    TerminateVanishedNode(rec.node_id().empty() ? id : rec.node_id());
+  }
+}
+
+// A node whose machine is gone would otherwise count as healthy until its
+// heartbeats time out, and then all of them at once trip the breaker, which
+// trips again after every reset (issue 15): the node ends with its
+// instance, so the pool provisions back to its target.
+void PoolManager::TerminateVanishedNode(const std::string& node_id) {
+  GetNodeRequest req;
+  req.set_node_id(node_id);
+  absl::StatusOr<GetNodeResponse> node = fleet_.GetNode(req);
+  if (!node.ok() || node->node().status() == NODE_STATUS_TERMINATED) return;
+  (void)Await<NodeInfo>([&](auto done) {
+    fleet_.MarkTerminated(node_id,
+                          "its instance is gone at the provider (found at "
+                          "start-up)",
+                          actor_, done);
+  });
+}
+
+// --- Ticks and where they run.
+
 void PoolManager::Tick() {
-  absl::MutexLock tick(&tick_mu_);
+  bool first = false;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    // A second caller while the instance phase runs has nothing to add.
+    if (shared_->stopping || shared_->ticking) return;
+    shared_->ticking = true;
+    first = !shared_->ticked;
+    shared_->ticked = true;
+    ++shared_->jobs;
+  }
   // Summaries, not whole records: a pool of 100,000 nodes is ticked in
-  // milliseconds, not seconds (issue 8, target 5).
-  NodeIndex nodes{fleet_.ListNodeSummaries()};
+  // milliseconds, not seconds (issue 8, target 5). Shared with the pool
+  // ticks, which may outlive this call.
+  auto nodes =
+      std::make_shared<const NodeIndex>(NodeIndex{fleet_.ListNodeSummaries()});
   // Only the instances a tick may act on; a large pool's RUNNING ones are
   // looked up one by one when a removal needs them.
-  std::map<std::string, InstanceInfo> instances;
+  InstanceMap instances;
   for (InstanceInfo& i : fleet_.ListUnsettledInstances()) {
     std::string id = i.instance_id();
     instances.emplace_hint(instances.end(), std::move(id), std::move(i));
   }
-  ManageInstances(nodes, instances);
-  for (auto& [name, pool] : pools_) TickPool(*pool, nodes, instances);
+  ManageInstances(*nodes, instances);
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->ticking = false;
+    --shared_->jobs;
+  }
+  for (auto& [name, pool_ptr] : pools_) {
+    Pool& pool = *pool_ptr;
+    if (!Claim(pool)) continue;
+    // The pool's own instances: its tick may run beside the next one's
+    // instance phase, so it gets a copy.
+    InstanceMap own;
+    for (const auto& [id, inst] : instances) {
+      if (inst.pool_name() == name) own.emplace_hint(own.end(), id, inst);
+    }
+    Submit([this, &pool, nodes, own = std::move(own)]() mutable {
+      TickPool(pool, *nodes, own);
+      {
+        absl::MutexLock lock(&pool.mu);
+        pool.busy = false;
+      }
+      if (options_.on_pool_ticked) options_.on_pool_ticked(pool.config.name);
+      absl::MutexLock lock(&shared_->mu);
+      --shared_->jobs;
+    });
+  }
+  if (first && options_.threads)
+    (void)AwaitIdle(options_.first_tick_wait, false);
 }
 
-void PoolManager::ManageInstances(
-    const NodeIndex& nodes, std::map<std::string, InstanceInfo>& instances) {
-  const absl::Time now = clock_.Now();
+bool PoolManager::Claim(Pool& pool) {
+  absl::MutexLock shared_lock(&shared_->mu);
+  if (shared_->stopping) return false;
+  absl::MutexLock lock(&pool.mu);
+  if (pool.busy) return false;  // Its previous tick still runs.
+  pool.busy = true;
+  ++shared_->jobs;
+  return true;
+}
+
+void PoolManager::Submit(std::function<void()> job) {
+  if (!options_.threads) {
+    job();
+    return;
+  }
+  absl::MutexLock lock(&shared_->mu);
+  shared_->queue.push_back(std::move(job));
+}
+
+void PoolManager::WorkerLoop() {
+  while (true) {
+    std::function<void()> job;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->mu.Await(absl::Condition(
+          +[](Shared* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+            return s->quit || !s->queue.empty();
+          },
+          shared_.get()));
+      if (shared_->queue.empty()) return;  // quit, nothing left
+      job = std::move(shared_->queue.front());
+      shared_->queue.pop_front();
+    }
+    job();
+  }
+}
+
+bool PoolManager::AwaitIdle(absl::Duration limit, bool with_calls) {
+  std::shared_ptr<Shared> shared = shared_;
+  // Set under shared->mu once `limit` has passed on the clock.
+  auto over = std::make_shared<bool>(limit <= absl::ZeroDuration());
+  TimerId timer = 0;
+  if (!*over && limit != absl::InfiniteDuration()) {
+    timer = clock_.Schedule(limit, [shared, over] {
+      absl::MutexLock lock(&shared->mu);
+      *over = true;
+    });
+  }
+  struct Args {
+    Shared* shared;
+    const bool* over;
+    bool with_calls;
+  } args{shared.get(), over.get(), with_calls};
+  bool idle;
+  {
+    absl::MutexLock lock(&shared->mu);
+    shared->mu.Await(absl::Condition(
+        +[](Args* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->shared->mu) {
+          return *a->over || (a->shared->jobs == 0 &&
+                              (!a->with_calls || a->shared->calls == 0));
+        },
+        &args));
+    idle = shared->jobs == 0 && (!with_calls || shared->calls == 0);
+  }
+  if (timer != 0) clock_.Cancel(timer);
+  return idle;
+}
+
+void PoolManager::Stop(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&shared_->mu);
+    if (shared_->quit) return;
+    shared_->stopping = true;
+  }
+  if (!AwaitIdle(grace, /*with_calls=*/true)) {
+    // The calls still running are left to finish on their own threads;
+    // the ticks waiting for them see CANCELLED and finish now. A
+    // provision among them has its intent recorded: Reconcile() at the
+    // next start adopts what it created.
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->abandoned = true;
+    }
+    (void)AwaitIdle(absl::InfiniteDuration(), /*with_calls=*/false);
+  }
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->quit = true;
+  }
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+// --- Instance tracking.
+
+void PoolManager::ManageInstances(const NodeIndex& nodes,
+                                  InstanceMap& instances) {
   std::map<std::string, std::map<std::string, ProviderInstance>> listed;
-  for (auto& [id, inst] : instances) {
-    // A node registered under this id: the instance is up, whichever of the
-    // two records was written first.
-    if (const NodeSummary* n = nodes.Find(id);
-        n != nullptr && Pending(inst) && n->status != NODE_STATUS_TERMINATED) {
-      inst.set_state(INSTANCE_STATE_RUNNING);
-      inst.set_node_id(id);
-      inst.set_status_message("node registered");
-      *inst.mutable_ready_at() = ToTimestamp(now);
-      Upsert(inst);
-      continue;
-    }
-    if (inst.state() == INSTANCE_STATE_PROVISIONING) {
-      Provider* p = GetProvider(inst.provider());
-      if (p != nullptr && !listed.contains(inst.provider())) {
-        absl::StatusOr<std::vector<ProviderInstance>> l = p->List();
-        auto& m = listed[inst.provider()];
-        if (l.ok()) {
-          for (auto& pi : *l) m[pi.id] = std::move(pi);
-        }
-      }
+  for (auto& [id, inst] : instances) ManageInstance(nodes, inst, listed);
+}
+
+void PoolManager::ManageInstance(
+    const NodeIndex& nodes, InstanceInfo& inst,
+    std::map<std::string, std::map<std::string, ProviderInstance>>& listed) {
+  const absl::Time now = clock_.Now();
+  const std::string& id = inst.instance_id();
+  // A node registered under this id: the instance is up, whichever of the
+  // two records was written first.
+  if (const NodeSummary* n = nodes.Find(id);
+      n != nullptr && Pending(inst) && n->status != NODE_STATUS_TERMINATED) {
+    inst.set_state(INSTANCE_STATE_RUNNING);
+    inst.set_node_id(id);
+    inst.set_status_message("node registered");
+    *inst.mutable_ready_at() = ToTimestamp(now);
+    Upsert(inst);
+    return;
+  }
+  if (inst.state() == INSTANCE_STATE_PROVISIONING) {
+    Provider* p = GetProvider(inst.provider());
+    if (p != nullptr && !listed.contains(inst.provider())) {
+      absl::StatusOr<std::vector<ProviderInstance>> l = p->List();
       auto& m = listed[inst.provider()];
-      if (auto it = m.find(id);
-          it != m.end() &&
-          it->second.state == ProviderInstanceState::kRunning) {
-        inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
-        inst.set_status_message("waiting for node to register");
-        Upsert(inst);
+      if (l.ok()) {
+        for (auto& pi : *l) m[pi.id] = std::move(pi);
       }
     }
-    if (Pending(inst) && now - FromTimestamp(inst.created_at()) >
-                             options_.instance_manager.registration_timeout) {
-      // Upstream marked these FAILED and kept paying for them.
-      (void)TerminateInstance(
-          inst, INSTANCE_STATE_FAILED,
-          absl::StrCat("registration timeout exceeded (",
-                       absl::FormatDuration(
-                           options_.instance_manager.registration_timeout),
-                       ")"));
-      inst.set_state(INSTANCE_STATE_FAILED);  // No longer counted as pending.
-      continue;
+    auto& m = listed[inst.provider()];
+    if (auto it = m.find(id);
+        it != m.end() && it->second.state == ProviderInstanceState::kRunning) {
+      inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
+      inst.set_status_message("waiting for node to register");
+      Upsert(inst);
     }
-    // A FAILED instance whose termination failed earlier: try again.
-    if (inst.state() == INSTANCE_STATE_FAILED && !inst.has_terminated_at() &&
-        !inst.provider().empty()) {
-      (void)TerminateInstance(inst, INSTANCE_STATE_FAILED,
-                              inst.status_message());
-    }
+  }
+  if (Pending(inst) && now - FromTimestamp(inst.created_at()) >
+                           options_.instance_manager.registration_timeout) {
+    // Upstream marked these FAILED and kept paying for them.
+    (void)TerminateInstance(
+        inst, INSTANCE_STATE_FAILED,
+        absl::StrCat("registration timeout exceeded (",
+                     absl::FormatDuration(
+                         options_.instance_manager.registration_timeout),
+                     ")"));
+    inst.set_state(INSTANCE_STATE_FAILED);  // No longer counted as pending.
+    return;
+  }
+  // A FAILED instance whose termination failed earlier: try again.
+  if (inst.state() == INSTANCE_STATE_FAILED && !inst.has_terminated_at() &&
+      !inst.provider().empty()) {
+    (void)TerminateInstance(inst, INSTANCE_STATE_FAILED, inst.status_message());
   }
 }
 
-absl::Status PoolManager::TerminateInstance(InstanceInfo inst,
-                                            InstanceState final_state,
-                                            const std::string& reason) {
-  Provider* p = GetProvider(inst.provider());
-  absl::Status s = p == nullptr
-                       ? absl::NotFoundError(absl::StrCat(
-                             "provider ", inst.provider(), " not configured"))
-                       : p->Terminate(inst.instance_id());
-  inst.set_state(final_state);
-  if (s.ok() || s.code() == absl::StatusCode::kNotFound) {
-    *inst.mutable_terminated_at() = ToTimestamp(clock_.Now());
-    inst.set_status_message(final_state == INSTANCE_STATE_FAILED
-                                ? absl::StrCat(reason, "; instance terminated")
-                                : reason);
-    Upsert(inst);
-    return absl::OkStatus();
+// --- One pool's tick: snapshot, plan, act.
+
+void PoolManager::TickPool(Pool& pool, const NodeIndex& nodes,
+                           InstanceMap& instances) {
+  PoolSnapshot snapshot = Snapshot(pool, nodes, instances);
+  const PoolPlan plan = PlanPool(snapshot, pool.config);
+  Execute(pool, plan, nodes, instances);
+}
+
+PoolSnapshot PoolManager::Snapshot(Pool& pool, const NodeIndex& nodes,
+                                   const InstanceMap& instances) {
+  const PoolConfig& pc = pool.config;
+  PoolSnapshot snap;
+  snap.now = clock_.Now();
+  snap.time_zone = options_.time_zone;
+  snap.nodes = &nodes;
+  snap.removals = pool.removals;
+  for (const auto& [id, inst] : instances) {
+    if (inst.pool_name() == pc.name && Pending(inst) &&
+        nodes.Find(id) == nullptr) {
+      snap.pending.push_back({id, FromTimestamp(inst.created_at())});
+    }
   }
-  inst.set_status_message(
-      absl::StrCat(reason, "; terminate failed: ", s.message()));
-  Upsert(inst);
-  return s;
+  // Read once, and only when the pool is above its target.
+  snap.has_instance = [this, ids = std::optional<std::vector<std::string>>()](
+                          const std::string& node_id) mutable {
+    if (!ids) ids = fleet_.ListInstanceIds();
+    return std::binary_search(ids->begin(), ids->end(), node_id);
+  };
+  snap.autoscaler = pool.autoscaler.get();
+  snap.history = pool.history;
+  snap.max_history = options_.max_history;
+  if (pool.source != nullptr) {
+    snap.source_name = std::string(pool.source->name());
+    // Off every lock; bounded by the source's own timeout.
+    snap.metrics = pool.source->Fetch();
+  }
+  absl::MutexLock lock(&pool.mu);
+  snap.breaker_open = pool.breaker_open;
+  snap.target = pool.target;
+  snap.manual_target = pool.manual_target;
+  snap.manual_actor = pool.manual_actor;
+  snap.last_scale = pool.last_scale;
+  snap.source_was_up = pool.status.metrics_source_up;
+  return snap;
+}
+
+void PoolManager::Execute(Pool& pool, const PoolPlan& plan,
+                          const NodeIndex& nodes, InstanceMap& instances) {
+  const PoolConfig& pc = pool.config;
+  for (const std::string& id : plan.forget) pool.removals.erase(id);
+  if (plan.trip_breaker) {
+    {
+      absl::MutexLock lock(&pool.mu);
+      pool.breaker_open = true;
+    }
+    (void)Emit("pool.breaker_tripped", pc.name, "", *plan.trip_breaker,
+               {{"unhealthy", absl::StrCat(plan.unhealthy)},
+                {"nodes", absl::StrCat(plan.live)}});
+  }
+  for (const PoolRemoval& r : plan.start_replacing) StartRemoval(pool, r);
+  RecordSource(pool, plan);
+  pool.history = plan.state.utilization_history;
+  ApplyDecision(pool, plan);
+  // Replacements first (they ignore cooldown and max), then the size.
+  Outcome out;
+  ProvisionPlanned(pool, plan, out);
+  ScaleDown(pool, plan, instances, out);
+  for (auto it = pool.removals.begin(); it != pool.removals.end();) {
+    if (ProgressRemoval(pool, it->second, nodes, instances)) {
+      it = pool.removals.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  UpdateStatus(pool, plan, out);
+}
+
+void PoolManager::RecordSource(Pool& pool, const PoolPlan& plan) {
+  if (pool.source == nullptr) return;
+  const PoolConfig& pc = pool.config;
+  const std::string name(pool.source->name());
+  if (plan.source_failed) Count(&PoolCounters::metrics_source_errors, pc.name);
+  {
+    absl::MutexLock lock(&pool.mu);
+    pool.status.metrics_source_up = !plan.source_failed;
+    pool.status.metrics_source_error = plan.source_error;
+    pool.status.queue_depth = plan.state.queue_depth;
+    pool.status.pending_jobs = plan.state.pending_jobs;
+  }
+  if (plan.source_change == PoolPlan::SourceChange::kFailed) {
+    (void)Emit("pool.metrics_source_failed", pc.name, "",
+               absl::StrCat(name, " metrics source failed; pool ", pc.name,
+                            " holds its size: ", plan.source_error),
+               {{"source", name}});
+  } else if (plan.source_change == PoolPlan::SourceChange::kRecovered) {
+    (void)Emit("pool.metrics_source_recovered", pc.name, "",
+               absl::StrCat(name, " metrics source answers again"),
+               {{"source", name}});
+  }
+}
+
+void PoolManager::ApplyDecision(Pool& pool, const PoolPlan& plan) {
+  const PoolConfig& pc = pool.config;
+  const ScaleRecommendation& rec = plan.decision;
+  if (plan.manual_consumed) {
+    absl::MutexLock lock(&pool.mu);
+    // Unless the operator asked again meanwhile (with threads).
+    if (pool.manual_target == rec.target_nodes) pool.manual_target.reset();
+  }
+  if (rec.target_nodes != plan.previous) {
+    const std::string message =
+        absl::StrCat(rec.reason, " for pool ", pc.name, ": ", plan.previous,
+                     " → ", rec.target_nodes);
+    (void)Emit("pool.target_changed", pc.name, "", message,
+               {{"from", absl::StrCat(plan.previous)},
+                {"to", absl::StrCat(rec.target_nodes)},
+                {"reason", rec.reason}});
+    absl::MutexLock lock(&pool.mu);
+    pool.last_decision = message;
+  }
+  absl::MutexLock lock(&pool.mu);
+  pool.target = rec.target_nodes;
+}
+
+void PoolManager::ProvisionPlanned(Pool& pool, const PoolPlan& plan,
+                                   Outcome& out) {
+  const PoolConfig& pc = pool.config;
+  for (const std::string& id : plan.provision_replacements) {
+    auto r = pool.removals.find(id);
+    if (r == pool.removals.end()) continue;
+    absl::StatusOr<std::string> id_or =
+        ProvisionOne(pool, absl::StrCat("replacement of ", id));
+    if (!id_or.ok()) break;  // The selector backs off; next tick retries.
+    r->second.replacement_id = *id_or;
+    ++out.new_pending;
+    Count(&PoolCounters::replacements, pc.name + "|provisioned");
+    (void)Emit("pool.replacement_provisioned", pc.name, id,
+               absl::StrCat("replacement ", *id_or, " provisioned for ", id),
+               {{"replacement", *id_or}});
+  }
+  for (int i = 0; i < plan.scale_up; ++i) {
+    if (!ProvisionOne(pool, "scale up").ok()) break;
+    ++out.added;
+    ++out.new_pending;
+  }
+}
+
+void PoolManager::ScaleDown(Pool& pool, const PoolPlan& plan,
+                            InstanceMap& instances, Outcome& out) {
+  int excess = plan.excess;
+  for (const std::string& id : plan.terminate_pending) {
+    if (excess <= 0) break;
+    auto it = instances.find(id);
+    if (it == instances.end()) continue;
+    if (TerminateInstance(it->second, INSTANCE_STATE_TERMINATED,
+                          "scale down before registration")
+            .ok()) {
+      it->second.set_state(INSTANCE_STATE_TERMINATED);
+      --excess;
+      ++out.removed;
+      --out.new_pending;
+    }
+  }
+  for (const std::string& node_id : plan.remove_nodes) {
+    if (excess <= 0) break;
+    PoolRemoval r;
+    r.node_id = node_id;
+    r.reason = absl::StrCat("scale down to ", plan.decision.target_nodes);
+    r.deadline = clock_.Now() + pool.config.health.drain_timeout;
+    StartRemoval(pool, std::move(r));
+    --excess;
+    ++out.removed;
+  }
+}
+
+void PoolManager::UpdateStatus(Pool& pool, const PoolPlan& plan,
+                               const Outcome& out) {
+  const PoolConfig& pc = pool.config;
+  int replacing = 0;
+  for (const auto& [id, r] : pool.removals) replacing += r.replace ? 1 : 0;
+  // Cooldown runs from the last action taken, not from a decision that
+  // could not be carried out (no capacity): that one is retried.
+  if (out.added > 0) Count(&PoolCounters::scaling_actions, pc.name + "|up");
+  if (out.removed > 0) {
+    Count(&PoolCounters::scaling_actions, pc.name + "|down");
+  }
+  absl::MutexLock lock(&pool.mu);
+  if (out.added > 0 || out.removed > 0) pool.last_scale = plan.state.now;
+  PoolStatus& st = pool.status;
+  st.current_nodes = plan.current + out.added - out.removed;
+  st.healthy_nodes = plan.healthy + out.added;
+  st.pending_instances = plan.pending + out.new_pending;
+  st.unhealthy_nodes = plan.unhealthy_counted + replacing;
+  st.replacing = replacing;
+  st.utilization = plan.state.utilization;
 }
 
 absl::StatusOr<std::string> PoolManager::ProvisionOne(
@@ -433,57 +890,59 @@ absl::StatusOr<std::string> PoolManager::ProvisionOne(
                                     ClassifyProviderError(pi.status())))}});
     return pi.status();
   }
+  RecordProvisioned(pc, *pi, purpose);
+  return pi->id;
+}
+
+void PoolManager::RecordProvisioned(const PoolConfig& pc,
+                                    const ProviderInstance& pi,
+                                    const std::string& purpose) {
   InstanceInfo inst;
-  inst.set_instance_id(pi->id);
-  inst.set_provider(pi->provider);
-  inst.set_region(pi->region);
-  inst.set_zone(pi->zone);
-  inst.set_instance_type(pi->instance_type);
+  inst.set_instance_id(pi.id);
+  inst.set_provider(pi.provider);
+  inst.set_region(pi.region);
+  inst.set_zone(pi.zone);
+  inst.set_instance_type(pi.instance_type);
   inst.set_state(INSTANCE_STATE_PROVISIONING);
   inst.set_pool_name(pc.name);
   *inst.mutable_created_at() = ToTimestamp(clock_.Now());
   inst.set_status_message(absl::StrCat("provisioning (", purpose, ")"));
-  for (const auto& [k, v] : pi->labels) (*inst.mutable_labels())[k] = v;
+  for (const auto& [k, v] : pi.labels) (*inst.mutable_labels())[k] = v;
   Upsert(inst);
-  if (pi->state == ProviderInstanceState::kRunning) {
+  if (pi.state == ProviderInstanceState::kRunning) {
     inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
     inst.set_status_message("waiting for node to register");
     Upsert(inst);
   }
-  return pi->id;
 }
 
-void PoolManager::StartRemoval(Pool& pool, const NodeSummary& node,
-                               bool replace, const std::string& reason) {
-  Removal r;
-  r.node_id = node.node_id;
-  r.replace = replace;
-  r.reason = reason;
-  r.deadline = clock_.Now() + pool.config.health.drain_timeout;
+void PoolManager::StartRemoval(Pool& pool, PoolRemoval r) {
   for (NodeCommandType type :
        {NODE_COMMAND_TYPE_CORDON, NODE_COMMAND_TYPE_DRAIN}) {
     IssueCommandRequest req;
-    req.set_node_id(node.node_id);
+    req.set_node_id(r.node_id);
     req.set_command_type(type);
-    (*req.mutable_parameters())["reason"] = reason;
+    (*req.mutable_parameters())["reason"] = r.reason;
     (void)Await<IssueCommandResponse>(
         [&](auto done) { fleet_.IssueCommand(req, actor_, done); });
   }
   // The workload system hears of both commands from the notifier
   // dispatcher, which follows the commits; the drain wait below is bounded
   // by drain_timeout whatever it answers.
-  if (replace)
+  if (r.replace) {
     Count(&PoolCounters::replacements, pool.config.name + "|started");
-  (void)Emit(replace ? "pool.replacement_started" : "pool.scale_down_started",
-             pool.config.name, node.node_id,
-             absl::StrCat(replace ? "replacing" : "removing", " node ",
-                          node.node_id, ": ", reason));
-  pool.removals[r.node_id] = std::move(r);
+  }
+  (void)Emit(r.replace ? "pool.replacement_started" : "pool.scale_down_started",
+             pool.config.name, r.node_id,
+             absl::StrCat(r.replace ? "replacing" : "removing", " node ",
+                          r.node_id, ": ", r.reason));
+  std::string id = r.node_id;
+  pool.removals[id] = std::move(r);
 }
 
-bool PoolManager::ProgressRemoval(
-    Pool& pool, Removal& r, const NodeIndex& nodes,
-    std::map<std::string, InstanceInfo>& instances) {
+bool PoolManager::ProgressRemoval(Pool& pool, PoolRemoval& r,
+                                  const NodeIndex& nodes,
+                                  InstanceMap& instances) {
   const NodeSummary* n = nodes.Find(r.node_id);
   if (n == nullptr || n->status == NODE_STATUS_TERMINATED) return true;
   // The replacement comes first, so the pool keeps its capacity.
@@ -525,310 +984,30 @@ bool PoolManager::ProgressRemoval(
   return t.ok();
 }
 
-void PoolManager::TickPool(Pool& pool, const NodeIndex& nodes,
-                           std::map<std::string, InstanceInfo>& instances) {
-  const PoolConfig& pc = pool.config;
-  const absl::Time now = clock_.Now();
-  std::vector<const NodeSummary*> live;
-  for (const NodeSummary& n : nodes.nodes) {
-    if (n.pool == pc.name && n.status != NODE_STATUS_TERMINATED) {
-      live.push_back(&n);
-    }
+absl::Status PoolManager::TerminateInstance(InstanceInfo inst,
+                                            InstanceState final_state,
+                                            const std::string& reason) {
+  Provider* p = GetProvider(inst.provider());
+  absl::Status s = p == nullptr
+                       ? absl::NotFoundError(absl::StrCat(
+                             "provider ", inst.provider(), " not configured"))
+                       : p->Terminate(inst.instance_id());
+  inst.set_state(final_state);
+  if (s.ok() || s.code() == absl::StatusCode::kNotFound) {
+    *inst.mutable_terminated_at() = ToTimestamp(clock_.Now());
+    inst.set_status_message(final_state == INSTANCE_STATE_FAILED
+                                ? absl::StrCat(reason, "; instance terminated")
+                                : reason);
+    Upsert(inst);
+    return absl::OkStatus();
   }
-  for (auto it = pool.removals.begin(); it != pool.removals.end();) {
-    const NodeSummary* n = nodes.Find(it->first);
-    if (n == nullptr || n->status == NODE_STATUS_TERMINATED) {
-      it = pool.removals.erase(it);
-    } else {
-      ++it;
-    }
-  }
-
-  // --- Replacement of unhealthy nodes, within the safety limits.
-  std::vector<const NodeSummary*> unhealthy;
-  for (const NodeSummary* n : live) {
-    if (n->status == NODE_STATUS_UNHEALTHY) unhealthy.push_back(n);
-  }
-  bool breaker_open;
-  {
-    absl::MutexLock lock(&mu_);
-    breaker_open = pool.breaker_open;
-  }
-  if (pc.health.auto_replace) {
-    // One unhealthy node is never "cluster-wide", whatever the pool's size.
-    const bool too_many =
-        unhealthy.size() >= 2 &&
-        unhealthy.size() * 100 >
-            static_cast<size_t>(pc.health.max_unhealthy_percent) * live.size();
-    if (too_many && !breaker_open) {
-      breaker_open = true;
-      {
-        absl::MutexLock lock(&mu_);
-        pool.breaker_open = true;
-      }
-      (void)Emit("pool.breaker_tripped", pc.name, "",
-                 absl::StrFormat("%d of %d nodes unhealthy (> %d%%): automatic "
-                                 "replacement stopped for pool %s until an "
-                                 "operator resets it",
-                                 unhealthy.size(), live.size(),
-                                 pc.health.max_unhealthy_percent, pc.name),
-                 {{"unhealthy", absl::StrCat(unhealthy.size())},
-                  {"nodes", absl::StrCat(live.size())}});
-    }
-    if (!breaker_open) {
-      int replacing = 0;
-      for (const auto& [id, r] : pool.removals) replacing += r.replace ? 1 : 0;
-      for (const NodeSummary* n : unhealthy) {
-        if (replacing >= pc.health.max_concurrent_replacements) break;
-        auto existing = pool.removals.find(n->node_id);
-        if (existing != pool.removals.end()) {
-          if (existing->second.replace) continue;
-          // Being scaled down already: nothing to replace.
-          continue;
-        }
-        StartRemoval(pool, *n, /*replace=*/true,
-                     absl::StrCat("node unhealthy",
-                                  n->status_reason.empty()
-                                      ? ""
-                                      : absl::StrCat(": ", n->status_reason)));
-        ++replacing;
-      }
-    }
-  }
-
-  // --- Count as the autoscaler sees the pool.
-  std::set<std::string> replacement_ids;
-  for (const auto& [id, r] : pool.removals) {
-    if (!r.replacement_id.empty()) replacement_ids.insert(r.replacement_id);
-  }
-  std::vector<InstanceInfo*> pending;
-  for (auto& [id, inst] : instances) {
-    if (inst.pool_name() == pc.name && Pending(inst) &&
-        nodes.Find(id) == nullptr) {
-      pending.push_back(&inst);
-    }
-  }
-  int current = 0, healthy = 0, unhealthy_count = 0;
-  double util_sum = 0;
-  int util_nodes = 0;
-  for (const NodeSummary* n : live) {
-    auto r = pool.removals.find(n->node_id);
-    if (r != pool.removals.end()) {
-      // A node being replaced holds its slot until the replacement exists;
-      // a node being scaled down has already left.
-      if (r->second.replace && r->second.replacement_id.empty()) ++current;
-      continue;
-    }
-    ++current;
-    if (n->status == NODE_STATUS_UNHEALTHY) {
-      ++unhealthy_count;
-      continue;
-    }
-    ++healthy;
-    if (n->gpu_utilization) {
-      util_sum += *n->gpu_utilization;
-      ++util_nodes;
-    }
-  }
-  current += pending.size();
-  healthy += pending.size();
-
-  PoolState state;
-  state.name = pc.name;
-  state.current_nodes = current;
-  state.healthy_nodes = healthy;
-  state.min_nodes = pc.min_nodes;
-  state.max_nodes = pc.max_nodes;
-  if (util_nodes > 0) state.utilization = util_sum / util_nodes;
-  // An external source adds the scheduler's view. When it fails, its
-  // signals stay unknown and the autoscalers that need them hold the pool.
-  std::optional<std::string> source_error;
-  if (pool.source != nullptr) {
-    absl::StatusOr<ExternalMetrics> m = pool.source->Fetch();
-    if (m.ok()) {
-      state.queue_depth = m->queue_depth;
-      state.pending_jobs = m->pending_jobs;
-      // The source's utilisation, when it gives one, wins over the
-      // fleet's (it may weigh jobs, not GPUs).
-      if (m->utilization) state.utilization = m->utilization;
-    } else {
-      source_error = std::string(m.status().message());
-      Count(&PoolCounters::metrics_source_errors, pc.name);
-    }
-    bool was_up;
-    {
-      absl::MutexLock lock(&mu_);
-      was_up = pool.status.metrics_source_up;
-      pool.status.metrics_source_up = !source_error.has_value();
-      pool.status.metrics_source_error = source_error.value_or("");
-      pool.status.queue_depth = state.queue_depth;
-      pool.status.pending_jobs = state.pending_jobs;
-    }
-    // One event per change of state, not one per failing tick.
-    if (source_error && was_up) {
-      (void)Emit("pool.metrics_source_failed", pc.name, "",
-                 absl::StrCat(pool.source->name(),
-                              " metrics source failed; "
-                              "pool ",
-                              pc.name, " holds its size: ", *source_error),
-                 {{"source", std::string(pool.source->name())}});
-    } else if (!source_error && !was_up) {
-      (void)Emit(
-          "pool.metrics_source_recovered", pc.name, "",
-          absl::StrCat(pool.source->name(), " metrics source answers again"),
-          {{"source", std::string(pool.source->name())}});
-    }
-  }
-  if (state.utilization) {
-    pool.history.push_back({now, *state.utilization});
-    if (pool.history.size() > options_.max_history) {
-      pool.history.erase(pool.history.begin());
-    }
-  }
-  state.utilization_history = pool.history;
-  state.now = now;
-  state.time_zone = options_.time_zone;
-  state.cooldown = pc.cooldown;
-
-  // --- Decide the target.
-  int previous;
-  ScaleRecommendation rec;
-  {
-    absl::MutexLock lock(&mu_);
-    state.last_scale_time = pool.last_scale;
-    previous = pool.target < 0 ? current : pool.target;
-    if (pool.manual_target) {
-      rec = {*pool.manual_target,
-             absl::StrCat("manual scale by ", pool.manual_actor)};
-      pool.manual_target.reset();
-    } else if (pool.autoscaler != nullptr) {
-      rec = Decide(pool.autoscaler.get(), state);
-    } else {
-      // Without an autoscaler the pool keeps its (manual) target within
-      // [min, max]; upstream never provisioned min_nodes here.
-      PoolState fixed = state;
-      fixed.current_nodes = previous;
-      rec = Decide(nullptr, fixed);
-      if (rec.target_nodes == previous) rec.reason = "target unchanged";
-    }
-  }
-  if (rec.target_nodes != previous) {
-    const std::string message =
-        absl::StrCat(rec.reason, " for pool ", pc.name, ": ", previous, " → ",
-                     rec.target_nodes);
-    (void)Emit("pool.target_changed", pc.name, "", message,
-               {{"from", absl::StrCat(previous)},
-                {"to", absl::StrCat(rec.target_nodes)},
-                {"reason", rec.reason}});
-    absl::MutexLock lock(&mu_);
-    pool.last_decision = message;
-  }
-  const int target = rec.target_nodes;
-  {
-    absl::MutexLock lock(&mu_);
-    pool.target = target;
-  }
-
-  // --- Act: replacements first (they ignore cooldown and max), then size.
-  // Counted so the status shows the pool after this tick's actions.
-  int added = 0, removed = 0, new_pending = 0;
-  for (auto& [id, r] : pool.removals) {
-    if (!r.replace || !r.replacement_id.empty()) continue;
-    absl::StatusOr<std::string> id_or =
-        ProvisionOne(pool, absl::StrCat("replacement of ", id));
-    if (!id_or.ok()) break;  // The selector backs off; next tick retries.
-    r.replacement_id = *id_or;
-    ++new_pending;
-    Count(&PoolCounters::replacements, pc.name + "|provisioned");
-    (void)Emit("pool.replacement_provisioned", pc.name, id,
-               absl::StrCat("replacement ", *id_or, " provisioned for ", id),
-               {{"replacement", *id_or}});
-  }
-  for (int i = current; i < target; ++i) {
-    if (!ProvisionOne(pool, "scale up").ok()) break;
-    ++added;
-    ++new_pending;
-  }
-  if (current > target) {
-    int excess = current - target;
-    // Instances that never registered cost nothing to give back.
-    std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) {
-      return FromTimestamp(a->created_at()) > FromTimestamp(b->created_at());
-    });
-    for (InstanceInfo* inst : pending) {
-      if (excess == 0) break;
-      if (replacement_ids.contains(inst->instance_id())) continue;
-      if (TerminateInstance(*inst, INSTANCE_STATE_TERMINATED,
-                            "scale down before registration")
-              .ok()) {
-        inst->set_state(INSTANCE_STATE_TERMINATED);
-        --excess;
-        ++removed;
-        --new_pending;
-      }
-    }
-    // Then nodes: unhealthy, cordoned, idle, the rest; newest first within
-    // each. Only nodes with an instance we can terminate.
-    std::vector<const NodeSummary*> candidates;
-    const std::vector<std::string> instance_ids = fleet_.ListInstanceIds();
-    for (const NodeSummary* n : live) {
-      if (!pool.removals.contains(n->node_id) &&
-          std::binary_search(instance_ids.begin(), instance_ids.end(),
-                             n->node_id)) {
-        candidates.push_back(n);
-      }
-    }
-    auto rank = [](const NodeSummary* n) {
-      if (n->status == NODE_STATUS_UNHEALTHY) return 0;
-      if (n->status == NODE_STATUS_CORDONED ||
-          n->status == NODE_STATUS_DRAINING) {
-        return 1;
-      }
-      const std::optional<double>& u = n->gpu_utilization;
-      if (!u || *u < kIdlePercent) return 2;
-      return 3;
-    };
-    std::stable_sort(candidates.begin(), candidates.end(),
-                     [&](const NodeSummary* a, const NodeSummary* b) {
-                       if (rank(a) != rank(b)) return rank(a) < rank(b);
-                       return a->registered_at > b->registered_at;
-                     });
-    for (const NodeSummary* n : candidates) {
-      if (excess == 0) break;
-      StartRemoval(pool, *n, /*replace=*/false,
-                   absl::StrCat("scale down to ", target));
-      --excess;
-      ++removed;
-    }
-  }
-  for (auto it = pool.removals.begin(); it != pool.removals.end();) {
-    if (ProgressRemoval(pool, it->second, nodes, instances)) {
-      it = pool.removals.erase(it);
-    } else {
-      ++it;
-    }
-  }
-
-  absl::MutexLock lock(&mu_);
-  // Cooldown runs from the last action taken, not from a decision that
-  // could not be carried out (no capacity): that one is retried.
-  if (added > 0 || removed > 0) pool.last_scale = now;
-  if (added > 0) Count(&PoolCounters::scaling_actions, pc.name + "|up");
-  if (removed > 0) Count(&PoolCounters::scaling_actions, pc.name + "|down");
-  PoolStatus& st = pool.status;
-  st.current_nodes = current + added - removed;
-  st.healthy_nodes = healthy + added;
-  st.pending_instances = static_cast<int>(pending.size()) + new_pending;
-  st.unhealthy_nodes =
-      unhealthy_count + static_cast<int>(std::count_if(
-                            pool.removals.begin(), pool.removals.end(),
-                            [](const auto& r) { return r.second.replace; }));
-  st.replacing = 0;
-  for (const auto& [id, r] : pool.removals) st.replacing += r.replace ? 1 : 0;
-  st.utilization = state.utilization;
+  inst.set_status_message(
+      absl::StrCat(reason, "; terminate failed: ", s.message()));
+  Upsert(inst);
+  return s;
 }
 
-PoolStatus PoolManager::StatusLocked(const Pool& pool) {
+PoolStatus PoolManager::StatusLocked(Pool& pool) {
   PoolStatus s = pool.status;
   const PoolConfig& pc = pool.config;
   s.name = pc.name;
@@ -854,47 +1033,50 @@ PoolStatus PoolManager::StatusLocked(const Pool& pool) {
 }
 
 std::vector<PoolStatus> PoolManager::ListPools() {
-  absl::MutexLock lock(&mu_);
   std::vector<PoolStatus> out;
-  for (const auto& [name, pool] : pools_) out.push_back(StatusLocked(*pool));
+  for (const auto& [name, pool] : pools_) {
+    absl::MutexLock lock(&pool->mu);
+    out.push_back(StatusLocked(*pool));
+  }
   return out;
 }
 
 absl::StatusOr<PoolStatus> PoolManager::GetPool(const std::string& name) {
-  absl::MutexLock lock(&mu_);
   auto it = pools_.find(name);
   if (it == pools_.end()) {
     return absl::NotFoundError(absl::StrCat("pool ", name, " not found"));
   }
+  absl::MutexLock lock(&it->second->mu);
   return StatusLocked(*it->second);
 }
 
 absl::Status PoolManager::ScalePool(const std::string& name, int target,
                                     const Actor& actor) {
-  absl::MutexLock lock(&mu_);
   auto it = pools_.find(name);
   if (it == pools_.end()) {
     return absl::NotFoundError(absl::StrCat("pool ", name, " not found"));
   }
-  const PoolConfig& pc = it->second->config;
+  Pool& pool = *it->second;
+  const PoolConfig& pc = pool.config;
   if (target < pc.min_nodes || target > pc.max_nodes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "pool ", name, ": ", target, " nodes is outside its limits [",
         pc.min_nodes, ", ", pc.max_nodes, "] (min_nodes, max_nodes)"));
   }
-  it->second->manual_target = target;
-  it->second->manual_actor = actor.name;
+  absl::MutexLock lock(&pool.mu);
+  pool.manual_target = target;
+  pool.manual_actor = actor.name;
   return absl::OkStatus();
 }
 
 absl::StatusOr<bool> PoolManager::ResetBreaker(const std::string& name,
                                                const Actor& actor) {
+  auto it = pools_.find(name);
+  if (it == pools_.end()) {
+    return absl::NotFoundError(absl::StrCat("pool ", name, " not found"));
+  }
   {
-    absl::MutexLock lock(&mu_);
-    auto it = pools_.find(name);
-    if (it == pools_.end()) {
-      return absl::NotFoundError(absl::StrCat("pool ", name, " not found"));
-    }
+    absl::MutexLock lock(&it->second->mu);
     if (!it->second->breaker_open) return false;
     it->second->breaker_open = false;
   }

@@ -23,17 +23,34 @@
 // durable. Reconcile(), run once at start-up, uses these to adopt instances
 // whose provision call was cut short by a crash.
 //
-// Threading: Tick() runs on one thread at a time (a PeriodicTask on the
-// Clock, or a test); provider and notifier calls block inside it. The
-// read/scale methods are thread-safe and never wait for a tick.
+// Each pool's tick is planned apart from carrying it out (pool_plan.h:
+// PlanPool decides, the pool manager acts), so the decisions are tested
+// without providers.
+//
+// Threading (docs/pools.md): Tick() tracks instances on the calling thread
+// (the server's pool worker, never the clock's timer thread), then hands
+// each pool's tick to a worker thread (PoolManagerOptions::threads) or, in
+// the simulator and most tests, runs it inline in a fixed order. A pool whose
+// previous tick still runs (a provider call that takes minutes) is skipped, not
+// waited for; the other pools tick. With threads, every provider call runs on a
+// thread of its own, waited for at most provider_call_timeout, and no lock is
+// held across it. Stop() waits a bounded time for calls in flight and then
+// abandons them: their provision intent is durable, so the next start's
+// Reconcile() adopts what they created. The read/scale methods are thread-safe
+// and never wait for a tick.
 #ifndef NAVARCH_POOL_POOL_MANAGER_H_
 #define NAVARCH_POOL_POOL_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -45,6 +62,7 @@
 #include "navarch/notifier/notifier.h"
 #include "navarch/pool/autoscaler.h"
 #include "navarch/pool/metrics_source.h"
+#include "navarch/pool/pool_plan.h"
 #include "navarch/pool/selector.h"
 #include "navarch/provider/registry.h"
 
@@ -60,6 +78,19 @@ struct PoolManagerOptions {
   // Seeds the nonce that makes idempotency tokens unique across restarts.
   // 0: from the clock's time at construction (as FleetService).
   uint64_t seed = 0;
+  // Run pool ticks on worker threads and each provider call on a thread of
+  // its own with a deadline (the control plane). Off: everything runs
+  // inline on the caller's thread, in a fixed order (the simulator, tests).
+  bool threads = false;
+  // With threads: how long one provider call (provision, terminate, list)
+  // is waited for before it counts as failed (DEADLINE_EXCEEDED).
+  absl::Duration provider_call_timeout = absl::Minutes(5);
+  // With threads: how long the first Tick() waits for its pools' ticks (on
+  // the clock), so a control plane that says it is ready has provisioned
+  // min_nodes unless a provider hangs. 0: it does not wait.
+  absl::Duration first_tick_wait = absl::ZeroDuration();
+  // Called after each pool's tick, on the thread that ran it (tests).
+  std::function<void(const std::string& pool)> on_pool_ticked;
 };
 
 // What `navarch pools list|get` shows.
@@ -124,12 +155,27 @@ class PoolManager {
   //   the call and recording its answer), else terminated or reported per
   //   instance_manager.unknown_instances;
   // - known as live but not listed: recorded as FAILED ("gone at the
-  //   provider").
+  //   provider"), and its node, if it has one, TERMINATED.
   // A provider whose List fails is skipped with an event. Call before the
   // first Tick.
   absl::Status Reconcile();
 
+  // Tracks instances, then ticks every pool that is not still busy with
+  // its previous tick (inline, or handed to a worker).
   void Tick();
+
+  // Stops ticking: waits up to `grace` for ticks and provider calls in
+  // flight, then abandons the calls (their ticks see CANCELLED and finish)
+  // and joins the workers. A provider must outlive its abandoned calls.
+  // Idempotent; Tick() does nothing afterwards.
+  void Stop(absl::Duration grace);
+
+  // Provider calls running on their own threads (with options_.threads),
+  // abandoned ones included.
+  int provider_calls_in_flight();
+  // Blocks until no provider call runs (tests: before destroying a provider
+  // whose abandoned call they released).
+  void AwaitNoProviderCalls();
 
   std::vector<PoolStatus> ListPools();
   absl::StatusOr<PoolStatus> GetPool(const std::string& name);
@@ -147,57 +193,91 @@ class PoolManager {
   PoolCounters counters();
 
  private:
-  struct Removal {
-    std::string node_id;
-    bool replace = false;
-    std::string replacement_id;  // Set once the replacement is provisioned.
-    absl::Time deadline;
-    std::string reason;
-  };
   class CountingProvider;
-  // The fleet's nodes as a tick sees them: summaries in id order
-  // (FleetService::ListNodeSummaries), not copies of whole records.
-  struct NodeIndex {
-    std::vector<NodeSummary> nodes;
-    // Null when no node has this id.
-    const NodeSummary* Find(const std::string& id) const;
-  };
+  struct Shared;
   struct Pool {
+    // Fixed after Init.
     PoolConfig config;
     std::unique_ptr<Autoscaler> autoscaler;
     std::unique_ptr<MetricsSource> source;
     std::unique_ptr<ProviderSelector> selector;
-    // Tick-only state.
-    std::map<std::string, Removal> removals;
+    // Owned by the tick that holds `busy` (at most one per pool).
+    std::map<std::string, PoolRemoval> removals;
     std::vector<UtilizationSample> history;
-    // Shared with the API, under mu_.
-    int target = -1;  // -1: not decided yet.
-    std::optional<int> manual_target;
-    std::string manual_actor;
-    absl::Time last_scale = absl::InfinitePast();
-    std::string last_decision;
-    bool breaker_open = false;
-    PoolStatus status;
+    // Shared with the API.
+    absl::Mutex mu;
+    bool busy ABSL_GUARDED_BY(mu) = false;  // A tick of this pool runs.
+    int target ABSL_GUARDED_BY(mu) = -1;    // -1: not decided yet.
+    std::optional<int> manual_target ABSL_GUARDED_BY(mu);
+    std::string manual_actor ABSL_GUARDED_BY(mu);
+    absl::Time last_scale ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+    std::string last_decision ABSL_GUARDED_BY(mu);
+    bool breaker_open ABSL_GUARDED_BY(mu) = false;
+    PoolStatus status ABSL_GUARDED_BY(mu);
   };
+  // What carrying out a plan changed, for the pool's status.
+  struct Outcome {
+    int added = 0;
+    int removed = 0;
+    int new_pending = 0;
+  };
+  using InstanceMap = std::map<std::string, InstanceInfo>;
 
   // `instances`: the unsettled ones (FleetService::ListUnsettledInstances),
   // by id, as this tick changes them; the others (RUNNING, TERMINATED, ...)
   // are read from the fleet when needed.
-  void ManageInstances(const NodeIndex& nodes,
-                       std::map<std::string, InstanceInfo>& instances);
-  void TickPool(Pool& pool, const NodeIndex& nodes,
-                std::map<std::string, InstanceInfo>& instances);
+  void ManageInstances(const NodeIndex& nodes, InstanceMap& instances);
+  void ManageInstance(
+      const NodeIndex& nodes, InstanceInfo& inst,
+      std::map<std::string, std::map<std::string, ProviderInstance>>& listed);
+  // Claims the pool (false while its previous tick runs) and runs its tick
+  // inline or on a worker.
+  bool Claim(Pool& pool);
+  // Waits until no tick runs (with `with_calls`, and no provider call), or
+  // until `limit` has passed on the clock; true when idle.
+  bool AwaitIdle(absl::Duration limit, bool with_calls);
+  void Submit(std::function<void()> job);
+  void WorkerLoop();
+  void TickPool(Pool& pool, const NodeIndex& nodes, InstanceMap& instances);
+  PoolSnapshot Snapshot(Pool& pool, const NodeIndex& nodes,
+                        const InstanceMap& instances);
+  void Execute(Pool& pool, const PoolPlan& plan, const NodeIndex& nodes,
+               InstanceMap& instances);
+  void ApplyDecision(Pool& pool, const PoolPlan& plan);
+  void RecordSource(Pool& pool, const PoolPlan& plan);
+  void ProvisionPlanned(Pool& pool, const PoolPlan& plan, Outcome& out);
+  void ScaleDown(Pool& pool, const PoolPlan& plan, InstanceMap& instances,
+                 Outcome& out);
+  void UpdateStatus(Pool& pool, const PoolPlan& plan, const Outcome& out);
   // Provisions one instance for `pool` and records it. Returns its id.
   absl::StatusOr<std::string> ProvisionOne(Pool& pool,
                                            const std::string& purpose);
-  void StartRemoval(Pool& pool, const NodeSummary& node, bool replace,
-                    const std::string& reason);
+  void RecordProvisioned(const PoolConfig& pc, const ProviderInstance& pi,
+                         const std::string& purpose);
+  void StartRemoval(Pool& pool, PoolRemoval removal);
   // True when the removal finished (or the node is gone).
-  bool ProgressRemoval(Pool& pool, Removal& removal, const NodeIndex& nodes,
-                       std::map<std::string, InstanceInfo>& instances);
+  bool ProgressRemoval(Pool& pool, PoolRemoval& removal, const NodeIndex& nodes,
+                       InstanceMap& instances);
   absl::Status TerminateInstance(InstanceInfo instance,
                                  InstanceState final_state,
                                  const std::string& reason);
+  // Reconcile's parts.
+  absl::StatusOr<std::map<std::string, std::string>> ProvisionIntents();
+  void ReconcileProvider(const std::string& provider_name, Provider& provider,
+                         std::map<std::string, InstanceInfo>& known,
+                         const std::map<std::string, std::string>& intents);
+  void ReconcileListed(const std::string& provider_name, Provider& provider,
+                       const ProviderInstance& pi,
+                       const std::map<std::string, InstanceInfo>& known,
+                       const std::map<std::string, std::string>& intents);
+  void AdoptInstance(const std::string& provider_name,
+                     const ProviderInstance& pi, const std::string& pool);
+  void HandleUnknown(const std::string& provider_name, Provider& provider,
+                     const ProviderInstance& pi);
+  void MarkVanished(const std::string& provider_name,
+                    std::map<std::string, InstanceInfo>& known,
+                    const std::set<std::string>& seen);
+  void TerminateVanishedNode(const std::string& node_id);
   void Upsert(const InstanceInfo& instance);
   absl::Status Emit(const std::string& kind, const std::string& pool,
                     const std::string& node_id, const std::string& message,
@@ -206,7 +286,7 @@ class PoolManager {
   Provider* GetProvider(const std::string& name);
   void Count(std::map<std::string, int64_t> PoolCounters::*field,
              const std::string& key);
-  PoolStatus StatusLocked(const Pool& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PoolStatus StatusLocked(Pool& pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool.mu);
 
   FleetService& fleet_;
   const ProviderRegistry& providers_;
@@ -215,14 +295,16 @@ class PoolManager {
   const Config config_;
   const PoolManagerOptions options_;
   const Actor actor_{"pool-manager"};
-  absl::Mutex tick_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  absl::Mutex mu_;
+  // Lives as long as the longest provider call abandoned at Stop().
+  const std::shared_ptr<Shared> shared_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;  // Fixed after Init.
   // Fixed after Init.
   std::map<std::string, std::unique_ptr<CountingProvider>> counted_;
+  std::vector<std::thread> workers_;  // With options_.threads; from Init.
   absl::Mutex counters_mu_;
   PoolCounters counters_ ABSL_GUARDED_BY(counters_mu_);
-  uint64_t seq_ ABSL_GUARDED_BY(tick_mu_) = 0;
+  // Provision calls made, for unique names and tokens; pools tick at once.
+  std::atomic<uint64_t> seq_{0};
   std::string token_nonce_;  // Fixed at construction.
 };
 

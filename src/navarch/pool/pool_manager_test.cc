@@ -549,6 +549,27 @@ TEST_F(PoolManagerTest, ReconcileMarksInstancesGoneAtTheProvider) {
   EXPECT_EQ(provider_->live_count(), 2);
 }
 
+// Issue 15: after a restart whose provider lost every machine (the local
+// provider's processes die with the control plane), the nodes of the
+// vanished instances end too, and the pool is made whole at the next tick,
+// without tripping the breaker.
+TEST_F(PoolManagerTest, ReconcileTerminatesTheNodesOfVanishedInstances) {
+  std::vector<std::string> ids = TwoNodes();
+  ASSERT_EQ(ids.size(), 2u);
+  for (const std::string& id : ids) ASSERT_TRUE(provider_->Terminate(id).ok());
+  Build();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Node(id).status(), NODE_STATUS_TERMINATED) << id;
+  }
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_TRUE(Events("pool.breaker_tripped").empty());
+  // Their heartbeats stopped long ago: still nothing to trip.
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(fleet_->CheckHeartbeats(), 0);
+}
+
 TEST_F(PoolManagerTest, ReconcileTerminatesAgainWhatStillRuns) {
   Build();
   manager_->Tick();

@@ -18,7 +18,7 @@
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/logging.h"
-#include "navarch/controlplane/controllers.h"
+#include "navarch/controllers/controllers.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/health/evaluator.h"
 #include "navarch/health/policy.h"

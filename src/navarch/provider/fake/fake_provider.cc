@@ -16,6 +16,7 @@ FakeProvider::~FakeProvider() {
 
 absl::StatusOr<ProviderInstance> FakeProvider::Provision(
     const ProvisionRequest& request) {
+  PassGate(request);
   ProviderInstance instance;
   {
     absl::MutexLock lock(&mu_);
@@ -70,6 +71,23 @@ absl::StatusOr<ProviderInstance> FakeProvider::Provision(
   MarkRunning(instance.id);
   absl::MutexLock lock(&mu_);
   return instances_.at(instance.id);
+}
+
+void FakeProvider::PassGate(const ProvisionRequest& request) {
+  std::function<void(const ProvisionRequest&)> gate;
+  {
+    absl::MutexLock lock(&mu_);
+    gate = provision_gate_;
+  }
+  // Outside the lock: a gate that blocks (a slow cloud) holds up only this
+  // call, not List or Terminate.
+  if (gate) gate(request);
+}
+
+void FakeProvider::set_provision_gate(
+    std::function<void(const ProvisionRequest&)> fn) {
+  absl::MutexLock lock(&mu_);
+  provision_gate_ = std::move(fn);
 }
 
 void FakeProvider::MarkRunning(const std::string& id) {

@@ -53,11 +53,16 @@ class FakeProvider final : public Provider {
   void set_on_running(std::function<void(const ProviderInstance&)> fn);
   void set_on_terminated(std::function<void(const ProviderInstance&)> fn);
 
+  // Called at the start of every Provision, outside the lock: a test makes
+  // a call block (a cloud taking its time) by waiting on a latch here.
+  void set_provision_gate(std::function<void(const ProvisionRequest&)> fn);
+
   int provision_calls();
   int live_count();
 
  private:
   void MarkRunning(const std::string& id);
+  void PassGate(const ProvisionRequest& request);
 
   Clock& clock_;
   const FakeProviderOptions options_;
@@ -70,6 +75,8 @@ class FakeProvider final : public Provider {
   std::map<std::string, TimerId> timers_ ABSL_GUARDED_BY(mu_);
   std::deque<absl::Status> scripted_ ABSL_GUARDED_BY(mu_);
   std::function<void(const ProviderInstance&)> on_running_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const ProvisionRequest&)> provision_gate_
+      ABSL_GUARDED_BY(mu_);
   std::function<void(const ProviderInstance&)> on_terminated_
       ABSL_GUARDED_BY(mu_);
 };

@@ -1,8 +1,8 @@
 // A task that runs every `interval` on the injected Clock until stopped. The
-// controllers (heartbeat monitor, pruning, later the pool manager) are built on
-// it, so the simulator drives them on virtual time.
-#ifndef NAVARCH_CONTROLPLANE_PERIODIC_H_
-#define NAVARCH_CONTROLPLANE_PERIODIC_H_
+// controllers (heartbeat monitor, pruning, the pool manager's tick) are built
+// on it, so the simulator drives them on virtual time.
+#ifndef NAVARCH_CONTROLLERS_PERIODIC_H_
+#define NAVARCH_CONTROLLERS_PERIODIC_H_
 
 #include <functional>
 
@@ -58,4 +58,4 @@ class PeriodicTask {
 
 }  // namespace navarch
 
-#endif  // NAVARCH_CONTROLPLANE_PERIODIC_H_
+#endif  // NAVARCH_CONTROLLERS_PERIODIC_H_

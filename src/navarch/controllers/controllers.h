@@ -1,10 +1,11 @@
 // The controllers the control plane runs on its Clock (heartbeat monitor,
 // history pruning, the pool manager's periodic evaluation) and when the pool
 // manager is woken early, in one place, so the server and the simulator run
-// exactly the same ones. Header-only: the simulator uses it without the
-// transports.
-#ifndef NAVARCH_CONTROLPLANE_CONTROLLERS_H_
-#define NAVARCH_CONTROLPLANE_CONTROLLERS_H_
+// exactly the same ones. The library navarch::controllers (header-only)
+// depends on the fleet core and the notifier, never on a transport, so the
+// simulator links it without the control plane.
+#ifndef NAVARCH_CONTROLLERS_CONTROLLERS_H_
+#define NAVARCH_CONTROLLERS_CONTROLLERS_H_
 
 #include <algorithm>
 #include <functional>
@@ -16,7 +17,7 @@
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/config/config.h"
-#include "navarch/controlplane/periodic.h"
+#include "navarch/controllers/periodic.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/notifier/dispatcher.h"
 #include "navarch/store/store.h"
@@ -128,4 +129,4 @@ inline std::optional<Notice> NoticeFor(const Event& e) {
 
 }  // namespace navarch
 
-#endif  // NAVARCH_CONTROLPLANE_CONTROLLERS_H_
+#endif  // NAVARCH_CONTROLLERS_CONTROLLERS_H_

@@ -1,6 +1,6 @@
 // Which committed events wake the pool manager and which become notices:
 // shared by the server and the simulator (controllers.h).
-#include "navarch/controlplane/controllers.h"
+#include "navarch/controllers/controllers.h"
 
 #include "gtest/gtest.h"
 
