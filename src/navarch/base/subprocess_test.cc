@@ -44,8 +44,8 @@ uint64_t ChildSignalMask(const std::string& field) {
   uint64_t mask = ~uint64_t{0};
   EXPECT_EQ(parts.size(), 2u) << r->stdout_text;
   if (parts.size() == 2) {
-    EXPECT_TRUE(absl::SimpleHexAtoi(absl::StripAsciiWhitespace(parts[1]),
-                                    &mask))
+    EXPECT_TRUE(
+        absl::SimpleHexAtoi(absl::StripAsciiWhitespace(parts[1]), &mask))
         << r->stdout_text;
   }
   return mask;
@@ -83,7 +83,8 @@ TEST(RunChildTest, TheChildSeesSigtermUnblockedAndDefaultEvenIfWeBlockIt) {
   sigemptyset(&block);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&block, sig);
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
-  struct sigaction ignore {}, old_action{};
+  struct sigaction ignore {
+  }, old_action{};
   ignore.sa_handler = SIG_IGN;
   ASSERT_EQ(sigaction(SIGTERM, &ignore, &old_action), 0);
   const uint64_t blocked = ChildSignalMask("SigBlk");
@@ -97,9 +98,9 @@ TEST(RunChildTest, TheChildSeesSigtermUnblockedAndDefaultEvenIfWeBlockIt) {
 TEST(RunChildTest, TheTimeoutKillsTheWholeProcessGroup) {
   // The child's child holds the pipe too; only a group kill ends both.
   const absl::Duration start = RealClock::Default().SteadyNow();
-  absl::StatusOr<ChildResult> r = RunChild(
-      Shell("sleep 30 & sleep 30"), absl::Milliseconds(200),
-      RealClock::Default());
+  absl::StatusOr<ChildResult> r =
+      RunChild(Shell("sleep 30 & sleep 30"), absl::Milliseconds(200),
+               RealClock::Default());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->exit_code, 128 + SIGKILL);
@@ -125,8 +126,8 @@ TEST(RunChildTest, TheTimeoutIsOnTheInjectedClock) {
 
 TEST(RunChildTest, TheTimeoutAlsoCoversAChildThatClosedItsOutput) {
   absl::StatusOr<ChildResult> r =
-      RunChild(Shell("exec >/dev/null 2>&1; sleep 30"),
-               absl::Milliseconds(200), RealClock::Default());
+      RunChild(Shell("exec >/dev/null 2>&1; sleep 30"), absl::Milliseconds(200),
+               RealClock::Default());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->timed_out);
 }
