@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,32 +64,29 @@ void HideToken(int argc, char** argv, const std::string& token) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
-  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
-  // (docs/performance.md). Lock order is checked in the debug/asan builds'
-  // tests instead.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  CLI::App app{
-      "Navarch control plane: tracks GPU nodes, their health and commands."};
+struct Flags {
   std::string config_path, ready_file, log_level, log_format, auth_token;
   bool version = false;
-  app.add_option("-c,--config", config_path,
+};
+
+// Parses the command line into `f`; an exit code when main should stop.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
+  CLI::App app{
+      "Navarch control plane: tracks GPU nodes, their health and commands."};
+  app.add_option("-c,--config", f.config_path,
                  "YAML configuration file (default: built-in)");
-  app.add_option("--ready-file", ready_file,
+  app.add_option("--ready-file", f.ready_file,
                  "write {\"grpc_address\", \"http_address\", \"pid\"} as "
                  "JSON here once listening");
-  app.add_option("--auth-token", auth_token,
+  app.add_option("--auth-token", f.auth_token,
                  "bearer token with every right (upstream's flag); wins over "
                  "NAVARCH_AUTH_TOKEN. Prefer the environment or auth.tokens: "
                  "a command line is visible to other users");
-  app.add_option("--log-level", log_level,
+  app.add_option("--log-level", f.log_level,
                  "debug|info|warn|error (overrides logging.level)");
-  app.add_option("--log-format", log_format,
+  app.add_option("--log-format", f.log_format,
                  "json|text (overrides logging.format)");
-  app.add_flag("--version", version, "print the version and exit");
+  app.add_flag("--version", f.version, "print the version and exit");
   try {
     app.parse(NormalizeArgs(argc, argv));
   } catch (const CLI::CallForHelp& e) {
@@ -97,93 +95,84 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-  if (version) {
+  if (f.version) {
     std::cout << "control-plane " << NAVARCH_VERSION << "\n";
     return 0;
   }
+  return std::nullopt;
+}
 
+// The configuration file (or the defaults) with the flags applied.
+absl::StatusOr<navarch::Config> LoadConfig(const Flags& f) {
   navarch::Config config = navarch::DefaultConfig();
-  if (!config_path.empty()) {
-    auto loaded = navarch::LoadConfigFile(config_path);
+  if (!f.config_path.empty()) {
+    auto loaded = navarch::LoadConfigFile(f.config_path);
     if (!loaded.ok()) {
-      std::cerr << "control-plane: invalid configuration:\n"
-                << loaded.status().message() << "\n";
-      return 2;
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid configuration:\n", loaded.status().message()));
     }
     config = std::move(*loaded);
   }
-  if (!log_level.empty()) {
-    auto l = navarch::ParseLogLevel(log_level);
-    if (!l.ok()) {
-      std::cerr << "control-plane: " << l.status().message() << "\n";
-      return 2;
-    }
+  if (!f.log_level.empty()) {
+    auto l = navarch::ParseLogLevel(f.log_level);
+    if (!l.ok()) return l.status();
     config.logging.level = *l;
   }
-  if (!log_format.empty()) {
-    auto f = navarch::ParseLogFormat(log_format);
-    if (!f.ok()) {
-      std::cerr << "control-plane: " << f.status().message() << "\n";
-      return 2;
-    }
-    config.logging.format = *f;
+  if (!f.log_format.empty()) {
+    auto fmt = navarch::ParseLogFormat(f.log_format);
+    if (!fmt.ok()) return fmt.status();
+    config.logging.format = *fmt;
   }
-  // Upstream's single token: the flag, else the environment. It adds one
-  // token with every right to those of auth.tokens.
+  return config;
+}
+
+// Upstream's single token: the flag, else the environment. It adds one
+// token with every right to those of auth.tokens.
+absl::Status AddAuthToken(int argc, char** argv, std::string auth_token,
+                          navarch::Config& config) {
   if (!auth_token.empty()) {
     HideToken(argc, argv, auth_token);
   } else if (const char* env = std::getenv("NAVARCH_AUTH_TOKEN")) {
     auth_token = env;
   }
-  if (!auth_token.empty()) {
-    navarch::AuthTokenConfig token;
-    token.name = "auth-token";
-    token.role = navarch::AuthRole::kOperator;
-    token.value = auth_token;
-    for (const auto& t : config.auth.tokens) {
-      if (t.name == token.name) {
-        std::cerr << "control-plane: auth.tokens has a token named "
-                     "'auth-token', the name of the --auth-token / "
-                     "NAVARCH_AUTH_TOKEN token; rename it\n";
-        return 2;
-      }
+  if (auth_token.empty()) return absl::OkStatus();
+  navarch::AuthTokenConfig token;
+  token.name = "auth-token";
+  token.role = navarch::AuthRole::kOperator;
+  token.value = auth_token;
+  for (const auto& t : config.auth.tokens) {
+    if (t.name == token.name) {
+      return absl::InvalidArgumentError(
+          "auth.tokens has a token named 'auth-token', the name of the "
+          "--auth-token / NAVARCH_AUTH_TOKEN token; rename it");
     }
-    config.auth.tokens.push_back(token);
   }
-  navarch::ResolveConfig(&config);
+  config.auth.tokens.push_back(token);
+  return absl::OkStatus();
+}
 
-  // Block the stop and reload signals in every thread; the main thread waits
-  // for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  navarch::RealClock& clock = navarch::RealClock::Default();
-  navarch::Logger log(std::make_shared<navarch::LogSink>(
-      &std::cout, config.logging.format, config.logging.level, &clock));
-  log.Info(
-      "starting Navarch control plane",
-      {{"version", NAVARCH_VERSION},
-       {"config", config_path.empty() ? "(built-in defaults)" : config_path}});
-  navarch::ControlPlaneServer server(config, clock, log);
+// Serves until SIGINT or SIGTERM (blocked in every thread by main); SIGHUP
+// reloads the health policy.
+int Serve(const navarch::Config& config, const Flags& f,
+          const sigset_t& signals, const navarch::Logger& log) {
+  navarch::ControlPlaneServer server(config, navarch::RealClock::Default(),
+                                     log);
   if (absl::Status s = server.Start(); !s.ok()) {
     log.Error("control plane failed to start",
               {{"error", std::string(s.message())}});
     std::cerr << "control-plane: " << s.message() << "\n";
     return 1;
   }
-  if (!ready_file.empty() && !WriteReadyFile(ready_file, server.grpc_address(),
-                                             server.http_address())) {
-    log.Error("cannot write the ready file", {{"path", ready_file}});
+  if (!f.ready_file.empty() &&
+      !WriteReadyFile(f.ready_file, server.grpc_address(),
+                      server.http_address())) {
+    log.Error("cannot write the ready file", {{"path", f.ready_file}});
     server.Shutdown();
     return 1;
   }
   int sig = 0;
   while (true) {
-    sigwait(&stop_signals, &sig);
+    sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
     // SIGHUP: reload the health policy; a bad one is rejected and logged.
     (void)server.ReloadPolicy();
@@ -192,4 +181,43 @@ int main(int argc, char** argv) {
            {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   server.Shutdown();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
+  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
+  // (docs/performance.md). Lock order is checked in the debug/asan builds'
+  // tests instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  Flags flags;
+  if (std::optional<int> exit = ParseFlags(argc, argv, flags)) return *exit;
+  absl::StatusOr<navarch::Config> config = LoadConfig(flags);
+  absl::Status token = config.ok()
+                           ? AddAuthToken(argc, argv, flags.auth_token, *config)
+                           : config.status();
+  if (!token.ok()) {
+    std::cerr << "control-plane: " << token.message() << "\n";
+    return 2;
+  }
+  navarch::ResolveConfig(&*config);
+
+  // Block the stop and reload signals in every thread; the main thread waits
+  // for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  navarch::Logger log(std::make_shared<navarch::LogSink>(
+      &std::cout, config->logging.format, config->logging.level,
+      &navarch::RealClock::Default()));
+  log.Info("starting Navarch control plane",
+           {{"version", NAVARCH_VERSION},
+            {"config", flags.config_path.empty() ? "(built-in defaults)"
+                                                 : flags.config_path}});
+  return Serve(*config, flags, signals, log);
 }

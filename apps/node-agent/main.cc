@@ -8,6 +8,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,65 +78,67 @@ uint64_t SeedFor(const std::string& node_id) {
   return h;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
-  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
-  // (docs/performance.md). Lock order is checked in the debug/asan builds'
-  // tests instead.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  CLI::App app{
-      "Navarch node agent: reports this machine's GPUs and health to the "
-      "control plane."};
-  app.name("node-agent");
+struct Flags {
   std::string server, node_id, provider = "gcp", region, zone, instance_type,
                                pool, labels;
   std::string auth_token, gpu_backend, fake_model, kmsg = "/dev/kmsg",
                                                    config_path;
   std::string log_level, log_format;
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
   int fake_gpus = -1;
   uint64_t fake_seed = 0;
   bool version = false;
-  app.add_option("--server", server,
+};
+
+void AddFlags(CLI::App& app, Flags& f) {
+  app.add_option("--server", f.server,
                  "control plane: HOST:PORT or http(s)://HOST:PORT")
       ->required();
-  app.add_option("--node-id", node_id,
+  app.add_option("--node-id", f.node_id,
                  "this node's id (default: the hostname)");
-  app.add_option("--provider", provider, "cloud provider name")
+  app.add_option("--provider", f.provider, "cloud provider name")
       ->capture_default_str();
-  app.add_option("--region", region, "region");
-  app.add_option("--zone", zone, "zone");
-  app.add_option("--instance-type", instance_type, "instance type");
-  app.add_option("--pool", pool, "pool name (becomes the label pool=NAME)");
-  app.add_option("--labels", labels, "labels as k=v,k=v");
-  app.add_option("--auth-token", auth_token,
+  app.add_option("--region", f.region, "region");
+  app.add_option("--zone", f.zone, "zone");
+  app.add_option("--instance-type", f.instance_type, "instance type");
+  app.add_option("--pool", f.pool, "pool name (becomes the label pool=NAME)");
+  app.add_option("--labels", f.labels, "labels as k=v,k=v");
+  app.add_option("--auth-token", f.auth_token,
                  "bearer token (default: $NAVARCH_AUTH_TOKEN)");
-  std::string tls_ca_file, tls_cert_file, tls_key_file;
-  app.add_option("--tls-ca-file", tls_ca_file,
+  app.add_option("--tls-ca-file", f.tls_ca_file,
                  "PEM CA bundle to verify the control plane with (default: "
                  "the system's roots); turns TLS on");
-  app.add_option("--tls-cert-file", tls_cert_file,
+  app.add_option("--tls-cert-file", f.tls_cert_file,
                  "PEM client certificate for mTLS (naming this node "
                  "authenticates it without a token)");
-  app.add_option("--tls-key-file", tls_key_file,
+  app.add_option("--tls-key-file", f.tls_key_file,
                  "PEM private key of --tls-cert-file");
-  app.add_option("--gpu-backend", gpu_backend,
+  app.add_option("--gpu-backend", f.gpu_backend,
                  "auto | nvml | fake (default: auto)")
       ->check(CLI::IsMember({"auto", "nvml", "fake"}));
-  app.add_option("--fake-gpus", fake_gpus,
+  app.add_option("--fake-gpus", f.fake_gpus,
                  "simulated GPUs (fake backend; default 8)")
       ->check(CLI::Range(0, 64));
-  app.add_option("--fake-gpu-model", fake_model,
+  app.add_option("--fake-gpu-model", f.fake_model,
                  "simulated GPU model (default: NVIDIA H100 80GB HBM3)");
-  app.add_option("--fake-seed", fake_seed,
+  app.add_option("--fake-seed", f.fake_seed,
                  "seed of the simulated GPUs (default: from the node id)");
-  app.add_option("--kmsg", kmsg, "kernel log to read XIDs from ('' to disable)")
+  app.add_option("--kmsg", f.kmsg,
+                 "kernel log to read XIDs from ('' to disable)")
       ->capture_default_str();
-  app.add_option("--config", config_path, "agent configuration file (YAML)");
-  app.add_option("--log-level", log_level, "debug | info | warn | error");
-  app.add_option("--log-format", log_format, "json | text");
-  app.add_flag("--version", version, "print the version and exit");
+  app.add_option("--config", f.config_path, "agent configuration file (YAML)");
+  app.add_option("--log-level", f.log_level, "debug | info | warn | error");
+  app.add_option("--log-format", f.log_format, "json | text");
+  app.add_flag("--version", f.version, "print the version and exit");
+}
+
+// Parses the command line into `f`; an exit code when main should stop.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
+  CLI::App app{
+      "Navarch node agent: reports this machine's GPUs and health to the "
+      "control plane."};
+  app.name("node-agent");
+  AddFlags(app, f);
   try {
     std::vector<std::string> args = NormalizeArgs(argc, argv);
     // --version must work without --server.
@@ -152,67 +155,159 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  return std::nullopt;
+}
 
-  navarch::agent::AgentConfig config;
-  if (!config_path.empty()) {
-    auto loaded = navarch::agent::LoadAgentConfig(config_path);
-    if (!loaded.ok()) {
-      std::cerr << "node-agent: invalid configuration:\n"
-                << loaded.status().message() << "\n";
-      return 2;
-    }
-    config = *loaded;
-  }
-  navarch::LogLevel level = config.log_level.value_or(navarch::LogLevel::kInfo);
-  navarch::LogFormat format =
-      config.log_format.value_or(navarch::LogFormat::kJson);
-  if (!log_level.empty()) {
-    auto l = navarch::ParseLogLevel(log_level);
-    if (!l.ok()) {
-      std::cerr << "node-agent: " << l.status().message() << "\n";
-      return 2;
-    }
+// The config file's log settings, overridden by the flags.
+absl::Status ResolveLogging(const Flags& f,
+                            const navarch::agent::AgentConfig& config,
+                            navarch::LogLevel& level,
+                            navarch::LogFormat& format) {
+  level = config.log_level.value_or(navarch::LogLevel::kInfo);
+  format = config.log_format.value_or(navarch::LogFormat::kJson);
+  if (!f.log_level.empty()) {
+    auto l = navarch::ParseLogLevel(f.log_level);
+    if (!l.ok()) return l.status();
     level = *l;
   }
-  if (!log_format.empty()) {
-    auto f = navarch::ParseLogFormat(log_format);
-    if (!f.ok()) {
-      std::cerr << "node-agent: " << f.status().message() << "\n";
-      return 2;
-    }
-    format = *f;
+  if (!f.log_format.empty()) {
+    auto fmt = navarch::ParseLogFormat(f.log_format);
+    if (!fmt.ok()) return fmt.status();
+    format = *fmt;
   }
+  return absl::OkStatus();
+}
 
-  if (node_id.empty()) node_id = Hostname();
-  if (node_id.empty()) {
-    std::cerr << "node-agent: cannot read the hostname; pass --node-id\n";
-    return 2;
-  }
-  if (auth_token.empty()) auth_token = Env("NAVARCH_AUTH_TOKEN");
-
+// What the node registers as: ids, placement, metadata and labels.
+absl::StatusOr<navarch::RegisterNodeRequest> Identity(const Flags& f) {
   navarch::RegisterNodeRequest identity;
-  identity.set_node_id(node_id);
-  identity.set_provider(provider);
-  identity.set_region(region);
-  identity.set_zone(zone);
-  identity.set_instance_type(instance_type);
+  identity.set_node_id(f.node_id);
+  identity.set_provider(f.provider);
+  identity.set_region(f.region);
+  identity.set_zone(f.zone);
+  identity.set_instance_type(f.instance_type);
   navarch::NodeMetadata* meta = identity.mutable_metadata();
   meta->set_hostname(Hostname());
   meta->set_kernel_version(KernelVersion());
   for (absl::string_view kv :
-       absl::StrSplit(labels, ',', absl::SkipWhitespace())) {
+       absl::StrSplit(f.labels, ',', absl::SkipWhitespace())) {
     std::vector<std::string> parts =
         absl::StrSplit(kv, absl::MaxSplits('=', 1));
     std::string key(absl::StripAsciiWhitespace(parts[0]));
     if (parts.size() != 2 || key.empty()) {
-      std::cerr << "node-agent: bad label \"" << kv
-                << "\": expected key=value\n";
-      return 2;
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad label \"", kv, "\": expected key=value"));
     }
     (*meta->mutable_labels())[key] =
         std::string(absl::StripAsciiWhitespace(parts[1]));
   }
-  if (!pool.empty()) (*meta->mutable_labels())["pool"] = pool;
+  if (!f.pool.empty()) (*meta->mutable_labels())["pool"] = f.pool;
+  return identity;
+}
+
+// The GPU backend. Upstream's NAVARCH_FAKE_GPU / NAVARCH_GPU_COUNT /
+// NAVARCH_GPU_TYPE still select and shape the fake one.
+absl::StatusOr<std::unique_ptr<navarch::agent::GpuBackend>> MakeBackend(
+    Flags f, const navarch::Logger& log) {
+  if (f.gpu_backend.empty())
+    f.gpu_backend = Env("NAVARCH_FAKE_GPU") == "true" ? "fake" : "auto";
+  if (f.gpu_backend == "fake") {
+    navarch::agent::FakeGpuOptions o;
+    if (f.fake_gpus < 0 && !Env("NAVARCH_GPU_COUNT").empty()) {
+      f.fake_gpus = std::atoi(Env("NAVARCH_GPU_COUNT").c_str());
+    }
+    o.gpu_count = f.fake_gpus < 0 ? 8 : f.fake_gpus;
+    if (f.fake_model.empty()) f.fake_model = Env("NAVARCH_GPU_TYPE");
+    if (!f.fake_model.empty()) o.model = f.fake_model;
+    o.seed = f.fake_seed != 0 ? f.fake_seed : SeedFor(f.node_id);
+    return std::make_unique<navarch::agent::FakeGpuBackend>(o);
+  }
+  auto nvml = navarch::agent::NvmlBackend::Load();
+  if (!nvml.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no NVIDIA GPUs can be read: ", nvml.status().message(),
+                     "\nnode-agent: on a machine without NVIDIA's driver, use "
+                     "--gpu-backend fake to simulate GPUs"));
+  }
+  if (!(*nvml)->missing_symbols().empty()) {
+    log.Info("this NVML lacks some functions; those readings are off",
+             {{"missing", absl::StrJoin((*nvml)->missing_symbols(), ",")}});
+  }
+  return std::unique_ptr<navarch::agent::GpuBackend>(std::move(*nvml));
+}
+
+absl::StatusOr<std::unique_ptr<navarch::agent::GrpcControlPlaneClient>>
+MakeClient(const Flags& f) {
+  navarch::agent::GrpcClientOptions o;
+  o.server = f.server;
+  o.auth_token = f.auth_token;
+  o.tls_ca_file = f.tls_ca_file;
+  o.tls_cert_file = f.tls_cert_file;
+  o.tls_key_file = f.tls_key_file;
+  o.user_agent = absl::StrCat("navarch-node-agent/", NAVARCH_VERSION);
+  return navarch::agent::GrpcControlPlaneClient::Create(o);
+}
+
+// Runs the agent until SIGINT or SIGTERM (blocked in every thread by main).
+void RunUntilSignal(const navarch::agent::AgentOptions& options,
+                    const sigset_t& stop_signals,
+                    navarch::agent::GrpcControlPlaneClient& client,
+                    navarch::agent::GpuBackend& backend,
+                    const navarch::Logger& log) {
+  navarch::RealClock& clock = navarch::RealClock::Default();
+  navarch::agent::PosixProcessRunner processes(clock);
+  log.Info("node agent", {{"version", NAVARCH_VERSION},
+                          {"node_id", options.identity.node_id()},
+                          {"server", client.target()},
+                          {"gpu_backend", backend.Name()},
+                          {"kmsg", options.kmsg_path},
+                          {"diagnostic", options.diagnostic_command.empty()
+                                             ? "nvml-sweep"
+                                             : options.diagnostic_command}});
+  Agent agent(options, clock, client, backend, processes, log);
+  agent.Start();
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log.Info("signal received; stopping",
+           {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  agent.Stop();
+}
+
+int Fail(absl::string_view message, int code) {
+  std::cerr << "node-agent: " << message << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Debian's Abseil is built without NDEBUG, which leaves the mutex deadlock
+  // detector on for every lock (gRPC's too): 4-5 % of the server's CPU
+  // (docs/performance.md). Lock order is checked in the debug/asan builds'
+  // tests instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  Flags flags;
+  if (std::optional<int> exit = ParseFlags(argc, argv, flags)) return *exit;
+  navarch::agent::AgentConfig config;
+  if (!flags.config_path.empty()) {
+    auto loaded = navarch::agent::LoadAgentConfig(flags.config_path);
+    if (!loaded.ok()) {
+      return Fail(
+          absl::StrCat("invalid configuration:\n", loaded.status().message()),
+          2);
+    }
+    config = *loaded;
+  }
+  navarch::LogLevel level;
+  navarch::LogFormat format;
+  if (absl::Status s = ResolveLogging(flags, config, level, format); !s.ok())
+    return Fail(s.message(), 2);
+  if (flags.node_id.empty()) flags.node_id = Hostname();
+  if (flags.node_id.empty())
+    return Fail("cannot read the hostname; pass --node-id", 2);
+  if (flags.auth_token.empty()) flags.auth_token = Env("NAVARCH_AUTH_TOKEN");
+  absl::StatusOr<navarch::RegisterNodeRequest> identity = Identity(flags);
+  if (!identity.ok()) return Fail(identity.status().message(), 2);
 
   // Block the stop signals in every thread (threads inherit the mask); the
   // main thread waits for them.
@@ -222,84 +317,23 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  navarch::RealClock& clock = navarch::RealClock::Default();
-  navarch::Logger log(
-      std::make_shared<navarch::LogSink>(&std::cout, format, level, &clock));
-
-  // The GPU backend. Upstream's NAVARCH_FAKE_GPU / NAVARCH_GPU_COUNT /
-  // NAVARCH_GPU_TYPE still select and shape the fake one.
-  if (gpu_backend.empty())
-    gpu_backend = Env("NAVARCH_FAKE_GPU") == "true" ? "fake" : "auto";
-  std::unique_ptr<navarch::agent::GpuBackend> backend;
-  if (gpu_backend == "fake") {
-    navarch::agent::FakeGpuOptions o;
-    if (fake_gpus < 0 && !Env("NAVARCH_GPU_COUNT").empty()) {
-      fake_gpus = std::atoi(Env("NAVARCH_GPU_COUNT").c_str());
-    }
-    o.gpu_count = fake_gpus < 0 ? 8 : fake_gpus;
-    if (fake_model.empty()) fake_model = Env("NAVARCH_GPU_TYPE");
-    if (!fake_model.empty()) o.model = fake_model;
-    o.seed = fake_seed != 0 ? fake_seed : SeedFor(node_id);
-    backend = std::make_unique<navarch::agent::FakeGpuBackend>(o);
-  } else {
-    auto nvml = navarch::agent::NvmlBackend::Load();
-    if (!nvml.ok()) {
-      std::cerr << "node-agent: no NVIDIA GPUs can be read: "
-                << nvml.status().message() << "\n"
-                << "node-agent: on a machine without NVIDIA's driver, use "
-                   "--gpu-backend fake "
-                   "to simulate GPUs\n";
-      return 1;
-    }
-    if (!(*nvml)->missing_symbols().empty()) {
-      log.Info("this NVML lacks some functions; those readings are off",
-               {{"missing", absl::StrJoin((*nvml)->missing_symbols(), ",")}});
-    }
-    backend = std::move(*nvml);
-  }
-
-  navarch::agent::GrpcClientOptions client_options;
-  client_options.server = server;
-  client_options.auth_token = auth_token;
-  client_options.tls_ca_file = tls_ca_file;
-  client_options.tls_cert_file = tls_cert_file;
-  client_options.tls_key_file = tls_key_file;
-  client_options.user_agent =
-      absl::StrCat("navarch-node-agent/", NAVARCH_VERSION);
-  auto client = navarch::agent::GrpcControlPlaneClient::Create(client_options);
-  if (!client.ok()) {
-    std::cerr << "node-agent: " << client.status().message() << "\n";
-    return 2;
-  }
+  navarch::Logger log(std::make_shared<navarch::LogSink>(
+      &std::cout, format, level, &navarch::RealClock::Default()));
+  auto backend = MakeBackend(flags, log);
+  if (!backend.ok()) return Fail(backend.status().message(), 1);
+  auto client = MakeClient(flags);
+  if (!client.ok()) return Fail(client.status().message(), 2);
 
   navarch::agent::AgentOptions options;
-  options.identity = identity;
+  options.identity = *identity;
   options.config = config;
   options.diagnostic_command = navarch::agent::ResolveDiagnosticCommand(
       config.diagnostic_command, Env("PATH"));
-  options.kmsg_path = kmsg;
-  options.seed = SeedFor(node_id) ^ static_cast<uint64_t>(getpid());
+  options.kmsg_path = flags.kmsg;
+  options.seed = SeedFor(flags.node_id) ^ static_cast<uint64_t>(getpid());
   options.xid_thread = true;
   // A terminate command ends the agent like SIGTERM does.
   options.on_terminate = [] { kill(getpid(), SIGTERM); };
-
-  navarch::agent::PosixProcessRunner processes(clock);
-  log.Info("node agent", {{"version", NAVARCH_VERSION},
-                          {"node_id", node_id},
-                          {"server", (*client)->target()},
-                          {"gpu_backend", backend->Name()},
-                          {"kmsg", kmsg},
-                          {"diagnostic", options.diagnostic_command.empty()
-                                             ? "nvml-sweep"
-                                             : options.diagnostic_command}});
-  {
-    Agent agent(options, clock, **client, *backend, processes, log);
-    agent.Start();
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    log.Info("signal received; stopping",
-             {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-    agent.Stop();
-  }
+  RunUntilSignal(options, stop_signals, **client, **backend, log);
   return 0;
 }

@@ -237,12 +237,21 @@ bool SameLink(const NvLinkReading& a, const NvLinkReading& b) {
 }
 }  // namespace
 
+// One detector per signal, in the order their events are reported. Each
+// compares a reading with what its Slot fields remember and updates them.
 void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
                         std::vector<HealthEvent>& out) {
-  const int gpu = slot.device.index;
-  const std::string temp =
-      r.temperature_c ? absl::StrCat(*r.temperature_c) : "";
+  static constexpr Detector kDetectors[] = {
+      &GpuMonitor::DetectEcc,         &GpuMonitor::DetectRowRemap,
+      &GpuMonitor::DetectClockEvents, &GpuMonitor::DetectTemperature,
+      &GpuMonitor::DetectPcie,        &GpuMonitor::DetectNvLinks,
+  };
+  for (Detector detect : kDetectors) (this->*detect)(slot, r, out);
+}
 
+void GpuMonitor::DetectEcc(Slot& slot, const GpuReading& r,
+                           std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
   // ECC: volatile counters only grow until the driver reloads; any rise is
   // new errors. We start from zero, so errors from earlier in this boot are
   // reported once at start.
@@ -269,7 +278,11 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
     out.push_back(std::move(e));
   }
   if (r.ecc_uncorrected) slot.ecc_uncorrected = *r.ecc_uncorrected;
+}
 
+void GpuMonitor::DetectRowRemap(Slot& slot, const GpuReading& r,
+                                std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
   // Row remapping.
   if (r.remap_pending) {
     if (*r.remap_pending && !slot.remap_pending) {
@@ -299,7 +312,13 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
     }
     slot.remap_failure = *r.remap_failure;
   }
+}
 
+void GpuMonitor::DetectClockEvents(Slot& slot, const GpuReading& r,
+                                   std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
+  const std::string temp =
+      r.temperature_c ? absl::StrCat(*r.temperature_c) : "";
   // Clock event (throttle) reasons that just became active.
   if (r.clock_event_reasons) {
     uint64_t now = *r.clock_event_reasons;
@@ -338,7 +357,11 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
     }
     slot.clock_reasons = now;
   }
+}
 
+void GpuMonitor::DetectTemperature(Slot& slot, const GpuReading& r,
+                                   std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
   // Temperature against the GPU's own thresholds, with hysteresis.
   if (r.temperature_c) {
     int t = *r.temperature_c;
@@ -363,7 +386,11 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
         slot.thermal_level = level;
     }
   }
+}
 
+void GpuMonitor::DetectPcie(Slot& slot, const GpuReading& r,
+                            std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
   // PCIe link training: width below its maximum is always wrong; generation
   // below its maximum only under load (idle GPUs slow their link on purpose).
   if (r.pcie_width_current && r.pcie_width_max && r.pcie_gen_current &&
@@ -403,7 +430,10 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
       }
     }
   }
+}
 
+void GpuMonitor::DetectNvLinks(Slot& slot, const GpuReading& r,
+                               std::vector<HealthEvent>& out) const {
   // NVLink: counters count since the driver loaded and old replays are
   // routine, so the first reading is the baseline; later rises are events.
   for (size_t i = 0; i < r.nvlinks.size(); ++i) {
@@ -426,44 +456,7 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
       continue;
     }
     if (SameLink(*prev, l)) continue;  // nothing new: the common case
-    {
-      const NvLinkReading& p = *prev;
-      if (p.active && !l.active) {
-        HealthEvent e = NewEvent(
-            slot, HEALTH_EVENT_TYPE_NVLINK, HEALTH_WATCH_SYSTEM_NVLINK,
-            absl::StrCat("GPU ", gpu, ": NVLink ", l.link, " went down"));
-        (*e.mutable_metrics())["link_id"] = absl::StrCat(l.link);
-        (*e.mutable_metrics())["link_state"] = "inactive";
-        out.push_back(std::move(e));
-      }
-      std::vector<std::string> parts;
-      std::map<std::string, std::string> metrics;
-      auto rise = [&](const char* key, const char* words,
-                      const std::optional<uint64_t>& now,
-                      const std::optional<uint64_t>& before) {
-        if (!now || !before || *now <= *before) return;
-        uint64_t d = *now - *before;
-        parts.push_back(absl::StrCat(d, " new ", words));
-        metrics[key] = absl::StrCat(d);
-      };
-      rise("replay_errors", "replay errors", l.replay_errors, p.replay_errors);
-      rise("recovery_errors", "recovery errors", l.recovery_errors,
-           p.recovery_errors);
-      rise("crc_flit_errors", "CRC flit errors", l.crc_flit_errors,
-           p.crc_flit_errors);
-      rise("crc_data_errors", "CRC data errors", l.crc_data_errors,
-           p.crc_data_errors);
-      if (!parts.empty()) {
-        HealthEvent e =
-            NewEvent(slot, HEALTH_EVENT_TYPE_NVLINK, HEALTH_WATCH_SYSTEM_NVLINK,
-                     absl::StrCat("GPU ", gpu, ": NVLink ", l.link, ": ",
-                                  absl::StrJoin(parts, ", ")));
-        auto& m = *e.mutable_metrics();
-        m["link_id"] = absl::StrCat(l.link);
-        for (auto& [k, v] : metrics) m[k] = v;
-        out.push_back(std::move(e));
-      }
-    }
+    LinkEvents(slot, *prev, l, out);
     // Keep counters across readings that lack them.
     NvLinkReading merged = l;
     const NvLinkReading& p = *prev;
@@ -472,6 +465,47 @@ void GpuMonitor::Detect(Slot& slot, const GpuReading& r,
     if (!merged.crc_flit_errors) merged.crc_flit_errors = p.crc_flit_errors;
     if (!merged.crc_data_errors) merged.crc_data_errors = p.crc_data_errors;
     *prev = merged;
+  }
+}
+
+void GpuMonitor::LinkEvents(const Slot& slot, const NvLinkReading& p,
+                            const NvLinkReading& l,
+                            std::vector<HealthEvent>& out) const {
+  const int gpu = slot.device.index;
+  if (p.active && !l.active) {
+    HealthEvent e =
+        NewEvent(slot, HEALTH_EVENT_TYPE_NVLINK, HEALTH_WATCH_SYSTEM_NVLINK,
+                 absl::StrCat("GPU ", gpu, ": NVLink ", l.link, " went down"));
+    (*e.mutable_metrics())["link_id"] = absl::StrCat(l.link);
+    (*e.mutable_metrics())["link_state"] = "inactive";
+    out.push_back(std::move(e));
+  }
+  std::vector<std::string> parts;
+  std::map<std::string, std::string> metrics;
+  auto rise = [&](const char* key, const char* words,
+                  const std::optional<uint64_t>& now,
+                  const std::optional<uint64_t>& before) {
+    if (!now || !before || *now <= *before) return;
+    uint64_t d = *now - *before;
+    parts.push_back(absl::StrCat(d, " new ", words));
+    metrics[key] = absl::StrCat(d);
+  };
+  rise("replay_errors", "replay errors", l.replay_errors, p.replay_errors);
+  rise("recovery_errors", "recovery errors", l.recovery_errors,
+       p.recovery_errors);
+  rise("crc_flit_errors", "CRC flit errors", l.crc_flit_errors,
+       p.crc_flit_errors);
+  rise("crc_data_errors", "CRC data errors", l.crc_data_errors,
+       p.crc_data_errors);
+  if (!parts.empty()) {
+    HealthEvent e =
+        NewEvent(slot, HEALTH_EVENT_TYPE_NVLINK, HEALTH_WATCH_SYSTEM_NVLINK,
+                 absl::StrCat("GPU ", gpu, ": NVLink ", l.link, ": ",
+                              absl::StrJoin(parts, ", ")));
+    auto& m = *e.mutable_metrics();
+    m["link_id"] = absl::StrCat(l.link);
+    for (auto& [k, v] : metrics) m[k] = v;
+    out.push_back(std::move(e));
   }
 }
 

@@ -125,6 +125,25 @@ class GpuMonitor {
                        HealthWatchSystem system, std::string message) const;
   void Detect(Slot& slot, const GpuReading& r, std::vector<HealthEvent>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The detectors Detect runs, one per signal (the table in the header
+  // comment). Each reads only `r` and `slot`, and updates `slot`.
+  using Detector = void (GpuMonitor::*)(Slot&, const GpuReading&,
+                                        std::vector<HealthEvent>&) const;
+  void DetectEcc(Slot& slot, const GpuReading& r,
+                 std::vector<HealthEvent>& out) const;
+  void DetectRowRemap(Slot& slot, const GpuReading& r,
+                      std::vector<HealthEvent>& out) const;
+  void DetectClockEvents(Slot& slot, const GpuReading& r,
+                         std::vector<HealthEvent>& out) const;
+  void DetectTemperature(Slot& slot, const GpuReading& r,
+                         std::vector<HealthEvent>& out) const;
+  void DetectPcie(Slot& slot, const GpuReading& r,
+                  std::vector<HealthEvent>& out) const;
+  void DetectNvLinks(Slot& slot, const GpuReading& r,
+                     std::vector<HealthEvent>& out) const;
+  // Events for what changed on one NVLink between readings `p` and `l`.
+  void LinkEvents(const Slot& slot, const NvLinkReading& p,
+                  const NvLinkReading& l, std::vector<HealthEvent>& out) const;
   void MarkLost(Slot& slot, const std::string& why,
                 std::vector<HealthEvent>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

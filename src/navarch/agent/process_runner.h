@@ -42,7 +42,7 @@ class ProcessRunner {
 
 class PosixProcessRunner final : public ProcessRunner {
  public:
-  // Timeouts are timers on `clock`.
+  // Timeouts are deadlines on `clock` (base/subprocess.h: RunChild).
   explicit PosixProcessRunner(Clock& clock) : clock_(clock) {}
 
   absl::StatusOr<ProcessResult> RunShell(

@@ -1,13 +1,5 @@
 #include "navarch/bench/child_process.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -17,76 +9,35 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
-extern char** environ;
-
 namespace navarch::bench {
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     const std::string& binary, const std::vector<std::string>& args,
     const std::string& log_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  // The child must not inherit a blocked signal mask that keeps it from
-  // dying on SIGTERM; posix_spawn keeps ours, so reset it.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(binary.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc =
-      posix_spawn(&pid, binary.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot start ", binary, ": ", std::strerror(rc)));
-  }
-  return std::unique_ptr<ChildProcess>(new ChildProcess(pid));
+  ChildOptions options;
+  options.argv.push_back(binary);
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  // Our process group: a Ctrl-C of the benchmark stops it too.
+  options.group = ChildOptions::Group::kInherit;
+  options.output = ChildOptions::Output::kAppendToFile;
+  options.output_file = log_path;
+  absl::StatusOr<std::unique_ptr<Child>> child = Child::Start(options);
+  if (!child.ok()) return child.status();
+  return std::unique_ptr<ChildProcess>(new ChildProcess(*std::move(child)));
 }
 
-ChildProcess::~ChildProcess() {
-  if (reaped_) return;
-  kill(pid_, SIGKILL);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-}
-
-void ChildProcess::Signal(int sig) {
-  if (!reaped_) kill(pid_, sig);
-}
-
-bool ChildProcess::Exited() {
-  if (reaped_) return true;
-  int status = 0;
-  if (waitpid(pid_, &status, WNOHANG) == pid_) reaped_ = true;
-  return reaped_;
-}
+bool ChildProcess::Exited() { return child_->TryReap(); }
 
 absl::StatusOr<int> ChildProcess::Wait(Clock& clock, absl::Duration timeout) {
   absl::Duration deadline = clock.SteadyNow() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      reaped_ = true;
-      return status;
-    }
-    if (r < 0) return absl::InternalError("waitpid failed");
+  while (!child_->TryReap()) {
     if (clock.SteadyNow() >= deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat("process ", pid_, " still running"));
+          absl::StrCat("process ", pid(), " still running"));
     }
     absl::SleepFor(absl::Milliseconds(1));
   }
+  return child_->wait_status();
 }
 
 absl::StatusOr<int64_t> ReadRssBytes(pid_t pid) {

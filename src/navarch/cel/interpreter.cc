@@ -223,6 +223,92 @@ absl::Status Comprehension(const Expr& e, const Frame& frame, Result* out) {
   return absl::InternalError("unknown macro");
 }
 
+absl::Status EvalSelect(const Expr& e, const Frame& frame, Result* out) {
+  // The longest bound qualified name wins (langdef.md "Name
+  // Resolution"); the outermost selection tries the longest name.
+  if (!e.qualified.empty() && frame.activation->has_qualified_names()) {
+    if (const Value* v = frame.activation->Find(e.qualified)) {
+      out->Borrow(*v);
+      return absl::OkStatus();
+    }
+  }
+  Result operand;
+  absl::Status status = Eval(*e.args[0], frame, &operand);
+  if (!status.ok()) return status;
+  return Select(operand, e.name, out);
+}
+
+absl::Status EvalIndex(const Expr& e, const Frame& frame, Result* out) {
+  Result container;
+  absl::Status status = Eval(*e.args[0], frame, &container);
+  if (!status.ok()) return status;
+  Result index;
+  status = Eval(*e.args[1], frame, &index);
+  if (!status.ok()) return status;
+  return Index(container, index.value(), out);
+}
+
+absl::Status EvalCall(const Expr& e, const Frame& frame, Result* out) {
+  // Functions are strict: the first failing argument fails the call.
+  // The parser builds calls of at most two arguments, receiver included.
+  Result results[2];
+  const Value* args[2];
+  const size_t n = e.args.size();
+  assert(n <= 2);
+  for (size_t i = 0; i < n; ++i) {
+    absl::Status status = Eval(*e.args[i], frame, &results[i]);
+    if (!status.ok()) return status;
+    args[i] = &results[i].value();
+  }
+  Value value;
+  absl::Status status = CallBuiltin(e, absl::MakeConstSpan(args, n), &value);
+  if (!status.ok()) return status;
+  out->Set(std::move(value));
+  return absl::OkStatus();
+}
+
+absl::Status EvalList(const Expr& e, const Frame& frame, Result* out) {
+  std::vector<Value> elements;
+  elements.reserve(e.args.size());
+  for (const auto& arg : e.args) {
+    Result r;
+    absl::Status status = Eval(*arg, frame, &r);
+    if (!status.ok()) return status;
+    elements.push_back(r.Take());
+  }
+  out->Set(Value::List(std::move(elements)));
+  return absl::OkStatus();
+}
+
+absl::Status EvalMap(const Expr& e, const Frame& frame, Result* out) {
+  std::vector<std::pair<Value, Value>> entries;
+  entries.reserve(e.args.size() / 2);
+  for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
+    Result k;
+    absl::Status status = Eval(*e.args[i], frame, &k);
+    if (!status.ok()) return status;
+    Result v;
+    status = Eval(*e.args[i + 1], frame, &v);
+    if (!status.ok()) return status;
+    entries.emplace_back(k.Take(), v.Take());
+  }
+  absl::StatusOr<Value> map = Value::Map(std::move(entries));
+  if (!map.ok()) return map.status();
+  out->Set(*std::move(map));
+  return absl::OkStatus();
+}
+
+absl::Status EvalConditional(const Expr& e, const Frame& frame, Result* out) {
+  // Only the chosen branch is evaluated.
+  Result cond;
+  absl::Status status = Eval(*e.args[0], frame, &cond);
+  if (!status.ok()) return status;
+  if (!cond.value().is_bool()) {
+    return NoSuchOverload("_?_:_", {&cond.value()});
+  }
+  return Eval(*e.args[cond.value().bool_value() ? 1 : 2], frame, out);
+}
+
 }  // namespace
 
 absl::Status Eval(const Expr& e, const Frame& frame, Result* out) {
@@ -244,20 +330,8 @@ absl::Status Eval(const Expr& e, const Frame& frame, Result* out) {
       out->Borrow(*frame.slots[e.slot]);
       return absl::OkStatus();
 
-    case ExprKind::kSelect: {
-      // The longest bound qualified name wins (langdef.md "Name
-      // Resolution"); the outermost selection tries the longest name.
-      if (!e.qualified.empty() && frame.activation->has_qualified_names()) {
-        if (const Value* v = frame.activation->Find(e.qualified)) {
-          out->Borrow(*v);
-          return absl::OkStatus();
-        }
-      }
-      Result operand;
-      absl::Status status = Eval(*e.args[0], frame, &operand);
-      if (!status.ok()) return status;
-      return Select(operand, e.name, out);
-    }
+    case ExprKind::kSelect:
+      return EvalSelect(e, frame, out);
 
     case ExprKind::kHas: {
       Result operand;
@@ -266,66 +340,17 @@ absl::Status Eval(const Expr& e, const Frame& frame, Result* out) {
       return Has(operand.value(), e.name, out);
     }
 
-    case ExprKind::kIndex: {
-      Result container;
-      absl::Status status = Eval(*e.args[0], frame, &container);
-      if (!status.ok()) return status;
-      Result index;
-      status = Eval(*e.args[1], frame, &index);
-      if (!status.ok()) return status;
-      return Index(container, index.value(), out);
-    }
+    case ExprKind::kIndex:
+      return EvalIndex(e, frame, out);
 
-    case ExprKind::kCall: {
-      // Functions are strict: the first failing argument fails the call.
-      // The parser builds calls of at most two arguments, receiver included.
-      Result results[2];
-      const Value* args[2];
-      const size_t n = e.args.size();
-      assert(n <= 2);
-      for (size_t i = 0; i < n; ++i) {
-        absl::Status status = Eval(*e.args[i], frame, &results[i]);
-        if (!status.ok()) return status;
-        args[i] = &results[i].value();
-      }
-      Value value;
-      absl::Status status =
-          CallBuiltin(e, absl::MakeConstSpan(args, n), &value);
-      if (!status.ok()) return status;
-      out->Set(std::move(value));
-      return absl::OkStatus();
-    }
+    case ExprKind::kCall:
+      return EvalCall(e, frame, out);
 
-    case ExprKind::kList: {
-      std::vector<Value> elements;
-      elements.reserve(e.args.size());
-      for (const auto& arg : e.args) {
-        Result r;
-        absl::Status status = Eval(*arg, frame, &r);
-        if (!status.ok()) return status;
-        elements.push_back(r.Take());
-      }
-      out->Set(Value::List(std::move(elements)));
-      return absl::OkStatus();
-    }
+    case ExprKind::kList:
+      return EvalList(e, frame, out);
 
-    case ExprKind::kMap: {
-      std::vector<std::pair<Value, Value>> entries;
-      entries.reserve(e.args.size() / 2);
-      for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
-        Result k;
-        absl::Status status = Eval(*e.args[i], frame, &k);
-        if (!status.ok()) return status;
-        Result v;
-        status = Eval(*e.args[i + 1], frame, &v);
-        if (!status.ok()) return status;
-        entries.emplace_back(k.Take(), v.Take());
-      }
-      absl::StatusOr<Value> map = Value::Map(std::move(entries));
-      if (!map.ok()) return map.status();
-      out->Set(*std::move(map));
-      return absl::OkStatus();
-    }
+    case ExprKind::kMap:
+      return EvalMap(e, frame, out);
 
     case ExprKind::kAnd:
       return Logical(e, frame, true, out);
@@ -333,16 +358,8 @@ absl::Status Eval(const Expr& e, const Frame& frame, Result* out) {
     case ExprKind::kOr:
       return Logical(e, frame, false, out);
 
-    case ExprKind::kConditional: {
-      // Only the chosen branch is evaluated.
-      Result cond;
-      absl::Status status = Eval(*e.args[0], frame, &cond);
-      if (!status.ok()) return status;
-      if (!cond.value().is_bool()) {
-        return NoSuchOverload("_?_:_", {&cond.value()});
-      }
-      return Eval(*e.args[cond.value().bool_value() ? 1 : 2], frame, out);
-    }
+    case ExprKind::kConditional:
+      return EvalConditional(e, frame, out);
 
     case ExprKind::kComprehension:
       return Comprehension(e, frame, out);

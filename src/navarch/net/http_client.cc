@@ -1,14 +1,22 @@
 #include "navarch/net/http_client.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 
 namespace navarch {
 
@@ -122,6 +130,172 @@ std::string BodySnippet(absl::string_view body) {
   return s;
 }
 
+namespace {
+
+const char* ConnectErrorWords(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return "connection refused (nothing listens on that port)";
+    case ETIMEDOUT:
+      return "connection timed out";
+    case EHOSTUNREACH:
+      return "host unreachable";
+    case ENETUNREACH:
+      return "network unreachable";
+    case ECONNRESET:
+      return "connection reset";
+    default:
+      return nullptr;
+  }
+}
+
+// httplib says only "Connection" when it cannot connect: resolve and connect
+// once more ourselves to say why (DNS, refused, unreachable). Waits at most
+// `budget` for the connect.
+std::string DiagnoseConnectFailure(const ParsedUrl& url,
+                                   absl::Duration budget) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const std::string port = absl::StrCat(url.port);
+  if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &found);
+      rc != 0) {
+    return absl::StrCat("DNS: cannot resolve ", url.host, ": ",
+                        gai_strerror(rc));
+  }
+  int err = 0;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    const int fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    err = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t len = sizeof(err);
+      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(budget))) <=
+          0) {
+        err = ETIMEDOUT;
+      } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        err = errno;
+      }
+    }
+    close(fd);
+    if (err == 0) break;
+  }
+  freeaddrinfo(found);
+  if (err == 0) return "connection failed (it connects now: transient)";
+  const char* words = ConnectErrorWords(err);
+  return words != nullptr ? std::string(words) : std::string(strerror(err));
+}
+
+// A transport failure in words, with the status code callers retry on.
+absl::Status TransportError(const HttpRequest& request, const ParsedUrl& url,
+                            httplib::Error err, bool deadline_hit) {
+  const std::string what = absl::StrCat(request.method, " ", request.url, ": ");
+  const std::string timeout = absl::FormatDuration(request.timeout);
+  if (deadline_hit) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, "timed out: no complete response within ", timeout));
+  }
+  switch (err) {
+    case httplib::Error::Connection:
+      return absl::UnavailableError(absl::StrCat(
+          what, DiagnoseConnectFailure(
+                    url, std::min(request.timeout, absl::Seconds(1)))));
+    case httplib::Error::ConnectionTimeout:
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, "timed out connecting (timeout ", timeout, ")"));
+    case httplib::Error::Read:
+      // httplib reports its own read timeout as a read error too.
+      return absl::DeadlineExceededError(absl::StrCat(
+          what,
+          "no complete response: the connection closed or went silent "
+          "(timeout ",
+          timeout, ")"));
+    case httplib::Error::Write:
+      return absl::UnavailableError(
+          absl::StrCat(what, "connection lost while sending the request"));
+    case httplib::Error::SSLConnection:
+      return absl::UnavailableError(absl::StrCat(what, "TLS handshake failed"));
+    case httplib::Error::SSLServerVerification:
+      return absl::UnavailableError(
+          absl::StrCat(what, "TLS: the server's certificate is not trusted"));
+    case httplib::Error::SSLLoadingCerts:
+      return absl::UnavailableError(
+          absl::StrCat(what, "TLS: cannot load the CA certificates"));
+    default:
+      return absl::UnavailableError(
+          absl::StrCat(what, httplib::to_string(err)));
+  }
+}
+
+// Stops the request's connection once its deadline passes: httplib's own
+// timeouts bound each read and write, not the whole call, so a server that
+// trickles bytes could otherwise hold it forever. The timer may fire while
+// the call returns, hence the mutex and the `done` flag.
+class DeadlineGuard {
+ public:
+  DeadlineGuard(Clock& clock, absl::Duration timeout, httplib::Client& client)
+      : clock_(clock), state_(std::make_shared<State>()) {
+    state_->client = &client;
+    timer_ = clock_.Schedule(timeout, [state = state_] {
+      absl::MutexLock lock(&state->mu);
+      if (state->client == nullptr) return;
+      state->hit = true;
+      state->client->stop();
+    });
+  }
+  ~DeadlineGuard() { Disarm(); }
+  // After this, the timer no longer touches the client. Whether it fired.
+  bool Disarm() {
+    clock_.Cancel(timer_);
+    absl::MutexLock lock(&state_->mu);
+    state_->client = nullptr;
+    return state_->hit;
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    httplib::Client* client ABSL_GUARDED_BY(mu) = nullptr;
+    bool hit ABSL_GUARDED_BY(mu) = false;
+  };
+  Clock& clock_;
+  std::shared_ptr<State> state_;
+  TimerId timer_ = 0;
+};
+
+std::unique_ptr<httplib::Client> MakeClient(const ParsedUrl& url,
+                                            absl::Duration timeout) {
+  const std::string host_port = absl::StrCat(
+      url.scheme, "://",
+      url.host.find(':') != std::string::npos ? absl::StrCat("[", url.host, "]")
+                                              : url.host,
+      ":", url.port);
+  auto client = std::make_unique<httplib::Client>(host_port);
+  if (!client->is_valid()) return nullptr;
+  const int64_t ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
+  const time_t sec = ms / 1000;
+  const time_t usec = (ms % 1000) * 1000;
+  client->set_connection_timeout(sec, usec);
+  client->set_read_timeout(sec, usec);
+  client->set_write_timeout(sec, usec);
+  client->set_follow_location(false);
+  client->set_keep_alive(false);
+  if (url.scheme == "https")
+    client->enable_server_certificate_verification(true);
+  return client;
+}
+
+absl::Status TooBig(const HttpRequest& request) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("response from ", request.url, " is larger than ",
+                   request.max_response_bytes, " bytes"));
+}
+
+}  // namespace
+
 absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
   absl::StatusOr<ParsedUrl> url = ParseUrl(request.url);
   if (!url.ok()) return url.status();
@@ -129,31 +303,13 @@ absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported HTTP method ", request.method));
   }
-  const std::string host_port =
-      absl::StrCat(url->scheme, "://",
-                   url->host.find(':') != std::string::npos
-                       ? absl::StrCat("[", url->host, "]")
-                       : url->host,
-                   ":", url->port);
-  httplib::Client client(host_port);
-  if (!client.is_valid()) {
+  std::unique_ptr<httplib::Client> client = MakeClient(*url, request.timeout);
+  if (client == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot make a client for ", request.url));
   }
-  const int64_t ms =
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(request.timeout));
-  const time_t sec = ms / 1000;
-  const time_t usec = (ms % 1000) * 1000;
-  client.set_connection_timeout(sec, usec);
-  client.set_read_timeout(sec, usec);
-  client.set_write_timeout(sec, usec);
-  client.set_follow_location(false);
-  client.set_keep_alive(false);
-  if (url->scheme == "https")
-    client.enable_server_certificate_verification(true);
   httplib::Headers headers;
   for (const auto& [k, v] : request.headers) headers.emplace(k, v);
-
   std::string body;
   bool too_big = false;
   httplib::ContentReceiver receiver = [&](const char* data, size_t len) {
@@ -164,38 +320,22 @@ absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
     body.append(data, len);
     return true;
   };
+  DeadlineGuard deadline(
+      request.clock != nullptr ? *request.clock : RealClock::Default(),
+      request.timeout, *client);
   httplib::Result res = request.method == "GET"
-                            ? client.Get(url->target, headers, receiver)
-                            : client.Post(url->target, headers, request.body,
-                                          request.content_type.empty()
-                                              ? "application/octet-stream"
-                                              : request.content_type);
-  if (too_big) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("response from ", request.url, " is larger than ",
-                     request.max_response_bytes, " bytes"));
-  }
-  if (!res) {
-    const httplib::Error err = res.error();
-    const std::string what = httplib::to_string(err);
-    if (err == httplib::Error::Read || err == httplib::Error::Write ||
-        err == httplib::Error::ConnectionTimeout) {
-      // httplib reports a read timeout as a read error.
-      return absl::DeadlineExceededError(absl::StrCat(
-          request.method, " ", request.url, ": ", what, " (timeout ",
-          absl::FormatDuration(request.timeout), ")"));
-    }
-    return absl::UnavailableError(
-        absl::StrCat(request.method, " ", request.url, ": ", what));
-  }
+                            ? client->Get(url->target, headers, receiver)
+                            : client->Post(url->target, headers, request.body,
+                                           request.content_type.empty()
+                                               ? "application/octet-stream"
+                                               : request.content_type);
+  const bool deadline_hit = deadline.Disarm();
+  if (too_big) return TooBig(request);
+  if (!res) return TransportError(request, *url, res.error(), deadline_hit);
   HttpResponse out;
   out.status = res->status;
   out.body = request.method == "GET" ? std::move(body) : res->body;
-  if (out.body.size() > request.max_response_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("response from ", request.url, " is larger than ",
-                     request.max_response_bytes, " bytes"));
-  }
+  if (out.body.size() > request.max_response_bytes) return TooBig(request);
   for (const auto& [k, v] : res->headers) {
     out.headers[absl::AsciiStrToLower(k)] = v;
   }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "navarch/base/clock.h"
 
 namespace navarch {
 
@@ -40,7 +41,11 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;
   std::string body;
   std::string content_type;  // For POST.
+  // The whole call's deadline: connecting, sending and the complete
+  // response (DNS resolution excepted: the resolver has its own timeouts).
   absl::Duration timeout = absl::Seconds(30);
+  // Times the deadline. Null: RealClock::Default(). Must outlive the call.
+  Clock* clock = nullptr;
   // Responses larger than this fail with RESOURCE_EXHAUSTED.
   size_t max_response_bytes = 4 << 20;
 };
@@ -52,8 +57,10 @@ struct HttpResponse {
 };
 
 // Performs the request. Any HTTP status is a response; a transport failure
-// (DNS, refused, TLS, timeout) is UNAVAILABLE or DEADLINE_EXCEEDED naming the
-// URL. Thread-safe (each call uses its own connection).
+// is UNAVAILABLE (DNS, connection refused, host unreachable, TLS) or
+// DEADLINE_EXCEEDED (the deadline passed), its message naming the method,
+// the URL and what failed in words. Thread-safe (each call uses its own
+// connection).
 absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request);
 
 // A response body shortened for error messages (first 200 bytes, one line).

@@ -1,23 +1,17 @@
 #include "navarch/pool/metrics_source.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "navarch/base/spawn.h"
+#include "navarch/base/subprocess.h"
 #include "navarch/net/http_client.h"
-
-extern char** environ;
 
 namespace navarch {
 namespace {
@@ -25,75 +19,107 @@ namespace {
 constexpr size_t kMaxStdout = 1 << 20;
 constexpr size_t kKeepStderr = 4096;
 
-absl::StatusOr<int> CountField(const nlohmann::json& j, const char* key) {
-  const nlohmann::json& v = j[key];
-  if (!v.is_number()) {
+// One source before the shared check; CheckedSource adds the check and the
+// logging, so a new source cannot skip either.
+class RawSource {
+ public:
+  virtual ~RawSource() = default;
+  virtual absl::string_view name() const = 0;
+  // What failed, as the start of an error message ("GET <url>").
+  virtual std::string context() const = 0;
+  virtual CountFractions fractions() const = 0;
+  virtual absl::StatusOr<RawMetrics> FetchRaw() = 0;
+};
+
+class CheckedSource final : public MetricsSource {
+ public:
+  CheckedSource(std::unique_ptr<RawSource> raw, Logger log)
+      : raw_(std::move(raw)),
+        log_(log.With({{"source", std::string(raw_->name())}})) {}
+  absl::string_view name() const override { return raw_->name(); }
+  absl::StatusOr<ExternalMetrics> Fetch() override {
+    absl::StatusOr<ExternalMetrics> m = FetchChecked();
+    if (!m.ok() && !failing_) {
+      log_.Warn("metrics source failing; the pool holds its size",
+                {{"error", std::string(m.status().message())}});
+    } else if (m.ok() && failing_) {
+      log_.Info("metrics source answers again");
+    }
+    failing_ = !m.ok();
+    return m;
+  }
+
+ private:
+  absl::StatusOr<ExternalMetrics> FetchChecked() {
+    absl::StatusOr<RawMetrics> raw = raw_->FetchRaw();
+    if (!raw.ok()) return raw.status();
+    absl::StatusOr<ExternalMetrics> m =
+        CheckExternalMetrics(*raw, raw_->fractions());
+    if (!m.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(raw_->context(), ": ", m.status().message()));
+    }
+    return m;
+  }
+
+  const std::unique_ptr<RawSource> raw_;
+  const Logger log_;
+  bool failing_ = false;
+};
+
+// The JSON of http_json and command, before the range check.
+absl::StatusOr<RawMetrics> ParseRawMetricsJson(absl::string_view body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", key, "' is not a number: ", v.dump()));
+        absl::StrCat("expected a JSON object like {\"queue_depth\": 12}, got: ",
+                     BodySnippet(body)));
   }
-  const double d = v.get<double>();
-  if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > 1e9) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", key, "' must be a non-negative integer, got ", v.dump()));
+  RawMetrics m;
+  for (auto [key, field] : {std::pair{"queue_depth", &m.queue_depth},
+                            std::pair{"pending_jobs", &m.pending_jobs},
+                            std::pair{"utilization", &m.utilization}}) {
+    if (!j.contains(key)) continue;
+    const nlohmann::json& v = j[key];
+    if (!v.is_number()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", key, "' is not a number: ", v.dump()));
+    }
+    *field = v.get<double>();
   }
-  return static_cast<int>(d);
+  if (!m.queue_depth && !m.pending_jobs && !m.utilization) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("none of queue_depth, pending_jobs, utilization in: ",
+                     BodySnippet(body)));
+  }
+  return m;
 }
 
-class HttpJsonSource final : public MetricsSource {
+class HttpJsonSource final : public RawSource {
  public:
-  explicit HttpJsonSource(MetricsSourceConfig c) : c_(std::move(c)) {}
+  explicit HttpJsonSource(MetricsSourceConfig c, Clock& clock)
+      : c_(std::move(c)), clock_(clock) {}
   absl::string_view name() const override { return "http_json"; }
-  absl::StatusOr<ExternalMetrics> Fetch() override {
+  std::string context() const override { return absl::StrCat("GET ", c_.url); }
+  CountFractions fractions() const override { return CountFractions::kReject; }
+  absl::StatusOr<RawMetrics> FetchRaw() override {
     HttpRequest req;
     req.url = c_.url;
     req.headers = c_.headers;
     req.headers.emplace("Accept", "application/json");
     req.timeout = c_.timeout;
     req.max_response_bytes = 1 << 20;
+    req.clock = &clock_;
     absl::StatusOr<HttpResponse> r = HttpDo(req);
     if (!r.ok()) return r.status();
     if (r->status != 200) {
       return absl::UnavailableError(absl::StrCat(
           "GET ", c_.url, " returned ", r->status, ": ", BodySnippet(r->body)));
     }
-    absl::StatusOr<ExternalMetrics> m = ParseMetricsJson(r->body);
+    absl::StatusOr<RawMetrics> m = ParseRawMetricsJson(r->body);
     if (!m.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("GET ", c_.url, ": ", m.status().message()));
-    }
-    return m;
-  }
-
- private:
-  const MetricsSourceConfig c_;
-};
-
-class CommandSource final : public MetricsSource {
- public:
-  CommandSource(MetricsSourceConfig c, Clock& clock)
-      : c_(std::move(c)), clock_(clock) {}
-  absl::string_view name() const override { return "command"; }
-  absl::StatusOr<ExternalMetrics> Fetch() override {
-    const std::string shown = absl::StrJoin(c_.command, " ");
-    absl::StatusOr<CommandOutput> out =
-        RunCommand(c_.command, c_.timeout, clock_);
-    if (!out.ok()) return out.status();
-    if (out->timed_out) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("command '", shown, "' ran past its timeout of ",
-                       absl::FormatDuration(c_.timeout), " and was killed"));
-    }
-    if (out->exit_code != 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "command '", shown, "' exited with ", out->exit_code,
-          out->stderr_text.empty()
-              ? ""
-              : absl::StrCat(": ", BodySnippet(out->stderr_text))));
-    }
-    absl::StatusOr<ExternalMetrics> m = ParseMetricsJson(out->stdout_text);
-    if (!m.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("command '", shown, "': ", m.status().message()));
+          absl::StrCat(context(), ": ", m.status().message()));
     }
     return m;
   }
@@ -103,28 +129,67 @@ class CommandSource final : public MetricsSource {
   Clock& clock_;
 };
 
-class PrometheusSource final : public MetricsSource {
+class CommandSource final : public RawSource {
  public:
-  explicit PrometheusSource(MetricsSourceConfig c) : c_(std::move(c)) {
+  CommandSource(MetricsSourceConfig c, Clock& clock)
+      : c_(std::move(c)), clock_(clock) {}
+  absl::string_view name() const override { return "command"; }
+  std::string context() const override {
+    return absl::StrCat("command '", absl::StrJoin(c_.command, " "), "'");
+  }
+  CountFractions fractions() const override { return CountFractions::kReject; }
+  absl::StatusOr<RawMetrics> FetchRaw() override {
+    absl::StatusOr<CommandOutput> out =
+        RunCommand(c_.command, c_.timeout, clock_);
+    if (!out.ok()) return out.status();
+    if (out->timed_out) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(context(), " ran past its timeout of ",
+                       absl::FormatDuration(c_.timeout), " and was killed"));
+    }
+    if (out->exit_code != 0) {
+      return absl::UnavailableError(absl::StrCat(
+          context(), " exited with ", out->exit_code,
+          out->stderr_text.empty()
+              ? ""
+              : absl::StrCat(": ", BodySnippet(out->stderr_text))));
+    }
+    absl::StatusOr<RawMetrics> m = ParseRawMetricsJson(out->stdout_text);
+    if (!m.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(context(), ": ", m.status().message()));
+    }
+    return m;
+  }
+
+ private:
+  const MetricsSourceConfig c_;
+  Clock& clock_;
+};
+
+class PrometheusSource final : public RawSource {
+ public:
+  PrometheusSource(MetricsSourceConfig c, Clock& clock)
+      : c_(std::move(c)), clock_(clock) {
     while (!c_.url.empty() && c_.url.back() == '/') c_.url.pop_back();
   }
   absl::string_view name() const override { return "prometheus"; }
-  absl::StatusOr<ExternalMetrics> Fetch() override {
-    ExternalMetrics m;
-    if (!c_.queue_depth_query.empty()) {
-      absl::StatusOr<double> v = Query("queue_depth", c_.queue_depth_query);
+  std::string context() const override {
+    return absl::StrCat("prometheus ", c_.url);
+  }
+  CountFractions fractions() const override {
+    return CountFractions::kRoundHalfUp;
+  }
+  absl::StatusOr<RawMetrics> FetchRaw() override {
+    RawMetrics m;
+    for (auto [what, query, field] :
+         {std::tuple{"queue_depth", &c_.queue_depth_query, &m.queue_depth},
+          std::tuple{"pending_jobs", &c_.pending_jobs_query, &m.pending_jobs},
+          std::tuple{"utilization", &c_.utilization_query, &m.utilization}}) {
+      if (query->empty()) continue;
+      absl::StatusOr<double> v = Query(what, *query);
       if (!v.ok()) return v.status();
-      m.queue_depth = static_cast<int>(std::max(0.0, std::round(*v)));
-    }
-    if (!c_.pending_jobs_query.empty()) {
-      absl::StatusOr<double> v = Query("pending_jobs", c_.pending_jobs_query);
-      if (!v.ok()) return v.status();
-      m.pending_jobs = static_cast<int>(std::max(0.0, std::round(*v)));
-    }
-    if (!c_.utilization_query.empty()) {
-      absl::StatusOr<double> v = Query("utilization", c_.utilization_query);
-      if (!v.ok()) return v.status();
-      m.utilization = std::clamp(*v, 0.0, 100.0);
+      *field = *v;
     }
     return m;
   }
@@ -136,6 +201,7 @@ class PrometheusSource final : public MetricsSource {
     req.headers = c_.headers;
     req.timeout = c_.timeout;
     req.max_response_bytes = 1 << 20;
+    req.clock = &clock_;
     absl::StatusOr<HttpResponse> r = HttpDo(req);
     if (!r.ok()) return r.status();
     absl::StatusOr<double> v = ParsePrometheusValue(r->body);
@@ -149,62 +215,72 @@ class PrometheusSource final : public MetricsSource {
   }
 
   MetricsSourceConfig c_;
+  Clock& clock_;
 };
+
+// One count: finite, non-negative, at most kMaxExternalCount, and integral
+// or rounded as `fractions` says.
+absl::StatusOr<int> CheckCount(const char* key, double v,
+                               CountFractions fractions) {
+  const bool integral = std::isfinite(v) && v == std::floor(v);
+  if (!std::isfinite(v) || v < 0 || v > kMaxExternalCount ||
+      (!integral && fractions == CountFractions::kReject)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", key, "' must be ",
+        fractions == CountFractions::kReject ? "an integer" : "a number",
+        " in 0..", kMaxExternalCount, ", got ", v));
+  }
+  return static_cast<int>(std::floor(v + 0.5));
+}
 
 }  // namespace
 
+absl::StatusOr<ExternalMetrics> CheckExternalMetrics(const RawMetrics& raw,
+                                                     CountFractions fractions) {
+  ExternalMetrics m;
+  for (auto [key, from, to] :
+       {std::tuple{"queue_depth", &raw.queue_depth, &m.queue_depth},
+        std::tuple{"pending_jobs", &raw.pending_jobs, &m.pending_jobs}}) {
+    if (!from->has_value()) continue;
+    absl::StatusOr<int> v = CheckCount(key, **from, fractions);
+    if (!v.ok()) return v.status();
+    *to = *v;
+  }
+  if (raw.utilization) {
+    const double u = *raw.utilization;
+    if (!std::isfinite(u) || u < 0 || u > 100) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'utilization' must be a number in 0..100, got ", u));
+    }
+    m.utilization = u;
+  }
+  return m;
+}
+
 std::unique_ptr<MetricsSource> MakeMetricsSource(const MetricsSourceConfig& c,
-                                                 Clock& clock) {
+                                                 Clock& clock, Logger log) {
+  std::unique_ptr<RawSource> raw;
   switch (c.type) {
     case MetricsSourceType::kFleet:
       return nullptr;
     case MetricsSourceType::kHttpJson:
-      return std::make_unique<HttpJsonSource>(c);
+      raw = std::make_unique<HttpJsonSource>(c, clock);
+      break;
     case MetricsSourceType::kCommand:
-      return std::make_unique<CommandSource>(c, clock);
+      raw = std::make_unique<CommandSource>(c, clock);
+      break;
     case MetricsSourceType::kPrometheus:
-      return std::make_unique<PrometheusSource>(c);
+      raw = std::make_unique<PrometheusSource>(c, clock);
+      break;
   }
-  return nullptr;
+  if (raw == nullptr) return nullptr;
+  return std::make_unique<CheckedSource>(std::move(raw), std::move(log));
 }
 
 absl::StatusOr<ExternalMetrics> ParseMetricsJson(absl::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a JSON object like {\"queue_depth\": 12}, got: ",
-                     BodySnippet(body)));
-  }
-  ExternalMetrics m;
-  bool any = false;
-  if (j.contains("queue_depth")) {
-    absl::StatusOr<int> v = CountField(j, "queue_depth");
-    if (!v.ok()) return v.status();
-    m.queue_depth = *v;
-    any = true;
-  }
-  if (j.contains("pending_jobs")) {
-    absl::StatusOr<int> v = CountField(j, "pending_jobs");
-    if (!v.ok()) return v.status();
-    m.pending_jobs = *v;
-    any = true;
-  }
-  if (j.contains("utilization")) {
-    const nlohmann::json& u = j["utilization"];
-    if (!u.is_number() || !std::isfinite(u.get<double>()) ||
-        u.get<double>() < 0 || u.get<double>() > 100) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'utilization' must be a number in 0..100, got ", u.dump()));
-    }
-    m.utilization = u.get<double>();
-    any = true;
-  }
-  if (!any) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("none of queue_depth, pending_jobs, utilization in: ",
-                     BodySnippet(body)));
-  }
-  return m;
+  absl::StatusOr<RawMetrics> raw = ParseRawMetricsJson(body);
+  if (!raw.ok()) return raw.status();
+  return CheckExternalMetrics(*raw, CountFractions::kReject);
 }
 
 absl::StatusOr<double> ParsePrometheusValue(absl::string_view body) {
@@ -257,105 +333,18 @@ absl::StatusOr<double> ParsePrometheusValue(absl::string_view body) {
 
 absl::StatusOr<CommandOutput> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout, Clock& clock) {
-  if (argv.empty()) return absl::InvalidArgumentError("empty command");
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError("pipe failed");
-  }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return absl::InternalError("pipe failed");
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-  posix_spawnattr_t attr;
-  // Own process group; signals the control plane blocks unblocked.
-  InitChildSpawnAttr(&attr);
-  std::vector<char*> args;
-  for (const std::string& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (rc != 0) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot run ", argv[0], ": ", strerror(rc)));
-  }
+  ChildOptions options;
+  options.argv = argv;
+  OutputLimits limits;
+  limits.max_stdout = kMaxStdout;
+  limits.keep_stderr = kKeepStderr;
+  absl::StatusOr<ChildResult> run = RunChild(options, timeout, clock, limits);
+  if (!run.ok()) return run.status();
   CommandOutput out;
-  const absl::Duration deadline = clock.SteadyNow() + timeout;
-  // Waits are sliced so a FakeClock's advance is noticed too.
-  auto wait_ms = [&]() -> int64_t {
-    const absl::Duration left = deadline - clock.SteadyNow();
-    if (left <= absl::ZeroDuration()) return 0;
-    return std::clamp<int64_t>(
-        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1,
-        100);
-  };
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[4096];
-  while (open_fds > 0) {
-    const int64_t ms = wait_ms();
-    if (ms == 0) {
-      out.timed_out = true;
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(ms)) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (pollfd& p : fds) {
-      if (p.fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      ssize_t n = read(p.fd, buf, sizeof(buf));
-      if (n <= 0) {
-        close(p.fd);
-        p.fd = -1;
-        --open_fds;
-        continue;
-      }
-      if (p.fd == out_pipe[0]) {
-        if (out.stdout_text.size() < kMaxStdout) out.stdout_text.append(buf, n);
-      } else {
-        out.stderr_text.append(buf, n);
-        if (out.stderr_text.size() > kKeepStderr) {
-          out.stderr_text.erase(0, out.stderr_text.size() - kKeepStderr);
-        }
-      }
-    }
-  }
-  for (pollfd& p : fds) {
-    if (p.fd >= 0) close(p.fd);
-  }
-  int status = 0;
-  // Its output is closed, but it may still run (it closed them itself).
-  while (!out.timed_out) {
-    const pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid || (w < 0 && errno != EINTR)) break;
-    if (wait_ms() == 0) {
-      out.timed_out = true;
-      break;
-    }
-    // Nothing to poll but the child's exit: look again in 2 ms.
-    poll(nullptr, 0, 2);
-  }
-  if (out.timed_out) {
-    kill(-pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  out.exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
-                  : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-                                        : -1;
+  out.exit_code = run->exit_code;
+  out.timed_out = run->timed_out;
+  out.stdout_text = std::move(run->stdout_text);
+  out.stderr_text = std::move(run->stderr_text);
   return out;
 }
 

@@ -4,8 +4,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <sstream>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -86,7 +91,11 @@ class SourceServer : public ::testing::Test {
       absl::MutexLock lock(&mu_);
       queries_.push_back(req.get_param_value("query"));
       const std::string q = req.get_param_value("query");
-      const char* v = q == "depth" ? "37" : q == "util" ? "64.2" : "5";
+      auto it = prom_values_.find(q);
+      const std::string v = it != prom_values_.end() ? it->second
+                            : q == "depth"           ? "37"
+                            : q == "util"            ? "64.2"
+                                                     : "5";
       res.set_content(
           std::string(
               R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,")") +
@@ -101,6 +110,7 @@ class SourceServer : public ::testing::Test {
   std::string body_ = R"({"pending_jobs": 3, "queue_depth": 25})";
   std::string auth_;
   std::vector<std::string> queries_;
+  std::map<std::string, std::string> prom_values_;  // query -> its value
   // Last: stopped first, before what its handlers use.
   testing::TestHttpServer http_;
 };
@@ -147,6 +157,155 @@ TEST_F(SourceServer, Prometheus) {
   EXPECT_FALSE(m->pending_jobs.has_value());
   absl::MutexLock lock(&mu_);
   EXPECT_THAT(queries_, ::testing::ElementsAre("depth", "util"));
+}
+
+// The Prometheus source cast a query's value to int: a huge value
+// overflowed, a negative one became 0 (and the pool shrank to min_nodes), a
+// utilisation above 100 was clamped. Now each fails the fetch, so the pool
+// holds.
+TEST_F(SourceServer, PrometheusValuesOutOfRangeFailTheFetch) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kPrometheus;
+  c.url = Url("");
+  c.queue_depth_query = "q";
+  auto src = MakeMetricsSource(c, RealClock::Default());
+  for (const char* bad : {"1e12", "3000000000", "-5", "-0.4"}) {
+    {
+      absl::MutexLock lock(&mu_);
+      prom_values_["q"] = bad;
+    }
+    auto m = src->Fetch();
+    EXPECT_FALSE(m.ok()) << bad << " gave " << m->queue_depth.value_or(-1);
+    EXPECT_THAT(m.status().message(), HasSubstr("'queue_depth' must be"))
+        << bad;
+  }
+  c.queue_depth_query.clear();
+  c.utilization_query = "u";
+  for (const char* bad : {"150", "-1"}) {
+    {
+      absl::MutexLock lock(&mu_);
+      prom_values_["u"] = bad;
+    }
+    EXPECT_EQ(
+        MakeMetricsSource(c, RealClock::Default())->Fetch().status().code(),
+        absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+// PromQL gives fractions (avg, rate): counts round to the nearest integer,
+// halves up; the bound itself is accepted.
+TEST_F(SourceServer, PrometheusCountsRoundHalfUp) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kPrometheus;
+  c.url = Url("");
+  c.queue_depth_query = "q";
+  auto src = MakeMetricsSource(c, RealClock::Default());
+  for (auto [value, want] :
+       {std::pair{"2.5", 3}, std::pair{"2.49", 2}, std::pair{"0.5", 1},
+        std::pair{"0.2", 0}, std::pair{"1000000000", kMaxExternalCount}}) {
+    {
+      absl::MutexLock lock(&mu_);
+      prom_values_["q"] = value;
+    }
+    auto m = src->Fetch();
+    ASSERT_TRUE(m.ok()) << value << ": " << m.status();
+    EXPECT_EQ(m->queue_depth, want) << value;
+  }
+}
+
+TEST_F(SourceServer, HttpJsonValuesPassTheSameCheck) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kHttpJson;
+  c.url = Url("/queue");
+  auto src = MakeMetricsSource(c, RealClock::Default());
+  for (const char* bad :
+       {R"({"queue_depth": 3000000000})", R"({"pending_jobs": -2})",
+        R"({"queue_depth": 1e300})", R"({"queue_depth": 2.5})",
+        R"({"utilization": 100.5})"}) {
+    {
+      absl::MutexLock lock(&mu_);
+      body_ = bad;
+    }
+    auto m = src->Fetch();
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(m.status().message(), HasSubstr("GET " + c.url)) << bad;
+  }
+}
+
+TEST(CheckExternalMetricsTest, OneCheckForEverySource) {
+  RawMetrics raw;
+  raw.queue_depth = std::nan("");
+  EXPECT_FALSE(CheckExternalMetrics(raw, CountFractions::kRoundHalfUp).ok());
+  raw.queue_depth = 1e9 + 1;
+  EXPECT_FALSE(CheckExternalMetrics(raw, CountFractions::kRoundHalfUp).ok());
+  raw.queue_depth = 7.4;
+  EXPECT_FALSE(CheckExternalMetrics(raw, CountFractions::kReject).ok());
+  auto m = CheckExternalMetrics(raw, CountFractions::kRoundHalfUp);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->queue_depth, 7);
+  raw = RawMetrics{};
+  raw.utilization = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(CheckExternalMetrics(raw, CountFractions::kReject).ok());
+}
+
+// The pool manager records events; the source logs its own changes of
+// state (not every failing fetch).
+TEST_F(SourceServer, LogsChangesOfStateOnly) {
+  FakeClock clock;
+  std::ostringstream out;
+  Logger log(std::make_shared<LogSink>(&out, LogFormat::kText, LogLevel::kInfo,
+                                       &clock));
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kHttpJson;
+  c.url = Url("/queue");
+  auto src = MakeMetricsSource(c, RealClock::Default(), log);
+  ASSERT_TRUE(src->Fetch().ok());
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = 503;
+    body_ = "down";
+  }
+  EXPECT_FALSE(src->Fetch().ok());
+  EXPECT_FALSE(src->Fetch().ok());
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = 200;
+    body_ = R"({"queue_depth": 1})";
+  }
+  EXPECT_TRUE(src->Fetch().ok());
+  EXPECT_TRUE(src->Fetch().ok());
+  const std::vector<std::string> lines =
+      absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << out.str();
+  EXPECT_THAT(lines[0], HasSubstr("metrics source failing"));
+  EXPECT_THAT(lines[0], HasSubstr("returned 503: down"));
+  EXPECT_THAT(lines[0], HasSubstr("http_json"));
+  EXPECT_THAT(lines[1], HasSubstr("metrics source answers again"));
+}
+
+TEST(SourceFailureTest, AnUnreachableSourceSaysWhatFailed) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kHttpJson;
+  {
+    // A port that was just free: nothing listens there.
+    testing::TestHttpServer gone;
+    gone.Start();
+    c.url = gone.Url("/queue");
+  }
+  c.timeout = absl::Seconds(2);
+  auto m = MakeMetricsSource(c, RealClock::Default())->Fetch();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(m.status().message(), HasSubstr("connection refused"));
+}
+
+TEST(CommandSourceTest, ValuesPassTheSameCheck) {
+  MetricsSourceConfig c;
+  c.type = MetricsSourceType::kCommand;
+  c.command = {"/bin/sh", "-c", "echo '{\"queue_depth\": 5000000000}'"};
+  auto m = MakeMetricsSource(c, RealClock::Default())->Fetch();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(m.status().message(), HasSubstr("'queue_depth' must be"));
 }
 
 TEST(CommandSourceTest, ReadsStdoutJson) {

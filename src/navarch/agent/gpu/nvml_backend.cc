@@ -298,113 +298,137 @@ absl::StatusOr<GpuReading> NvmlBackend::Read(int index) {
   nvml::Device dev = *handle;
   GpuReading out;
   out.index = index;
+  // Each group of readings stops at the first sign of a lost GPU (or, for
+  // the temperature, one that does not answer), which then fails the Read.
   absl::Status lost;
-  unsigned int u = 0;
+  using Group =
+      void (NvmlBackend::*)(int, nvml::Device, GpuReading*, absl::Status*);
+  for (Group group :
+       {&NvmlBackend::ReadTemperatures, &NvmlBackend::ReadPowerAndLoad,
+        &NvmlBackend::ReadMemoryErrors, &NvmlBackend::ReadClocksAndPcie,
+        &NvmlBackend::ReadNvLinks}) {
+    if (!lost.ok()) break;
+    (this->*group)(index, dev, &out, &lost);
+  }
+  if (!lost.ok()) return lost;
+  return out;
+}
 
+void NvmlBackend::ReadTemperatures(int index, nvml::Device dev, GpuReading* out,
+                                   absl::Status* lost) {
+  unsigned int u = 0;
   if (Enabled(index, kTemperature,
               reinterpret_cast<const void*>(api_.temperature))) {
     nvml::Return r = api_.temperature(dev, nvml::kTemperatureGpu, &u);
-    if (Check(index, kTemperature, r, &lost)) {
-      out.temperature_c = static_cast<int>(u);
-    } else if (lost.ok() && !Unsupported(r)) {
+    if (Check(index, kTemperature, r, lost)) {
+      out->temperature_c = static_cast<int>(u);
+    } else if (lost->ok() && !Unsupported(r)) {
       // The temperature is the one reading every GPU gives; failing to read
       // it means the GPU does not answer.
-      return Error(absl::StrCat("nvmlDeviceGetTemperature(", index, ")"), r);
+      *lost = Error(absl::StrCat("nvmlDeviceGetTemperature(", index, ")"), r);
+      return;
     }
   }
   auto threshold = [&](Reading reading, int which, std::optional<int>* dst) {
-    if (!lost.ok() ||
+    if (!lost->ok() ||
         !Enabled(index, reading,
                  reinterpret_cast<const void*>(api_.temperature_threshold))) {
       return;
     }
     unsigned int v = 0;
     if (Check(index, reading, api_.temperature_threshold(dev, which, &v),
-              &lost)) {
+              lost)) {
       *dst = static_cast<int>(v);
     }
   };
   threshold(kSlowdownThreshold, nvml::kTemperatureThresholdSlowdown,
-            &out.slowdown_temperature_c);
+            &out->slowdown_temperature_c);
   threshold(kShutdownThreshold, nvml::kTemperatureThresholdShutdown,
-            &out.shutdown_temperature_c);
+            &out->shutdown_temperature_c);
+}
 
-  if (lost.ok() &&
+void NvmlBackend::ReadPowerAndLoad(int index, nvml::Device dev, GpuReading* out,
+                                   absl::Status* lost) {
+  unsigned int u = 0;
+  if (lost->ok() &&
       Enabled(index, kPower, reinterpret_cast<const void*>(api_.power_usage)) &&
-      Check(index, kPower, api_.power_usage(dev, &u), &lost)) {
-    out.power_watts = u / 1000.0;  // milliwatts
+      Check(index, kPower, api_.power_usage(dev, &u), lost)) {
+    out->power_watts = u / 1000.0;  // milliwatts
   }
-  if (lost.ok() && Enabled(index, kUtilization,
-                           reinterpret_cast<const void*>(api_.utilization))) {
+  if (lost->ok() && Enabled(index, kUtilization,
+                            reinterpret_cast<const void*>(api_.utilization))) {
     nvml::Utilization util{};
-    if (Check(index, kUtilization, api_.utilization(dev, &util), &lost)) {
-      out.utilization_gpu_percent = static_cast<int>(util.gpu);
-      out.utilization_memory_percent = static_cast<int>(util.memory);
+    if (Check(index, kUtilization, api_.utilization(dev, &util), lost)) {
+      out->utilization_gpu_percent = static_cast<int>(util.gpu);
+      out->utilization_memory_percent = static_cast<int>(util.memory);
     }
   }
-  if (lost.ok() && Enabled(index, kMemory,
-                           reinterpret_cast<const void*>(api_.memory_info))) {
+  if (lost->ok() && Enabled(index, kMemory,
+                            reinterpret_cast<const void*>(api_.memory_info))) {
     nvml::Memory mem{};
-    if (Check(index, kMemory, api_.memory_info(dev, &mem), &lost)) {
-      out.memory_used_bytes = static_cast<int64_t>(
+    if (Check(index, kMemory, api_.memory_info(dev, &mem), lost)) {
+      out->memory_used_bytes = static_cast<int64_t>(
           std::min<unsigned long long>(mem.used, INT64_MAX));
-      out.memory_total_bytes = static_cast<int64_t>(
+      out->memory_total_bytes = static_cast<int64_t>(
           std::min<unsigned long long>(mem.total, INT64_MAX));
     }
   }
+}
+
+void NvmlBackend::ReadMemoryErrors(int index, nvml::Device dev, GpuReading* out,
+                                   absl::Status* lost) {
   auto ecc = [&](Reading reading, int type, std::optional<uint64_t>* dst) {
-    if (!lost.ok() ||
+    if (!lost->ok() ||
         !Enabled(index, reading,
                  reinterpret_cast<const void*>(api_.total_ecc_errors))) {
       return;
     }
     unsigned long long v = 0;
     if (Check(index, reading,
-              api_.total_ecc_errors(dev, type, nvml::kVolatileEcc, &v),
-              &lost)) {
+              api_.total_ecc_errors(dev, type, nvml::kVolatileEcc, &v), lost)) {
       *dst = v;
     }
   };
-  ecc(kEccCorrected, nvml::kMemoryErrorCorrected, &out.ecc_corrected);
-  ecc(kEccUncorrected, nvml::kMemoryErrorUncorrected, &out.ecc_uncorrected);
+  ecc(kEccCorrected, nvml::kMemoryErrorCorrected, &out->ecc_corrected);
+  ecc(kEccUncorrected, nvml::kMemoryErrorUncorrected, &out->ecc_uncorrected);
 
-  if (lost.ok() && Enabled(index, kRemappedRows,
-                           reinterpret_cast<const void*>(api_.remapped_rows))) {
+  if (lost->ok() &&
+      Enabled(index, kRemappedRows,
+              reinterpret_cast<const void*>(api_.remapped_rows))) {
     unsigned int corr = 0, unc = 0, pending = 0, failure = 0;
     if (Check(index, kRemappedRows,
-              api_.remapped_rows(dev, &corr, &unc, &pending, &failure),
-              &lost)) {
-      out.remapped_rows_correctable = corr;
-      out.remapped_rows_uncorrectable = unc;
-      out.remap_pending = pending != 0;
-      out.remap_failure = failure != 0;
+              api_.remapped_rows(dev, &corr, &unc, &pending, &failure), lost)) {
+      out->remapped_rows_correctable = corr;
+      out->remapped_rows_uncorrectable = unc;
+      out->remap_pending = pending != 0;
+      out->remap_failure = failure != 0;
     }
   }
-  if (lost.ok() &&
+}
+
+void NvmlBackend::ReadClocksAndPcie(int index, nvml::Device dev,
+                                    GpuReading* out, absl::Status* lost) {
+  if (lost->ok() &&
       Enabled(index, kClockEventReasons,
               reinterpret_cast<const void*>(api_.clock_event_reasons))) {
     unsigned long long reasons = 0;
     if (Check(index, kClockEventReasons,
-              api_.clock_event_reasons(dev, &reasons), &lost)) {
-      out.clock_event_reasons = reasons;
+              api_.clock_event_reasons(dev, &reasons), lost)) {
+      out->clock_event_reasons = reasons;
     }
   }
   auto pcie = [&](Reading reading, nvml::DeviceGetUintFn fn,
                   std::optional<int>* dst) {
-    if (!lost.ok() ||
+    if (!lost->ok() ||
         !Enabled(index, reading, reinterpret_cast<const void*>(fn)))
       return;
     unsigned int v = 0;
-    if (Check(index, reading, fn(dev, &v), &lost)) *dst = static_cast<int>(v);
+    if (Check(index, reading, fn(dev, &v), lost)) *dst = static_cast<int>(v);
   };
-  pcie(kPcieGenCurrent, api_.pcie_gen_current, &out.pcie_gen_current);
-  pcie(kPcieGenMax, api_.pcie_gen_max, &out.pcie_gen_max);
-  pcie(kPcieWidthCurrent, api_.pcie_width_current, &out.pcie_width_current);
-  pcie(kPcieWidthMax, api_.pcie_width_max, &out.pcie_width_max);
-
-  if (lost.ok()) ReadNvLinks(index, dev, &out, &lost);
-  if (!lost.ok()) return lost;
-  return out;
+  pcie(kPcieGenCurrent, api_.pcie_gen_current, &out->pcie_gen_current);
+  pcie(kPcieGenMax, api_.pcie_gen_max, &out->pcie_gen_max);
+  pcie(kPcieWidthCurrent, api_.pcie_width_current, &out->pcie_width_current);
+  pcie(kPcieWidthMax, api_.pcie_width_max, &out->pcie_width_max);
 }
 
 void NvmlBackend::ReadNvLinks(int index, nvml::Device dev, GpuReading* out,

@@ -122,6 +122,16 @@ class NvmlBackend final : public GpuBackend {
   // switched off when the GPU cannot give it) otherwise. A lost GPU fails the
   // whole Read through `lost`.
   bool Check(int index, Reading reading, nvml::Return r, absl::Status* lost);
+  // The groups of readings Read takes in turn; each fills `out` and sets
+  // `lost` when the GPU is lost (or, for the temperature, does not answer).
+  void ReadTemperatures(int index, nvml::Device dev, GpuReading* out,
+                        absl::Status* lost);
+  void ReadPowerAndLoad(int index, nvml::Device dev, GpuReading* out,
+                        absl::Status* lost);
+  void ReadMemoryErrors(int index, nvml::Device dev, GpuReading* out,
+                        absl::Status* lost);
+  void ReadClocksAndPcie(int index, nvml::Device dev, GpuReading* out,
+                         absl::Status* lost);
   void ReadNvLinks(int index, nvml::Device dev, GpuReading* out,
                    absl::Status* lost);
 

@@ -18,8 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-
-extern char** environ;
+#include "navarch/base/subprocess.h"
 
 namespace navarch {
 namespace fs = std::filesystem;
@@ -127,22 +126,44 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
   }
   absl::MutexLock lock(&mu_);
   // Same token, same instance, even across a control-plane restart.
-  int next = 1;
+  const TokenLookup found = FindToken(request.idempotency_token);
+  if (found.existing.has_value()) return Read(*found.existing);
+  const std::string id = absl::StrCat(options_.name, "-", found.next_number);
+  const fs::path dir = InstanceDir(id);
+  if (absl::Status s = CreateInstanceDir(dir, request); !s.ok()) return s;
+  absl::StatusOr<pid_t> pid = StartAgent(id, server, request);
+  if (!pid.ok()) return pid.status();
+  WriteFile(dir / "agent.pid", absl::StrCat(*pid, "\n"));
+  absl::StatusOr<ProviderInstance> read = Read(id);
+  if (!read.ok()) return read.status();
+  ProviderInstance i = *std::move(read);
+  i.state = ProviderInstanceState::kRunning;
+  i.created_at = clock_.Now();
+  return i;
+}
+
+LocalProvider::TokenLookup LocalProvider::FindToken(const std::string& token) {
+  TokenLookup out;
   std::error_code ec;
   const std::string prefix = absl::StrCat(options_.name, "-");
   for (const auto& entry : fs::directory_iterator(options_.root, ec)) {
     const std::string id = entry.path().filename().string();
-    if (ReadFile(entry.path() / "token") == request.idempotency_token) {
-      return Read(id);
+    if (ReadFile(entry.path() / "token") == token) {
+      out.existing = id;
+      return out;
     }
     int n = 0;
     if (absl::StartsWith(id, prefix) &&
         absl::SimpleAtoi(absl::string_view(id).substr(prefix.size()), &n)) {
-      next = std::max(next, n + 1);
+      out.next_number = std::max(out.next_number, n + 1);
     }
   }
-  const std::string id = absl::StrCat(prefix, next);
-  const fs::path dir = InstanceDir(id);
+  return out;
+}
+
+absl::Status LocalProvider::CreateInstanceDir(const fs::path& dir,
+                                              const ProvisionRequest& request) {
+  std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
     return absl::InternalError(
@@ -155,6 +176,12 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
       !WriteFile(dir / "token", request.idempotency_token)) {
     return absl::InternalError(absl::StrCat("cannot write in ", dir.string()));
   }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> LocalProvider::AgentArgs(
+    const std::string& id, const std::string& server,
+    const ProvisionRequest& request) const {
   std::vector<std::string> args = {
       options_.agent_path,
       "--server",
@@ -176,7 +203,7 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
       "--fake-gpu-model",
       options_.gpu_model,
       "--kmsg",
-      (dir / "kmsg").string(),
+      (fs::path(InstanceDir(id)) / "kmsg").string(),
       "--log-format",
       "text"};
   if (auto it = request.labels.find(std::string(kLabelPool));
@@ -185,55 +212,31 @@ absl::StatusOr<ProviderInstance> LocalProvider::Provision(
     args.push_back(it->second);
   }
   for (const std::string& a : options_.extra_agent_args) args.push_back(a);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!absl::StartsWith(*e, "NAVARCH_AUTH_TOKEN=")) env_strings.push_back(*e);
-  }
+  return args;
+}
+
+absl::StatusOr<pid_t> LocalProvider::StartAgent(
+    const std::string& id, const std::string& server,
+    const ProvisionRequest& request) {
+  ChildOptions options;
+  options.argv = AgentArgs(id, server, request);
+  // The token goes in the environment, never on the command line.
+  options.unset_env = {"NAVARCH_AUTH_TOKEN"};
   if (!options_.auth_token.empty()) {
-    env_strings.push_back(
-        absl::StrCat("NAVARCH_AUTH_TOKEN=", options_.auth_token));
+    options.env["NAVARCH_AUTH_TOKEN"] = options_.auth_token;
   }
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  // Everything the child needs is prepared before fork: between fork and
-  // exec only async-signal-safe calls are allowed.
-  const int log_fd = open((dir / "agent.log").c_str(),
-                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (log_fd < 0 || null_fd < 0) {
-    if (log_fd >= 0) close(log_fd);
-    if (null_fd >= 0) close(null_fd);
-    return absl::InternalError("cannot open the agent log");
-  }
-  const pid_t pid = fork();
-  if (pid == 0) {
-    // Its own session: a Ctrl-C or kill of the control plane's process
-    // group does not take the "VMs" with it.
-    setsid();
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  close(log_fd);
-  close(null_fd);
-  if (pid < 0) {
+  // Its own session: a Ctrl-C or kill of the control plane's process group
+  // does not take the "VMs" with it.
+  options.group = ChildOptions::Group::kSession;
+  options.output = ChildOptions::Output::kAppendToFile;
+  options.output_file = (fs::path(InstanceDir(id)) / "agent.log").string();
+  absl::StatusOr<std::unique_ptr<Child>> child = Child::Start(options);
+  if (!child.ok()) {
     return absl::ResourceExhaustedError(
-        "fork failed: no process for the agent");
+        absl::StrCat("no process for the agent: ", child.status().message()));
   }
-  WriteFile(dir / "agent.pid", absl::StrCat(pid, "\n"));
-  ProviderInstance i;
-  absl::StatusOr<ProviderInstance> read = Read(id);
-  if (!read.ok()) return read.status();
-  i = *read;
-  i.state = ProviderInstanceState::kRunning;
-  i.created_at = clock_.Now();
-  return i;
+  // Like a VM, it outlives this call and us; Alive and Terminate reap it.
+  return (*child)->Release();
 }
 
 absl::Status LocalProvider::Terminate(const std::string& instance_id) {

@@ -17,7 +17,11 @@
 #ifndef NAVARCH_PROVIDER_LOCAL_LOCAL_PROVIDER_H_
 #define NAVARCH_PROVIDER_LOCAL_LOCAL_PROVIDER_H_
 
+#include <sys/types.h>
+
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +70,21 @@ class LocalProvider final : public Provider {
   // Whether the instance's agent process runs (reaps it if it was ours).
   bool Alive(const std::string& id, int* pid_out);
   absl::StatusOr<ProviderInstance> Read(const std::string& id);
+  struct TokenLookup {
+    std::optional<std::string> existing;  // the instance with the token
+    int next_number = 1;                  // else the next free <name>-N
+  };
+  TokenLookup FindToken(const std::string& token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CreateInstanceDir(const std::filesystem::path& dir,
+                                 const ProvisionRequest& request);
+  std::vector<std::string> AgentArgs(const std::string& id,
+                                     const std::string& server,
+                                     const ProvisionRequest& request) const;
+  // Starts the instance's agent in its own session; its pid.
+  absl::StatusOr<pid_t> StartAgent(const std::string& id,
+                                   const std::string& server,
+                                   const ProvisionRequest& request);
 
   Clock& clock_;
   const LocalProviderOptions options_;

@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -18,6 +20,7 @@ namespace fs = std::filesystem;
 std::string WriteFakeAgent(const fs::path& dir) {
   const fs::path path = dir / "fake-agent";
   std::ofstream(path) << "#!/bin/sh\necho started \"$@\"\n"
+                         "echo \"token=[$NAVARCH_AUTH_TOKEN]\"\n"
                          "while true; do sleep 0.05; done\n";
   chmod(path.c_str(), 0755);
   return path.string();
@@ -87,6 +90,31 @@ TEST_F(LocalProviderTest, ProvisionStartsAnAgentWithItsFolder) {
   auto second = provider.Provision(Req("t2"));
   EXPECT_EQ(second->id, "local-2");
   EXPECT_EQ(provider.List()->size(), 2u);
+}
+
+// The agent is a "VM": its own session (a Ctrl-C of the control plane's
+// group does not reach it), and the token only from the provider, never one
+// the control plane inherited.
+TEST_F(LocalProviderTest, TheAgentGetsItsOwnSessionAndOnlyItsToken) {
+  ASSERT_EQ(setenv("NAVARCH_AUTH_TOKEN", "inherited", 1), 0);
+  for (const std::string token : {"given", ""}) {
+    options_.auth_token = token;
+    LocalProvider provider(clock_, options_);
+    auto i = provider.Provision(Req("t-" + token));
+    ASSERT_TRUE(i.ok()) << i.status();
+    const fs::path d = provider.InstanceDir(i->id);
+    const int pid = std::stoi(
+        std::string(std::istreambuf_iterator<char>(
+                        *std::make_unique<std::ifstream>(d / "agent.pid")),
+                    {}));
+    EXPECT_EQ(getsid(pid), pid);
+    EXPECT_TRUE(Eventually([&] {
+      std::ifstream log(d / "agent.log");
+      std::string all((std::istreambuf_iterator<char>(log)), {});
+      return all.find("token=[" + token + "]") != std::string::npos;
+    })) << token;
+  }
+  unsetenv("NAVARCH_AUTH_TOKEN");
 }
 
 TEST_F(LocalProviderTest, FoundAgainAfterRestartAndTerminated) {
