@@ -202,6 +202,7 @@ void ControlPlaneServer::StartPools() {
   options.threads = true;
   // The first tick, at start, provisions min_nodes before we say "ready".
   options.first_tick_wait = absl::Minutes(1);
+  options.log = log_.With({{"component", "pools"}});
   pool_manager_ = std::make_unique<PoolManager>(
       *fleet_, *providers_, *notifier_, clock_, config_, options);
   if (absl::Status s = pool_manager_->Init(); !s.ok()) {

@@ -201,7 +201,8 @@ absl::Status PoolManager::Init() {
     auto pool = std::make_unique<Pool>();
     pool->config = pc;
     if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
-    pool->source = MakeMetricsSource(pc.metrics, clock_);
+    pool->source = MakeMetricsSource(pc.metrics, clock_,
+                                     options_.log.With({{"pool", name}}));
     if (pool->source != nullptr) {
       absl::MutexLock lock(&counters_mu_);
       counters_.metrics_source_errors[name] = 0;

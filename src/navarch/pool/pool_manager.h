@@ -57,6 +57,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "navarch/base/clock.h"
+#include "navarch/base/logging.h"
 #include "navarch/config/config.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/notifier/notifier.h"
@@ -91,6 +92,9 @@ struct PoolManagerOptions {
   absl::Duration first_tick_wait = absl::ZeroDuration();
   // Called after each pool's tick, on the thread that ran it (tests).
   std::function<void(const std::string& pool)> on_pool_ticked;
+  // Where each pool's metrics source logs its changes between answering
+  // and failing (with a `pool` field).
+  Logger log = NullLogger();
 };
 
 // What `navarch pools list|get` shows.
