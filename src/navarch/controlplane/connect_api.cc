@@ -102,7 +102,7 @@ void ConnectApi::Add(
 
 ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
                        PoolManager* pools)
-    : fleet_(fleet), ctx_(ctx), pools_(pools) {
+    : fleet_(fleet), ctx_(ctx) {
   FleetService& f = fleet_;
   Add<RegisterNodeRequest, RegisterNodeResponse>(
       "RegisterNode", [&f](const RegisterNodeRequest& r, const Identity&) {

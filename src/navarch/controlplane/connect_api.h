@@ -53,7 +53,6 @@ class ConnectApi {
 
   FleetService& fleet_;
   HttpApiContext ctx_;
-  PoolManager* pools_;
   std::map<std::string, Method> methods_;
 };
 
