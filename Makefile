@@ -4,7 +4,7 @@ PRESET ?= default
 JOBS ?= $(shell nproc)
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test build deps configure format clean
+.PHONY: run test build deps configure format check clean
 
 deps:
 	@scripts/install-deps
@@ -23,6 +23,10 @@ test: build
 
 format:
 	@find src apps tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+# What CI runs (.ci/run): every step, or some: make check STEPS="format fuzz".
+check: deps
+	@JOBS=$(JOBS) scripts/check $(STEPS)
 
 clean:
 	rm -rf $(BUILD_DIR)

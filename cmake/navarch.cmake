@@ -29,6 +29,10 @@ function(navarch_cc_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
+  # ASan and UBSan make code 2-3x slower; the limits are for hangs, not speed.
+  if(NAVARCH_SANITIZE)
+    math(EXPR ARG_TIMEOUT "${ARG_TIMEOUT} * 3")
+  endif()
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
@@ -41,4 +45,38 @@ function(navarch_cc_binary)
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
   set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bin)
+endfunction()
+
+# navarch_fuzzer(NAME name SRCS ... DEPS ... CORPUS dir [MAX_LEN n])
+# A libFuzzer target in <build>/fuzz (NAVARCH_FUZZ builds only), and a CTest
+# test, label `fuzz`, that runs it once over every input of its committed
+# seed corpus: the corpus is a regression suite even where no fuzzing runs.
+# scripts/run-fuzzers fuzzes each for a bounded time on a copy of its corpus.
+function(navarch_fuzzer)
+  cmake_parse_arguments(ARG "" "NAME;CORPUS;MAX_LEN" "SRCS;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
+  target_compile_options(${ARG_NAME} PRIVATE -fsanitize=fuzzer)
+  target_link_options(${ARG_NAME} PRIVATE -fsanitize=fuzzer)
+  set_target_properties(${ARG_NAME} PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+  if(NOT ARG_MAX_LEN)
+    set(ARG_MAX_LEN 4096)
+  endif()
+  # Read by scripts/run-fuzzers: one line per fuzzer, "name corpus max_len".
+  set_property(GLOBAL APPEND PROPERTY NAVARCH_FUZZERS
+    "${ARG_NAME} ${ARG_CORPUS} ${ARG_MAX_LEN}")
+  # In <build>/fuzz, so that a crash's reproducer lands there, not in src/.
+  add_test(NAME ${ARG_NAME}_corpus
+    COMMAND ${ARG_NAME} -runs=0 -max_len=${ARG_MAX_LEN} ${ARG_CORPUS}
+    WORKING_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+  set_tests_properties(${ARG_NAME}_corpus PROPERTIES TIMEOUT 120 LABELS fuzz)
+endfunction()
+
+# Writes <build>/fuzz/fuzzers.txt, the list scripts/run-fuzzers reads; call
+# once after every navarch_fuzzer().
+function(navarch_write_fuzzer_list)
+  get_property(fuzzers GLOBAL PROPERTY NAVARCH_FUZZERS)
+  list(JOIN fuzzers "\n" text)
+  file(WRITE ${PROJECT_BINARY_DIR}/fuzz/fuzzers.txt "${text}\n")
 endfunction()

@@ -100,7 +100,8 @@ class LogSink {
   void EmitLocked(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
-  std::ostream* out_;
+  // Lines are written whole, one at a time: the stream is used under mu_.
+  std::ostream* const out_ ABSL_PT_GUARDED_BY(mu_);
   LogFormat format_;
   LogLevel min_level_;
   Clock* clock_;

@@ -2,9 +2,9 @@
 // that succeeds, evaluates it against a small activation. Any crash, hang,
 // sanitizer report or broken invariant is a bug.
 //
-//   CXX=clang++ cmake --preset asan -B build-fuzz
-//   cmake --build build-fuzz --target cel_fuzz
-//   build-fuzz/bin/cel_fuzz -max_total_time=60 [corpus_dir]
+//   cmake --preset check && cmake --build build-check --target cel_fuzz
+//   build-check/fuzz/cel_fuzz -max_total_time=60 <corpus copy>
+// scripts/run-fuzzers runs it with src/navarch/cel/fuzz_corpus.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -73,13 +73,19 @@ class CommandStream final : public grpc::ServerWriteReactor<NodeCommand> {
         [weak](const NodeCommand& c) {
           if (auto link = weak.lock()) {
             absl::MutexLock lock(&link->mu);
-            if (link->stream != nullptr) link->stream->Enqueue(c);
+            if (link->stream != nullptr) {
+              // The stream's link_ is `link`: tells -Wthread-safety that the
+              // mutex Enqueue needs is the one held (and checks it).
+              link->stream->link_->mu.AssertHeld();
+              link->stream->Enqueue(c);
+            }
           }
         },
         [weak] {
           if (auto link = weak.lock()) {
             absl::MutexLock lock(&link->mu);
             if (link->stream != nullptr) {
+              link->stream->link_->mu.AssertHeld();  // As above.
               link->stream->End(
                   grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                "command stream closed by the control plane"));

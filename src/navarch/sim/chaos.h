@@ -66,7 +66,9 @@ class LiveSet {
   // "<scope>/<name>" -> index in groups_.
   absl::flat_hash_map<std::string, int> keys_;
   std::vector<std::vector<Member>> groups_;
-  const std::vector<Member> none_;
+  // {}: clang rejects default-initializing a const member whose type has no
+  // user-provided constructor (libstdc++'s vector() is defaulted).
+  const std::vector<Member> none_{};
 };
 
 // What the engine needs from the simulation.

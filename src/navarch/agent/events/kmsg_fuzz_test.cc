@@ -113,10 +113,13 @@ TEST(KmsgFuzzTest, GeneratedXidLinesReadBack) {
              dev = static_cast<uint32_t>(rng() % 32);
     bool wide = rng() % 2, upper = rng() % 2, prefix = rng() % 4 != 0,
          fn = rng() % 3 == 0;
+    // One literal per form: clang checks StrFormat's format at compile
+    // time, so it must be a constant, not a chosen one.
     std::string pci =
-        absl::StrFormat(upper ? (wide ? "%08X:%02X:%02X" : "%04X:%02X:%02X")
-                              : (wide ? "%08x:%02x:%02x" : "%04x:%02x:%02x"),
-                        domain, bus, dev);
+        upper ? (wide ? absl::StrFormat("%08X:%02X:%02X", domain, bus, dev)
+                      : absl::StrFormat("%04X:%02X:%02X", domain, bus, dev))
+              : (wide ? absl::StrFormat("%08x:%02x:%02x", domain, bus, dev)
+                      : absl::StrFormat("%04x:%02x:%02x", domain, bus, dev));
     if (fn) absl::StrAppend(&pci, ".", rng() % 8);
     int code = static_cast<int>(rng() % 200);
     std::string pid =

@@ -1,7 +1,10 @@
-// libFuzzer harness for the kernel-log parsers (clang only; see
-// CMakeLists.txt). Run: build-clang/src/navarch/agent/kmsg_fuzzer
-// -max_total_time=60 The invariants are those of kmsg_fuzz_test.cc, which runs
-// a fixed-seed slice of this in every test run.
+// libFuzzer harness for the kernel-log parsers (target kmsg_fuzz, clang's
+// check preset; see tests/CMakeLists.txt). The invariants are those of
+// kmsg_fuzz_test.cc, which runs a fixed-seed slice of this in every test run.
+//
+//   cmake --preset check && cmake --build build-check --target kmsg_fuzz
+//   build-check/fuzz/kmsg_fuzz -max_total_time=60 <corpus copy>
+// scripts/run-fuzzers runs it with src/navarch/agent/events/fuzz_corpus.
 #include <cstddef>
 #include <cstdint>
 

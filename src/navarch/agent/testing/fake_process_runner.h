@@ -53,9 +53,9 @@ class FakeProcessRunner final : public ProcessRunner {
 
  private:
   absl::Mutex mu_;
-  std::map<std::string, ProcessResult> results_;
-  std::vector<Call> calls_;
-  std::function<void(const Call&)> observer_;
+  std::map<std::string, ProcessResult> results_ ABSL_GUARDED_BY(mu_);
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const Call&)> observer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace navarch::agent::testing

@@ -61,7 +61,9 @@ class MemoryStore final : public Store {
   // The whole node.
   static absl::StatusOr<NodeRecord> Full(const StoredNode& node);
 
-  const MemoryStoreOptions options_;
+  // {}: clang rejects the defaulted constructor of a class with a const
+  // member that it would leave default-initialized.
+  const MemoryStoreOptions options_{};
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, StoredNode> nodes_ ABSL_GUARDED_BY(mu_);
