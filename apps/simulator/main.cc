@@ -95,7 +95,13 @@ int Run(const std::string& path, uint64_t seed, std::string output,
   o.verbose = verbose;
   o.log_stream = &std::cerr;
   o.elide_calls = !every_call;
-  o.skip_teardown = true;  // the process ends with the run
+  // The process ends with the run: the model is left to the OS, except in
+  // sanitizer builds, where LeakSanitizer checks the teardown.
+#ifdef NAVARCH_SANITIZED
+  o.skip_teardown = false;
+#else
+  o.skip_teardown = true;
+#endif
   // stress.log_file: the control plane's log goes there (as with -v).
   std::ofstream log_file;
   if (s.stress && !s.stress->log_file.empty()) {
