@@ -180,34 +180,32 @@ bool FleetService::LockHeldForTest() {
 template <typename T>
 void FleetService::Mutate(
     Done<T> done, absl::FunctionRef<absl::StatusOr<Staged<T>>()> change) {
-  absl::StatusOr<Staged<T>> staged;
   std::shared_ptr<PendingCommit> pending;
-  std::function<void()> on_unlocked;
-  {
+  // Built in place by `change` (not assigned: heartbeats come here).
+  absl::StatusOr<Staged<T>> staged = [&] {
     absl::MutexLock lock(&mu_);
-    staged = change();
-    if (staged.ok()) {
-      on_unlocked = std::move(staged->on_unlocked);
-      if (!staged->batch.empty()) {
-        WriteBatch batch = std::move(staged->batch);
-        pending = SubmitLocked(
-            std::move(batch),
-            [done = std::move(done), reply = std::move(staged->reply),
-             on_committed =
-                 std::move(staged->on_committed)](absl::Status s) mutable {
-              if (!s.ok()) return done(std::move(s));
-              if (on_committed) on_committed();
-              done(std::move(reply));
-            });
-      }
+    absl::StatusOr<Staged<T>> s = change();
+    if (s.ok() && s->effects != nullptr && !s->effects->batch.empty()) {
+      Effects<T>& fx = *s->effects;
+      pending = SubmitLocked(
+          std::move(fx.batch),
+          [done = std::move(done), reply = std::move(s->reply),
+           on_committed = std::move(fx.on_committed)](absl::Status st) mutable {
+            if (!st.ok()) return done(std::move(st));
+            if (on_committed) on_committed();
+            done(std::move(reply));
+          });
     }
-  }
+    return s;
+  }();
   // mu_ is released: from here on callbacks may call back into the fleet.
-  if (on_unlocked) on_unlocked();
-  if (pending != nullptr) return pending->Release();
   if (!staged.ok()) return done(staged.status());
-  if (staged->reply_unlocked) return done(staged->reply_unlocked());
-  if (staged->on_committed) staged->on_committed();
+  if (Effects<T>* fx = staged->effects.get(); fx != nullptr) {
+    if (fx->on_unlocked) fx->on_unlocked();
+    if (pending != nullptr) return pending->Release();
+    if (fx->reply_unlocked) return done(fx->reply_unlocked());
+    if (fx->on_committed) fx->on_committed();
+  }
   done(std::move(staged->reply));
 }
 
@@ -322,7 +320,7 @@ absl::StatusOr<FleetService::Staged<RegisterNodeResponse>>
 FleetService::RegisterLocked(const RegisterNodeRequest& req) {
   absl::Time now = clock_.Now();
   Staged<RegisterNodeResponse> staged;
-  WriteBatch& batch = staged.batch;
+  WriteBatch& batch = staged.batch();
   NodeRecord rec;
   NodeEntry* found = index_.Find(req.node_id());
   bool known = found != nullptr;
@@ -511,7 +509,7 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
   NodeRecord rec = NextVersion(entry);
   NodeInfo* node = rec.mutable_node();
   Staged<ReportHealthResponse> staged;
-  WriteBatch& batch = staged.batch;
+  WriteBatch& batch = staged.batch();
   HealthStatus before = node->health_status();
   node->set_health_status(eval.status);
   *node->mutable_last_health_check() = ToTimestamp(now);
@@ -649,13 +647,13 @@ FleetService::PollCommandsLocked(const GetNodeCommandsRequest& req) {
   for (const auto& id : book_.Open(req.node_id())) {
     CommandRecord* c = book_.Find(id);
     if (c == nullptr || c->state() != internal::COMMAND_STATE_PENDING) continue;
-    MarkDeliveredLocked(*c, now, staged.batch);
+    MarkDeliveredLocked(*c, now, staged.batch());
     *staged.reply.add_commands() = c->command();
     Event e = NewEvent(
         "command.delivered", &found->record.node(), Actor{"node"},
         absl::StrCat(ShortName(c->command().type()), " delivered by poll"));
     (*e.mutable_details())["command_id"] = id;
-    staged.batch.events.push_back(std::move(e));
+    staged.batch().events.push_back(std::move(e));
   }
   return staged;
 }
@@ -678,7 +676,7 @@ FleetService::AckLocked(const AckCommandRequest& req) {
   if (open == nullptr || open->node_id() != req.node_id()) {
     // Finished commands leave the book; a repeated ack of one is fine. The
     // store is read once the fleet lock is released.
-    staged.reply_unlocked =
+    staged.fx().reply_unlocked =
         [this, node_id = req.node_id(), command_id = req.command_id(),
          reply = staged.reply]() -> absl::StatusOr<AckCommandResponse> {
       auto stored = store_.GetCommand(command_id);
@@ -706,8 +704,8 @@ FleetService::AckLocked(const AckCommandRequest& req) {
       absl::StrCat(ShortName(c.command().type()), ok ? " succeeded" : " failed",
                    req.message().empty() ? "" : ": ", req.message()));
   (*e.mutable_details())["command_id"] = req.command_id();
-  staged.batch.events.push_back(std::move(e));
-  staged.batch.commands.push_back(std::move(c));
+  staged.batch().events.push_back(std::move(e));
+  staged.batch().commands.push_back(std::move(c));
   book_.Finish(req.command_id());
   return staged;
 }
@@ -767,7 +765,7 @@ FleetService::IssueLocked(const IssueCommandRequest& req, const Actor& actor) {
   const NodeInfo& current = entry.record.node();
   absl::Time now = clock_.Now();
   Staged<IssueCommandResponse> staged;
-  WriteBatch& batch = staged.batch;
+  WriteBatch& batch = staged.batch();
   NodeRecord rec = NextVersion(entry);
   NAVARCH_ASSIGN_OR_RETURN(
       bool status_changed,
@@ -798,7 +796,7 @@ FleetService::IssueLocked(const IssueCommandRequest& req, const Actor& actor) {
     c.set_state(internal::COMMAND_STATE_DELIVERED);
     ++stats_.command_outcomes[absl::StrCat(ShortName(req.command_type()),
                                            "|delivered")];
-    staged.on_committed = [deliver = w->deliver, sent = *cmd] {
+    staged.fx().on_committed = [deliver = w->deliver, sent = *cmd] {
       deliver(sent);
     };
   }
@@ -1028,18 +1026,18 @@ absl::StatusOr<FleetService::Staged<std::monostate>> FleetService::WatchLocked(
   Staged<std::monostate> staged;
   Watcher replaced;
   handle = book_.Watch(node_id, deliver, std::move(closed), &replaced);
-  staged.on_unlocked = std::move(replaced.closed);
+  staged.fx().on_unlocked = std::move(replaced.closed);
   std::vector<NodeCommand> backlog;
   absl::Time now = clock_.Now();
   for (const auto& id : book_.Open(node_id)) {
     CommandRecord* c = book_.Find(id);
     if (c == nullptr) continue;
     if (c->state() == internal::COMMAND_STATE_PENDING)
-      MarkDeliveredLocked(*c, now, staged.batch);
+      MarkDeliveredLocked(*c, now, staged.batch());
     backlog.push_back(c->command());
   }
-  staged.on_committed = [deliver = std::move(deliver),
-                         backlog = std::move(backlog)] {
+  staged.fx().on_committed = [deliver = std::move(deliver),
+                              backlog = std::move(backlog)] {
     for (const auto& c : backlog) deliver(c);
   };
   return staged;
@@ -1085,8 +1083,8 @@ FleetService::Staged<std::monostate> FleetService::CheckHeartbeatsLocked(
                      FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
                      " (timeout ", FormatGoDuration(options_.heartbeat_timeout),
                      ")"),
-        Actor{"heartbeat-monitor"}, staged.batch);
-    index_.Stage(entry, std::move(rec), staged.batch);
+        Actor{"heartbeat-monitor"}, staged.batch());
+    index_.Stage(entry, std::move(rec), staged.batch());
     ++declared;
   }
   return staged;
@@ -1161,9 +1159,9 @@ void FleetService::UpsertInstance(const InstanceInfo& instance,
                                                    : instance.node_id());
           e.set_pool(instance.pool_name());
           (*e.mutable_details())["instance_id"] = instance.instance_id();
-          staged.batch.events.push_back(std::move(e));
+          staged.batch().events.push_back(std::move(e));
         }
-        staged.batch.instances.push_back(rec);
+        staged.batch().instances.push_back(rec);
         staged.reply = instance;
         return staged;
       });
@@ -1183,12 +1181,13 @@ absl::StatusOr<FleetService::Staged<NodeInfo>> FleetService::TerminateLocked(
   if (found == nullptr) return NodeNotFound(node_id);
   Staged<NodeInfo> staged;
   NodeRecord rec = NextVersion(*found);
-  ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor, staged.batch);
+  ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor,
+                     staged.batch());
   for (auto& c : book_.CancelAll(node_id, clock_.Now(), "node terminated"))
-    staged.batch.commands.push_back(std::move(c));
-  staged.on_unlocked = book_.TakeWatcher(node_id).closed;
-  index_.Stage(*found, std::move(rec), staged.batch);
-  staged.reply = staged.batch.nodes.back().node();
+    staged.batch().commands.push_back(std::move(c));
+  staged.fx().on_unlocked = book_.TakeWatcher(node_id).closed;
+  index_.Stage(*found, std::move(rec), staged.batch());
+  staged.reply = staged.batch().nodes.back().node();
   ExpandNode(found->parts.cold, found->parts.metrics, &staged.reply);
   return staged;
 }
@@ -1204,7 +1203,7 @@ void FleetService::RecordEvent(
     e.set_node_id(node_id);
     e.set_pool(pool);
     for (const auto& [k, v] : details) (*e.mutable_details())[k] = v;
-    staged.batch.events.push_back(e);
+    staged.batch().events.push_back(e);
     staged.reply = std::move(e);
     return staged;
   });

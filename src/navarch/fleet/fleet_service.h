@@ -237,15 +237,11 @@ class FleetService {
   using NodeEntry = fleet_internal::NodeEntry;
   class PendingCommit;
 
-  // What a mutation decided under mu_, carried out by Mutate once mu_ is
-  // released. A mutation that fails returns its error instead: it reaches
-  // `done` the same way, after the unlock.
+  // What a mutation writes and what runs after it (see Staged).
   template <typename T>
-  struct Staged {
+  struct Effects {
     // What the store must record (empty: nothing; `done` is not delayed).
     WriteBatch batch;
-    // For `done` once the batch is committed.
-    T reply{};
     // Runs once mu_ is released, before the commit may have completed: a
     // replaced or ended command stream's `closed`.
     std::function<void()> on_unlocked;
@@ -253,8 +249,25 @@ class FleetService {
     // delivery to its stream, a stream's backlog.
     std::function<void()> on_committed;
     // When set (with an empty batch): the answer for `done`, computed once
-    // mu_ is released, in place of `reply` (a read of the store).
+    // mu_ is released, in place of the reply (a read of the store).
     std::function<absl::StatusOr<T>()> reply_unlocked;
+  };
+  // What a mutation decided under mu_, carried out by Mutate once mu_ is
+  // released. A mutation that fails returns its error instead: it reaches
+  // `done` the same way, after the unlock.
+  template <typename T>
+  struct Staged {
+    // For `done` once the batch (if any) is committed.
+    T reply{};
+    // Null for a change that writes nothing and has no callbacks (a
+    // heartbeat, a routine report): those stay free of allocations.
+    std::unique_ptr<Effects<T>> effects;
+
+    Effects<T>& fx() {
+      if (effects == nullptr) effects = std::make_unique<Effects<T>>();
+      return *effects;
+    }
+    WriteBatch& batch() { return fx().batch; }
   };
 
   // The one way the fleet changes. Locks mu_, runs `change` (which edits the

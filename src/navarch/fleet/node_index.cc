@@ -56,14 +56,6 @@ void NodeIndex::Replace(NodeEntry& entry, NodeRecord record) {
   SyncLive(entry);
 }
 
-void NodeIndex::Touch(NodeEntry& entry, absl::Time alive_at) {
-  entry.alive_at = alive_at;
-  if (entry.live_slot >= 0) {
-    live_[entry.live_slot].alive_at =
-        entry.vouched ? absl::InfiniteFuture() : alive_at;
-  }
-}
-
 void NodeIndex::SetVouched(NodeEntry& entry, bool vouched) {
   entry.vouched = vouched;
   Touch(entry, entry.alive_at);

@@ -68,8 +68,14 @@ class NodeIndex {
   void Stage(NodeEntry& entry, NodeRecord hot, WriteBatch& batch);
   // Installs `record` (a whole node read back from the store) as it is.
   void Replace(NodeEntry& entry, NodeRecord record);
-  // Sets the node's last sign of life.
-  void Touch(NodeEntry& entry, absl::Time alive_at);
+  // Sets the node's last sign of life (inline: every heartbeat).
+  void Touch(NodeEntry& entry, absl::Time alive_at) {
+    entry.alive_at = alive_at;
+    if (entry.live_slot >= 0) {
+      live_[entry.live_slot].alive_at =
+          entry.vouched ? absl::InfiniteFuture() : alive_at;
+    }
+  }
   void SetVouched(NodeEntry& entry, bool vouched);
   // Notes that the entry's heartbeat changed since the last flush.
   void MarkDirty(NodeEntry& entry, const std::string& id) {
