@@ -1003,9 +1003,9 @@ absl::StatusOr<uint64_t> FleetService::Watch(
   // A failed commit leaves the backlog PENDING in the store: it is delivered
   // on the next watch. The handle stands either way.
   Mutate<std::monostate>(
-      [&error](absl::StatusOr<std::monostate> r) {
-        if (!r.ok() && error.ok()) error = r.status();
-      },
+      // Nothing waits for the commit (it may complete after Watch returns,
+      // on the store's thread): the change's own error is kept below.
+      [](absl::StatusOr<std::monostate>) {},
       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         auto staged =
             WatchLocked(node_id, std::move(deliver), std::move(closed), handle);
