@@ -4,8 +4,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
@@ -17,7 +15,12 @@
 
 namespace navarch {
 
-using internal::CommandState;
+using fleet_internal::CommandBook;
+using fleet_internal::ExpandNode;
+using fleet_internal::NodeEntry;
+using fleet_internal::SetCold;
+using fleet_internal::SetMetrics;
+using fleet_internal::Watcher;
 
 // Runs `then` exactly once, after both the store has answered and the
 // submitter has released the fleet lock — whichever comes last.
@@ -63,9 +66,9 @@ absl::Status NodeNotFound(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("node ", id, " not found"));
 }
 
-bool IsLive(NodeStatus s) {
-  return s == NODE_STATUS_ACTIVE || s == NODE_STATUS_CORDONED ||
-         s == NODE_STATUS_DRAINING;
+absl::Status Terminated(const std::string& id) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("node ", id, " is terminated"));
 }
 
 std::string PoolOf(const NodeMetadata& metadata) {
@@ -73,87 +76,18 @@ std::string PoolOf(const NodeMetadata& metadata) {
   return it == metadata.labels().end() ? "" : it->second;
 }
 
-// Mean utilization of a heartbeat's GPU metrics (NodeSummary); unset without
-// GPU metrics.
-std::optional<double> MeanGpuUtilization(const NodeMetrics& metrics) {
-  const auto& gpus = metrics.gpu_metrics();
-  if (gpus.empty()) return std::nullopt;
-  double sum = 0;
-  for (const auto& g : gpus) sum += g.utilization_percent();
-  return sum / gpus.size();
-}
-
-// NodeEntry's serialized parts are NodeInfo wire format, written field by
-// field straight from the messages (no copy into a NodeInfo first).
-using google::protobuf::internal::WireFormatLite;
-using google::protobuf::io::CodedOutputStream;
-
-// Bytes of a length-delimited field `field` holding `size` bytes.
-size_t FieldSize(int field, size_t size) {
-  return CodedOutputStream::VarintSize32(WireFormatLite::MakeTag(
-             field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
-         CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) + size;
-}
-
-// Appends `m` as field `field` of `out`; ByteSizeLong() must have run on it.
-void AppendField(int field, const google::protobuf::MessageLite& m,
-                 std::string& out) {
-  const int size = m.GetCachedSize();
-  uint8_t header[16];
-  uint8_t* p = WireFormatLite::WriteTagToArray(
-      field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
-  p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), p);
-  out.append(reinterpret_cast<const char*>(header), p - header);
-  const size_t at = out.size();
-  out.resize(at + size);
-  m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data()) +
-                                    at);
-}
-
-// NodeEntry::cold: `gpus` and `metadata` (if not null), exactly sized.
-std::string SerializeCold(
-    const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
-    const NodeMetadata* metadata) {
-  size_t total = 0;
-  for (const auto& g : gpus)
-    total += FieldSize(NodeInfo::kGpusFieldNumber, g.ByteSizeLong());
-  if (metadata != nullptr) {
-    total +=
-        FieldSize(NodeInfo::kMetadataFieldNumber, metadata->ByteSizeLong());
+// Checks a page_size and page_token of a list that pages by id.
+absl::Status ValidatePage(int page_size, const std::string& page_token, int max,
+                          absl::string_view what) {
+  if (page_size < 0 || page_size > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be 1..", max, " (0: every ", what,
+                     " in one answer), got ", page_size));
   }
-  std::string out;
-  out.reserve(total);
-  for (const auto& g : gpus) AppendField(NodeInfo::kGpusFieldNumber, g, out);
-  if (metadata != nullptr)
-    AppendField(NodeInfo::kMetadataFieldNumber, *metadata, out);
-  return out;
-}
-
-// NodeEntry::metrics, reusing `out`'s buffer: a heartbeat allocates nothing
-// unless its metrics are larger than any before.
-void SerializeMetrics(const NodeMetrics& metrics, std::string& out) {
-  const size_t total =
-      FieldSize(NodeInfo::kLastMetricsFieldNumber, metrics.ByteSizeLong());
-  if (total > out.capacity()) {
-    std::string fresh;
-    fresh.reserve(total);
-    out.swap(fresh);
+  if (page_size == 0 && !page_token.empty()) {
+    return absl::InvalidArgumentError("page_token needs a page_size");
   }
-  out.clear();
-  AppendField(NodeInfo::kLastMetricsFieldNumber, metrics, out);
-}
-
-// Wraps a typed `done` so that it receives `value` on success.
-template <typename T>
-std::function<void(absl::Status)> Reply(Done<T> done, T value) {
-  return [done = std::move(done),
-          value = std::move(value)](absl::Status s) mutable {
-    if (s.ok()) {
-      done(std::move(value));
-    } else {
-      done(std::move(s));
-    }
-  };
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -177,35 +111,23 @@ absl::Status FleetService::Start() {
   if (!snap.ok())
     return Annotate(snap.status(), "loading state from the store");
   absl::Time now = clock_.Now();
+  const size_t nodes = snap->nodes.size();
   {
     absl::MutexLock lock(&mu_);
     if (started_) return absl::FailedPreconditionError("fleet already started");
-    // The index's entries are allocated first, one after the other, and
-    // compacted after: entries that lie close together keep lookups in
-    // cache (BM_SendHeartbeat at 100,000 nodes loaded: 0.7-0.86 -> 0.42 us).
-    for (auto& n : snap->nodes) {
-      NodeEntry& entry = InsertLocked(n.node().node_id());
-      // Liveness restarts with a full grace period: we may have been down.
-      entry.alive_at = std::max(now, FromTimestamp(n.node().last_heartbeat()));
-      entry.record = std::move(n);
-    }
-    for (auto& [id, entry] : nodes_) {
-      Compact(std::move(entry.record), entry);
-      SyncLiveLocked(entry);
-    }
+    // Liveness restarts with a full grace period: we may have been down.
+    index_.Load(std::move(snap->nodes), now);
     for (auto& i : snap->instances)
       instances_[i.instance().instance_id()] = std::move(i);
     for (auto& c : snap->open_commands) {
-      auto it = nodes_.find(c.node_id());
-      if (it != nodes_.end())
-        it->second.open_commands.push_back(c.command().command_id());
-      commands_[c.command().command_id()] = std::move(c);
+      bool known = index_.Find(c.node_id()) != nullptr;
+      book_.Add(std::move(c), known);
     }
     started_ = true;
   }
   log_.Info(
       "fleet state loaded",
-      {{"nodes", static_cast<int64_t>(snap->nodes.size())},
+      {{"nodes", static_cast<int64_t>(nodes)},
        {"instances", static_cast<int64_t>(snap->instances.size())},
        {"open_commands", static_cast<int64_t>(snap->open_commands.size())},
        {"store", store_.Name()}});
@@ -239,15 +161,52 @@ void FleetService::Stop() {
 }
 
 void FleetService::CloseWatchers() {
-  std::vector<std::function<void()>> closers;
+  std::vector<Watcher> ended;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [id, w] : watchers_) closers.push_back(std::move(w.closed));
-    watchers_.clear();
+    ended = book_.TakeAllWatchers();
   }
-  for (auto& c : closers) {
-    if (c) c();
+  for (auto& w : ended) {
+    if (w.closed) w.closed();
   }
+}
+
+bool FleetService::LockHeldForTest() {
+  if (!mu_.TryLock()) return true;
+  mu_.Unlock();
+  return false;
+}
+
+template <typename T>
+void FleetService::Mutate(
+    Done<T> done, absl::FunctionRef<absl::StatusOr<Staged<T>>()> change) {
+  std::shared_ptr<PendingCommit> pending;
+  // Built in place by `change` (not assigned: heartbeats come here).
+  absl::StatusOr<Staged<T>> staged = [&] {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<Staged<T>> s = change();
+    if (s.ok() && s->effects != nullptr && !s->effects->batch.empty()) {
+      Effects<T>& fx = *s->effects;
+      pending = SubmitLocked(
+          std::move(fx.batch),
+          [done = std::move(done), reply = std::move(s->reply),
+           on_committed = std::move(fx.on_committed)](absl::Status st) mutable {
+            if (!st.ok()) return done(std::move(st));
+            if (on_committed) on_committed();
+            done(std::move(reply));
+          });
+    }
+    return s;
+  }();
+  // mu_ is released: from here on callbacks may call back into the fleet.
+  if (!staged.ok()) return done(staged.status());
+  if (Effects<T>* fx = staged->effects.get(); fx != nullptr) {
+    if (fx->on_unlocked) fx->on_unlocked();
+    if (pending != nullptr) return pending->Release();
+    if (fx->reply_unlocked) return done(fx->reply_unlocked());
+    if (fx->on_committed) fx->on_committed();
+  }
+  done(std::move(staged->reply));
 }
 
 std::shared_ptr<FleetService::PendingCommit> FleetService::SubmitLocked(
@@ -292,13 +251,12 @@ void FleetService::Resync(const std::vector<std::string>& node_ids) {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(id);
-    if (it == nodes_.end()) continue;
+    NodeEntry* entry = index_.Find(id);
+    if (entry == nullptr) continue;
     if (!stored->has_value()) {
-      EraseLocked(it);
+      index_.Erase(id);
     } else {
-      Compact(std::move(**stored), it->second);
-      SyncLiveLocked(it->second);
+      index_.Replace(*entry, std::move(**stored));
     }
   }
 }
@@ -317,106 +275,10 @@ Event FleetService::NewEvent(const std::string& kind, const NodeInfo* node,
   return e;
 }
 
-NodeRecord FleetService::NextVersion(const NodeEntry& entry) const {
+NodeRecord FleetService::NextVersion(const NodeEntry& entry) {
   NodeRecord r = entry.record;
   r.set_version(r.version() + 1);
   return r;
-}
-
-void FleetService::StageLocked(NodeEntry& entry, NodeRecord hot,
-                               WriteBatch& batch) {
-  // The serialized parts go to the store as they are (WriteBatch::
-  // node_extras): a commit parses nothing. Every node of a batch comes
-  // through here, so there is one extras entry per record.
-  batch.nodes.push_back(hot);
-  std::string& extras = batch.node_extras.emplace_back();
-  extras.reserve(entry.cold.size() + entry.metrics.size());
-  extras.append(entry.cold).append(entry.metrics);
-  entry.record = std::move(hot);
-  SyncLiveLocked(entry);
-}
-
-FleetService::NodeEntry* FleetService::FindLocked(absl::string_view id) {
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : it->second;
-}
-
-FleetService::NodeEntry& FleetService::InsertLocked(const std::string& id) {
-  auto [it, inserted] = nodes_.try_emplace(id);
-  if (inserted) by_id_[it->first] = &it->second;
-  return it->second;
-}
-
-void FleetService::EraseLocked(std::map<std::string, NodeEntry>::iterator it) {
-  RemoveLiveLocked(it->second);
-  by_id_.erase(it->first);
-  nodes_.erase(it);
-}
-
-void FleetService::SyncLiveLocked(NodeEntry& entry) {
-  if (!IsLive(entry.record.node().status())) {
-    RemoveLiveLocked(entry);
-  } else if (entry.live_slot < 0) {
-    entry.live_slot = static_cast<int32_t>(live_.size());
-    live_.push_back(LiveSlot{
-        entry.vouched ? absl::InfiniteFuture() : entry.alive_at, &entry});
-  }
-}
-
-void FleetService::RemoveLiveLocked(NodeEntry& entry) {
-  if (entry.live_slot < 0) return;
-  LiveSlot& slot = live_[entry.live_slot];
-  if (&slot != &live_.back()) {
-    slot = live_.back();
-    slot.entry->live_slot = entry.live_slot;
-  }
-  live_.pop_back();
-  entry.live_slot = -1;
-}
-
-void FleetService::TouchLocked(NodeEntry& entry, absl::Time alive_at) {
-  entry.alive_at = alive_at;
-  if (entry.live_slot >= 0) {
-    live_[entry.live_slot].alive_at =
-        entry.vouched ? absl::InfiniteFuture() : alive_at;
-  }
-}
-
-void FleetService::Compact(NodeRecord record, NodeEntry& entry) {
-  NodeInfo* node = record.mutable_node();
-  SetCold(entry, node->gpus(),
-          node->has_metadata() ? &node->metadata() : nullptr);
-  SetMetrics(entry, node->has_last_metrics() ? &node->last_metrics() : nullptr);
-  // Swapped out rather than cleared: a cleared repeated field keeps its
-  // elements allocated for reuse.
-  google::protobuf::RepeatedPtrField<GPUInfo>().Swap(node->mutable_gpus());
-  node->clear_metadata();
-  node->clear_last_metrics();
-  entry.record = std::move(record);
-}
-
-void FleetService::SetCold(
-    NodeEntry& entry, const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
-    const NodeMetadata* metadata) {
-  entry.cold = SerializeCold(gpus, metadata);
-  entry.gpu_count = gpus.size();
-}
-
-void FleetService::SetMetrics(NodeEntry& entry, const NodeMetrics* metrics) {
-  if (metrics == nullptr) {
-    std::string().swap(entry.metrics);
-    entry.gpu_utilization.reset();
-    return;
-  }
-  SerializeMetrics(*metrics, entry.metrics);
-  entry.gpu_utilization = MeanGpuUtilization(*metrics);
-}
-
-void FleetService::Expand(const std::string& cold, const std::string& metrics,
-                          NodeInfo* node) {
-  // Both hold only fields the hot part lacks: merging sets them.
-  (void)node->MergeFromString(cold);
-  if (!metrics.empty()) (void)node->MergeFromString(metrics);
 }
 
 void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
@@ -449,216 +311,240 @@ void FleetService::ChangeStatusLocked(NodeRecord& record, NodeStatus to,
 void FleetService::RegisterNode(const RegisterNodeRequest& req,
                                 Done<RegisterNodeResponse> done) {
   if (absl::Status s = ValidateRegister(req); !s.ok()) return done(s);
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    absl::Time now = clock_.Now();
-    WriteBatch batch;
-    NodeRecord rec;
-    NodeEntry* found = FindLocked(req.node_id());
-    bool known = found != nullptr;
-    if (known) {
-      if (found->record.node().status() == NODE_STATUS_TERMINATED) {
-        return done(absl::FailedPreconditionError(absl::StrCat(
-            "node ", req.node_id(),
-            " was terminated; a replacement must register under a new id")));
-      }
-      rec = NextVersion(*found);
-    } else {
-      rec.set_version(1);
-      rec.mutable_node()->set_status(NODE_STATUS_ACTIVE);
-      rec.mutable_node()->set_status_reason("registered");
-      rec.mutable_node()->set_health_status(HEALTH_STATUS_UNKNOWN);
-      *rec.mutable_node()->mutable_registered_at() = ToTimestamp(now);
-      *rec.mutable_status_changed_at() = ToTimestamp(now);
+  Mutate<RegisterNodeResponse>(
+      std::move(done),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return RegisterLocked(req); });
+}
+
+absl::StatusOr<FleetService::Staged<RegisterNodeResponse>>
+FleetService::RegisterLocked(const RegisterNodeRequest& req) {
+  absl::Time now = clock_.Now();
+  Staged<RegisterNodeResponse> staged;
+  WriteBatch& batch = staged.batch();
+  NodeRecord rec;
+  NodeEntry* found = index_.Find(req.node_id());
+  bool known = found != nullptr;
+  if (known) {
+    if (found->record.node().status() == NODE_STATUS_TERMINATED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node ", req.node_id(),
+          " was terminated; a replacement must register under a new id"));
     }
-    NodeInfo* node = rec.mutable_node();
-    node->set_node_id(req.node_id());
-    node->set_provider(req.provider());
-    node->set_region(req.region());
-    node->set_zone(req.zone());
-    node->set_instance_type(req.instance_type());
-    // gpus and metadata: NodeEntry::cold, below.
-    node->set_pool(PoolOf(req.metadata()));
-    Event e = NewEvent(
-        known ? "node.reregistered" : "node.registered", node, Actor{"node"},
-        known ? absl::StrCat("agent registered again; status stays ",
-                             ShortName(node->status()))
-              : absl::StrCat("registered with ", req.gpus_size(), " GPUs"));
-    (*e.mutable_details())["gpus"] = absl::StrCat(req.gpus_size());
-    (*e.mutable_details())["provider"] = req.provider();
-    (*e.mutable_details())["instance_type"] = req.instance_type();
-    batch.events.push_back(std::move(e));
-
-    // The instance this node runs on, if a pool provisioned it (instance id ==
-    // node id, as upstream assumes), is now running.
-    if (auto inst = instances_.find(req.node_id()); inst != instances_.end()) {
-      InstanceState st = inst->second.instance().state();
-      if (st == INSTANCE_STATE_PROVISIONING ||
-          st == INSTANCE_STATE_PENDING_REGISTRATION) {
-        InstanceRecord ir = inst->second;
-        ir.set_version(ir.version() + 1);
-        ir.mutable_instance()->set_state(INSTANCE_STATE_RUNNING);
-        ir.mutable_instance()->set_node_id(req.node_id());
-        *ir.mutable_instance()->mutable_ready_at() = ToTimestamp(now);
-        ir.mutable_instance()->set_status_message("node registered");
-        batch.events.push_back(NewEvent("instance.running", node, Actor{"node"},
-                                        "the instance's node registered"));
-        batch.instances.push_back(ir);
-        inst->second = std::move(ir);
-      }
-    }
-
-    NodeEntry& entry = known ? *found : InsertLocked(req.node_id());
-    SetCold(entry, req.gpus(), &req.metadata());
-    entry.vouched = false;  // a new agent vouches for itself
-    StageLocked(entry, std::move(rec), batch);
-    TouchLocked(entry, now);
-
-    RegisterNodeResponse resp;
-    resp.set_success(true);
-    resp.set_message("registration successful");
-    NodeConfig* config = resp.mutable_config();
-    config->set_heartbeat_interval_seconds(static_cast<int32_t>(
-        absl::ToInt64Seconds(options_.heartbeat_interval)));
-    config->set_health_check_interval_seconds(static_cast<int32_t>(
-        absl::ToInt64Seconds(options_.health_check_interval)));
-    for (const auto& c : options_.enabled_health_checks)
-      config->add_enabled_health_checks(c);
-    config->set_commands_ack_supported(true);
-    log_.Info(known ? "node re-registered" : "node registered",
-              {{"node_id", req.node_id()},
-               {"gpus", req.gpus_size()},
-               {"status", ShortName(node->status())}});
-    pending =
-        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+    rec = NextVersion(*found);
+  } else {
+    rec.set_version(1);
+    rec.mutable_node()->set_status(NODE_STATUS_ACTIVE);
+    rec.mutable_node()->set_status_reason("registered");
+    rec.mutable_node()->set_health_status(HEALTH_STATUS_UNKNOWN);
+    *rec.mutable_node()->mutable_registered_at() = ToTimestamp(now);
+    *rec.mutable_status_changed_at() = ToTimestamp(now);
   }
-  pending->Release();
+  NodeInfo* node = rec.mutable_node();
+  node->set_node_id(req.node_id());
+  node->set_provider(req.provider());
+  node->set_region(req.region());
+  node->set_zone(req.zone());
+  node->set_instance_type(req.instance_type());
+  // gpus and metadata: the entry's packed parts, below.
+  node->set_pool(PoolOf(req.metadata()));
+  Event e = NewEvent(
+      known ? "node.reregistered" : "node.registered", node, Actor{"node"},
+      known ? absl::StrCat("agent registered again; status stays ",
+                           ShortName(node->status()))
+            : absl::StrCat("registered with ", req.gpus_size(), " GPUs"));
+  (*e.mutable_details())["gpus"] = absl::StrCat(req.gpus_size());
+  (*e.mutable_details())["provider"] = req.provider();
+  (*e.mutable_details())["instance_type"] = req.instance_type();
+  batch.events.push_back(std::move(e));
+  InstanceRunningLocked(*node, now, batch);
+  log_.Info(known ? "node re-registered" : "node registered",
+            {{"node_id", req.node_id()},
+             {"gpus", req.gpus_size()},
+             {"status", ShortName(node->status())}});
+
+  NodeEntry& entry = known ? *found : index_.Insert(req.node_id());
+  SetCold(entry.parts, req.gpus(), &req.metadata());
+  index_.SetVouched(entry, false);  // a new agent vouches for itself
+  index_.Stage(entry, std::move(rec), batch);
+  index_.Touch(entry, now);
+  staged.reply = RegisterResponse();
+  return staged;
+}
+
+void FleetService::InstanceRunningLocked(const NodeInfo& node, absl::Time now,
+                                         WriteBatch& batch) {
+  auto inst = instances_.find(node.node_id());
+  if (inst == instances_.end()) return;
+  InstanceState st = inst->second.instance().state();
+  if (st != INSTANCE_STATE_PROVISIONING &&
+      st != INSTANCE_STATE_PENDING_REGISTRATION) {
+    return;
+  }
+  InstanceRecord ir = inst->second;
+  ir.set_version(ir.version() + 1);
+  ir.mutable_instance()->set_state(INSTANCE_STATE_RUNNING);
+  ir.mutable_instance()->set_node_id(node.node_id());
+  *ir.mutable_instance()->mutable_ready_at() = ToTimestamp(now);
+  ir.mutable_instance()->set_status_message("node registered");
+  batch.events.push_back(NewEvent("instance.running", &node, Actor{"node"},
+                                  "the instance's node registered"));
+  batch.instances.push_back(ir);
+  inst->second = std::move(ir);
+}
+
+RegisterNodeResponse FleetService::RegisterResponse() const {
+  RegisterNodeResponse resp;
+  resp.set_success(true);
+  resp.set_message("registration successful");
+  NodeConfig* config = resp.mutable_config();
+  config->set_heartbeat_interval_seconds(
+      static_cast<int32_t>(absl::ToInt64Seconds(options_.heartbeat_interval)));
+  config->set_health_check_interval_seconds(static_cast<int32_t>(
+      absl::ToInt64Seconds(options_.health_check_interval)));
+  for (const auto& c : options_.enabled_health_checks)
+    config->add_enabled_health_checks(c);
+  config->set_commands_ack_supported(true);
+  return resp;
 }
 
 void FleetService::SendHeartbeat(const HeartbeatRequest& req,
                                  Done<HeartbeatResponse> done) {
   if (absl::Status s = ValidateHeartbeat(req); !s.ok()) return done(s);
-  {
-    absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(req.node_id());
-    if (found == nullptr) return done(NodeNotFound(req.node_id()));
-    NodeEntry& entry = *found;
-    if (entry.record.node().status() == NODE_STATUS_TERMINATED) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("node ", req.node_id(), " is terminated")));
-    }
-    // Liveness uses our clock, not the node's: node clocks drift.
-    absl::Time now = clock_.Now();
-    NodeInfo* node = entry.record.mutable_node();
-    *node->mutable_last_heartbeat() = ToTimestamp(now);
-    if (req.has_metrics()) SetMetrics(entry, &req.metrics());
-    TouchLocked(entry, std::max(entry.alive_at, now));
-    if (!entry.heartbeat_dirty) {
-      entry.heartbeat_dirty = true;
-      dirty_.push_back(req.node_id());
-    }
-    ++stats_.heartbeats;
-  }
-  HeartbeatResponse resp;
-  resp.set_acknowledged(true);
-  done(std::move(resp));
+  Mutate<HeartbeatResponse>(std::move(done),
+                            [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                              return HeartbeatLocked(req);
+                            });
+}
+
+absl::StatusOr<FleetService::Staged<HeartbeatResponse>>
+FleetService::HeartbeatLocked(const HeartbeatRequest& req) {
+  NodeEntry* found = index_.Find(req.node_id());
+  if (found == nullptr) return NodeNotFound(req.node_id());
+  NodeEntry& entry = *found;
+  if (entry.record.node().status() == NODE_STATUS_TERMINATED)
+    return Terminated(req.node_id());
+  // Liveness uses our clock, not the node's: node clocks drift.
+  absl::Time now = clock_.Now();
+  NodeInfo* node = entry.record.mutable_node();
+  *node->mutable_last_heartbeat() = ToTimestamp(now);
+  if (req.has_metrics()) SetMetrics(entry.parts, &req.metrics());
+  index_.Touch(entry, std::max(entry.alive_at, now));
+  // Liveness data, not state: buffered, written by FlushHeartbeats.
+  index_.MarkDirty(entry, req.node_id());
+  ++stats_.heartbeats;
+  Staged<HeartbeatResponse> staged;
+  staged.reply.set_acknowledged(true);
+  return staged;
 }
 
 bool FleetService::VouchLiveness(absl::string_view node_id, bool vouched) {
   absl::MutexLock lock(&mu_);
-  NodeEntry* entry = FindLocked(node_id);
+  NodeEntry* entry = index_.Find(node_id);
   if (entry == nullptr) return false;
-  entry->vouched = vouched;
-  TouchLocked(*entry, entry->alive_at);
+  index_.SetVouched(*entry, vouched);
   return true;
 }
 
 void FleetService::ReportHealth(const ReportHealthRequest& req,
                                 Done<ReportHealthResponse> done) {
   if (absl::Status s = ValidateReportHealth(req); !s.ok()) return done(s);
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(req.node_id());
-    if (found == nullptr) return done(NodeNotFound(req.node_id()));
-    NodeEntry& entry = *found;
-    const NodeInfo& current = entry.record.node();
-    if (current.status() == NODE_STATUS_TERMINATED) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("node ", req.node_id(), " is terminated")));
-    }
-    absl::Time now = clock_.Now();
-    // `current` is the hot part (no gpus, metadata or last metrics): the
-    // policy reads only the report, and expanding it on every report would
-    // cost the routine path more than the rest of it.
-    HealthEvaluation eval = evaluator_.Evaluate(current, req);
-    ++stats_.health_reports;
-    for (const auto& v : eval.verdicts) {
-      const HealthEvent& he = req.events(v.event_index);
-      std::string xid;
-      if (he.event_type() == HEALTH_EVENT_TYPE_XID) {
-        if (auto x = he.metrics().find("xid_code"); x != he.metrics().end())
-          xid = x->second;
-      }
-      ++stats_
-            .health_events[absl::StrCat(PolicyName(he.event_type()), "|", xid)];
-      if (!v.rule.empty()) ++stats_.rule_matches[v.rule];
-    }
-
-    // The common case, a routine clean report that changes nothing but the
-    // time of the last check, needs no copy of the record and no write.
-    if (eval.verdicts.empty() && eval.errors.empty() &&
-        eval.status == current.health_status() &&
-        eval.check_status != HEALTH_STATUS_UNHEALTHY &&
-        eval.event_status != HEALTH_STATUS_UNHEALTHY &&
-        entry.record.consecutive_unhealthy() == 0) {
-      ReportHealthResponse resp;
-      resp.set_acknowledged(true);
-      resp.set_node_status(current.status());
-      resp.set_health_status(current.health_status());
-      *entry.record.mutable_node()->mutable_last_health_check() =
-          ToTimestamp(now);
-      pending =
-          SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
-    } else {
-      pending =
-          ReportHealthChangeLocked(req, entry, eval, now, std::move(done));
-    }
-  }
-  pending->Release();
+  Mutate<ReportHealthResponse>(std::move(done),
+                               [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                 return ReportHealthLocked(req);
+                               });
 }
 
-std::shared_ptr<FleetService::PendingCommit>
+absl::StatusOr<FleetService::Staged<ReportHealthResponse>>
+FleetService::ReportHealthLocked(const ReportHealthRequest& req) {
+  NodeEntry* found = index_.Find(req.node_id());
+  if (found == nullptr) return NodeNotFound(req.node_id());
+  NodeEntry& entry = *found;
+  const NodeInfo& current = entry.record.node();
+  if (current.status() == NODE_STATUS_TERMINATED)
+    return Terminated(req.node_id());
+  absl::Time now = clock_.Now();
+  // `current` is the hot part (no gpus, metadata or last metrics): the
+  // policy reads only the report, and expanding it on every report would
+  // cost the routine path more than the rest of it.
+  HealthEvaluation eval = evaluator_.Evaluate(current, req);
+  CountHealthEventsLocked(req, eval);
+  // The common case, a routine clean report that changes nothing but the
+  // time of the last check, needs no copy of the record and no write.
+  if (eval.verdicts.empty() && eval.errors.empty() &&
+      eval.status == current.health_status() &&
+      eval.check_status != HEALTH_STATUS_UNHEALTHY &&
+      eval.event_status != HEALTH_STATUS_UNHEALTHY &&
+      entry.record.consecutive_unhealthy() == 0) {
+    Staged<ReportHealthResponse> staged;
+    staged.reply.set_acknowledged(true);
+    staged.reply.set_node_status(current.status());
+    staged.reply.set_health_status(current.health_status());
+    *entry.record.mutable_node()->mutable_last_health_check() =
+        ToTimestamp(now);
+    return staged;
+  }
+  return ReportHealthChangeLocked(req, entry, eval, now);
+}
+
+void FleetService::CountHealthEventsLocked(const ReportHealthRequest& req,
+                                           const HealthEvaluation& eval) {
+  ++stats_.health_reports;
+  for (const auto& v : eval.verdicts) {
+    const HealthEvent& he = req.events(v.event_index);
+    std::string xid;
+    if (he.event_type() == HEALTH_EVENT_TYPE_XID) {
+      if (auto x = he.metrics().find("xid_code"); x != he.metrics().end())
+        xid = x->second;
+    }
+    ++stats_.health_events[absl::StrCat(PolicyName(he.event_type()), "|", xid)];
+    if (!v.rule.empty()) ++stats_.rule_matches[v.rule];
+  }
+}
+
+FleetService::Staged<ReportHealthResponse>
 FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
                                        NodeEntry& entry,
                                        const HealthEvaluation& eval,
-                                       absl::Time now,
-                                       Done<ReportHealthResponse> done) {
+                                       absl::Time now) {
   NodeRecord rec = NextVersion(entry);
   NodeInfo* node = rec.mutable_node();
-  WriteBatch batch;
+  Staged<ReportHealthResponse> staged;
+  WriteBatch& batch = staged.batch();
   HealthStatus before = node->health_status();
   node->set_health_status(eval.status);
   *node->mutable_last_health_check() = ToTimestamp(now);
   // Checks are measurements: only `unhealthy_after` in a row count. Events
-  // are evidence and act at once (below).
+  // are evidence and act at once (ApplyUnhealthyLocked).
   int consecutive = eval.check_status == HEALTH_STATUS_UNHEALTHY
                         ? rec.consecutive_unhealthy() + 1
                         : 0;
   bool counter_changed = consecutive != rec.consecutive_unhealthy();
   rec.set_consecutive_unhealthy(consecutive);
-  int threshold = options_.unhealthy_after;
-  if (auto t = options_.unhealthy_after_by_pool.find(node->pool());
-      t != options_.unhealthy_after_by_pool.end()) {
-    threshold = t->second;
-  }
-  threshold = std::max(threshold, 1);
+  AddHealthEventsLocked(req, eval, *node, before, now, batch);
+  ApplyUnhealthyLocked(eval, consecutive, rec, batch);
 
+  staged.reply.set_acknowledged(true);
+  staged.reply.set_node_status(node->status());
+  staged.reply.set_health_status(node->health_status());
+  if (batch.events.empty() && !counter_changed) {
+    // Nothing worth a write: a routine clean report.
+    *entry.record.mutable_node()->mutable_last_health_check() =
+        ToTimestamp(now);
+    return staged;
+  }
+  index_.Stage(entry, std::move(rec), batch);
+  return staged;
+}
+
+void FleetService::AddHealthEventsLocked(const ReportHealthRequest& req,
+                                         const HealthEvaluation& eval,
+                                         const NodeInfo& node,
+                                         HealthStatus before, absl::Time now,
+                                         WriteBatch& batch) {
   for (const auto& v : eval.verdicts) {
     const HealthEvent& he = req.events(v.event_index);
     Event e = NewEvent(
-        "health.event", node, Actor{"node"},
+        "health.event", &node, Actor{"node"},
         he.message().empty() ? PolicyName(he.event_type()) : he.message());
     auto& d = *e.mutable_details();
     d["event_type"] = PolicyName(he.event_type());
@@ -679,19 +565,19 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
   for (const auto& err : eval.errors) {
     ++stats_.rule_errors[err.rule];
     Event e =
-        NewEvent("policy.rule_error", node, Actor{"policy"},
+        NewEvent("policy.rule_error", &node, Actor{"policy"},
                  absl::StrCat("rule ", err.rule, " failed: ", err.message));
     (*e.mutable_details())["rule"] = err.rule;
     (*e.mutable_details())["error"] = err.message;
     (*e.mutable_details())["event_index"] = absl::StrCat(err.event_index);
     batch.events.push_back(std::move(e));
-    log_.Warn("health policy rule failed", {{"node_id", node->node_id()},
+    log_.Warn("health policy rule failed", {{"node_id", node.node_id()},
                                             {"rule", err.rule},
                                             {"error", err.message}});
   }
   if (before != eval.status) {
     Event e =
-        NewEvent("node.health_changed", node, Actor{"policy"},
+        NewEvent("node.health_changed", &node, Actor{"policy"},
                  absl::StrCat(ShortName(before), " -> ", ShortName(eval.status),
                               ": ", eval.message));
     (*e.mutable_details())["from"] = HealthStatus_Name(before);
@@ -700,6 +586,18 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
     (*e.mutable_details())["evaluator"] = evaluator_.Name();
     batch.events.push_back(std::move(e));
   }
+}
+
+void FleetService::ApplyUnhealthyLocked(const HealthEvaluation& eval,
+                                        int consecutive, NodeRecord& rec,
+                                        WriteBatch& batch) {
+  NodeInfo* node = rec.mutable_node();
+  int threshold = options_.unhealthy_after;
+  if (auto t = options_.unhealthy_after_by_pool.find(node->pool());
+      t != options_.unhealthy_after_by_pool.end()) {
+    threshold = t->second;
+  }
+  threshold = std::max(threshold, 1);
   std::string why;
   if (eval.event_status == HEALTH_STATUS_UNHEALTHY) {
     why = eval.event_message;
@@ -708,42 +606,23 @@ FleetService::ReportHealthChangeLocked(const ReportHealthRequest& req,
                        " unhealthy check results in a row; ",
                        "unhealthy_after ", threshold, ")");
   }
-  if (!why.empty()) {
-    auto next =
-        NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
-    if (next.ok() && *next != node->status()) {
-      ChangeStatusLocked(rec, *next, why, Actor{"policy"}, batch);
-      Event& changed = batch.events.back();
-      (*changed.mutable_details())["decided_by"] =
-          eval.event_status == HEALTH_STATUS_UNHEALTHY ? eval.event_decided_by
-                                                       : eval.check_decided_by;
-      (*changed.mutable_details())["consecutive_unhealthy_checks"] =
-          absl::StrCat(consecutive);
-      (*changed.mutable_details())["unhealthy_after"] = absl::StrCat(threshold);
-      (*changed.mutable_details())["evaluator"] = evaluator_.Name();
-    }
-  }
-
-  ReportHealthResponse resp;
-  resp.set_acknowledged(true);
-  resp.set_node_status(node->status());
-  resp.set_health_status(node->health_status());
-  if (batch.events.empty() && !counter_changed) {
-    // Nothing worth a write: a routine clean report.
-    *entry.record.mutable_node()->mutable_last_health_check() =
-        ToTimestamp(now);
-    return SubmitLocked(WriteBatch(), Reply(std::move(done), std::move(resp)));
-  }
-  StageLocked(entry, std::move(rec), batch);
-  return SubmitLocked(std::move(batch),
-                      Reply(std::move(done), std::move(resp)));
+  if (why.empty()) return;
+  auto next =
+      NextStatus(node->node_id(), node->status(), NodeTrigger::kUnhealthy);
+  if (!next.ok() || *next == node->status()) return;
+  ChangeStatusLocked(rec, *next, why, Actor{"policy"}, batch);
+  auto& d = *batch.events.back().mutable_details();
+  d["decided_by"] = eval.event_status == HEALTH_STATUS_UNHEALTHY
+                        ? eval.event_decided_by
+                        : eval.check_decided_by;
+  d["consecutive_unhealthy_checks"] = absl::StrCat(consecutive);
+  d["unhealthy_after"] = absl::StrCat(threshold);
+  d["evaluator"] = evaluator_.Name();
 }
 
 void FleetService::MarkDeliveredLocked(CommandRecord& c, absl::Time now,
                                        WriteBatch& batch) {
-  c.set_state(internal::COMMAND_STATE_DELIVERED);
-  c.set_version(c.version() + 1);
-  *c.mutable_updated_at() = ToTimestamp(now);
+  CommandBook::MarkDelivered(c, now);
   batch.commands.push_back(c);
   ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()),
                                          "|delivered")];
@@ -753,81 +632,82 @@ void FleetService::GetNodeCommands(const GetNodeCommandsRequest& req,
                                    Done<GetNodeCommandsResponse> done) {
   if (absl::Status s = ValidateId("node_id", req.node_id()); !s.ok())
     return done(s);
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    GetNodeCommandsResponse resp;
-    WriteBatch batch;
-    NodeEntry* found = FindLocked(req.node_id());
-    if (found != nullptr) {
-      absl::Time now = clock_.Now();
-      for (const auto& id : found->open_commands) {
-        CommandRecord& c = commands_[id];
-        if (c.state() != internal::COMMAND_STATE_PENDING) continue;
-        MarkDeliveredLocked(c, now, batch);
-        *resp.add_commands() = c.command();
-        Event e = NewEvent(
-            "command.delivered", &found->record.node(), Actor{"node"},
-            absl::StrCat(ShortName(c.command().type()), " delivered by poll"));
-        (*e.mutable_details())["command_id"] = id;
-        batch.events.push_back(std::move(e));
-      }
-    }
-    pending =
-        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+  Mutate<GetNodeCommandsResponse>(std::move(done),
+                                  [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                    return PollCommandsLocked(req);
+                                  });
+}
+
+absl::StatusOr<FleetService::Staged<GetNodeCommandsResponse>>
+FleetService::PollCommandsLocked(const GetNodeCommandsRequest& req) {
+  Staged<GetNodeCommandsResponse> staged;
+  NodeEntry* found = index_.Find(req.node_id());
+  if (found == nullptr) return staged;  // unknown node: nothing to deliver
+  absl::Time now = clock_.Now();
+  for (const auto& id : book_.Open(req.node_id())) {
+    CommandRecord* c = book_.Find(id);
+    if (c == nullptr || c->state() != internal::COMMAND_STATE_PENDING) continue;
+    MarkDeliveredLocked(*c, now, staged.batch());
+    *staged.reply.add_commands() = c->command();
+    Event e = NewEvent(
+        "command.delivered", &found->record.node(), Actor{"node"},
+        absl::StrCat(ShortName(c->command().type()), " delivered by poll"));
+    (*e.mutable_details())["command_id"] = id;
+    staged.batch().events.push_back(std::move(e));
   }
-  pending->Release();
+  return staged;
 }
 
 void FleetService::AckCommand(const AckCommandRequest& req,
                               Done<AckCommandResponse> done) {
   if (absl::Status s = ValidateAckCommand(req); !s.ok()) return done(s);
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    AckCommandResponse resp;
-    resp.set_acknowledged(true);
-    NodeEntry* found = FindLocked(req.node_id());
-    if (found == nullptr) return done(NodeNotFound(req.node_id()));
-    auto it = commands_.find(req.command_id());
-    if (it == commands_.end() || it->second.node_id() != req.node_id()) {
-      // Finished commands leave the index; a repeated ack of one is fine.
-      auto stored = store_.GetCommand(req.command_id());
+  Mutate<AckCommandResponse>(
+      std::move(done),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AckLocked(req); });
+}
+
+absl::StatusOr<FleetService::Staged<AckCommandResponse>>
+FleetService::AckLocked(const AckCommandRequest& req) {
+  Staged<AckCommandResponse> staged;
+  staged.reply.set_acknowledged(true);
+  NodeEntry* found = index_.Find(req.node_id());
+  if (found == nullptr) return NodeNotFound(req.node_id());
+  CommandRecord* open = book_.Find(req.command_id());
+  if (open == nullptr || open->node_id() != req.node_id()) {
+    // Finished commands leave the book; a repeated ack of one is fine. The
+    // store is read once the fleet lock is released.
+    staged.fx().reply_unlocked =
+        [this, node_id = req.node_id(), command_id = req.command_id(),
+         reply = staged.reply]() -> absl::StatusOr<AckCommandResponse> {
+      auto stored = store_.GetCommand(command_id);
       if (stored.ok() && stored->has_value() &&
-          (*stored)->node_id() == req.node_id()) {
-        return done(resp);
+          (*stored)->node_id() == node_id) {
+        return reply;
       }
-      return done(absl::NotFoundError(absl::StrCat("command ", req.command_id(),
-                                                   " not found for node ",
-                                                   req.node_id())));
-    }
-    CommandRecord c = it->second;
-    bool ok = req.outcome() == COMMAND_OUTCOME_SUCCEEDED;
-    c.set_state(ok ? internal::COMMAND_STATE_SUCCEEDED
-                   : internal::COMMAND_STATE_FAILED);
-    c.set_version(c.version() + 1);
-    *c.mutable_updated_at() = ToTimestamp(clock_.Now());
-    c.set_result_message(req.message());
-    ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()), "|",
-                                           ok ? "succeeded" : "failed")];
-    WriteBatch batch;
-    Event e = NewEvent(
-        ok ? "command.succeeded" : "command.failed", &found->record.node(),
-        Actor{"node"},
-        absl::StrCat(ShortName(c.command().type()),
-                     ok ? " succeeded" : " failed",
-                     req.message().empty() ? "" : ": ", req.message()));
-    (*e.mutable_details())["command_id"] = req.command_id();
-    batch.events.push_back(std::move(e));
-    batch.commands.push_back(c);
-    auto& open = found->open_commands;
-    open.erase(std::remove(open.begin(), open.end(), req.command_id()),
-               open.end());
-    commands_.erase(it);
-    pending =
-        SubmitLocked(std::move(batch), Reply(std::move(done), std::move(resp)));
+      return absl::NotFoundError(absl::StrCat("command ", command_id,
+                                              " not found for node ", node_id));
+    };
+    return staged;
   }
-  pending->Release();
+  CommandRecord c = *open;
+  bool ok = req.outcome() == COMMAND_OUTCOME_SUCCEEDED;
+  c.set_state(ok ? internal::COMMAND_STATE_SUCCEEDED
+                 : internal::COMMAND_STATE_FAILED);
+  c.set_version(c.version() + 1);
+  *c.mutable_updated_at() = ToTimestamp(clock_.Now());
+  c.set_result_message(req.message());
+  ++stats_.command_outcomes[absl::StrCat(ShortName(c.command().type()), "|",
+                                         ok ? "succeeded" : "failed")];
+  Event e = NewEvent(
+      ok ? "command.succeeded" : "command.failed", &found->record.node(),
+      Actor{"node"},
+      absl::StrCat(ShortName(c.command().type()), ok ? " succeeded" : " failed",
+                   req.message().empty() ? "" : ": ", req.message()));
+  (*e.mutable_details())["command_id"] = req.command_id();
+  staged.batch().events.push_back(std::move(e));
+  staged.batch().commands.push_back(std::move(c));
+  book_.Finish(req.command_id());
+  return staged;
 }
 
 // ---------------------------------------------------------------------------
@@ -837,105 +717,103 @@ void FleetService::IssueCommand(const IssueCommandRequest& req,
                                 const Actor& actor,
                                 Done<IssueCommandResponse> done) {
   if (absl::Status s = ValidateIssueCommand(req); !s.ok()) return done(s);
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(req.node_id());
-    if (found == nullptr) return done(NodeNotFound(req.node_id()));
-    NodeEntry& entry = *found;
-    const NodeInfo& current = entry.record.node();
-    absl::Time now = clock_.Now();
-    WriteBatch batch;
-    std::string reason;
-    if (auto r = req.parameters().find("reason"); r != req.parameters().end())
-      reason = r->second;
+  Mutate<IssueCommandResponse>(std::move(done),
+                               [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                 return IssueLocked(req, actor);
+                               });
+}
 
-    std::optional<NodeTrigger> trigger;
-    switch (req.command_type()) {
-      case NODE_COMMAND_TYPE_CORDON:
-        trigger = NodeTrigger::kCordon;
-        break;
-      case NODE_COMMAND_TYPE_UNCORDON:
-        trigger = NodeTrigger::kUncordon;
-        break;
-      case NODE_COMMAND_TYPE_DRAIN:
-        trigger = NodeTrigger::kDrain;
-        break;
-      default:
-        if (current.status() == NODE_STATUS_TERMINATED) {
-          return done(absl::FailedPreconditionError(
-              absl::StrCat("node ", req.node_id(), " is terminated")));
-        }
-    }
-    NodeRecord rec = NextVersion(entry);
-    bool status_changed = false;
-    if (trigger) {
-      auto next = NextStatus(req.node_id(), current.status(), *trigger);
-      if (!next.ok()) return done(next.status());
-      if (*next != current.status()) {
-        std::string why =
-            absl::StrCat(TriggerName(*trigger), " requested by ", actor.name,
-                         reason.empty() ? "" : ": ", reason);
-        if (current.status() == NODE_STATUS_UNHEALTHY) {
-          why = absl::StrCat("operator override of unhealthy status: ", why);
-        }
-        ChangeStatusLocked(rec, *next, why, actor, batch);
-        status_changed = true;
-      }
-    }
-    if (static_cast<int>(entry.open_commands.size()) >=
-        options_.max_open_commands_per_node) {
-      return done(absl::ResourceExhaustedError(absl::StrCat(
-          "node ", req.node_id(), " has ", entry.open_commands.size(),
-          " unfinished commands; the limit is ",
-          options_.max_open_commands_per_node)));
-    }
-
-    CommandRecord c;
-    NodeCommand* cmd = c.mutable_command();
-    cmd->set_command_id(NewUuid(rng_));
-    cmd->set_type(req.command_type());
-    *cmd->mutable_parameters() = req.parameters();
-    *cmd->mutable_issued_at() = ToTimestamp(now);
-    c.set_node_id(req.node_id());
-    c.set_issued_by(actor.name);
-    c.set_version(1);
-    *c.mutable_updated_at() = ToTimestamp(now);
-    std::function<void(const NodeCommand&)> deliver;
-    if (auto w = watchers_.find(req.node_id()); w != watchers_.end()) {
-      deliver = w->second.deliver;
-      c.set_state(internal::COMMAND_STATE_DELIVERED);
-      ++stats_.command_outcomes[absl::StrCat(ShortName(req.command_type()),
-                                             "|delivered")];
-    } else {
-      c.set_state(internal::COMMAND_STATE_PENDING);
-    }
-    ++stats_.commands_issued[ShortName(req.command_type())];
-    Event e = NewEvent("command.issued", &current, actor,
-                       absl::StrCat(ShortName(req.command_type()), " issued",
-                                    reason.empty() ? "" : ": ", reason));
-    (*e.mutable_details())["command_id"] = cmd->command_id();
-    (*e.mutable_details())["type"] = NodeCommandType_Name(req.command_type());
-    if (!reason.empty()) (*e.mutable_details())["reason"] = reason;
-    batch.events.push_back(std::move(e));
-    batch.commands.push_back(c);
-    entry.open_commands.push_back(cmd->command_id());
-    commands_[cmd->command_id()] = c;
-    if (status_changed) StageLocked(entry, std::move(rec), batch);
-    IssueCommandResponse resp;
-    resp.set_command_id(cmd->command_id());
-    *resp.mutable_issued_at() = cmd->issued_at();
-    NodeCommand sent = *cmd;
-    pending = SubmitLocked(
-        std::move(batch),
-        [done = std::move(done), resp = std::move(resp),
-         deliver = std::move(deliver), sent = std::move(sent)](absl::Status s) {
-          if (!s.ok()) return done(s);
-          if (deliver) deliver(sent);
-          done(resp);
-        });
+absl::StatusOr<bool> FleetService::CommandStatusLocked(
+    const IssueCommandRequest& req, const Actor& actor, const NodeInfo& current,
+    NodeRecord& rec, WriteBatch& batch) {
+  std::optional<NodeTrigger> trigger;
+  switch (req.command_type()) {
+    case NODE_COMMAND_TYPE_CORDON:
+      trigger = NodeTrigger::kCordon;
+      break;
+    case NODE_COMMAND_TYPE_UNCORDON:
+      trigger = NodeTrigger::kUncordon;
+      break;
+    case NODE_COMMAND_TYPE_DRAIN:
+      trigger = NodeTrigger::kDrain;
+      break;
+    default:
+      if (current.status() == NODE_STATUS_TERMINATED)
+        return Terminated(req.node_id());
+      return false;
   }
-  pending->Release();
+  NAVARCH_ASSIGN_OR_RETURN(
+      NodeStatus next, NextStatus(req.node_id(), current.status(), *trigger));
+  if (next == current.status()) return false;
+  std::string reason;
+  if (auto r = req.parameters().find("reason"); r != req.parameters().end())
+    reason = r->second;
+  std::string why =
+      absl::StrCat(TriggerName(*trigger), " requested by ", actor.name,
+                   reason.empty() ? "" : ": ", reason);
+  if (current.status() == NODE_STATUS_UNHEALTHY)
+    why = absl::StrCat("operator override of unhealthy status: ", why);
+  ChangeStatusLocked(rec, next, why, actor, batch);
+  return true;
+}
+
+absl::StatusOr<FleetService::Staged<IssueCommandResponse>>
+FleetService::IssueLocked(const IssueCommandRequest& req, const Actor& actor) {
+  NodeEntry* found = index_.Find(req.node_id());
+  if (found == nullptr) return NodeNotFound(req.node_id());
+  NodeEntry& entry = *found;
+  const NodeInfo& current = entry.record.node();
+  absl::Time now = clock_.Now();
+  Staged<IssueCommandResponse> staged;
+  WriteBatch& batch = staged.batch();
+  NodeRecord rec = NextVersion(entry);
+  NAVARCH_ASSIGN_OR_RETURN(
+      bool status_changed,
+      CommandStatusLocked(req, actor, current, rec, batch));
+  const size_t open = book_.Open(req.node_id()).size();
+  if (static_cast<int>(open) >= options_.max_open_commands_per_node) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("node ", req.node_id(), " has ", open,
+                     " unfinished commands; the limit is ",
+                     options_.max_open_commands_per_node));
+  }
+  std::string reason;
+  if (auto r = req.parameters().find("reason"); r != req.parameters().end())
+    reason = r->second;
+  CommandRecord c;
+  NodeCommand* cmd = c.mutable_command();
+  cmd->set_command_id(NewUuid(rng_));
+  cmd->set_type(req.command_type());
+  *cmd->mutable_parameters() = req.parameters();
+  *cmd->mutable_issued_at() = ToTimestamp(now);
+  c.set_node_id(req.node_id());
+  c.set_issued_by(actor.name);
+  c.set_version(1);
+  *c.mutable_updated_at() = ToTimestamp(now);
+  c.set_state(internal::COMMAND_STATE_PENDING);
+  if (const Watcher* w = book_.FindWatcher(req.node_id()); w != nullptr) {
+    // Handed to the stream once committed.
+    c.set_state(internal::COMMAND_STATE_DELIVERED);
+    ++stats_.command_outcomes[absl::StrCat(ShortName(req.command_type()),
+                                           "|delivered")];
+    staged.fx().on_committed = [deliver = w->deliver, sent = *cmd] {
+      deliver(sent);
+    };
+  }
+  ++stats_.commands_issued[ShortName(req.command_type())];
+  Event e = NewEvent("command.issued", &current, actor,
+                     absl::StrCat(ShortName(req.command_type()), " issued",
+                                  reason.empty() ? "" : ": ", reason));
+  (*e.mutable_details())["command_id"] = cmd->command_id();
+  (*e.mutable_details())["type"] = NodeCommandType_Name(req.command_type());
+  if (!reason.empty()) (*e.mutable_details())["reason"] = reason;
+  batch.events.push_back(std::move(e));
+  batch.commands.push_back(c);
+  staged.reply.set_command_id(cmd->command_id());
+  *staged.reply.mutable_issued_at() = cmd->issued_at();
+  book_.Add(std::move(c));
+  if (status_changed) index_.Stage(entry, std::move(rec), batch);
+  return staged;
 }
 
 absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
@@ -944,14 +822,8 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
     return absl::InvalidArgumentError(
         absl::StrCat("unknown status ", req.status()));
   }
-  if (req.page_size() < 0 || req.page_size() > kMaxNodesPageSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size must be 1..", kMaxNodesPageSize,
-                     " (0: every node in one answer), got ", req.page_size()));
-  }
-  if (req.page_size() == 0 && !req.page_token().empty()) {
-    return absl::InvalidArgumentError("page_token needs a page_size");
-  }
+  NAVARCH_RETURN_IF_ERROR(ValidatePage(req.page_size(), req.page_token(),
+                                       kMaxNodesPageSize, "node"));
   ListNodesResponse resp;
   // The serialized parts are copied under the lock and expanded after it.
   std::vector<std::pair<std::string, std::string>> parts;
@@ -959,9 +831,9 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
     absl::MutexLock lock(&mu_);
     // The token is the last node id of the previous page: the next page
     // starts after it, even if that node was removed since.
-    auto it = req.page_token().empty() ? nodes_.begin()
-                                       : nodes_.upper_bound(req.page_token());
-    for (; it != nodes_.end(); ++it) {
+    auto it = req.page_token().empty() ? index_.begin()
+                                       : index_.after(req.page_token());
+    for (; it != index_.end(); ++it) {
       const NodeInfo& n = it->second.record.node();
       if (!req.provider().empty() && n.provider() != req.provider()) continue;
       if (!req.region().empty() && n.region() != req.region()) continue;
@@ -972,11 +844,11 @@ absl::StatusOr<ListNodesResponse> FleetService::ListNodes(
         break;
       }
       *resp.add_nodes() = n;
-      parts.emplace_back(it->second.cold, it->second.metrics);
+      parts.emplace_back(it->second.parts.cold, it->second.parts.metrics);
     }
   }
   for (int i = 0; i < resp.nodes_size(); ++i)
-    Expand(parts[i].first, parts[i].second, resp.mutable_nodes(i));
+    ExpandNode(parts[i].first, parts[i].second, resp.mutable_nodes(i));
   return resp;
 }
 
@@ -986,9 +858,9 @@ std::vector<NodeSummary> FleetService::ListNodeSummaries() {
   std::string last;  // the last id copied
   for (bool more = true; more;) {
     absl::MutexLock lock(&mu_);
-    if (out.empty()) out.reserve(nodes_.size());
-    auto it = out.empty() ? nodes_.begin() : nodes_.upper_bound(last);
-    for (size_t n = 0; it != nodes_.end() && n < kChunk; ++it, ++n) {
+    if (out.empty()) out.reserve(index_.size());
+    auto it = out.empty() ? index_.begin() : index_.after(last);
+    for (size_t n = 0; it != index_.end() && n < kChunk; ++it, ++n) {
       const NodeEntry& entry = it->second;
       const NodeInfo& node = entry.record.node();
       NodeSummary& s = out.emplace_back();
@@ -999,10 +871,10 @@ std::vector<NodeSummary> FleetService::ListNodeSummaries() {
       s.health_status = node.health_status();
       s.status_reason = node.status_reason();
       s.registered_at = FromTimestamp(node.registered_at());
-      s.gpu_count = entry.gpu_count;
-      s.gpu_utilization = entry.gpu_utilization;
+      s.gpu_count = entry.parts.gpu_count;
+      s.gpu_utilization = entry.parts.gpu_utilization;
     }
-    more = it != nodes_.end();
+    more = it != index_.end();
     if (more) last = out.back().node_id;
   }
   return out;
@@ -1015,13 +887,13 @@ absl::StatusOr<GetNodeResponse> FleetService::GetNode(
   std::string cold, metrics;
   {
     absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(req.node_id());
+    NodeEntry* found = index_.Find(req.node_id());
     if (found == nullptr) return NodeNotFound(req.node_id());
     *resp.mutable_node() = found->record.node();
-    cold = found->cold;
-    metrics = found->metrics;
+    cold = found->parts.cold;
+    metrics = found->parts.metrics;
   }
-  Expand(cold, metrics, resp.mutable_node());
+  ExpandNode(cold, metrics, resp.mutable_node());
   return resp;
 }
 
@@ -1031,15 +903,25 @@ absl::StatusOr<ListInstancesResponse> FleetService::ListInstances(
     return absl::InvalidArgumentError(
         absl::StrCat("unknown state ", req.state()));
   }
+  NAVARCH_RETURN_IF_ERROR(ValidatePage(req.page_size(), req.page_token(),
+                                       kMaxInstancesPageSize, "instance"));
   ListInstancesResponse resp;
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, rec] : instances_) {
-    const InstanceInfo& i = rec.instance();
+  // The token is the last instance id of the previous page, as ListNodes'.
+  auto it = req.page_token().empty() ? instances_.begin()
+                                     : instances_.upper_bound(req.page_token());
+  for (; it != instances_.end(); ++it) {
+    const InstanceInfo& i = it->second.instance();
     if (!req.provider().empty() && i.provider() != req.provider()) continue;
     if (!req.region().empty() && i.region() != req.region()) continue;
     if (!req.pool_name().empty() && i.pool_name() != req.pool_name()) continue;
     if (req.state() != INSTANCE_STATE_UNKNOWN && i.state() != req.state())
       continue;
+    if (req.page_size() > 0 && resp.instances_size() == req.page_size()) {
+      resp.set_next_page_token(
+          resp.instances(resp.instances_size() - 1).instance_id());
+      break;
+    }
     *resp.add_instances() = i;
   }
   return resp;
@@ -1116,95 +998,96 @@ absl::StatusOr<uint64_t> FleetService::Watch(
     const std::string& node_id, std::function<void(const NodeCommand&)> deliver,
     std::function<void()> closed) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("node_id", node_id));
-  std::function<void()> old_closed;
-  std::shared_ptr<PendingCommit> pending;
-  uint64_t handle;
-  {
-    absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(node_id);
-    if (found == nullptr) return NodeNotFound(node_id);
-    if (found->record.node().status() == NODE_STATUS_TERMINATED) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("node ", node_id, " is terminated"));
-    }
-    if (auto w = watchers_.find(node_id); w != watchers_.end()) {
-      old_closed = std::move(w->second.closed);
-    }
-    handle = next_watch_handle_++;
-    watchers_[node_id] = Watcher{handle, deliver, std::move(closed)};
-    WriteBatch batch;
-    std::vector<NodeCommand> backlog;
-    absl::Time now = clock_.Now();
-    for (const auto& id : found->open_commands) {
-      CommandRecord& c = commands_[id];
-      if (c.state() == internal::COMMAND_STATE_PENDING) {
-        MarkDeliveredLocked(c, now, batch);
-      }
-      backlog.push_back(c.command());
-    }
-    pending = SubmitLocked(
-        std::move(batch),
-        [deliver, backlog = std::move(backlog)](absl::Status s) {
-          if (!s.ok())
-            return;  // still PENDING in the store; delivered on the next watch
-          for (const auto& c : backlog) deliver(c);
-        });
-  }
-  if (old_closed) old_closed();
-  pending->Release();
+  absl::Status error;
+  uint64_t handle = 0;
+  // A failed commit leaves the backlog PENDING in the store: it is delivered
+  // on the next watch. The handle stands either way.
+  Mutate<std::monostate>(
+      // Nothing waits for the commit (it may complete after Watch returns,
+      // on the store's thread): the change's own error is kept below.
+      [](absl::StatusOr<std::monostate>) {},
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto staged =
+            WatchLocked(node_id, std::move(deliver), std::move(closed), handle);
+        if (!staged.ok()) error = staged.status();
+        return staged;
+      });
+  if (handle == 0) return error;
   return handle;
+}
+
+absl::StatusOr<FleetService::Staged<std::monostate>> FleetService::WatchLocked(
+    const std::string& node_id, std::function<void(const NodeCommand&)> deliver,
+    std::function<void()> closed, uint64_t& handle) {
+  NodeEntry* found = index_.Find(node_id);
+  if (found == nullptr) return NodeNotFound(node_id);
+  if (found->record.node().status() == NODE_STATUS_TERMINATED)
+    return Terminated(node_id);
+  Staged<std::monostate> staged;
+  Watcher replaced;
+  handle = book_.Watch(node_id, deliver, std::move(closed), &replaced);
+  staged.fx().on_unlocked = std::move(replaced.closed);
+  std::vector<NodeCommand> backlog;
+  absl::Time now = clock_.Now();
+  for (const auto& id : book_.Open(node_id)) {
+    CommandRecord* c = book_.Find(id);
+    if (c == nullptr) continue;
+    if (c->state() == internal::COMMAND_STATE_PENDING)
+      MarkDeliveredLocked(*c, now, staged.batch());
+    backlog.push_back(c->command());
+  }
+  staged.fx().on_committed = [deliver = std::move(deliver),
+                              backlog = std::move(backlog)] {
+    for (const auto& c : backlog) deliver(c);
+  };
+  return staged;
 }
 
 void FleetService::Unwatch(const std::string& node_id, uint64_t handle) {
   absl::MutexLock lock(&mu_);
-  auto it = watchers_.find(node_id);
-  if (it != watchers_.end() && it->second.handle == handle) watchers_.erase(it);
+  book_.Unwatch(node_id, handle);
 }
 
 // ---------------------------------------------------------------------------
 // Controllers
 
 int FleetService::CheckHeartbeats() {
-  std::shared_ptr<PendingCommit> pending;
   int declared = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    absl::Time now = clock_.Now();
-    WriteBatch batch;
-    // The silent ones, from the dense live_ (not a walk of the index), in
-    // id order as the event log has always had them.
-    std::vector<NodeEntry*> silent_nodes;
-    for (const LiveSlot& slot : live_) {
-      if (now - slot.alive_at > options_.heartbeat_timeout)
-        silent_nodes.push_back(slot.entry);
-    }
-    std::sort(silent_nodes.begin(), silent_nodes.end(),
-              [](const NodeEntry* a, const NodeEntry* b) {
-                return a->record.node().node_id() < b->record.node().node_id();
-              });
-    for (NodeEntry* e : silent_nodes) {
-      NodeEntry& entry = *e;
-      absl::Duration silent = now - entry.alive_at;
-      NodeRecord rec = NextVersion(entry);
-      rec.mutable_node()->set_health_status(HEALTH_STATUS_UNHEALTHY);
-      ChangeStatusLocked(
-          rec, NODE_STATUS_UNHEALTHY,
-          absl::StrCat("no heartbeat for ",
-                       FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
-                       " (timeout ",
-                       FormatGoDuration(options_.heartbeat_timeout), ")"),
-          Actor{"heartbeat-monitor"}, batch);
-      StageLocked(entry, std::move(rec), batch);
-      ++declared;
-    }
-    if (declared == 0) return 0;
-    pending = SubmitLocked(std::move(batch), [this](absl::Status s) {
-      if (!s.ok())
-        log_.Error("heartbeat monitor commit failed", {{"error", s}});
-    });
-  }
-  pending->Release();
+  Mutate<std::monostate>(
+      [this](absl::StatusOr<std::monostate> r) {
+        if (!r.ok()) {
+          log_.Error("heartbeat monitor commit failed",
+                     {{"error", r.status()}});
+        }
+      },
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return absl::StatusOr<Staged<std::monostate>>(
+            CheckHeartbeatsLocked(declared));
+      });
   return declared;
+}
+
+FleetService::Staged<std::monostate> FleetService::CheckHeartbeatsLocked(
+    int& declared) {
+  absl::Time now = clock_.Now();
+  Staged<std::monostate> staged;
+  // The silent ones, from the dense live set (not a walk of the index).
+  for (NodeEntry* e : index_.Silent(now, options_.heartbeat_timeout)) {
+    NodeEntry& entry = *e;
+    absl::Duration silent = now - entry.alive_at;
+    NodeRecord rec = NextVersion(entry);
+    rec.mutable_node()->set_health_status(HEALTH_STATUS_UNHEALTHY);
+    ChangeStatusLocked(
+        rec, NODE_STATUS_UNHEALTHY,
+        absl::StrCat("no heartbeat for ",
+                     FormatGoDuration(absl::Trunc(silent, absl::Seconds(1))),
+                     " (timeout ", FormatGoDuration(options_.heartbeat_timeout),
+                     ")"),
+        Actor{"heartbeat-monitor"}, staged.batch());
+    index_.Stage(entry, std::move(rec), staged.batch());
+    ++declared;
+  }
+  return staged;
 }
 
 absl::Status FleetService::FlushHeartbeats() {
@@ -1212,7 +1095,7 @@ absl::Status FleetService::FlushHeartbeats() {
   std::vector<std::string> ids;
   {
     absl::MutexLock lock(&mu_);
-    ids.swap(dirty_);
+    ids = index_.TakeDirty();
   }
   if (ids.empty()) return absl::OkStatus();
   // Copied out a chunk at a time, so RPCs wait for at most one chunk's
@@ -1226,16 +1109,13 @@ absl::Status FleetService::FlushHeartbeats() {
     absl::MutexLock lock(&mu_);
     const size_t end = std::min(ids.size(), start + kChunk);
     for (size_t i = start; i < end; ++i) {
-      NodeEntry* found = FindLocked(ids[i]);
+      NodeEntry* found = index_.Find(ids[i]);
       if (found == nullptr || !found->heartbeat_dirty) continue;
-      NodeEntry& entry = *found;
-      entry.heartbeat_dirty = false;
-      const NodeInfo& n = entry.record.node();
-      HeartbeatUpdate u;
+      found->heartbeat_dirty = false;
+      HeartbeatUpdate& u = updates.emplace_back();
       u.node_id = ids[i];
-      u.last_heartbeat = FromTimestamp(n.last_heartbeat());
-      updates.push_back(std::move(u));
-      metrics.push_back(entry.metrics);
+      u.last_heartbeat = FromTimestamp(found->record.node().last_heartbeat());
+      metrics.push_back(found->parts.metrics);
     }
   }
   if (updates.empty()) return absl::OkStatus();
@@ -1249,10 +1129,8 @@ absl::Status FleetService::FlushHeartbeats() {
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
     for (const auto& u : updates) {
-      auto it = nodes_.find(u.node_id);
-      if (it == nodes_.end() || it->second.heartbeat_dirty) continue;
-      it->second.heartbeat_dirty = true;
-      dirty_.push_back(u.node_id);
+      NodeEntry* entry = index_.Find(u.node_id);
+      if (entry != nullptr) index_.MarkDirty(*entry, u.node_id);
     }
   }
   return s;
@@ -1264,70 +1142,54 @@ void FleetService::UpsertInstance(const InstanceInfo& instance,
       !s.ok()) {
     return done(s);
   }
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
-    InstanceRecord rec;
-    auto it = instances_.find(instance.instance_id());
-    InstanceState before = INSTANCE_STATE_UNKNOWN;
-    if (it != instances_.end()) {
-      rec = it->second;
-      before = rec.instance().state();
-    }
-    rec.set_version(rec.version() + 1);
-    *rec.mutable_instance() = instance;
-    WriteBatch batch;
-    if (before != instance.state()) {
-      Event e = NewEvent(absl::StrCat("instance.", ShortName(instance.state())),
-                         nullptr, actor, instance.status_message());
-      e.set_node_id(instance.node_id().empty() ? instance.instance_id()
-                                               : instance.node_id());
-      e.set_pool(instance.pool_name());
-      (*e.mutable_details())["instance_id"] = instance.instance_id();
-      batch.events.push_back(std::move(e));
-    }
-    batch.instances.push_back(rec);
-    instances_[instance.instance_id()] = rec;
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), instance));
-  }
-  pending->Release();
+  Mutate<InstanceInfo>(
+      std::move(done),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+          mu_) -> absl::StatusOr<Staged<InstanceInfo>> {
+        Staged<InstanceInfo> staged;
+        InstanceRecord& rec = instances_[instance.instance_id()];
+        InstanceState before = rec.instance().state();  // new: UNKNOWN
+        rec.set_version(rec.version() + 1);
+        *rec.mutable_instance() = instance;
+        if (before != instance.state()) {
+          Event e =
+              NewEvent(absl::StrCat("instance.", ShortName(instance.state())),
+                       nullptr, actor, instance.status_message());
+          e.set_node_id(instance.node_id().empty() ? instance.instance_id()
+                                                   : instance.node_id());
+          e.set_pool(instance.pool_name());
+          (*e.mutable_details())["instance_id"] = instance.instance_id();
+          staged.batch().events.push_back(std::move(e));
+        }
+        staged.batch().instances.push_back(rec);
+        staged.reply = instance;
+        return staged;
+      });
 }
 
 void FleetService::MarkTerminated(const std::string& node_id,
                                   const std::string& reason, const Actor& actor,
                                   Done<NodeInfo> done) {
-  std::shared_ptr<PendingCommit> pending;
-  std::function<void()> closed;
-  {
-    absl::MutexLock lock(&mu_);
-    NodeEntry* found = FindLocked(node_id);
-    if (found == nullptr) return done(NodeNotFound(node_id));
-    NodeRecord rec = NextVersion(*found);
-    WriteBatch batch;
-    ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor, batch);
-    absl::Time now = clock_.Now();
-    for (const auto& id : found->open_commands) {
-      CommandRecord c = commands_[id];
-      c.set_state(internal::COMMAND_STATE_CANCELLED);
-      c.set_version(c.version() + 1);
-      *c.mutable_updated_at() = ToTimestamp(now);
-      c.set_result_message("node terminated");
-      batch.commands.push_back(std::move(c));
-      commands_.erase(id);
-    }
-    found->open_commands.clear();
-    if (auto w = watchers_.find(node_id); w != watchers_.end()) {
-      closed = std::move(w->second.closed);
-      watchers_.erase(w);
-    }
-    StageLocked(*found, std::move(rec), batch);
-    NodeInfo result = batch.nodes.back().node();
-    Expand(found->cold, found->metrics, &result);
-    pending = SubmitLocked(std::move(batch),
-                           Reply(std::move(done), std::move(result)));
-  }
-  if (closed) closed();
-  pending->Release();
+  Mutate<NodeInfo>(std::move(done), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return TerminateLocked(node_id, reason, actor);
+  });
+}
+
+absl::StatusOr<FleetService::Staged<NodeInfo>> FleetService::TerminateLocked(
+    const std::string& node_id, const std::string& reason, const Actor& actor) {
+  NodeEntry* found = index_.Find(node_id);
+  if (found == nullptr) return NodeNotFound(node_id);
+  Staged<NodeInfo> staged;
+  NodeRecord rec = NextVersion(*found);
+  ChangeStatusLocked(rec, NODE_STATUS_TERMINATED, reason, actor,
+                     staged.batch());
+  for (auto& c : book_.CancelAll(node_id, clock_.Now(), "node terminated"))
+    staged.batch().commands.push_back(std::move(c));
+  staged.fx().on_unlocked = book_.TakeWatcher(node_id).closed;
+  index_.Stage(*found, std::move(rec), staged.batch());
+  staged.reply = staged.batch().nodes.back().node();
+  ExpandNode(found->parts.cold, found->parts.metrics, &staged.reply);
+  return staged;
 }
 
 void FleetService::RecordEvent(
@@ -1335,18 +1197,16 @@ void FleetService::RecordEvent(
     const std::string& pool, const Actor& actor, const std::string& message,
     const std::map<std::string, std::string>& details, Done<Event> done) {
   if (kind.empty()) return done(absl::InvalidArgumentError("kind is empty"));
-  std::shared_ptr<PendingCommit> pending;
-  {
-    absl::MutexLock lock(&mu_);
+  Mutate<Event>(std::move(done), [&]() -> absl::StatusOr<Staged<Event>> {
+    Staged<Event> staged;
     Event e = NewEvent(kind, nullptr, actor, message);
     e.set_node_id(node_id);
     e.set_pool(pool);
     for (const auto& [k, v] : details) (*e.mutable_details())[k] = v;
-    WriteBatch batch;
-    batch.events.push_back(e);
-    pending = SubmitLocked(std::move(batch), Reply(std::move(done), e));
-  }
-  pending->Release();
+    staged.batch().events.push_back(e);
+    staged.reply = std::move(e);
+    return staged;
+  });
 }
 
 absl::StatusOr<int64_t> FleetService::PruneHistory(
@@ -1372,7 +1232,7 @@ FleetStats FleetService::stats() {
 
 size_t FleetService::node_count() {
   absl::MutexLock lock(&mu_);
-  return nodes_.size();
+  return index_.size();
 }
 
 }  // namespace navarch

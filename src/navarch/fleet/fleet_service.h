@@ -22,15 +22,18 @@
 #include <random>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/control_plane.pb.h"
+#include "navarch/fleet/command_book.h"
+#include "navarch/fleet/node_index.h"
 #include "navarch/health/evaluator.h"
 #include "navarch/store/store.h"
 
@@ -38,6 +41,8 @@ namespace navarch {
 
 // Largest ListNodes page (about 2 KB a node: well under gRPC's 64 MiB).
 inline constexpr int kMaxNodesPageSize = 10000;
+// Largest ListInstances page (an instance is smaller than a node).
+inline constexpr int kMaxInstancesPageSize = 10000;
 
 struct FleetOptions {
   absl::Duration heartbeat_interval = absl::Seconds(30);
@@ -148,6 +153,8 @@ class FleetService {
                     Done<IssueCommandResponse> done);
   absl::StatusOr<ListNodesResponse> ListNodes(const ListNodesRequest& req);
   absl::StatusOr<GetNodeResponse> GetNode(const GetNodeRequest& req);
+  // Pages like ListNodes, in instance id order: page_size 1..10000 (0: every
+  // instance in one answer), page_token the last id of the previous page.
   absl::StatusOr<ListInstancesResponse> ListInstances(
       const ListInstancesRequest& req);
   absl::StatusOr<GetInstanceResponse> GetInstance(
@@ -205,130 +212,159 @@ class FleetService {
                    const std::map<std::string, std::string>& details,
                    Done<Event> done);
 
-  // --- For the simulator ---
+  // --- Liveness vouching (part of the fleet core's contract) ---
   // The caller vouches that the node beats well within the heartbeat
-  // timeout: the simulator's nodes that skip beats, each of which would only
-  // move their liveness (docs/simulator.md, "Skipped calls"). The heartbeat
-  // monitor passes a vouched node over; withdrawn, its liveness is its last
-  // heartbeat's again (the simulator first replays the last beat it
-  // skipped). Cleared when the node registers anew. Returns false for
-  // unknown nodes.
+  // timeout although its beats do not all reach this fleet: the heartbeat
+  // monitor passes a vouched node over, through status changes, until the
+  // vouch is withdrawn; withdrawn, the node's liveness is its last
+  // heartbeat's again (a caller that skipped beats first replays the last
+  // one). Registering anew clears it (a new agent vouches for itself).
+  // Heartbeats, reports and commands are unaffected. Returns false for
+  // unknown nodes. The simulator vouches for nodes whose beats it skips
+  // (docs/simulator.md, "Skipped calls"); any caller that has its own proof
+  // of life for a node may.
   bool VouchLiveness(absl::string_view node_id, bool vouched);
+
+  // For tests: whether the fleet lock is held (by this thread, in a test
+  // that calls the fleet from one thread). `done` callbacks assert it is not.
+  bool LockHeldForTest();
 
   size_t node_count();
   FleetStats stats();
   const FleetOptions& options() const { return options_; }
 
  private:
-  // Memory (issue 8, target 3): what a node registered with (its GPU
-  // inventory and host metadata: read only by GetNode/ListNodes and written
-  // whole by commits) and its last heartbeat's metrics are kept serialized,
-  // ~1.3 KB instead of ~4.5 KB of protobuf objects (8 GPUInfo with five heap
-  // strings each, 8 GPUMetrics). `record` holds the rest (the hot part every
-  // call reads); Expand() puts the whole node together again for reads, and
-  // commits hand the serialized parts to the store as they are
-  // (WriteBatch::node_extras).
-  struct NodeEntry {
-    // Without gpus, metadata and last_metrics.
-    NodeRecord record;
-    // NodeInfo wire format holding only gpus (field 9) and metadata (10).
-    std::string cold;
-    // NodeInfo wire format holding only last_metrics (13); empty: none.
-    std::string metrics;
-    // The last sign of life for the heartbeat monitor: max(last heartbeat,
-    // registration, control-plane start). Written through TouchLocked (a
-    // live node's copy in live_ is what the monitor reads).
-    absl::Time alive_at;
-    // Index in live_ while the node's status is live, else -1.
-    int32_t live_slot = -1;
-    // For NodeSummary: the last metrics' mean GPU utilization (unset without
-    // GPU metrics), the number of GPUs registered. Set with `cold` and
-    // `metrics` (SetCold, SetMetrics).
-    std::optional<double> gpu_utilization;
-    int32_t gpu_count = 0;
-    bool heartbeat_dirty = false;
-    // VouchLiveness: live_ holds InfiniteFuture for it (never silent).
-    bool vouched = false;
-    // Open commands in issue order.
-    std::vector<std::string> open_commands;
-  };
-  // The heartbeat monitor's view of a live node, kept in one dense vector so
-  // that a check walks a few MB, not the whole index (100,000 nodes: ~0.2 ms
-  // instead of a walk of the map under the lock).
-  struct LiveSlot {
-    absl::Time alive_at;  // InfiniteFuture while vouched for
-    NodeEntry* entry;
-  };
-  struct Watcher {
-    uint64_t handle;
-    std::function<void(const NodeCommand&)> deliver;
-    std::function<void()> closed;
-  };
+  using NodeEntry = fleet_internal::NodeEntry;
   class PendingCommit;
 
+  // What a mutation writes and what runs after it (see Staged).
+  template <typename T>
+  struct Effects {
+    // What the store must record (empty: nothing; `done` is not delayed).
+    WriteBatch batch;
+    // Runs once mu_ is released, before the commit may have completed: a
+    // replaced or ended command stream's `closed`.
+    std::function<void()> on_unlocked;
+    // Runs after a successful commit, just before `done`: a new command's
+    // delivery to its stream, a stream's backlog.
+    std::function<void()> on_committed;
+    // When set (with an empty batch): the answer for `done`, computed once
+    // mu_ is released, in place of the reply (a read of the store).
+    std::function<absl::StatusOr<T>()> reply_unlocked;
+  };
+  // What a mutation decided under mu_, carried out by Mutate once mu_ is
+  // released. A mutation that fails returns its error instead: it reaches
+  // `done` the same way, after the unlock.
+  template <typename T>
+  struct Staged {
+    // For `done` once the batch (if any) is committed.
+    T reply{};
+    // Null for a change that writes nothing and has no callbacks (a
+    // heartbeat, a routine report): those stay free of allocations.
+    std::unique_ptr<Effects<T>> effects;
+
+    Effects<T>& fx() {
+      if (effects == nullptr) effects = std::make_unique<Effects<T>>();
+      return *effects;
+    }
+    WriteBatch& batch() { return fx().batch; }
+  };
+
+  // The one way the fleet changes. Locks mu_, runs `change` (which edits the
+  // index and stages what the store must record, or fails), submits the
+  // batch while still holding mu_ (so the store sees batches in the order
+  // the index changed), unlocks, and only then runs the callbacks and `done`
+  // (at once, or when the store answers). `change` has no `done` to call:
+  // every path out of it returns here.
+  template <typename T>
+  void Mutate(Done<T> done,
+              absl::FunctionRef<absl::StatusOr<Staged<T>>()> change)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Submits `batch` (built under mu_) and arranges for `then` to run after the
   // commit, outside mu_. The returned object must be Release()d after mu_ is
-  // unlocked.
+  // unlocked (Mutate does).
   std::shared_ptr<PendingCommit> SubmitLocked(
       WriteBatch batch, std::function<void(absl::Status)> then)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a failed commit the index may be ahead of the store: reload these
   // nodes from it.
-  void Resync(const std::vector<std::string>& node_ids);
+  void Resync(const std::vector<std::string>& node_ids)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   Event NewEvent(const std::string& kind, const NodeInfo* node,
-                 const Actor& actor, std::string message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Applies a status change to `entry` (a copy bound for the batch) and adds
+                 const Actor& actor, std::string message);
+  // Applies a status change to `record` (a copy bound for the batch) and adds
   // the event.
   void ChangeStatusLocked(NodeRecord& record, NodeStatus to,
                           const std::string& reason, const Actor& actor,
                           WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns a copy of the node's record with the version bumped, for editing:
   // the hot part only (no gpus, metadata or last_metrics).
-  NodeRecord NextVersion(const NodeEntry& entry) const;
-  // Lookups through by_id_. InsertLocked and EraseLocked are the only ways
-  // in and out of nodes_: they keep by_id_ (and live_) in step.
-  NodeEntry* FindLocked(absl::string_view id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  NodeEntry& InsertLocked(const std::string& id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseLocked(std::map<std::string, NodeEntry>::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Puts `entry` into live_ or takes it out, as its record's status says.
-  void SyncLiveLocked(NodeEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveLiveLocked(NodeEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sets the node's last sign of life.
-  void TouchLocked(NodeEntry& entry, absl::Time alive_at)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Commits `hot` (from NextVersion) as the node's new record: adds it to
-  // `batch` with the entry's serialized parts as its node_extras (the store
-  // merges them; nothing is parsed here) and installs `hot` in the index.
-  void StageLocked(NodeEntry& entry, NodeRecord hot, WriteBatch& batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves gpus, metadata and last_metrics out of `record` into the entry's
-  // serialized fields and installs the rest.
-  static void Compact(NodeRecord record, NodeEntry& entry);
-  // The entry's serialized GPU inventory and metadata, and GPU count.
-  static void SetCold(NodeEntry& entry,
-                      const google::protobuf::RepeatedPtrField<GPUInfo>& gpus,
-                      const NodeMetadata* metadata);
-  // The entry's serialized last metrics (none: cleared) and utilization.
-  static void SetMetrics(NodeEntry& entry, const NodeMetrics* metrics);
-  // Adds the serialized parts to `node` (a hot copy of the entry's node).
-  static void Expand(const std::string& cold, const std::string& metrics,
-                     NodeInfo* node);
+  static NodeRecord NextVersion(const NodeEntry& entry);
   // PENDING -> DELIVERED for a command handed to its agent (poll or
-  // stream): bumps its version, adds it to `batch`, counts it.
+  // stream): adds it to `batch`, counts it.
   void MarkDeliveredLocked(CommandRecord& c, absl::Time now, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The changes of the mutating calls, run by Mutate under mu_.
+  absl::StatusOr<Staged<RegisterNodeResponse>> RegisterLocked(
+      const RegisterNodeRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The instance a registering node runs on (instance id == node id, as
+  // upstream assumes), if a pool provisioned it, is now running.
+  void InstanceRunningLocked(const NodeInfo& node, absl::Time now,
+                             WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RegisterNodeResponse RegisterResponse() const;
+  absl::StatusOr<Staged<HeartbeatResponse>> HeartbeatLocked(
+      const HeartbeatRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<ReportHealthResponse>> ReportHealthLocked(
+      const ReportHealthRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CountHealthEventsLocked(const ReportHealthRequest& req,
+                               const HealthEvaluation& eval)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ReportHealth once the report may change something: the new record, its
-  // events and status change, committed. (The evaluator is handed the hot
+  // events and status change, staged. (The evaluator is handed the hot
   // part of the node: the policy reads only the report.)
-  std::shared_ptr<PendingCommit> ReportHealthChangeLocked(
+  Staged<ReportHealthResponse> ReportHealthChangeLocked(
       const ReportHealthRequest& req, NodeEntry& entry,
-      const HealthEvaluation& eval, absl::Time now,
-      Done<ReportHealthResponse> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      const HealthEvaluation& eval, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The events of a report's verdicts and rule errors, and of a change of
+  // health.
+  void AddHealthEventsLocked(const ReportHealthRequest& req,
+                             const HealthEvaluation& eval, const NodeInfo& node,
+                             HealthStatus before, absl::Time now,
+                             WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // UNHEALTHY if the report's events or `consecutive` failed checks say so.
+  void ApplyUnhealthyLocked(const HealthEvaluation& eval, int consecutive,
+                            NodeRecord& rec, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<GetNodeCommandsResponse>> PollCommandsLocked(
+      const GetNodeCommandsRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<AckCommandResponse>> AckLocked(
+      const AckCommandRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<IssueCommandResponse>> IssueLocked(
+      const IssueCommandRequest& req, const Actor& actor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A cordon, uncordon or drain's status change, staged in `rec`; false when
+  // the command changes no status.
+  absl::StatusOr<bool> CommandStatusLocked(const IssueCommandRequest& req,
+                                           const Actor& actor,
+                                           const NodeInfo& current,
+                                           NodeRecord& rec, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<std::monostate>> WatchLocked(
+      const std::string& node_id,
+      std::function<void(const NodeCommand&)> deliver,
+      std::function<void()> closed, uint64_t& handle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Staged<std::monostate> CheckHeartbeatsLocked(int& declared)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Staged<NodeInfo>> TerminateLocked(const std::string& node_id,
+                                                   const std::string& reason,
+                                                   const Actor& actor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleFlush();
 
   Store& store_;
@@ -339,23 +375,9 @@ class FleetService {
 
   absl::Mutex mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, NodeEntry> nodes_ ABSL_GUARDED_BY(mu_);
-  // The same entries by id, for the per-call lookups of heartbeats and
-  // health reports: a hash instead of string compares down a tree of
-  // 100,000 ids. Keys view nodes_' own keys (map nodes never move).
-  absl::flat_hash_map<absl::string_view, NodeEntry*> by_id_
-      ABSL_GUARDED_BY(mu_);
-  // Live nodes (ACTIVE, CORDONED, DRAINING), in no particular order;
-  // membership follows every install of a record (SyncLiveLocked).
-  std::vector<LiveSlot> live_ ABSL_GUARDED_BY(mu_);
+  fleet_internal::NodeIndex index_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, InstanceRecord> instances_ ABSL_GUARDED_BY(mu_);
-  // Nodes whose heartbeat_dirty flag went up since the last flush, so a
-  // flush visits only nodes that beat, not the whole fleet.
-  std::vector<std::string> dirty_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, CommandRecord> commands_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_watch_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  fleet_internal::CommandBook book_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   TimerId flush_timer_ ABSL_GUARDED_BY(mu_) = 0;

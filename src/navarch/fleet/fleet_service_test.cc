@@ -655,6 +655,51 @@ TEST_F(FleetTest, ListNodesPagesInIdOrder) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(FleetTest, ListInstancesPagesInIdOrder) {
+  for (const char* id : {"i4", "i1", "i3", "i5", "i2"})
+    Upsert(id, INSTANCE_STATE_RUNNING);
+  Upsert("f1", INSTANCE_STATE_FAILED);
+  ListInstancesRequest r;
+  r.set_state(INSTANCE_STATE_RUNNING);
+  r.set_page_size(2);
+  std::vector<std::string> seen;
+  int pages = 0;
+  while (true) {
+    auto resp = fleet_->ListInstances(r);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    ++pages;
+    for (const auto& i : resp->instances()) seen.push_back(i.instance_id());
+    if (resp->next_page_token().empty()) break;
+    r.set_page_token(resp->next_page_token());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"i1", "i2", "i3", "i4", "i5"}));
+  EXPECT_EQ(pages, 3);
+  // Exactly a page's worth left: no empty extra page.
+  r.set_page_size(5);
+  r.clear_page_token();
+  EXPECT_EQ(fleet_->ListInstances(r)->next_page_token(), "");
+  // A token past a removed id still goes on after it.
+  r.set_page_size(2);
+  r.set_page_token("i25");
+  auto after = fleet_->ListInstances(r);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->instances_size(), 2);
+  EXPECT_EQ(after->instances(0).instance_id(), "i3");
+  // Unpaged (upstream's clients): every instance at once.
+  EXPECT_EQ(fleet_->ListInstances({})->instances_size(), 6);
+  EXPECT_EQ(fleet_->ListInstances({})->next_page_token(), "");
+  r.set_page_size(kMaxInstancesPageSize + 1);
+  EXPECT_EQ(fleet_->ListInstances(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r.set_page_size(-1);
+  EXPECT_EQ(fleet_->ListInstances(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r.set_page_size(0);
+  r.set_page_token("i2");
+  EXPECT_EQ(fleet_->ListInstances(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(FleetTest, PruneHistoryForgetsOldEndedInstances) {
   for (auto [id, state, ended] :
        {std::tuple{"old", INSTANCE_STATE_TERMINATED, true},
