@@ -207,10 +207,11 @@ absl::Status TransportError(const HttpRequest& request, const ParsedUrl& url,
       return absl::DeadlineExceededError(
           absl::StrCat(what, "timed out connecting (timeout ", timeout, ")"));
     case httplib::Error::Read:
-      // httplib reports its own read timeout as a read error too.
+      // httplib reports its own read timeout as a read error too, and it
+      // races the deadline timer (both are `timeout`): say both.
       return absl::DeadlineExceededError(absl::StrCat(
           what,
-          "no complete response: the connection closed or went silent "
+          "timed out or the connection closed: no complete response "
           "(timeout ",
           timeout, ")"));
     case httplib::Error::Write:
