@@ -789,8 +789,8 @@ TEST(ConfigErrorTest, InvalidYamlAndDocuments) {
               ElementsAre("navarch.yaml:3:1: invalid YAML: end of sequence "
                           "flow not found"));
   EXPECT_THAT(Errors("server: {}\n---\nserver: {}\n"),
-              ElementsAre("navarch.yaml:3:1: only one YAML document is "
-                          "allowed, found 2"));
+              ElementsAre("navarch.yaml:2:1: only one YAML document is "
+                          "allowed (a second one starts here)"));
 }
 
 TEST(ConfigErrorTest, AliasCycleIsAnErrorNotACrash) {

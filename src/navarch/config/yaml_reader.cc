@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -11,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "navarch/base/duration.h"
+#include "yaml-cpp/eventhandler.h"
+#include "yaml-cpp/parser.h"
 
 namespace navarch::yaml {
 namespace {
@@ -87,6 +90,26 @@ const KeySpec* FindKey(const std::vector<KeySpec>& keys,
   return nullptr;
 }
 
+// Follows a document's parse events without building nodes; keeps where
+// the document starts.
+class DocumentProbe : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+};
+
 }  // namespace
 
 std::optional<YAML::Node> YamlReader::Load(absl::string_view text,
@@ -97,13 +120,22 @@ std::optional<YAML::Node> YamlReader::Load(absl::string_view text,
   }
   std::optional<YAML::Node> root;
   Guard([&] {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.size() > 1) {
-      Error(SiteOf(docs[1], Site{}, ""),
-            absl::StrCat("only one YAML document is allowed, found ",
-                         docs.size()));
+    const std::string copy(text);
+    root = YAML::Load(copy);
+    // A second document is an error. Not YAML::LoadAll: on some malformed
+    // input (a NUL byte, a stray ',') yaml-cpp 0.7's parser reports empty
+    // documents without end, and LoadAll loops building them until memory
+    // runs out (found by config_fuzz and scenario_fuzz). Looking at two
+    // documents at most is bounded.
+    std::istringstream in(copy);
+    YAML::Parser parser(in);
+    DocumentProbe probe;
+    int documents = 0;
+    while (documents < 2 && parser.HandleNextDocument(probe)) ++documents;
+    if (documents > 1) {
+      Error(Site{probe.start.line + 1, probe.start.column + 1},
+            "only one YAML document is allowed (a second one starts here)");
     }
-    root = docs.empty() ? YAML::Node() : docs[0];
   });
   return root;
 }

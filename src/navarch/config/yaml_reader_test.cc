@@ -1,5 +1,7 @@
 #include "navarch/config/yaml_reader.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,27 @@ TEST(YamlReaderTest, OneDocumentOnly) {
   ASSERT_TRUE(root.has_value());  // The first is still read.
   EXPECT_THAT(Strings(r.TakeErrors()),
               ElementsAre(HasSubstr("only one YAML document is allowed")));
+}
+
+// yaml-cpp 0.7 reports empty documents without end on some malformed input
+// (these two, found by config_fuzz and scenario_fuzz): YAML::LoadAll looped
+// until memory ran out. Load looks at two documents at most, so each file
+// is refused (or read) at once.
+TEST(YamlReaderTest, MalformedInputWithEndlessDocumentsEnds) {
+  for (const char* name :
+       {"endless-documents-nul.yaml", "endless-documents-comma.yaml"}) {
+    std::ifstream in(
+        std::string(NAVARCH_SOURCE_DIR "/src/navarch/config/testdata/"
+                                       "fuzz-regressions/") +
+            name,
+        std::ios::binary);
+    ASSERT_TRUE(in) << name;
+    std::stringstream text;
+    text << in.rdbuf();
+    YamlReader r(name);
+    r.Load(text.str());
+    EXPECT_FALSE(r.TakeErrors().empty()) << name;
+  }
 }
 
 TEST(YamlReaderTest, BoundsTheSize) {
