@@ -334,6 +334,8 @@ class Loader {
   void ReadPools(const Entry& e);
   void ReadPool(const std::string& name, const YAML::Node& node,
                 const Site& value_site, const Site& pool_site);
+  // The keys of one pool, reading into `d`.
+  std::vector<KeySpec> PoolKeys(PoolDraft& d);
   void ReadPoolProviders(const Entry& e, PoolDraft* d);
   void ReadFileUploads(const Entry& e, PoolDraft* d);
   std::vector<KeySpec> InheritableKeys(PoolDefaults* d);
@@ -1057,8 +1059,12 @@ void Loader::ReadPool(const std::string& name, const YAML::Node& node,
   d.pool.name = name;
   d.site = pool_site;
   d.slot = slot;
-  PoolConfig& p = d.pool;
+  r_.ReadMap(node, Site{value_site.line, value_site.column, pool_site.path},
+             slot, PoolKeys(d));
+}
 
+std::vector<KeySpec> Loader::PoolKeys(PoolDraft& d) {
+  PoolConfig& p = d.pool;
   std::vector<KeySpec> keys = {
       {{"name"},
        "",
@@ -1141,8 +1147,7 @@ void Loader::ReadPool(const std::string& name, const YAML::Node& node,
     if (n == "cooldown" || n == "autoscaling") continue;  // In ScalingKeys.
     keys.push_back(std::move(k));
   }
-  r_.ReadMap(node, Site{value_site.line, value_site.column, pool_site.path},
-             slot, keys);
+  return keys;
 }
 
 void Loader::ReadPoolProviders(const Entry& e, PoolDraft* d) {
