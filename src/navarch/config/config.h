@@ -57,6 +57,19 @@ struct TlsConfig {
   bool operator==(const TlsConfig&) const = default;
 };
 
+// Limits of the HTTP listener (server.http; docs/security.md).
+struct HttpLimitsConfig {
+  int threads = 32;            // workers for requests (plus one for probes)
+  int max_connections = 1024;  // open at once, in all
+  // From one client address; behind a load balancer, every connection comes
+  // from it: raise this or set 0 (no cap).
+  int max_connections_per_client = 128;
+  absl::Duration head_timeout = absl::Seconds(10);  // request line + headers
+  absl::Duration body_timeout = absl::Seconds(30);
+
+  bool operator==(const HttpLimitsConfig&) const = default;
+};
+
 struct ServerConfig {
   std::string address = ":50051";      // gRPC listener, host:port.
   std::string http_address = ":8080";  // REST, Connect JSON, metrics, probes.
@@ -76,6 +89,7 @@ struct ServerConfig {
   std::string health_policy;  // Path; empty = the built-in policy.
   NotifierConfig notifier;
   TlsConfig tls;
+  HttpLimitsConfig http;
 
   bool operator==(const ServerConfig&) const = default;
 };

@@ -327,6 +327,7 @@ class Loader {
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
   void ReadTls(const Entry& e);
+  void ReadHttpLimits(const Entry& e);
   void ReadAuth(const Entry& e);
   void ReadAuthToken(const Entry& e, std::set<std::string>* names);
   void ReadProviders(const Entry& e);
@@ -474,6 +475,7 @@ void Loader::ReadServer(const Entry& e) {
        "",
        [this](const Entry& f) { ReadNotifier(f); }},
       {{"tls"}, "", [this](const Entry& f) { ReadTls(f); }},
+      {{"http"}, "", [this](const Entry& f) { ReadHttpLimits(f); }},
   };
   // external_address and the agent intervals can also come from upstream's
   // `global.agent` block; both spellings share one reader and one slot.
@@ -801,6 +803,31 @@ void Loader::ReadTls(const Entry& e) {
       (!t.client_ca_file.empty() && t.cert_file.empty())) {
     r_.Error(e.site, "needs both cert_file and key_file");
   }
+}
+
+void Loader::ReadHttpLimits(const Entry& e) {
+  if (e.value.IsNull()) return;
+  HttpLimitsConfig& h = config_.server.http;
+  auto count = [this](int min, int* out) {
+    return [this, min, out](const Entry& f) {
+      Store(f, IntValue(f, min, 1'000'000), out);
+    };
+  };
+  auto timeout = [this](absl::Duration* out) {
+    return [this, out](const Entry& f) {
+      StoreInterval(f, absl::Milliseconds(100), out);
+    };
+  };
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 {{"threads"}, "", count(1, &h.threads)},
+                 {{"max_connections"}, "", count(1, &h.max_connections)},
+                 {{"max_connections_per_client"},
+                  "",
+                  count(0, &h.max_connections_per_client)},
+                 {{"head_timeout"}, "", timeout(&h.head_timeout)},
+                 {{"body_timeout"}, "", timeout(&h.body_timeout)},
+             });
 }
 
 void Loader::ReadAuth(const Entry& e) {

@@ -197,7 +197,7 @@ void ConnectApi::AddOperatorMethods() {
       });
 }
 
-void ConnectApi::Register(httplib::Server& server) {
+void ConnectApi::Register(HttpRouter& server) {
   server.Post(R"(/navarch\.ControlPlaneService/([A-Za-z]{1,64}))",
               [this](const httplib::Request& req, httplib::Response& res) {
                 Handle(req, res);

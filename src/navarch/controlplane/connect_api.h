@@ -21,6 +21,7 @@
 #include "navarch/controlplane/http_api.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/fleet/fleet_service.h"
+#include "navarch/net/http_listener.h"
 #include "navarch/pool/pool_manager.h"
 
 namespace navarch {
@@ -35,7 +36,7 @@ class ConnectApi {
              PoolManager* pools);
 
   // Adds the route to `server`.
-  void Register(httplib::Server& server);
+  void Register(HttpRouter& server);
   // Open WatchCommands streams end (unavailable) within a second; new ones
   // too. For HttpServer::Stop.
   void CloseStreams() { closing_ = true; }

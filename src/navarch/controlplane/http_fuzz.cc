@@ -63,7 +63,7 @@ struct Harness {
                                         clock, NullLogger());
     HttpServerOptions options;
     options.address = "127.0.0.1:0";
-    options.read_timeout = absl::Seconds(2);
+    options.body_timeout = absl::Seconds(2);
     if (!http->Start(options).ok()) std::abort();
     const std::string& address = http->address();
     int port = 0;

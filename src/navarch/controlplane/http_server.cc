@@ -1,52 +1,40 @@
 #include "navarch/controlplane/http_server.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "navarch/base/status.h"
 
 namespace navarch {
 namespace {
-
-// Splits "host:port"; an empty or wildcard host binds every IPv4 interface,
-// "[::]" every IPv6 one (and IPv4 too where the kernel maps them).
-bool SplitAddress(const std::string& address, std::string* host, int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = address.substr(0, colon);
-  if (!absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return false;
-  }
-  if (host->empty()) *host = "0.0.0.0";
-  if (absl::StartsWith(*host, "[") && absl::EndsWith(*host, "]")) {
-    *host = host->substr(1, host->size() - 2);
-  }
-  return true;
-}
-
-std::string ReportedAddress(const std::string& host, int port) {
-  if (host == "0.0.0.0" || host == "::")
-    return absl::StrCat("127.0.0.1:", port);
-  if (host.find(':') != std::string::npos) {
-    return absl::StrCat("[", host, "]:", port);
-  }
-  return absl::StrCat(host, ":", port);
-}
 
 void PlainText(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body, "text/plain; charset=utf-8");
 }
 
-time_t WholeSeconds(absl::Duration d) {
-  return static_cast<time_t>(std::max<int64_t>(1, absl::ToInt64Seconds(d)));
+// httplib's refusals (no route, malformed) get the same JSON error body as
+// ours; responses that have a body already keep it.
+httplib::Server::HandlerResponse JsonErrors(const httplib::Request& req,
+                                            httplib::Response& res) {
+  if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  const int status = res.status;
+  absl::Status error;
+  if (status == 404) {
+    error = absl::NotFoundError(absl::StrCat("no such endpoint: ", req.method,
+                                             " ", req.path.substr(0, 256)));
+  } else if (status == 413) {
+    error = absl::ResourceExhaustedError("request body too large");
+  } else if (status == 414 || status == 431) {
+    error = absl::ResourceExhaustedError("request line or headers too large");
+  } else if (status >= 500) {
+    error = absl::InternalError("internal error");
+  } else {
+    error = absl::InvalidArgumentError("malformed request");
+  }
+  WriteError(res, error);
+  res.status = status;  // keep httplib's status (413, 414, ...)
+  return httplib::Server::HandlerResponse::Handled;
 }
 
 }  // namespace
@@ -61,9 +49,51 @@ HttpServer::HttpServer(FleetService& fleet, Store& store,
       log_(log),
       ctx_{auth, rpc, clock, log},
       rest_(fleet, ctx_, pools),
-      connect_(fleet, ctx_, pools) {}
+      connect_(fleet, ctx_, pools),
+      listener_(
+          log,
+          // Whoever sends a body must have a valid credential before a byte
+          // of it is read; the route checks the role afterwards.
+          [&auth](const httplib::Request& req) {
+            return auth.Authenticate(CredentialsOf(req), Access::kAuthenticated)
+                .status();
+          },
+          [](httplib::Response& res, const absl::Status& status) {
+            WriteError(res, status);
+          }) {}
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+  absl::MutexLock lock(&stats_source_->mu);
+  stats_source_->listener = nullptr;
+}
+
+void HttpServer::AddListenerMetrics() {
+  registry_.AddCollector([source = stats_source_](MetricWriter& w) {
+    HttpListenerStats s;
+    {
+      absl::MutexLock lock(&source->mu);
+      if (source->listener == nullptr) return;
+      s = source->listener->stats();
+    }
+    w.Family("navarch_http_connections", "HTTP connections open.",
+             MetricType::kGauge, {});
+    w.Sample({}, static_cast<double>(s.connections_open));
+    w.Family("navarch_http_requests_waiting",
+             "HTTP requests whose head has arrived, waiting for a worker.",
+             MetricType::kGauge, {});
+    w.Sample({}, static_cast<double>(s.requests_waiting));
+    w.Family("navarch_http_refused_total",
+             "HTTP connections and requests refused by a limit "
+             "(docs/security.md).",
+             MetricType::kCounter, {"reason"});
+    w.Sample({"connection_limit"},
+             static_cast<double>(s.refused_connection_limit));
+    w.Sample({"head_timeout"}, static_cast<double>(s.head_timeouts));
+    w.Sample({"head_too_large"}, static_cast<double>(s.heads_too_large));
+    w.Sample({"body_too_large"}, static_cast<double>(s.bodies_too_large));
+  });
+}
 
 bool HttpServer::Allow(Access access, const httplib::Request& req,
                        httplib::Response& res) {
@@ -74,7 +104,7 @@ bool HttpServer::Allow(Access access, const httplib::Request& req,
 }
 
 void HttpServer::AddRoutes() {
-  httplib::Server& s = *server_;
+  HttpRouter& s = listener_.router();
   const Access probe =
       auth_.protect_probes() ? Access::kAuthenticated : Access::kPublic;
   const Access metrics =
@@ -104,55 +134,7 @@ void HttpServer::AddRoutes() {
         });
   rest_.Register(s);
   connect_.Register(s);
-
-  // Compressed bodies are refused before they are read: httplib would
-  // inflate them past the size limit, which only bounds the wire bytes.
-  s.set_pre_routing_handler([](const httplib::Request& req,
-                               httplib::Response& res) {
-    // A request without Content-Length or chunked encoding has no body (RFC
-    // 9112 section 6.3), as `curl -X POST` sends it; httplib 0.11 would wait
-    // for the connection to close instead. The request object is httplib's
-    // own, mutable one, handed to us as const.
-    if (!req.has_header("Content-Length") &&
-        !req.has_header("Transfer-Encoding")) {
-      const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
-    }
-    const std::string encoding = absl::AsciiStrToLower(
-        absl::StripAsciiWhitespace(req.get_header_value("Content-Encoding")));
-    if (!encoding.empty() && encoding != "identity") {
-      res.set_header("Accept-Encoding", "identity");
-      WriteError(res, absl::UnimplementedError(absl::StrCat(
-                          "compressed request bodies (", encoding.substr(0, 32),
-                          ") are not supported")));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // httplib's own refusals (no route, too large, unreadable) get the same
-  // JSON error body as ours; responses that have a body already keep it.
-  s.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty())
-          return httplib::Server::HandlerResponse::Unhandled;
-        const int status = res.status;
-        absl::Status error;
-        if (status == 404) {
-          error = absl::NotFoundError(absl::StrCat(
-              "no such endpoint: ", req.method, " ", req.path.substr(0, 256)));
-        } else if (status == 413) {
-          error = absl::ResourceExhaustedError("request body too large");
-        } else if (status == 414 || status == 431) {
-          error =
-              absl::ResourceExhaustedError("request line or headers too large");
-        } else if (status >= 500) {
-          error = absl::InternalError("internal error");
-        } else {
-          error = absl::InvalidArgumentError("malformed request");
-        }
-        WriteError(res, error);
-        res.status = status;  // keep httplib's status (413, 405, ...)
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  listener_.set_error_handler(JsonErrors);
   s.set_exception_handler([this](const httplib::Request&,
                                  httplib::Response& res, std::exception_ptr) {
     log_.Error("HTTP handler threw");
@@ -161,87 +143,48 @@ void HttpServer::AddRoutes() {
 }
 
 absl::Status HttpServer::Start(const HttpServerOptions& options) {
-  std::string host;
-  int port = 0;
-  if (!SplitAddress(options.address, &host, &port)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid HTTP address ", options.address));
-  }
+  if (started_) return absl::FailedPreconditionError("started twice");
+  started_ = true;
+  HttpListenerOptions o;
+  o.address = options.address;
   if (options.tls != nullptr) {
     const TlsMaterial tls = *options.tls;
-    auto ssl = std::make_unique<httplib::SSLServer>(
-        [tls](SSL_CTX& ctx) { return ConfigureServerContext(tls, &ctx); });
-    if (!ssl->is_valid()) {
-      return absl::FailedPreconditionError(
-          "cannot set up TLS for the HTTP listener");
-    }
-    server_ = std::move(ssl);
-  } else {
-    server_ = std::make_unique<httplib::Server>();
+    o.tls = [tls](SSL_CTX& ctx) { return ConfigureServerContext(tls, &ctx); };
   }
-  const size_t threads = static_cast<size_t>(std::max(1, options.threads));
-  server_->new_task_queue = [threads] {
-    return new httplib::ThreadPool(threads);
-  };
-  server_->set_read_timeout(WholeSeconds(options.read_timeout));
-  server_->set_write_timeout(WholeSeconds(options.write_timeout));
-  server_->set_keep_alive_timeout(WholeSeconds(options.keep_alive_timeout));
-  server_->set_keep_alive_max_count(
-      static_cast<size_t>(std::max(1, options.max_requests_per_connection)));
-  server_->set_payload_max_length(options.max_body_bytes);
+  o.threads = options.threads;
+  o.max_connections = options.max_connections;
+  o.max_connections_per_client = options.max_connections_per_client;
+  o.max_body_bytes = options.max_body_bytes;
+  o.head_timeout = options.head_timeout;
+  o.body_timeout = options.body_timeout;
+  o.write_timeout = options.write_timeout;
+  o.keep_alive_timeout = options.keep_alive_timeout;
+  o.max_requests_per_connection = options.max_requests_per_connection;
   rest_.set_max_response_bytes(options.max_response_bytes);
   connect_.set_max_response_bytes(options.max_response_bytes);
-  // httplib's default sets SO_REUSEPORT, which would let a second control
-  // plane share the port silently; SO_REUSEADDR only allows a quick restart.
-  server_->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-  });
   AddRoutes();
-
-  int bound = -1;
-  if (port == 0) {
-    bound = server_->bind_to_any_port(host);
-  } else if (server_->bind_to_port(host, port)) {
-    bound = port;
+  NAVARCH_RETURN_IF_ERROR(listener_.Start(o));
+  {
+    absl::MutexLock lock(&stats_source_->mu);
+    stats_source_->listener = &listener_;
   }
-  if (bound <= 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", options.address,
-        " (HTTP): the address is already in use or not available on this "
-        "host"));
-  }
-  address_ = ReportedAddress(host, bound);
-  thread_ = std::thread([this] {
-    server_->listen_after_bind();
-    absl::MutexLock lock(&mu_);
-    listen_returned_ = true;
-  });
-  // httplib's stop() is a no-op until the accept loop has started; wait for
-  // it so that a Stop() right after Start() cannot be lost.
-  absl::MutexLock lock(&mu_);
-  while (!server_->is_running() && !listen_returned_) {
-    mu_.AwaitWithTimeout(absl::Condition(&listen_returned_),
-                         absl::Milliseconds(1));
-  }
-  if (listen_returned_) {
-    return absl::UnavailableError(
-        absl::StrCat("the HTTP listener on ", address_, " stopped at once"));
-  }
+  AddListenerMetrics();
   log_.Info("HTTP listening",
-            {{"http_address", address_}, {"tls", options.tls != nullptr}});
+            {{"http_address", listener_.address()},
+             {"tls", options.tls != nullptr},
+             {"max_connections", static_cast<int64_t>(o.max_connections)},
+             {"max_connections_per_client",
+              static_cast<int64_t>(o.max_connections_per_client)}});
   return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
-  if (stopped_ || server_ == nullptr) return;
+  if (stopped_ || !started_) return;
   stopped_ = true;
   draining_ = true;
-  // Streams hold workers until they end; stop() waits for the workers.
+  // Streams hold workers until they end; Stop() waits for the workers.
   connect_.CloseStreams();
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
+  listener_.Stop();
 }
 
 }  // namespace navarch

@@ -6,18 +6,20 @@
 //             it does not, and from the start of a shutdown
 //   /metrics  Prometheus text format (docs/metrics.md)
 //
-// cpp-httplib serves it from a pool of worker threads; handlers block on the
-// fleet core (which answers after the commit) but never hold locks of ours
-// while they do. Bounded: request bodies (4 MiB), headers (8 KiB), read and
-// write timeouts, requests per connection; compressed request bodies are
-// refused (they could inflate without bound).
+// HttpListener (net/http_listener.h) owns the sockets and bounds what a client
+// can hold: connections in all and per address, a deadline for each request
+// head and body, the body size (413, chunked or not), a worker lane of their
+// own for the probes. A request with a body must authenticate from its
+// headers before the body is read. cpp-httplib routes and writes responses;
+// handlers block on the fleet core (which answers after the commit) but never
+// hold locks of ours while they do. Compressed request bodies are refused
+// (they could inflate without bound). docs/security.md lists the limits.
 #ifndef NAVARCH_CONTROLPLANE_HTTP_SERVER_H_
 #define NAVARCH_CONTROLPLANE_HTTP_SERVER_H_
 
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -34,6 +36,7 @@
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
 #include "navarch/fleet/fleet_service.h"
+#include "navarch/net/http_listener.h"
 #include "navarch/pool/pool_manager.h"
 #include "navarch/store/store.h"
 
@@ -45,9 +48,12 @@ struct HttpServerOptions {
   size_t max_body_bytes = 4 << 20;
   // The largest list answered without page_size (paging.h).
   size_t max_response_bytes = kMaxResponseBytes;
-  // Each connection holds a worker while it is open (keep-alive included).
+  // Workers for requests whose head has arrived (plus one for probes).
   int threads = 32;
-  absl::Duration read_timeout = absl::Seconds(10);
+  int max_connections = 1024;
+  int max_connections_per_client = 128;  // 0: no per-address cap
+  absl::Duration head_timeout = absl::Seconds(10);
+  absl::Duration body_timeout = absl::Seconds(30);
   absl::Duration write_timeout = absl::Seconds(10);
   absl::Duration keep_alive_timeout = absl::Seconds(5);
   int max_requests_per_connection = 100;
@@ -75,12 +81,17 @@ class HttpServer {
   // Idempotent.
   void Stop();
 
-  // "host:port" bound (the real port when 0 was asked; 127.0.0.1 for a
-  // wildcard host).
-  const std::string& address() const { return address_; }
+  // "host:port" to reach it at (the real port when 0 was asked; 127.0.0.1
+  // for a wildcard host).
+  const std::string& address() const { return listener_.local_address(); }
+  // "host:port" bound, wildcard included ("0.0.0.0:8080"): what the log says.
+  const std::string& bound_address() const { return listener_.address(); }
+  HttpListenerStats stats() const { return listener_.stats(); }
 
  private:
   void AddRoutes();
+  // navarch_http_* families from the listener's counters.
+  void AddListenerMetrics();
   // Authenticates a probe or /metrics request that needs `access`; writes
   // the error and returns false when it fails.
   bool Allow(Access access, const httplib::Request& req,
@@ -93,12 +104,16 @@ class HttpServer {
   HttpApiContext ctx_;
   RestApi rest_;
   ConnectApi connect_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::string address_;
+  HttpListener listener_;
+  // The metrics collector outlives the server in the registry: it reads the
+  // listener through this, which the destructor empties.
+  struct StatsSource {
+    absl::Mutex mu;
+    const HttpListener* listener ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  std::shared_ptr<StatsSource> stats_source_ = std::make_shared<StatsSource>();
   std::atomic<bool> draining_{false};
-  absl::Mutex mu_;
-  bool listen_returned_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ = false;
   bool stopped_ = false;
 };
 

@@ -7,14 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -72,7 +77,7 @@ class HttpServerTest : public ::testing::Test {
                                          *rpc_, clock_, NullLogger());
     HttpServerOptions options;
     options.address = "127.0.0.1:0";
-    options.read_timeout = absl::Seconds(2);
+    options.body_timeout = absl::Seconds(2);
     options.max_response_bytes = max_response_bytes_;
     ASSERT_TRUE(http_->Start(options).ok());
     const std::string& address = http_->address();
@@ -243,7 +248,11 @@ TEST_F(HttpServerTest, CordonUncordonDrainWithReasonsAndErrors) {
   auto extra = Post("/api/v1/nodes/n1/cordon", R"({"reson": "x"})");
   EXPECT_EQ(extra->status, 400);
   EXPECT_THAT(std::string(Json(extra)["message"]), HasSubstr("reson"));
-  EXPECT_EQ(Get("/api/v1/nodes/n1/cordon")->status, 404);
+  // A path served for another method: 405 naming the methods it takes.
+  auto wrong = Get("/api/v1/nodes/n1/cordon");
+  EXPECT_EQ(wrong->status, 405);
+  EXPECT_EQ(wrong->get_header_value("Allow"), "POST");
+  EXPECT_EQ(Json(wrong)["code"], "unimplemented");
 
   // The event log names who asked (no auth: "operator").
   auto events = Get("/api/v1/events?node=n1&kind=command.issued");
@@ -823,6 +832,115 @@ pools:
   EXPECT_EQ(r.exit_code, 0) << r.output;
 #endif
   server.Shutdown(absl::Seconds(1));
+}
+
+// ------------------------------------------------------------ hostile
+
+// The resident set of this process, in bytes.
+int64_t ResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kb = 0;
+    if (absl::StartsWith(line, "VmRSS:") &&
+        absl::SimpleAtoi(
+            absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")),
+            &kb)) {
+      return kb << 10;
+    }
+  }
+  return 0;
+}
+
+// Streams `total` bytes of chunked body on `fd` (or until the server stops
+// taking them); what the server answered.
+std::string StreamChunked(int fd, const std::string& head, size_t total) {
+  const std::string chunk =
+      absl::StrCat("10000\r\n", std::string(0x10000, 'x'), "\r\n");
+  if (write(fd, head.data(), head.size()) != static_cast<ssize_t>(head.size()))
+    return "";
+  for (size_t sent = 0; sent < total; sent += 0x10000) {
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(chunk.size())) {
+      break;
+    }
+  }
+  std::string answer(4096, '\0');
+  const ssize_t n = read(fd, answer.data(), answer.size());
+  answer.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return answer;
+}
+
+// A chunked body without a token used to be read whole (1 GB took the
+// process past 1 GB of RSS) before the 401. Now the token is checked from
+// the headers and nothing of the body is kept.
+TEST_F(HttpAuthTest, AChunkedBodyWithoutATokenIsRefusedBeforeItIsRead) {
+  const int64_t before = ResidentBytes();
+  int fd = Connect(port_);
+  const std::string answer = StreamChunked(
+      fd,
+      "POST /navarch.ControlPlaneService/RegisterNode HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+      size_t{256} << 20);
+  close(fd);
+  EXPECT_LT(ResidentBytes() - before, int64_t{48} << 20);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 401"));
+}
+
+TEST_F(HttpAuthTest, AChunkedBodyOverTheLimitIs413WhileItIsRead) {
+  const int64_t before = ResidentBytes();
+  int fd = Connect(port_);
+  const std::string answer = StreamChunked(
+      fd,
+      "POST /navarch.ControlPlaneService/RegisterNode HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer agent-token\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+      size_t{256} << 20);
+  close(fd);
+  EXPECT_LT(ResidentBytes() - before, int64_t{48} << 20);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(answer, HasSubstr("resource_exhausted"));
+  EXPECT_EQ(http_->stats().bodies_too_large, 1);
+}
+
+// 32 clients trickling header lines used to hold all 32 workers, and
+// /healthz (a liveness probe) hung for as long as they kept going.
+TEST_F(HttpServerTest, ProbesAnswerWithin1sWhile64SlowClientsTrickle) {
+  Start();
+  std::vector<int> slow;
+  for (int i = 0; i < 64; ++i) {
+    const int fd = Connect(port_);
+    ASSERT_GE(fd, 0);
+    slow.push_back(fd);
+  }
+  for (int round = 0; round < 8; ++round) {
+    for (int fd : slow) {
+      const std::string line = round == 0
+                                   ? "GET /api/v1/nodes HTTP/1.1\r\n"
+                                   : absl::StrCat("X-Slow-", round, ": 1\r\n");
+      (void)send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+    }
+    const absl::Time start = absl::Now();
+    auto r = Get("/healthz");
+    ASSERT_TRUE(r) << round;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1)) << round;
+    auto ready = Get("/readyz");
+    ASSERT_TRUE(ready) << round;
+    EXPECT_EQ(ready->status, 200);
+    auto api = Get("/api/v1/nodes");  // the API too: no worker is held
+    ASSERT_TRUE(api) << round;
+    EXPECT_EQ(api->status, 200);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(http_->stats().connections_open, 64);
+  auto metrics = Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body, HasSubstr("navarch_http_connections "));
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr("navarch_http_refused_total{reason=\"head_timeout\"} 0"));
+  for (int fd : slow) close(fd);
 }
 
 }  // namespace

@@ -211,7 +211,7 @@ httplib::Server::Handler RestApi::Route(const char* method, Access access,
   };
 }
 
-void RestApi::Register(httplib::Server& server) {
+void RestApi::Register(HttpRouter& server) {
   RegisterNodes(server);
   RegisterInstances(server);
   RegisterPools(server);
@@ -221,7 +221,7 @@ void RestApi::Register(httplib::Server& server) {
                                      }));
 }
 
-void RestApi::RegisterNodes(httplib::Server& server) {
+void RestApi::RegisterNodes(HttpRouter& server) {
   server.Get("/api/v1/nodes", Route("ListNodes", Access::kRead,
                                     [this](Req req, Res res, const Identity&) {
                                       return ListNodes(req, res);
@@ -253,7 +253,7 @@ void RestApi::RegisterNodes(httplib::Server& server) {
   }
 }
 
-void RestApi::RegisterInstances(httplib::Server& server) {
+void RestApi::RegisterInstances(HttpRouter& server) {
   server.Get("/api/v1/instances",
              Route("ListInstances", Access::kRead,
                    [this](Req req, Res res, const Identity&) {
@@ -272,7 +272,7 @@ void RestApi::RegisterInstances(httplib::Server& server) {
                    }));
 }
 
-void RestApi::RegisterPools(httplib::Server& server) {
+void RestApi::RegisterPools(HttpRouter& server) {
   server.Get("/api/v1/pools",
              Route("ListPools", Access::kRead,
                    [this](Req req, Res res, const Identity&) {

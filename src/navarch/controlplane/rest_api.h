@@ -29,6 +29,7 @@
 #include "navarch/controlplane/http_api.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/fleet/fleet_service.h"
+#include "navarch/net/http_listener.h"
 #include "navarch/pool/pool_manager.h"
 
 namespace navarch {
@@ -38,7 +39,7 @@ class RestApi {
   // `pools` may be null (no pools managed): the pool routes answer 501.
   RestApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools);
 
-  void Register(httplib::Server& server);
+  void Register(HttpRouter& server);
   // The largest list answered without page_size (paging.h). Set before
   // Register.
   void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
@@ -49,9 +50,9 @@ class RestApi {
   template <typename Handler>
   httplib::Server::Handler Route(const char* method, Access access,
                                  Handler handler);
-  void RegisterNodes(httplib::Server& server);
-  void RegisterInstances(httplib::Server& server);
-  void RegisterPools(httplib::Server& server);
+  void RegisterNodes(HttpRouter& server);
+  void RegisterInstances(HttpRouter& server);
+  void RegisterPools(HttpRouter& server);
 
   absl::Status ListNodes(const httplib::Request& req, httplib::Response& res);
   absl::Status GetNode(const std::string& id, httplib::Response& res);

@@ -296,6 +296,7 @@ absl::Status ControlPlaneServer::StartGrpc() {
         ": the address is already in use or not available on this host"));
   }
   std::string host = listen.substr(0, listen.rfind(':'));
+  grpc_bound_ = absl::StrCat(host.empty() ? "0.0.0.0" : host, ":", port);
   if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
   grpc_address_ = absl::StrCat(host, ":", port);
   health_ = std::make_unique<HealthReporter>(*server_->GetHealthCheckService(),
@@ -312,12 +313,19 @@ absl::Status ControlPlaneServer::StartHttp() {
   http_options.address = config_.server.http_address;
   http_options.tls = tls_ ? &*tls_ : nullptr;
   http_options.max_body_bytes = kMaxMessageBytes;
+  const HttpLimitsConfig& limits = config_.server.http;
+  http_options.threads = limits.threads;
+  http_options.max_connections = limits.max_connections;
+  http_options.max_connections_per_client = limits.max_connections_per_client;
+  http_options.head_timeout = limits.head_timeout;
+  http_options.body_timeout = limits.body_timeout;
   http_options.max_response_bytes = max_response_bytes_;
   if (absl::Status s = http_->Start(http_options); !s.ok()) {
     http_.reset();
     return s;
   }
   http_address_ = http_->address();
+  http_bound_ = http_->bound_address();
   return absl::OkStatus();
 }
 
@@ -376,9 +384,11 @@ absl::Status ControlPlaneServer::Start() {
   undo.Release();
   LogSecurity();
   StartControllers();
+  // The addresses as bound: a wildcard says so, never a loopback address it
+  // is not limited to.
   log_.Info("control plane ready",
-            {{"grpc_address", grpc_address_},
-             {"http_address", http_address_},
+            {{"grpc_address", grpc_bound_},
+             {"http_address", http_bound_},
              {"store", store_->Name()},
              {"database", DatabasePath(config_)},
              {"nodes", static_cast<int64_t>(fleet_->node_count())},

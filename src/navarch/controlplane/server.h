@@ -122,8 +122,10 @@ class ControlPlaneServer {
   std::unique_ptr<HealthReporter> health_;
   std::unique_ptr<HttpServer> http_;
   std::vector<std::unique_ptr<PeriodicTask>> controllers_;
-  std::string grpc_address_;
+  std::string grpc_address_;  // to dial (127.0.0.1 for a wildcard)
   std::string http_address_;
+  std::string grpc_bound_;  // as bound ("0.0.0.0:50051")
+  std::string http_bound_;
   size_t max_response_bytes_ = kMaxResponseBytes;
   bool shut_down_ = false;
 };
