@@ -1331,6 +1331,27 @@ TEST(TlsConfigTest, CertificateKeyAndClientCa) {
                           "client_ca_file)"));
 }
 
+TEST(HttpLimitsConfigTest, ReadsEveryLimitAndRefusesNonsense) {
+  const Config c = Load(R"(server:
+  http:
+    threads: 8
+    max_connections: 200
+    max_connections_per_client: 0
+    head_timeout: 3s
+    body_timeout: 1m
+)");
+  EXPECT_EQ(c.server.http.threads, 8);
+  EXPECT_EQ(c.server.http.max_connections, 200);
+  EXPECT_EQ(c.server.http.max_connections_per_client, 0);
+  EXPECT_EQ(c.server.http.head_timeout, absl::Seconds(3));
+  EXPECT_EQ(c.server.http.body_timeout, absl::Minutes(1));
+  EXPECT_EQ(DefaultConfig().server.http, HttpLimitsConfig{});
+  EXPECT_THAT(Errors("server:\n  http:\n    max_connections: 0\n"), SizeIs(1));
+  EXPECT_THAT(Errors("server:\n  http:\n    head_timeout: 1ms\n"), SizeIs(1));
+  EXPECT_THAT(Errors("server:\n  http:\n    threads: -1\n"), SizeIs(1));
+  EXPECT_THAT(Errors("server:\n  http:\n    max_conns: 5\n"), SizeIs(1));
+}
+
 TEST(HttpAddressTest, AnyFreeGrpcPortMeansAnyFreeHttpPortUnlessSet) {
   EXPECT_EQ(Load("server:\n  address: \"127.0.0.1:0\"\n").server.http_address,
             "127.0.0.1:0");
