@@ -75,6 +75,8 @@ void ControlPlaneServer::LogSecurity() {
     log_.Info("authentication enabled",
               {{"tokens", static_cast<int64_t>(auth_->token_count())},
                {"client_certificates", mtls},
+               {"node_tokens", auth_->node_tokens()},
+               {"shared_agent_tokens", auth_->allow_shared_agent_tokens()},
                {"metrics_open", !auth_->protect_metrics()},
                {"probes_open", !auth_->protect_probes()}});
   }
