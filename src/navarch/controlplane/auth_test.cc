@@ -314,11 +314,11 @@ TEST(NodeTokenFormTest, TheDocumentedOpensslRecipeAgrees) {
                   ">/dev/null") != 0) {
     GTEST_SKIP() << "no openssl or basenc";
   }
-  const std::string cmd = absl::StrCat(
-      "NODE_ID=gpu-9 KEY=", kNodeKey,
-      " sh -c 'printf %s \"navarch-node.$NODE_ID.\"; printf %s \"$NODE_ID\" "
-      "| openssl dgst -sha256 -hmac \"$KEY\" -binary | basenc --base64url "
-      "| tr -d =' 2>&1");
+  // docs/security.md, word for word.
+  constexpr char kRecipe[] =
+      R"sh(echo "navarch-node.$NODE_ID.$(printf %s "$NODE_ID" | openssl dgst -sha256 -hmac "$KEY" -binary | basenc --base64url | tr -d =)")sh";
+  const std::string cmd =
+      absl::StrCat("NODE_ID=gpu-9; KEY=", kNodeKey, "; ", kRecipe);
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
