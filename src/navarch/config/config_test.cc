@@ -345,7 +345,7 @@ TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
     EXPECT_TRUE(r.ok()) << r.status();
     pos = end + 3;
   }
-  EXPECT_EQ(blocks, 9);
+  EXPECT_EQ(blocks, 10);
 }
 
 // --------------------------------------------------------------- errors
