@@ -19,6 +19,7 @@
 #include "navarch/base/logging.h"
 #include "navarch/config/config.h"
 #include "navarch/config/config_loader.h"
+#include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/server.h"
 #include "nlohmann/json.hpp"
 
@@ -31,7 +32,7 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     for (const char* name : {"config", "ready-file", "log-level", "log-format",
-                             "version", "auth-token"}) {
+                             "version", "auth-token", "mint-node-token"}) {
       std::string single = absl::StrCat("-", name);
       if (a == single || a.rfind(single + "=", 0) == 0) a = "-" + a;
     }
@@ -66,6 +67,7 @@ void HideToken(int argc, char** argv, const std::string& token) {
 
 struct Flags {
   std::string config_path, ready_file, log_level, log_format, auth_token;
+  std::string mint_node_token;  // a node id
   bool version = false;
 };
 
@@ -86,6 +88,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "debug|info|warn|error (overrides logging.level)");
   app.add_option("--log-format", f.log_format,
                  "json|text (overrides logging.format)");
+  app.add_option("--mint-node-token", f.mint_node_token,
+                 "print the token of this node id, signed with "
+                 "auth.node_token_key of --config, and exit");
   app.add_flag("--version", f.version, "print the version and exit");
   try {
     app.parse(NormalizeArgs(argc, argv));
@@ -194,6 +199,16 @@ int main(int argc, char** argv) {
   Flags flags;
   if (std::optional<int> exit = ParseFlags(argc, argv, flags)) return *exit;
   absl::StatusOr<navarch::Config> config = LoadConfig(flags);
+  if (config.ok() && !flags.mint_node_token.empty()) {
+    absl::StatusOr<std::string> token =
+        navarch::MintNodeToken(config->auth, flags.mint_node_token);
+    if (!token.ok()) {
+      std::cerr << "control-plane: " << token.status().message() << "\n";
+      return 2;
+    }
+    std::cout << *token << "\n";
+    return 0;
+  }
   absl::Status token = config.ok()
                            ? AddAuthToken(argc, argv, flags.auth_token, *config)
                            : config.status();

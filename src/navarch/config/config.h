@@ -123,8 +123,15 @@ struct AuthConfig {
   // then they need a token of any role (or an agent certificate).
   bool protect_metrics = false;
   bool protect_probes = false;
+  // The key that signs node tokens ("navarch-node.<node id>.<HMAC>"), each
+  // of which acts as the agent of its one node (docs/security.md). Read
+  // like a token's secret (name "node_token_key"; the role is unused).
+  std::optional<AuthTokenConfig> node_token_key;
+  // Whether agent-role tokens, which act for every node, may call the node
+  // RPCs. True for configurations written for upstream.
+  bool allow_shared_agent_tokens = true;
 
-  bool enabled() const { return !tokens.empty(); }
+  bool enabled() const { return !tokens.empty() || node_token_key.has_value(); }
   bool operator==(const AuthConfig&) const = default;
 };
 

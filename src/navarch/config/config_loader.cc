@@ -330,6 +330,7 @@ class Loader {
   void ReadHttpLimits(const Entry& e);
   void ReadAuth(const Entry& e);
   void ReadAuthToken(const Entry& e, std::set<std::string>* names);
+  void ReadNodeTokenKey(const Entry& e);
   void ReadProviders(const Entry& e);
   void ReadProvider(const std::string& name, const Entry& e);
   void ReadPools(const Entry& e);
@@ -853,6 +854,14 @@ void Loader::ReadAuth(const Entry& e) {
            [this, &a](const Entry& f) {
              Store(f, r_.Bool(f), &a.protect_probes);
            }},
+          {{"node_token_key"},
+           "",
+           [this](const Entry& f) { ReadNodeTokenKey(f); }},
+          {{"allow_shared_agent_tokens"},
+           "",
+           [this, &a](const Entry& f) {
+             Store(f, r_.Bool(f), &a.allow_shared_agent_tokens);
+           }},
       });
 }
 
@@ -960,6 +969,51 @@ void Loader::ReadAuthToken(const Entry& e, std::set<std::string>* names) {
     return;
   }
   config_.auth.tokens.push_back(std::move(t));
+}
+
+// Where the node token key is: {key_env: VAR} or {key_file: PATH}. Read like
+// a token's secret, under the name the messages use.
+void Loader::ReadNodeTokenKey(const Entry& e) {
+  if (!e.value.IsMap()) {
+    r_.Error(e.site, "expected a mapping with key_env or key_file");
+    return;
+  }
+  AuthTokenConfig k;
+  k.name = "node_token_key";
+  k.role = AuthRole::kAgent;
+  bool ok = true;
+  r_.ReadMap(e.value, e.site, e.slot,
+             {
+                 {{"key_env"},
+                  "",
+                  [&](const Entry& f) {
+                    std::optional<std::string> s = NonEmptyString(f);
+                    if (s && !ValidEnvName(*s)) {
+                      r_.Error(f.site,
+                               absl::StrCat("invalid environment variable "
+                                            "name '",
+                                            *s, "'"));
+                      s.reset();
+                    }
+                    if (!s) ok = false;
+                    Store(f, s, &k.token_env);
+                  }},
+                 {{"key_file"},
+                  "",
+                  [&](const Entry& f) {
+                    std::optional<std::string> s = NonEmptyString(f);
+                    if (!s) ok = false;
+                    Store(f, s, &k.token_file);
+                  }},
+             });
+  if (!ok) return;
+  if (k.token_env.empty() == k.token_file.empty()) {
+    r_.Error(e.site, k.token_env.empty()
+                         ? "needs key_env or key_file"
+                         : "key_env and key_file are exclusive: keep one");
+    return;
+  }
+  config_.auth.node_token_key = std::move(k);
 }
 
 // -------------------------------------------------------------- providers

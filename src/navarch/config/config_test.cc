@@ -345,7 +345,7 @@ TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
     EXPECT_TRUE(r.ok()) << r.status();
     pos = end + 3;
   }
-  EXPECT_EQ(blocks, 9);
+  EXPECT_EQ(blocks, 10);
 }
 
 // --------------------------------------------------------------- errors
@@ -1247,6 +1247,39 @@ TEST(AuthConfigTest, TokensWithRoles) {
   EXPECT_TRUE(Load("auth:\n  tokens: []\n").auth.tokens.empty());
 }
 
+TEST(AuthConfigTest, NodeTokenKeyAndSharedAgentTokens) {
+  const Config c = Load(R"(auth:
+  node_token_key: {key_env: NODE_KEY}
+  allow_shared_agent_tokens: false
+)");
+  ASSERT_TRUE(c.auth.node_token_key.has_value());
+  EXPECT_EQ(c.auth.node_token_key->token_env, "NODE_KEY");
+  EXPECT_EQ(c.auth.node_token_key->name, "node_token_key");
+  EXPECT_FALSE(c.auth.allow_shared_agent_tokens);
+  // A node token key alone turns authentication on.
+  EXPECT_TRUE(c.auth.enabled());
+  EXPECT_EQ(Load("auth:\n  node_token_key: {key_file: /k}\n")
+                .auth.node_token_key->token_file,
+            "/k");
+  // Upstream's configurations have neither key.
+  EXPECT_FALSE(DefaultConfig().auth.node_token_key.has_value());
+  EXPECT_TRUE(DefaultConfig().auth.allow_shared_agent_tokens);
+
+  EXPECT_THAT(Errors("auth:\n  node_token_key: {}\n"),
+              ElementsAre("navarch.yaml:2:19: auth.node_token_key: needs "
+                          "key_env or key_file"));
+  EXPECT_THAT(Errors("auth:\n  node_token_key: {key_env: A, key_file: /k}\n"),
+              ElementsAre("navarch.yaml:2:19: auth.node_token_key: key_env "
+                          "and key_file are exclusive: keep one"));
+  EXPECT_THAT(Errors("auth:\n  node_token_key: {key_env: 1A}\n"),
+              ElementsAre("navarch.yaml:2:29: auth.node_token_key.key_env: "
+                          "invalid environment variable name '1A'"));
+  EXPECT_THAT(Errors("auth:\n  node_token_key: s3cret\n"),
+              ElementsAre("navarch.yaml:2:19: auth.node_token_key: expected "
+                          "a mapping with key_env or key_file"));
+  EXPECT_THAT(Errors("auth:\n  allow_shared_agent_tokens: maybe\n"), SizeIs(1));
+}
+
 TEST(AuthConfigTest, EveryMistakeIsNamed) {
   EXPECT_THAT(
       Errors("auth:\n  tokens:\n    - {token_env: X, role: viewer}\n"),
@@ -1291,7 +1324,8 @@ TEST(AuthConfigTest, EveryMistakeIsNamed) {
                   "starting with a letter or digit"));
   EXPECT_THAT(Errors("auth:\n  token: x\n"),
               ElementsAre("navarch.yaml:2:3: auth: unknown key 'token' "
-                          "(known: tokens, protect_metrics, protect_probes)"));
+                          "(known: tokens, protect_metrics, protect_probes, "
+                          "node_token_key, allow_shared_agent_tokens)"));
   EXPECT_THAT(Errors("auth:\n  tokens:\n    - ops\n"),
               ElementsAre("navarch.yaml:3:7: auth.tokens[0]: expected a "
                           "mapping with name, token_env or token_file, and "

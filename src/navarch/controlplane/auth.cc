@@ -7,11 +7,14 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "navarch/base/ids.h"
 #include "openssl/crypto.h"
 #include "openssl/evp.h"
+#include "openssl/hmac.h"
 
 namespace navarch {
 namespace {
@@ -76,17 +79,85 @@ absl::StatusOr<std::string> ReadSecret(
   return secret;
 }
 
+constexpr absl::string_view kNodeTokenPrefix = "navarch-node.";
+
+// The base64url (unpadded) HMAC-SHA256 of a node id: 43 characters.
+std::string NodeTokenMac(absl::string_view key, absl::string_view node_id) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(node_id.data()), node_id.size(),
+       mac, &len);
+  std::string out;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(mac), len), &out);
+  return out;
+}
+
+absl::StatusOr<std::string> ReadNodeKey(
+    const AuthConfig& config,
+    const std::function<const char*(const char*)>& getenv) {
+  if (!config.node_token_key) {
+    return absl::FailedPreconditionError("auth.node_token_key is not set");
+  }
+  absl::StatusOr<std::string> key = ReadSecret(*config.node_token_key, getenv);
+  if (!key.ok()) return key.status();
+  if (key->size() < kMinNodeTokenKeyLength) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("auth token 'node_token_key': the key is shorter than ",
+                     kMinNodeTokenKeyLength,
+                     " characters (make one with `openssl rand -hex 32`)"));
+  }
+  return key;
+}
+
+std::function<const char*(const char*)> OrGetenv(
+    std::function<const char*(const char*)> getenv) {
+  if (getenv) return getenv;
+  return [](const char* n) { return std::getenv(n); };
+}
+
 }  // namespace
 
-absl::StatusOr<std::string> AgentTokenSecret(
-    const AuthConfig& config, std::function<const char*(const char*)> getenv) {
-  if (!getenv) getenv = [](const char* n) { return ::getenv(n); };
+std::string NodeToken(absl::string_view key, absl::string_view node_id) {
+  return absl::StrCat(kNodeTokenPrefix, node_id, ".",
+                      NodeTokenMac(key, node_id));
+}
+
+absl::StatusOr<std::string> MintNodeToken(
+    const AuthConfig& config, absl::string_view node_id,
+    std::function<const char*(const char*)> getenv) {
+  if (absl::Status s = ValidateId("node id", node_id); !s.ok()) return s;
+  absl::StatusOr<std::string> key = ReadNodeKey(config, OrGetenv(getenv));
+  if (!key.ok()) return key.status();
+  return NodeToken(*key, node_id);
+}
+
+absl::StatusOr<std::function<std::string(const std::string& node_id)>>
+AgentTokenSource(const AuthConfig& config,
+                 std::function<const char*(const char*)> getenv) {
+  getenv = OrGetenv(std::move(getenv));
+  if (config.node_token_key) {
+    absl::StatusOr<std::string> key = ReadNodeKey(config, getenv);
+    if (!key.ok()) return key.status();
+    return [key = *std::move(key)](const std::string& node_id) {
+      return NodeToken(key, node_id);
+    };
+  }
   for (AuthRole role : {AuthRole::kAgent, AuthRole::kOperator}) {
+    if (role == AuthRole::kAgent && !config.allow_shared_agent_tokens) {
+      continue;
+    }
     for (const AuthTokenConfig& t : config.tokens) {
-      if (t.role == role) return ReadSecret(t, getenv);
+      if (t.role != role) continue;
+      absl::StatusOr<std::string> secret = ReadSecret(t, getenv);
+      if (!secret.ok()) return secret.status();
+      return
+          [secret = *std::move(secret)](const std::string&) { return secret; };
     }
   }
-  return absl::NotFoundError("no token with the agent or operator role");
+  return absl::NotFoundError(
+      "no node token key and no token with the agent or operator role");
 }
 
 namespace {
@@ -139,11 +210,12 @@ std::optional<std::string> BearerToken(absl::string_view authorization) {
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(
     const AuthConfig& config, bool require_client_certificate,
     std::function<const char*(const char*)> getenv) {
-  if (getenv == nullptr) getenv = [](const char* n) { return std::getenv(n); };
+  getenv = OrGetenv(std::move(getenv));
   std::unique_ptr<Authenticator> a(new Authenticator());
   a->protect_metrics_ = config.protect_metrics;
   a->protect_probes_ = config.protect_probes;
   a->require_client_certificate_ = require_client_certificate;
+  a->allow_shared_agent_ = config.allow_shared_agent_tokens;
   std::map<std::array<unsigned char, 32>, std::string> seen;
   for (const AuthTokenConfig& t : config.tokens) {
     absl::StatusOr<std::string> secret = ReadSecret(t, getenv);
@@ -158,7 +230,46 @@ absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(
     }
     a->tokens_.push_back(std::move(token));
   }
+  if (config.node_token_key) {
+    absl::StatusOr<std::string> key = ReadNodeKey(config, getenv);
+    if (!key.ok()) return key.status();
+    // A key that is also a token would hand the power to mint every node's
+    // token to whoever holds that token.
+    if (auto it = seen.find(Sha256(*key)); it != seen.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("auth.node_token_key has the value of token '",
+                       it->second, "'; give each its own"));
+    }
+    a->node_key_ = *std::move(key);
+  }
   return a;
+}
+
+std::optional<Identity> Authenticator::NodeTokenIdentity(
+    absl::string_view token) const {
+  if (node_key_.empty() || !absl::StartsWith(token, kNodeTokenPrefix)) {
+    return std::nullopt;
+  }
+  token.remove_prefix(kNodeTokenPrefix.size());
+  // Node ids may hold dots; the MAC (base64url) never does.
+  const size_t dot = token.rfind('.');
+  if (dot == absl::string_view::npos) return std::nullopt;
+  const absl::string_view node_id = token.substr(0, dot);
+  const absl::string_view mac = token.substr(dot + 1);
+  if (!ValidateId("node id", node_id).ok()) return std::nullopt;
+  // The expected MAC's length is public; its content is compared in
+  // constant time.
+  const std::string want = NodeTokenMac(node_key_, node_id);
+  if (mac.size() != want.size() ||
+      CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {
+    return std::nullopt;
+  }
+  Identity id;
+  id.actor = absl::StrCat("node:", node_id);
+  id.roles = Bit(AuthRole::kAgent);
+  id.node_ids = {std::string(node_id)};
+  id.bound_by = "node token";
+  return id;
 }
 
 absl::StatusOr<Identity> Authenticator::Identify(
@@ -179,7 +290,12 @@ absl::StatusOr<Identity> Authenticator::Identify(
         match = &t;
       }
     }
-    if (match == nullptr) return absl::UnauthenticatedError("invalid token");
+    if (match == nullptr) {
+      if (std::optional<Identity> node = NodeTokenIdentity(*token)) {
+        return *std::move(node);
+      }
+      return absl::UnauthenticatedError("invalid token");
+    }
     Identity id;
     id.actor = absl::StrCat(AuthRoleName(match->role), ":", match->name);
     id.roles = Bit(match->role);
@@ -190,6 +306,7 @@ absl::StatusOr<Identity> Authenticator::Identify(
     id.actor = absl::StrCat("node:", credentials.certificate_names.front());
     id.roles = Bit(AuthRole::kAgent);
     id.node_ids = credentials.certificate_names;
+    id.bound_by = "client certificate";
     return id;
   }
   return absl::UnauthenticatedError("missing bearer token");
@@ -225,14 +342,7 @@ absl::Status Authenticator::Authorize(const Identity& id, Access access,
       break;
     case Access::kNode:
       allowed = id.Has(AuthRole::kAgent);
-      if (allowed && !id.node_ids.empty() &&
-          std::find(id.node_ids.begin(), id.node_ids.end(), node_id) ==
-              id.node_ids.end()) {
-        return absl::PermissionDeniedError(absl::StrCat(
-            "the client certificate of ", absl::StrJoin(id.node_ids, ", "),
-            " may not act for node ",
-            node_id.empty() ? "(none)" : node_id.substr(0, 253)));
-      }
+      if (allowed) return AuthorizeNode(id, what, node_id);
       break;
     default:
       break;
@@ -241,6 +351,29 @@ absl::Status Authenticator::Authorize(const Identity& id, Access access,
     return absl::PermissionDeniedError(
         absl::StrCat(id.actor, " may not call ", what, " (needs ",
                      AccessRoleName(access), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Authenticator::AuthorizeNode(const Identity& id,
+                                          absl::string_view what,
+                                          absl::string_view node_id) const {
+  if (!id.node_ids.empty()) {
+    if (std::find(id.node_ids.begin(), id.node_ids.end(), node_id) !=
+        id.node_ids.end()) {
+      return absl::OkStatus();
+    }
+    return absl::PermissionDeniedError(
+        absl::StrCat("the ", id.bound_by, " of ",
+                     absl::StrJoin(id.node_ids, ", "), " may not act for node ",
+                     node_id.empty() ? "(none)" : node_id.substr(0, 253)));
+  }
+  if (!allow_shared_agent_) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        id.actor, " may not call ", what,
+        ": it is a shared agent token, which acts for every node, and "
+        "auth.allow_shared_agent_tokens is false; give the agent its node "
+        "token"));
   }
   return absl::OkStatus();
 }

@@ -9,11 +9,15 @@
 //             GetNodeCommands, AckCommand, WatchCommands
 //   operator  everything
 // A verified client certificate (mTLS) acts as an agent, but only for the
-// node ids its common name and DNS subject alternative names spell.
+// node ids its common name and DNS subject alternative names spell; so does a
+// node token, "navarch-node.<node id>.<base64url HMAC-SHA256(key, node id)>",
+// for the one node it names. An agent-role token acts for every node, unless
+// auth.allow_shared_agent_tokens is false.
 #ifndef NAVARCH_CONTROLPLANE_AUTH_H_
 #define NAVARCH_CONTROLPLANE_AUTH_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,8 +52,12 @@ struct Identity {
   std::string actor;
   // Bit set of roles (1 << AuthRole).
   unsigned roles = 0;
-  // Certificate identities act for these node ids only; empty: any node.
+  // Certificate and node-token identities act for these node ids only;
+  // empty: any node.
   std::vector<std::string> node_ids;
+  // What bound it to node_ids, for messages: "client certificate",
+  // "node token".
+  std::string bound_by;
 
   bool Has(AuthRole role) const {
     return (roles & (1u << static_cast<int>(role))) != 0;
@@ -68,17 +76,20 @@ struct Credentials {
 
 class Authenticator {
  public:
-  // Reads every token's secret (environment variable or file). Fails, naming
-  // the token but never the secret, when one is missing, empty, not
-  // printable ASCII, or equal to another token's. `getenv` is injected for
-  // tests; null means ::getenv.
+  // Reads every token's secret and the node token key (environment variable
+  // or file). Fails, naming the token but never the secret, when one is
+  // missing, empty, not printable ASCII, or equal to another's, or when the
+  // node token key is shorter than kMinNodeTokenKeyLength. `getenv` is
+  // injected for tests; null means ::getenv.
   static absl::StatusOr<std::unique_ptr<Authenticator>> Create(
       const AuthConfig& config, bool require_client_certificate,
       std::function<const char*(const char*)> getenv = nullptr);
 
-  // Whether tokens are configured. Off: every caller is an operator (behind
-  // mTLS when a client CA is set).
-  bool enabled() const { return !tokens_.empty(); }
+  // Whether tokens or a node token key are configured. Off: every caller is
+  // an operator (behind mTLS when a client CA is set).
+  bool enabled() const { return !tokens_.empty() || !node_key_.empty(); }
+  bool node_tokens() const { return !node_key_.empty(); }
+  bool allow_shared_agent_tokens() const { return allow_shared_agent_; }
   bool protect_metrics() const { return protect_metrics_; }
   bool protect_probes() const { return protect_probes_; }
   size_t token_count() const { return tokens_.size(); }
@@ -109,20 +120,50 @@ class Authenticator {
   Authenticator() = default;
 
   absl::StatusOr<Identity> Identify(const Credentials& credentials) const;
+  std::optional<Identity> NodeTokenIdentity(absl::string_view token) const;
+  // Authorize for an agent on a node RPC.
+  absl::Status AuthorizeNode(const Identity& id, absl::string_view what,
+                             absl::string_view node_id) const;
 
   std::vector<Token> tokens_;
+  // Kept whole, not as a digest: every node token is checked against it.
+  std::string node_key_;
+  bool allow_shared_agent_ = true;
   bool protect_metrics_ = false;
   bool protect_probes_ = false;
   bool require_client_certificate_ = false;
 };
 
-// The secret agents started by this control plane (the local provider) use:
-// the first token with the agent role, else the first operator token.
-// NOT_FOUND when neither exists (auth off); FAILED_PRECONDITION when its
-// secret cannot be read. `getenv` null means ::getenv.
-absl::StatusOr<std::string> AgentTokenSecret(
-    const AuthConfig& config,
+// A node token key shorter than this is refused: one leaked node token
+// would let anyone search for a short key offline. `openssl rand -hex 32`
+// gives 64 characters.
+inline constexpr size_t kMinNodeTokenKeyLength = 32;
+
+// The token that acts as the agent of `node_id`, and only of it:
+// "navarch-node.<node_id>.<base64url, unpadded, HMAC-SHA256(key, node_id)>".
+// The same as
+//   printf %s "$NODE_ID" | openssl dgst -sha256 -hmac "$KEY" -binary |
+//     basenc --base64url | tr -d =
+// prefixed with "navarch-node.$NODE_ID.". Does not check its arguments.
+std::string NodeToken(absl::string_view key, absl::string_view node_id);
+
+// NodeToken for `node_id` with the key of config.node_token_key (for
+// `control-plane --mint-node-token`). INVALID_ARGUMENT for a node id that is
+// not one (base/ids.h); FAILED_PRECONDITION when no key is configured or it
+// cannot be read or is too short. `getenv` null means ::getenv.
+absl::StatusOr<std::string> MintNodeToken(
+    const AuthConfig& config, absl::string_view node_id,
     std::function<const char*(const char*)> getenv = nullptr);
+
+// The token each agent started by this control plane (the local provider)
+// sends, by node id: its node token when auth.node_token_key is set; else
+// the first agent-role token (unless allow_shared_agent_tokens is false),
+// else the first operator token, the same for every node. NOT_FOUND when
+// there is none of these (auth off); FAILED_PRECONDITION when the secret
+// cannot be read. `getenv` null means ::getenv.
+absl::StatusOr<std::function<std::string(const std::string& node_id)>>
+AgentTokenSource(const AuthConfig& config,
+                 std::function<const char*(const char*)> getenv = nullptr);
 
 // Extracts the token of an "Authorization: Bearer <token>" value; the scheme
 // is case-insensitive. nullopt when the value is not of that form.

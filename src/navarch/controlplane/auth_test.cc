@@ -1,11 +1,14 @@
 #include "navarch/controlplane/auth.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/control_plane.pb.h"
@@ -266,6 +269,247 @@ TEST(AuthSecretsTest, TokensMustBeVisibleAscii) {
   config.tokens = {Token("t", "  \n", AuthRole::kViewer)};
   EXPECT_EQ(Authenticator::Create(config, false).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// ----------------------------------------------------------- node tokens
+
+constexpr char kNodeKey[] = "0123456789abcdef0123456789abcdef";
+
+class NodeTokenTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Build(); }
+  void Build() {
+    config_.tokens = {Token("ops", "op-secret-1", AuthRole::kOperator),
+                      Token("agents", "agent-secret-3", AuthRole::kAgent)};
+    AuthTokenConfig key;
+    key.name = "node_token_key";
+    key.value = kNodeKey;
+    config_.node_token_key = key;
+    auto a = Authenticator::Create(config_, false);
+    ASSERT_TRUE(a.ok()) << a.status();
+    auth_ = std::move(*a);
+  }
+  absl::Status Call(const std::string& token, const std::string& method,
+                    const std::string& node_id) {
+    return auth_->Check(Bearer(token), *MethodAccess(method), method, node_id)
+        .status();
+  }
+
+  AuthConfig config_;
+  std::unique_ptr<Authenticator> auth_;
+};
+
+// HMAC-SHA256 computed by Python's hmac module, not by our code.
+TEST(NodeTokenFormTest, MatchesAnIndependentHmac) {
+  EXPECT_EQ(NodeToken(std::string(32, 'k'), "gpu-1"),
+            "navarch-node.gpu-1.xGmJz0Tv8OFlxPRpxf7tuL5OsySxa8jy0dfQED5Nask");
+  EXPECT_EQ(NodeToken(std::string(32, 'k'), "gpu-1.example.com"),
+            "navarch-node.gpu-1.example.com."
+            "Ez6UljUsSy8tQ_VzyGjpsJQlZC-sV_vdvbbr8oQhydM");
+}
+
+// The recipe docs/security.md gives operators makes the same token.
+TEST(NodeTokenFormTest, TheDocumentedOpensslRecipeAgrees) {
+  if (std::system("command -v openssl >/dev/null && command -v basenc "
+                  ">/dev/null") != 0) {
+    GTEST_SKIP() << "no openssl or basenc";
+  }
+  // docs/security.md, word for word.
+  constexpr char kRecipe[] =
+      R"sh(echo "navarch-node.$NODE_ID.$(printf %s "$NODE_ID" | openssl dgst -sha256 -hmac "$KEY" -binary | basenc --base64url | tr -d =)")sh";
+  const std::string cmd =
+      absl::StrCat("NODE_ID=gpu-9; KEY=", kNodeKey, "; ", kRecipe);
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[256];
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  ASSERT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(std::string(absl::StripTrailingAsciiWhitespace(out)),
+            NodeToken(kNodeKey, "gpu-9"));
+}
+
+TEST_F(NodeTokenTest, ActsAsTheAgentOfItsOwnNodeOnly) {
+  const std::string token = NodeToken(kNodeKey, "gpu-7");
+  for (const char* m : {"RegisterNode", "SendHeartbeat", "ReportHealth",
+                        "GetNodeCommands", "AckCommand", "WatchCommands"}) {
+    EXPECT_TRUE(Call(token, m, "gpu-7").ok()) << m;
+    absl::Status other = Call(token, m, "gpu-8");
+    EXPECT_EQ(other.code(), absl::StatusCode::kPermissionDenied) << m;
+    EXPECT_EQ(other.message(),
+              "the node token of gpu-7 may not act for node gpu-8");
+  }
+  for (const char* m : {"ListNodes", "IssueCommand", "ScalePool"}) {
+    EXPECT_EQ(Call(token, m, "gpu-7").code(),
+              absl::StatusCode::kPermissionDenied)
+        << m;
+  }
+  auto id = auth_->Check(Bearer(token), Access::kNode, "ReportHealth", "gpu-7");
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(id->actor, "node:gpu-7");
+  // Node ids with dots (a host name) work: the MAC is after the last dot.
+  EXPECT_TRUE(Call(NodeToken(kNodeKey, "gpu-7.example.com"), "SendHeartbeat",
+                   "gpu-7.example.com")
+                  .ok());
+}
+
+TEST_F(NodeTokenTest, ForgedAndOtherKeysTokensAreUnauthenticated) {
+  const std::string good = NodeToken(kNodeKey, "gpu-7");
+  const std::string mac = good.substr(good.rfind('.') + 1);
+  std::string flipped = good;
+  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  for (const std::string& forged : {
+           NodeToken("another-key-another-key-another-k", "gpu-7"),
+           // A real MAC under another node's name.
+           absl::StrCat("navarch-node.gpu-8.", mac),
+           flipped,
+           good.substr(0, good.size() - 1),
+           good + "A",
+           absl::StrCat("navarch-node.gpu-7"),
+           absl::StrCat("navarch-node..", mac),
+           absl::StrCat("navarch-node.gpu/7.", mac),
+           absl::StrCat("navarch-node.gpu-7.", mac, ".", mac),
+       }) {
+    absl::Status s = Call(forged, "SendHeartbeat", "gpu-7");
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << forged;
+    EXPECT_EQ(s.message(), "invalid token");
+  }
+}
+
+TEST_F(NodeTokenTest, WithoutAKeyNodeTokensAreUnknownTokens) {
+  config_.node_token_key.reset();
+  auto a = Authenticator::Create(config_, false);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE((*a)->node_tokens());
+  EXPECT_EQ((*a)->Check(Bearer(NodeToken(kNodeKey, "gpu-7")), Access::kNode,
+                        "SendHeartbeat", "gpu-7")
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(NodeTokenTest, MessagesNeverContainTheToken) {
+  const std::string token = NodeToken(kNodeKey, "gpu-7");
+  const std::string mac = token.substr(token.rfind('.') + 1);
+  for (const std::string& t :
+       {token, absl::StrCat("navarch-node.gpu-8.", mac)}) {
+    for (const char* node : {"gpu-7", "gpu-8"}) {
+      for (const char* m : {"SendHeartbeat", "ListNodes"}) {
+        absl::Status s = Call(t, m, node);
+        EXPECT_THAT(std::string(s.message()), Not(HasSubstr(mac)));
+      }
+    }
+  }
+}
+
+TEST_F(NodeTokenTest, SharedAgentTokensCanBeRefusedOnNodeRpcs) {
+  EXPECT_TRUE(auth_->allow_shared_agent_tokens());
+  EXPECT_TRUE(Call("agent-secret-3", "ReportHealth", "gpu-8").ok());
+  config_.allow_shared_agent_tokens = false;
+  Build();
+  for (const char* m : {"RegisterNode", "SendHeartbeat", "ReportHealth",
+                        "GetNodeCommands", "AckCommand", "WatchCommands"}) {
+    absl::Status s = Call("agent-secret-3", m, "gpu-8");
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << m;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("auth.allow_shared_agent_tokens is false"));
+    EXPECT_THAT(std::string(s.message()), Not(HasSubstr("agent-secret-3")));
+  }
+  // Node tokens and certificates, bound to a node, and operators still act.
+  EXPECT_TRUE(Call(NodeToken(kNodeKey, "gpu-8"), "ReportHealth", "gpu-8").ok());
+  EXPECT_TRUE(auth_
+                  ->Check(Certificate({"gpu-8"}), Access::kNode, "ReportHealth",
+                          "gpu-8")
+                  .ok());
+  EXPECT_TRUE(Call("op-secret-1", "ReportHealth", "gpu-8").ok());
+}
+
+TEST_F(NodeTokenTest, TheKeyIsCheckedAtStartUp) {
+  config_.node_token_key->value = "tiny-key";
+  auto short_key = Authenticator::Create(config_, false);
+  EXPECT_EQ(short_key.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(short_key.status().message()),
+              HasSubstr("shorter than 32 characters"));
+  EXPECT_THAT(std::string(short_key.status().message()),
+              Not(HasSubstr("tiny-key")));
+
+  // Holders of the agent token could mint every node's token.
+  const std::string same = "agent-secret-3-agent-secret-3-agent";
+  config_.tokens[1].value = same;
+  config_.node_token_key->value = same;
+  auto reused = Authenticator::Create(config_, false);
+  EXPECT_EQ(reused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reused.status().message(),
+            "auth.node_token_key has the value of token 'agents'; give each "
+            "its own");
+
+  config_.node_token_key->value.clear();
+  config_.node_token_key->token_env = "NAVARCH_TEST_NODE_KEY";
+  auto unset = Authenticator::Create(
+      config_, false, [](const char*) -> const char* { return nullptr; });
+  EXPECT_EQ(unset.status().message(),
+            "auth token 'node_token_key': environment variable "
+            "NAVARCH_TEST_NODE_KEY is not set or empty");
+}
+
+// Only a key turns authentication on: its agents need no other token.
+TEST(NodeTokenOnlyTest, AKeyAloneEnablesAuthentication) {
+  AuthConfig config;
+  AuthTokenConfig key;
+  key.name = "node_token_key";
+  key.value = kNodeKey;
+  config.node_token_key = key;
+  auto a = Authenticator::Create(config, false);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE((*a)->enabled());
+  EXPECT_EQ(
+      (*a)->Check({}, Access::kNode, "SendHeartbeat", "gpu-1").status().code(),
+      absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE((*a)->Check(Bearer(NodeToken(kNodeKey, "gpu-1")), Access::kNode,
+                          "SendHeartbeat", "gpu-1")
+                  .ok());
+}
+
+TEST(MintNodeTokenTest, ReadsTheKeyAndChecksTheNodeId) {
+  AuthConfig config;
+  EXPECT_EQ(MintNodeToken(config, "gpu-1").status().message(),
+            "auth.node_token_key is not set");
+  AuthTokenConfig key;
+  key.name = "node_token_key";
+  key.token_env = "NODE_KEY";
+  config.node_token_key = key;
+  auto getenv = [](const char* n) -> const char* {
+    return std::string(n) == "NODE_KEY" ? kNodeKey : nullptr;
+  };
+  EXPECT_EQ(*MintNodeToken(config, "gpu-1", getenv),
+            NodeToken(kNodeKey, "gpu-1"));
+  EXPECT_EQ(MintNodeToken(config, "gpu 1", getenv).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MintNodeToken(config, "", getenv).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AgentTokenSourceTest, NodeTokensWhenThereIsAKeyElseTheSharedToken) {
+  AuthConfig config;
+  EXPECT_EQ(AgentTokenSource(config).status().code(),
+            absl::StatusCode::kNotFound);
+  config.tokens = {Token("ops", "op-secret-1", AuthRole::kOperator),
+                   Token("agents", "agent-secret-3", AuthRole::kAgent)};
+  auto shared = AgentTokenSource(config);
+  ASSERT_TRUE(shared.ok());
+  EXPECT_EQ((*shared)("local-1"), "agent-secret-3");
+  EXPECT_EQ((*shared)("local-2"), "agent-secret-3");
+  // Refused agent tokens are not handed out; an operator token still works.
+  config.allow_shared_agent_tokens = false;
+  EXPECT_EQ((*AgentTokenSource(config))("local-1"), "op-secret-1");
+  AuthTokenConfig key;
+  key.name = "node_token_key";
+  key.value = kNodeKey;
+  config.node_token_key = key;
+  auto per_node = AgentTokenSource(config);
+  ASSERT_TRUE(per_node.ok());
+  EXPECT_EQ((*per_node)("local-1"), NodeToken(kNodeKey, "local-1"));
+  EXPECT_EQ((*per_node)("local-2"), NodeToken(kNodeKey, "local-2"));
 }
 
 }  // namespace

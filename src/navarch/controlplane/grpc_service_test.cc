@@ -1,5 +1,7 @@
 // The gRPC transport end to end, in process: a real listener on port 0, a real
 // channel, the memory store.
+#include <chrono>
+#include <map>
 #include <memory>
 #include <thread>
 #include <tuple>
@@ -15,6 +17,7 @@
 #include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "navarch/config/config.h"
+#include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/server.h"
 
 namespace navarch {
@@ -178,6 +181,8 @@ TEST_F(GrpcServiceTest, CallsAreCountedByMethodAndCode) {
             std::string::npos);
 }
 
+constexpr char kNodeKey[] = "node-key-node-key-node-key-node-key";
+
 // Tokens with roles on the gRPC listener.
 class GrpcAuthTest : public GrpcServiceTest {
  protected:
@@ -196,6 +201,10 @@ class GrpcAuthTest : public GrpcServiceTest {
       t.role = role;
       config_.auth.tokens.push_back(t);
     }
+    AuthTokenConfig key;
+    key.name = "node_token_key";
+    key.value = kNodeKey;
+    config_.auth.node_token_key = key;
     ResolveConfig(&config_);
     server_ =
         std::make_unique<ControlPlaneServer>(config_, clock_, NullLogger());
@@ -248,6 +257,117 @@ TEST_F(GrpcAuthTest, RolesArePermissionDeniedOutsideTheirRights) {
   NodeCommand c;
   EXPECT_FALSE(reader->Read(&c));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// Every node RPC as `token` about `node_id`.
+std::map<std::string, grpc::Status> NodeRpcsAs(ControlPlaneService::Stub& stub,
+                                               const std::string& token,
+                                               const std::string& node_id) {
+  std::map<std::string, grpc::Status> out;
+  auto call = [&](const char* name, auto rpc) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    out[name] = rpc(ctx);
+  };
+  call("RegisterNode", [&](grpc::ClientContext& ctx) {
+    RegisterNodeRequest req;
+    req.set_node_id(node_id);
+    RegisterNodeResponse resp;
+    return stub.RegisterNode(&ctx, req, &resp);
+  });
+  call("SendHeartbeat", [&](grpc::ClientContext& ctx) {
+    HeartbeatRequest req;
+    req.set_node_id(node_id);
+    HeartbeatResponse resp;
+    return stub.SendHeartbeat(&ctx, req, &resp);
+  });
+  call("ReportHealth", [&](grpc::ClientContext& ctx) {
+    ReportHealthRequest req;
+    req.set_node_id(node_id);
+    HealthCheckResult* r = req.add_results();
+    r->set_check_name("xid");
+    r->set_status(HEALTH_STATUS_UNHEALTHY);
+    r->set_message("GPU has fallen off the bus");
+    ReportHealthResponse resp;
+    return stub.ReportHealth(&ctx, req, &resp);
+  });
+  call("GetNodeCommands", [&](grpc::ClientContext& ctx) {
+    GetNodeCommandsRequest req;
+    req.set_node_id(node_id);
+    GetNodeCommandsResponse resp;
+    return stub.GetNodeCommands(&ctx, req, &resp);
+  });
+  call("AckCommand", [&](grpc::ClientContext& ctx) {
+    AckCommandRequest req;
+    req.set_node_id(node_id);
+    req.set_command_id("no-such-command");
+    AckCommandResponse resp;
+    return stub.AckCommand(&ctx, req, &resp);
+  });
+  call("WatchCommands", [&](grpc::ClientContext& ctx) {
+    // An allowed watch streams until the deadline.
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(300));
+    WatchCommandsRequest req;
+    req.set_node_id(node_id);
+    auto reader = stub.WatchCommands(&ctx, req);
+    NodeCommand c;
+    while (reader->Read(&c)) {
+    }
+    return reader->Finish();
+  });
+  return out;
+}
+
+// One leaked node token speaks for its own node, never for the fleet.
+TEST_F(GrpcAuthTest, NodeTokensActForTheirOwnNodeOnly) {
+  ASSERT_TRUE(RegisterAs("op-token", "n2").ok());
+  const std::string token = NodeToken(kNodeKey, "n1");
+  for (const auto& [method, s] : NodeRpcsAs(*stub_, token, "n2")) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
+    EXPECT_EQ(s.error_message(), "the node token of n1 may not act for node n2")
+        << method;
+  }
+  // n2's report of a fallen GPU was refused: n2 stays healthy.
+  grpc::ClientContext gctx;
+  gctx.AddMetadata("authorization", "Bearer view-token");
+  GetNodeRequest get;
+  get.set_node_id("n2");
+  GetNodeResponse node;
+  ASSERT_TRUE(stub_->GetNode(&gctx, get, &node).ok());
+  EXPECT_NE(node.node().health_status(), HEALTH_STATUS_UNHEALTHY);
+
+  for (const auto& [method, s] : NodeRpcsAs(*stub_, token, "n1")) {
+    EXPECT_NE(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
+    EXPECT_NE(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method;
+  }
+}
+
+TEST_F(GrpcAuthTest, ForgedNodeTokensAreUnauthenticated) {
+  const std::string good = NodeToken(kNodeKey, "n1");
+  for (const std::string& forged :
+       {NodeToken("some-other-key-some-other-key-xyz", "n1"),
+        absl::StrCat("navarch-node.n2.", good.substr(good.rfind('.') + 1))}) {
+    for (const auto& [method, s] : NodeRpcsAs(*stub_, forged, "n1")) {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method;
+      EXPECT_EQ(s.error_message(), "invalid token") << method;
+    }
+  }
+}
+
+TEST_F(GrpcAuthTest, SharedAgentTokensCanBeRefused) {
+  server_->Shutdown(absl::Seconds(1));
+  config_.auth.allow_shared_agent_tokens = false;
+  server_ = std::make_unique<ControlPlaneServer>(config_, clock_, NullLogger());
+  ASSERT_TRUE(server_->Start().ok());
+  stub_ = ControlPlaneService::NewStub(grpc::CreateChannel(
+      server_->grpc_address(), grpc::InsecureChannelCredentials()));
+  for (const auto& [method, s] : NodeRpcsAs(*stub_, "agent-token", "n1")) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
+    EXPECT_THAT(s.error_message(),
+                ::testing::HasSubstr("allow_shared_agent_tokens is false"));
+  }
+  EXPECT_TRUE(RegisterAs(NodeToken(kNodeKey, "n1"), "n1").ok());
 }
 
 TEST_F(GrpcAuthTest, TheEventLogNamesTheOperatorToken) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -718,6 +719,108 @@ TEST_F(HttpAuthTest, RolesDecideWhatATokenMayDo) {
   ASSERT_EQ(Json(events).size(), 1u);
   EXPECT_EQ(Json(events)[0]["actor"], "operator:ops");
   EXPECT_THAT(events->body, Not(HasSubstr("op-token")));
+}
+
+// Node tokens on Connect, unary and streaming: each acts for its own node.
+class HttpNodeTokenTest : public HttpServerTest {
+ protected:
+  static constexpr char kKey[] = "node-key-node-key-node-key-node-key";
+  void StartWith(bool allow_shared) {
+    AuthConfig auth;
+    auth.tokens = {Token("ops", "op-token", AuthRole::kOperator),
+                   Token("agents", "agent-token", AuthRole::kAgent)};
+    AuthTokenConfig key;
+    key.name = "node_token_key";
+    key.value = kKey;
+    auth.node_token_key = key;
+    auth.allow_shared_agent_tokens = allow_shared;
+    Start(auth);
+    Register("n1");
+    Register("n2");
+  }
+  // Every node RPC over Connect as `token` about `node`: method -> response.
+  std::map<std::string, httplib::Result> NodeRpcsAs(const std::string& token,
+                                                    const std::string& node) {
+    const httplib::Headers as = {{"Authorization", "Bearer " + token}};
+    const std::string id = absl::StrCat(R"({"nodeId": ")", node, R"(")");
+    std::map<std::string, httplib::Result> out;
+    for (const auto& [method, body] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"RegisterNode", id + "}"},
+             {"SendHeartbeat", id + "}"},
+             {"ReportHealth",
+              id + R"(, "results": [{"checkName": "xid", "status": )"
+                   R"("HEALTH_STATUS_UNHEALTHY"}]})"},
+             {"GetNodeCommands", id + "}"},
+             {"AckCommand", id + R"(, "commandId": "none"})"}}) {
+      out.emplace(method, Post("/navarch.ControlPlaneService/" + method, body,
+                               "application/json", as));
+    }
+    return out;
+  }
+  // The error code a Connect WatchCommands stream ends with.
+  std::string WatchEnd(const std::string& token, const std::string& node) {
+    auto r = Post(
+        "/navarch.ControlPlaneService/WatchCommands",
+        RequestEnvelope(absl::StrCat(R"({"nodeId": ")", node, R"("})")),
+        "application/connect+json", {{"Authorization", "Bearer " + token}});
+    Envelopes e;
+    e.Add(r->body.data(), r->body.size());
+    if (e.list.size() != 1) return "(not one envelope)";
+    return json::parse(e.list[0].second)["error"].value("code", "");
+  }
+};
+
+TEST_F(HttpNodeTokenTest, ANodeTokenActsForItsOwnNodeOnly) {
+  StartWith(/*allow_shared=*/true);
+  const std::string token = NodeToken(kKey, "n1");
+  for (const auto& [method, r] : NodeRpcsAs(token, "n2")) {
+    ASSERT_TRUE(r) << method;
+    EXPECT_EQ(r->status, 403) << method;
+    EXPECT_EQ(Json(r)["message"],
+              "the node token of n1 may not act for node n2")
+        << method;
+    EXPECT_THAT(r->body, Not(HasSubstr(token))) << method;
+  }
+  EXPECT_EQ(WatchEnd(token, "n2"), "permission_denied");
+  auto n2 = Get("/api/v1/nodes/n2", {{"Authorization", "Bearer op-token"}});
+  EXPECT_NE(Json(n2)["health_status"], "HEALTH_STATUS_UNHEALTHY") << n2->body;
+
+  for (const auto& [method, r] : NodeRpcsAs(token, "n1")) {
+    ASSERT_TRUE(r) << method;
+    EXPECT_NE(r->status, 401) << method;
+    EXPECT_NE(r->status, 403) << method;
+  }
+  // Allowed: the stream's error is that of the watched node, not of auth.
+  const std::string ghost = NodeToken(kKey, "ghost");
+  EXPECT_EQ(WatchEnd(ghost, "ghost"), "not_found");
+}
+
+TEST_F(HttpNodeTokenTest, ForgedNodeTokensAre401) {
+  StartWith(/*allow_shared=*/true);
+  const std::string good = NodeToken(kKey, "n1");
+  for (const std::string& forged :
+       {NodeToken("some-other-key-some-other-key-xyz", "n1"),
+        absl::StrCat("navarch-node.n2.", good.substr(good.rfind('.') + 1))}) {
+    for (const auto& [method, r] : NodeRpcsAs(forged, "n1")) {
+      EXPECT_EQ(r->status, 401) << method;
+      EXPECT_EQ(Json(r)["message"], "invalid token") << method;
+      EXPECT_THAT(r->body, Not(HasSubstr(forged))) << method;
+    }
+    EXPECT_EQ(WatchEnd(forged, "n1"), "unauthenticated");
+  }
+}
+
+TEST_F(HttpNodeTokenTest, SharedAgentTokensCanBeRefused) {
+  StartWith(/*allow_shared=*/false);
+  for (const auto& [method, r] : NodeRpcsAs("agent-token", "n1")) {
+    EXPECT_EQ(r->status, 403) << method;
+    EXPECT_THAT(std::string(Json(r)["message"]),
+                HasSubstr("allow_shared_agent_tokens is false"));
+  }
+  EXPECT_EQ(WatchEnd("agent-token", "n1"), "permission_denied");
+  EXPECT_EQ(NodeRpcsAs(NodeToken(kKey, "n1"), "n1").at("SendHeartbeat")->status,
+            200);
 }
 
 TEST_F(HttpAuthTest, ProbesAndMetricsStayOpen) {

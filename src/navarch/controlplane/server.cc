@@ -75,6 +75,8 @@ void ControlPlaneServer::LogSecurity() {
     log_.Info("authentication enabled",
               {{"tokens", static_cast<int64_t>(auth_->token_count())},
                {"client_certificates", mtls},
+               {"node_tokens", auth_->node_tokens()},
+               {"shared_agent_tokens", auth_->allow_shared_agent_tokens()},
                {"metrics_open", !auth_->protect_metrics()},
                {"probes_open", !auth_->protect_probes()}});
   }
@@ -164,15 +166,16 @@ void ControlPlaneServer::StartPools() {
         return std::make_unique<FakeProvider>(
             *context.clock, FakeOptionsFromConfig(pc, context.seed));
       });
-  // Agents the local provider starts authenticate like any other.
-  std::string agent_token;
+  // Agents the local provider starts authenticate like any other: with
+  // their node token when there is a node token key.
+  std::function<std::string(const std::string&)> agent_token;
   if (auth_->enabled()) {
-    absl::StatusOr<std::string> secret = AgentTokenSecret(config_.auth);
-    if (secret.ok()) {
-      agent_token = *secret;
+    auto source = AgentTokenSource(config_.auth);
+    if (source.ok()) {
+      agent_token = *std::move(source);
     } else {
       log_.Warn("local agents get no auth token; they will be refused",
-                {{"error", secret.status()}});
+                {{"error", source.status()}});
     }
   }
   (void)providers_->RegisterFactory(

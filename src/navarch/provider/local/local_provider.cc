@@ -222,8 +222,10 @@ absl::StatusOr<pid_t> LocalProvider::StartAgent(
   options.argv = AgentArgs(id, server, request);
   // The token goes in the environment, never on the command line.
   options.unset_env = {"NAVARCH_AUTH_TOKEN"};
-  if (!options_.auth_token.empty()) {
-    options.env["NAVARCH_AUTH_TOKEN"] = options_.auth_token;
+  if (options_.auth_token) {
+    // The node id is the instance id (AgentArgs).
+    std::string token = options_.auth_token(id);
+    if (!token.empty()) options.env["NAVARCH_AUTH_TOKEN"] = std::move(token);
   }
   // Its own session: a Ctrl-C or kill of the control plane's process group
   // does not take the "VMs" with it.

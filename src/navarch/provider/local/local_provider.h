@@ -45,9 +45,11 @@ struct LocalProviderOptions {
   absl::Duration kill_grace = absl::Seconds(10);
   bool keep_instances = false;
   std::vector<std::string> extra_agent_args;
-  // Given to each agent as NAVARCH_AUTH_TOKEN (in its environment, never on
-  // its command line, where `ps` would show it). Empty: auth is off.
-  std::string auth_token;
+  // The token of each agent, by node id (a node token, or one shared by
+  // all), given to it as NAVARCH_AUTH_TOKEN (in its environment, never on
+  // its command line, where `ps` would show it). Unset or empty: auth is
+  // off.
+  std::function<std::string(const std::string& node_id)> auth_token;
 };
 
 class LocalProvider final : public Provider {

@@ -94,14 +94,17 @@ TEST_F(LocalProviderTest, ProvisionStartsAnAgentWithItsFolder) {
 
 // The agent is a "VM": its own session (a Ctrl-C of the control plane's
 // group does not reach it), and the token only from the provider, never one
-// the control plane inherited.
+// the control plane inherited: its own node's token when there is one.
 TEST_F(LocalProviderTest, TheAgentGetsItsOwnSessionAndOnlyItsToken) {
   ASSERT_EQ(setenv("NAVARCH_AUTH_TOKEN", "inherited", 1), 0);
-  for (const std::string token : {"given", ""}) {
-    options_.auth_token = token;
+  for (const std::string prefix : {"given-for-", ""}) {
+    options_.auth_token = [prefix](const std::string& node_id) {
+      return prefix.empty() ? "" : prefix + node_id;
+    };
     LocalProvider provider(clock_, options_);
-    auto i = provider.Provision(Req("t-" + token));
+    auto i = provider.Provision(Req("t-" + prefix));
     ASSERT_TRUE(i.ok()) << i.status();
+    const std::string token = prefix.empty() ? "" : prefix + i->id;
     const fs::path d = provider.InstanceDir(i->id);
     const int pid = std::stoi(
         std::string(std::istreambuf_iterator<char>(
