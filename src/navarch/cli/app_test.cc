@@ -595,6 +595,19 @@ TEST_F(AppTest, UsageErrorsExitTwo) {
   EXPECT_THAT(bad_server.err, HasSubstr("unsupported scheme"));
 }
 
+TEST_F(AppTest, ATypoSuggestsTheNearestCommand) {
+  Result r = Navarch({"lsit"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "Error: unknown command 'lsit'; did you mean 'list'?\n"
+            "Run with --help for more information.\n");
+  EXPECT_EQ(r.out, "");
+  r = Navarch({"-o", "json", "pools", "lsit"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("did you mean 'pools list'?"));
+  EXPECT_EQ(fake_.list_calls, 0);
+}
+
 TEST_F(AppTest, HelpAndNoArgumentsExitZero) {
   Result none = Navarch({}, false);
   EXPECT_EQ(none.code, 0);
@@ -736,6 +749,36 @@ TEST_F(AppTest, EventsFollowPagesUpToTheLimit) {
   r = Navarch({"events", "-o", "json", "--limit", "0"});
   EXPECT_EQ(nlohmann::json::parse(r.out).size(), 2500u);
   EXPECT_EQ(r.err, "");
+}
+
+TEST_F(AppTest, EventsTailShowsTheNewestOldestFirst) {
+  fake_.AddEvents(2500);
+  Result r = Navarch({"events", "-o", "json", "--tail", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["id"], "2498");
+  EXPECT_EQ(j[2]["id"], "2500");
+  EXPECT_EQ(r.err, "(the newest 3 of 2500 matching events)\n");
+  EXPECT_EQ(fake_.last_events.page_size(), 1000);
+
+  // Fewer than asked for: all of them, and no note.
+  r = Navarch({"events", "-o", "json", "--tail", "5000"});
+  EXPECT_EQ(nlohmann::json::parse(r.out).size(), 2500u);
+  EXPECT_EQ(r.err, "");
+
+  r = Navarch({"events", "--tail", "2", "--kind", "node.*"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(fake_.last_events.kinds(0), "node.*");  // filters still apply
+  EXPECT_THAT(r.out, HasSubstr("n2499"));
+  EXPECT_THAT(r.out, Not(HasSubstr("n2497")));
+
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"events", "--tail", "0"},
+        {"events", "--tail", "2", "--limit", "5"}}) {
+    r = Navarch(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << "\n" << r.err;
+  }
 }
 
 TEST_F(AppTest, EventsFiltersAndTable) {
