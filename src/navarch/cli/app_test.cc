@@ -73,6 +73,8 @@ class FakeControlPlane final : public ControlPlaneService::Service {
   // GetNode of node "slow" waits until this is notified (deadline tests).
   absl::Notification release_slow;
 
+  // Sent as the "navarch-version" response header of GetNode when set.
+  std::string version_header;
   ListNodesRequest last_list;
   ListEventsRequest last_events;
   std::vector<IssueCommandRequest> commands;
@@ -107,6 +109,10 @@ class FakeControlPlane final : public ControlPlaneService::Service {
   grpc::Status GetNode(grpc::ServerContext* ctx, const GetNodeRequest* req,
                        GetNodeResponse* resp) override {
     if (auto s = Auth(ctx); !s.ok()) return s;
+    // As the real control plane names itself to authenticated callers.
+    if (!version_header.empty()) {
+      ctx->AddInitialMetadata("navarch-version", version_header);
+    }
     if (req->node_id() == "slow") {
       release_slow.WaitForNotificationWithTimeout(absl::Seconds(10));
     }
@@ -811,10 +817,20 @@ TEST_F(AppTest, Version) {
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat("navarch version ", NAVARCH_VERSION,
                                             "\n")));
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat(address_, " (reachable)")));
+  // A server that does not name its version (upstream's).
+  EXPECT_THAT(r.out, HasSubstr("server version:  unknown\n"));
   r = Navarch({"version", "-o", "json"});
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["client_version"], NAVARCH_VERSION);
   EXPECT_EQ(j["server_reachable"], true);
+  EXPECT_FALSE(j.contains("server_version"));
+
+  fake_.version_header = "9.8.7";
+  r = Navarch({"version"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("server version:  9.8.7\n"));
+  j = nlohmann::json::parse(Navarch({"version", "-o", "json"}).out);
+  EXPECT_EQ(j["server_version"], "9.8.7");
 
   r = Navarch({"-s", "127.0.0.1:1", "version"}, false);
   EXPECT_EQ(r.code, 1);
