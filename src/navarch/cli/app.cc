@@ -91,6 +91,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
   AddVersionCommand(app, commands);
   AddPolicyCommands(app, commands);
   AddExplainCommand(app, commands);
+  AddCompletionCommand(app, commands);
 
   if (args.empty()) {
     out << app.help();

@@ -614,6 +614,28 @@ TEST_F(AppTest, ATypoSuggestsTheNearestCommand) {
   EXPECT_EQ(fake_.list_calls, 0);
 }
 
+TEST_F(AppTest, CompletionScriptsNeedNoServer) {
+  Result r = Navarch({"-s", "127.0.0.1:1", "completion", "bash"}, false);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("complete -o bashdefault -o default -F _navarch "
+                               "navarch\n"));
+  // Every command and alias is in it, hidden or not in the help.
+  for (const char* line :
+       {"\"/list\") echo list ;;", "\"/pools\"|\"/pool\") echo pools ;;",
+        "\"pools/get\"|\"pools/status\") echo get ;;",
+        "\"events\") echo --node --pool --kind --since --until --limit "
+        "--tail"}) {
+    EXPECT_THAT(r.out, HasSubstr(line));
+  }
+  r = Navarch({"completion", "zsh"}, false);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("#compdef navarch\n", 0), 0u);
+  EXPECT_THAT(r.out, HasSubstr("'list:list nodes'"));
+  r = Navarch({"completion", "fish"}, false);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("fish"));
+}
+
 TEST_F(AppTest, HelpAndNoArgumentsExitZero) {
   Result none = Navarch({}, false);
   EXPECT_EQ(none.code, 0);
@@ -621,6 +643,7 @@ TEST_F(AppTest, HelpAndNoArgumentsExitZero) {
   Result help = Navarch({"list", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_THAT(help.out, HasSubstr("--label"));
+  EXPECT_THAT(help.out, HasSubstr("Usage: navarch list "));  // names itself
   Result version = Navarch({"--version"}, false);
   EXPECT_EQ(version.code, 0);
   EXPECT_THAT(version.out, HasSubstr(NAVARCH_VERSION));
