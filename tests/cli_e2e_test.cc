@@ -512,6 +512,9 @@ TEST_F(CliE2eTest, ServerFromTheEnvironmentInUpstreamsUrlForm) {
                    Quote(testing::BinDir() + "/navarch") + " version");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("(reachable)"));
+  // The real control plane names its version.
+  EXPECT_THAT(r.out, HasSubstr(std::string("server version:  ") +
+                               NAVARCH_VERSION + "\n"));
 }
 
 // Tokens and roles against a control plane that requires them (its own

@@ -5,6 +5,7 @@
 //   simulator run SCENARIO.yaml [--seed N] [--output DIR] [--realtime] [-v]
 //                 [--every-call]
 //   simulator validate SCENARIO.yaml
+//   simulator --version | --help
 //
 // Exit codes: 0 every assertion held; 1 an assertion failed or an event
 // failed; 2 the scenario is invalid (or the command line is).
@@ -138,17 +139,7 @@ int Run(const std::string& path, uint64_t seed, std::string output,
   const navarch::sim::SimResult& r = *result;
   absl::Status w = navarch::sim::WriteReports(output, r.report);
   if (!w.ok()) std::cerr << "writing the report: " << w.message() << "\n";
-  const auto& summary = r.report["summary"];
-  const auto& run = r.report["run"];
-  std::cout << "\nSimulated " << summary["simulated_seconds"].get<double>()
-            << " s in " << run["wall_seconds"].get<double>() << " s ("
-            << static_cast<int64_t>(run["events_per_second"].get<double>())
-            << " events/s), seed " << r.seed << "\n";
-  std::cout << "Nodes started " << summary["nodes_started"] << ", failures "
-            << summary["failures_injected"] << ", recoveries "
-            << summary["recoveries"] << ", replacements "
-            << summary["replacements"] << ", min healthy "
-            << summary["healthy"]["min_percent"] << "%\n";
+  std::cout << "\n" << navarch::sim::SummaryText(r.report, r.seed);
   int failed = 0;
   for (const auto& a : r.assertions) {
     if (!a.passed) {
@@ -174,7 +165,10 @@ int main(int argc, char** argv) {
   // As in the control plane: Debian's Abseil leaves the deadlock detector on
   // for every lock; the tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  CLI::App app{"Navarch simulator: scenarios on virtual time"};
+  // Named, so that --help says "simulator", not the path it was run by.
+  CLI::App app{"Navarch simulator: scenarios on virtual time", "simulator"};
+  app.set_version_flag("--version",
+                       std::string("simulator version ") + NAVARCH_VERSION);
   app.require_subcommand(1);
   std::string path, output;
   uint64_t seed = 0;

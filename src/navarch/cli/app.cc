@@ -8,6 +8,7 @@
 #include "navarch/cli/client.h"
 #include "navarch/cli/command.h"
 #include "navarch/cli/parse.h"
+#include "navarch/cli/suggest.h"
 
 namespace navarch::cli {
 namespace {
@@ -90,6 +91,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
   AddVersionCommand(app, commands);
   AddPolicyCommands(app, commands);
   AddExplainCommand(app, commands);
+  AddCompletionCommand(app, commands);
 
   if (args.empty()) {
     out << app.help();
@@ -105,7 +107,14 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
-    app.exit(e, out, err);
+    // A mistyped command reads better with the nearest real one than with
+    // CLI11's "argument was not expected".
+    if (auto unknown = UnknownCommand(app, args); unknown.has_value()) {
+      err << "Error: " << *unknown
+          << "\nRun with --help for more information.\n";
+    } else {
+      app.exit(e, out, err);
+    }
     return kExitUsage;
   }
   if (commands.chosen() == nullptr) {  // only global flags were given

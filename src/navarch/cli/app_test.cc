@@ -73,6 +73,8 @@ class FakeControlPlane final : public ControlPlaneService::Service {
   // GetNode of node "slow" waits until this is notified (deadline tests).
   absl::Notification release_slow;
 
+  // Sent as the "navarch-version" response header of GetNode when set.
+  std::string version_header;
   ListNodesRequest last_list;
   ListEventsRequest last_events;
   std::vector<IssueCommandRequest> commands;
@@ -107,6 +109,10 @@ class FakeControlPlane final : public ControlPlaneService::Service {
   grpc::Status GetNode(grpc::ServerContext* ctx, const GetNodeRequest* req,
                        GetNodeResponse* resp) override {
     if (auto s = Auth(ctx); !s.ok()) return s;
+    // As the real control plane names itself to authenticated callers.
+    if (!version_header.empty()) {
+      ctx->AddInitialMetadata("navarch-version", version_header);
+    }
     if (req->node_id() == "slow") {
       release_slow.WaitForNotificationWithTimeout(absl::Seconds(10));
     }
@@ -595,6 +601,41 @@ TEST_F(AppTest, UsageErrorsExitTwo) {
   EXPECT_THAT(bad_server.err, HasSubstr("unsupported scheme"));
 }
 
+TEST_F(AppTest, ATypoSuggestsTheNearestCommand) {
+  Result r = Navarch({"lsit"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "Error: unknown command 'lsit'; did you mean 'list'?\n"
+            "Run with --help for more information.\n");
+  EXPECT_EQ(r.out, "");
+  r = Navarch({"-o", "json", "pools", "lsit"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("did you mean 'pools list'?"));
+  EXPECT_EQ(fake_.list_calls, 0);
+}
+
+TEST_F(AppTest, CompletionScriptsNeedNoServer) {
+  Result r = Navarch({"-s", "127.0.0.1:1", "completion", "bash"}, false);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("complete -o bashdefault -o default -F _navarch "
+                               "navarch\n"));
+  // Every command and alias is in it, hidden or not in the help.
+  for (const char* line :
+       {"\"/list\") echo list ;;", "\"/pools\"|\"/pool\") echo pools ;;",
+        "\"pools/get\"|\"pools/status\") echo get ;;",
+        "\"events\") echo --node --pool --kind --since --until --limit "
+        "--tail"}) {
+    EXPECT_THAT(r.out, HasSubstr(line));
+  }
+  r = Navarch({"completion", "zsh"}, false);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("#compdef navarch\n", 0), 0u);
+  EXPECT_THAT(r.out, HasSubstr("'list:list nodes'"));
+  r = Navarch({"completion", "fish"}, false);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("fish"));
+}
+
 TEST_F(AppTest, HelpAndNoArgumentsExitZero) {
   Result none = Navarch({}, false);
   EXPECT_EQ(none.code, 0);
@@ -602,6 +643,7 @@ TEST_F(AppTest, HelpAndNoArgumentsExitZero) {
   Result help = Navarch({"list", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_THAT(help.out, HasSubstr("--label"));
+  EXPECT_THAT(help.out, HasSubstr("Usage: navarch list "));  // names itself
   Result version = Navarch({"--version"}, false);
   EXPECT_EQ(version.code, 0);
   EXPECT_THAT(version.out, HasSubstr(NAVARCH_VERSION));
@@ -738,6 +780,36 @@ TEST_F(AppTest, EventsFollowPagesUpToTheLimit) {
   EXPECT_EQ(r.err, "");
 }
 
+TEST_F(AppTest, EventsTailShowsTheNewestOldestFirst) {
+  fake_.AddEvents(2500);
+  Result r = Navarch({"events", "-o", "json", "--tail", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["id"], "2498");
+  EXPECT_EQ(j[2]["id"], "2500");
+  EXPECT_EQ(r.err, "(the newest 3 of 2500 matching events)\n");
+  EXPECT_EQ(fake_.last_events.page_size(), 1000);
+
+  // Fewer than asked for: all of them, and no note.
+  r = Navarch({"events", "-o", "json", "--tail", "5000"});
+  EXPECT_EQ(nlohmann::json::parse(r.out).size(), 2500u);
+  EXPECT_EQ(r.err, "");
+
+  r = Navarch({"events", "--tail", "2", "--kind", "node.*"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(fake_.last_events.kinds(0), "node.*");  // filters still apply
+  EXPECT_THAT(r.out, HasSubstr("n2499"));
+  EXPECT_THAT(r.out, Not(HasSubstr("n2497")));
+
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"events", "--tail", "0"},
+        {"events", "--tail", "2", "--limit", "5"}}) {
+    r = Navarch(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << "\n" << r.err;
+  }
+}
+
 TEST_F(AppTest, EventsFiltersAndTable) {
   fake_.AddEvents(2);
   Result r = Navarch({"events", "--node", "n1", "--pool", "p", "--kind",
@@ -768,10 +840,20 @@ TEST_F(AppTest, Version) {
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat("navarch version ", NAVARCH_VERSION,
                                             "\n")));
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat(address_, " (reachable)")));
+  // A server that does not name its version (upstream's).
+  EXPECT_THAT(r.out, HasSubstr("server version:  unknown\n"));
   r = Navarch({"version", "-o", "json"});
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["client_version"], NAVARCH_VERSION);
   EXPECT_EQ(j["server_reachable"], true);
+  EXPECT_FALSE(j.contains("server_version"));
+
+  fake_.version_header = "9.8.7";
+  r = Navarch({"version"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("server version:  9.8.7\n"));
+  j = nlohmann::json::parse(Navarch({"version", "-o", "json"}).out);
+  EXPECT_EQ(j["server_version"], "9.8.7");
 
   r = Navarch({"-s", "127.0.0.1:1", "version"}, false);
   EXPECT_EQ(r.code, 1);

@@ -354,7 +354,8 @@ absl::StatusOr<ListEventsResponse> Client::ListEvents(
   return Call("ListEvents", &ControlPlaneService::Stub::ListEvents, req);
 }
 
-absl::Status Client::Probe(absl::string_view method) {
+absl::Status Client::Probe(absl::string_view method,
+                           std::string* server_version) {
   grpc::GenericStub generic(channel_);
   grpc::ClientContext ctx;
   Prepare(&ctx);
@@ -370,6 +371,14 @@ absl::Status Client::Probe(absl::string_view method) {
                       done.Notify();
                     });
   done.WaitForNotification();
+  if (server_version != nullptr) {
+    const auto& headers = ctx.GetServerInitialMetadata();
+    auto it = headers.find("navarch-version");
+    server_version->clear();
+    if (it != headers.end()) {
+      server_version->assign(it->second.data(), it->second.size());
+    }
+  }
   if (!result.ok()) return Explain(result, method);
   return absl::OkStatus();
 }

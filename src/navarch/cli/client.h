@@ -91,8 +91,11 @@ class Client {
   // Calls `method` (e.g. "ListPools") of navarch.ControlPlaneService with an
   // empty request and discards the answer: tells whether the server serves a
   // method this client has no messages for. Only for read-only methods, since
-  // an empty request must be harmless.
-  absl::Status Probe(absl::string_view method);
+  // an empty request must be harmless. When `server_version` is given, it
+  // receives the version the server names in its "navarch-version" response
+  // header (empty if it names none: an upstream or older server).
+  absl::Status Probe(absl::string_view method,
+                     std::string* server_version = nullptr);
 
   // The server as the operator named it.
   const std::string& display() const { return display_; }

@@ -93,6 +93,9 @@ void AddEventCommands(CLI::App& app, CommandSet& commands);     // events.cc
 void AddVersionCommand(CLI::App& app, CommandSet& commands);    // version.cc
 void AddPolicyCommands(CLI::App& app, CommandSet& commands);    // policy.cc
 void AddExplainCommand(CLI::App& app, CommandSet& commands);    // explain.cc
+// After every other group: it describes the whole tree.
+void AddCompletionCommand(CLI::App& app,
+                          CommandSet& commands);  // completion.cc
 
 // A CLI11 validator from one of our parse functions (parse.h), so a bad flag
 // value is a usage error with our message.

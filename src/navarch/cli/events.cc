@@ -1,6 +1,9 @@
 // `navarch events`: the control plane's event log (registrations, status
-// changes, commands, health verdicts), oldest first, with their reasons.
+// changes, commands, health verdicts), oldest first, with their reasons;
+// the first --limit of them or the newest --tail.
 #include <algorithm>
+#include <deque>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,14 +26,14 @@ struct EventFlags {
   std::string node, pool, since, until;
   std::vector<std::string> kinds;
   int limit = 100;
+  int tail = 0;  // > 0: only the newest `tail` matching events
 };
 
-absl::Status List(const EventFlags& f, Session& s) {
+absl::StatusOr<ListEventsRequest> Request(const EventFlags& f, absl::Time now) {
   ListEventsRequest req;
   req.set_node_id(f.node);
   req.set_pool(f.pool);
   for (const auto& k : f.kinds) req.add_kinds(k);
-  absl::Time now = s.clock().Now();
   if (!f.since.empty()) {
     auto t = ParseSince(f.since, now);
     if (!t.ok()) return UsageError(t.status().message());
@@ -41,25 +44,67 @@ absl::Status List(const EventFlags& f, Session& s) {
     if (!t.ok()) return UsageError(t.status().message());
     *req.mutable_until() = ToTimestamp(*t);
   }
-  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  return req;
+}
 
+// What a listing fetched: the events to print, oldest first, and how many
+// matched in all (known only when every page was read).
+struct Fetched {
   std::vector<Event> events;
-  bool more = false;
+  bool more = false;  // --limit stopped before the last page
+  int64_t matched = 0;
+};
+
+// The first --limit events, page by page, stopping once there are enough.
+absl::Status FetchHead(const EventFlags& f, ListEventsRequest req,
+                       Client& client, Fetched& out) {
   while (true) {
     int want = kMaxPage;
     if (f.limit > 0) {
-      want = std::min<int>(kMaxPage, f.limit - static_cast<int>(events.size()));
+      want = std::min<int>(kMaxPage,
+                           f.limit - static_cast<int>(out.events.size()));
     }
     req.set_page_size(want);
-    NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse page, client->ListEvents(req));
-    for (auto& e : *page.mutable_events()) events.push_back(std::move(e));
-    more = !page.next_page_token().empty();
-    if (!more || page.events_size() == 0) break;
-    if (f.limit > 0 && static_cast<int>(events.size()) >= f.limit) break;
+    NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse page, client.ListEvents(req));
+    for (auto& e : *page.mutable_events()) out.events.push_back(std::move(e));
+    out.more = !page.next_page_token().empty();
+    if (!out.more || page.events_size() == 0) break;
+    if (f.limit > 0 && static_cast<int>(out.events.size()) >= f.limit) break;
     req.set_page_token(page.next_page_token());
   }
+  out.matched = static_cast<int64_t>(out.events.size());
+  return absl::OkStatus();
+}
 
-  Output& out = s.output();
+// The newest --tail events. The log pages oldest first and has no reverse
+// order, so every matching page is read and only the last `tail` events are
+// kept: memory stays at `tail` events however long the log is.
+absl::Status FetchTail(const EventFlags& f, ListEventsRequest req,
+                       Client& client, Fetched& out) {
+  std::deque<Event> kept;
+  req.set_page_size(kMaxPage);
+  while (true) {
+    NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse page, client.ListEvents(req));
+    for (auto& e : *page.mutable_events()) {
+      ++out.matched;
+      kept.push_back(std::move(e));
+      if (static_cast<int>(kept.size()) > f.tail) kept.pop_front();
+    }
+    if (page.next_page_token().empty() || page.events_size() == 0) break;
+    // A server that hands back the token it was given would loop forever.
+    if (page.next_page_token() == req.page_token()) {
+      return absl::InternalError(
+          "the server returned the same page token twice; stopping");
+    }
+    req.set_page_token(page.next_page_token());
+  }
+  out.events.assign(std::make_move_iterator(kept.begin()),
+                    std::make_move_iterator(kept.end()));
+  return absl::OkStatus();
+}
+
+void Print(const Fetched& fetched, absl::Time now, Output& out) {
+  const std::vector<Event>& events = fetched.events;
   if (out.json()) {
     nlohmann::json array = nlohmann::json::array();
     for (const auto& e : events) array.push_back(ToJson(e));
@@ -74,10 +119,27 @@ absl::Status List(const EventFlags& f, Session& s) {
     }
     table.Print(out.out(), out.color());
   }
-  if (more) {
-    out.err() << "(the first " << events.size()
-              << " matching events; more match: raise --limit or narrow "
-                 "with --since)\n";
+}
+
+absl::Status List(const EventFlags& f, Session& s) {
+  absl::Time now = s.clock().Now();
+  NAVARCH_ASSIGN_OR_RETURN(ListEventsRequest req, Request(f, now));
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  Fetched fetched;
+  if (f.tail > 0) {
+    NAVARCH_RETURN_IF_ERROR(FetchTail(f, std::move(req), *client, fetched));
+  } else {
+    NAVARCH_RETURN_IF_ERROR(FetchHead(f, std::move(req), *client, fetched));
+  }
+  Print(fetched, now, s.output());
+  Output& out = s.output();
+  if (fetched.more) {
+    out.err() << "(the first " << fetched.events.size()
+              << " matching events; more match: raise --limit, narrow "
+                 "with --since, or see the newest with --tail)\n";
+  } else if (f.tail > 0 && fetched.matched > f.tail) {
+    out.err() << "(the newest " << fetched.events.size() << " of "
+              << fetched.matched << " matching events)\n";
   }
   return absl::OkStatus();
 }
@@ -88,7 +150,7 @@ void AddEventCommands(CLI::App& app, CommandSet& commands) {
   auto f = std::make_shared<EventFlags>();
   CLI::App* e = commands.Add(&app, "events",
                              "the event log, oldest first: what happened to "
-                             "which node, and why",
+                             "which node, and why (--tail N: the newest N)",
                              [f](Session& s) { return List(*f, s); });
   e->add_option("--node", f->node, "only events of this node");
   e->add_option("--pool", f->pool, "only events of this pool");
@@ -105,9 +167,15 @@ void AddEventCommands(CLI::App& app, CommandSet& commands) {
   e->add_option("--until", f->until,
                 "before this time: a duration back from now or RFC 3339")
       ->check(Checked("TIME", since));
-  e->add_option("--limit", f->limit, "at most this many events (0: all)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  CLI::Option* limit =
+      e->add_option("--limit", f->limit, "at most this many events (0: all)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber);
+  e->add_option("--tail", f->tail,
+                "only the newest N matching events (still printed oldest "
+                "first); reads the whole matching log")
+      ->check(CLI::PositiveNumber)
+      ->excludes(limit);
 }
 
 }  // namespace navarch::cli

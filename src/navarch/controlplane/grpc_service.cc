@@ -170,6 +170,9 @@ bool GrpcService::Begin(grpc::CallbackServerContext* ctx, const char* method,
     return false;
   }
   call->caller = *std::move(caller);
+  // `navarch version` reads the server's version here; only callers past
+  // authentication learn it.
+  ctx->AddInitialMetadata("navarch-version", NAVARCH_VERSION);
   {
     absl::MutexLock lock(&mu_);
     if (!draining_) {

@@ -384,6 +384,22 @@ TEST_F(GrpcAuthTest, TheEventLogNamesTheOperatorToken) {
   EXPECT_EQ(resp.events(0).actor(), "operator:ops");
 }
 
+TEST_F(GrpcAuthTest, AnsweredCallsNameTheServerVersion) {
+  auto version = [&](const std::string& token) -> std::string {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    GetNodeResponse resp;
+    std::ignore = stub_->GetNode(&ctx, GetNodeRequest(), &resp);
+    const auto& md = ctx.GetServerInitialMetadata();
+    auto it = md.find("navarch-version");
+    return it == md.end() ? ""
+                          : std::string(it->second.data(), it->second.size());
+  };
+  // Even a refused request (no node_id) from a viewer.
+  EXPECT_EQ(version("view-token"), NAVARCH_VERSION);
+  EXPECT_EQ(version(""), "");  // not to strangers
+}
+
 TEST(GrpcListenAddressTest, GoStyleMeansEveryInterface) {
   EXPECT_EQ(GrpcListenAddress(":50051"), "[::]:50051");
   EXPECT_EQ(GrpcListenAddress("127.0.0.1:9"), "127.0.0.1:9");

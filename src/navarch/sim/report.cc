@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "navarch/base/duration.h"
 
 namespace navarch::sim {
 namespace {
@@ -32,45 +35,89 @@ struct Series {
 };
 
 constexpr int kW = 760, kH = 240, kL = 56, kR = 16, kT = 28, kB = 36;
+// Line charts put their legend on rows of its own under the title (a long
+// title ran into a legend beside it), so their plot starts lower.
+constexpr int kLegendRow = 18;
+
+// A step for about four axis ticks: 1, 2 or 5 times a power of ten, at least
+// `min`. Counts and whole seconds take min 1, so two ticks never round to the
+// same label (a 0..2 axis used to read 0 1 1 2 2).
+double NiceStep(double range, double min) {
+  double raw = range / 4;
+  if (raw <= min) return min;
+  double p = std::pow(10, std::floor(std::log10(raw)));
+  double f = raw / p;
+  double nice = f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10;
+  return std::max(min, nice * p);
+}
+
+// The legend's boxes, left to right, wrapping to a new row where the chart
+// ends: {x, row} for each series.
+std::vector<std::pair<int, int>> LegendLayout(
+    const std::vector<Series>& series) {
+  std::vector<std::pair<int, int>> at;
+  int x = kL, row = 0;
+  for (const Series& s : series) {
+    int w = 24 + 7 * static_cast<int>(s.name.size());
+    if (x > kL && x + w > kW - kR) {
+      x = kL;
+      ++row;
+    }
+    at.push_back({x, row});
+    x += w;
+  }
+  return at;
+}
+
+// The grid lines and tick labels of both axes.
+void Axes(std::string& svg, double xmax, double xstep, double ymax,
+          double ystep, const std::function<double(double)>& px,
+          const std::function<double(double)>& py) {
+  for (double y = 0; y <= ymax + ystep / 2; y += ystep) {
+    absl::StrAppendFormat(&svg,
+                          "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' "
+                          "class='grid'/><text x='%d' y='%.1f' "
+                          "class='axis' text-anchor='end'>%s</text>",
+                          kL, kW - kR, py(y), py(y), kL - 6, py(y) + 4, Num(y));
+  }
+  for (double x = 0; x <= xmax + xstep / 2; x += xstep) {
+    absl::StrAppendFormat(&svg,
+                          "<text x='%.1f' y='%d' class='axis' "
+                          "text-anchor='middle'>%s</text>",
+                          px(x), kH - kB + 16, Num(x));
+  }
+}
 
 // A line chart over a shared x axis, as inline SVG.
 std::string LineChart(const std::string& title, const std::vector<double>& xs,
                       const std::vector<Series>& series,
                       const std::string& x_label) {
-  double xmax = xs.empty() ? 1 : std::max(xs.back(), 1e-9);
-  double ymax = 1;
+  double xmax = xs.empty() ? 0 : std::max(xs.back(), 0.0);
+  double ymax = 0;
   for (const Series& s : series) {
     for (double y : s.ys) ymax = std::max(ymax, y);
   }
-  ymax *= 1.05;
+  const double xstep = NiceStep(xmax, 1), ystep = NiceStep(ymax, 1);
+  xmax = std::max(1.0, std::ceil(xmax / xstep - 1e-9)) * xstep;
+  ymax = std::max(1.0, std::ceil(ymax / ystep - 1e-9)) * ystep;
+  const std::vector<std::pair<int, int>> legend = LegendLayout(series);
+  const int rows = legend.empty() ? 0 : legend.back().second + 1;
+  const int top = kT + kLegendRow * rows, height = kH + kLegendRow * rows;
   auto px = [&](double x) { return kL + (kW - kL - kR) * x / xmax; };
-  auto py = [&](double y) { return kH - kB - (kH - kT - kB) * y / ymax; };
+  auto py = [&](double y) {
+    return height - kB - (height - top - kB) * y / ymax;
+  };
   std::string svg = absl::StrFormat(
       "<svg viewBox='0 0 %d %d' class='chart' role='img' aria-label='%s'>"
       "<text x='%d' y='18' class='title'>%s</text>",
-      kW, kH, Esc(title), kL, Esc(title));
-  for (int i = 0; i <= 4; ++i) {
-    double y = ymax * i / 4;
-    absl::StrAppendFormat(&svg,
-                          "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' "
-                          "class='grid'/><text x='%d' y='%.1f' "
-                          "class='axis' text-anchor='end'>%s</text>",
-                          kL, kW - kR, py(y), py(y), kL - 6, py(y) + 4,
-                          Num(std::round(y)));
-  }
-  for (int i = 0; i <= 4; ++i) {
-    double x = xmax * i / 4;
-    absl::StrAppendFormat(&svg,
-                          "<text x='%.1f' y='%d' class='axis' "
-                          "text-anchor='middle'>%s</text>",
-                          px(x), kH - kB + 16, Num(std::round(x)));
-  }
+      kW, height, Esc(title), kL, Esc(title));
+  Axes(svg, xmax, xstep, ymax, ystep, px, py);
   absl::StrAppendFormat(&svg,
                         "<text x='%d' y='%d' class='axis' "
                         "text-anchor='end'>%s</text>",
-                        kW - kR, kH - 4, Esc(x_label));
-  int legend_x = kL + 200;
-  for (const Series& s : series) {
+                        kW - kR, height - 4, Esc(x_label));
+  for (size_t k = 0; k < series.size(); ++k) {
+    const Series& s = series[k];
     std::string pts;
     for (size_t i = 0; i < xs.size() && i < s.ys.size(); ++i) {
       absl::StrAppendFormat(&pts, "%.1f,%.1f ", px(xs[i]), py(s.ys[i]));
@@ -79,12 +126,13 @@ std::string LineChart(const std::string& title, const std::vector<double>& xs,
                           "<polyline fill='none' stroke='%s' "
                           "stroke-width='1.6' points='%s'/>",
                           s.color, pts);
+    const auto [x, row] = legend[k];
+    const int y = 27 + kLegendRow * row;  // under the title's baseline (18)
     absl::StrAppendFormat(&svg,
-                          "<rect x='%d' y='9' width='10' height='10' "
-                          "fill='%s'/><text x='%d' y='18' "
+                          "<rect x='%d' y='%d' width='10' height='10' "
+                          "fill='%s'/><text x='%d' y='%d' "
                           "class='legend'>%s</text>",
-                          legend_x, s.color, legend_x + 14, Esc(s.name));
-    legend_x += 24 + 7 * static_cast<int>(s.name.size());
+                          x, y, s.color, x + 14, y + 9, Esc(s.name));
   }
   svg += "</svg>";
   return svg;
@@ -338,6 +386,53 @@ std::string Run(const nlohmann::json& run) {
 }
 
 }  // namespace
+
+std::string HumanDuration(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return "0s";
+  if (d < absl::Seconds(1)) {
+    double ns = absl::ToDoubleNanoseconds(d);
+    if (ns >= 1e6) return absl::StrFormat("%.3gms", ns / 1e6);
+    if (ns >= 1e3) return absl::StrFormat("%.3gµs", ns / 1e3);
+    return absl::StrFormat("%.3gns", ns);
+  }
+  // Tenths below an hour, whole seconds above; to the nearest.
+  const absl::Duration unit =
+      d < absl::Hours(1) ? absl::Milliseconds(100) : absl::Seconds(1);
+  return FormatGoDuration(absl::Floor(d + unit / 2, unit));
+}
+
+std::string HumanCount(double v) {
+  const char* units[] = {"", "k", "M", "G"};
+  int u = 0;
+  // Scale while three figures would round up to 1000 (999,999 is 1M).
+  while (u < 3 && std::fabs(v) >= 999.5) {
+    v /= 1000;
+    ++u;
+  }
+  return absl::StrCat(absl::StrFormat("%.3g", v), units[u]);
+}
+
+std::string HumanPercent(double percent) {
+  std::string s = absl::StrFormat("%.1f", percent);
+  return absl::StrCat(absl::StripSuffix(s, ".0"), "%");
+}
+
+std::string SummaryText(const nlohmann::json& report, uint64_t seed) {
+  const nlohmann::json& summary = report.at("summary");
+  const nlohmann::json& run = report.at("run");
+  auto seconds = [](const nlohmann::json& j) {
+    return HumanDuration(absl::Seconds(j.get<double>()));
+  };
+  return absl::StrCat(
+      "Simulated ", seconds(summary["simulated_seconds"]), " in ",
+      seconds(run["wall_seconds"]), " (",
+      HumanCount(run["events_per_second"].get<double>()), " events/s), seed ",
+      seed, "\nNodes started ", summary["nodes_started"].dump(), ", failures ",
+      summary["failures_injected"].dump(), ", recoveries ",
+      summary["recoveries"].dump(), ", replacements ",
+      summary["replacements"].dump(), ", min healthy ",
+      HumanPercent(summary["healthy"]["min_percent"].get<double>()), "\n");
+}
 
 std::string RenderHtml(const nlohmann::json& report) {
   const nlohmann::json& s = report.at("summary");

@@ -28,6 +28,7 @@
 #include "navarch/provider/registry.h"
 #include "navarch/sim/chaos.h"
 #include "navarch/sim/fleet_gen.h"
+#include "navarch/sim/report.h"
 #include "navarch/sim/rng.h"
 #include "navarch/sim/sim_agent.h"
 #include "navarch/store/memory/memory_store.h"
@@ -219,9 +220,11 @@ class Simulation final : public ChaosHost {
   nlohmann::json ConfigurationJson();
   nlohmann::json BuildReport(const std::vector<AssertionResult>& results,
                              double wall_seconds);
+  // For people: tenths of a second ("[1m9.7s]", not "[1m9.704s]"); the
+  // report keeps exact times.
   std::string Elapsed() {
-    return FormatGoDuration(
-        absl::Trunc(clock_.Now() - start_, absl::Milliseconds(1)));
+    return HumanDuration(
+        absl::Trunc(clock_.Now() - start_, absl::Milliseconds(100)));
   }
   double T() { return Seconds(clock_.Now() - start_); }
 
@@ -981,8 +984,8 @@ void Simulation::StartStress() {
   measure_from_ = chaos_start_;
   chaos_->Start(chaos_start_, end_);
   Print(absl::StrCat("stress: ", agents_.size(), " nodes, chaos from ",
-                     FormatGoDuration(startup_end), " for ",
-                     FormatGoDuration(st.duration), ", seed ", seed_));
+                     HumanDuration(startup_end), " for ",
+                     HumanDuration(st.duration), ", seed ", seed_));
 }
 
 void Simulation::Tally(const Tracked& t, int sign) {
