@@ -1106,6 +1106,30 @@ pools:
   EXPECT_EQ(c.pools.at("b").instance_type, "t");
 }
 
+// Compose-style files keep several anchors under x- keys; each is its own
+// key (they were all taken for one setting, so a second one was refused).
+TEST(AliasTest, EveryXKeyIsItsOwnAndIgnored) {
+  const Config c = Load(R"(x-provider: &provider
+  type: fake
+x-pool: &pool
+  provider: fake
+  instance_type: t
+x-unused: [1, 2]
+providers:
+  fake: *provider
+pools:
+  p:
+    <<: *pool
+    max_nodes: 3
+)");
+  EXPECT_EQ(c.pools.at("p").max_nodes, 3);
+  EXPECT_EQ(c.pools.at("p").instance_type, "t");
+  // The same x- key twice is still a duplicate key.
+  EXPECT_THAT(Errors("x-a: 1\nx-a: 2\n"),
+              ElementsAre("navarch.yaml:2:1: duplicate key 'x-a' (first at "
+                          "line 1)"));
+}
+
 // --------------------------------------------------------------- durations
 
 TEST(DurationTest, GoStringsAndZero) {

@@ -272,7 +272,9 @@ bool YamlReader::ReadMap(const YAML::Node& node, const Site& site,
             absl::StrCat("unknown key '", name, "'", KnownKeys(keys)));
       continue;
     }
-    const std::string& canonical = spec->names.front();
+    // A wildcard ("x-*") stands for many keys, each a setting of its own.
+    const std::string& canonical =
+        absl::EndsWith(spec->names.front(), "*") ? name : spec->names.front();
     auto [prev, inserted] =
         used.emplace(canonical, std::make_pair(name, key_site.line));
     if (!inserted) {

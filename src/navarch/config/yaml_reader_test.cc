@@ -35,6 +35,19 @@ TEST(YamlReaderTest, UnknownKeyNamesTheKnownOnes) {
               ElementsAre("f.yaml:3:1: unknown key 'zz' (known: a, b)"));
 }
 
+// A wildcard name matches many keys, and each is a setting of its own: two
+// x- keys are not two spellings of one.
+TEST(YamlReaderTest, EachKeyAWildcardMatchesIsItsOwn) {
+  YamlReader r("f.yaml");
+  std::optional<YAML::Node> root = r.Load("x-a: 1\nx-b: 2\n");
+  ASSERT_TRUE(root.has_value());
+  std::vector<std::string> seen;
+  r.ReadMap(*root, Site{1, 1, ""}, "",
+            {{{"x-*"}, "", [&](const Entry& e) { seen.push_back(e.slot); }}});
+  EXPECT_THAT(Strings(r.TakeErrors()), ElementsAre());
+  EXPECT_THAT(seen, ElementsAre("x-a", "x-b"));
+}
+
 TEST(YamlReaderTest, SyntaxErrorsHaveAPosition) {
   YamlReader r("f.yaml");
   EXPECT_FALSE(r.Load("a: [1\n").has_value());
