@@ -140,7 +140,8 @@ std::optional<YAML::Node> YamlReader::Load(absl::string_view text,
     int documents = 0;
     while (documents < 2 && parser.HandleNextDocument(probe)) {
       if (++documents == 1) {
-        node_budget_ = std::max(kMinNodeBudget, probe.nodes);
+        node_budget_ =
+            std::max(kMinNodeBudget, kNodeBudgetPerNode * probe.nodes);
         nodes_left_ = node_budget_;
       }
     }
@@ -215,7 +216,7 @@ bool YamlReader::Visit(const Site& site) {
                            " nodes (aliases or merge keys repeat the same "
                            "nodes); at most ",
                            kMinNodeBudget,
-                           ", or as many as the file holds, are read"));
+                           ", or twice as many as the file writes, are read"));
   out_of_budget_ = true;
   return false;
 }

@@ -62,12 +62,17 @@ inline constexpr size_t kMaxFileBytes = 4 << 20;
 // Bounds the work of reading a file. Aliases and merge keys make a small file
 // stand for a huge tree (each level of `<<: [*a, *a]` doubles it), and
 // reading it whole would take exponential time; so a reader visits at most
-// this many nodes (list items and mapping keys, merged ones included), or as
-// many as the file writes (an alias counts one) when that is more, and
-// refuses the file past it. Reading a file without aliases visits about half
-// of its nodes, so only repetition reaches the budget, and the work of
-// reading any file stays within a small multiple of the work of parsing it.
-inline constexpr int64_t kMinNodeBudget = 100'000;
+// kMinNodeBudget nodes (list items and mapping keys, merged ones included),
+// or kNodeBudgetPerNode per node the file writes (an alias counts one) when
+// that is more, and refuses the file past it. Reading a file without aliases
+// visits about half of its nodes, so only repetition reaches the budget, and
+// the work of reading any file stays within a small multiple of the work of
+// parsing it. The minimum is far above what real files use with anchors and
+// low enough that the costliest refusal (nested composite autoscalers) takes
+// a second or two under the sanitizers of the fuzz build, well inside its
+// 10 s timeout.
+inline constexpr int64_t kMinNodeBudget = 50'000;
+inline constexpr int64_t kNodeBudgetPerNode = 2;
 
 class YamlReader {
  public:

@@ -84,7 +84,7 @@ TEST(YamlReaderTest, RepeatedAliasesSpendTheNodeBudget) {
   std::vector<std::string> errors = Strings(r.TakeErrors());
   ASSERT_THAT(errors, SizeIs(leaves + 1));
   EXPECT_THAT(errors, Contains(HasSubstr(
-                          "YAML expands to more than 100000 nodes (aliases "
+                          "YAML expands to more than 50000 nodes (aliases "
                           "or merge keys repeat the same nodes)")));
 }
 
@@ -100,18 +100,18 @@ TEST(YamlReaderTest, MergeKeysSpendTheNodeBudget) {
   ASSERT_TRUE(root.has_value());
   EXPECT_THAT(r.MapEntries((*root)["m24"], Site{1, 1, "m"}, "m"), IsEmpty());
   EXPECT_THAT(Strings(r.TakeErrors()),
-              ElementsAre(HasSubstr("YAML expands to more than 100000")));
+              ElementsAre(HasSubstr("YAML expands to more than 50000")));
 }
 
 // A large file without aliases is read whole: the budget grows with it.
 TEST(YamlReaderTest, TheNodeBudgetGrowsWithTheFile) {
   std::string text = "[";
-  for (int i = 0; i < 150000; ++i) absl::StrAppend(&text, "a,");
+  for (int i = 0; i < 80000; ++i) absl::StrAppend(&text, "a,");
   text.back() = ']';
   YamlReader r("f.yaml");
   std::optional<YAML::Node> root = r.Load(text);
   ASSERT_TRUE(root.has_value());
-  EXPECT_EQ(ReadLeaves(r, *root, /*report=*/false), 150000);
+  EXPECT_EQ(ReadLeaves(r, *root, /*report=*/false), 80000);
   EXPECT_THAT(r.TakeErrors(), IsEmpty());
 }
 
