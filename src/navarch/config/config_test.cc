@@ -1,11 +1,13 @@
 #include "navarch/config/config.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -1104,6 +1106,104 @@ pools:
   EXPECT_EQ(c.pools.at("a").max_nodes, 4);
   EXPECT_EQ(c.pools.at("b").max_nodes, 8);
   EXPECT_EQ(c.pools.at("b").instance_type, "t");
+}
+
+// Compose-style files keep several anchors under x- keys; each is its own
+// key (they were all taken for one setting, so a second one was refused).
+TEST(AliasTest, EveryXKeyIsItsOwnAndIgnored) {
+  const Config c = Load(R"(x-provider: &provider
+  type: fake
+x-pool: &pool
+  provider: fake
+  instance_type: t
+x-unused: [1, 2]
+providers:
+  fake: *provider
+pools:
+  p:
+    <<: *pool
+    max_nodes: 3
+)");
+  EXPECT_EQ(c.pools.at("p").max_nodes, 3);
+  EXPECT_EQ(c.pools.at("p").instance_type, "t");
+  // The same x- key twice is still a duplicate key.
+  EXPECT_THAT(Errors("x-a: 1\nx-a: 2\n"),
+              ElementsAre("navarch.yaml:2:1: duplicate key 'x-a' (first at "
+                          "line 1)"));
+}
+
+// m0 is a valid pool and each m<i> merges m<i-1> `fan` times: read naively,
+// pool p visits fan^depth mappings although the file is under a kilobyte.
+std::string MergeBomb(int depth, int fan) {
+  std::string yaml =
+      "providers: {fake: {type: fake}}\n"
+      "x-m0: &m0 {provider: fake, instance_type: t, max_nodes: 4}\n";
+  for (int i = 1; i <= depth; ++i) {
+    const std::vector<std::string> refs(fan, absl::StrCat("*m", i - 1));
+    absl::StrAppend(&yaml, "x-m", i, ": &m", i, " {<<: [",
+                    absl::StrJoin(refs, ", "), "]}\n");
+  }
+  absl::StrAppend(&yaml, "pools:\n  p:\n    <<: *m", depth, "\n");
+  return yaml;
+}
+
+// The same with composite autoscalers: each level lists the one below `fan`
+// times.
+std::string CompositeBomb(int depth, int fan) {
+  std::string yaml = "x-c0: &c0 {type: reactive}\n";
+  for (int i = 1; i <= depth; ++i) {
+    const std::vector<std::string> refs(fan, absl::StrCat("*c", i - 1));
+    absl::StrAppend(&yaml, "x-c", i, ": &c", i,
+                    " {type: composite, autoscalers: [",
+                    absl::StrJoin(refs, ", "), "]}\n");
+  }
+  absl::StrAppend(&yaml, "defaults:\n  autoscaling: *c", depth, "\n");
+  return yaml;
+}
+
+// Refused, with one error, in well under the time the expansion would take
+// (seconds at depth 20, forever at 24). The bound is generous for slow
+// machines and sanitizers; the refusal itself takes milliseconds.
+void ExpectRefusedQuickly(const std::string& yaml) {
+  const auto start = std::chrono::steady_clock::now();
+  const ConfigLoadResult r = ParseConfig(yaml, "bomb.yaml");
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  ASSERT_THAT(r.errors, SizeIs(1u)) << r.status();
+  EXPECT_THAT(r.errors[0].message,
+              testing::HasSubstr("YAML expands to more than 50000 nodes"));
+  EXPECT_GT(r.errors[0].line, 0);
+}
+
+TEST(AliasTest, MergeKeyBombIsRefusedQuickly) {
+  const std::string yaml = MergeBomb(24, 2);
+  EXPECT_LT(yaml.size(), 1000u);
+  ExpectRefusedQuickly(yaml);
+  ExpectRefusedQuickly(MergeBomb(12, 4));
+  // At the top level too.
+  ExpectRefusedQuickly(absl::StrCat(MergeBomb(24, 2), "<<: *m24\n"));
+}
+
+TEST(AliasTest, CompositeAliasBombIsRefusedQuickly) {
+  ExpectRefusedQuickly(CompositeBomb(12, 4));
+}
+
+// The budget is on repetition, not on anchors: a few levels of merges and
+// many pools sharing anchors load.
+TEST(AliasTest, ModerateMergesLoad) {
+  const Config c = Load(absl::StrCat(MergeBomb(3, 2), R"(  q:
+    <<: [*m3, *m2]
+    max_nodes: 5
+)"));
+  EXPECT_EQ(c.pools.at("p").max_nodes, 4);
+  EXPECT_EQ(c.pools.at("q").max_nodes, 5);
+
+  std::string many = MergeBomb(2, 2);
+  for (int i = 0; i < 1000; ++i) {
+    absl::StrAppend(&many, "  p", i, ": {<<: *m2, max_nodes: ", i % 9 + 1,
+                    "}\n");
+  }
+  EXPECT_EQ(Load(many).pools.size(), 1001u);
 }
 
 // --------------------------------------------------------------- durations

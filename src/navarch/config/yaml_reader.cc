@@ -91,23 +91,30 @@ const KeySpec* FindKey(const std::vector<KeySpec>& keys,
 }
 
 // Follows a document's parse events without building nodes; keeps where
-// the document starts.
+// the document starts and counts the nodes written (an alias is one).
 class DocumentProbe : public YAML::EventHandler {
  public:
   void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++nodes; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++nodes; }
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
+                const std::string&) override {
+    ++nodes;
+  }
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
+                       YAML::EmitterStyle::value) override {
+    ++nodes;
+  }
   void OnSequenceEnd() override {}
   void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
+                  YAML::EmitterStyle::value) override {
+    ++nodes;
+  }
   void OnMapEnd() override {}
 
   YAML::Mark start;
+  int64_t nodes = 0;
 };
 
 }  // namespace
@@ -131,7 +138,13 @@ std::optional<YAML::Node> YamlReader::Load(absl::string_view text,
     YAML::Parser parser(in);
     DocumentProbe probe;
     int documents = 0;
-    while (documents < 2 && parser.HandleNextDocument(probe)) ++documents;
+    while (documents < 2 && parser.HandleNextDocument(probe)) {
+      if (++documents == 1) {
+        node_budget_ =
+            std::max(kMinNodeBudget, kNodeBudgetPerNode * probe.nodes);
+        nodes_left_ = node_budget_;
+      }
+    }
     if (documents > 1) {
       Error(Site{probe.start.line + 1, probe.start.column + 1},
             "only one YAML document is allowed (a second one starts here)");
@@ -156,6 +169,7 @@ void YamlReader::Guard(const std::function<void()>& read) {
 }
 
 void YamlReader::Error(const Site& site, std::string message) {
+  if (out_of_budget_) return;
   errors_.push_back(ConfigError{filename_, site.line, site.column, site.path,
                                 std::move(message)});
 }
@@ -195,6 +209,18 @@ bool YamlReader::EnterNested(const Site& site) {
   return true;
 }
 
+bool YamlReader::Visit(const Site& site) {
+  if (out_of_budget_) return false;
+  if (nodes_left_-- > 0) return true;
+  Error(site, absl::StrCat("YAML expands to more than ", node_budget_,
+                           " nodes (aliases or merge keys repeat the same "
+                           "nodes); at most ",
+                           kMinNodeBudget,
+                           ", or twice as many as the file writes, are read"));
+  out_of_budget_ = true;
+  return false;
+}
+
 void YamlReader::Collect(const YAML::Node& map, const Site& site, bool top,
                          std::vector<RawEntry>* out,
                          std::map<std::string, int>* first_line, int depth) {
@@ -208,6 +234,7 @@ void YamlReader::Collect(const YAML::Node& map, const Site& site, bool top,
     const YAML::Node key = it->first;
     const YAML::Node value = it->second;
     const Site key_site = SiteOf(key, site, site.path);
+    if (!Visit(key_site)) return;
     if (!key.IsScalar()) {
       Error(key_site,
             absl::StrCat("keys must be strings, got ", Describe(key)));
@@ -236,6 +263,9 @@ void YamlReader::Collect(const YAML::Node& map, const Site& site, bool top,
       Collect(merge, merge_site, false, out, first_line, depth + 1);
     } else if (merge.IsSequence()) {
       for (const YAML::Node& item : merge) {
+        // Each item, so that merging an empty mapping many times is paid
+        // for too.
+        if (!Visit(merge_site)) return;
         if (item.IsMap()) {
           Collect(item, merge_site, false, out, first_line, depth + 1);
         } else {
@@ -261,6 +291,7 @@ bool YamlReader::ReadMap(const YAML::Node& node, const Site& site,
   std::vector<RawEntry> raw;
   std::map<std::string, int> first_line;
   Collect(node, site, /*top=*/true, &raw, &first_line, 0);
+  if (out_of_budget_) raw.clear();  // Half a mapping is not read.
   // canonical name -> (spelling used, line) of the keys read so far.
   std::map<std::string, std::pair<std::string, int>> used;
   for (const RawEntry& r : raw) {
@@ -272,7 +303,9 @@ bool YamlReader::ReadMap(const YAML::Node& node, const Site& site,
             absl::StrCat("unknown key '", name, "'", KnownKeys(keys)));
       continue;
     }
-    const std::string& canonical = spec->names.front();
+    // A wildcard ("x-*") stands for many keys, each a setting of its own.
+    const std::string& canonical =
+        absl::EndsWith(spec->names.front(), "*") ? name : spec->names.front();
     auto [prev, inserted] =
         used.emplace(canonical, std::make_pair(name, key_site.line));
     if (!inserted) {
@@ -305,6 +338,7 @@ std::vector<Entry> YamlReader::MapEntries(const YAML::Node& node,
   std::vector<RawEntry> raw;
   std::map<std::string, int> first_line;
   Collect(node, site, /*top=*/true, &raw, &first_line, 0);
+  if (out_of_budget_) return entries;
   for (const RawEntry& r : raw) {
     Entry e;
     e.key = r.key.Scalar();
@@ -334,6 +368,7 @@ std::vector<Entry> YamlReader::ListItems(const YAML::Node& node,
     e.value = item;
     e.site = SiteOf(item, site, absl::StrCat(site.path, index));
     e.key_site = e.site;
+    if (!Visit(e.site)) return {};
     items.push_back(std::move(e));
   }
   return items;

@@ -59,6 +59,21 @@ struct KeySpec {
 // Bounds what a configuration file may hold; the real ones are kilobytes.
 inline constexpr size_t kMaxFileBytes = 4 << 20;
 
+// Bounds the work of reading a file. Aliases and merge keys make a small file
+// stand for a huge tree (each level of `<<: [*a, *a]` doubles it), and
+// reading it whole would take exponential time; so a reader visits at most
+// kMinNodeBudget nodes (list items and mapping keys, merged ones included),
+// or kNodeBudgetPerNode per node the file writes (an alias counts one) when
+// that is more, and refuses the file past it. Reading a file without aliases
+// visits about half of its nodes, so only repetition reaches the budget, and
+// the work of reading any file stays within a small multiple of the work of
+// parsing it. The minimum is far above what real files use with anchors and
+// low enough that the costliest refusal (nested composite autoscalers) takes
+// a second or two under the sanitizers of the fuzz build, well inside its
+// 10 s timeout.
+inline constexpr int64_t kMinNodeBudget = 50'000;
+inline constexpr int64_t kNodeBudgetPerNode = 2;
+
 class YamlReader {
  public:
   explicit YamlReader(std::string filename) : filename_(std::move(filename)) {}
@@ -66,12 +81,15 @@ class YamlReader {
   // Parses `text` as one YAML document (empty text: a null node). Nullopt,
   // with the error recorded, when it is not YAML or larger than `max_bytes`.
   // More than one document is an error too, but the first is still read.
+  // Sets the node budget (kMinNodeBudget) from the nodes the document holds.
   std::optional<YAML::Node> Load(absl::string_view text,
                                  size_t max_bytes = kMaxFileBytes);
   // Runs `read`, recording what yaml-cpp throws (it throws from node access
   // too) as an error: no exception leaves a reader that servers call.
   void Guard(const std::function<void()>& read);
 
+  // Records an error; ignored once the node budget is spent, since the rest
+  // of the file was not read and anything said about it would mislead.
   void Error(const Site& site, std::string message);
   bool has_errors() const { return !errors_.empty(); }
   // Errors in file order (problems without a position last).
@@ -130,11 +148,17 @@ class YamlReader {
                std::vector<RawEntry>* out,
                std::map<std::string, int>* first_line, int depth);
   bool EnterNested(const Site& site);
+  // Counts one node visited at `site`. False once the budget is spent; the
+  // first time, the file is refused with an error there.
+  bool Visit(const Site& site);
 
   std::string filename_;
   std::vector<ConfigError> errors_;
   std::map<std::string, Site> sites_;
   int depth_ = 0;
+  int64_t nodes_left_ = kMinNodeBudget;  // Load sets both from the document.
+  int64_t node_budget_ = kMinNodeBudget;
+  bool out_of_budget_ = false;
 };
 
 }  // namespace navarch::yaml

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/config/config_error.h"
@@ -12,8 +13,11 @@
 namespace navarch::yaml {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
 
 std::vector<std::string> Strings(const std::vector<ConfigError>& errors) {
   std::vector<std::string> out;
@@ -33,6 +37,82 @@ TEST(YamlReaderTest, UnknownKeyNamesTheKnownOnes) {
   EXPECT_EQ(a, 1);
   EXPECT_THAT(Strings(r.TakeErrors()),
               ElementsAre("f.yaml:3:1: unknown key 'zz' (known: a, b)"));
+}
+
+// A wildcard name matches many keys, and each is a setting of its own: two
+// x- keys are not two spellings of one.
+TEST(YamlReaderTest, EachKeyAWildcardMatchesIsItsOwn) {
+  YamlReader r("f.yaml");
+  std::optional<YAML::Node> root = r.Load("x-a: 1\nx-b: 2\n");
+  ASSERT_TRUE(root.has_value());
+  std::vector<std::string> seen;
+  r.ReadMap(*root, Site{1, 1, ""}, "",
+            {{{"x-*"}, "", [&](const Entry& e) { seen.push_back(e.slot); }}});
+  EXPECT_THAT(Strings(r.TakeErrors()), ElementsAre());
+  EXPECT_THAT(seen, ElementsAre("x-a", "x-b"));
+}
+
+// Reads nested lists the way the loaders read nested values, with an error
+// for each leaf when `report`.
+int64_t ReadLeaves(YamlReader& r, const YAML::Node& list, bool report) {
+  int64_t leaves = 0;
+  for (const Entry& item : r.ListItems(list, Site{1, 1, "l"}, "l")) {
+    if (item.value.IsSequence()) {
+      leaves += ReadLeaves(r, item.value, report);
+    } else {
+      ++leaves;
+      if (report) r.Error(item.site, "a leaf");
+    }
+  }
+  return leaves;
+}
+
+// Every list item and every mapping key, merged ones included, is a node
+// visited. Past the budget nothing more is read and nothing more is
+// reported: errors about a half-read file would mislead.
+TEST(YamlReaderTest, RepeatedAliasesSpendTheNodeBudget) {
+  std::string text = "l0: &l0 [a, b]\n";
+  for (int i = 1; i <= 24; ++i) {
+    absl::StrAppend(&text, "l", i, ": &l", i, " [*l", i - 1, ", *l", i - 1,
+                    "]\n");
+  }
+  YamlReader r("f.yaml");
+  std::optional<YAML::Node> root = r.Load(text);
+  ASSERT_TRUE(root.has_value());
+  const int64_t leaves = ReadLeaves(r, (*root)["l24"], /*report=*/true);
+  EXPECT_LT(leaves, kMinNodeBudget);
+  std::vector<std::string> errors = Strings(r.TakeErrors());
+  ASSERT_THAT(errors, SizeIs(leaves + 1));
+  EXPECT_THAT(errors, Contains(HasSubstr(
+                          "YAML expands to more than 50000 nodes (aliases "
+                          "or merge keys repeat the same nodes)")));
+}
+
+// Merge keys spend it too, and so does the `<<` list itself.
+TEST(YamlReaderTest, MergeKeysSpendTheNodeBudget) {
+  std::string text = "m0: &m0 {}\n";
+  for (int i = 1; i <= 24; ++i) {
+    absl::StrAppend(&text, "m", i, ": &m", i, " {<<: [*m", i - 1, ", *m", i - 1,
+                    "]}\n");
+  }
+  YamlReader r("f.yaml");
+  std::optional<YAML::Node> root = r.Load(text);
+  ASSERT_TRUE(root.has_value());
+  EXPECT_THAT(r.MapEntries((*root)["m24"], Site{1, 1, "m"}, "m"), IsEmpty());
+  EXPECT_THAT(Strings(r.TakeErrors()),
+              ElementsAre(HasSubstr("YAML expands to more than 50000")));
+}
+
+// A large file without aliases is read whole: the budget grows with it.
+TEST(YamlReaderTest, TheNodeBudgetGrowsWithTheFile) {
+  std::string text = "[";
+  for (int i = 0; i < 80000; ++i) absl::StrAppend(&text, "a,");
+  text.back() = ']';
+  YamlReader r("f.yaml");
+  std::optional<YAML::Node> root = r.Load(text);
+  ASSERT_TRUE(root.has_value());
+  EXPECT_EQ(ReadLeaves(r, *root, /*report=*/false), 80000);
+  EXPECT_THAT(r.TakeErrors(), IsEmpty());
 }
 
 TEST(YamlReaderTest, SyntaxErrorsHaveAPosition) {
