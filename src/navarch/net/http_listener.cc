@@ -235,11 +235,10 @@ class HttpListener::Impl {
   HttpListenerStats stats();
 
  private:
-  // A queue of requests and the workers that take them.
+  // A queue of requests and the number of its workers waiting for one.
   struct Lane {
     std::deque<Conn*> queue;
     int idle = 0;
-    std::vector<std::thread> threads;
   };
 
   // Poller thread.
@@ -266,7 +265,8 @@ class HttpListener::Impl {
   SSL_CTX* const tls_;  // owned; null for plain HTTP
   int wake_[2] = {-1, -1};
   std::thread poller_;
-  std::vector<Conn*> waiting_;  // poller thread only
+  std::vector<std::thread> workers_;  // Run and Stop only
+  std::vector<Conn*> waiting_;        // poller thread only
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -294,14 +294,20 @@ HttpListener::Impl::~Impl() {
 }
 
 void HttpListener::Impl::Run() {
-  absl::MutexLock lock(&mu_);
   const int threads = std::max(1, options_.threads);
-  for (int i = 0; i < threads; ++i) {
-    general_.threads.emplace_back([this] { WorkerLoop(&general_); });
+  Lane* general;
+  Lane* priority;
+  {
+    absl::MutexLock lock(&mu_);
+    general_.idle = threads;
+    priority_.idle = 1;
+    general = &general_;
+    priority = &priority_;
   }
-  priority_.threads.emplace_back([this] { WorkerLoop(&priority_); });
-  general_.idle = threads;
-  priority_.idle = 1;
+  for (int i = 0; i < threads; ++i) {
+    workers_.emplace_back([this, general] { WorkerLoop(general); });
+  }
+  workers_.emplace_back([this, priority] { WorkerLoop(priority); });
   poller_ = std::thread([this] { PollLoop(); });
 }
 
@@ -313,9 +319,8 @@ void HttpListener::Impl::Stop() {
   }
   Wake();
   if (poller_.joinable()) poller_.join();
-  for (Lane* lane : {&general_, &priority_}) {
-    for (std::thread& t : lane->threads) t.join();
-  }
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
   std::vector<Conn*> left;
   {
     absl::MutexLock lock(&mu_);
