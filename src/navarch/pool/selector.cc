@@ -138,6 +138,9 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
   bool all_capacity = true;
   for (const SelectorAttempt& a : plan) {
     const std::string& name = a.provider->name();
+    // An earlier attempt of this call may have backed it off (a quota for
+    // the whole provider).
+    if (BackoffLeft(name, a.region) > absl::ZeroDuration()) continue;
     if (a.instance_type.empty()) {
       last = absl::InvalidArgumentError(
           absl::StrCat("no ", options_.instance_type, " machines"));
