@@ -54,6 +54,17 @@ void AddPoolMetrics(MetricsRegistry& registry, PoolManager& pools) {
       if (s.metrics_source.empty()) continue;
       w.Sample({s.name, s.metrics_source}, s.metrics_source_up ? 1 : 0);
     }
+    w.Family("navarch_provider_backoff_seconds",
+             "Seconds a pool keeps away from a provider, region (\"*\": all "
+             "of them) or zone (\"\": all of the region) after capacity or "
+             "invalid-request errors, as of the pool's last tick.",
+             MetricType::kGauge, {"pool", "provider", "region", "zone"});
+    for (const PoolStatus& s : status) {
+      for (const ProviderSelector::BackoffEntry& b : s.provider_backoffs) {
+        w.Sample({s.name, b.provider, b.region, b.zone},
+                 absl::ToDoubleSeconds(b.left));
+      }
+    }
     const PoolCounters c = pools.counters();
     WriteSplitCounter(w, "navarch_pool_scaling_actions_total",
                       "Scaling actions carried out, by direction (up, down).",

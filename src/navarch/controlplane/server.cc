@@ -16,6 +16,7 @@
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_metrics.h"
 #include "navarch/controlplane/process_metrics.h"
+#include "navarch/controlplane/provider_metrics.h"
 #include "navarch/controlplane/undo_stack.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
@@ -192,6 +193,7 @@ void ControlPlaneServer::StartPools() {
   // Read only by ticks, which start after the listener has its port.
   context.agent_server = [this] { return grpc_address_; };
   context.data_dir = config_.server.data_dir;
+  context.call_observer = provider_metrics_.get();
   // A provider type not built yet leaves its pools unmanaged rather than
   // refusing to start the control plane.
   for (const auto& [name, pc] : config_.providers) {
@@ -235,6 +237,7 @@ absl::Status ControlPlaneServer::LoadSecrets() {
 absl::Status ControlPlaneServer::OpenStorage() {
   metrics_ = std::make_unique<MetricsRegistry>();
   rpc_metrics_ = std::make_unique<RpcMetrics>(*metrics_);
+  provider_metrics_ = std::make_unique<ProviderCallMetrics>(*metrics_);
   AddBuildInfo(*metrics_);
   AddProcessMetrics(*metrics_);
   const std::string backend(StorageBackendName(config_.storage.backend));

@@ -22,6 +22,7 @@
 #include "navarch/controlplane/http_server.h"
 #include "navarch/controlplane/metrics.h"
 #include "navarch/controlplane/paging.h"
+#include "navarch/controlplane/provider_metrics.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
 #include "navarch/controlplane/worker.h"
@@ -101,6 +102,7 @@ class ControlPlaneServer {
   Logger log_;
   std::unique_ptr<MetricsRegistry> metrics_;
   std::unique_ptr<RpcMetrics> rpc_metrics_;
+  std::unique_ptr<ProviderCallMetrics> provider_metrics_;
   std::unique_ptr<Authenticator> auth_;
   std::optional<TlsMaterial> tls_;
   std::unique_ptr<Store> store_;

@@ -289,6 +289,27 @@ std::unique_ptr<httplib::Client> MakeClient(const ParsedUrl& url,
   return client;
 }
 
+httplib::Result Send(httplib::Client& client, const HttpRequest& request,
+                     const std::string& target, const httplib::Headers& headers,
+                     const httplib::ContentReceiver& receiver) {
+  if (request.method == "GET") return client.Get(target, headers, receiver);
+  const std::string type = request.content_type.empty()
+                               ? "application/octet-stream"
+                               : request.content_type;
+  if (request.method == "PUT") {
+    return client.Put(target, headers, request.body, type);
+  }
+  if (request.method == "PATCH") {
+    return client.Patch(target, headers, request.body, type);
+  }
+  if (request.method == "DELETE") {
+    return request.body.empty()
+               ? client.Delete(target, headers)
+               : client.Delete(target, headers, request.body, type);
+  }
+  return client.Post(target, headers, request.body, type);
+}
+
 absl::Status TooBig(const HttpRequest& request) {
   return absl::ResourceExhaustedError(
       absl::StrCat("response from ", request.url, " is larger than ",
@@ -300,7 +321,9 @@ absl::Status TooBig(const HttpRequest& request) {
 absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
   absl::StatusOr<ParsedUrl> url = ParseUrl(request.url);
   if (!url.ok()) return url.status();
-  if (request.method != "GET" && request.method != "POST") {
+  if (request.method != "GET" && request.method != "POST" &&
+      request.method != "PUT" && request.method != "PATCH" &&
+      request.method != "DELETE") {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported HTTP method ", request.method));
   }
@@ -324,12 +347,8 @@ absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
   DeadlineGuard deadline(
       request.clock != nullptr ? *request.clock : RealClock::Default(),
       request.timeout, *client);
-  httplib::Result res = request.method == "GET"
-                            ? client->Get(url->target, headers, receiver)
-                            : client->Post(url->target, headers, request.body,
-                                           request.content_type.empty()
-                                               ? "application/octet-stream"
-                                               : request.content_type);
+  if (!request.ca_file.empty()) client->set_ca_cert_path(request.ca_file);
+  httplib::Result res = Send(*client, request, url->target, headers, receiver);
   const bool deadline_hit = deadline.Disarm();
   if (too_big) return TooBig(request);
   if (!res) return TransportError(request, *url, res.error(), deadline_hit);

@@ -36,16 +36,19 @@ std::string AddQueryParam(absl::string_view url, absl::string_view key,
 std::string UrlEncode(absl::string_view s);
 
 struct HttpRequest {
-  std::string method = "GET";  // GET or POST.
+  std::string method = "GET";  // GET, POST, PUT, PATCH or DELETE.
   std::string url;
   std::map<std::string, std::string> headers;
   std::string body;
-  std::string content_type;  // For POST.
+  std::string content_type;  // With a body.
   // The whole call's deadline: connecting, sending and the complete
   // response (DNS resolution excepted: the resolver has its own timeouts).
   absl::Duration timeout = absl::Seconds(30);
   // Times the deadline. Null: RealClock::Default(). Must outlive the call.
   Clock* clock = nullptr;
+  // A PEM CA bundle trusted for https instead of the system's store; empty:
+  // the system's.
+  std::string ca_file;
   // Responses larger than this fail with RESOURCE_EXHAUSTED.
   size_t max_response_bytes = 4 << 20;
 };

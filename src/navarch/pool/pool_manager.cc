@@ -855,6 +855,7 @@ void PoolManager::UpdateStatus(Pool& pool, const PoolPlan& plan,
   st.unhealthy_nodes = plan.unhealthy_counted + replacing;
   st.replacing = replacing;
   st.utilization = plan.state.utilization;
+  st.provider_backoffs = pool.selector->Backoffs();
 }
 
 absl::StatusOr<std::string> PoolManager::ProvisionOne(

@@ -122,6 +122,9 @@ struct PoolStatus {
   std::string metrics_source_error;
   std::optional<int> queue_depth;
   std::optional<int> pending_jobs;
+  // Providers, regions and zones this pool's selector keeps away from after
+  // capacity or invalid-request errors, as of the pool's last tick.
+  std::vector<ProviderSelector::BackoffEntry> provider_backoffs;
 };
 
 // Counters since start, for /metrics. Keys join label values with '|'.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/instance_types.h"
 
 namespace navarch {
@@ -130,42 +131,46 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
             ? std::string()
             : absl::StrCat("; next retry in ", absl::FormatDuration(soonest))));
   }
-  if (!options_.zones.empty()) {
-    request.zone = options_.zones[zone_counter_++ % options_.zones.size()];
-  }
+  // Requests are spread over the zones: each starts one zone further.
+  const size_t first_zone = zone_counter_++;
   std::vector<std::string> errors;
   absl::Status last;
   bool all_capacity = true;
   for (const SelectorAttempt& a : plan) {
     const std::string& name = a.provider->name();
+    // An earlier attempt of this call may have backed it off (a quota for
+    // the whole provider).
+    if (BackoffLeft(name, a.region) > absl::ZeroDuration()) continue;
     if (a.instance_type.empty()) {
       last = absl::InvalidArgumentError(
           absl::StrCat("no ", options_.instance_type, " machines"));
       errors.push_back(absl::StrCat(name, "/", a.region, ": ", last.message()));
       all_capacity = false;
-      BackOff(name, a.region, /*to_max=*/true);
+      BackOff({name, a.region, ""}, /*to_max=*/true);
       continue;
     }
     request.instance_type = a.instance_type;
     request.region = a.region;
-    absl::StatusOr<ProviderInstance> instance = a.provider->Provision(request);
-    if (instance.ok()) {
-      backoff_.erase({name, a.region});
-      return instance;
-    }
-    last = instance.status();
-    errors.push_back(absl::StrCat(name, "/", a.region, ": ", last.message()));
-    switch (ClassifyProviderError(last)) {
-      case ProviderErrorClass::kCapacity:
-        BackOff(name, a.region, /*to_max=*/false);
-        break;
-      case ProviderErrorClass::kInvalid:
+    // A zone that is full moves the request to the region's next zone.
+    for (size_t tries = 0; tries <= options_.zones.size(); ++tries) {
+      std::optional<std::string> zone = NextZone(a, first_zone);
+      if (!zone) break;  // every zone of this region is backed off
+      request.zone = *zone;
+      absl::StatusOr<ProviderInstance> instance =
+          a.provider->Provision(request);
+      if (instance.ok()) {
+        backoff_.erase({name, a.region, ""});
+        backoff_.erase({name, a.region, *zone});
+        return instance;
+      }
+      last = instance.status();
+      errors.push_back(absl::StrCat(name, "/", a.region,
+                                    zone->empty() ? "" : "/", *zone, ": ",
+                                    last.message()));
+      if (ClassifyProviderError(last) != ProviderErrorClass::kCapacity) {
         all_capacity = false;
-        BackOff(name, a.region, /*to_max=*/true);
-        break;
-      default:
-        all_capacity = false;
-        break;
+      }
+      if (!BackOffFor(a, *zone, last)) break;
     }
   }
   const std::string message =
@@ -174,17 +179,76 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
   return absl::Status(last.code(), message);
 }
 
-absl::Duration ProviderSelector::BackoffLeft(const std::string& provider,
-                                             const std::string& region) {
-  auto it = backoff_.find({provider, region});
+std::optional<std::string> ProviderSelector::NextZone(const SelectorAttempt& a,
+                                                      size_t first) {
+  if (options_.zones.empty()) return std::string();
+  for (size_t i = 0; i < options_.zones.size(); ++i) {
+    const std::string& zone =
+        options_.zones[(first + i) % options_.zones.size()];
+    if (Left({a.provider->name(), a.region, zone}) == absl::ZeroDuration()) {
+      return zone;
+    }
+  }
+  return std::nullopt;
+}
+
+bool ProviderSelector::BackOffFor(const SelectorAttempt& a,
+                                  const std::string& zone,
+                                  const absl::Status& error) {
+  const std::string& name = a.provider->name();
+  switch (ClassifyProviderError(error)) {
+    case ProviderErrorClass::kCapacity:
+      break;
+    case ProviderErrorClass::kInvalid:
+      BackOff({name, a.region, ""}, /*to_max=*/true);
+      return false;
+    default:
+      return false;  // transient: the next tick retries
+  }
+  const std::optional<CloudErrorInfo> info = CloudErrorInfoOf(error);
+  const CloudErrorScope scope = info ? info->scope : CloudErrorScope::kRegion;
+  if (scope == CloudErrorScope::kProvider) {
+    BackOff({name, "*", ""}, false);
+    return false;
+  }
+  if (scope == CloudErrorScope::kZone && !zone.empty()) {
+    BackOff({name, a.region, zone}, false);
+    return true;
+  }
+  BackOff({name, a.region, ""}, false);
+  return false;
+}
+
+absl::Duration ProviderSelector::Left(const Key& key) {
+  auto it = backoff_.find(key);
   if (it == backoff_.end()) return absl::ZeroDuration();
   const absl::Duration left = it->second.until - clock_.Now();
   return left > absl::ZeroDuration() ? left : absl::ZeroDuration();
 }
 
-void ProviderSelector::BackOff(const std::string& provider,
-                               const std::string& region, bool to_max) {
-  BackoffState& b = backoff_[{provider, region}];
+absl::Duration ProviderSelector::BackoffLeft(const std::string& provider,
+                                             const std::string& region,
+                                             const std::string& zone) {
+  absl::Duration left =
+      std::max(Left({provider, "*", ""}), Left({provider, region, ""}));
+  if (!zone.empty()) left = std::max(left, Left({provider, region, zone}));
+  return left;
+}
+
+std::vector<ProviderSelector::BackoffEntry> ProviderSelector::Backoffs() {
+  std::vector<BackoffEntry> out;
+  for (const auto& [key, b] : backoff_) {
+    const absl::Duration left = Left(key);
+    if (left > absl::ZeroDuration()) {
+      out.push_back(
+          {std::get<0>(key), std::get<1>(key), std::get<2>(key), left});
+    }
+  }
+  return out;
+}
+
+void ProviderSelector::BackOff(const Key& key, bool to_max) {
+  BackoffState& b = backoff_[key];
   ++b.failures;
   absl::Duration delay = options_.max_backoff;
   if (!to_max) {

@@ -1,7 +1,10 @@
-// Chooses which provider (and region) a pool provisions from, and fails over
-// to the next one when a provider has no capacity. A provider/region that
-// returns a capacity error is backed off exponentially (30 s doubling up to
-// 10 min) while the others are tried; a success clears its backoff. Upstream
+// Chooses which provider (and region and zone) a pool provisions from, and
+// fails over to the next one when a provider has no capacity. A capacity
+// error backs off exponentially (30 s doubling up to 10 min) as far as the
+// cloud said it reaches (CloudErrorInfo's scope: a zone, the region, or the
+// whole provider; a region when it did not say) while the others are tried;
+// with zones, the same region is tried again in its next zone first. A
+// success clears the backoff of its region and zone. Upstream
 // kept a set of "attempted" providers that was only cleared by a success, so
 // one round of failures locked the pool out forever; here nothing is
 // remembered except each entry's own backoff deadline.
@@ -10,7 +13,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -67,24 +72,45 @@ class ProviderSelector {
   // each attempt.
   absl::StatusOr<ProviderInstance> Provision(ProvisionRequest request);
 
-  // Backoff left for a provider/region (zero when none).
+  // Backoff left for a provider/region, the provider's own included (zero
+  // when none); with `zone`, that zone's too.
   absl::Duration BackoffLeft(const std::string& provider,
-                             const std::string& region);
+                             const std::string& region,
+                             const std::string& zone = "");
+
+  // Every backoff in force, for metrics: region "*" is the whole provider,
+  // an empty zone the whole region.
+  struct BackoffEntry {
+    std::string provider;
+    std::string region;
+    std::string zone;
+    absl::Duration left;
+  };
+  std::vector<BackoffEntry> Backoffs();
 
  private:
   struct BackoffState {
     int failures = 0;
     absl::Time until = absl::InfinitePast();
   };
-  void BackOff(const std::string& provider, const std::string& region,
-               bool to_max);
+  using Key = std::tuple<std::string, std::string, std::string>;
+  absl::Duration Left(const Key& key);
+  void BackOff(const Key& key, bool to_max);
+  // Backs off what `error` (a failed Provision) reaches; whether the same
+  // region may be tried again in another zone.
+  bool BackOffFor(const SelectorAttempt& a, const std::string& zone,
+                  const absl::Status& error);
+  // The first zone of the pool from `first` on (round) not backed off for
+  // this provider/region; empty when the pool has no zones; nullopt when
+  // all are backed off.
+  std::optional<std::string> NextZone(const SelectorAttempt& a, size_t first);
 
   Clock& clock_;
   SelectorOptions options_;
   std::vector<SelectorCandidate> candidates_;
   uint64_t round_robin_ = 0;
   uint64_t zone_counter_ = 0;
-  std::map<std::pair<std::string, std::string>, BackoffState> backoff_;
+  std::map<Key, BackoffState> backoff_;
 };
 
 }  // namespace navarch

@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/base/clock.h"
+#include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/fake/fake_provider.h"
 
 namespace navarch {
@@ -166,6 +167,71 @@ TEST_F(SelectorTest, AbstractTypeResolvedPerProviderTypeAndZonesSpread) {
   EXPECT_EQ(a->instance_type, "a3-highgpu-8g");
   EXPECT_EQ(a->zone, "z1");
   EXPECT_EQ(b->zone, "z2");
+}
+
+// What a cloud says a capacity error reaches decides what backs off.
+absl::Status Full(CloudErrorScope scope, const std::string& zone = "") {
+  CloudErrorInfo info;
+  info.scope = scope;
+  info.cloud_code = "FULL";
+  info.zone = zone;
+  return CloudError(absl::StatusCode::kResourceExhausted, "a", info, "full");
+}
+
+TEST_F(SelectorTest, AFullZoneMovesTheRequestToTheRegionsNextZone) {
+  FakeProvider& a = Add("a", 0);
+  Add("b", 1);
+  SelectorOptions o;
+  o.region = "r1";
+  o.instance_type = "h100-8x";
+  o.zones = {"z1", "z2", "z3"};
+  ProviderSelector s(clock_, o, candidates_);
+  a.FailNextProvision(Full(CloudErrorScope::kZone, "z1"));
+  auto r = s.Provision(Req());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->provider, "a");  // same provider and region, next zone
+  EXPECT_EQ(r->zone, "z2");
+  EXPECT_GT(s.BackoffLeft("a", "r1", "z1"), absl::ZeroDuration());
+  EXPECT_EQ(s.BackoffLeft("a", "r1"), absl::ZeroDuration());
+  // The next request starts at z2 (spreading) and never picks z1 while it
+  // is backed off.
+  for (int i = 0; i < 4; ++i) {
+    auto next = s.Provision(Req());
+    ASSERT_TRUE(next.ok());
+    EXPECT_NE(next->zone, "z1");
+  }
+  ASSERT_EQ(s.Backoffs().size(), 1u);
+  EXPECT_EQ(s.Backoffs()[0].zone, "z1");
+}
+
+TEST_F(SelectorTest, EveryZoneFullFailsOverToTheNextProvider) {
+  FakeProvider& a = Add("a", 0);
+  Add("b", 1);
+  SelectorOptions o;
+  o.region = "r1";
+  o.instance_type = "h100-8x";
+  o.zones = {"z1", "z2"};
+  ProviderSelector s(clock_, o, candidates_);
+  a.FailNextProvision(Full(CloudErrorScope::kZone, "z1"));
+  a.FailNextProvision(Full(CloudErrorScope::kZone, "z2"));
+  auto r = s.Provision(Req());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->provider, "b");
+}
+
+TEST_F(SelectorTest, AQuotaForTheWholeCloudBacksOffEveryRegionOfIt) {
+  FakeProvider& a = Add("a", 0);
+  Add("b", 1);
+  candidates_[0].regions = {"r1", "r2"};
+  auto s = Make(SelectionStrategy::kPriority);
+  a.FailNextProvision(Full(CloudErrorScope::kProvider));
+  auto r = s.Provision(Req());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->provider, "b");  // r2 of "a" was not tried
+  EXPECT_GT(s.BackoffLeft("a", "r2"), absl::ZeroDuration());
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("b"));
+  clock_.Advance(absl::Seconds(31));
+  EXPECT_THAT(Names(s.Plan()), ElementsAre("a", "a", "b"));
 }
 
 }  // namespace

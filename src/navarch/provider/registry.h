@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "navarch/base/clock.h"
 #include "navarch/config/config.h"
+#include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/provider.h"
 
 namespace navarch {
@@ -26,6 +27,9 @@ struct ProviderContext {
   // The control plane's gRPC address (HOST:PORT) for agents a provider
   // starts itself; known once the server listens.
   std::function<std::string()> agent_server;
+  // Told about every HTTP request a cloud provider makes (metrics); may be
+  // null.
+  CloudCallObserver* call_observer = nullptr;
 };
 
 using ProviderFactory = std::function<absl::StatusOr<std::unique_ptr<Provider>>(
