@@ -159,6 +159,7 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
       absl::StatusOr<ProviderInstance> instance =
           a.provider->Provision(request);
       if (instance.ok()) {
+        backoff_.erase({name, "*", ""});  // its quota has room again
         backoff_.erase({name, a.region, ""});
         backoff_.erase({name, a.region, *zone});
         return instance;
