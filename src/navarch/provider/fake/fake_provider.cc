@@ -291,24 +291,23 @@ FakeProviderStats FakeProvider::stats() {
   return s;
 }
 
-void FakeProvider::SetRegionCapacity(const std::string& region, int capacity) {
+int FakeProvider::SetRegionCapacity(const std::string& region, int capacity) {
   absl::MutexLock lock(&mu_);
-  regions_[region].capacity = capacity;
+  return std::exchange(regions_[region].capacity, capacity);
 }
 
-void FakeProvider::SetZoneCapacity(const std::string& region,
-                                   const std::string& zone, int capacity) {
+int FakeProvider::SetZoneCapacity(const std::string& region,
+                                  const std::string& zone, int capacity) {
   absl::MutexLock lock(&mu_);
-  regions_[region].zones[zone] = capacity;
+  std::map<std::string, int>& zones = regions_[region].zones;
+  auto [it, added] = zones.try_emplace(zone, -1);
+  return std::exchange(it->second, capacity);
 }
 
-void FakeProvider::SetQuota(const std::string& region, int quota) {
+int FakeProvider::SetQuota(const std::string& region, int quota) {
   absl::MutexLock lock(&mu_);
-  if (region.empty()) {
-    quota_ = quota;
-  } else {
-    regions_[region].quota = quota;
-  }
+  if (region.empty()) return std::exchange(quota_, quota);
+  return std::exchange(regions_[region].quota, quota);
 }
 
 FakeProviderOptions FakeOptionsFromConfig(const ProviderConfig& config,

@@ -103,11 +103,12 @@ class FakeProvider final : public Provider {
   // Changes the capacity model while running (the simulator's
   // set_capacity and set_quota actions); -1 lifts a cap. Instances already
   // live are kept: a cap below their number only stops new ones. An empty
-  // region with SetQuota is the provider's quota.
-  void SetRegionCapacity(const std::string& region, int capacity);
-  void SetZoneCapacity(const std::string& region, const std::string& zone,
-                       int capacity);
-  void SetQuota(const std::string& region, int quota);
+  // region with SetQuota is the provider's quota. Each returns the cap it
+  // replaced.
+  int SetRegionCapacity(const std::string& region, int capacity);
+  int SetZoneCapacity(const std::string& region, const std::string& zone,
+                      int capacity);
+  int SetQuota(const std::string& region, int quota);
 
  private:
   void MarkRunning(const std::string& id);
