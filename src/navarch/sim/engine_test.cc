@@ -17,6 +17,7 @@ namespace navarch::sim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct Outcome {
   SimResult result;
@@ -439,6 +440,9 @@ TEST(EngineTest, FailoverScenarioKeepsThePoolAndSaysWhy) {
   EXPECT_THAT(a.out, HasSubstr("QUOTA_EXCEEDED: instance quota of 3 reached"));
   EXPECT_THAT(a.out, HasSubstr("InsufficientInstanceCapacity"));
   EXPECT_THAT(a.out, HasSubstr("set_capacity gcp/us-central1 2 (restored)"));
+  const std::string html = RenderHtml(a.result.report);
+  EXPECT_THAT(html, HasSubstr("<h2>Providers</h2>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>gcp</td><td>12</td><td>5</td>"));
   for (const auto& n : a.result.report["nodes"]) {
     if (n["node_id"] == "aws-1") {
       EXPECT_EQ(n["events"][0]["t"], 5.0) << n.dump();
@@ -455,6 +459,8 @@ TEST(EngineTest, NoCloudsNoProvidersSection) {
       "max_nodes: 1}}\n"
       "events:\n  - {at: 1m, action: wait}\n");
   EXPECT_FALSE(r.result.report["summary"].contains("providers"));
+  EXPECT_THAT(RenderHtml(r.result.report),
+              Not(HasSubstr("<h2>Providers</h2>")));
 }
 
 }  // namespace
