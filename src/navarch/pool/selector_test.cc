@@ -234,5 +234,64 @@ TEST_F(SelectorTest, AQuotaForTheWholeCloudBacksOffEveryRegionOfIt) {
   EXPECT_THAT(Names(s.Plan()), ElementsAre("a", "a", "b"));
 }
 
+// The fake provider's cloud model (as in the simulator's `clouds:`) drives
+// the selector end to end: a full region moves the request to the same
+// provider's next region, a regional quota too, and a cap that comes back
+// brings the region back once its backoff has run out.
+TEST_F(SelectorTest, TheFakeCloudsCapsMoveRequestsAcrossRegionsAndBack) {
+  FakeProviderOptions fo;
+  fo.name = "a";
+  fo.regions["r1"].capacity = 1;
+  fo.regions["r2"].quota = 1;
+  providers_.push_back(std::make_unique<FakeProvider>(clock_, fo));
+  FakeProvider& a = *providers_.back();
+  candidates_.push_back({.provider = &a, .regions = {"r1", "r2"}});
+  Add("b", 1);
+  auto s = Make(SelectionStrategy::kPriority);
+  std::vector<std::string> where;
+  for (int i = 0; i < 3; ++i) {
+    auto r = s.Provision(Req());
+    ASSERT_TRUE(r.ok()) << r.status();
+    where.push_back(absl::StrCat(r->provider, "/", r->region));
+  }
+  EXPECT_THAT(where, ElementsAre("a/r1", "a/r2", "b/us-east"));
+  EXPECT_GT(s.BackoffLeft("a", "r1"), absl::ZeroDuration());
+  EXPECT_GT(s.BackoffLeft("a", "r2"), absl::ZeroDuration());
+  EXPECT_EQ(a.stats().capacity_errors, 1);
+  EXPECT_EQ(a.stats().quota_errors, 1);
+  // r1 gets room again; once its backoff is over it is first again.
+  a.SetRegionCapacity("r1", 2);
+  auto backed_off = s.Provision(Req());
+  ASSERT_TRUE(backed_off.ok());
+  EXPECT_EQ(backed_off->provider, "b");
+  clock_.Advance(absl::Seconds(31));
+  auto back = s.Provision(Req());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(absl::StrCat(back->provider, "/", back->region), "a/r1");
+}
+
+// Capacity or quota, every place failing: the error names each attempt with
+// the cloud's code, so the pool's event says why it could not grow.
+TEST_F(SelectorTest, WhenEveryPlaceIsFullTheErrorSaysWhyForEach) {
+  FakeProviderOptions fo;
+  fo.name = "a";
+  fo.quota = 0;
+  providers_.push_back(std::make_unique<FakeProvider>(clock_, fo));
+  candidates_.push_back({.provider = providers_.back().get()});
+  fo.name = "b";
+  fo.quota = -1;
+  fo.regions["us-east"].capacity = 0;
+  providers_.push_back(std::make_unique<FakeProvider>(clock_, fo));
+  candidates_.push_back({.provider = providers_.back().get(), .priority = 1});
+  auto s = Make(SelectionStrategy::kPriority);
+  auto r = s.Provision(Req());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(),
+              ::testing::AllOf(
+                  ::testing::HasSubstr("a/us-east: a: QUOTA_EXCEEDED"),
+                  ::testing::HasSubstr(
+                      "b/us-east: b us-east: InsufficientInstanceCapacity")));
+}
+
 }  // namespace
 }  // namespace navarch

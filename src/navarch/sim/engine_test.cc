@@ -17,6 +17,7 @@ namespace navarch::sim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct Outcome {
   SimResult result;
@@ -370,6 +371,99 @@ TEST(ReportTest, JsonSectionsAndSelfContainedHtml) {
   EXPECT_THAT(html, ::testing::Not(HasSubstr("http://")));
   EXPECT_THAT(html, ::testing::Not(HasSubstr("https://")));
   EXPECT_THAT(html, ::testing::Not(HasSubstr("<script")));
+}
+
+}  // namespace
+}  // namespace navarch::sim
+
+namespace navarch::sim {
+namespace {
+
+// The pool spreads over two zones; zone a has room for one instance, so the
+// cloud answers ZONE_RESOURCE_POOL_EXHAUSTED and the selector tries zone b
+// of the same region before any other place.
+TEST(EngineTest, AFullZoneMovesThePoolToTheRegionsNextZone) {
+  Outcome r = Simulate(
+      "name: t\nboot_delay: 20s\n"
+      "config:\n"
+      "  providers: {gcp: {type: fake}, aws: {type: fake}}\n"
+      "  pools:\n"
+      "    p:\n"
+      "      providers: [{name: gcp, priority: 1, regions: [r1]}, "
+      "{name: aws, priority: 2, regions: [r2]}]\n"
+      "      zones: [a, b]\n"
+      "      instance_type: h100-8x\n"
+      "      min_nodes: 4\n"
+      "      max_nodes: 4\n"
+      "clouds:\n"
+      "  gcp: {regions: {r1: {zones: {a: 1}}}}\n"
+      "events:\n  - {at: 2m, action: wait}\n"
+      "assertions:\n"
+      "  - {type: pool_size, target: p, expected: '4'}\n"
+      "  - {type: provisions, target: gcp/r1, expected: '4'}\n"
+      "  - {type: provisions, target: aws, expected: '0'}\n");
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+  int in_a = 0;
+  for (const auto& n : r.result.report["nodes"]) {
+    if (n["zone"] == "a") ++in_a;
+  }
+  EXPECT_EQ(in_a, 1);
+  const auto& gcp = r.result.report["summary"]["providers"]["gcp"];
+  EXPECT_EQ(gcp["provisioned"], 4);
+  EXPECT_GE(gcp["capacity_errors"].get<int>(), 1);
+  EXPECT_EQ(gcp["quota_errors"], 0);
+}
+
+// The shipped failover scenario: its assertions hold, the report counts what
+// each cloud answered, the run log says why the pool could not grow, and the
+// same seed gives the same summary.
+TEST(EngineTest, FailoverScenarioKeepsThePoolAndSaysWhy) {
+  ParseResult p = LoadScenarioFile("examples/scenarios/failover.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto run = [&] {
+    std::ostringstream out;
+    SimOptions o;
+    o.out = &out;
+    SimResult result = RunScenario(p.scenario, o);
+    return Outcome{std::move(result), out.str()};
+  };
+  Outcome a = run(), b = run();
+  EXPECT_EQ(a.result.exit_code(), 0) << a.out;
+  EXPECT_EQ(a.result.report["summary"].dump(),
+            b.result.report["summary"].dump());
+  const auto& providers = a.result.report["summary"]["providers"];
+  EXPECT_GE(providers["gcp"]["quota_errors"].get<int>(), 1);
+  EXPECT_GE(providers["aws"]["capacity_errors"].get<int>(), 1);
+  EXPECT_EQ(providers["gcp"]["instances_started"], 5);
+  EXPECT_EQ(providers["aws"]["instances_started"], 1);
+  // aws answers in 5 s: its instance is created that much later.
+  EXPECT_THAT(a.out, HasSubstr("QUOTA_EXCEEDED: instance quota of 3 reached"));
+  EXPECT_THAT(a.out, HasSubstr("InsufficientInstanceCapacity"));
+  EXPECT_THAT(a.out, HasSubstr("set_capacity gcp/us-central1 2 (restored)"));
+  const std::string html = RenderHtml(a.result.report);
+  EXPECT_THAT(html, HasSubstr("<h2>Providers</h2>"));
+  EXPECT_THAT(html, HasSubstr(absl::StrCat(
+                        "<tr><td>gcp</td><td>",
+                        providers["gcp"]["provision_calls"].get<int>(),
+                        "</td><td>5</td>")));
+  for (const auto& n : a.result.report["nodes"]) {
+    if (n["node_id"] == "aws-1") {
+      EXPECT_EQ(n["events"][0]["t"], 5.0) << n.dump();
+    }
+  }
+}
+
+// Without `clouds:` the report has no providers section (every existing
+// scenario's report is unchanged).
+TEST(EngineTest, NoCloudsNoProvidersSection) {
+  Outcome r = Simulate(
+      "name: t\nconfig:\n  providers: {fake: {type: fake}}\n"
+      "  pools: {p: {provider: fake, instance_type: h100-8x, min_nodes: 1, "
+      "max_nodes: 1}}\n"
+      "events:\n  - {at: 1m, action: wait}\n");
+  EXPECT_FALSE(r.result.report["summary"].contains("providers"));
+  EXPECT_THAT(RenderHtml(r.result.report),
+              Not(HasSubstr("<h2>Providers</h2>")));
 }
 
 }  // namespace

@@ -260,6 +260,24 @@ std::string Assertions(const nlohmann::json& s) {
   return h;
 }
 
+// What each simulated cloud answered (summary.providers, with `clouds:`).
+std::string Providers(const nlohmann::json& s) {
+  if (!s.contains("providers")) return "";
+  std::string h =
+      "<h2>Providers</h2><table><tr><th>provider</th><th>provision "
+      "calls</th><th>provisioned</th><th>capacity errors</th><th>quota "
+      "errors</th><th>other errors</th><th>call latency (s)</th></tr>";
+  for (const auto& [name, p] : s["providers"].items()) {
+    absl::StrAppend(&h, "<tr><td>", Esc(name), "</td><td>",
+                    Str(p["provision_calls"]), "</td><td>",
+                    Str(p["provisioned"]), "</td><td>",
+                    Str(p["capacity_errors"]), "</td><td>",
+                    Str(p["quota_errors"]), "</td><td>", Str(p["other_errors"]),
+                    "</td><td>", Str(p["call_latency_seconds"]), "</td></tr>");
+  }
+  return h + "</table>";
+}
+
 // The fleet's states, the cumulative counts and the pool sizes over time.
 std::string Timeline(const nlohmann::json& tl) {
   std::vector<double> xs;
@@ -441,6 +459,7 @@ std::string RenderHtml(const nlohmann::json& report) {
   h += Assertions(s);
   h += Timeline(report.at("timeline"));
   h += FailuresAndPolicy(s, report["policy"]);
+  h += Providers(s);
   h += Nodes(report["nodes"]);
   h += Run(report["run"]);
   h += "</body></html>\n";

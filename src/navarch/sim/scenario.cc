@@ -234,7 +234,10 @@ std::vector<KeySpec> EventParamKeys(YamlReader& r, EventSpec& e) {
           DurKey(r, "timeout", &e.timeout),
           StrKey(r, "log_message", &e.log_message),
           StrKey(r, "pool", &e.pool),
-          StrKey(r, "status", &e.status)};
+          StrKey(r, "status", &e.status),
+          IntKey(r, "capacity", &e.capacity, -1, 1000000),
+          IntKey(r, "quota", &e.quota, -1, 1000000),
+          DurKey(r, "duration", &e.duration)};
 }
 
 EventSpec ReadEvent(YamlReader& r, const Entry& item, int index) {
@@ -269,17 +272,53 @@ AssertionSpec ReadAssertion(YamlReader& r, const Entry& item) {
     read(e);
     if (a.type.empty()) a.type = "node_status";
   };
-  r.ReadMap(item.value, item.site, item.slot,
-            Tracked(&a.value_pos, "",
-                    {std::move(type), StrKey(r, "target", &a.target),
-                     StrKey(r, "expected", &a.expected),
-                     MapKey(r, "params",
-                            Tracked(&a.value_pos, "params.",
-                                    {StrKey(r, "status", &a.status),
-                                     StrKey(r, "pool", &a.pool),
-                                     DoubleKey(r, "percentile", &a.percentile,
-                                               0, 100)}))}));
+  r.ReadMap(
+      item.value, item.site, item.slot,
+      Tracked(
+          &a.value_pos, "",
+          {std::move(type), StrKey(r, "target", &a.target),
+           StrKey(r, "expected", &a.expected),
+           MapKey(
+               r, "params",
+               Tracked(&a.value_pos, "params.",
+                       {StrKey(r, "status", &a.status),
+                        StrKey(r, "pool", &a.pool), StrKey(r, "kind", &a.kind),
+                        StrKey(r, "contains", &a.contains),
+                        DoubleKey(r, "percentile", &a.percentile, 0, 100)}))}));
   return a;
+}
+
+// ----------------------------------------------------------- clouds
+
+void ReadCloudRegion(YamlReader& r, const Entry& item, FakeRegionOptions& ro) {
+  r.ReadMap(item.value, item.site, item.slot,
+            {IntKey(r, "capacity", &ro.capacity, -1, 1000000),
+             IntKey(r, "quota", &ro.quota, -1, 1000000),
+             {{"zones"}, "", [&r, &ro](const Entry& e) {
+                for (const Entry& z : r.MapEntries(e.value, e.site, e.slot)) {
+                  if (auto v = r.Int(z, -1, 1000000)) ro.zones[z.key] = *v;
+                }
+              }}});
+}
+
+KeySpec CloudsKey(YamlReader& r, Scenario& s) {
+  return {{"clouds"}, "", [&r, &s](const Entry& e) {
+            for (const Entry& c : r.MapEntries(e.value, e.site, e.slot)) {
+              CloudSpec& cs = s.clouds[c.key];
+              cs.name = c.key;
+              cs.pos = PosOf(c.site);
+              KeySpec regions = {{"regions"}, "", [&r, &cs](const Entry& re) {
+                                   for (const Entry& g : r.MapEntries(
+                                            re.value, re.site, re.slot)) {
+                                     ReadCloudRegion(r, g, cs.regions[g.key]);
+                                   }
+                                 }};
+              r.ReadMap(c.value, c.site, c.slot,
+                        {IntKey(r, "quota", &cs.quota, -1, 1000000),
+                         DurKey(r, "call_latency", &cs.call_latency),
+                         std::move(regions)});
+            }
+          }};
 }
 
 // ----------------------------------------------------------- stress
@@ -587,7 +626,8 @@ std::vector<KeySpec> ScenarioKeys(YamlReader& r, absl::string_view text,
            [&r, text, &root, &s](const Entry& e) {
              ParseConfigBlock(r, text, root, e, s);
            }},
-          DurKey(r, "boot_delay", &s.boot_delay)};
+          DurKey(r, "boot_delay", &s.boot_delay),
+          CloudsKey(r, s)};
 }
 
 // ----------------------------------------------------------- checks
@@ -600,6 +640,7 @@ class Checker {
 
   void Run(const Site& root) {
     Fleet(root);
+    Clouds();
     for (const EventSpec& e : s_.events) Event(e);
     for (size_t i = 0; i < s_.assertions.size(); ++i) {
       Assertion(s_.assertions[i], absl::StrCat("assertions[", i, "]"));
@@ -653,7 +694,21 @@ class Checker {
     }
   }
 
+  void Clouds() {
+    for (const auto& [name, c] : s_.clouds) {
+      if (!s_.config.providers.contains(name)) {
+        Error(c.pos, "clouds." + name,
+              absl::StrCat("provider '", name, "' is not in config.providers"));
+      }
+    }
+  }
+  // "provider", "provider/region" or "provider/region/zone": between `min`
+  // and `max` parts, the first a configured provider.
+  void CloudTarget(const std::string& target, size_t min, size_t max, Pos pos,
+                   const std::string& path);
+
   void Event(const EventSpec& e);
+  void CloudEvent(const EventSpec& e, const std::string& p);
   void FailureEvent(const EventSpec& e, const std::string& p);
   void Assertion(const AssertionSpec& a, const std::string& p);
   void AssertionExpected(const AssertionSpec& a, const std::string& p);
@@ -683,9 +738,42 @@ void Checker::FailureEvent(const EventSpec& e, const std::string& p) {
   }
 }
 
+void Checker::CloudTarget(const std::string& target, size_t min, size_t max,
+                          Pos pos, const std::string& path) {
+  const std::vector<std::string> parts = absl::StrSplit(target, '/');
+  const char* what[] = {"provider", "provider/region", "provider/region/zone"};
+  if (target.empty() || parts.size() < min || parts.size() > max ||
+      std::find(parts.begin(), parts.end(), "") != parts.end()) {
+    Error(pos, path,
+          absl::StrCat("'target' must be ", what[min - 1],
+                       min == max ? "" : absl::StrCat(" or ", what[max - 1]),
+                       " (got '", target, "')"));
+  } else if (!s_.config.providers.contains(parts[0])) {
+    Error(pos, path,
+          absl::StrCat("provider '", parts[0], "' is not in config.providers"));
+  }
+}
+
+void Checker::CloudEvent(const EventSpec& e, const std::string& p) {
+  const bool capacity = e.action == "set_capacity";
+  if (s_.config.pools.empty()) {
+    Error(e.pos, p + ".action",
+          absl::StrCat(e.action,
+                       " needs config pools (their providers are simulated)"));
+  }
+  CloudTarget(e.target, capacity ? 2 : 1, capacity ? 3 : 2, e.PosOf("target"),
+              p + ".target");
+  const std::string key = capacity ? "params.capacity" : "params.quota";
+  if (!e.value_pos.contains(key)) {
+    Error(e.PosOf("params"), p + "." + key,
+          absl::StrCat(key.substr(7), " is required (-1: no cap)"));
+  }
+}
+
 void Checker::Event(const EventSpec& e) {
   const std::string p = absl::StrCat("events[", e.index, "]");
   const std::string& act = e.action;
+  if (act == "set_capacity" || act == "set_quota") CloudEvent(e, p);
   if (act == "inject_failure" || act == "recover_failure" ||
       act == "issue_command" || act == "wait_for_status") {
     Target(e.target, e.PosOf("target"), p + ".target");
@@ -766,6 +854,15 @@ void Checker::Assertion(const AssertionSpec& a, const std::string& p) {
     Status(a.status, a.PosOf("params.status"), p + ".params.status");
   }
   AssertionPool(a, p);
+  if (a.type == "events" && !absl::StartsWith(a.kind, "pool.")) {
+    Error(a.PosOf("params.kind"), p + ".params.kind",
+          absl::StrCat("'kind' must be a pool event kind such as "
+                       "pool.provision_failed (got '",
+                       a.kind, "')"));
+  }
+  if (a.type == "provisions") {
+    CloudTarget(a.target, 1, 2, a.PosOf("target"), p + ".target");
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "navarch/config/config.h"
 #include "navarch/config/config_error.h"
+#include "navarch/provider/fake/fake_provider.h"
 
 namespace navarch::sim {
 
@@ -47,11 +48,12 @@ struct NodeSpec {
   Pos pos;
 };
 
-// The nine upstream actions.
+// The nine upstream actions, and ours: set_capacity and set_quota change a
+// simulated cloud's capacity model (`clouds:`).
 inline constexpr const char* kActions[] = {
     "start_fleet",   "stop_fleet",      "inject_failure", "recover_failure",
     "issue_command", "wait_for_status", "wait",           "log",
-    "assert"};
+    "assert",        "set_capacity",    "set_quota"};
 
 // Failure types with a simulated effect (docs/simulator.md has the table).
 inline constexpr const char* kFailureTypes[] = {
@@ -63,9 +65,9 @@ inline constexpr const char* kCommandTypes[] = {"cordon", "uncordon", "drain",
                                                 "terminate", "run_diagnostic"};
 
 inline constexpr const char* kAssertionTypes[] = {
-    "node_status",    "health_status",       "node_count",
-    "pool_size",      "replacements",        "time_to_replace",
-    "time_to_detect", "min_healthy_percent", "failures"};
+    "node_status",  "health_status",   "node_count",     "pool_size",
+    "replacements", "time_to_replace", "time_to_detect", "min_healthy_percent",
+    "failures",     "events",          "provisions"};
 
 struct EventSpec {
   absl::Duration at;
@@ -84,6 +86,11 @@ struct EventSpec {
   // `assert` action: expected value; pool/status filters for node_count.
   std::string pool;
   std::string status;
+  // set_capacity / set_quota: the new cap (-1: none) and, when not zero,
+  // how long until the previous one is back (an outage window).
+  int capacity = -1;
+  int quota = -1;
+  absl::Duration duration = absl::ZeroDuration();
   Pos pos;
   int index = 0;  // position in the file
   // Where each value was written ("target", "params.failure_type", ...).
@@ -113,6 +120,8 @@ struct AssertionSpec {
   std::string status;  // node_count: count only nodes with this status
   std::string pool;    // node_count, replacements, time_to_*: this pool only
   double percentile = 95;  // time_to_replace, time_to_detect
+  std::string kind;        // events: the pool.* event kind counted
+  std::string contains;    // events: only those whose message holds this
   Pos pos;
   std::map<std::string, Pos> value_pos;
   Pos PosOf(const std::string& key) const {
@@ -220,6 +229,17 @@ struct StressSpec {
   ChaosSpec chaos;
 };
 
+// The cloud a configured provider simulates (`clouds:`): caps on live
+// instances, answered with the clouds' errors (FakeProvider), and how long
+// a Provision call takes.
+struct CloudSpec {
+  std::string name;  // a provider of config.providers
+  int quota = -1;    // live instances across the provider; -1: none
+  absl::Duration call_latency = absl::ZeroDuration();
+  std::map<std::string, FakeRegionOptions> regions;
+  Pos pos;
+};
+
 struct Scenario {
   std::string file;
   std::string name;
@@ -234,6 +254,8 @@ struct Scenario {
   bool has_config = false;
   // A node provisioned by a pool boots this long before its agent registers.
   absl::Duration boot_delay = absl::Seconds(30);
+  // By provider name; a provider not listed has no caps and answers at once.
+  std::map<std::string, CloudSpec> clouds;
 };
 
 // The control plane a scenario without `config:` runs against: upstream's

@@ -274,3 +274,97 @@ TEST(ScenarioTest, StressDefaultsAndUpstreamQuirks) {
 
 }  // namespace
 }  // namespace navarch::sim
+
+namespace navarch::sim {
+namespace {
+
+constexpr char kClouds[] = R"(name: t
+config:
+  providers: {gcp: {type: fake}, aws: {type: fake}}
+  pools:
+    p:
+      providers: [{name: gcp, priority: 1}, {name: aws, priority: 2}]
+      instance_type: h100-8x
+      min_nodes: 2
+      max_nodes: 4
+clouds:
+  gcp:
+    quota: 3
+    call_latency: 2s
+    regions:
+      us-central1: {capacity: 2, quota: 5, zones: {us-central1-a: 1}}
+events:
+  - {at: 1m, action: set_capacity, target: gcp/us-central1, params: {capacity: 0, duration: 5m}}
+  - {at: 1m, action: set_capacity, target: gcp/us-central1/us-central1-b, params: {capacity: -1}}
+  - {at: 2m, action: set_quota, target: aws, params: {quota: 1}}
+assertions:
+  - {type: events, expected: ">=1", params: {kind: pool.provision_failed, contains: QUOTA_EXCEEDED}}
+  - {type: provisions, target: gcp/us-central1, expected: "2"}
+)";
+
+TEST(ScenarioTest, CloudsAndTheirActions) {
+  ParseResult r = ParseScenario(kClouds, "t.yaml");
+  ASSERT_TRUE(r.ok()) << Errors(r);
+  const Scenario& s = r.scenario;
+  ASSERT_EQ(s.clouds.size(), 1u);
+  const CloudSpec& gcp = s.clouds.at("gcp");
+  EXPECT_EQ(gcp.quota, 3);
+  EXPECT_EQ(gcp.call_latency, absl::Seconds(2));
+  const FakeRegionOptions& region = gcp.regions.at("us-central1");
+  EXPECT_EQ(region.capacity, 2);
+  EXPECT_EQ(region.quota, 5);
+  EXPECT_EQ(region.zones.at("us-central1-a"), 1);
+  ASSERT_THAT(s.events, SizeIs(3));
+  EXPECT_EQ(s.events[0].capacity, 0);
+  EXPECT_EQ(s.events[0].duration, absl::Minutes(5));
+  EXPECT_EQ(s.events[1].capacity, -1);
+  EXPECT_EQ(s.events[2].quota, 1);
+  EXPECT_EQ(s.assertions[0].kind, "pool.provision_failed");
+  EXPECT_EQ(s.assertions[0].contains, "QUOTA_EXCEEDED");
+}
+
+TEST(ScenarioTest, CloudMistakesAreNamed) {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string text = kClouds;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  std::vector<BadCase> cases = {
+      {"cloud not configured", with("  gcp:\n    quota", "  ibm:\n    quota"),
+       "t.yaml:12:5: clouds.ibm: provider 'ibm' is not in config.providers"},
+      {"unknown cloud key", with("quota: 3", "quotas: 3"),
+       "unknown key 'quotas'"},
+      {"capacity below -1", with("capacity: 2", "capacity: -2"),
+       "clouds.gcp.regions.us-central1.capacity"},
+      {"region target needed", with("target: gcp/us-central1,", "target: gcp,"),
+       "events[0].target: 'target' must be provider/region or "
+       "provider/region/zone (got 'gcp')"},
+      {"unknown provider in target", with("target: aws,", "target: azure,"),
+       "events[2].target: provider 'azure' is not in config.providers"},
+      {"capacity required", with("{capacity: -1}", "{duration: 1m}"),
+       "events[1].params.capacity: capacity is required (-1: no cap)"},
+      {"quota target too deep", with("target: aws,", "target: aws/r/z,"),
+       "'target' must be provider or provider/region (got 'aws/r/z')"},
+      {"events kind",
+       with("kind: pool.provision_failed", "kind: node.registered"),
+       "assertions[0].params.kind: 'kind' must be a pool event kind"},
+      {"provisions target",
+       with("target: gcp/us-central1, expected", "target: gce, expected"),
+       "assertions[1].target: provider 'gce' is not in config.providers"},
+  };
+  for (const BadCase& c : cases) {
+    ParseResult r = ParseScenario(c.yaml, "t.yaml");
+    EXPECT_FALSE(r.ok()) << c.name;
+    EXPECT_THAT(Errors(r), HasSubstr(c.expected)) << c.name;
+  }
+  // Without pools there is no simulated provider to change.
+  ParseResult r = ParseScenario(
+      "name: t\nfleet: [{id: n1}]\nevents:\n"
+      "  - {at: 1s, action: set_quota, target: gcp, params: {quota: 1}}\n",
+      "t.yaml");
+  EXPECT_THAT(Errors(r), HasSubstr("set_quota needs config pools"));
+}
+
+}  // namespace
+}  // namespace navarch::sim

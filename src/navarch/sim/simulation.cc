@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/duration.h"
@@ -179,6 +180,8 @@ class Simulation final : public ChaosHost {
   void AddFakeProvider(const std::string& name, const ProviderConfig& pc,
                        uint64_t n);
   void OnInstanceRunning(const ProviderInstance& pi);
+  // set_capacity / set_quota; with a duration, the previous cap comes back.
+  void SetCloudCap(const EventSpec& e);
   SimAgent* AddAgent(NodeSpec spec, const std::string& pool);
   // Handles what the fleet core committed since the last call (collected
   // from its commit callback), and updates the simulation's bookkeeping.
@@ -210,6 +213,7 @@ class Simulation final : public ChaosHost {
   nlohmann::json CountsJson();
   nlohmann::json HealthyJson();
   nlohmann::json PoolSizesJson();
+  nlohmann::json ProvidersJson();
   nlohmann::json SummaryJson(const std::vector<AssertionResult>& results,
                              const FleetStats& stats);
   nlohmann::json PolicyJson(const FleetStats& stats);
@@ -243,6 +247,8 @@ class Simulation final : public ChaosHost {
   std::unique_ptr<PolicyEvaluator> evaluator_;
   std::unique_ptr<FleetService> fleet_;
   std::unique_ptr<ProviderRegistry> providers_;
+  // The fake providers by name (owned by providers_).
+  std::map<std::string, FakeProvider*> fakes_;
   NoopNotifier notifier_;
   std::unique_ptr<PoolManager> pools_;
   std::vector<std::unique_ptr<PeriodicTask>> controllers_;
@@ -295,6 +301,11 @@ class Simulation final : public ChaosHost {
   std::map<std::string, std::vector<double>> detect_by_pool_, replace_by_pool_;
   std::vector<double> detect_, replace_;
   std::map<std::string, int64_t> replacements_by_pool_;
+  // Instances that came up, by "provider" and "provider/region".
+  std::map<std::string, int64_t> started_by_;
+  // The pool.* events committed, in order: kind and message (`events`
+  // assertions).
+  std::vector<std::pair<std::string, std::string>> pool_events_;
   absl::Time chaos_start_ = absl::InfiniteFuture();
   absl::Time measure_from_ = absl::InfiniteFuture();
 
@@ -419,6 +430,13 @@ void Simulation::SetupFleet() {
           PoolTick();
         });
       }
+      if (absl::StartsWith(e.kind(), "pool.")) {
+        pool_events_.emplace_back(e.kind(), e.message());
+        // With simulated clouds, why the pool could not grow is the story.
+        if (!sc_.clouds.empty() && e.kind() == "pool.provision_failed") {
+          Print(absl::StrCat(e.kind(), " ", e.pool(), ": ", e.message()));
+        }
+      }
       if (absl::StartsWith(e.kind(), "node.") || e.kind() == "health.event" ||
           e.kind() == "pool.replacement_provisioned") {
         committed_.push_back(std::move(e));
@@ -447,6 +465,8 @@ void Simulation::OnInstanceRunning(const ProviderInstance& pi) {
   std::string pool;
   if (auto it = pi.labels.find("pool"); it != pi.labels.end())
     pool = it->second;
+  ++started_by_[spec.provider];
+  ++started_by_[absl::StrCat(spec.provider, "/", spec.region)];
   SimAgent* a = AddAgent(std::move(spec), pool);
   ++nodes_started_;
   Note(a->id(), {T(), "started", "instance running; booting"});
@@ -465,7 +485,16 @@ void Simulation::AddFakeProvider(const std::string& name,
   if (absl::EndsWith(fpo.gpu_type, " (fake)")) {
     fpo.gpu_type = fpo.gpu_type.substr(0, fpo.gpu_type.size() - 7);
   }
+  if (auto c = sc_.clouds.find(name); c != sc_.clouds.end()) {
+    fpo.quota = c->second.quota;
+    fpo.regions = c->second.regions;
+    fpo.call_latency = c->second.call_latency;
+    // The pool tick runs on the simulation's only thread and cannot wait:
+    // the instance owes the latency instead (fake_provider.h).
+    fpo.wait = [](absl::Duration) {};
+  }
   auto fp = std::make_unique<FakeProvider>(clock_, fpo);
+  fakes_[name] = fp.get();
   fp->set_on_running(
       [this](const ProviderInstance& pi) { OnInstanceRunning(pi); });
   fp->set_on_terminated([this](const ProviderInstance& pi) {
@@ -476,6 +505,38 @@ void Simulation::AddFakeProvider(const std::string& name,
     }
   });
   (void)providers_->Add(std::move(fp));
+}
+
+void Simulation::SetCloudCap(const EventSpec& e) {
+  const std::vector<std::string> parts = absl::StrSplit(e.target, '/');
+  auto it = fakes_.find(parts[0]);
+  if (it == fakes_.end()) {
+    return Fail(e, absl::StrCat("provider ", parts[0], " is not simulated"));
+  }
+  FakeProvider* fp = it->second;
+  const std::string region = parts.size() > 1 ? parts[1] : "";
+  const std::string zone = parts.size() > 2 ? parts[2] : "";
+  const bool capacity = e.action == "set_capacity";
+  const int value = capacity ? e.capacity : e.quota;
+  // Sets the cap; returns the one it replaced.
+  auto set = [fp, capacity, region, zone](int v) {
+    if (!capacity) return fp->SetQuota(region, v);
+    return zone.empty() ? fp->SetRegionCapacity(region, v)
+                        : fp->SetZoneCapacity(region, zone, v);
+  };
+  const int previous = set(value);
+  Print(absl::StrCat(e.action, " ", e.target, " ", value,
+                     e.duration > absl::ZeroDuration()
+                         ? absl::StrCat(" for ", FormatGoDuration(e.duration))
+                         : ""));
+  if (e.duration > absl::ZeroDuration()) {
+    const std::string what = absl::StrCat(e.action, " ", e.target, " ");
+    clock_.Schedule(e.duration, [this, set, previous, what] {
+      set(previous);
+      Print(absl::StrCat(what, previous, " (restored)"));
+      // The pool manager hears of it on its next tick, as from a cloud.
+    });
+  }
 }
 
 void Simulation::SetupPools() {
@@ -815,6 +876,8 @@ void Simulation::Execute(size_t i) {
   } else if (e.action == "wait_for_status") {
     WaitForStatus(i, clock_.Now() + e.timeout);
     return;  // continues when the status is reached
+  } else if (e.action == "set_capacity" || e.action == "set_quota") {
+    SetCloudCap(e);
   } else if (e.action == "log") {
     Print(absl::StrCat("log: ",
                        e.log_message.empty() ? e.message : e.log_message));
@@ -923,6 +986,15 @@ AssertionResult Simulation::Check(const AssertionSpec& a,
       ++count;
     }
     compare(count);
+  } else if (a.type == "events") {
+    int count = 0;
+    for (const auto& [kind, message] : pool_events_) {
+      if (kind == a.kind && absl::StrContains(message, a.contains)) ++count;
+    }
+    compare(count);
+  } else if (a.type == "provisions") {
+    auto it = started_by_.find(a.target);
+    compare(it == started_by_.end() ? 0 : it->second);
   } else if (a.type == "replacements") {
     compare(a.pool.empty() ? replacements_ : replacements_by_pool_[a.pool]);
   } else if (a.type == "failures") {
@@ -1118,11 +1190,33 @@ nlohmann::json Simulation::PoolSizesJson() {
   return pools;
 }
 
+// What each simulated cloud answered: Provision calls, new instances, and
+// the failures by class (the failover the pool went through).
+nlohmann::json Simulation::ProvidersJson() {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, fp] : fakes_) {
+    const FakeProviderStats st = fp->stats();
+    nlohmann::json p;
+    p["provision_calls"] = st.calls;
+    p["provisioned"] = st.provisioned;
+    p["capacity_errors"] = st.capacity_errors;
+    p["quota_errors"] = st.quota_errors;
+    p["other_errors"] = st.other_errors;
+    p["call_latency_seconds"] = Round(Seconds(st.latency));
+    auto it = started_by_.find(name);
+    p["instances_started"] = it == started_by_.end() ? 0 : it->second;
+    out[name] = p;
+  }
+  return out;
+}
+
 nlohmann::json Simulation::SummaryJson(
     const std::vector<AssertionResult>& results, const FleetStats& stats) {
   nlohmann::json s = CountsJson();
   s["healthy"] = HealthyJson();
   s["pool_sizes"] = PoolSizesJson();
+  // Only with `clouds:`: every other scenario's report stays as it was.
+  if (!sc_.clouds.empty()) s["providers"] = ProvidersJson();
   std::map<std::string, int> final_status;
   for (const auto& [id, t] : tracked_) {
     if (t.known) ++final_status[ShortName(t.status)];
