@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/config/config_loader.h"
 #include "navarch/provider/lambda/testing/fake_lambda.h"
 #include "nlohmann/json.hpp"
 
@@ -300,6 +301,37 @@ TEST(LambdaOptionsTest, ReadsTheKeyFromTheEnvironmentOrAFile) {
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->api_key, "file-key-5678");
   EXPECT_EQ(o->endpoint, "http://127.0.0.1:1/api/v1");
+}
+
+TEST(LambdaConfigTest, ReadsTheLambdaKeys) {
+  ConfigLoadResult r = ParseConfig(R"(
+providers:
+  lam:
+    type: lambda
+    api_key_file: /etc/navarch/lambda-key
+    endpoint: http://127.0.0.1:9/api/v1
+    ssh_key_name: ops
+    ca_file: /etc/ssl/extra.pem
+)",
+                                   "test.yaml");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].message;
+  const ProviderConfig& c = r.config.providers.at("lam");
+  EXPECT_EQ(c.api_key_env, "LAMBDA_API_KEY");
+  EXPECT_EQ(c.lambda.api_key_file, "/etc/navarch/lambda-key");
+  EXPECT_EQ(c.lambda.endpoint, "http://127.0.0.1:9/api/v1");
+  EXPECT_EQ(c.lambda.ssh_key_name, "ops");
+  EXPECT_EQ(c.lambda.ca_file, "/etc/ssl/extra.pem");
+}
+
+TEST(LambdaConfigTest, RefusesLambdaKeysElsewhereAndABadEndpoint) {
+  EXPECT_FALSE(ParseConfig("providers:\n  f:\n    type: fake\n"
+                           "    ssh_key_name: ops\n",
+                           "test.yaml")
+                   .errors.empty());
+  EXPECT_FALSE(ParseConfig("providers:\n  l:\n    type: lambda\n"
+                           "    endpoint: ftp://x\n",
+                           "test.yaml")
+                   .errors.empty());
 }
 
 }  // namespace
