@@ -97,6 +97,31 @@ TEST_F(LambdaProviderTest, ListsTypesWithPriceGpusAndCapacity) {
   EXPECT_FALSE((*types)[0].available);
 }
 
+TEST_F(LambdaProviderTest, ReadsTheDocumentedInstanceTypesExample) {
+  // The InstanceTypes example of the OpenAPI description, in its envelope.
+  fake_.ForceNext(
+      "types",
+      {200,
+       R"j({"data":{"gpu_8x_example":{"instance_type":{"name":"gpu_8x_example",)j"
+       R"j("description":"8x Example GPU (40 GB SXM4)","gpu_description":)j"
+       R"j("Example GPU (40 GB SXM4)","price_cents_per_hour":1592,"specs":)j"
+       R"j({"vcpus":124,"memory_gib":1800,"storage_gib":6144,"gpus":8}},)j"
+       R"j("regions_with_capacity_available":[{"name":"us-west-1",)j"
+       R"j("description":"California, USA"}]}}})j",
+       "", "", ""});
+  absl::StatusOr<std::vector<InstanceTypeInfo>> types =
+      provider_->ListInstanceTypes();
+  ASSERT_TRUE(types.ok()) << types.status();
+  ASSERT_EQ(types->size(), 1u);
+  EXPECT_EQ((*types)[0].name, "gpu_8x_example");
+  EXPECT_EQ((*types)[0].gpu_count, 8);
+  EXPECT_EQ((*types)[0].gpu_type, "Example GPU");
+  EXPECT_DOUBLE_EQ((*types)[0].price_per_hour, 15.92);
+  EXPECT_EQ((*types)[0].vcpus, 124);
+  EXPECT_EQ((*types)[0].memory_gb, 1800);
+  EXPECT_THAT((*types)[0].regions, ::testing::ElementsAre("us-west-1"));
+}
+
 TEST_F(LambdaProviderTest, ProvisionsWithTagsAndListsTheInstance) {
   absl::StatusOr<ProviderInstance> p = provider_->Provision(Request("tok-1"));
   ASSERT_TRUE(p.ok()) << p.status();
