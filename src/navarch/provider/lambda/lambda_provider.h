@@ -77,7 +77,8 @@ class LambdaProvider final : public Provider {
                                          const std::string& wanted);
   absl::StatusOr<std::string> Launch(const ProvisionRequest& request,
                                      const std::string& region,
-                                     const std::string& ssh_key);
+                                     const std::string& ssh_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(launch_mu_);
   void WaitForLaunchSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(launch_mu_);
 
   Clock& clock_;
