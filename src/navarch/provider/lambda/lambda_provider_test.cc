@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/config/config_loader.h"
+#include "navarch/provider/instance_types.h"
 #include "navarch/provider/lambda/testing/fake_lambda.h"
 #include "nlohmann/json.hpp"
 
@@ -346,6 +347,28 @@ providers:
   EXPECT_EQ(c.lambda.endpoint, "http://127.0.0.1:9/api/v1");
   EXPECT_EQ(c.lambda.ssh_key_name, "ops");
   EXPECT_EQ(c.lambda.ca_file, "/etc/ssl/extra.pem");
+}
+
+TEST(LambdaConfigTest, TheExampleOfPoolsMdLoads) {
+  ConfigLoadResult r = ParseConfig(R"(
+providers:
+  lambda:
+    type: lambda
+    api_key_file: /etc/navarch/lambda-api-key
+    ssh_key_name: ops
+pools:
+  train:
+    provider: lambda
+    instance_type: h100-8x        # gpu_8x_h100_sxm5 on Lambda
+    region: us-east-1             # empty: any region with capacity
+    min_nodes: 2
+    max_nodes: 8
+)",
+                                   "pools.md");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].message;
+  EXPECT_EQ(r.config.pools.at("train").region, "us-east-1");
+  EXPECT_EQ(ResolveInstanceType("h100-8x", ProviderType::kLambda),
+            "gpu_8x_h100_sxm5");
 }
 
 TEST(LambdaConfigTest, RefusesLambdaKeysElsewhereAndABadEndpoint) {
