@@ -174,6 +174,16 @@ enum class ProviderType { kLambda, kGcp, kAws, kFake, kLocal };
 // One entry of `providers:`. Which keys a type accepts is listed in
 // docs/configuration.md; the loader rejects keys of another type, so a field
 // here is empty unless it belongs to `type`.
+// lambda: the keys beyond upstream's api_key_env (issue 16).
+struct LambdaKeys {
+  std::string api_key_file;  // Read instead of api_key_env when set.
+  std::string endpoint;      // Empty: https://cloud.lambda.ai/api/v1.
+  std::string ssh_key_name;  // The one SSH key every instance gets.
+  std::string ca_file;       // An extra CA bundle for https.
+
+  bool operator==(const LambdaKeys&) const = default;
+};
+
 struct ProviderConfig {
   std::string name;  // The key under `providers:`.
   ProviderType type = ProviderType::kFake;
@@ -184,6 +194,7 @@ struct ProviderConfig {
   // lambda
   std::string api_key_env;     // Defaults to LAMBDA_API_KEY.
   std::string api_key_secret;  // A secret-manager reference (upstream docs).
+  LambdaKeys lambda;           // lambda (issue 16)
   // gcp
   std::string project;  // Required.
   std::string zone;     // Defaults to us-central1-a.

@@ -152,6 +152,11 @@ unsigned AutoscalerKeyTypes(absl::string_view canonical) {
 std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   using T = ProviderType;
   if (key == "api_key_env" || key == "api_key_secret") return {T::kLambda};
+  // lambda (issue 16)
+  if (key == "api_key_file" || key == "endpoint" || key == "ssh_key_name" ||
+      key == "ca_file") {
+    return {T::kLambda};
+  }
   if (key == "project" || key == "zone") return {T::kGcp};
   if (key == "credentials_file" || key == "credentials_secret") {
     return {T::kGcp, T::kAws};
@@ -1087,6 +1092,11 @@ void Loader::ReadProvider(const std::string& name, const Entry& e) {
              note(f, "keep_instances");
              Store(f, r_.Bool(f), &c.keep_instances);
            }},
+          // lambda (issue 16)
+          {{"api_key_file"}, "", text("api_key_file", &c.lambda.api_key_file)},
+          {{"endpoint"}, "", text("endpoint", &c.lambda.endpoint)},
+          {{"ssh_key_name"}, "", text("ssh_key_name", &c.lambda.ssh_key_name)},
+          {{"ca_file"}, "", text("ca_file", &c.lambda.ca_file)},
       });
 }
 
@@ -1784,6 +1794,13 @@ void Loader::FinishProviders() {
     }
     if (c.type == ProviderType::kGcp && c.project.empty()) {
       r_.Error(d.site, "project is required for gcp providers");
+      ok = false;
+    }
+    // lambda (issue 16)
+    if (c.type == ProviderType::kLambda && !c.lambda.endpoint.empty() &&
+        !absl::StartsWith(c.lambda.endpoint, "https://") &&
+        !absl::StartsWith(c.lambda.endpoint, "http://")) {
+      r_.Error(d.site, "endpoint must be an http:// or https:// URL");
       ok = false;
     }
     ApplyProviderDefaults(&c);

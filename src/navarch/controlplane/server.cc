@@ -21,6 +21,7 @@
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/fake/fake_provider.h"
+#include "navarch/provider/lambda/lambda_provider.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
 
@@ -187,6 +188,16 @@ void ControlPlaneServer::StartPools() {
         o.server_address = context.agent_server;
         o.auth_token = agent_token;
         return std::make_unique<LocalProvider>(*context.clock, std::move(o));
+      });
+  // lambda (issue 16)
+  (void)providers_->RegisterFactory(
+      "lambda",
+      [](const ProviderConfig& pc, const ProviderContext& context)
+          -> absl::StatusOr<std::unique_ptr<Provider>> {
+        absl::StatusOr<LambdaProviderOptions> o = LambdaOptionsFromConfig(pc);
+        if (!o.ok()) return o.status();
+        o->http.seed = context.seed;
+        return std::make_unique<LambdaProvider>(*context.clock, *std::move(o));
       });
   ProviderContext context;
   context.clock = &clock_;
