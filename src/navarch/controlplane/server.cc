@@ -197,6 +197,7 @@ void ControlPlaneServer::StartPools() {
         absl::StatusOr<LambdaProviderOptions> o = LambdaOptionsFromConfig(pc);
         if (!o.ok()) return o.status();
         o->http.seed = context.seed;
+        o->http.observer = context.call_observer;
         return std::make_unique<LambdaProvider>(*context.clock, *std::move(o));
       });
   ProviderContext context;
