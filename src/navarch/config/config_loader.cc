@@ -148,6 +148,13 @@ unsigned AutoscalerKeyTypes(absl::string_view canonical) {
   return ~0u;  // "type" applies to all.
 }
 
+// aws: the keys of provider/aws/ (besides region and credentials_file).
+bool IsAwsProviderKey(absl::string_view key) {
+  return key == "endpoint" || key == "image_id" || key == "subnet_ids" ||
+         key == "security_group_ids" || key == "key_name" ||
+         key == "instance_profile" || key == "spot" || key == "profile";
+}
+
 // Which provider types a key belongs to; empty for "type" (all of them).
 std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   using T = ProviderType;
@@ -156,7 +163,7 @@ std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   if (key == "credentials_file" || key == "credentials_secret") {
     return {T::kGcp, T::kAws};
   }
-  if (key == "region") return {T::kAws};
+  if (key == "region" || IsAwsProviderKey(key)) return {T::kAws};
   if (key == "gpu_count") return {T::kFake, T::kLocal};
   if (key == "gpu_model" || key == "agent_path" || key == "keep_instances") {
     return {T::kLocal};
@@ -1005,6 +1012,32 @@ void Loader::ReadProvider(const std::string& name, const Entry& e) {
            [this, note, &c](const Entry& f) {
              note(f, "keep_instances");
              Store(f, r_.Bool(f), &c.keep_instances);
+           }},
+          // aws (provider/aws/)
+          {{"endpoint"}, "", text("endpoint", &c.aws_endpoint)},
+          {{"image_id"}, "", text("image_id", &c.aws_image_id)},
+          {{"key_name"}, "", text("key_name", &c.aws_key_name)},
+          {{"instance_profile"},
+           "",
+           text("instance_profile", &c.aws_instance_profile)},
+          {{"profile"}, "", text("profile", &c.aws_profile)},
+          {{"subnet_ids"},
+           "",
+           [this, note, &c](const Entry& f) {
+             note(f, "subnet_ids");
+             Store(f, r_.StringMap(f), &c.aws_subnet_ids);
+           }},
+          {{"security_group_ids"},
+           "",
+           [this, note, &c](const Entry& f) {
+             note(f, "security_group_ids");
+             Store(f, r_.StringList(f), &c.aws_security_group_ids);
+           }},
+          {{"spot"},
+           "",
+           [this, note, &c](const Entry& f) {
+             note(f, "spot");
+             Store(f, r_.Bool(f), &c.aws_spot);
            }},
       });
 }

@@ -321,6 +321,23 @@ ProviderInstance AwsProvider::ToInstance(const Ec2Instance& i) const {
   return out;
 }
 
+absl::StatusOr<std::unique_ptr<Provider>> NewAwsProvider(
+    const ProviderConfig& config, const ProviderContext& context) {
+  AwsProviderOptions o = AwsOptionsFromConfig(config);
+  if (o.region.empty() || o.image_id.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "aws provider '", config.name, "' needs region and image_id"));
+  }
+  o.http.clock = context.clock;
+  o.http.seed = context.seed;
+  auto provider = std::make_unique<AwsProvider>(std::move(o));
+  if (absl::Status s = ParseUrl(provider->endpoint()).status(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "aws provider '", config.name, "': endpoint: ", s.message()));
+  }
+  return provider;
+}
+
 AwsProviderOptions AwsOptionsFromConfig(const ProviderConfig& c) {
   AwsProviderOptions o;
   o.name = c.name;

@@ -11,6 +11,7 @@
 #define NAVARCH_PROVIDER_AWS_AWS_PROVIDER_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "navarch/provider/aws/ec2_xml.h"
 #include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/provider.h"
+#include "navarch/provider/registry.h"
 
 namespace navarch {
 
@@ -49,6 +51,12 @@ AwsProviderOptions AwsOptionsFromConfig(const ProviderConfig& config);
 // capacity error reaches. Exposed for the error table's test.
 std::pair<absl::StatusCode, CloudErrorScope> ClassifyEc2Error(
     absl::string_view code, int http_status, bool* quota);
+
+// The factory of `type: aws` (controlplane/server.cc registers it):
+// INVALID_ARGUMENT without a region or image_id, or with an unusable
+// endpoint.
+absl::StatusOr<std::unique_ptr<Provider>> NewAwsProvider(
+    const ProviderConfig& config, const ProviderContext& context);
 
 // Thread-safe.
 class AwsProvider : public Provider {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "navarch/base/clock.h"
+#include "navarch/config/config_loader.h"
 #include "navarch/provider/aws/testing/fake_ec2.h"
 
 namespace navarch {
@@ -260,6 +261,58 @@ TEST_F(AwsProviderTest, ListInstanceTypesComesFromTheTable) {
     }
   }
   EXPECT_TRUE(p5);
+}
+
+}  // namespace
+}  // namespace navarch
+
+namespace navarch {
+namespace {
+
+TEST(AwsConfigTest, KeysLoadAndTheFactoryChecksThem) {
+  absl::StatusOr<Config> c = LoadConfigString(R"(
+providers:
+  aws:
+    type: aws
+    region: us-east-1
+    endpoint: http://127.0.0.1:9/
+    image_id: ami-0abc
+    subnet_ids: {us-east-1a: subnet-a, us-east-1b: subnet-b}
+    security_group_ids: [sg-1]
+    key_name: ops
+    instance_profile: navarch-node
+    spot: true
+    profile: ops
+    credentials_file: /etc/navarch/aws-credentials
+)",
+                                              "aws.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ProviderConfig& p = c->providers.at("aws");
+  EXPECT_EQ(p.aws_subnet_ids.at("us-east-1b"), "subnet-b");
+  EXPECT_EQ(p.aws_security_group_ids, std::vector<std::string>{"sg-1"});
+  EXPECT_TRUE(p.aws_spot);
+  AwsProviderOptions o = AwsOptionsFromConfig(p);
+  EXPECT_EQ(o.credentials.profile, "ops");
+  EXPECT_EQ(o.credentials.credentials_file, "/etc/navarch/aws-credentials");
+  EXPECT_EQ(o.instance_profile, "navarch-node");
+  FakeClock clock;
+  ProviderContext context;
+  context.clock = &clock;
+  absl::StatusOr<std::unique_ptr<Provider>> made = NewAwsProvider(p, context);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ((*made)->name(), "aws");
+  ProviderConfig no_image = p;
+  no_image.aws_image_id = "";
+  EXPECT_EQ(NewAwsProvider(no_image, context).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<Config> wrong = LoadConfigString(R"(
+providers:
+  g: {type: gcp, project: p, image_id: ami-1}
+)",
+                                                  "gcp.yaml");
+  EXPECT_FALSE(wrong.ok());
+  EXPECT_TRUE(absl::StrContains(wrong.status().message(), "image_id"));
 }
 
 }  // namespace
