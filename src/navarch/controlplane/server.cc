@@ -19,6 +19,7 @@
 #include "navarch/controlplane/undo_stack.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
+#include "navarch/provider/aws/aws_provider.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
@@ -184,6 +185,7 @@ void ControlPlaneServer::StartPools() {
         o.auth_token = agent_token;
         return std::make_unique<LocalProvider>(*context.clock, std::move(o));
       });
+  (void)providers_->RegisterFactory("aws", NewAwsProvider);
   ProviderContext context;
   context.clock = &clock_;
   // Read only by ticks, which start after the listener has its port.
