@@ -39,13 +39,13 @@ ProviderInstanceState StateOf(absl::string_view ec2_state) {
   return ProviderInstanceState::kTerminating;  // shutting-down, stopping...
 }
 
-// EC2 client tokens: at most 64 ASCII characters.
-bool ValidToken(absl::string_view token) {
-  if (token.empty() || token.size() > 64) return false;
-  for (char c : token) {
-    if (c <= 32 || c >= 127) return false;
-  }
-  return true;
+// EC2 client tokens are at most 64 ASCII characters. A longer token (long
+// cluster and pool names) becomes its SHA-256, as deterministic, so a retry
+// still finds its instance; the tag keeps the token itself.
+std::string ClientToken(absl::string_view token) {
+  bool fits = token.size() <= 64;
+  for (char c : token) fits = fits && c > 32 && c < 127;
+  return fits ? std::string(token) : Sha256Hex(token);
 }
 
 }  // namespace
@@ -168,10 +168,8 @@ absl::StatusOr<std::string> AwsProvider::Call(const std::string& action,
 
 absl::StatusOr<AwsProvider::Params> AwsProvider::RunParams(
     const ProvisionRequest& request, std::string& zone) const {
-  if (!ValidToken(request.idempotency_token)) {
-    return absl::InvalidArgumentError(
-        "aws: the idempotency token must be 1 to 64 printable ASCII "
-        "characters (EC2 ClientToken)");
+  if (request.idempotency_token.empty()) {
+    return absl::InvalidArgumentError("aws: no idempotency token");
   }
   if (request.instance_type.empty()) {
     return absl::InvalidArgumentError("aws: no instance type");
@@ -189,7 +187,7 @@ absl::StatusOr<AwsProvider::Params> AwsProvider::RunParams(
               {"InstanceType", request.instance_type},
               {"MinCount", "1"},
               {"MaxCount", "1"},
-              {"ClientToken", request.idempotency_token}};
+              {"ClientToken", ClientToken(request.idempotency_token)}};
   if (!options_.subnet_ids.empty()) {
     auto s = options_.subnet_ids.find(zone);
     if (s == options_.subnet_ids.end()) {

@@ -1,0 +1,122 @@
+// The control plane with one pool on the aws provider, pointed at FakeEc2
+// (in this process, on 127.0.0.1): the pool fills with EC2 instances that
+// carry our tags and the intent's ClientToken, no instance is bought twice,
+// and the secret key appears nowhere the control plane writes. Credentials
+// come from a shared credentials file; instance metadata is turned off, so
+// nothing leaves the machine.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "navarch/provider/aws/testing/fake_ec2.h"
+#include "testing/process.h"
+
+namespace navarch {
+namespace {
+
+using testing::Process;
+using testing::TempDir;
+
+constexpr char kSecret[] = "fake-secret-key-123";
+
+bool Eventually(const std::function<bool()>& pred, int seconds = 60) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return pred();
+}
+
+// Everything under `dir`, concatenated: the logs, the database, the WAL.
+std::string EverythingWritten(const std::string& dir) {
+  std::string all;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) all += testing::ReadFile(e.path().string());
+  }
+  return all;
+}
+
+TEST(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
+  FakeEc2 fake;
+  ASSERT_TRUE(fake.Start().ok());
+  TempDir dir;
+  testing::WriteFile(dir.path() + "/aws-credentials",
+                     std::string("[navarch]\naws_access_key_id = AKIDFAKE\n"
+                                 "aws_secret_access_key = ") +
+                         kSecret + "\n");
+  for (const char* v :
+       {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+        "AWS_PROFILE", "AWS_ENDPOINT_URL_EC2", "AWS_SHARED_CREDENTIALS_FILE"}) {
+    unsetenv(v);
+  }
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  const std::string config = dir.path() + "/navarch.yaml";
+  testing::WriteFile(config,
+                     "server:\n"
+                     "  address: \"127.0.0.1:0\"\n"
+                     "  http_address: \"127.0.0.1:0\"\n"
+                     "  data_dir: " +
+                         dir.path() +
+                         "/data\n"
+                         "  autoscale_interval: 1s\n"
+                         "providers:\n"
+                         "  ec2:\n"
+                         "    type: aws\n"
+                         "    region: us-east-1\n"
+                         "    endpoint: " +
+                         fake.url() +
+                         "\n"
+                         "    image_id: ami-0e2e\n"
+                         "    subnet_ids: {us-east-1a: subnet-a}\n"
+                         "    security_group_ids: [sg-1]\n"
+                         "    profile: navarch\n"
+                         "    credentials_file: " +
+                         dir.path() +
+                         "/aws-credentials\n"
+                         "pools:\n"
+                         "  train:\n"
+                         "    provider: ec2\n"
+                         "    instance_type: h100-8x\n"
+                         "    min_nodes: 2\n"
+                         "    max_nodes: 3\n");
+  const std::string log = dir.path() + "/cp.log";
+  Process server(testing::BinDir() + "/control-plane",
+                 {"--config", config, "--ready-file", dir.path() + "/ready"},
+                 log);
+  ASSERT_FALSE(testing::WaitForFile(dir.path() + "/ready", server,
+                                    std::chrono::seconds(30))
+                   .empty())
+      << testing::ReadFile(log);
+  ASSERT_TRUE(Eventually([&] { return fake.instances().size() >= 2; }))
+      << testing::ReadFile(log);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // a few more ticks
+  const std::vector<FakeEc2::Instance> made = fake.instances();
+  EXPECT_EQ(made.size(), 2u) << testing::ReadFile(log);
+  std::set<std::string> tokens;
+  for (const FakeEc2::Instance& i : made) {
+    EXPECT_EQ(i.instance_type, "p5.48xlarge");
+    EXPECT_EQ(i.subnet_id, "subnet-a");
+    EXPECT_EQ(i.tags.at("pool"), "train");
+    EXPECT_EQ(i.tags.at("navarch-managed"), "true");
+    EXPECT_FALSE(i.tags.at("navarch-token").empty());
+    EXPECT_FALSE(i.client_token.empty());
+    tokens.insert(i.client_token);
+  }
+  EXPECT_EQ(tokens.size(), made.size());
+  EXPECT_TRUE(fake.refusals().empty());
+  server.Signal(SIGTERM);
+  server.Wait(std::chrono::seconds(30));
+  EXPECT_EQ(EverythingWritten(dir.path() + "/data").find(kSecret),
+            std::string::npos);
+  EXPECT_EQ(testing::ReadFile(log).find(kSecret), std::string::npos);
+}
+
+}  // namespace
+}  // namespace navarch
