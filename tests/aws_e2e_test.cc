@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -43,62 +44,83 @@ std::string EverythingWritten(const std::string& dir) {
   return all;
 }
 
-TEST(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
-  FakeEc2 fake;
-  ASSERT_TRUE(fake.Start().ok());
-  TempDir dir;
-  testing::WriteFile(dir.path() + "/aws-credentials",
-                     std::string("[navarch]\naws_access_key_id = AKIDFAKE\n"
-                                 "aws_secret_access_key = ") +
-                         kSecret + "\n");
-  for (const char* v :
-       {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-        "AWS_PROFILE", "AWS_ENDPOINT_URL_EC2", "AWS_SHARED_CREDENTIALS_FILE"}) {
-    unsetenv(v);
+class AwsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fake_.Start().ok());
+    testing::WriteFile(dir_.path() + "/aws-credentials",
+                       std::string("[navarch]\naws_access_key_id = AKIDFAKE\n"
+                                   "aws_secret_access_key = ") +
+                           kSecret + "\n");
+    for (const char* v :
+         {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+          "AWS_PROFILE", "AWS_ENDPOINT_URL_EC2",
+          "AWS_SHARED_CREDENTIALS_FILE"}) {
+      unsetenv(v);
+    }
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    config_ = dir_.path() + "/navarch.yaml";
+    testing::WriteFile(config_, Config());
   }
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  const std::string config = dir.path() + "/navarch.yaml";
-  testing::WriteFile(config,
-                     "server:\n"
-                     "  address: \"127.0.0.1:0\"\n"
-                     "  http_address: \"127.0.0.1:0\"\n"
-                     "  data_dir: " +
-                         dir.path() +
-                         "/data\n"
-                         "  autoscale_interval: 1s\n"
-                         "providers:\n"
-                         "  ec2:\n"
-                         "    type: aws\n"
-                         "    region: us-east-1\n"
-                         "    endpoint: " +
-                         fake.url() +
-                         "\n"
-                         "    image_id: ami-0e2e\n"
-                         "    subnet_ids: {us-east-1a: subnet-a}\n"
-                         "    security_group_ids: [sg-1]\n"
-                         "    profile: navarch\n"
-                         "    credentials_file: " +
-                         dir.path() +
-                         "/aws-credentials\n"
-                         "pools:\n"
-                         "  train:\n"
-                         "    provider: ec2\n"
-                         "    instance_type: h100-8x\n"
-                         "    min_nodes: 2\n"
-                         "    max_nodes: 3\n");
-  const std::string log = dir.path() + "/cp.log";
-  Process server(testing::BinDir() + "/control-plane",
-                 {"--config", config, "--ready-file", dir.path() + "/ready"},
-                 log);
-  ASSERT_FALSE(testing::WaitForFile(dir.path() + "/ready", server,
-                                    std::chrono::seconds(30))
-                   .empty())
-      << testing::ReadFile(log);
-  ASSERT_TRUE(Eventually([&] { return fake.instances().size() >= 2; }))
-      << testing::ReadFile(log);
+
+  std::string Config() {
+    return "server:\n"
+           "  address: \"127.0.0.1:0\"\n"
+           "  http_address: \"127.0.0.1:0\"\n"
+           "  data_dir: " +
+           dir_.path() +
+           "/data\n"
+           "  autoscale_interval: 1s\n"
+           "providers:\n"
+           "  ec2:\n"
+           "    type: aws\n"
+           "    region: us-east-1\n"
+           "    endpoint: " +
+           fake_.url() +
+           "\n"
+           "    image_id: ami-0e2e\n"
+           "    subnet_ids: {us-east-1a: subnet-a}\n"
+           "    security_group_ids: [sg-1]\n"
+           "    profile: navarch\n"
+           "    credentials_file: " +
+           dir_.path() +
+           "/aws-credentials\n"
+           "pools:\n"
+           "  train:\n"
+           "    provider: ec2\n"
+           "    instance_type: h100-8x\n"
+           "    min_nodes: 2\n"
+           "    max_nodes: 3\n";
+  }
+
+  // `ready`: wait for the ready file (written after the first pool tick).
+  std::unique_ptr<Process> Start(int n, bool ready_wait = true) {
+    log_ = dir_.path() + "/cp" + std::to_string(n) + ".log";
+    const std::string ready = dir_.path() + "/ready" + std::to_string(n);
+    auto server = std::make_unique<Process>(
+        testing::BinDir() + "/control-plane",
+        std::vector<std::string>{"--config", config_, "--ready-file", ready},
+        log_);
+    if (!ready_wait) return server;
+    EXPECT_FALSE(
+        testing::WaitForFile(ready, *server, std::chrono::seconds(30)).empty())
+        << testing::ReadFile(log_);
+    return server;
+  }
+
+  FakeEc2 fake_;
+  TempDir dir_;
+  std::string config_;
+  std::string log_;
+};
+
+TEST_F(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
+  std::unique_ptr<Process> server = Start(1);
+  ASSERT_TRUE(Eventually([&] { return fake_.instances().size() >= 2; }))
+      << testing::ReadFile(log_);
   std::this_thread::sleep_for(std::chrono::seconds(3));  // a few more ticks
-  const std::vector<FakeEc2::Instance> made = fake.instances();
-  EXPECT_EQ(made.size(), 2u) << testing::ReadFile(log);
+  const std::vector<FakeEc2::Instance> made = fake_.instances();
+  EXPECT_EQ(made.size(), 2u) << testing::ReadFile(log_);
   std::set<std::string> tokens;
   for (const FakeEc2::Instance& i : made) {
     EXPECT_EQ(i.instance_type, "p5.48xlarge");
@@ -110,12 +132,36 @@ TEST(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
     tokens.insert(i.client_token);
   }
   EXPECT_EQ(tokens.size(), made.size());
-  EXPECT_TRUE(fake.refusals().empty());
-  server.Signal(SIGTERM);
-  server.Wait(std::chrono::seconds(30));
-  EXPECT_EQ(EverythingWritten(dir.path() + "/data").find(kSecret),
+  EXPECT_TRUE(fake_.refusals().empty());
+  server->Signal(SIGTERM);
+  server->Wait(std::chrono::seconds(30));
+  EXPECT_EQ(EverythingWritten(dir_.path() + "/data").find(kSecret),
             std::string::npos);
-  EXPECT_EQ(testing::ReadFile(log).find(kSecret), std::string::npos);
+  EXPECT_EQ(testing::ReadFile(log_).find(kSecret), std::string::npos);
+}
+
+// kill -9 while RunInstances is answered: the instances were made but the
+// control plane never heard of them. After a restart its reconciliation
+// finds them by their tags (DescribeInstances) and buys no more.
+TEST_F(AwsE2eTest, KillBetweenCallAndAnswerBuysNothingTwice) {
+  fake_.HoldRunAnswers(true);
+  std::unique_ptr<Process> server = Start(1, /*ready_wait=*/false);
+  // The pool provisions one at a time: the first call hangs on its answer.
+  ASSERT_TRUE(Eventually([&] { return fake_.instances().size() == 1; }))
+      << testing::ReadFile(log_);
+  server->Signal(SIGKILL);
+  server->Wait(std::chrono::seconds(30));
+  fake_.HoldRunAnswers(false);
+  server = Start(2);
+  // The unanswered instance is adopted; one more fills the pool.
+  ASSERT_TRUE(Eventually([&] { return fake_.instances().size() >= 2; }))
+      << testing::ReadFile(log_);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  const std::vector<FakeEc2::Instance> all = fake_.instances();
+  EXPECT_EQ(all.size(), 2u) << testing::ReadFile(log_);
+  for (const FakeEc2::Instance& i : all) {
+    EXPECT_TRUE(i.state == "pending" || i.state == "running") << i.state;
+  }
 }
 
 }  // namespace

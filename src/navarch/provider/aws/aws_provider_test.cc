@@ -73,6 +73,7 @@ TEST_F(AwsProviderTest, ProvisionSendsTheRequestAndIsIdempotent) {
   EXPECT_EQ(got->state, ProviderInstanceState::kProvisioning);
   EXPECT_EQ(got->gpu_count, 8);
   EXPECT_EQ(got->labels.at("pool"), "train");
+  EXPECT_NE(got->created_at, absl::InfinitePast());  // launchTime read
 
   absl::StatusOr<ProviderInstance> again = aws.Provision(Request());
   ASSERT_TRUE(again.ok()) << again.status();

@@ -179,9 +179,10 @@ std::string InstanceXml(const FakeEc2::Instance& i) {
           ? ""
           : absl::StrCat("<keyName>", X(i.key_name), "</keyName>"),
       "<amiLaunchIndex>0</amiLaunchIndex><instanceType>", X(i.instance_type),
-      "</instanceType><launchTime>2026-12-07T06:00:00.000Z</launchTime>"
-      "<placement><availabilityZone>",
-      X(i.zone),
+      "</instanceType><launchTime>",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", i.launch_time,
+                       absl::UTCTimeZone()),
+      "</launchTime><placement><availabilityZone>", X(i.zone),
       "</availabilityZone><tenancy>default</tenancy></placement>"
       "<monitoring><state>disabled</state></monitoring><subnetId>",
       X(i.subnet_id), "</subnetId><privateIpAddress>10.0.0.",
@@ -209,6 +210,7 @@ FakeEc2::FakeEc2(FakeEc2Options options)
 }
 
 FakeEc2::~FakeEc2() {
+  HoldRunAnswers(false);
   server_->stop();
   if (thread_.joinable()) thread_.join();
 }
@@ -246,6 +248,11 @@ void FakeEc2::SetRoleCredentials(const std::string& role,
                    R"("Type":"AWS-HMAC","AccessKeyId":")", key,
                    R"(","SecretAccessKey":")", secret, R"(","Token":")", token,
                    R"(","Expiration":")", expiration, R"("})");
+}
+
+void FakeEc2::HoldRunAnswers(bool hold) {
+  absl::MutexLock lock(&mu_);
+  hold_ = hold;
 }
 
 void FakeEc2::AddInstance(Instance instance) {
@@ -497,12 +504,17 @@ void FakeEc2::RunInstances(const Params& p, httplib::Response& res) {
     char id[32];
     std::snprintf(id, sizeof(id), "i-%017x", next_id_++);
     instance.id = id;
+    instance.launch_time =
+        (options_.clock != nullptr ? *options_.clock : RealClock::Default())
+            .Now();
     instances_.push_back(instance);
     made.push_back(instance);
     if (!instance.client_token.empty()) {
       tokens_[instance.client_token] = {p, instance.id};
     }
   }
+  mu_.Await(absl::Condition(
+      +[](bool* hold) { return !*hold; }, &hold_));
   std::string items;
   for (const Instance& i : made) items += InstanceXml(i);
   res.set_content(absl::StrCat("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

@@ -25,6 +25,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "navarch/base/clock.h"
 
 namespace httplib {
 class Server;
@@ -42,6 +44,7 @@ struct FakeEc2Options {
   // Subnet id → its availability zone.
   std::map<std::string, std::string> subnets = {{"subnet-a", "us-east-1a"},
                                                 {"subnet-b", "us-east-1b"}};
+  Clock* clock = nullptr;  // Stamps launchTime. Null: real.
 };
 
 class FakeEc2 {
@@ -60,6 +63,7 @@ class FakeEc2 {
     std::vector<std::string> security_groups;
     bool spot = false;
     std::map<std::string, std::string> tags;
+    absl::Time launch_time = absl::UnixEpoch();
   };
 
   explicit FakeEc2(FakeEc2Options options = {});
@@ -83,6 +87,10 @@ class FakeEc2 {
                           const std::string& expiration);
   // Adds an instance as if created elsewhere.
   void AddInstance(Instance instance);
+
+  // While held, RunInstances makes its instance and then keeps its answer
+  // back (a caller killed meanwhile never learns the id).
+  void HoldRunAnswers(bool hold);
 
   std::vector<Instance> instances() const;
   // Every EC2 action received, in order ("RunInstances", ...), including
@@ -138,6 +146,7 @@ class FakeEc2 {
   std::vector<std::string> actions_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> refusals_ ABSL_GUARDED_BY(mu_);
   int imds_reads_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
   int next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int next_request_ ABSL_GUARDED_BY(mu_) = 1;
 };
