@@ -167,7 +167,8 @@ absl::StatusOr<std::string> AwsProvider::Call(const std::string& action,
 }
 
 absl::StatusOr<AwsProvider::Params> AwsProvider::RunParams(
-    const ProvisionRequest& request, std::string& zone) const {
+    const ProvisionRequest& request, const std::string& zone,
+    const std::string& client_token) const {
   if (request.idempotency_token.empty()) {
     return absl::InvalidArgumentError("aws: no idempotency token");
   }
@@ -179,15 +180,11 @@ absl::StatusOr<AwsProvider::Params> AwsProvider::RunParams(
                                             " is not this provider's (",
                                             options_.region, ")"));
   }
-  zone = request.zone;
-  if (zone.empty() && !options_.subnet_ids.empty()) {
-    zone = options_.subnet_ids.begin()->first;
-  }
   Params p = {{"ImageId", options_.image_id},
               {"InstanceType", request.instance_type},
               {"MinCount", "1"},
               {"MaxCount", "1"},
-              {"ClientToken", ClientToken(request.idempotency_token)}};
+              {"ClientToken", ClientToken(client_token)}};
   if (!options_.subnet_ids.empty()) {
     auto s = options_.subnet_ids.find(zone);
     if (s == options_.subnet_ids.end()) {
@@ -225,8 +222,38 @@ absl::StatusOr<AwsProvider::Params> AwsProvider::RunParams(
 
 absl::StatusOr<ProviderInstance> AwsProvider::Provision(
     const ProvisionRequest& request) {
-  std::string zone;
-  absl::StatusOr<Params> params = RunParams(request, zone);
+  // No zone asked for: each zone of subnet_ids in turn, moving on when one
+  // has no capacity (as the selector would, but within one call).
+  std::vector<std::string> zones;
+  if (!request.zone.empty()) {
+    zones.push_back(request.zone);
+  } else {
+    for (const auto& [zone, subnet] : options_.subnet_ids) {
+      zones.push_back(zone);
+    }
+  }
+  if (zones.empty()) zones.push_back("");
+  absl::Status last;
+  for (size_t k = 0; k < zones.size(); ++k) {
+    // Another zone is another request: EC2 wants its own ClientToken. Each
+    // is derived from the intent's token, so a retry stays idempotent.
+    const std::string token =
+        k == 0 ? request.idempotency_token
+               : absl::StrCat(request.idempotency_token, "@", zones[k]);
+    absl::StatusOr<ProviderInstance> got =
+        ProvisionIn(request, zones[k], token);
+    if (got.ok()) return got;
+    last = got.status();
+    std::optional<CloudErrorInfo> info = CloudErrorInfoOf(last);
+    if (!info || info->scope != CloudErrorScope::kZone) break;
+  }
+  return last;
+}
+
+absl::StatusOr<ProviderInstance> AwsProvider::ProvisionIn(
+    const ProvisionRequest& request, const std::string& zone,
+    const std::string& client_token) {
+  absl::StatusOr<Params> params = RunParams(request, zone, client_token);
   if (!params.ok()) return params.status();
   absl::StatusOr<std::string> body = Call("RunInstances", *params, zone);
   if (!body.ok()) return body.status();

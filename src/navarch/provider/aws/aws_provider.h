@@ -2,11 +2,12 @@
 // Provision is RunInstances with ClientToken = the intent's token (a retried
 // or repeated call returns the same instance), our labels as instance tags
 // (the token too), base64 user data, the zone's subnet, security groups, key
-// pair, instance profile and optional Spot. List is DescribeInstances
-// filtered on tag:navarch-managed and the live states, following NextToken.
-// EC2's error codes map onto provider.h's classes (see docs/pools.md):
-// capacity scoped to the zone or (quotas) the region, transient, or invalid
-// with EC2's own message.
+// pair, instance profile and optional Spot; without a zone in the request,
+// each zone of subnet_ids in turn until one has capacity. List is
+// DescribeInstances filtered on tag:navarch-managed and the live states,
+// following NextToken. EC2's error codes map onto provider.h's classes (see
+// docs/pools.md): capacity scoped to the zone or (quotas) the region,
+// transient, or invalid with EC2's own message.
 #ifndef NAVARCH_PROVIDER_AWS_AWS_PROVIDER_H_
 #define NAVARCH_PROVIDER_AWS_AWS_PROVIDER_H_
 
@@ -83,7 +84,12 @@ class AwsProvider : public Provider {
   absl::Status Sign(HttpRequest& request);
   absl::Status ErrorOf(const HttpResponse& response, const std::string& zone);
   absl::StatusOr<Params> RunParams(const ProvisionRequest& request,
-                                   std::string& zone) const;
+                                   const std::string& zone,
+                                   const std::string& client_token) const;
+  // RunInstances in one zone ("" lets EC2 choose).
+  absl::StatusOr<ProviderInstance> ProvisionIn(const ProvisionRequest& request,
+                                               const std::string& zone,
+                                               const std::string& client_token);
   ProviderInstance ToInstance(const Ec2Instance& instance) const;
 
   AwsProviderOptions options_;

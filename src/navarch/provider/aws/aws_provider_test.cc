@@ -181,6 +181,37 @@ TEST_F(AwsProviderTest, ErrorTable) {
   EXPECT_TRUE(fake_.instances().empty());
 }
 
+TEST_F(AwsProviderTest, WithoutAZoneTheNextZoneIsTriedOnCapacityErrors) {
+  AwsProvider aws(Options());
+  ProvisionRequest r = Request();
+  r.zone = "";
+  fake_.FailNext("RunInstances", 500, "InsufficientInstanceCapacity",
+                 "no p5 in us-east-1a");
+  absl::StatusOr<ProviderInstance> got = aws.Provision(r);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->zone, "us-east-1b");
+  // A retry of the whole call: zone a fails again, zone b's token finds
+  // the instance already made.
+  fake_.FailNext("RunInstances", 500, "InsufficientInstanceCapacity",
+                 "still none");
+  EXPECT_EQ(aws.Provision(r)->id, got->id);
+  EXPECT_EQ(fake_.instances().size(), 1u);
+  // Every zone out: the last zone's capacity error.
+  fake_.FailNext("RunInstances", 500, "InsufficientInstanceCapacity", "none",
+                 2);
+  r.idempotency_token = "tok-2";
+  absl::Status s = aws.Provision(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(CloudErrorInfoOf(s)->zone, "us-east-1b");
+  // Quotas are regional: no other zone is tried.
+  fake_.FailNext("RunInstances", 400, "VcpuLimitExceeded", "quota");
+  r.idempotency_token = "tok-3";
+  const size_t before = fake_.actions().size();
+  EXPECT_EQ(aws.Provision(r).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(fake_.actions().size(), before + 1);
+}
+
 TEST_F(AwsProviderTest, ThrottlingIsRetriedThenTransient) {
   AwsProvider aws(Options());
   fake_.FailNext("RunInstances", 400, "RequestLimitExceeded", "slow down", 2);
