@@ -79,7 +79,7 @@ class AwsE2eTest : public ::testing::Test {
            fake_.url() +
            "\n"
            "    image_id: ami-0e2e\n"
-           "    subnet_ids: {us-east-1a: subnet-a}\n"
+           "    subnet_ids: {us-east-1a: subnet-a, us-east-1b: subnet-b}\n"
            "    security_group_ids: [sg-1]\n"
            "    profile: navarch\n"
            "    credentials_file: " +
@@ -115,16 +115,19 @@ class AwsE2eTest : public ::testing::Test {
 };
 
 TEST_F(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
+  // us-east-1a is out of p5s for the first call: it lands in us-east-1b.
+  fake_.FailNext("RunInstances", 500, "InsufficientInstanceCapacity",
+                 "We currently do not have sufficient p5.48xlarge capacity");
   std::unique_ptr<Process> server = Start(1);
   ASSERT_TRUE(Eventually([&] { return fake_.instances().size() >= 2; }))
       << testing::ReadFile(log_);
   std::this_thread::sleep_for(std::chrono::seconds(3));  // a few more ticks
   const std::vector<FakeEc2::Instance> made = fake_.instances();
   EXPECT_EQ(made.size(), 2u) << testing::ReadFile(log_);
-  std::set<std::string> tokens;
+  std::set<std::string> tokens, zones;
   for (const FakeEc2::Instance& i : made) {
     EXPECT_EQ(i.instance_type, "p5.48xlarge");
-    EXPECT_EQ(i.subnet_id, "subnet-a");
+    zones.insert(i.zone);
     EXPECT_EQ(i.tags.at("pool"), "train");
     EXPECT_EQ(i.tags.at("navarch-managed"), "true");
     EXPECT_FALSE(i.tags.at("navarch-token").empty());
@@ -132,6 +135,7 @@ TEST_F(AwsE2eTest, PoolFillsFromEc2WithoutDuplicatesOrLeakedSecrets) {
     tokens.insert(i.client_token);
   }
   EXPECT_EQ(tokens.size(), made.size());
+  EXPECT_TRUE(zones.contains("us-east-1b"));
   EXPECT_TRUE(fake_.refusals().empty());
   server->Signal(SIGTERM);
   server->Wait(std::chrono::seconds(30));
