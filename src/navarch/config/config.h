@@ -203,6 +203,17 @@ struct ProviderConfig {
   std::string credentials_secret;
   // aws
   std::string region;
+  // aws (provider/aws/; docs/pools.md "AWS"): the YAML keys are endpoint,
+  // image_id, subnet_ids, security_group_ids, key_name, instance_profile,
+  // spot and profile.
+  std::string aws_endpoint;  // Empty: AWS_ENDPOINT_URL_EC2 or the region's.
+  std::string aws_image_id;  // Required.
+  std::map<std::string, std::string> aws_subnet_ids;  // zone → subnet id
+  std::vector<std::string> aws_security_group_ids;
+  std::string aws_key_name;
+  std::string aws_instance_profile;
+  bool aws_spot = false;
+  std::string aws_profile;  // Shared credentials file section.
   // fake, local: GPUs per instance.
   int gpu_count = 0;  // Defaults to 8 for fake and local.
   // local

@@ -148,20 +148,28 @@ unsigned AutoscalerKeyTypes(absl::string_view canonical) {
   return ~0u;  // "type" applies to all.
 }
 
+// aws: the keys of provider/aws/ (besides region and credentials_file).
+bool IsAwsProviderKey(absl::string_view key) {
+  return key == "image_id" || key == "subnet_ids" ||
+         key == "security_group_ids" || key == "key_name" ||
+         key == "instance_profile" || key == "spot" || key == "profile";
+}
+
 // Which provider types a key belongs to; empty for "type" (all of them).
 std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   using T = ProviderType;
   if (key == "api_key_env" || key == "api_key_secret") return {T::kLambda};
+  // The cloud API's base URL (issue 16).
+  if (key == "endpoint") return {T::kLambda, T::kAws};
   // lambda (issue 16)
-  if (key == "api_key_file" || key == "endpoint" || key == "ssh_key_name" ||
-      key == "ca_file") {
+  if (key == "api_key_file" || key == "ssh_key_name" || key == "ca_file") {
     return {T::kLambda};
   }
   if (key == "project" || key == "zone") return {T::kGcp};
   if (key == "credentials_file" || key == "credentials_secret") {
     return {T::kGcp, T::kAws};
   }
-  if (key == "region") return {T::kAws};
+  if (key == "region" || IsAwsProviderKey(key)) return {T::kAws};
   if (key == "gpu_count") return {T::kFake, T::kLocal};
   if (key == "gpu_model" || key == "agent_path" || key == "keep_instances") {
     return {T::kLocal};
@@ -338,6 +346,7 @@ class Loader {
   void ReadNodeTokenKey(const Entry& e);
   void ReadProviders(const Entry& e);
   void ReadProvider(const std::string& name, const Entry& e);
+  std::vector<KeySpec> CloudProviderKeys(ProviderDraft& d);
   void ReadPools(const Entry& e);
   void ReadPool(const std::string& name, const YAML::Node& node,
                 const Site& value_site, const Site& pool_site);
@@ -1052,52 +1061,103 @@ void Loader::ReadProvider(const std::string& name, const Entry& e) {
       Store(f, r_.String(f), out);
     };
   };
-  r_.ReadMap(
-      e.value, e.site, e.slot,
-      {
-          {{"type"},
-           "",
-           [this, &d](const Entry& f) {
-             d.type_written = true;
-             d.type =
-                 ReadChoice<ProviderType>(r_, f, "provider type",
-                                          {{"lambda", ProviderType::kLambda},
-                                           {"gcp", ProviderType::kGcp},
-                                           {"aws", ProviderType::kAws},
-                                           {"fake", ProviderType::kFake},
-                                           {"local", ProviderType::kLocal}});
-           }},
-          {{"api_key_env"}, "", text("api_key_env", &c.api_key_env)},
-          {{"api_key_secret"}, "", text("api_key_secret", &c.api_key_secret)},
-          {{"project"}, "", text("project", &c.project)},
-          {{"zone"}, "", text("zone", &c.zone)},
-          {{"credentials_file"},
-           "",
-           text("credentials_file", &c.credentials_file)},
-          {{"credentials_secret"},
-           "",
-           text("credentials_secret", &c.credentials_secret)},
-          {{"region"}, "", text("region", &c.region)},
-          {{"gpu_model"}, "", text("gpu_model", &c.gpu_model)},
-          {{"agent_path"}, "", text("agent_path", &c.agent_path)},
-          {{"gpu_count"},
-           "",
-           [this, note, &c](const Entry& f) {
-             note(f, "gpu_count");
-             Store(f, IntValue(f, 1, kMaxGpusPerInstance), &c.gpu_count);
-           }},
-          {{"keep_instances"},
-           "",
-           [this, note, &c](const Entry& f) {
-             note(f, "keep_instances");
-             Store(f, r_.Bool(f), &c.keep_instances);
-           }},
-          // lambda (issue 16)
-          {{"api_key_file"}, "", text("api_key_file", &c.lambda.api_key_file)},
-          {{"endpoint"}, "", text("endpoint", &c.lambda.endpoint)},
-          {{"ssh_key_name"}, "", text("ssh_key_name", &c.lambda.ssh_key_name)},
-          {{"ca_file"}, "", text("ca_file", &c.lambda.ca_file)},
-      });
+  std::vector<KeySpec> keys = {
+      {{"type"},
+       "",
+       [this, &d](const Entry& f) {
+         d.type_written = true;
+         d.type = ReadChoice<ProviderType>(r_, f, "provider type",
+                                           {{"lambda", ProviderType::kLambda},
+                                            {"gcp", ProviderType::kGcp},
+                                            {"aws", ProviderType::kAws},
+                                            {"fake", ProviderType::kFake},
+                                            {"local", ProviderType::kLocal}});
+       }},
+      {{"api_key_env"}, "", text("api_key_env", &c.api_key_env)},
+      {{"api_key_secret"}, "", text("api_key_secret", &c.api_key_secret)},
+      {{"project"}, "", text("project", &c.project)},
+      {{"zone"}, "", text("zone", &c.zone)},
+      {{"credentials_file"}, "", text("credentials_file", &c.credentials_file)},
+      {{"credentials_secret"},
+       "",
+       text("credentials_secret", &c.credentials_secret)},
+      {{"region"}, "", text("region", &c.region)},
+      {{"gpu_model"}, "", text("gpu_model", &c.gpu_model)},
+      {{"agent_path"}, "", text("agent_path", &c.agent_path)},
+      {{"gpu_count"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "gpu_count");
+         Store(f, IntValue(f, 1, kMaxGpusPerInstance), &c.gpu_count);
+       }},
+      {{"keep_instances"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "keep_instances");
+         Store(f, r_.Bool(f), &c.keep_instances);
+       }},
+  };
+  for (KeySpec& k : CloudProviderKeys(d)) keys.push_back(std::move(k));
+  r_.ReadMap(e.value, e.site, e.slot, keys);
+}
+
+// The keys of the cloud providers (issue 16), each checked against the
+// entry's type once it is known.
+std::vector<KeySpec> Loader::CloudProviderKeys(ProviderDraft& d) {
+  ProviderConfig& c = d.config;
+  auto note = [&d](const Entry& f, absl::string_view canonical) {
+    d.keys.push_back(
+        SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  };
+  auto text = [this, note](absl::string_view canonical, std::string* out) {
+    return [this, note, canonical, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, r_.String(f), out);
+    };
+  };
+  return {
+      // The cloud API's base URL: one key, read by the provider of the
+      // entry's type.
+      {{"endpoint"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "endpoint");
+         std::optional<std::string> v = r_.String(f);
+         if (v && r_.Claim(f.slot, f.site)) {
+           c.lambda.endpoint = *v;
+           c.aws_endpoint = *v;
+         }
+       }},
+      // lambda (issue 16)
+      {{"api_key_file"}, "", text("api_key_file", &c.lambda.api_key_file)},
+      {{"ssh_key_name"}, "", text("ssh_key_name", &c.lambda.ssh_key_name)},
+      {{"ca_file"}, "", text("ca_file", &c.lambda.ca_file)},
+      // aws (provider/aws/)
+      {{"image_id"}, "", text("image_id", &c.aws_image_id)},
+      {{"key_name"}, "", text("key_name", &c.aws_key_name)},
+      {{"instance_profile"},
+       "",
+       text("instance_profile", &c.aws_instance_profile)},
+      {{"profile"}, "", text("profile", &c.aws_profile)},
+      {{"subnet_ids"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "subnet_ids");
+         Store(f, r_.StringMap(f), &c.aws_subnet_ids);
+       }},
+      {{"security_group_ids"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "security_group_ids");
+         Store(f, r_.StringList(f), &c.aws_security_group_ids);
+       }},
+      {{"spot"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "spot");
+         Store(f, r_.Bool(f), &c.aws_spot);
+       }},
+  };
 }
 
 // ------------------------------------------------------------------ pools

@@ -20,6 +20,7 @@
 #include "navarch/controlplane/undo_stack.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
+#include "navarch/provider/aws/aws_provider.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/provider/lambda/lambda_provider.h"
 #include "navarch/provider/local/local_provider.h"
@@ -200,6 +201,7 @@ void ControlPlaneServer::StartPools() {
         o->http.observer = context.call_observer;
         return std::make_unique<LambdaProvider>(*context.clock, *std::move(o));
       });
+  (void)providers_->RegisterFactory("aws", NewAwsProvider);
   ProviderContext context;
   context.clock = &clock_;
   // Read only by ticks, which start after the listener has its port.
