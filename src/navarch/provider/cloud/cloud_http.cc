@@ -66,7 +66,7 @@ absl::Status CloudError(absl::StatusCode code, absl::string_view provider,
 }
 
 std::optional<CloudErrorInfo> CloudErrorInfoOf(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kCloudErrorPayload);
+  auto payload = status.GetPayload(kCloudErrorPayload);  // absl::optional
   if (!payload) return std::nullopt;
   std::vector<std::string> parts =
       absl::StrSplit(std::string(*payload), '\x1f');
