@@ -66,6 +66,7 @@ class FakeGce {
   std::string token_uri() const;      // ".../token"
   std::string metadata_host() const;  // "127.0.0.1:PORT"
   int port() const { return server_.port(); }
+  const FakeGceOptions& options() const { return options_; }
 
   // A token the API accepts without the OAuth flow (gcloud's access-token
   // file).
