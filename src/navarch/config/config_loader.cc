@@ -161,6 +161,13 @@ std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   if (key == "gpu_model" || key == "agent_path" || key == "keep_instances") {
     return {T::kLocal};
   }
+  // gcp
+  if (key == "endpoint" || key == "image" || key == "network" ||
+      key == "subnetwork" || key == "service_account" || key == "spot" ||
+      key == "accelerator_type" || key == "accelerator_count" ||
+      key == "boot_disk_gb" || key == "ca_file") {
+    return {T::kGcp};
+  }
   return {};
 }
 
@@ -331,6 +338,8 @@ class Loader {
   void ReadAuthToken(const Entry& e, std::set<std::string>* names);
   void ReadProviders(const Entry& e);
   void ReadProvider(const std::string& name, const Entry& e);
+  // The keys of type gcp beyond upstream's (project, zone, credentials_file).
+  std::vector<KeySpec> GcpProviderKeys(ProviderDraft& d);
   void ReadPools(const Entry& e);
   void ReadPool(const std::string& name, const YAML::Node& node,
                 const Site& value_site, const Site& pool_site);
@@ -966,47 +975,83 @@ void Loader::ReadProvider(const std::string& name, const Entry& e) {
       Store(f, r_.String(f), out);
     };
   };
-  r_.ReadMap(
-      e.value, e.site, e.slot,
-      {
-          {{"type"},
-           "",
-           [this, &d](const Entry& f) {
-             d.type_written = true;
-             d.type =
-                 ReadChoice<ProviderType>(r_, f, "provider type",
-                                          {{"lambda", ProviderType::kLambda},
-                                           {"gcp", ProviderType::kGcp},
-                                           {"aws", ProviderType::kAws},
-                                           {"fake", ProviderType::kFake},
-                                           {"local", ProviderType::kLocal}});
-           }},
-          {{"api_key_env"}, "", text("api_key_env", &c.api_key_env)},
-          {{"api_key_secret"}, "", text("api_key_secret", &c.api_key_secret)},
-          {{"project"}, "", text("project", &c.project)},
-          {{"zone"}, "", text("zone", &c.zone)},
-          {{"credentials_file"},
-           "",
-           text("credentials_file", &c.credentials_file)},
-          {{"credentials_secret"},
-           "",
-           text("credentials_secret", &c.credentials_secret)},
-          {{"region"}, "", text("region", &c.region)},
-          {{"gpu_model"}, "", text("gpu_model", &c.gpu_model)},
-          {{"agent_path"}, "", text("agent_path", &c.agent_path)},
-          {{"gpu_count"},
-           "",
-           [this, note, &c](const Entry& f) {
-             note(f, "gpu_count");
-             Store(f, IntValue(f, 1, kMaxGpusPerInstance), &c.gpu_count);
-           }},
-          {{"keep_instances"},
-           "",
-           [this, note, &c](const Entry& f) {
-             note(f, "keep_instances");
-             Store(f, r_.Bool(f), &c.keep_instances);
-           }},
-      });
+  std::vector<KeySpec> keys = {
+      {{"type"},
+       "",
+       [this, &d](const Entry& f) {
+         d.type_written = true;
+         d.type = ReadChoice<ProviderType>(r_, f, "provider type",
+                                           {{"lambda", ProviderType::kLambda},
+                                            {"gcp", ProviderType::kGcp},
+                                            {"aws", ProviderType::kAws},
+                                            {"fake", ProviderType::kFake},
+                                            {"local", ProviderType::kLocal}});
+       }},
+      {{"api_key_env"}, "", text("api_key_env", &c.api_key_env)},
+      {{"api_key_secret"}, "", text("api_key_secret", &c.api_key_secret)},
+      {{"project"}, "", text("project", &c.project)},
+      {{"zone"}, "", text("zone", &c.zone)},
+      {{"credentials_file"}, "", text("credentials_file", &c.credentials_file)},
+      {{"credentials_secret"},
+       "",
+       text("credentials_secret", &c.credentials_secret)},
+      {{"region"}, "", text("region", &c.region)},
+      {{"gpu_model"}, "", text("gpu_model", &c.gpu_model)},
+      {{"agent_path"}, "", text("agent_path", &c.agent_path)},
+      {{"gpu_count"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "gpu_count");
+         Store(f, IntValue(f, 1, kMaxGpusPerInstance), &c.gpu_count);
+       }},
+      {{"keep_instances"},
+       "",
+       [this, note, &c](const Entry& f) {
+         note(f, "keep_instances");
+         Store(f, r_.Bool(f), &c.keep_instances);
+       }},
+  };
+  for (KeySpec& k : GcpProviderKeys(d)) keys.push_back(std::move(k));
+  r_.ReadMap(e.value, e.site, e.slot, keys);
+}
+
+std::vector<KeySpec> Loader::GcpProviderKeys(ProviderDraft& d) {
+  ProviderConfig::Gcp& g = d.config.gcp;
+  auto note = [&d](const Entry& f, absl::string_view canonical) {
+    d.keys.push_back(
+        SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  };
+  auto text = [this, note](absl::string_view canonical, std::string* out) {
+    return [this, note, canonical, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, r_.String(f), out);
+    };
+  };
+  auto count = [this, note](absl::string_view canonical, int max, int* out) {
+    return [this, note, canonical, max, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, IntValue(f, 1, max), out);
+    };
+  };
+  return {
+      {{"endpoint"}, "", text("endpoint", &g.endpoint)},
+      {{"image"}, "", text("image", &g.image)},
+      {{"network"}, "", text("network", &g.network)},
+      {{"subnetwork"}, "", text("subnetwork", &g.subnetwork)},
+      {{"service_account"}, "", text("service_account", &g.service_account)},
+      {{"accelerator_type"}, "", text("accelerator_type", &g.accelerator_type)},
+      {{"accelerator_count"},
+       "",
+       count("accelerator_count", 8, &g.accelerator_count)},
+      {{"boot_disk_gb"}, "", count("boot_disk_gb", 65536, &g.boot_disk_gb)},
+      {{"ca_file"}, "", text("ca_file", &g.ca_file)},
+      {{"spot"},
+       "",
+       [this, note, &g](const Entry& f) {
+         note(f, "spot");
+         Store(f, r_.Bool(f), &g.spot);
+       }},
+  };
 }
 
 // ------------------------------------------------------------------ pools

@@ -1,6 +1,7 @@
 #include "navarch/controlplane/server.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,7 @@
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/fake/fake_provider.h"
+#include "navarch/provider/gcp/gcp_config.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
 
@@ -183,6 +185,20 @@ void ControlPlaneServer::StartPools() {
         o.server_address = context.agent_server;
         o.auth_token = agent_token;
         return std::make_unique<LocalProvider>(*context.clock, std::move(o));
+      });
+  // gcp: Google Compute Engine (docs/pools.md, "GCP").
+  (void)providers_->RegisterFactory(
+      "gcp",
+      [](const ProviderConfig& pc, const ProviderContext& context)
+          -> absl::StatusOr<std::unique_ptr<Provider>> {
+        absl::StatusOr<GcpProviderOptions> o =
+            GcpOptionsFromConfig(pc, [](const std::string& key) {
+              const char* v = std::getenv(key.c_str());
+              return v == nullptr ? std::string() : std::string(v);
+            });
+        if (!o.ok()) return o.status();
+        o->http.seed = context.seed;
+        return std::make_unique<GcpProvider>(*context.clock, std::move(*o));
       });
   ProviderContext context;
   context.clock = &clock_;

@@ -141,11 +141,17 @@ absl::StatusOr<ProviderInstance> GcpProvider::Provision(
     if (!op.ok()) return op.status();
     if (absl::Status s = WaitOperation(*op, zone); !s.ok()) return s;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    zones_[name] = zone;
+  absl::StatusOr<ProviderInstance> got = Get(zone, name);
+  if (!got.ok()) return got.status();
+  auto token = got->labels.find(std::string(kLabelToken));
+  if (r->status == 409 && token != got->labels.end() &&
+      token->second != request.idempotency_token) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        options_.name, ": instance ", name, " exists with another token"));
   }
-  return Get(zone, name);
+  absl::MutexLock lock(&mu_);
+  zones_[name] = zone;
+  return got;
 }
 
 absl::StatusOr<std::string> GcpProvider::ZoneOf(const std::string& name) {
