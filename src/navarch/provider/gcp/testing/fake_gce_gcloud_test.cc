@@ -20,6 +20,25 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
+// gcloud's environment: a fresh config folder, the fake as the Compute
+// endpoint, and every other way out closed (a dead proxy for anything not
+// overridden, the metadata server on a dead loopback port).
+std::map<std::string, std::string> GcloudEnv(const fs::path& config,
+                                             const FakeGce& fake) {
+  return {
+      {"CLOUDSDK_CONFIG", config.string()},
+      {"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", fake.endpoint() + "/"},
+      {"CLOUDSDK_CORE_DISABLE_PROMPTS", "1"},
+      {"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true"},
+      {"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true"},
+      {"HTTPS_PROXY", "http://127.0.0.1:9"},
+      {"HTTP_PROXY", "http://127.0.0.1:9"},
+      {"NO_PROXY", "127.0.0.1"},
+      {"GCE_METADATA_HOST", "127.0.0.1:9"},
+      {"GCE_METADATA_IP", "127.0.0.1:9"},
+  };
+}
+
 class GcloudTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -41,20 +60,8 @@ class GcloudTest : public ::testing::Test {
     o.argv.insert(o.argv.end(), args.begin(), args.end());
     o.argv.insert(o.argv.end(), {"--project=test-project", "--format=json",
                                  "--verbosity=error", "--quiet"});
-    o.env = {
-        {"CLOUDSDK_CONFIG", (dir_ / "config").string()},
-        {"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", fake_.endpoint() + "/"},
-        {"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", (dir_ / "token").string()},
-        {"CLOUDSDK_CORE_DISABLE_PROMPTS", "1"},
-        {"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true"},
-        {"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true"},
-        {"CLOUDSDK_METRICS_ENVIRONMENT", "navarch-test"},
-        // Anything not overridden would go to Google: make it fail fast.
-        {"HTTPS_PROXY", "http://127.0.0.1:9"},
-        {"NO_PROXY", "127.0.0.1"},
-        {"GCE_METADATA_HOST", "127.0.0.1:9"},
-        {"GCE_METADATA_IP", "127.0.0.1:9"},
-    };
+    o.env = GcloudEnv(dir_ / "config", fake_);
+    o.env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = (dir_ / "token").string();
     o.unset_env = {"GOOGLE_APPLICATION_CREDENTIALS"};
     absl::StatusOr<ChildResult> r =
         RunChild(o, absl::Seconds(120), RealClock::Default());
@@ -139,11 +146,8 @@ TEST(GcloudPagingTest, ListFollowsNextPageToken) {
             "--project=test-project",
             "--format=value(name)",
             "--quiet"};
-  c.env = {{"CLOUDSDK_CONFIG", (dir / "config").string()},
-           {"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", fake.endpoint() + "/"},
-           {"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", (dir / "token").string()},
-           {"HTTPS_PROXY", "http://127.0.0.1:9"},
-           {"NO_PROXY", "127.0.0.1"}};
+  c.env = GcloudEnv(dir / "config", fake);
+  c.env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = (dir / "token").string();
   absl::StatusOr<ChildResult> r =
       RunChild(c, absl::Seconds(120), RealClock::Default());
   fs::remove_all(dir);
@@ -171,11 +175,7 @@ TEST(GcloudServiceAccountTest, TheFakeTokenEndpointAcceptsGoogleAuthsJwt) {
       {"client_email", o.sa_email},   {"client_id", "1"},
       {"token_uri", fake.token_uri()}};
   std::ofstream(dir / "key.json") << key.dump();
-  std::map<std::string, std::string> env = {
-      {"CLOUDSDK_CONFIG", (dir / "config").string()},
-      {"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", fake.endpoint() + "/"},
-      {"HTTPS_PROXY", "http://127.0.0.1:9"},
-      {"NO_PROXY", "127.0.0.1"}};
+  std::map<std::string, std::string> env = GcloudEnv(dir / "config", fake);
   auto run = [&env](std::vector<std::string> argv) {
     ChildOptions c;
     c.argv = std::move(argv);
