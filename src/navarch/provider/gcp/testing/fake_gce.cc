@@ -472,20 +472,23 @@ void FakeGce::Wait(httplib::Response& res, const std::string& zone,
   Json(res, op.resource);
 }
 
+// Every compute call: a known project and zone, and a valid bearer token.
+bool FakeGce::Guard(const httplib::Request& req, httplib::Response& res,
+                    bool zoned) {
+  if (!Authorized(req, res)) return false;
+  if (req.matches[1] != options_.project ||
+      (zoned && options_.zones.count(req.matches[2]) == 0)) {
+    GoogleError(res, 404, "notFound", "The resource was not found");
+    return false;
+  }
+  return true;
+}
+
 void FakeGce::RouteInstances() {
   httplib::Server& s = server_.server();
   const std::string base = kBase;
-  // Every compute call: a known project and zone, and a valid bearer token.
   auto guard = [this](const httplib::Request& req, httplib::Response& res,
-                      bool zoned) {
-    if (!Authorized(req, res)) return false;
-    if (req.matches[1] != options_.project ||
-        (zoned && options_.zones.count(req.matches[2]) == 0)) {
-      GoogleError(res, 404, "notFound", "The resource was not found");
-      return false;
-    }
-    return true;
-  };
+                      bool zoned) { return Guard(req, res, zoned); };
   s.Get(base,
         [this, guard](const httplib::Request& req, httplib::Response& res) {
           if (!guard(req, res, false)) return;

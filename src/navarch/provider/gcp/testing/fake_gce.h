@@ -94,6 +94,7 @@ class FakeGce {
   void RouteInstances();
   void RouteLists();
   bool Authorized(const httplib::Request& req, httplib::Response& res);
+  bool Guard(const httplib::Request& req, httplib::Response& res, bool zoned);
   void Insert(const httplib::Request& req, httplib::Response& res,
               const std::string& zone);
   void Delete(httplib::Response& res, const std::string& zone,
