@@ -29,15 +29,13 @@ TEST(GcpE2eTest, APoolFillsFromTheFakeAndNoSecretLeaks) {
                        "The zone does not have enough resources available."});
   const std::string key_path =
       ::testing::TempDir() + "/gcp-e2e-key-" + std::to_string(::getpid());
-  nlohmann::json key = {{"type", "service_account"},
-                        {"project_id", "test-project"},
-                        {"private_key_id", "k1"},
-                        {"private_key", fo.sa_key_pem},
-                        {"client_email", fo.sa_email},
-                        {"token_uri", fake.token_uri()}};
+  nlohmann::json key = {
+      {"type", "service_account"},   {"project_id", "test-project"},
+      {"private_key_id", "k1"},      {"private_key", fo.sa_key_pem},
+      {"client_email", fo.sa_email}, {"token_uri", fake.token_uri()}};
   std::ofstream(key_path) << key.dump();
-  absl::StatusOr<Config> config = LoadConfigString(
-      absl::StrCat(R"(server:
+  absl::StatusOr<Config> config =
+      LoadConfigString(absl::StrCat(R"(server:
   address: "127.0.0.1:0"
   http_address: "127.0.0.1:0"
   autoscale_interval: 1s
@@ -49,9 +47,9 @@ providers:
     project: test-project
     zone: us-central1-a
     endpoint: )",
-                   fake.endpoint(), R"(
+                                    fake.endpoint(), R"(
     credentials_file: )",
-                   key_path, R"(
+                                    key_path, R"(
     image: projects/test-project/global/images/navarch
 pools:
   training:
@@ -60,7 +58,7 @@ pools:
     min_nodes: 2
     max_nodes: 4
 )"),
-      "gcp.yaml");
+                       "gcp.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   ResolveConfig(&*config);
   RealClock clock;
@@ -82,8 +80,8 @@ pools:
   ASSERT_TRUE(events && metrics && instances);
   EXPECT_THAT(events->body, HasSubstr("ZONE_RESOURCE_POOL_EXHAUSTED"));
   EXPECT_THAT(events->body, HasSubstr("us-central1-a"));
-  std::string everything = log_text.str() + events->body + metrics->body +
-                           instances->body;
+  std::string everything =
+      log_text.str() + events->body + metrics->body + instances->body;
   EXPECT_THAT(everything, Not(HasSubstr("PRIVATE KEY")));
   ASSERT_FALSE(fake.issued_tokens().empty());
   for (const std::string& t : fake.issued_tokens()) {

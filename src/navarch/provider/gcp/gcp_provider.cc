@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace navarch {
 namespace {
@@ -95,8 +96,19 @@ absl::Status GcpProvider::WaitOperation(const json& first,
     absl::StatusOr<json> next = ParseJson(*r, "operation wait");
     if (!next.ok()) return next.status();
     op = std::move(*next);
+    // GCE holds a wait up to two minutes; one that answers early and not
+    // DONE is not asked again at once.
+    if (op.value("status", "") != "DONE") Pause(absl::Seconds(1));
   }
   return GcpOperationError(op, options_.name, zone);
+}
+
+void GcpProvider::Pause(absl::Duration d) {
+  if (options_.http.sleep) {
+    options_.http.sleep(d);
+  } else {
+    absl::SleepFor(d);
+  }
 }
 
 absl::StatusOr<ProviderInstance> GcpProvider::Get(const std::string& zone,

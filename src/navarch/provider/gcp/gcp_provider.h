@@ -62,6 +62,8 @@ class GcpProvider final : public Provider {
   // Waits (operations/{op}/wait in a loop) until DONE; the operation's
   // error classified.
   absl::Status WaitOperation(const nlohmann::json& op, const std::string& zone);
+  // Waits `d` (options_.http.sleep when set: tests).
+  void Pause(absl::Duration d);
   absl::StatusOr<ProviderInstance> Get(const std::string& zone,
                                        const std::string& name);
   // The zone of a managed instance, looked up when not remembered.

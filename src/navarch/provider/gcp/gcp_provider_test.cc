@@ -43,7 +43,10 @@ class GcpProviderTest : public ::testing::Test {
     }
     o.spec.image = "projects/test-project/global/images/navarch";
     o.spec.network = "global/networks/default";
-    o.http.sleep = [this](absl::Duration d) { slept_.push_back(d); };
+    o.http.sleep = [this](absl::Duration d) {
+      slept_.push_back(d);
+      clock_.Advance(d);
+    };
     return std::make_unique<GcpProvider>(clock_, o);
   }
 
@@ -169,10 +172,11 @@ TEST_F(GcpProviderTest, HttpErrorsAreInvalidOrRetried) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("compute.instances.create"));
   // A 503 is retried with the same requestId, and then succeeds.
   fake_.FailNextInsert({503, "backendError", "", "try again"});
-  slept_.clear();
+  const int before = fake_.insert_calls();
   absl::StatusOr<ProviderInstance> i = p->Provision(Request("tok-h2"));
   ASSERT_TRUE(i.ok()) << i.status();
-  EXPECT_EQ(slept_.size(), 1u);
+  EXPECT_EQ(fake_.insert_calls() - before, 2);
+  EXPECT_EQ(fake_.instances().size(), 1u);
   // No token, JWT or key in any message.
   for (const std::string& t : fake_.issued_tokens()) {
     EXPECT_THAT(s.ToString(), Not(HasSubstr(t)));
@@ -214,6 +218,21 @@ TEST_F(GcpProviderTest, ListShowsOnlyManagedInstancesOverPages) {
   for (const ProviderInstance& i : *list) {
     EXPECT_EQ(i.labels.at("navarch-cluster"), "c1");
   }
+}
+
+class GcpSlowOperationTest : public GcpProviderTest {
+ protected:
+  GcpSlowOperationTest() : GcpProviderTest(1000000) {}
+};
+
+TEST_F(GcpSlowOperationTest, AnOperationNeverDoneEndsAtTheDeadline) {
+  auto p = Make();
+  slept_.clear();
+  absl::Status s = p->Provision(Request("tok-slow")).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_EQ(ClassifyProviderError(s), ProviderErrorClass::kTransient);
+  // One pause of a second after each early answer, on the injected clock.
+  EXPECT_EQ(slept_.size(), 600u);
 }
 
 class GcpPagingTest : public GcpProviderTest {
