@@ -622,13 +622,12 @@ void FakeGce::MachineTypes(httplib::Response& res) {
 void FakeGce::RouteLists() {
   httplib::Server& s = server_.server();
   const std::string base = kBase;
-  s.set_logger(
-      [this](const httplib::Request& req, const httplib::Response& res) {
-        if (std::getenv("FAKE_GCE_LOG") != nullptr) {
-          fprintf(stderr, "fake_gce: %s %s -> %d\n", req.method.c_str(),
-                  req.target.c_str(), res.status);
-        }
-      });
+  s.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (std::getenv("FAKE_GCE_LOG") != nullptr) {
+      fprintf(stderr, "fake_gce: %s %s -> %d\n", req.method.c_str(),
+              req.target.c_str(), res.status);
+    }
+  });
   s.Get(base + "/aggregated/instances",
         [this](const httplib::Request& req, httplib::Response& res) {
           if (!Authorized(req, res)) return;
