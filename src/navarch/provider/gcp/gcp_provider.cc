@@ -62,7 +62,7 @@ absl::StatusOr<HttpResponse> GcpProvider::Call(absl::string_view operation,
   auto sign = [this, &http](HttpRequest& r) -> absl::Status {
     absl::StatusOr<std::string> token = tokens_.Token();
     if (!token.ok()) return token.status();
-    http.redactor().Add(*token);
+    NoteToken(http, *token);
     r.headers["Authorization"] = absl::StrCat("Bearer ", *token);
     return absl::OkStatus();
   };
@@ -101,6 +101,16 @@ absl::Status GcpProvider::WaitOperation(const json& first,
     if (op.value("status", "") != "DONE") Pause(absl::Seconds(1));
   }
   return GcpOperationError(op, options_.name, zone);
+}
+
+void GcpProvider::NoteToken(CloudHttp& http, const std::string& token) {
+  // The token source told http_'s redactor; the wait client learns each
+  // token once (the Redactor keeps every string it is given).
+  if (&http != &wait_http_) return;
+  absl::MutexLock lock(&mu_);
+  if (token == wait_token_) return;
+  wait_token_ = token;
+  wait_http_.redactor().Add(token);
 }
 
 void GcpProvider::Pause(absl::Duration d) {

@@ -62,6 +62,7 @@ class GcpProvider final : public Provider {
   // Waits (operations/{op}/wait in a loop) until DONE; the operation's
   // error classified.
   absl::Status WaitOperation(const nlohmann::json& op, const std::string& zone);
+  void NoteToken(CloudHttp& http, const std::string& token);
   // Waits `d` (options_.http.sleep when set: tests).
   void Pause(absl::Duration d);
   absl::StatusOr<ProviderInstance> Get(const std::string& zone,
@@ -81,6 +82,7 @@ class GcpProvider final : public Provider {
   GcpTokenSource tokens_;
   absl::Mutex mu_;
   std::map<std::string, std::string> zones_ ABSL_GUARDED_BY(mu_);
+  std::string wait_token_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace navarch
