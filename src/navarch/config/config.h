@@ -221,6 +221,23 @@ struct ProviderConfig {
   std::string agent_path;  // Empty: the provider picks the node-agent binary.
   bool keep_instances = false;
 
+  // gcp (Google Compute Engine; docs/pools.md "## GCP"). `project`, `zone`
+  // and `credentials_file` are above.
+  struct Gcp {
+    std::string endpoint;  // Empty: https://compute.googleapis.com/compute/v1
+    std::string image;     // Boot image: a URL or projects/P/global/images/I
+    std::string network;   // Empty: global/networks/default
+    std::string subnetwork;
+    std::string service_account;  // Email attached to the VMs; empty: none
+    bool spot = false;
+    std::string accelerator_type;  // N1 only, e.g. nvidia-tesla-t4
+    int accelerator_count = 0;
+    int boot_disk_gb = 0;  // 0: 200
+    std::string ca_file;   // Extra CA bundle for https
+
+    bool operator==(const Gcp&) const = default;
+  } gcp;
+
   bool operator==(const ProviderConfig&) const = default;
 };
 

@@ -152,19 +152,19 @@ unsigned AutoscalerKeyTypes(absl::string_view canonical) {
 bool IsAwsProviderKey(absl::string_view key) {
   return key == "image_id" || key == "subnet_ids" ||
          key == "security_group_ids" || key == "key_name" ||
-         key == "instance_profile" || key == "spot" || key == "profile";
+         key == "instance_profile" || key == "profile";
 }
 
 // Which provider types a key belongs to; empty for "type" (all of them).
 std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   using T = ProviderType;
   if (key == "api_key_env" || key == "api_key_secret") return {T::kLambda};
-  // The cloud API's base URL (issue 16).
-  if (key == "endpoint") return {T::kLambda, T::kAws};
+  // Keys several clouds share (issue 16).
+  if (key == "endpoint") return {T::kLambda, T::kAws, T::kGcp};
+  if (key == "ca_file") return {T::kLambda, T::kGcp};
+  if (key == "spot") return {T::kAws, T::kGcp};
   // lambda (issue 16)
-  if (key == "api_key_file" || key == "ssh_key_name" || key == "ca_file") {
-    return {T::kLambda};
-  }
+  if (key == "api_key_file" || key == "ssh_key_name") return {T::kLambda};
   if (key == "project" || key == "zone") return {T::kGcp};
   if (key == "credentials_file" || key == "credentials_secret") {
     return {T::kGcp, T::kAws};
@@ -173,6 +173,12 @@ std::vector<ProviderType> ProviderKeyTypes(absl::string_view key) {
   if (key == "gpu_count") return {T::kFake, T::kLocal};
   if (key == "gpu_model" || key == "agent_path" || key == "keep_instances") {
     return {T::kLocal};
+  }
+  // gcp
+  if (key == "image" || key == "network" || key == "subnetwork" ||
+      key == "service_account" || key == "accelerator_type" ||
+      key == "accelerator_count" || key == "boot_disk_gb") {
+    return {T::kGcp};
   }
   return {};
 }
@@ -346,7 +352,11 @@ class Loader {
   void ReadNodeTokenKey(const Entry& e);
   void ReadProviders(const Entry& e);
   void ReadProvider(const std::string& name, const Entry& e);
+  // The keys of the cloud providers (issue 16): shared ones, lambda's and
+  // aws's; and those of type gcp beyond upstream's (project, zone,
+  // credentials_file).
   std::vector<KeySpec> CloudProviderKeys(ProviderDraft& d);
+  std::vector<KeySpec> GcpProviderKeys(ProviderDraft& d);
   void ReadPools(const Entry& e);
   void ReadPool(const std::string& name, const YAML::Node& node,
                 const Site& value_site, const Site& pool_site);
@@ -1098,11 +1108,10 @@ void Loader::ReadProvider(const std::string& name, const Entry& e) {
        }},
   };
   for (KeySpec& k : CloudProviderKeys(d)) keys.push_back(std::move(k));
+  for (KeySpec& k : GcpProviderKeys(d)) keys.push_back(std::move(k));
   r_.ReadMap(e.value, e.site, e.slot, keys);
 }
 
-// The keys of the cloud providers (issue 16), each checked against the
-// entry's type once it is known.
 std::vector<KeySpec> Loader::CloudProviderKeys(ProviderDraft& d) {
   ProviderConfig& c = d.config;
   auto note = [&d](const Entry& f, absl::string_view canonical) {
@@ -1115,23 +1124,35 @@ std::vector<KeySpec> Loader::CloudProviderKeys(ProviderDraft& d) {
       Store(f, r_.String(f), out);
     };
   };
+  // A key several clouds share is one key: it is stored for each of them,
+  // and the provider of the entry's type reads its own.
+  auto shared = [this, note](absl::string_view canonical,
+                             std::vector<std::string*> outs) {
+    return [this, note, canonical, outs](const Entry& f) {
+      note(f, canonical);
+      std::optional<std::string> v = r_.String(f);
+      if (!v || !r_.Claim(f.slot, f.site)) return;
+      for (std::string* out : outs) *out = *v;
+    };
+  };
   return {
-      // The cloud API's base URL: one key, read by the provider of the
-      // entry's type.
       {{"endpoint"},
        "",
+       shared("endpoint",
+              {&c.lambda.endpoint, &c.aws_endpoint, &c.gcp.endpoint})},
+      {{"ca_file"}, "", shared("ca_file", {&c.lambda.ca_file, &c.gcp.ca_file})},
+      {{"spot"},
+       "",
        [this, note, &c](const Entry& f) {
-         note(f, "endpoint");
-         std::optional<std::string> v = r_.String(f);
-         if (v && r_.Claim(f.slot, f.site)) {
-           c.lambda.endpoint = *v;
-           c.aws_endpoint = *v;
-         }
+         note(f, "spot");
+         std::optional<bool> v = r_.Bool(f);
+         if (!v || !r_.Claim(f.slot, f.site)) return;
+         c.aws_spot = *v;
+         c.gcp.spot = *v;
        }},
-      // lambda (issue 16)
+      // lambda
       {{"api_key_file"}, "", text("api_key_file", &c.lambda.api_key_file)},
       {{"ssh_key_name"}, "", text("ssh_key_name", &c.lambda.ssh_key_name)},
-      {{"ca_file"}, "", text("ca_file", &c.lambda.ca_file)},
       // aws (provider/aws/)
       {{"image_id"}, "", text("image_id", &c.aws_image_id)},
       {{"key_name"}, "", text("key_name", &c.aws_key_name)},
@@ -1151,12 +1172,37 @@ std::vector<KeySpec> Loader::CloudProviderKeys(ProviderDraft& d) {
          note(f, "security_group_ids");
          Store(f, r_.StringList(f), &c.aws_security_group_ids);
        }},
-      {{"spot"},
+  };
+}
+
+std::vector<KeySpec> Loader::GcpProviderKeys(ProviderDraft& d) {
+  ProviderConfig::Gcp& g = d.config.gcp;
+  auto note = [&d](const Entry& f, absl::string_view canonical) {
+    d.keys.push_back(
+        SeenKey{std::string(canonical), f.key, f.key_site, f.site});
+  };
+  auto text = [this, note](absl::string_view canonical, std::string* out) {
+    return [this, note, canonical, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, r_.String(f), out);
+    };
+  };
+  auto count = [this, note](absl::string_view canonical, int max, int* out) {
+    return [this, note, canonical, max, out](const Entry& f) {
+      note(f, canonical);
+      Store(f, IntValue(f, 1, max), out);
+    };
+  };
+  return {
+      {{"image"}, "", text("image", &g.image)},
+      {{"network"}, "", text("network", &g.network)},
+      {{"subnetwork"}, "", text("subnetwork", &g.subnetwork)},
+      {{"service_account"}, "", text("service_account", &g.service_account)},
+      {{"accelerator_type"}, "", text("accelerator_type", &g.accelerator_type)},
+      {{"accelerator_count"},
        "",
-       [this, note, &c](const Entry& f) {
-         note(f, "spot");
-         Store(f, r_.Bool(f), &c.aws_spot);
-       }},
+       count("accelerator_count", 8, &g.accelerator_count)},
+      {{"boot_disk_gb"}, "", count("boot_disk_gb", 65536, &g.boot_disk_gb)},
   };
 }
 

@@ -1,6 +1,7 @@
 #include "navarch/controlplane/server.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,7 @@
 #include "navarch/provider/aws/aws_provider.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/provider/lambda/lambda_provider.h"
+#include "navarch/provider/gcp/gcp_config.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
 
@@ -202,6 +204,21 @@ void ControlPlaneServer::StartPools() {
         return std::make_unique<LambdaProvider>(*context.clock, *std::move(o));
       });
   (void)providers_->RegisterFactory("aws", NewAwsProvider);
+  // gcp: Google Compute Engine (docs/pools.md, "GCP").
+  (void)providers_->RegisterFactory(
+      "gcp",
+      [](const ProviderConfig& pc, const ProviderContext& context)
+          -> absl::StatusOr<std::unique_ptr<Provider>> {
+        absl::StatusOr<GcpProviderOptions> o =
+            GcpOptionsFromConfig(pc, [](const std::string& key) {
+              const char* v = std::getenv(key.c_str());
+              return v == nullptr ? std::string() : std::string(v);
+            });
+        if (!o.ok()) return o.status();
+        o->http.seed = context.seed;
+        o->http.observer = context.call_observer;
+        return std::make_unique<GcpProvider>(*context.clock, std::move(*o));
+      });
   ProviderContext context;
   context.clock = &clock_;
   // Read only by ticks, which start after the listener has its port.
