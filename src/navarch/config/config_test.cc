@@ -347,7 +347,7 @@ TEST(ExampleConfigTest, EveryYamlBlockOfTheReferenceLoads) {
     EXPECT_TRUE(r.ok()) << r.status();
     pos = end + 3;
   }
-  EXPECT_EQ(blocks, 10);
+  EXPECT_EQ(blocks, 11);
 }
 
 // --------------------------------------------------------------- errors
