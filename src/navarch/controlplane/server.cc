@@ -23,8 +23,8 @@
 #include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/aws/aws_provider.h"
 #include "navarch/provider/fake/fake_provider.h"
-#include "navarch/provider/lambda/lambda_provider.h"
 #include "navarch/provider/gcp/gcp_config.h"
+#include "navarch/provider/lambda/lambda_provider.h"
 #include "navarch/provider/local/local_provider.h"
 #include "navarch/store/store_factory.h"
 
