@@ -596,6 +596,10 @@ void HttpListener::Impl::TakeReturned() {
     back.swap(returned_);
   }
   for (Conn* c : back) {
+    // What the served request consumed goes, or a kept-alive connection's
+    // buffer would grow with every request it carries.
+    c->buf.erase(0, c->pos);
+    c->pos = 0;
     waiting_.push_back(c);
     if (c->phase == Conn::Phase::kLinger) continue;
     c->phase = Conn::Phase::kIdle;
