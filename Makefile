@@ -7,8 +7,11 @@ CONFIG ?= examples/quickstart.yaml
 # and the CLI the quick start uses. Only these: building every test first
 # took 11 minutes on two cores (about a fifth of that is these three).
 RUN_TARGETS := control-plane node-agent navarch
+# What the Debian packages hold (docs/packaging.md): the binaries and their
+# man pages; not the tests.
+PACKAGE_TARGETS := control-plane node-agent navarch simulator navarch_man_pages
 
-.PHONY: run test build build-run deps configure format check clean
+.PHONY: run test build build-run package deps configure format check clean
 
 deps:
 	@scripts/install-deps
@@ -29,6 +32,12 @@ run: build-run
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# navarch-node-agent and navarch .deb files in $(BUILD_DIR)/packages/.
+package: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(PACKAGE_TARGETS)
+	@cd $(BUILD_DIR) && cpack -B packages
+	@ls -1 $(BUILD_DIR)/packages/*.deb
 
 format:
 	@find src apps tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
