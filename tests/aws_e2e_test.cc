@@ -22,18 +22,12 @@
 namespace navarch {
 namespace {
 
+using testing::Eventually;
+
 using testing::Process;
 using testing::TempDir;
 
 constexpr char kSecret[] = "fake-secret-key-123";
-
-bool Eventually(const std::function<bool()>& pred, int seconds = 60) {
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
 
 // Everything under `dir`, concatenated: the logs, the database, the WAL.
 std::string EverythingWritten(const std::string& dir) {

@@ -482,6 +482,20 @@ TEST_F(CliE2eTest, PoolsNeedAControlPlaneWithPools) {
   }
 }
 
+TEST_F(CliE2eTest, ProvidersOfAControlPlaneWithoutAny) {
+  Result r = Navarch({"providers", "list"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "No providers configured\n");
+  r = Navarch({"providers", "list", "-o", "json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "[]\n");
+  r = Navarch({"providers", "types", "lambda"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "Error: provider lambda not found (configured: none)\n");
+  EXPECT_EQ(Navarch({"providers", "types"}).code, 2);  // PROVIDER is required
+}
+
 TEST_F(CliE2eTest, MissingNodeExitsOneWithTheServersMessage) {
   Result r = Navarch({"get", "gpu-7"});
   EXPECT_EQ(r.code, 1);

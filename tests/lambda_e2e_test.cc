@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "navarch/base/clock.h"
@@ -21,18 +22,12 @@
 namespace navarch {
 namespace {
 
+using testing::Eventually;
+
 using json = nlohmann::json;
 using testing::Process;
 
 constexpr char kKey[] = "secret_e2e-lambda-key_5f3c9a1e7b";
-
-bool Eventually(const std::function<bool()>& pred, int seconds) {
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
 
 // Every file under `dir` whose bytes contain `needle`.
 std::vector<std::string> FilesHolding(const std::string& dir,
@@ -126,6 +121,124 @@ TEST(LambdaE2eTest, PoolBuysItsInstanceAndNeverShowsTheKey) {
   EXPECT_TRUE(FilesHolding(dir.path() + "/data", kKey).empty());
   EXPECT_EQ(testing::ReadFile(log).find(kKey), std::string::npos)
       << testing::ReadFile(log);
+}
+
+struct CliResult {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// `navarch ARGS` against `server`, stdout and stderr apart.
+CliResult Navarch(const std::string& dir, const std::string& server,
+                  const std::vector<std::string>& args) {
+  static int runs = 0;
+  const std::string n = std::to_string(++runs);
+  std::string cmd = "exec env -u NAVARCH_SERVER -u NAVARCH_AUTH_TOKEN '" +
+                    testing::BinDir() + "/navarch' -s " + server;
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " >" + dir + "/out" + n + " 2>" + dir + "/err" + n;
+  Process p("/bin/sh", {"-c", cmd}, dir + "/sh.log");
+  const int code = p.Wait(std::chrono::seconds(60));
+  return {code, testing::ReadFile(dir + "/out" + n),
+          testing::ReadFile(dir + "/err" + n)};
+}
+
+// `navarch providers types` asks Lambda's API through the control plane:
+// the price in cents per hour and the regions with capacity arrive as Lambda
+// answers them, and a Lambda error comes back with Lambda's code.
+TEST(LambdaE2eTest, ProvidersTypesShowsPricesAndRegionsWithCapacity) {
+  FakeLambda fake(RealClock::Default(), kKey);
+  fake.AddType({"gpu_8x_h100_sxm5",
+                "8x H100 (80 GB SXM5)",
+                "H100 (80 GB SXM5)",
+                2392,
+                208,
+                1800,
+                24780,
+                8,
+                {"us-east-1", "us-west-1"}});
+  fake.AddType({"gpu_1x_a10",
+                "1x A10 (24 GB PCIe)",
+                "A10 (24 GB PCIe)",
+                75,
+                30,
+                200,
+                1400,
+                1,
+                {}});
+  testing::TempDir dir;
+  const std::string key_file = dir.path() + "/lambda-key";
+  testing::WriteFile(key_file, std::string(kKey) + "\n");
+  const std::string config = dir.path() + "/navarch.yaml";
+  testing::WriteFile(config,
+                     "server:\n  address: \"127.0.0.1:0\"\n"
+                     "  http_address: \"127.0.0.1:0\"\n"
+                     "  data_dir: " +
+                         dir.path() +
+                         "/data\n"
+                         "providers:\n  lam:\n    type: lambda\n"
+                         "    api_key_file: " +
+                         key_file +
+                         "\n"
+                         "    endpoint: " +
+                         fake.endpoint() +
+                         "\n"
+                         "    ssh_key_name: ops\n"
+                         "pools:\n  train:\n    provider: lam\n"
+                         "    instance_type: h100-8x\n"
+                         "    min_nodes: 0\n    max_nodes: 1\n");
+  const std::string log = dir.path() + "/cp.log";
+  Process server(testing::BinDir() + "/control-plane",
+                 {"--config", config, "--ready-file", dir.path() + "/ready"},
+                 log);
+  const std::string ready = testing::WaitForFile(dir.path() + "/ready", server,
+                                                 std::chrono::seconds(30));
+  ASSERT_FALSE(ready.empty()) << testing::ReadFile(log);
+  const std::string address = testing::JsonString(ready, "grpc_address");
+
+  CliResult list = Navarch(dir.path(), address, {"providers", "list"});
+  EXPECT_EQ(list.code, 0) << list.err;
+  EXPECT_NE(list.out.find("lam "), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("lambda"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("train"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("ready"), std::string::npos) << list.out;
+
+  CliResult types =
+      Navarch(dir.path(), address, {"providers", "types", "lam", "-o", "json"});
+  ASSERT_EQ(types.code, 0) << types.err << testing::ReadFile(log);
+  json got = json::parse(types.out);
+  ASSERT_EQ(got.size(), 2u) << types.out;
+  EXPECT_EQ(got[1]["name"], "gpu_8x_h100_sxm5");
+  EXPECT_DOUBLE_EQ(got[1]["price_per_hour"].get<double>(), 23.92);
+  EXPECT_EQ(got[1]["gpu_count"], 8);
+  EXPECT_EQ(got[1]["gpu_model"], "H100");
+  EXPECT_EQ(got[1]["regions"], json::array({"us-east-1", "us-west-1"}));
+  EXPECT_EQ(got[1]["available"], true);
+  EXPECT_EQ(got[1]["abstract_types"], json::array({"h100-8x"}));
+  EXPECT_EQ(got[0]["name"], "gpu_1x_a10");
+  EXPECT_EQ(got[0]["regions"], json::array());
+  EXPECT_EQ(got[0]["available"], false);
+
+  CliResult table = Navarch(dir.path(), address, {"providers", "types", "lam"});
+  EXPECT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("$23.92"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("us-east-1,us-west-1"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("8x H100"), std::string::npos) << table.out;
+
+  fake.ForceNext("types", {401, "", "global/invalid-api-key",
+                           "API key was invalid, expired, or deleted.", ""});
+  CliResult bad = Navarch(dir.path(), address, {"providers", "types", "lam"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("global/invalid-api-key"), std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find("the cloud refused the control plane's credentials"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.err.find(kKey), std::string::npos) << bad.err;
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(std::chrono::seconds(30)), 0);
 }
 
 }  // namespace

@@ -2,14 +2,17 @@
 // build/bin/node-agent --gpu-backend fake --fake-gpus 8 --kmsg FILE, and
 // build/bin/control-plane on a fixed port with its SQLite data dir.
 // Registration, heartbeats, an XID from the kernel log reaching the control
-// plane within a second, and the agent finding a SIGKILLed and restarted
-// control plane by itself.
+// plane within a second, the agent finding a SIGKILLed and restarted
+// control plane by itself, and --node-id auto taking the id from the fake
+// EC2 and Compute Engine metadata services (every metadata address the
+// agents see is on loopback).
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -20,10 +23,14 @@
 #include "gtest/gtest.h"
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/test_util.h"
+#include "navarch/provider/aws/testing/fake_ec2.h"
+#include "navarch/provider/gcp/testing/fake_gce.h"
 #include "testing/process.h"
 
 namespace navarch {
 namespace {
+
+using testing::FreePort;
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -31,21 +38,6 @@ using testing::Process;
 using testing::TempDir;
 
 constexpr char kNode[] = "e2e-gpu-node";
-
-// A port free right now: bind to port 0, read it, close. The control plane
-// must come back on the same port after a restart, so it cannot pick its own.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 class NodeAgentE2eTest : public ::testing::Test {
  protected:
@@ -63,6 +55,12 @@ class NodeAgentE2eTest : public ::testing::Test {
     testing::WriteFile(kmsg_, "6,1,1000,-;Linux version 6.1.0-navarch-e2e\n");
     stub_ = ControlPlaneService::NewStub(
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    // The agents inherit this environment: any metadata request they make
+    // goes to loopback, never to 169.254.169.254 or metadata.google.internal.
+    const std::string refused = "127.0.0.1:" + std::to_string(FreePort());
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", ("http://" + refused).c_str(),
+           1);
+    setenv("GCE_METADATA_HOST", refused.c_str(), 1);
   }
 
   void StartControlPlane() {
@@ -97,7 +95,7 @@ class NodeAgentE2eTest : public ::testing::Test {
     auto deadline = steady_clock::now() + timeout;
     while (steady_clock::now() < deadline) {
       GetNodeRequest req;
-      req.set_node_id(kNode);
+      req.set_node_id(node_);
       GetNodeResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
@@ -130,6 +128,7 @@ class NodeAgentE2eTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string node_ = kNode;  // the node WaitForNode reads
   int port_ = 0;
   std::string address_, config_, kmsg_;
   std::unique_ptr<Process> cp_, agent_;
@@ -253,6 +252,88 @@ TEST_F(NodeAgentE2eTest, AutoBackendWithoutNvidiaDriverFailsClearly) {
   EXPECT_NE(testing::ReadFile(AgentLog()).find("libnvidia-ml.so.1"),
             std::string::npos)
       << testing::ReadFile(AgentLog());
+}
+
+// --node-id auto on an EC2 instance: the agent asks the instance metadata
+// service (FakeEc2's IMDSv2, reached through AWS_EC2_METADATA_SERVICE_ENDPOINT
+// as on a real VM through 169.254.169.254) and registers under the
+// instance's id, with its zone, region and type.
+TEST_F(NodeAgentE2eTest, AutoNodeIdFromInstanceMetadata) {
+  FakeEc2 ec2;
+  ASSERT_TRUE(ec2.Start().ok());
+  FakeEc2::Instance vm;
+  vm.id = "i-0e2e00000000000a1";
+  vm.instance_type = "p5.48xlarge";
+  vm.zone = "us-east-1a";
+  vm.state = "running";
+  ec2.AddInstance(vm);
+  ec2.ImdsSpeaksFor(vm.id);
+  setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", ec2.url().c_str(), 1);
+  StartControlPlane();
+  agent_ = std::make_unique<Process>(
+      testing::BinDir() + "/node-agent",
+      std::vector<std::string>{"--server", "http://" + address_, "--node-id",
+                               "auto", "--provider", "aws", "--pool", "e2e",
+                               "--gpu-backend", "fake", "--kmsg", "",
+                               "--log-format", "text"},
+      AgentLog());
+  node_ = vm.id;
+  NodeInfo node;
+  ASSERT_TRUE(WaitForNode(
+      [](const NodeInfo& n) { return n.status() == NODE_STATUS_ACTIVE; },
+      milliseconds(20000), &node))
+      << Logs();
+  EXPECT_EQ(node.zone(), "us-east-1a");
+  EXPECT_EQ(node.region(), "us-east-1");
+  EXPECT_EQ(node.instance_type(), "p5.48xlarge");
+  EXPECT_NE(testing::ReadFile(AgentLog()).find("ec2 instance metadata at"),
+            std::string::npos)
+      << Logs();
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(milliseconds(10000)), 0) << Logs();
+}
+
+// --node-id auto on a Compute Engine VM: EC2's IMDS is not there (refused),
+// the metadata server (the fake's, through GCE_METADATA_HOST) names the VM.
+TEST_F(NodeAgentE2eTest, AutoNodeIdFromTheGceMetadataServer) {
+  testing::FakeGceOptions o;
+  o.sa_key_pem = testing::GenerateRsaKeyPem();
+  testing::FakeGce gce(o);
+  gce.AddInstance("europe-west4-a", "navarch-train-7c1d");
+  gce.MetadataSpeaksFor("navarch-train-7c1d");
+  setenv("GCE_METADATA_HOST", gce.metadata_host().c_str(), 1);
+  StartControlPlane();
+  agent_ = std::make_unique<Process>(
+      testing::BinDir() + "/node-agent",
+      std::vector<std::string>{"--server", "http://" + address_, "--node-id",
+                               "auto", "--pool", "e2e", "--gpu-backend", "fake",
+                               "--kmsg", "", "--log-format", "text"},
+      AgentLog());
+  node_ = "navarch-train-7c1d";
+  NodeInfo node;
+  ASSERT_TRUE(WaitForNode(
+      [](const NodeInfo& n) { return n.status() == NODE_STATUS_ACTIVE; },
+      milliseconds(20000), &node))
+      << Logs();
+  EXPECT_EQ(node.zone(), "europe-west4-a");
+  EXPECT_EQ(node.region(), "europe-west4");
+  EXPECT_EQ(node.instance_type(), "a3-highgpu-8g");
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(milliseconds(10000)), 0) << Logs();
+}
+
+// No cloud answers: the agent exits 1 at once, saying what it asked.
+TEST_F(NodeAgentE2eTest, AutoNodeIdWithoutACloudFailsClearly) {
+  Process agent(testing::BinDir() + "/node-agent",
+                {"--server", "127.0.0.1:1", "--node-id", "auto",
+                 "--node-id-source", "ec2", "--gpu-backend", "fake"},
+                AgentLog());
+  EXPECT_EQ(agent.Wait(milliseconds(10000)), 1);
+  const std::string log = testing::ReadFile(AgentLog());
+  EXPECT_NE(log.find("cannot find this node's id (--node-id auto)"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("connection refused"), std::string::npos) << log;
 }
 
 // mTLS: the agent presents a certificate naming its node and no token; the

@@ -29,23 +29,10 @@
 namespace navarch {
 namespace {
 
+using testing::FreePort;
+
 using testing::Process;
 using testing::TempDir;
-
-// A port free now. Fixed for the whole test: agents outlive a control-plane
-// restart and must find it again at the same address.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 class PoolsE2eTest : public ::testing::Test {
  protected:

@@ -35,6 +35,8 @@
 namespace navarch {
 namespace {
 
+using testing::FreePort;
+
 using Json = nlohmann::json;
 using testing::Process;
 using testing::TempDir;
@@ -47,21 +49,6 @@ constexpr std::chrono::seconds kAutoscaleInterval(2);
 constexpr std::chrono::seconds kStartUp(10);
 // Liveness after a restart: every node gets this much grace.
 constexpr std::chrono::seconds kHeartbeatTimeout(4);
-
-// A port free now. Fixed for the whole test: agents that outlive the first
-// control plane must find the second at the same address.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 enum class Stop { kClean, kCleanKeepInstances, kKill9, kKill9AndAgentsLost };
 

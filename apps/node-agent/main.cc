@@ -24,8 +24,11 @@
 #include "navarch/agent/gpu/fake_backend.h"
 #include "navarch/agent/gpu/nvml_backend.h"
 #include "navarch/agent/grpc_client.h"
+#include "navarch/agent/node_identity.h"
+#include "navarch/agent/node_token_file.h"
 #include "navarch/agent/process_runner.h"
 #include "navarch/base/clock.h"
+#include "navarch/base/duration.h"
 #include "navarch/base/logging.h"
 
 namespace {
@@ -35,13 +38,30 @@ using navarch::agent::Agent;
 // Upstream's Go flags take one dash ("-server"); CLI11 would read that as
 // short flags. Rewrite the long names we know.
 std::vector<std::string> NormalizeArgs(int argc, char** argv) {
-  static const char* kLong[] = {
-      "server",      "node-id",       "provider",    "region",
-      "zone",        "instance-type", "pool",        "labels",
-      "auth-token",  "gpu-backend",   "fake-gpus",   "fake-gpu-model",
-      "kmsg",        "config",        "log-level",   "log-format",
-      "version",     "fake-seed",     "tls-ca-file", "tls-cert-file",
-      "tls-key-file"};
+  static const char* kLong[] = {"server",
+                                "node-id",
+                                "provider",
+                                "region",
+                                "zone",
+                                "instance-type",
+                                "pool",
+                                "labels",
+                                "auth-token",
+                                "gpu-backend",
+                                "fake-gpus",
+                                "fake-gpu-model",
+                                "kmsg",
+                                "config",
+                                "log-level",
+                                "log-format",
+                                "version",
+                                "fake-seed",
+                                "tls-ca-file",
+                                "tls-cert-file",
+                                "tls-key-file",
+                                "node-id-source",
+                                "node-id-allow-hostname",
+                                "metadata-timeout"};
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -85,6 +105,8 @@ struct Flags {
                                                    config_path;
   std::string log_level, log_format;
   std::string tls_ca_file, tls_cert_file, tls_key_file;
+  std::string node_id_source, metadata_timeout, node_token_file;
+  bool node_id_allow_hostname = false;
   int fake_gpus = -1;
   uint64_t fake_seed = 0;
   bool version = false;
@@ -95,7 +117,18 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "control plane: HOST:PORT or http(s)://HOST:PORT")
       ->required();
   app.add_option("--node-id", f.node_id,
-                 "this node's id (default: the hostname)");
+                 "this node's id, or 'auto': the instance's id from the "
+                 "cloud's metadata (default: the config's node_id, else the "
+                 "hostname)");
+  app.add_option("--node-id-source", f.node_id_source,
+                 "with --node-id auto, ask only this: ec2 | gce | file:PATH | "
+                 "hostname (default: ec2, gce, /etc/navarch/node-id in turn)");
+  app.add_flag("--node-id-allow-hostname", f.node_id_allow_hostname,
+               "with --node-id auto, fall back to the hostname when no cloud "
+               "answers");
+  app.add_option("--metadata-timeout", f.metadata_timeout,
+                 "with --node-id auto, each metadata request's timeout "
+                 "(default 2s; connect 1s)");
   app.add_option("--provider", f.provider, "cloud provider name")
       ->capture_default_str();
   app.add_option("--region", f.region, "region");
@@ -105,6 +138,10 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--labels", f.labels, "labels as k=v,k=v");
   app.add_option("--auth-token", f.auth_token,
                  "bearer token (default: $NAVARCH_AUTH_TOKEN)");
+  app.add_option("--node-token-file", f.node_token_file,
+                 "where the node token a bootstrap token is exchanged for is "
+                 "kept, and read at start in preference to --auth-token "
+                 "(default: $NAVARCH_NODE_TOKEN_FILE)");
   app.add_option("--tls-ca-file", f.tls_ca_file,
                  "PEM CA bundle to verify the control plane with (default: "
                  "the system's roots); turns TLS on");
@@ -178,6 +215,64 @@ absl::Status ResolveLogging(const Flags& f,
   return absl::OkStatus();
 }
 
+// The node id: --node-id, else the config's node_id, else "auto" when a
+// source is named, else the hostname (upstream's default). "auto" asks the
+// VM's cloud (navarch/agent/node_identity.h), whose answer also fills an
+// empty --region, --zone and --instance-type. Returns where the id came
+// from, for the log; INVALID_ARGUMENT for bad settings (exit 2), other
+// codes when no source answers (exit 1).
+absl::StatusOr<std::string> ResolveNodeId(
+    Flags& f, const navarch::agent::AgentConfig& c) {
+  using navarch::agent::kNodeIdAuto;
+  const navarch::agent::NodeIdConfig& conf = c.identity;
+  std::string id = !f.node_id.empty() ? f.node_id : conf.node_id;
+  const std::string source =
+      !f.node_id_source.empty() ? f.node_id_source : conf.source;
+  if (id.empty() && !source.empty()) id = kNodeIdAuto;
+  if (id.empty()) {
+    f.node_id = Hostname();
+    if (f.node_id.empty()) {
+      return absl::InvalidArgumentError(
+          "cannot read the hostname; pass --node-id");
+    }
+    return std::string("the hostname");
+  }
+  if (id != kNodeIdAuto) {
+    if (!f.node_id_source.empty()) {
+      return absl::InvalidArgumentError(
+          "--node-id-source applies to --node-id auto only");
+    }
+    const bool from_flag = !f.node_id.empty();
+    f.node_id = id;
+    return std::string(from_flag ? "--node-id" : "the config's node_id");
+  }
+  navarch::agent::NodeIdentityOptions o;
+  if (!source.empty()) {
+    auto parsed = navarch::agent::ParseNodeIdSource(source);
+    if (!parsed.ok()) return parsed.status();
+    o.source = *parsed;
+  }
+  o.allow_hostname = f.node_id_allow_hostname || conf.allow_hostname;
+  o.metadata.timeout = conf.timeout;
+  o.metadata.connect_timeout = conf.connect_timeout;
+  if (!f.metadata_timeout.empty()) {
+    auto t = navarch::ParseGoDuration(f.metadata_timeout);
+    if (!t.ok() || *t <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad --metadata-timeout \"", f.metadata_timeout,
+                       "\": expected a duration such as 2s"));
+    }
+    o.metadata.timeout = *t;
+  }
+  auto found = navarch::agent::ResolveNodeIdentity(o);
+  if (!found.ok()) return found.status();
+  f.node_id = found->node_id;
+  if (f.region.empty()) f.region = found->region;
+  if (f.zone.empty()) f.zone = found->zone;
+  if (f.instance_type.empty()) f.instance_type = found->instance_type;
+  return found->source;
+}
+
 // What the node registers as: ids, placement, metadata and labels.
 absl::StatusOr<navarch::RegisterNodeRequest> Identity(const Flags& f) {
   navarch::RegisterNodeRequest identity;
@@ -236,11 +331,42 @@ absl::StatusOr<std::unique_ptr<navarch::agent::GpuBackend>> MakeBackend(
   return std::unique_ptr<navarch::agent::GpuBackend>(std::move(*nvml));
 }
 
+// The token to send: the node token kept in --node-token-file (from an
+// earlier bootstrap) when there is one for this node, else --auth-token.
+std::string StartToken(const Flags& f, const navarch::Logger& log) {
+  if (f.node_token_file.empty()) return f.auth_token;
+  absl::StatusOr<std::string> kept =
+      navarch::agent::LoadNodeToken(f.node_token_file, f.node_id);
+  if (!kept.ok()) {
+    log.Warn("node token file not used", {{"error", kept.status()}});
+    return f.auth_token;
+  }
+  if (kept->empty()) return f.auth_token;
+  log.Info("using the node token kept from an earlier registration",
+           {{"file", f.node_token_file}});
+  return *kept;
+}
+
 absl::StatusOr<std::unique_ptr<navarch::agent::GrpcControlPlaneClient>>
-MakeClient(const Flags& f) {
+MakeClient(const Flags& f, const navarch::Logger& log) {
   navarch::agent::GrpcClientOptions o;
   o.server = f.server;
-  o.auth_token = f.auth_token;
+  o.auth_token = StartToken(f, log);
+  o.on_node_token = [path = f.node_token_file, log](const std::string& token) {
+    if (path.empty()) {
+      log.Warn(
+          "registered with a bootstrap token, but without --node-token-file "
+          "the node token it was exchanged for is lost at the next start",
+          {});
+      return;
+    }
+    absl::Status s = navarch::agent::SaveNodeToken(path, token);
+    if (!s.ok()) {
+      log.Warn("node token not kept", {{"error", s}});
+    } else {
+      log.Info("node token kept for the next start", {{"file", path}});
+    }
+  };
   o.tls_ca_file = f.tls_ca_file;
   o.tls_cert_file = f.tls_cert_file;
   o.tls_key_file = f.tls_key_file;
@@ -302,10 +428,16 @@ int main(int argc, char** argv) {
   navarch::LogFormat format;
   if (absl::Status s = ResolveLogging(flags, config, level, format); !s.ok())
     return Fail(s.message(), 2);
-  if (flags.node_id.empty()) flags.node_id = Hostname();
-  if (flags.node_id.empty())
-    return Fail("cannot read the hostname; pass --node-id", 2);
+  absl::StatusOr<std::string> node_id_from = ResolveNodeId(flags, config);
+  if (!node_id_from.ok()) {
+    const bool bad_input =
+        node_id_from.status().code() == absl::StatusCode::kInvalidArgument;
+    return Fail(node_id_from.status().message(), bad_input ? 2 : 1);
+  }
   if (flags.auth_token.empty()) flags.auth_token = Env("NAVARCH_AUTH_TOKEN");
+  if (flags.node_token_file.empty()) {
+    flags.node_token_file = Env("NAVARCH_NODE_TOKEN_FILE");
+  }
   absl::StatusOr<navarch::RegisterNodeRequest> identity = Identity(flags);
   if (!identity.ok()) return Fail(identity.status().message(), 2);
 
@@ -319,9 +451,10 @@ int main(int argc, char** argv) {
 
   navarch::Logger log(std::make_shared<navarch::LogSink>(
       &std::cout, format, level, &navarch::RealClock::Default()));
+  log.Info("node id", {{"node_id", flags.node_id}, {"from", *node_id_from}});
   auto backend = MakeBackend(flags, log);
   if (!backend.ok()) return Fail(backend.status().message(), 1);
-  auto client = MakeClient(flags);
+  auto client = MakeClient(flags, log);
   if (!client.ok()) return Fail(client.status().message(), 2);
 
   navarch::agent::AgentOptions options;

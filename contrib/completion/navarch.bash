@@ -11,6 +11,7 @@ _navarch_child() {
     "/terminate") echo terminate ;;
     "/instances"|"/instance") echo instances ;;
     "/pools"|"/pool") echo pools ;;
+    "/providers"|"/provider") echo providers ;;
     "/events") echo events ;;
     "/version") echo version ;;
     "/policy") echo policy ;;
@@ -22,6 +23,8 @@ _navarch_child() {
     "pools/get"|"pools/status") echo get ;;
     "pools/scale") echo scale ;;
     "pools/reset-breaker") echo reset-breaker ;;
+    "providers/list") echo list ;;
+    "providers/types"|"providers/instance-types") echo types ;;
     "policy/eval") echo eval ;;
     "policy/test") echo test ;;
     "policy/check") echo check ;;
@@ -33,9 +36,10 @@ _navarch_child() {
 
 _navarch_subs() {
   case "$1" in
-    "") echo list get cordon uncordon drain terminate instances pools events version policy explain completion ;;
+    "") echo list get cordon uncordon drain terminate instances pools providers events version policy explain completion ;;
     "instances") echo list get ;;
     "pools") echo list get scale reset-breaker ;;
+    "providers") echo list types ;;
     "policy") echo eval test check default ;;
     "completion") echo bash zsh ;;
   esac
@@ -58,6 +62,9 @@ _navarch_flags() {
     "pools get") echo  ;;
     "pools scale") echo --nodes ;;
     "pools reset-breaker") echo  ;;
+    "providers") echo  ;;
+    "providers list") echo  ;;
+    "providers types") echo  ;;
     "events") echo --node --pool --kind --since --until --limit --tail ;;
     "version") echo --client ;;
     "policy") echo  ;;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,14 @@ std::string WaitForFile(const std::string& path, Process& process,
 // Reads a whole file ("" if missing).
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
+
+// A loopback TCP port free now (for a server whose address must be known
+// before it starts, e.g. written into a configuration file).
+int FreePort();
+
+// Polls `pred` every 100 ms until it holds or `seconds` pass; its last
+// answer. For real processes only: in-process tests use a FakeClock.
+bool Eventually(const std::function<bool()>& pred, int seconds = 60);
 
 // Extracts the string value of "key" from a flat JSON object.
 std::string JsonString(const std::string& json, const std::string& key);

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "navarch/agent/node_identity.h"
 #include "navarch/base/duration.h"
+#include "navarch/base/ids.h"
 #include "navarch/config/config_error.h"
 #include "navarch/config/yaml_reader.h"
 #include "yaml-cpp/yaml.h"
@@ -64,6 +66,39 @@ KeySpec Named(YamlReader& r, const char* name, std::optional<T>* dst,
           }};
 }
 
+KeySpec Flag(YamlReader& r, const char* name, bool* dst) {
+  return {{name}, "", [&r, dst](const Entry& e) {
+            if (std::optional<bool> b = r.Bool(e)) *dst = *b;
+          }};
+}
+
+// Text that `check` accepts (empty passes).
+KeySpec Checked(YamlReader& r, const char* name, std::string* dst,
+                absl::Status (*check)(absl::string_view)) {
+  return {{name}, "", [&r, dst, check](const Entry& e) {
+            std::optional<std::string> s = r.String(e);
+            if (!s) return;
+            absl::Status st = s->empty() ? absl::OkStatus() : check(*s);
+            if (!st.ok()) {
+              r.Error(e.site, std::string(st.message()));
+              return;
+            }
+            *dst = *s;
+          }};
+}
+
+absl::Status CheckNodeId(absl::string_view id) {
+  if (id == kNodeIdAuto) return absl::OkStatus();
+  absl::Status s = ValidateId("node_id", id);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(
+      absl::StrCat(s.message(), " (or \"auto\": from the cloud)"));
+}
+
+absl::Status CheckSource(absl::string_view source) {
+  return ParseNodeIdSource(source).status();
+}
+
 // `name:` holding a mapping read by `keys`.
 KeySpec Block(YamlReader& r, const char* name, std::vector<KeySpec> keys) {
   return {{name}, "", [&r, keys = std::move(keys)](const Entry& e) {
@@ -94,6 +129,13 @@ std::vector<KeySpec> AgentKeys(YamlReader& r, AgentConfig& c) {
             {Interval(r, "gpu_poll", &c.gpu_poll_interval, 100 * ms),
              Interval(r, "command_poll", &c.command_poll_interval, 100 * ms),
              Interval(r, "kmsg_poll", &c.kmsg_poll_interval, 10 * ms)}),
+      Checked(r, "node_id", &c.identity.node_id, &CheckNodeId),
+      Block(r, "node_identity",
+            {Checked(r, "source", &c.identity.source, &CheckSource),
+             Flag(r, "allow_hostname", &c.identity.allow_hostname),
+             Interval(r, "timeout", &c.identity.timeout, 10 * ms),
+             Interval(r, "connect_timeout", &c.identity.connect_timeout,
+                      10 * ms)}),
       Block(r, "logging",
             {Named<LogLevel>(r, "level", &c.log_level, &ParseLogLevel),
              Named<LogFormat>(r, "format", &c.log_format, &ParseLogFormat)}),

@@ -25,6 +25,12 @@
 //   logging:
 //     level: info   # debug | info | warn | error
 //     format: json  # json | text
+//   node_id: auto   # or the id; --node-id overrides (node_identity.h)
+//   node_identity:
+//     source: ec2   # ec2 | gce | file:PATH | hostname; empty: in turn
+//     allow_hostname: false
+//     timeout: 2s   # per metadata request
+//     connect_timeout: 1s
 #ifndef NAVARCH_AGENT_AGENT_CONFIG_H_
 #define NAVARCH_AGENT_AGENT_CONFIG_H_
 
@@ -45,7 +51,17 @@ struct HookConfig {
   absl::Duration timeout = absl::Minutes(5);
 };
 
+// How the node id is found (node_identity.h); the flags override it.
+struct NodeIdConfig {
+  std::string node_id;  // "auto" or an id; empty: --node-id or the hostname
+  std::string source;   // As --node-id-source; checked on load.
+  bool allow_hostname = false;
+  absl::Duration timeout = absl::Seconds(2);
+  absl::Duration connect_timeout = absl::Seconds(1);
+};
+
 struct AgentConfig {
+  NodeIdConfig identity;
   HookConfig hooks;
   std::string diagnostic_command;
   absl::Duration diagnostic_timeout = absl::Minutes(15);

@@ -1,5 +1,9 @@
 #include "navarch/agent/agent_config.h"
 
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace navarch::agent {
@@ -101,6 +105,55 @@ TEST(AgentConfigTest, ReadByTheSharedStrictReader) {
             std::string::npos)
       << quoted.status();
   EXPECT_FALSE(ParseAgentConfig("hooks: {}\n---\nhooks: {}\n", "a.yaml").ok());
+}
+
+TEST(AgentConfigTest, NodeIdAndItsSources) {
+  auto c = ParseAgentConfig("", "agent.yaml");
+  EXPECT_TRUE(c->identity.node_id.empty());
+  EXPECT_EQ(c->identity.timeout, absl::Seconds(2));
+  EXPECT_EQ(c->identity.connect_timeout, absl::Seconds(1));
+  c = ParseAgentConfig(R"(node_id: auto
+node_identity:
+  source: file:/run/navarch/id
+  allow_hostname: true
+  timeout: 500ms
+  connect_timeout: 200ms
+)",
+                       "agent.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->identity.node_id, "auto");
+  EXPECT_EQ(c->identity.source, "file:/run/navarch/id");
+  EXPECT_TRUE(c->identity.allow_hostname);
+  EXPECT_EQ(c->identity.timeout, absl::Milliseconds(500));
+  EXPECT_EQ(c->identity.connect_timeout, absl::Milliseconds(200));
+  EXPECT_EQ(ParseAgentConfig("node_id: gpu-7\n", "a.yaml")->identity.node_id,
+            "gpu-7");
+  auto bad = ParseAgentConfig(
+      "node_id: two words\nnode_identity:\n  source: aws\n", "a.yaml");
+  ASSERT_FALSE(bad.ok());
+  std::string m(bad.status().message());
+  EXPECT_NE(m.find("a.yaml:1:10: node_id:"), std::string::npos) << m;
+  EXPECT_NE(m.find("(or \"auto\": from the cloud)"), std::string::npos) << m;
+  EXPECT_NE(m.find("a.yaml:3:11: node_identity.source: unknown node id "
+                   "source \"aws\""),
+            std::string::npos)
+      << m;
+}
+
+// The example of docs/agent.md ("Configuration file") is a valid file.
+TEST(AgentConfigTest, TheDocumentedExampleLoads) {
+  std::ifstream in(NAVARCH_SOURCE_DIR "/docs/agent.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const size_t section = doc.find("## Configuration file");
+  const size_t start = doc.find("```yaml\n", section);
+  ASSERT_NE(start, std::string::npos);
+  const size_t end = doc.find("```", start + 8);
+  auto c = ParseAgentConfig(doc.substr(start + 8, end - start - 8), "agent.md");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->identity.node_id, "auto");
+  EXPECT_EQ(c->hooks.timeout, absl::Minutes(5));
 }
 
 TEST(AgentConfigTest, SyntaxErrorsAndMissingFiles) {

@@ -174,7 +174,10 @@ GrpcControlPlaneClient::GrpcControlPlaneClient(
     std::unique_ptr<ControlPlaneService::Stub> stub)
     : options_(std::move(options)),
       target_(std::move(target)),
-      stub_(std::move(stub)) {}
+      stub_(std::move(stub)) {
+  absl::MutexLock lock(&token_mu_);
+  token_ = options_.auth_token;
+}
 
 GrpcControlPlaneClient::~GrpcControlPlaneClient() {
   std::vector<std::shared_ptr<StreamState>> live;
@@ -190,9 +193,13 @@ GrpcControlPlaneClient::~GrpcControlPlaneClient() {
 
 void GrpcControlPlaneClient::Prepare(grpc::ClientContext* ctx,
                                      bool deadline) const {
-  if (!options_.auth_token.empty()) {
-    ctx->AddMetadata("authorization",
-                     absl::StrCat("Bearer ", options_.auth_token));
+  std::string token;
+  {
+    absl::MutexLock lock(&token_mu_);
+    token = token_;
+  }
+  if (!token.empty()) {
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
   }
   if (deadline) {
     // A relative deadline: gRPC anchors it on its own monotonic clock, so the
@@ -218,9 +225,18 @@ absl::StatusOr<RegisterNodeResponse> GrpcControlPlaneClient::RegisterNode(
     const RegisterNodeRequest& req) {
   grpc::ClientContext ctx;
   Prepare(&ctx, true);
-  return Unary<RegisterNodeResponse>([&](RegisterNodeResponse* r) {
-    return stub_->RegisterNode(&ctx, req, r);
-  });
+  absl::StatusOr<RegisterNodeResponse> resp =
+      Unary<RegisterNodeResponse>([&](RegisterNodeResponse* r) {
+        return stub_->RegisterNode(&ctx, req, r);
+      });
+  if (resp.ok() && !resp->node_token().empty()) {
+    {
+      absl::MutexLock lock(&token_mu_);
+      token_ = resp->node_token();
+    }
+    if (options_.on_node_token) options_.on_node_token(resp->node_token());
+  }
+  return resp;
 }
 
 absl::StatusOr<HeartbeatResponse> GrpcControlPlaneClient::SendHeartbeat(

@@ -5,6 +5,7 @@
 #ifndef NAVARCH_AGENT_GRPC_CLIENT_H_
 #define NAVARCH_AGENT_GRPC_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ struct GrpcClientOptions {
   // Longest pause of the channel between connection attempts.
   absl::Duration max_reconnect_backoff = absl::Seconds(5);
   std::string user_agent = "navarch-node-agent";
+  // Called with the node token a RegisterNode answer carries (the agent
+  // registered with a bootstrap token, docs/security.md), on the calling
+  // thread before RegisterNode returns; from then on the client sends that
+  // token instead of auth_token. The agent keeps it for its next start.
+  std::function<void(const std::string& node_token)> on_node_token;
 };
 
 class GrpcControlPlaneClient final : public ControlPlaneClient {
@@ -81,6 +87,8 @@ class GrpcControlPlaneClient final : public ControlPlaneClient {
   void Prepare(grpc::ClientContext* ctx, bool deadline) const;
 
   GrpcClientOptions options_;
+  mutable absl::Mutex token_mu_;
+  std::string token_ ABSL_GUARDED_BY(token_mu_);  // Sent as the bearer.
   std::string target_;
   std::unique_ptr<ControlPlaneService::Stub> stub_;
 

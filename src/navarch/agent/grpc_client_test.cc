@@ -33,14 +33,20 @@ class UpstreamService : public ControlPlaneService::Service {
     }
     registered_.push_back(req->node_id());
     resp->set_success(true);
+    resp->set_node_token(node_token_);
     resp->mutable_config()->set_heartbeat_interval_seconds(30);
     resp->mutable_config()->set_health_check_interval_seconds(60);
     resp->mutable_config()->set_commands_ack_supported(ack_supported_);
     return grpc::Status::OK;
   }
-  grpc::Status SendHeartbeat(grpc::ServerContext*, const HeartbeatRequest* req,
+  grpc::Status SendHeartbeat(grpc::ServerContext* ctx,
+                             const HeartbeatRequest* req,
                              HeartbeatResponse* resp) override {
     absl::MutexLock lock(&mu_);
+    auto auth = ctx->client_metadata().find("authorization");
+    if (auth != ctx->client_metadata().end()) {
+      authorization_ = std::string(auth->second.data(), auth->second.size());
+    }
     if (std::find(registered_.begin(), registered_.end(), req->node_id()) ==
         registered_.end()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "node not found");
@@ -82,6 +88,12 @@ class UpstreamService : public ControlPlaneService::Service {
     absl::MutexLock lock(&mu_);
     return polls_;
   }
+  // What RegisterNode answers with in node_token (a control plane taking a
+  // bootstrap token).
+  void set_node_token(std::string token) {
+    absl::MutexLock lock(&mu_);
+    node_token_ = std::move(token);
+  }
 
  protected:
   absl::Mutex mu_;
@@ -89,6 +101,7 @@ class UpstreamService : public ControlPlaneService::Service {
   std::vector<std::string> registered_;
   std::vector<NodeCommand> commands_;
   std::string authorization_;
+  std::string node_token_;
   int heartbeats_ = 0;
   int reports_ = 0;
   int polls_ = 0;
@@ -203,6 +216,34 @@ TEST(GrpcClientTest, UnaryCallsCarryTheTokenAndMapErrors) {
   HeartbeatRequest hb;
   hb.set_node_id("unknown");
   EXPECT_TRUE(absl::IsNotFound(client->SendHeartbeat(hb).status()));
+}
+
+TEST(GrpcClientTest, ANodeTokenInTheRegistrationAnswerReplacesTheToken) {
+  StreamingService service;
+  service.set_node_token("navarch-node.i-1.mac");
+  Server server(&service);
+  GrpcClientOptions o;
+  o.server = "http://" + server.address();
+  o.auth_token = "navarch-boot.1.intent.mac";
+  std::vector<std::string> kept;
+  o.on_node_token = [&](const std::string& t) { kept.push_back(t); };
+  auto client = GrpcControlPlaneClient::Create(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  RegisterNodeRequest reg;
+  reg.set_node_id("i-1");
+  ASSERT_TRUE((*client)->RegisterNode(reg).ok());
+  EXPECT_EQ(service.authorization(), "Bearer navarch-boot.1.intent.mac");
+  EXPECT_EQ(kept, std::vector<std::string>{"navarch-node.i-1.mac"});
+  HeartbeatRequest hb;
+  hb.set_node_id("i-1");
+  ASSERT_TRUE((*client)->SendHeartbeat(hb).ok());
+  EXPECT_EQ(service.authorization(), "Bearer navarch-node.i-1.mac");
+  // An answer without one changes nothing.
+  service.set_node_token("");
+  ASSERT_TRUE((*client)->RegisterNode(reg).ok());
+  ASSERT_TRUE((*client)->SendHeartbeat(hb).ok());
+  EXPECT_EQ(service.authorization(), "Bearer navarch-node.i-1.mac");
+  EXPECT_EQ(kept.size(), 1u);
 }
 
 TEST(GrpcClientTest, UnreachableServerIsUnavailable) {

@@ -66,7 +66,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
         std::ostream& err, Clock& clock, const RunOptions& options) {
   CLI::App app{
       "navarch: operate a Navarch GPU fleet (nodes, instances, pools, "
-      "events).",
+      "providers, events).",
       "navarch"};
   app.set_version_flag("--version",
                        std::string("navarch version ") + NAVARCH_VERSION);
@@ -87,6 +87,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
   AddNodeCommands(app, commands);
   AddInstanceCommands(app, commands);
   AddPoolCommands(app, commands);
+  AddProviderCommands(app, commands);
   AddEventCommands(app, commands);
   AddVersionCommand(app, commands);
   AddPolicyCommands(app, commands);

@@ -170,6 +170,11 @@ absl::Status Explain(const grpc::Status& status, absl::string_view method,
           absl::StrCat("cannot reach the control plane at ", server, ": ", msg,
                        " (is it running? set --server or NAVARCH_SERVER)"));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
+      // The server's own deadline (a cloud that did not answer it) says
+      // what ran out; gRPC's client-side one says only this.
+      if (!msg.empty() && msg != "Deadline Exceeded") {
+        return absl::DeadlineExceededError(msg);
+      }
       return absl::DeadlineExceededError(
           absl::StrCat("the control plane at ", server,
                        " did not answer within ", timeout, " (see --timeout)"));
@@ -295,6 +300,17 @@ absl::StatusOr<ResetPoolBreakerResponse> Client::ResetPoolBreaker(
     const ResetPoolBreakerRequest& req) {
   return Call("ResetPoolBreaker", &ControlPlaneService::Stub::ResetPoolBreaker,
               req);
+}
+
+absl::StatusOr<ListProvidersResponse> Client::ListProviders(
+    const ListProvidersRequest& req) {
+  return Call("ListProviders", &ControlPlaneService::Stub::ListProviders, req);
+}
+
+absl::StatusOr<ListInstanceTypesResponse> Client::ListInstanceTypes(
+    const ListInstanceTypesRequest& req) {
+  return Call("ListInstanceTypes",
+              &ControlPlaneService::Stub::ListInstanceTypes, req);
 }
 
 absl::StatusOr<ListInstancesResponse> Client::ListInstances(

@@ -87,6 +87,10 @@ class Client {
   absl::StatusOr<ScalePoolResponse> ScalePool(const ScalePoolRequest& req);
   absl::StatusOr<ResetPoolBreakerResponse> ResetPoolBreaker(
       const ResetPoolBreakerRequest& req);
+  absl::StatusOr<ListProvidersResponse> ListProviders(
+      const ListProvidersRequest& req);
+  absl::StatusOr<ListInstanceTypesResponse> ListInstanceTypes(
+      const ListInstanceTypesRequest& req);
 
   // Calls `method` (e.g. "ListPools") of navarch.ControlPlaneService with an
   // empty request and discards the answer: tells whether the server serves a

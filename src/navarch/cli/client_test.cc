@@ -79,6 +79,17 @@ TEST(ExplainTest, TransportAndAuthFailuresArePlainSentences) {
   EXPECT_EQ(slow.message(),
             "the control plane at cp:50051 did not answer within 2s (see "
             "--timeout)");
+  EXPECT_EQ(Explain(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                 "Deadline Exceeded"),
+                    "ListNodes", "cp:50051", "2s", false)
+                .message(),
+            slow.message());
+  // The server's own deadline (a cloud that hung) keeps its message.
+  auto cloud = Explain(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                    "provider lam: no answer within 25s"),
+                       "ListInstanceTypes", "cp:50051", "30s", false);
+  EXPECT_EQ(cloud.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(cloud.message(), "provider lam: no answer within 25s");
   auto rejected =
       Explain(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token"),
               "ListNodes", "cp:50051", "30s", /*token_given=*/true);

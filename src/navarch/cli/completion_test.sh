@@ -48,10 +48,12 @@ expect_exactly() {
   fi
 }
 
-expect "list get cordon events pools policy version completion" navarch ""
+expect "list get cordon events pools providers policy version completion" navarch ""
 expect_exactly "list" navarch li
 expect_exactly "events explain" navarch e
 expect "list get scale reset-breaker" navarch pools ""
+expect_exactly "list types" navarch providers ""
+expect_exactly "types" navarch provider t              # an alias
 expect_exactly "scale" navarch pool sc                  # an alias
 expect_exactly "scale" navarch -s host:1 -o json pools sc  # values skipped
 expect_exactly "table json" navarch list -o ""

@@ -391,6 +391,11 @@ struct PoolConfig {
   MetricsSourceConfig metrics;
   PoolHealthConfig health;
   std::map<std::string, std::string> labels;  // Always has pool=<name>.
+  // Cloud user data of new instances (cloud-init, a startup script): a
+  // template (config/template.h), inline or read from user_data_file when
+  // the pool manager starts; at most one of the two.
+  std::string user_data;
+  std::string user_data_file;
   // SSH bootstrap of new instances.
   std::vector<std::string> setup_commands;
   std::vector<FileUpload> file_uploads;

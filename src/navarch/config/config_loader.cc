@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/logging.h"
+#include "navarch/config/template.h"
 #include "navarch/config/yaml_reader.h"
 #include "yaml-cpp/yaml.h"
 
@@ -364,6 +366,9 @@ class Loader {
   std::vector<KeySpec> PoolKeys(PoolDraft& d);
   void ReadPoolProviders(const Entry& e, PoolDraft* d);
   void ReadFileUploads(const Entry& e, PoolDraft* d);
+  // user_data and setup_commands: known variables only.
+  void CheckPoolTemplates(const PoolConfig& p,
+                          const std::function<Site(absl::string_view)>& at);
   std::vector<KeySpec> InheritableKeys(PoolDefaults* d);
   std::vector<KeySpec> ScalingKeys(PoolDefaults* d, PoolDraft* pool);
   std::vector<KeySpec> DefaultsKeys();
@@ -1325,6 +1330,14 @@ std::vector<KeySpec> Loader::PoolKeys(PoolDraft& d) {
        [this, &p](const Entry& f) {
          Store(f, r_.StringList(f), &p.setup_commands);
        }},
+      {{"user_data"},
+       "",
+       [this, &p](const Entry& f) { Store(f, r_.String(f), &p.user_data); }},
+      {{"user_data_file"},
+       "",
+       [this, &p](const Entry& f) {
+         Store(f, r_.String(f), &p.user_data_file);
+       }},
       {{"file_uploads"},
        "",
        [this, &d](const Entry& f) { ReadFileUploads(f, &d); }},
@@ -1993,6 +2006,8 @@ void Loader::FinishPool(PoolDraft& d) {
     }
   }
 
+  CheckPoolTemplates(p, at);
+
   // The pool label is how nodes are counted into their pool.
   auto label = p.labels.find("pool");
   if (label != p.labels.end() && label->second != p.name) {
@@ -2003,6 +2018,27 @@ void Loader::FinishPool(PoolDraft& d) {
   p.labels["pool"] = p.name;
 
   config_.pools[p.name] = p;
+}
+
+void Loader::CheckPoolTemplates(
+    const PoolConfig& p, const std::function<Site(absl::string_view)>& at) {
+  if (!p.user_data.empty() && !p.user_data_file.empty()) {
+    r_.Error(at("user_data_file"),
+             "cannot specify both user_data and user_data_file");
+  }
+  auto check = [&](const std::string& text, const Site& site,
+                   const std::string& what) {
+    absl::StatusOr<std::vector<std::string>> used =
+        TemplateVariables(text, BootstrapTemplateVariables());
+    if (!used.ok()) {
+      r_.Error(site, absl::StrCat(what, used.status().message()));
+    }
+  };
+  if (!p.user_data.empty()) check(p.user_data, at("user_data"), "");
+  for (size_t i = 0; i < p.setup_commands.size(); ++i) {
+    check(p.setup_commands[i], at("setup_commands"),
+          absl::StrCat("command ", i + 1, ": "));
+  }
 }
 
 void Loader::CheckProviderReference(const std::string& name, const Site& site) {

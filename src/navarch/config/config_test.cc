@@ -587,6 +587,31 @@ TEST(ConfigErrorTest, SetupCommandsNeedAKey) {
       IsEmpty());
 }
 
+TEST(ConfigErrorTest, TemplatesTakeOnlyKnownVariables) {
+  const std::string good =
+      absl::StrCat(kPool,
+                   "    user_data: |\n      #!/bin/sh\n      echo {{.Pool}} "
+                   "{{ .BootstrapToken }}\n");
+  EXPECT_THAT(Errors(good), IsEmpty());
+  EXPECT_THAT(
+      Errors(absl::StrCat(kPool, "    user_data: \"{{.Pool}} {{.Secret}}\"\n")),
+      ElementsAre(::testing::HasSubstr(
+          "pools.p.user_data: unknown variable {{.Secret}}; known: "
+          "{{.ControlPlane}}")));
+  EXPECT_THAT(
+      Errors(absl::StrCat("defaults:\n  ssh_private_key_path: k\n", kPool,
+                          "    setup_commands:\n      - ok {{.NodeID}}\n"
+                          "      - \"{{if .Pool}}x{{end}}\"\n")),
+      ElementsAre(::testing::HasSubstr(
+          "pools.p.setup_commands: command 2: \"{{if .Pool}}\" is not a "
+          "variable")));
+  EXPECT_THAT(Errors(absl::StrCat(kPool,
+                                  "    user_data: x\n"
+                                  "    user_data_file: /etc/u.sh\n")),
+              ElementsAre(::testing::HasSubstr(
+                  "cannot specify both user_data and user_data_file")));
+}
+
 TEST(ConfigErrorTest, ReactiveThresholds) {
   EXPECT_THAT(Errors(absl::StrCat(kPool,
                                   "    autoscaling:\n      type: reactive\n"

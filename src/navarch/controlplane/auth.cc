@@ -9,8 +9,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "navarch/base/ids.h"
 #include "openssl/crypto.h"
 #include "openssl/evp.h"
@@ -80,8 +82,10 @@ absl::StatusOr<std::string> ReadSecret(
 }
 
 constexpr absl::string_view kNodeTokenPrefix = "navarch-node.";
+constexpr absl::string_view kBootstrapTokenPrefix = "navarch-boot.";
 
-// The base64url (unpadded) HMAC-SHA256 of a node id: 43 characters.
+// The base64url (unpadded) HMAC-SHA256 of a node id (or of a bootstrap
+// token's fields, which hold newlines no node id can): 43 characters.
 std::string NodeTokenMac(absl::string_view key, absl::string_view node_id) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -122,6 +126,14 @@ std::function<const char*(const char*)> OrGetenv(
 std::string NodeToken(absl::string_view key, absl::string_view node_id) {
   return absl::StrCat(kNodeTokenPrefix, node_id, ".",
                       NodeTokenMac(key, node_id));
+}
+
+std::string BootstrapToken(absl::string_view key, absl::string_view intent,
+                           absl::Time expiry) {
+  const std::string when = absl::StrCat(absl::ToUnixSeconds(expiry));
+  return absl::StrCat(
+      kBootstrapTokenPrefix, when, ".", intent, ".",
+      NodeTokenMac(key, absl::StrCat("navarch-boot\n", when, "\n", intent)));
 }
 
 absl::StatusOr<std::string> MintNodeToken(
@@ -188,6 +200,7 @@ std::optional<Access> MethodAccess(absl::string_view method) {
       {"ListEvents", Access::kRead},    {"IssueCommand", Access::kOperate},
       {"ListPools", Access::kRead},     {"GetPool", Access::kRead},
       {"ScalePool", Access::kOperate},  {"ResetPoolBreaker", Access::kOperate},
+      {"ListProviders", Access::kRead}, {"ListInstanceTypes", Access::kRead},
   };
   auto it = kMethods->find(method);
   if (it == kMethods->end()) return std::nullopt;
@@ -209,13 +222,14 @@ std::optional<std::string> BearerToken(absl::string_view authorization) {
 
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(
     const AuthConfig& config, bool require_client_certificate,
-    std::function<const char*(const char*)> getenv) {
+    std::function<const char*(const char*)> getenv, Clock* clock) {
   getenv = OrGetenv(std::move(getenv));
   std::unique_ptr<Authenticator> a(new Authenticator());
   a->protect_metrics_ = config.protect_metrics;
   a->protect_probes_ = config.protect_probes;
   a->require_client_certificate_ = require_client_certificate;
   a->allow_shared_agent_ = config.allow_shared_agent_tokens;
+  a->clock_ = clock != nullptr ? clock : &RealClock::Default();
   std::map<std::array<unsigned char, 32>, std::string> seen;
   for (const AuthTokenConfig& t : config.tokens) {
     absl::StatusOr<std::string> secret = ReadSecret(t, getenv);
@@ -272,6 +286,59 @@ std::optional<Identity> Authenticator::NodeTokenIdentity(
   return id;
 }
 
+std::optional<absl::StatusOr<Identity>> Authenticator::BootstrapIdentity(
+    absl::string_view token) const {
+  if (node_key_.empty() || !absl::StartsWith(token, kBootstrapTokenPrefix)) {
+    return std::nullopt;
+  }
+  absl::string_view rest = token.substr(kBootstrapTokenPrefix.size());
+  const size_t first = rest.find('.');
+  const size_t last = rest.rfind('.');
+  int64_t expiry = 0;
+  if (first == absl::string_view::npos || last <= first ||
+      !absl::SimpleAtoi(rest.substr(0, first), &expiry)) {
+    return absl::UnauthenticatedError("invalid token");
+  }
+  const absl::string_view intent = rest.substr(first + 1, last - first - 1);
+  const absl::string_view mac = rest.substr(last + 1);
+  const std::string want = NodeTokenMac(
+      node_key_,
+      absl::StrCat("navarch-boot\n", rest.substr(0, first), "\n", intent));
+  if (mac.size() != want.size() ||
+      CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0 ||
+      !ValidateId("intent", intent).ok()) {
+    return absl::UnauthenticatedError("invalid token");
+  }
+  if (clock_->Now() >= absl::FromUnixSeconds(expiry)) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "bootstrap token expired at ",
+        absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(expiry),
+                         absl::UTCTimeZone()),
+        "; the instance did not register in time"));
+  }
+  Identity id;
+  id.actor = absl::StrCat("bootstrap:", intent);
+  id.roles = Bit(AuthRole::kAgent);
+  id.bound_by = "bootstrap token";
+  id.bootstrap_intent = std::string(intent);
+  return id;
+}
+
+absl::StatusOr<std::string> Authenticator::MintBootstrapToken(
+    absl::string_view intent, absl::Time expiry) const {
+  if (node_key_.empty()) {
+    return absl::FailedPreconditionError(
+        "bootstrap tokens need auth.node_token_key");
+  }
+  if (absl::Status s = ValidateId("intent", intent); !s.ok()) return s;
+  return BootstrapToken(node_key_, intent, expiry);
+}
+
+std::string Authenticator::NodeTokenFor(absl::string_view node_id) const {
+  if (node_key_.empty()) return "";
+  return NodeToken(node_key_, node_id);
+}
+
 absl::StatusOr<Identity> Authenticator::Identify(
     const Credentials& credentials) const {
   if (!credentials.authorization.empty()) {
@@ -294,6 +361,7 @@ absl::StatusOr<Identity> Authenticator::Identify(
       if (std::optional<Identity> node = NodeTokenIdentity(*token)) {
         return *std::move(node);
       }
+      if (auto boot = BootstrapIdentity(*token)) return *std::move(boot);
       return absl::UnauthenticatedError("invalid token");
     }
     Identity id;
@@ -358,6 +426,18 @@ absl::Status Authenticator::Authorize(const Identity& id, Access access,
 absl::Status Authenticator::AuthorizeNode(const Identity& id,
                                           absl::string_view what,
                                           absl::string_view node_id) const {
+  if (!id.bootstrap_intent.empty()) {
+    if (what != "RegisterNode") {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "a bootstrap token may only call RegisterNode, not ", what,
+          "; use the node token RegisterNode answered with"));
+    }
+    if (!bootstrap_check_) {
+      return absl::PermissionDeniedError(
+          "this control plane does not take bootstrap tokens");
+    }
+    return bootstrap_check_(id.bootstrap_intent, node_id);
+  }
   if (!id.node_ids.empty()) {
     if (std::find(id.node_ids.begin(), id.node_ids.end(), node_id) !=
         id.node_ids.end()) {

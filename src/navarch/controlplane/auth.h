@@ -28,6 +28,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "navarch/base/clock.h"
 #include "navarch/config/config.h"
 
 namespace navarch {
@@ -56,8 +58,12 @@ struct Identity {
   // empty: any node.
   std::vector<std::string> node_ids;
   // What bound it to node_ids, for messages: "client certificate",
-  // "node token".
+  // "node token", "bootstrap token".
   std::string bound_by;
+  // Set for a bootstrap token: the provision intent (the instance's
+  // navarch-token) it was minted for. Such a caller may only register the
+  // instance that intent bought, and gets that node's token back.
+  std::string bootstrap_intent;
 
   bool Has(AuthRole role) const {
     return (roles & (1u << static_cast<int>(role))) != 0;
@@ -81,9 +87,30 @@ class Authenticator {
   // missing, empty, not printable ASCII, or equal to another's, or when the
   // node token key is shorter than kMinNodeTokenKeyLength. `getenv` is
   // injected for tests; null means ::getenv.
+  // `clock` (null: the real one) tells bootstrap tokens' expiry.
   static absl::StatusOr<std::unique_ptr<Authenticator>> Create(
       const AuthConfig& config, bool require_client_certificate,
-      std::function<const char*(const char*)> getenv = nullptr);
+      std::function<const char*(const char*)> getenv = nullptr,
+      Clock* clock = nullptr);
+
+  // Whether the instance registering as `node_id` was bought by the
+  // provision intent `intent` and may register now: OK or
+  // PERMISSION_DENIED saying why. Without one, bootstrap tokens are refused.
+  using BootstrapCheck = std::function<absl::Status(absl::string_view intent,
+                                                    absl::string_view node_id)>;
+  // Set once, before the first call.
+  void set_bootstrap_check(BootstrapCheck check) {
+    bootstrap_check_ = std::move(check);
+  }
+
+  // A bootstrap token for the instance provision intent `intent` will buy,
+  // valid until `expiry` (see BootstrapToken). FAILED_PRECONDITION without
+  // auth.node_token_key; INVALID_ARGUMENT for an intent that is not an id.
+  absl::StatusOr<std::string> MintBootstrapToken(absl::string_view intent,
+                                                 absl::Time expiry) const;
+  // The node token of `node_id` (handed to an agent that registered with a
+  // bootstrap token); empty without auth.node_token_key.
+  std::string NodeTokenFor(absl::string_view node_id) const;
 
   // Whether tokens or a node token key are configured. Off: every caller is
   // an operator (behind mTLS when a client CA is set).
@@ -121,6 +148,10 @@ class Authenticator {
 
   absl::StatusOr<Identity> Identify(const Credentials& credentials) const;
   std::optional<Identity> NodeTokenIdentity(absl::string_view token) const;
+  // nullopt: not a bootstrap token; UNAUTHENTICATED: one that is forged or
+  // expired.
+  std::optional<absl::StatusOr<Identity>> BootstrapIdentity(
+      absl::string_view token) const;
   // Authorize for an agent on a node RPC.
   absl::Status AuthorizeNode(const Identity& id, absl::string_view what,
                              absl::string_view node_id) const;
@@ -132,6 +163,8 @@ class Authenticator {
   bool protect_metrics_ = false;
   bool protect_probes_ = false;
   bool require_client_certificate_ = false;
+  Clock* clock_ = nullptr;
+  BootstrapCheck bootstrap_check_;
 };
 
 // A node token key shorter than this is refused: one leaked node token
@@ -146,6 +179,16 @@ inline constexpr size_t kMinNodeTokenKeyLength = 32;
 //     basenc --base64url | tr -d =
 // prefixed with "navarch-node.$NODE_ID.". Does not check its arguments.
 std::string NodeToken(absl::string_view key, absl::string_view node_id);
+
+// The token a new cloud instance's agent registers with (in its user data):
+// "navarch-boot.<expiry, Unix seconds>.<intent>.<base64url HMAC-SHA256(key,
+// "navarch-boot\n<expiry>\n<intent>")>", where the intent is the
+// provision's idempotency token, which the instance carries as its
+// navarch-token label. Bound to that one instance (the control plane checks
+// the label of the instance whose id the agent registers as), short-lived,
+// and good for RegisterNode only: the answer carries the node's own token.
+std::string BootstrapToken(absl::string_view key, absl::string_view intent,
+                           absl::Time expiry);
 
 // NodeToken for `node_id` with the key of config.node_token_key (for
 // `control-plane --mint-node-token`). INVALID_ARGUMENT for a node id that is

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "navarch/base/clock.h"
 #include "navarch/control_plane.pb.h"
 
 namespace navarch {
@@ -88,7 +89,8 @@ TEST(BearerTokenTest, ParsesTheSchemeCaseInsensitively) {
 TEST_F(AuthTest, ViewerReadsOnly) {
   const Credentials c = Bearer("view-secret-2");
   for (const char* m :
-       {"ListNodes", "GetNode", "ListInstances", "GetInstance", "ListEvents"}) {
+       {"ListNodes", "GetNode", "ListInstances", "GetInstance", "ListEvents",
+        "ListPools", "GetPool", "ListProviders", "ListInstanceTypes"}) {
     EXPECT_EQ(Code(c, m), absl::StatusCode::kOk) << m;
   }
   for (const char* m :
@@ -108,7 +110,8 @@ TEST_F(AuthTest, AgentCallsTheNodeRpcsOfAnyNode) {
     EXPECT_EQ(Code(c, m, "n1"), absl::StatusCode::kOk) << m;
     EXPECT_EQ(Code(c, m, "n2"), absl::StatusCode::kOk) << m;
   }
-  for (const char* m : {"ListNodes", "GetNode", "IssueCommand", "ListEvents"}) {
+  for (const char* m : {"ListNodes", "GetNode", "IssueCommand", "ListEvents",
+                        "ListProviders", "ListInstanceTypes"}) {
     EXPECT_EQ(Code(c, m), absl::StatusCode::kPermissionDenied) << m;
   }
 }
@@ -510,6 +513,126 @@ TEST(AgentTokenSourceTest, NodeTokensWhenThereIsAKeyElseTheSharedToken) {
   ASSERT_TRUE(per_node.ok());
   EXPECT_EQ((*per_node)("local-1"), NodeToken(kNodeKey, "local-1"));
   EXPECT_EQ((*per_node)("local-2"), NodeToken(kNodeKey, "local-2"));
+}
+
+// HMAC-SHA256 computed by Python's hmac module, not by our code.
+TEST(BootstrapTokenFormTest, MatchesAnIndependentHmac) {
+  EXPECT_EQ(BootstrapToken(std::string(32, 'k'), "prod-train-ab12-7",
+                           absl::FromUnixSeconds(1800000000)),
+            "navarch-boot.1800000000.prod-train-ab12-7."
+            "3X1BIz-87trbbmCl5eRokX7H1Xepp2tyNG7mPcVw-ck");
+}
+
+class BootstrapTokenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    AuthConfig config;
+    config.tokens = {Token("ops", "op-secret-1", AuthRole::kOperator)};
+    AuthTokenConfig key;
+    key.name = "node_token_key";
+    key.value = kNodeKey;
+    config.node_token_key = key;
+    auto a = Authenticator::Create(config, false, nullptr, &clock_);
+    ASSERT_TRUE(a.ok()) << a.status();
+    auth_ = std::move(*a);
+    // The instance "i-1" was bought by intent "c-train-n-1".
+    auth_->set_bootstrap_check(
+        [this](absl::string_view intent, absl::string_view node_id) {
+          checks_.push_back(absl::StrCat(intent, "/", node_id));
+          if (intent == "c-train-n-1" && node_id == "i-1") {
+            return absl::OkStatus();
+          }
+          return absl::PermissionDeniedError("not that instance");
+        });
+  }
+  std::string Mint(const std::string& intent = "c-train-n-1") {
+    auto t =
+        auth_->MintBootstrapToken(intent, clock_.Now() + absl::Minutes(15));
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? *t : "";
+  }
+  absl::StatusOr<Identity> Call(const std::string& token,
+                                const std::string& method,
+                                const std::string& node_id) {
+    return auth_->Check(Bearer(token), *MethodAccess(method), method, node_id);
+  }
+
+  FakeClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::unique_ptr<Authenticator> auth_;
+  std::vector<std::string> checks_;
+};
+
+TEST_F(BootstrapTokenTest, RegistersOnlyTheInstanceItsIntentBought) {
+  const std::string token = Mint();
+  absl::StatusOr<Identity> id = Call(token, "RegisterNode", "i-1");
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->bootstrap_intent, "c-train-n-1");
+  EXPECT_EQ(id->actor, "bootstrap:c-train-n-1");
+  EXPECT_EQ(Call(token, "RegisterNode", "i-2").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(checks_,
+              ::testing::ElementsAre("c-train-n-1/i-1", "c-train-n-1/i-2"));
+  // Good for RegisterNode only: the agent goes on with its node token.
+  absl::Status hb = Call(token, "SendHeartbeat", "i-1").status();
+  EXPECT_EQ(hb.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(hb.message(), HasSubstr("only call RegisterNode"));
+  for (const char* m : {"ListNodes", "IssueCommand", "ScalePool"}) {
+    EXPECT_EQ(Call(token, m, "").status().code(),
+              absl::StatusCode::kPermissionDenied)
+        << m;
+  }
+  EXPECT_EQ(auth_->NodeTokenFor("i-1"), NodeToken(kNodeKey, "i-1"));
+}
+
+TEST_F(BootstrapTokenTest, ExpiredForgedAndAlteredTokensAreUnauthenticated) {
+  const std::string token = Mint();
+  // A later expiry or another intent with the old MAC.
+  std::string later = token;
+  later.replace(later.find("1700000900"), 10, "1900000900");
+  std::string other = token;
+  other.replace(other.find("c-train-n-1"), 11, "c-train-n-2");
+  for (const std::string& bad :
+       {later, other, token.substr(0, token.size() - 1) + "A",
+        std::string("navarch-boot.x.c-train-n-1.abc"),
+        std::string("navarch-boot."),
+        BootstrapToken("another-key-another-key-another-k", "c-train-n-1",
+                       clock_.Now() + absl::Hours(1))}) {
+    EXPECT_EQ(Call(bad, "RegisterNode", "i-1").status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << bad;
+  }
+  EXPECT_TRUE(checks_.empty());  // none got as far as the instance check
+  clock_.Advance(absl::Minutes(15) - absl::Seconds(1));
+  EXPECT_TRUE(Call(token, "RegisterNode", "i-1").ok());
+  clock_.Advance(absl::Seconds(1));
+  absl::Status expired = Call(token, "RegisterNode", "i-1").status();
+  EXPECT_EQ(expired.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(expired.message(), HasSubstr("expired"));
+  EXPECT_THAT(expired.message(), Not(HasSubstr(token)));
+}
+
+TEST_F(BootstrapTokenTest, WithoutACheckOrAKeyThereAreNoBootstrapTokens) {
+  const std::string token = Mint();
+  auth_->set_bootstrap_check(nullptr);
+  EXPECT_EQ(Call(token, "RegisterNode", "i-1").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  AuthConfig config;
+  config.tokens = {Token("ops", "op-secret-1", AuthRole::kOperator)};
+  auto keyless = Authenticator::Create(config, false, nullptr, &clock_);
+  ASSERT_TRUE(keyless.ok());
+  EXPECT_EQ((*keyless)
+                ->MintBootstrapToken("c-train-n-1", clock_.Now())
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*keyless)
+                ->Check(Bearer(token), Access::kNode, "RegisterNode", "i-1")
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      auth_->MintBootstrapToken("bad intent", clock_.Now()).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

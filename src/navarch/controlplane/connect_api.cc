@@ -8,6 +8,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "navarch/base/status.h"
 #include "navarch/controlplane/connect_stream.h"
+#include "navarch/controlplane/node_bootstrap.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_api.h"
 
@@ -104,13 +105,17 @@ void ConnectApi::Add(
 }
 
 ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
-                       PoolManager* pools)
-    : fleet_(fleet), ctx_(ctx), pools_(pools) {
+                       PoolManager* pools, ProviderApi* providers)
+    : fleet_(fleet), ctx_(ctx), pools_(pools), providers_(providers) {
   FleetService& f = fleet_;
+  const Authenticator& auth = ctx_.auth;
   Add<RegisterNodeRequest, RegisterNodeResponse>(
-      "RegisterNode", [&f](const RegisterNodeRequest& r, const Identity&) {
-        return Wait<RegisterNodeResponse>(
+      "RegisterNode",
+      [&f, &auth](const RegisterNodeRequest& r, const Identity& caller) {
+        absl::StatusOr<RegisterNodeResponse> resp = Wait<RegisterNodeResponse>(
             [&](auto done) { f.RegisterNode(r, std::move(done)); });
+        if (resp.ok()) HandNodeToken(auth, caller, r.node_id(), *resp);
+        return resp;
       });
   Add<ReportHealthRequest, ReportHealthResponse>(
       "ReportHealth", [&f](const ReportHealthRequest& r, const Identity&) {
@@ -194,6 +199,27 @@ void ConnectApi::AddOperatorMethods() {
   Add<ScalePoolRequest, ScalePoolResponse>(
       "ScalePool", [pools](const ScalePoolRequest& r, const Identity& caller) {
         return navarch::ScalePool(pools, r, Actor{caller.actor});
+      });
+  AddProviderMethods();
+}
+
+void ConnectApi::AddProviderMethods() {
+  ProviderApi* providers = providers_;
+  Add<ListProvidersRequest, ListProvidersResponse>(
+      "ListProviders",
+      [providers](const ListProvidersRequest&,
+                  const Identity&) -> absl::StatusOr<ListProvidersResponse> {
+        if (providers == nullptr) return ProvidersNotServed();
+        return providers->ListProviders();
+      });
+  // Blocks this HTTP worker until the provider answers or its deadline
+  // passes; the provider itself runs on a thread of its own.
+  Add<ListInstanceTypesRequest, ListInstanceTypesResponse>(
+      "ListInstanceTypes",
+      [providers](const ListInstanceTypesRequest& r, const Identity&)
+          -> absl::StatusOr<ListInstanceTypesResponse> {
+        if (providers == nullptr) return ProvidersNotServed();
+        return providers->ListInstanceTypes(r);
       });
 }
 

@@ -20,6 +20,7 @@
 #include "httplib.h"
 #include "navarch/controlplane/http_api.h"
 #include "navarch/controlplane/paging.h"
+#include "navarch/controlplane/provider_api.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/net/http_listener.h"
 #include "navarch/pool/pool_manager.h"
@@ -31,9 +32,9 @@ inline constexpr char kConnectServicePath[] = "/navarch.ControlPlaneService/";
 class ConnectApi {
  public:
   // `pools` may be null (no pools managed): the pool RPCs answer
-  // unimplemented.
-  ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
-             PoolManager* pools);
+  // unimplemented; `providers` too, for the provider RPCs.
+  ConnectApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools,
+             ProviderApi* providers = nullptr);
 
   // Adds the route to `server`.
   void Register(HttpRouter& server);
@@ -46,6 +47,7 @@ class ConnectApi {
  private:
   // The operator and pool RPCs (the constructor adds the node RPCs).
   void AddOperatorMethods();
+  void AddProviderMethods();
   struct Method {
     Access access;
     std::function<std::unique_ptr<google::protobuf::Message>()> new_request;
@@ -64,6 +66,7 @@ class ConnectApi {
   FleetService& fleet_;
   HttpApiContext ctx_;
   PoolManager* pools_;
+  ProviderApi* providers_;
   size_t max_response_bytes_ = kMaxResponseBytes;
   std::atomic<bool> closing_{false};
   std::map<std::string, Method> methods_;

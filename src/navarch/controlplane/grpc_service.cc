@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpc/grpc_security_constants.h"
 #include "navarch/api/grpc_status.h"
+#include "navarch/controlplane/node_bootstrap.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_api.h"
 
@@ -228,7 +229,14 @@ grpc::ServerUnaryReactor* GrpcService::RegisterNode(
     RegisterNodeResponse* resp) {
   Call call;
   if (!Begin(ctx, "RegisterNode", req->node_id(), &call)) return call.reactor;
-  fleet_.RegisterNode(*req, Finisher(call, resp));
+  const Identity caller = call.caller;
+  fleet_.RegisterNode(
+      *req,
+      [this, caller, node_id = req->node_id(), finish = Finisher(call, resp)](
+          absl::StatusOr<RegisterNodeResponse> r) mutable {
+        if (r.ok()) HandNodeToken(auth_, caller, node_id, *r);
+        finish(std::move(r));
+      });
   return call.reactor;
 }
 
@@ -380,6 +388,35 @@ grpc::ServerUnaryReactor* GrpcService::ScalePool(
   if (!Begin(ctx, "ScalePool", "", &call)) return call.reactor;
   return FinishNow(
       call, navarch::ScalePool(pools_, *req, Actor{call.caller.actor}), resp);
+}
+
+grpc::ServerUnaryReactor* GrpcService::ListProviders(
+    grpc::CallbackServerContext* ctx, const ListProvidersRequest* req,
+    ListProvidersResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "ListProviders", "", &call)) return call.reactor;
+  if (providers_ == nullptr) {
+    return FinishNow(
+        call, absl::StatusOr<ListProvidersResponse>(ProvidersNotServed()),
+        resp);
+  }
+  return FinishNow(call, providers_->ListProviders(), resp);
+}
+
+// The provider is asked on a thread of its own (provider_api.h); the call
+// finishes when it answers or its deadline passes, no gRPC thread waiting.
+grpc::ServerUnaryReactor* GrpcService::ListInstanceTypes(
+    grpc::CallbackServerContext* ctx, const ListInstanceTypesRequest* req,
+    ListInstanceTypesResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "ListInstanceTypes", "", &call)) return call.reactor;
+  if (providers_ == nullptr) {
+    return FinishNow(
+        call, absl::StatusOr<ListInstanceTypesResponse>(ProvidersNotServed()),
+        resp);
+  }
+  providers_->ListInstanceTypes(*req, Finisher(call, resp));
+  return call.reactor;
 }
 
 }  // namespace navarch

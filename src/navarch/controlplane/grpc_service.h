@@ -12,6 +12,7 @@
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/paging.h"
+#include "navarch/controlplane/provider_api.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/pool/pool_manager.h"
@@ -84,10 +85,19 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   grpc::ServerUnaryReactor* ScalePool(grpc::CallbackServerContext* ctx,
                                       const ScalePoolRequest* req,
                                       ScalePoolResponse* resp) override;
+  grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
+                                          const ListProvidersRequest* req,
+                                          ListProvidersResponse* resp) override;
+  grpc::ServerUnaryReactor* ListInstanceTypes(
+      grpc::CallbackServerContext* ctx, const ListInstanceTypesRequest* req,
+      ListInstanceTypesResponse* resp) override;
 
   // The pool RPCs answer UNIMPLEMENTED until this is set (no pools managed).
   // Set before the server starts; must outlive the service.
   void set_pool_manager(PoolManager* pools) { pools_ = pools; }
+  // The provider RPCs answer UNIMPLEMENTED until this is set. Set before
+  // the server starts; must outlive the service.
+  void set_provider_api(ProviderApi* providers) { providers_ = providers; }
   // The largest list answered without page_size (paging.h); larger ones are
   // RESOURCE_EXHAUSTED. Set before the server starts.
   void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
@@ -121,6 +131,7 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   const Authenticator& auth_;
   RpcMetrics& metrics_;
   PoolManager* pools_ = nullptr;
+  ProviderApi* providers_ = nullptr;
   size_t max_response_bytes_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

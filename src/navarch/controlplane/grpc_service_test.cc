@@ -1,5 +1,7 @@
 // The gRPC transport end to end, in process: a real listener on port 0, a real
 // channel, the memory store.
+#include "navarch/controlplane/grpc_service.h"
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -7,18 +9,23 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/impl/rpc_method.h"
+#include "grpcpp/server_builder.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "navarch/config/config.h"
 #include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/server.h"
+#include "navarch/controlplane/testing/scripted_provider.h"
+#include "navarch/health/evaluator.h"
+#include "navarch/store/memory/memory_store.h"
 
 namespace navarch {
 namespace {
@@ -343,6 +350,64 @@ TEST_F(GrpcAuthTest, NodeTokensActForTheirOwnNodeOnly) {
   }
 }
 
+// A cloud instance's agent registers with the bootstrap token of its user
+// data and gets its node token back; the token registers nothing else.
+TEST_F(GrpcAuthTest, ABootstrapTokenRegistersItsInstanceAndHandsTheNodeToken) {
+  auto put = [&](const std::string& id, const std::string& intent,
+                 InstanceState state) {
+    InstanceInfo inst;
+    inst.set_instance_id(id);
+    inst.set_pool_name("train");
+    inst.set_state(state);
+    (*inst.mutable_labels())["navarch-token"] = intent;
+    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                  server_->fleet().UpsertInstance(inst, Actor{"pool-manager"},
+                                                  done);
+                }).ok());
+  };
+  put("i-1", "c-train-n-1", INSTANCE_STATE_PENDING_REGISTRATION);
+  put("i-2", "c-train-n-2", INSTANCE_STATE_PENDING_REGISTRATION);
+  put("i-3", "c-train-n-3", INSTANCE_STATE_FAILED);
+  auto boot = [&](const std::string& intent) {
+    return BootstrapToken(kNodeKey, intent, clock_.Now() + absl::Minutes(15));
+  };
+  auto register_as = [&](const std::string& token, const std::string& id,
+                         RegisterNodeResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    RegisterNodeRequest req;
+    req.set_node_id(id);
+    return stub_->RegisterNode(&ctx, req, resp);
+  };
+  RegisterNodeResponse resp;
+  // Another instance's id, an unknown id, a failed instance: refused.
+  EXPECT_EQ(register_as(boot("c-train-n-1"), "i-2", &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(register_as(boot("c-train-n-1"), "i-9", &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::Status failed = register_as(boot("c-train-n-3"), "i-3", &resp);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(failed.error_message(), ::testing::HasSubstr("failed"));
+  // Its own instance: registered, with the node token in the answer.
+  ASSERT_TRUE(register_as(boot("c-train-n-1"), "i-1", &resp).ok());
+  EXPECT_EQ(resp.node_token(), NodeToken(kNodeKey, "i-1"));
+  // A node token or an operator registering gets none.
+  RegisterNodeResponse plain;
+  ASSERT_TRUE(register_as(resp.node_token(), "i-1", &plain).ok());
+  EXPECT_TRUE(plain.node_token().empty());
+  // The node token goes on; the bootstrap token does nothing else.
+  for (const auto& [method, st] :
+       NodeRpcsAs(*stub_, resp.node_token(), "i-1")) {
+    EXPECT_NE(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
+    EXPECT_NE(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << method;
+  }
+  for (const auto& [method, st] :
+       NodeRpcsAs(*stub_, boot("c-train-n-1"), "i-1")) {
+    if (method == "RegisterNode") continue;
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
+  }
+}
+
 TEST_F(GrpcAuthTest, ForgedNodeTokensAreUnauthenticated) {
   const std::string good = NodeToken(kNodeKey, "n1");
   for (const std::string& forged :
@@ -413,8 +478,9 @@ TEST_F(GrpcServiceTest, PoolsAreUnimplementedWithoutPools) {
             grpc::StatusCode::UNIMPLEMENTED);
 }
 
-TEST(GrpcPoolsTest, ListGetAndScale) {
-  RealClock clock;
+// A control plane on loopback with the memory store and one pool, "train"
+// (up to 3 nodes), on the fake provider "sim".
+Config FakePoolConfig(int min_nodes) {
   Config config = DefaultConfig();
   config.server.address = "127.0.0.1:0";
   config.server.http_address = "127.0.0.1:0";
@@ -427,11 +493,17 @@ TEST(GrpcPoolsTest, ListGetAndScale) {
   pool.name = "train";
   pool.providers = {PoolProvider{.name = "sim"}};
   pool.instance_type = "h100-8x";
-  pool.min_nodes = 2;
+  pool.min_nodes = min_nodes;
   pool.max_nodes = 3;
   pool.labels = {{"pool", "train"}};
   config.pools["train"] = pool;
   ResolveConfig(&config);
+  return config;
+}
+
+TEST(GrpcPoolsTest, ListGetAndScale) {
+  RealClock clock;
+  Config config = FakePoolConfig(/*min_nodes=*/2);
   ControlPlaneServer server(config, clock, NullLogger());
   ASSERT_TRUE(server.Start().ok());
   auto stub = ControlPlaneService::NewStub(grpc::CreateChannel(
@@ -476,6 +548,110 @@ TEST(GrpcPoolsTest, ListGetAndScale) {
               grpc::StatusCode::NOT_FOUND);
   }
   server.Shutdown(absl::Seconds(1));
+}
+
+// ---------------------------------------------------------------- providers
+
+TEST(GrpcProvidersTest, ListsProvidersAndTheFakesTypeError) {
+  RealClock clock;
+  Config config = FakePoolConfig(/*min_nodes=*/0);
+  ControlPlaneServer server(config, clock, NullLogger());
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = ControlPlaneService::NewStub(grpc::CreateChannel(
+      server.grpc_address(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    ListProvidersResponse resp;
+    ASSERT_TRUE(stub->ListProviders(&ctx, ListProvidersRequest(), &resp).ok());
+    ASSERT_EQ(resp.providers_size(), 1);
+    EXPECT_EQ(resp.providers(0).name(), "sim");
+    EXPECT_EQ(resp.providers(0).type(), "fake");
+    EXPECT_THAT(resp.providers(0).pools(), ::testing::ElementsAre("train"));
+    EXPECT_TRUE(resp.providers(0).available());
+  }
+  {
+    // The fake from a config file lists no types: said, not UNIMPLEMENTED.
+    grpc::ClientContext ctx;
+    ListInstanceTypesRequest req;
+    req.set_provider("sim");
+    ListInstanceTypesResponse resp;
+    grpc::Status s = stub->ListInstanceTypes(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(s.error_message(),
+              "provider sim cannot list instance types: fake provider lists "
+              "no instance types");
+  }
+  {
+    grpc::ClientContext ctx;
+    ListInstanceTypesRequest req;
+    req.set_provider("nope");
+    ListInstanceTypesResponse resp;
+    EXPECT_EQ(stub->ListInstanceTypes(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  server.Shutdown(absl::Seconds(1));
+}
+
+// A provider that never answers: the client gets DEADLINE_EXCEEDED from the
+// server at the API's deadline (on a FakeClock), and other calls are served
+// meanwhile.
+TEST(GrpcProvidersTest, AHungProviderIsDeadlineExceeded) {
+  FakeClock clock;
+  MemoryStore store;
+  PolicyEvaluator evaluator;
+  FleetService fleet(store, clock, evaluator, NullLogger(), FleetOptions{});
+  ASSERT_TRUE(fleet.Start().ok());
+  auto auth = Authenticator::Create(AuthConfig{}, false);
+  ASSERT_TRUE(auth.ok());
+  MetricsRegistry registry;
+  RpcMetrics metrics(registry);
+  Config config;
+  ProviderConfig pc;
+  pc.name = "stuck";
+  pc.type = ProviderType::kAws;
+  config.providers["stuck"] = pc;
+  ProviderRegistry providers;
+  auto hanging = std::make_unique<testing::ScriptedProvider>(
+      "stuck", std::vector<InstanceTypeInfo>(), /*hang=*/true);
+  testing::ScriptedProvider* stuck = hanging.get();
+  ASSERT_TRUE(providers.Add(std::move(hanging)).ok());
+  ProviderApi api(config, &providers, nullptr, clock);
+  GrpcService service(fleet, NullLogger(), clock, **auth, metrics);
+  service.set_provider_api(&api);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = ControlPlaneService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::Status status;
+  std::thread caller([&] {
+    grpc::ClientContext ctx;
+    ListInstanceTypesRequest req;
+    req.set_provider("stuck");
+    ListInstanceTypesResponse resp;
+    status = stub->ListInstanceTypes(&ctx, req, &resp);
+  });
+  stuck->AwaitCalled();
+  {
+    // Served while the provider hangs: no gRPC thread is held by it.
+    grpc::ClientContext ctx;
+    ListProvidersResponse resp;
+    ASSERT_TRUE(stub->ListProviders(&ctx, ListProvidersRequest(), &resp).ok());
+    EXPECT_EQ(resp.providers(0).name(), "stuck");
+  }
+  clock.Advance(absl::Seconds(25));
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(status.error_message(),
+            "provider stuck: no answer within 25s (ListInstanceTypes)");
+  server->Shutdown();
+  stuck->Release();
+  api.AwaitNoCallsRunning();
+  fleet.Stop();
 }
 
 // ------------------------------------------------------------------ paging

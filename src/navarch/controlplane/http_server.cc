@@ -42,14 +42,14 @@ httplib::Server::HandlerResponse JsonErrors(const httplib::Request& req,
 HttpServer::HttpServer(FleetService& fleet, Store& store,
                        const Authenticator& auth, MetricsRegistry& registry,
                        RpcMetrics& rpc, Clock& clock, Logger log,
-                       PoolManager* pools)
+                       PoolManager* pools, ProviderApi* providers)
     : store_(store),
       auth_(auth),
       registry_(registry),
       log_(log),
       ctx_{auth, rpc, clock, log},
-      rest_(fleet, ctx_, pools),
-      connect_(fleet, ctx_, pools),
+      rest_(fleet, ctx_, pools, providers),
+      connect_(fleet, ctx_, pools, providers),
       listener_(
           log,
           // Whoever sends a body must have a valid credential before a byte

@@ -62,10 +62,11 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   // Everything passed in must outlive the server. `pools` may be null (no
-  // pools managed).
+  // pools managed), `providers` too (the provider routes answer 501).
   HttpServer(FleetService& fleet, Store& store, const Authenticator& auth,
              MetricsRegistry& registry, RpcMetrics& rpc, Clock& clock,
-             Logger log, PoolManager* pools = nullptr);
+             Logger log, PoolManager* pools = nullptr,
+             ProviderApi* providers = nullptr);
   ~HttpServer();  // Stop()s.
 
   HttpServer(const HttpServer&) = delete;

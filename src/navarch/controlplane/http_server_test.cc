@@ -30,6 +30,7 @@
 #include "navarch/controlplane/server.h"
 #include "navarch/controlplane/test_util.h"
 #include "navarch/health/evaluator.h"
+#include "navarch/provider/lambda/testing/fake_lambda.h"
 #include "navarch/store/memory/memory_store.h"
 #include "nlohmann/json.hpp"
 
@@ -700,6 +701,16 @@ TEST_F(HttpAuthTest, RolesDecideWhatATokenMayDo) {
   EXPECT_EQ(denied->status, 403);
   EXPECT_EQ(Json(denied)["code"], "permission_denied");
   EXPECT_EQ(Get("/api/v1/nodes", As("agent-token"))->status, 403);
+  // The provider routes read like the pool routes: viewers may (no provider
+  // API here: 501 after the check), agents may not.
+  EXPECT_EQ(Get("/api/v1/providers", As("view-token"))->status, 501);
+  EXPECT_EQ(Get("/api/v1/providers/x/instance-types", As("view-token"))->status,
+            501);
+  EXPECT_EQ(Get("/api/v1/providers", As("agent-token"))->status, 403);
+  EXPECT_EQ(Post("/navarch.ControlPlaneService/ListInstanceTypes",
+                 R"({"provider": "x"})", "application/json", As("agent-token"))
+                ->status,
+            403);
   EXPECT_EQ(Post("/navarch.ControlPlaneService/SendHeartbeat",
                  R"({"nodeId": "n1"})", "application/json", As("agent-token"))
                 ->status,
@@ -938,6 +949,109 @@ pools:
       testing::PromtoolCheckMetrics(NAVARCH_PROMTOOL, metrics->body);
   EXPECT_EQ(r.exit_code, 0) << r.output;
 #endif
+  server.Shutdown(absl::Seconds(1));
+}
+
+// ---------------------------------------------------------------- providers
+
+// A control plane with a Lambda provider pointed at Lambda's fake API and one
+// whose key file is missing: REST and Connect answer the provider API.
+TEST(HttpProvidersTest, RestAndConnectServeTheProviderApi) {
+  FakeLambda fake(RealClock::Default(), "lambda-key-xyz");
+  fake.AddType({"gpu_8x_h100_sxm5",
+                "8x H100 (80 GB SXM5)",
+                "H100 (80 GB SXM5)",
+                2392,
+                208,
+                1800,
+                24780,
+                8,
+                {"us-west-1"}});
+  const std::string key_file =
+      ::testing::TempDir() + "/http_providers_test.key";
+  testing::WriteTestFile(key_file, "lambda-key-xyz\n");
+  absl::StatusOr<Config> config =
+      LoadConfigString(absl::StrCat(R"(server:
+  address: "127.0.0.1:0"
+storage:
+  backend: memory
+providers:
+  lam:
+    type: lambda
+    api_key_file: )",
+                                    key_file, R"(
+    endpoint: )",
+                                    fake.endpoint(), R"(
+    ssh_key_name: ops
+  gone:
+    type: lambda
+    api_key_file: /nonexistent/navarch-test.key
+pools:
+  training:
+    provider: lam
+    instance_type: h100-8x
+    min_nodes: 0
+    max_nodes: 4
+)"),
+                       "providers.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ResolveConfig(&*config);
+  RealClock clock;
+  ControlPlaneServer server(*config, clock, NullLogger());
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("http://" + server.http_address());
+
+  auto list = client.Get("/api/v1/providers");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200) << list->body;
+  json providers = json::parse(list->body);
+  ASSERT_EQ(providers.size(), 2u) << list->body;
+  EXPECT_EQ(providers[0]["name"], "gone");
+  EXPECT_EQ(providers[0]["available"], false);
+  EXPECT_NE(providers[0]["unavailable_reason"], "");
+  EXPECT_EQ(providers[0]["pools"], json::array());
+  EXPECT_EQ(providers[1]["name"], "lam");
+  EXPECT_EQ(providers[1]["type"], "lambda");
+  EXPECT_EQ(providers[1]["pools"], json::array({"training"}));
+  EXPECT_EQ(providers[1]["available"], true);
+  EXPECT_EQ(providers[1]["backoffs"], json::array());
+  EXPECT_EQ(client.Get("/api/v1/providers?x=1")->status, 400);
+
+  auto types = client.Get("/api/v1/providers/lam/instance-types");
+  ASSERT_EQ(types->status, 200) << types->body;
+  json t = json::parse(types->body);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0]["name"], "gpu_8x_h100_sxm5");
+  EXPECT_DOUBLE_EQ(t[0]["price_per_hour"].get<double>(), 23.92);
+  EXPECT_EQ(t[0]["regions"], json::array({"us-west-1"}));
+  EXPECT_EQ(t[0]["abstract_types"], json::array({"h100-8x"}));
+  auto missing = client.Get("/api/v1/providers/nope/instance-types");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(json::parse(missing->body)["code"], "not_found");
+  auto gone = client.Get("/api/v1/providers/gone/instance-types");
+  EXPECT_EQ(gone->status, 400) << gone->body;
+  EXPECT_EQ(json::parse(gone->body)["code"], "failed_precondition");
+
+  auto connect = client.Post("/navarch.ControlPlaneService/ListInstanceTypes",
+                             R"({"provider": "lam"})", "application/json");
+  ASSERT_EQ(connect->status, 200) << connect->body;
+  json c = json::parse(connect->body);
+  EXPECT_EQ(c["provider"], "lam");
+  EXPECT_EQ(c["type"], "lambda");
+  EXPECT_DOUBLE_EQ(c["instanceTypes"][0]["pricePerHour"].get<double>(), 23.92);
+  auto connect_list = client.Post("/navarch.ControlPlaneService/ListProviders",
+                                  "{}", "application/json");
+  ASSERT_EQ(connect_list->status, 200) << connect_list->body;
+  EXPECT_EQ(json::parse(connect_list->body)["providers"][1]["name"], "lam");
+
+  // Lambda's error, its code and message, through every transport.
+  fake.ForceNext("types", {403, "", "global/invalid-api-key",
+                           "API key was invalid, expired, or deleted.", ""});
+  auto denied = client.Get("/api/v1/providers/lam/instance-types");
+  EXPECT_EQ(denied->status, 400);  // not 403: the caller's token is fine
+  EXPECT_EQ(json::parse(denied->body)["code"], "failed_precondition");
+  EXPECT_THAT(denied->body, HasSubstr("global/invalid-api-key"));
+  EXPECT_THAT(denied->body, Not(HasSubstr("lambda-key-xyz")));
   server.Shutdown(absl::Seconds(1));
 }
 

@@ -197,8 +197,8 @@ void LinkNextPage(const httplib::Request& req, const Query& query,
 }  // namespace
 
 RestApi::RestApi(FleetService& fleet, const HttpApiContext& ctx,
-                 PoolManager* pools)
-    : fleet_(fleet), ctx_(ctx), pools_(pools) {}
+                 PoolManager* pools, ProviderApi* providers)
+    : fleet_(fleet), ctx_(ctx), pools_(pools), providers_(providers) {}
 
 template <typename Handler>
 httplib::Server::Handler RestApi::Route(const char* method, Access access,
@@ -215,6 +215,7 @@ void RestApi::Register(HttpRouter& server) {
   RegisterNodes(server);
   RegisterInstances(server);
   RegisterPools(server);
+  RegisterProviders(server);
   server.Get("/api/v1/events", Route("ListEvents", Access::kRead,
                                      [this](Req req, Res res, const Identity&) {
                                        return ListEvents(req, res);
@@ -315,6 +316,42 @@ void RestApi::RegisterPools(HttpRouter& server) {
                   navarch::ResetPoolBreaker(pools_, r, Actor{caller.actor}));
               nlohmann::json out = ToJson(resp.pool());
               out["was_open"] = resp.was_open();
+              WriteJson(res, out);
+              return absl::OkStatus();
+            }));
+}
+
+void RestApi::RegisterProviders(HttpRouter& server) {
+  server.Get("/api/v1/providers",
+             Route("ListProviders", Access::kRead,
+                   [this](Req req, Res res, const Identity&) {
+                     NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
+                     if (providers_ == nullptr) return ProvidersNotServed();
+                     NAVARCH_ASSIGN_OR_RETURN(ListProvidersResponse resp,
+                                              providers_->ListProviders());
+                     nlohmann::json out = nlohmann::json::array();
+                     for (const ProviderInfo& p : resp.providers()) {
+                       out.push_back(ToJson(p));
+                     }
+                     WriteJson(res, out);
+                     return absl::OkStatus();
+                   }));
+  // Waits (on this HTTP worker) for the provider, which runs on a thread of
+  // its own, or for its deadline.
+  server.Get(
+      R"(/api/v1/providers/([^/]+)/instance-types)",
+      Route("ListInstanceTypes", Access::kRead,
+            [this](Req req, Res res, const Identity&) {
+              NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
+              if (providers_ == nullptr) return ProvidersNotServed();
+              ListInstanceTypesRequest r;
+              r.set_provider(req.matches[1].str());
+              NAVARCH_ASSIGN_OR_RETURN(ListInstanceTypesResponse resp,
+                                       providers_->ListInstanceTypes(r));
+              nlohmann::json out = nlohmann::json::array();
+              for (const ProviderInstanceType& t : resp.instance_types()) {
+                out.push_back(ToJson(t));
+              }
               WriteJson(res, out);
               return absl::OkStatus();
             }));

@@ -11,6 +11,7 @@
 //   GET  /api/v1/instances/{id}
 //   GET  /api/v1/pools, GET /api/v1/pools/{name}
 //   POST /api/v1/pools/{name}/scale, POST /api/v1/pools/{name}/reset-breaker
+//   GET  /api/v1/providers, GET /api/v1/providers/{name}/instance-types
 //   GET  /api/v1/events[?node=&pool=&kind=&since=&until=&page_size=
 //                       &page_token=]
 //
@@ -28,6 +29,7 @@
 #include "httplib.h"
 #include "navarch/controlplane/http_api.h"
 #include "navarch/controlplane/paging.h"
+#include "navarch/controlplane/provider_api.h"
 #include "navarch/fleet/fleet_service.h"
 #include "navarch/net/http_listener.h"
 #include "navarch/pool/pool_manager.h"
@@ -36,8 +38,10 @@ namespace navarch {
 
 class RestApi {
  public:
-  // `pools` may be null (no pools managed): the pool routes answer 501.
-  RestApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools);
+  // `pools` may be null (no pools managed): the pool routes answer 501;
+  // `providers` too: the provider routes answer 501.
+  RestApi(FleetService& fleet, const HttpApiContext& ctx, PoolManager* pools,
+          ProviderApi* providers = nullptr);
 
   void Register(HttpRouter& server);
   // The largest list answered without page_size (paging.h). Set before
@@ -53,6 +57,7 @@ class RestApi {
   void RegisterNodes(HttpRouter& server);
   void RegisterInstances(HttpRouter& server);
   void RegisterPools(HttpRouter& server);
+  void RegisterProviders(HttpRouter& server);
 
   absl::Status ListNodes(const httplib::Request& req, httplib::Response& res);
   absl::Status GetNode(const std::string& id, httplib::Response& res);
@@ -68,6 +73,7 @@ class RestApi {
   FleetService& fleet_;
   HttpApiContext ctx_;
   PoolManager* pools_;
+  ProviderApi* providers_;
   size_t max_response_bytes_ = kMaxResponseBytes;
 };
 

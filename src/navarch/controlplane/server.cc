@@ -14,6 +14,7 @@
 #include "navarch/controllers/controllers.h"
 #include "navarch/controlplane/fleet_metrics.h"
 #include "navarch/controlplane/instrumented_store.h"
+#include "navarch/controlplane/node_bootstrap.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/pool_metrics.h"
 #include "navarch/controlplane/process_metrics.h"
@@ -161,6 +162,25 @@ void ControlPlaneServer::OnEventsCommitted(const std::vector<Event>& events) {
   }
 }
 
+namespace {
+
+// {{.ControlPlane}} derived from server.address (often a wildcard or
+// loopback) rarely reaches the control plane from a new cloud machine.
+void WarnAboutUserDataAddress(const Config& config, const std::string& address,
+                              const Logger& log) {
+  if (!config.server.external_address.empty()) return;
+  for (const auto& [name, pc] : config.pools) {
+    if (pc.user_data.empty() && pc.user_data_file.empty()) continue;
+    log.Warn(
+        "a pool's user data gets {{.ControlPlane}} from server.address; set "
+        "server.external_address to the address new machines reach",
+        {{"pool", name}, {"control_plane", address}});
+    return;
+  }
+}
+
+}  // namespace
+
 void ControlPlaneServer::StartPools() {
   if (config_.pools.empty()) return;
   providers_ = std::make_unique<ProviderRegistry>();
@@ -225,11 +245,15 @@ void ControlPlaneServer::StartPools() {
   context.agent_server = [this] { return grpc_address_; };
   context.data_dir = config_.server.data_dir;
   context.call_observer = provider_metrics_.get();
-  // A provider type not built yet leaves its pools unmanaged rather than
-  // refusing to start the control plane.
+  // A provider that cannot be built (no key, a type not built yet) is left
+  // out of its pools, which fail over among the others (a pool with none is
+  // not managed), rather than refusing to start the control plane.
   for (const auto& [name, pc] : config_.providers) {
     absl::Status s = providers_->Build({{name, pc}}, context);
-    if (!s.ok()) log_.Warn("provider unavailable", {{"error", s}});
+    if (!s.ok()) {
+      log_.Warn("provider unavailable", {{"error", s}});
+      provider_errors_[name] = std::string(s.message());
+    }
   }
   PoolManagerOptions options;
   options.instance_manager = config_.instance_manager;
@@ -239,6 +263,14 @@ void ControlPlaneServer::StartPools() {
   // The first tick, at start, provisions min_nodes before we say "ready".
   options.first_tick_wait = absl::Minutes(1);
   options.log = log_.With({{"component", "pools"}});
+  options.control_plane = AgentServerAddress(config_.server);
+  WarnAboutUserDataAddress(config_, options.control_plane, log_);
+  if (auth_->node_tokens()) {
+    options.mint_bootstrap_token =
+        [auth = auth_.get()](const std::string& intent, absl::Time expiry) {
+          return auth->MintBootstrapToken(intent, expiry);
+        };
+  }
   pool_manager_ = std::make_unique<PoolManager>(
       *fleet_, *providers_, *notifier_, clock_, config_, options);
   if (absl::Status s = pool_manager_->Init(); !s.ok()) {
@@ -259,7 +291,8 @@ absl::Status ControlPlaneServer::LoadSecrets() {
     tls_ = std::move(*tls);
   }
   absl::StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Create(config_.auth, tls_ && tls_->mutual());
+      Authenticator::Create(config_.auth, tls_ && tls_->mutual(),
+                            /*getenv=*/nullptr, &clock_);
   if (!auth.ok()) return auth.status();
   auth_ = std::move(*auth);
   return absl::OkStatus();
@@ -294,6 +327,10 @@ absl::Status ControlPlaneServer::StartFleet() {
   fleet_ = std::make_unique<FleetService>(*store_, clock_, evaluator_, log_,
                                           options);
   NAVARCH_RETURN_IF_ERROR(fleet_->Start());
+  auth_->set_bootstrap_check([fleet = fleet_.get()](absl::string_view intent,
+                                                    absl::string_view node_id) {
+    return CheckBootstrap(*fleet, intent, node_id);
+  });
   AddFleetMetrics(*metrics_, *fleet_);
   return absl::OkStatus();
 }
@@ -302,6 +339,7 @@ absl::Status ControlPlaneServer::StartGrpc() {
   service_ = std::make_unique<GrpcService>(*fleet_, log_, clock_, *auth_,
                                            *rpc_metrics_);
   service_->set_pool_manager(pool_manager_.get());
+  service_->set_provider_api(provider_api_.get());
   service_->set_max_response_bytes(max_response_bytes_);
   // grpc.health.v1.Health (gRPC's implementation; HealthReporter sets its
   // statuses) and server reflection, for probes, load balancers and grpcurl.
@@ -343,9 +381,9 @@ absl::Status ControlPlaneServer::StartGrpc() {
 }
 
 absl::Status ControlPlaneServer::StartHttp() {
-  http_ = std::make_unique<HttpServer>(*fleet_, *store_, *auth_, *metrics_,
-                                       *rpc_metrics_, clock_, log_,
-                                       pool_manager_.get());
+  http_ = std::make_unique<HttpServer>(
+      *fleet_, *store_, *auth_, *metrics_, *rpc_metrics_, clock_, log_,
+      pool_manager_.get(), provider_api_.get());
   HttpServerOptions http_options;
   http_options.address = config_.server.http_address;
   http_options.tls = tls_ ? &*tls_ : nullptr;
@@ -410,6 +448,9 @@ absl::Status ControlPlaneServer::Start() {
   undo.Push([this] { fleet_->Stop(); });
   StartPools();
   if (pool_manager_ != nullptr) AddPoolMetrics(*metrics_, *pool_manager_);
+  provider_api_ = std::make_unique<ProviderApi>(
+      config_, providers_.get(), pool_manager_.get(), clock_, provider_errors_);
+  undo.Push([this] { provider_api_->Stop(); });
   NAVARCH_RETURN_IF_ERROR(StartGrpc());
   undo.Push([this] {
     health_.reset();  // it points into the server
@@ -447,6 +488,9 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   // finish.
   if (http_ != nullptr) http_->SetDraining();
   if (health_ != nullptr) health_->SetDraining();
+  // Calls waiting for a cloud's instance types answer UNAVAILABLE now, so
+  // they do not hold up the drain below.
+  if (provider_api_ != nullptr) provider_api_->Stop();
   if (server_ != nullptr) {
     // Streams end first; then calls in flight finish (their commits land)
     // while new ones are refused; only then does the listener go.

@@ -22,6 +22,7 @@
 #include "navarch/controlplane/http_server.h"
 #include "navarch/controlplane/metrics.h"
 #include "navarch/controlplane/paging.h"
+#include "navarch/controlplane/provider_api.h"
 #include "navarch/controlplane/provider_metrics.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "navarch/controlplane/tls.h"
@@ -119,6 +120,11 @@ class ControlPlaneServer {
   // Runs pool ticks off the clock thread; asked by a timer and by a node
   // turning UNHEALTHY.
   std::unique_ptr<CoalescingWorker> pool_worker_;
+  // Why each provider that could not be built was not (by name).
+  std::map<std::string, std::string> provider_errors_;
+  // The provider RPCs (every transport); answers every configured provider,
+  // built or not.
+  std::unique_ptr<ProviderApi> provider_api_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HealthReporter> health_;

@@ -132,6 +132,12 @@ std::string BodySnippet(absl::string_view body) {
 
 namespace {
 
+// The connect's share of the request's deadline.
+absl::Duration ConnectTimeout(const HttpRequest& request) {
+  if (request.connect_timeout <= absl::ZeroDuration()) return request.timeout;
+  return std::min(request.connect_timeout, request.timeout);
+}
+
 const char* ConnectErrorWords(int err) {
   switch (err) {
     case ECONNREFUSED:
@@ -202,10 +208,11 @@ absl::Status TransportError(const HttpRequest& request, const ParsedUrl& url,
     case httplib::Error::Connection:
       return absl::UnavailableError(absl::StrCat(
           what, DiagnoseConnectFailure(
-                    url, std::min(request.timeout, absl::Seconds(1)))));
+                    url, std::min(ConnectTimeout(request), absl::Seconds(1)))));
     case httplib::Error::ConnectionTimeout:
       return absl::DeadlineExceededError(
-          absl::StrCat(what, "timed out connecting (timeout ", timeout, ")"));
+          absl::StrCat(what, "timed out connecting (timeout ",
+                       absl::FormatDuration(ConnectTimeout(request)), ")"));
     case httplib::Error::Read:
       // httplib reports its own read timeout as a read error too, and it
       // races the deadline timer (both are `timeout`): say both.
@@ -268,7 +275,8 @@ class DeadlineGuard {
 };
 
 std::unique_ptr<httplib::Client> MakeClient(const ParsedUrl& url,
-                                            absl::Duration timeout) {
+                                            absl::Duration timeout,
+                                            absl::Duration connect_timeout) {
   const std::string host_port = absl::StrCat(
       url.scheme, "://",
       url.host.find(':') != std::string::npos ? absl::StrCat("[", url.host, "]")
@@ -279,7 +287,9 @@ std::unique_ptr<httplib::Client> MakeClient(const ParsedUrl& url,
   const int64_t ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
   const time_t sec = ms / 1000;
   const time_t usec = (ms % 1000) * 1000;
-  client->set_connection_timeout(sec, usec);
+  const int64_t cms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(connect_timeout));
+  client->set_connection_timeout(cms / 1000, (cms % 1000) * 1000);
   client->set_read_timeout(sec, usec);
   client->set_write_timeout(sec, usec);
   client->set_follow_location(false);
@@ -327,7 +337,8 @@ absl::StatusOr<HttpResponse> HttpDo(const HttpRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported HTTP method ", request.method));
   }
-  std::unique_ptr<httplib::Client> client = MakeClient(*url, request.timeout);
+  std::unique_ptr<httplib::Client> client =
+      MakeClient(*url, request.timeout, ConnectTimeout(request));
   if (client == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot make a client for ", request.url));

@@ -44,6 +44,10 @@ struct HttpRequest {
   // The whole call's deadline: connecting, sending and the complete
   // response (DNS resolution excepted: the resolver has its own timeouts).
   absl::Duration timeout = absl::Seconds(30);
+  // The most the TCP connect may take, within `timeout` (zero: `timeout`).
+  // Short for link-local services that may silently drop packets (instance
+  // metadata off its cloud).
+  absl::Duration connect_timeout = absl::ZeroDuration();
   // Times the deadline. Null: RealClock::Default(). Must outlive the call.
   Clock* clock = nullptr;
   // A PEM CA bundle trusted for https instead of the system's store; empty:

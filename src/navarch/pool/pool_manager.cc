@@ -8,8 +8,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "navarch/api/names.h"
 #include "navarch/api/time_util.h"
+#include "navarch/base/file.h"
+#include "navarch/base/status.h"
+#include "navarch/config/template.h"
+#include "navarch/provider/cloud/cloud_http.h"
 
 namespace navarch {
 namespace {
@@ -197,43 +202,15 @@ absl::Status PoolManager::Init() {
   for (Provider* p : providers_.All()) {
     counted_[p->name()] = std::make_unique<CountingProvider>(*p, *this);
   }
+  // A pool that cannot be managed does not stop the others.
+  std::vector<std::string> errors;
   for (const auto& [name, pc] : config_.pools) {
-    auto pool = std::make_unique<Pool>();
-    pool->config = pc;
-    if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
-    pool->source = MakeMetricsSource(pc.metrics, clock_,
-                                     options_.log.With({{"pool", name}}));
-    if (pool->source != nullptr) {
-      absl::MutexLock lock(&counters_mu_);
-      counters_.metrics_source_errors[name] = 0;
+    absl::StatusOr<std::unique_ptr<Pool>> pool = MakePool(pc);
+    if (!pool.ok()) {
+      errors.push_back(std::string(pool.status().message()));
+      continue;
     }
-    std::vector<SelectorCandidate> candidates;
-    for (const PoolProvider& pp : pc.providers) {
-      Provider* p = GetProvider(pp.name);
-      if (p == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "pool ", name, ": provider ", pp.name, " is not configured"));
-      }
-      SelectorCandidate c;
-      c.provider = p;
-      if (auto it = config_.providers.find(pp.name);
-          it != config_.providers.end()) {
-        c.type = it->second.type;
-      }
-      c.priority = pp.priority;
-      c.weight = pp.weight;
-      c.regions = pp.regions;
-      c.instance_type = pp.instance_type;
-      candidates.push_back(std::move(c));
-    }
-    SelectorOptions so;
-    so.strategy = pc.strategy;
-    so.region = pc.region;
-    so.instance_type = pc.instance_type;
-    so.zones = pc.zones;
-    pool->selector = std::make_unique<ProviderSelector>(clock_, std::move(so),
-                                                        std::move(candidates));
-    pools_[name] = std::move(pool);
+    pools_[name] = *std::move(pool);
   }
   // One worker per pool: a pool has at most one tick queued or running, so
   // a pool whose provider hangs never holds up another's tick.
@@ -242,7 +219,65 @@ absl::Status PoolManager::Init() {
       workers_.emplace_back([this] { WorkerLoop(); });
     }
   }
+  if (!errors.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PoolManager::Pool>> PoolManager::MakePool(
+    const PoolConfig& pc) {
+  const std::string& name = pc.name;
+  auto pool = std::make_unique<Pool>();
+  pool->config = pc;
+  // A provider that could not be built (no key, a type not built yet) is
+  // left out; the pool fails over among the others.
+  std::vector<SelectorCandidate> candidates;
+  std::vector<std::string> missing;
+  for (const PoolProvider& pp : pc.providers) {
+    Provider* p = GetProvider(pp.name);
+    if (p == nullptr) {
+      missing.push_back(pp.name);
+      continue;
+    }
+    SelectorCandidate c;
+    c.provider = p;
+    if (auto it = config_.providers.find(pp.name);
+        it != config_.providers.end()) {
+      c.type = it->second.type;
+    }
+    c.priority = pp.priority;
+    c.weight = pp.weight;
+    c.regions = pp.regions;
+    c.instance_type = pp.instance_type;
+    candidates.push_back(std::move(c));
+  }
+  if (candidates.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pool ", name, ": provider", missing.size() > 1 ? "s " : " ",
+        absl::StrJoin(missing, ", "), " not available"));
+  }
+  if (!missing.empty()) {
+    options_.log.Warn(
+        "pool runs without providers that are not available",
+        {{"pool", name}, {"providers", absl::StrJoin(missing, ",")}});
+  }
+  SelectorOptions so;
+  so.strategy = pc.strategy;
+  so.region = pc.region;
+  so.instance_type = pc.instance_type;
+  so.zones = pc.zones;
+  pool->selector = std::make_unique<ProviderSelector>(clock_, std::move(so),
+                                                      std::move(candidates));
+  NAVARCH_RETURN_IF_ERROR(LoadUserData(*pool));
+  if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
+  pool->source = MakeMetricsSource(pc.metrics, clock_,
+                                   options_.log.With({{"pool", name}}));
+  if (pool->source != nullptr) {
+    absl::MutexLock lock(&counters_mu_);
+    counters_.metrics_source_errors[name] = 0;
+  }
+  return pool;
 }
 
 absl::Status PoolManager::Emit(const std::string& kind, const std::string& pool,
@@ -861,6 +896,14 @@ void PoolManager::UpdateStatus(Pool& pool, const PoolPlan& plan,
 absl::StatusOr<std::string> PoolManager::ProvisionOne(
     Pool& pool, const std::string& purpose) {
   const PoolConfig& pc = pool.config;
+  // While every place is backed off there is nothing to ask: no intent, no
+  // event (the failure that backed them off said why), no token spent.
+  if (const absl::Duration wait = pool.selector->BlockedFor();
+      wait > absl::ZeroDuration()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("every provider is backed off; next retry in ",
+                     absl::FormatDuration(absl::Ceil(wait, absl::Seconds(1)))));
+  }
   ProvisionRequest req;
   const uint64_t seq = ++seq_;
   // Unique per attempt; the nonce keeps tokens unique across restarts.
@@ -883,17 +926,133 @@ absl::StatusOr<std::string> PoolManager::ProvisionOne(
     return absl::UnavailableError(absl::StrCat(
         "not provisioning: the request could not be recorded: ", s.message()));
   }
-  absl::StatusOr<ProviderInstance> pi = pool.selector->Provision(req);
-  if (!pi.ok()) {
-    (void)Emit("pool.provision_failed", pc.name, "",
-               absl::StrCat("provisioning for ", purpose,
-                            " failed: ", pi.status().message()),
-               {{"error_class", std::string(ProviderErrorClassName(
-                                    ClassifyProviderError(pi.status())))}});
-    return pi.status();
-  }
+  std::vector<FailedAttempt> failed;
+  absl::StatusOr<ProviderInstance> pi = pool.selector->Provision(
+      req, &failed, UserDataFor(pool, req.idempotency_token));
+  ReportProvisionOutcome(pc, purpose, failed, pi);
+  if (!pi.ok()) return pi.status();
   RecordProvisioned(pc, *pi, purpose);
   return pi->id;
+}
+
+absl::Status PoolManager::LoadUserData(Pool& pool) {
+  const PoolConfig& pc = pool.config;
+  pool.user_data = pc.user_data;
+  if (!pc.user_data_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFileToString(pc.user_data_file);
+    if (!text.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("pool ", pc.name, ": user_data_file ", pc.user_data_file,
+                       ": cannot be read (", text.status().message(), ")"));
+    }
+    pool.user_data = *std::move(text);
+  }
+  if (pool.user_data.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> used =
+      TemplateVariables(pool.user_data, BootstrapTemplateVariables());
+  if (!used.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pool ", pc.name, ": user data: ", used.status().message()));
+  }
+  pool.user_data_token =
+      std::find(used->begin(), used->end(), "BootstrapToken") != used->end();
+  if (pool.user_data_token && !options_.mint_bootstrap_token) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pool ", pc.name,
+                     ": user data uses {{.BootstrapToken}}, which needs "
+                     "auth.node_token_key"));
+  }
+  return absl::OkStatus();
+}
+
+ProviderSelector::UserDataFn PoolManager::UserDataFor(
+    const Pool& pool, const std::string& intent) {
+  if (pool.user_data.empty()) return nullptr;
+  // Valid until the instance would be failed for not registering, and a
+  // little longer for clock skew.
+  const absl::Time expiry = clock_.Now() +
+                            options_.instance_manager.registration_timeout +
+                            absl::Minutes(5);
+  return [this, &pool, intent, expiry](
+             const std::string& provider,
+             const ProvisionRequest& req) -> absl::StatusOr<std::string> {
+    std::map<std::string, std::string> values = {
+        {"ControlPlane", options_.control_plane},
+        {"Pool", pool.config.name},
+        // The cloud names the instance only once it exists: the agent
+        // resolves its id itself (node-agent --node-id auto).
+        {"NodeID", "auto"},
+        {"Provider", provider},
+        {"Region", req.region},
+        {"InstanceType", req.instance_type}};
+    if (pool.user_data_token) {
+      absl::StatusOr<std::string> token =
+          options_.mint_bootstrap_token(intent, expiry);
+      if (!token.ok()) return token.status();
+      values["BootstrapToken"] = *std::move(token);
+    }
+    return RenderTemplate(pool.user_data, values);
+  };
+}
+
+namespace {
+
+// What an event says about a failed attempt: its class, whether it was a
+// quota or a lack of machines, the cloud's own code, and where.
+std::map<std::string, std::string> AttemptAttributes(const FailedAttempt& a) {
+  std::map<std::string, std::string> attrs = {
+      {"error_class",
+       std::string(ProviderErrorClassName(ClassifyProviderError(a.error)))},
+      {"provider", a.provider},
+      {"region", a.region}};
+  if (!a.zone.empty()) attrs["zone"] = a.zone;
+  if (const std::optional<CloudErrorInfo> info = CloudErrorInfoOf(a.error)) {
+    if (!info->cloud_code.empty()) attrs["cloud_code"] = info->cloud_code;
+    if (!info->zone.empty()) attrs["zone"] = info->zone;
+    if (info->scope != CloudErrorScope::kUnknown) {
+      attrs["scope"] = std::string(CloudErrorScopeName(info->scope));
+    }
+    if (ClassifyProviderError(a.error) == ProviderErrorClass::kCapacity) {
+      attrs["capacity_kind"] = info->quota ? "quota" : "no_capacity";
+    }
+  }
+  return attrs;
+}
+
+}  // namespace
+
+void PoolManager::ReportProvisionOutcome(
+    const PoolConfig& pc, const std::string& purpose,
+    const std::vector<FailedAttempt>& failed,
+    const absl::StatusOr<ProviderInstance>& result) {
+  if (!result.ok()) {
+    std::map<std::string, std::string> attrs;
+    if (!failed.empty()) attrs = AttemptAttributes(failed.back());
+    attrs["error_class"] = std::string(
+        ProviderErrorClassName(ClassifyProviderError(result.status())));
+    (void)Emit("pool.provision_failed", pc.name, "",
+               absl::StrCat("provisioning for ", purpose,
+                            " failed: ", result.status().message()),
+               attrs);
+    return;
+  }
+  // A success after failures is a failover: say where each failed attempt
+  // went wrong and where the instance came from instead.
+  for (const FailedAttempt& a : failed) {
+    std::map<std::string, std::string> attrs = AttemptAttributes(a);
+    attrs["to_provider"] = result->provider;
+    attrs["to_region"] = result->region;
+    if (!result->zone.empty()) attrs["to_zone"] = result->zone;
+    const std::string where = absl::StrCat(a.provider, " ", a.region,
+                                           a.zone.empty() ? "" : "/", a.zone);
+    (void)Emit(
+        "pool.provision_failover", pc.name, "",
+        absl::StrCat("provisioning for ", purpose, " moved on from ", where,
+                     " (", attrs["error_class"], "): ", a.error.message(),
+                     "; provisioned on ", result->provider, " ", result->region,
+                     result->zone.empty() ? "" : "/", result->zone, " instead"),
+        attrs);
+  }
 }
 
 void PoolManager::RecordProvisioned(const PoolConfig& pc,

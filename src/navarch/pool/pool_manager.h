@@ -95,6 +95,14 @@ struct PoolManagerOptions {
   // Where each pool's metrics source logs its changes between answering
   // and failing (with a `pool` field).
   Logger log = NullLogger();
+  // For pools with user_data: {{.ControlPlane}} (AgentServerAddress), and
+  // what makes {{.BootstrapToken}}: a token for a provision intent, valid
+  // until the given time (Authenticator::MintBootstrapToken). A pool whose
+  // template uses the token fails Init without it.
+  std::string control_plane;
+  std::function<absl::StatusOr<std::string>(const std::string& intent,
+                                            absl::Time expiry)>
+      mint_bootstrap_token;
 };
 
 // What `navarch pools list|get` shows.
@@ -208,6 +216,8 @@ class PoolManager {
     std::unique_ptr<Autoscaler> autoscaler;
     std::unique_ptr<MetricsSource> source;
     std::unique_ptr<ProviderSelector> selector;
+    std::string user_data;         // The template (read from user_data_file).
+    bool user_data_token = false;  // It uses {{.BootstrapToken}}.
     // Owned by the tick that holds `busy` (at most one per pool).
     std::map<std::string, PoolRemoval> removals;
     std::vector<UtilizationSample> history;
@@ -259,6 +269,21 @@ class PoolManager {
   // Provisions one instance for `pool` and records it. Returns its id.
   absl::StatusOr<std::string> ProvisionOne(Pool& pool,
                                            const std::string& purpose);
+  // One pool of the configuration, ready to tick; INVALID_ARGUMENT when
+  // none of its providers is available or its user data is wrong.
+  absl::StatusOr<std::unique_ptr<Pool>> MakePool(const PoolConfig& pc);
+  // Reads and checks the pool's user data template into `pool`.
+  absl::Status LoadUserData(Pool& pool);
+  // Makes each attempt's user data for the provision `intent` (null when
+  // the pool has none).
+  ProviderSelector::UserDataFn UserDataFor(const Pool& pool,
+                                           const std::string& intent);
+  // Events for one Provision call: `pool.provision_failed` when it failed,
+  // one `pool.provision_failover` per failed attempt when it succeeded
+  // after them.
+  void ReportProvisionOutcome(const PoolConfig& pc, const std::string& purpose,
+                              const std::vector<FailedAttempt>& failed,
+                              const absl::StatusOr<ProviderInstance>& result);
   void RecordProvisioned(const PoolConfig& pc, const ProviderInstance& pi,
                          const std::string& purpose);
   void StartRemoval(Pool& pool, PoolRemoval removal);

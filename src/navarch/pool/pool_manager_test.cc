@@ -1,12 +1,17 @@
 #include "navarch/pool/pool_manager.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
+#include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/store/memory/memory_store.h"
 
@@ -395,6 +400,67 @@ TEST_F(PoolManagerTest, CapacityErrorIsAnEventAndRetriedAfterBackoff) {
   EXPECT_EQ(provider_->live_count(), 2);
 }
 
+TEST_F(PoolManagerTest, WhileEveryPlaceIsBackedOffTicksWriteNothing) {
+  Build();
+  provider_->FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  manager_->Tick();
+  ASSERT_EQ(Events("pool.provision_failed").size(), 1u);
+  ASSERT_EQ(Events("pool.provision_requested").size(), 1u);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(5));
+    manager_->Tick();
+  }
+  // No intent recorded, no failure repeated, no call made.
+  EXPECT_EQ(Events("pool.provision_failed").size(), 1u);
+  EXPECT_EQ(Events("pool.provision_requested").size(), 1u);
+  EXPECT_EQ(provider_->provision_calls(), 1);
+  clock_.Advance(absl::Seconds(5));  // 30 s: the backoff is over
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+}
+
+TEST_F(PoolManagerTest, FailoverToTheNextProviderIsAnEventWithTheCloudsWords) {
+  FakeProviderOptions o;
+  o.name = "second";
+  auto second = std::make_unique<FakeProvider>(clock_, o);
+  FakeProvider* second_ptr = second.get();
+  ASSERT_TRUE(registry_.Add(std::move(second)).ok());
+  ProviderConfig pc;
+  pc.name = "second";
+  pc.type = ProviderType::kFake;
+  config_.providers["second"] = pc;
+  Pool().providers = {PoolProvider{.name = "sim", .priority = 1},
+                      PoolProvider{.name = "second", .priority = 2}};
+  Pool().min_nodes = 1;
+  Pool().region = "us-east-1";
+  CloudErrorInfo info;
+  info.scope = CloudErrorScope::kRegion;
+  info.cloud_code = "QUOTA_EXCEEDED";
+  info.region = "us-east-1";
+  info.quota = true;
+  provider_->FailNextProvision(CloudError(absl::StatusCode::kResourceExhausted,
+                                          "sim", info,
+                                          "Quota 'NVIDIA_H100_GPUS' exceeded"));
+  Build();
+  manager_->Tick();
+  EXPECT_EQ(second_ptr->live_count(), 1);
+  EXPECT_TRUE(Events("pool.provision_failed").empty());
+  auto moved = Events("pool.provision_failover");
+  ASSERT_EQ(moved.size(), 1u);
+  const auto& d = moved[0].details();
+  EXPECT_EQ(d.at("provider"), "sim");
+  EXPECT_EQ(d.at("region"), "us-east-1");
+  EXPECT_EQ(d.at("error_class"), "capacity");
+  EXPECT_EQ(d.at("cloud_code"), "QUOTA_EXCEEDED");
+  EXPECT_EQ(d.at("capacity_kind"), "quota");
+  EXPECT_EQ(d.at("to_provider"), "second");
+  EXPECT_NE(moved[0].message().find("Quota 'NVIDIA_H100_GPUS' exceeded"),
+            std::string::npos)
+      << moved[0].message();
+  EXPECT_NE(moved[0].message().find("provisioned on second"), std::string::npos)
+      << moved[0].message();
+}
+
 TEST_F(PoolManagerTest, ReactiveAutoscalerWithCooldown) {
   AutoscalingConfig a;
   a.type = AutoscalerType::kReactive;
@@ -438,7 +504,28 @@ TEST_F(PoolManagerTest, FailedScaleUpStartsNoCooldown) {
 TEST_F(PoolManagerTest, UnknownProviderIsAnError) {
   Pool().providers[0].name = "missing";
   PoolManager m(*fleet_, registry_, notifier_, clock_, config_);
-  EXPECT_EQ(m.Init().code(), absl::StatusCode::kInvalidArgument);
+  absl::Status s = m.Init();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "pool train: provider missing not available");
+}
+
+// A cloud whose key is missing does not take the pool down with it, nor does
+// a pool that cannot be managed take the others.
+TEST_F(PoolManagerTest, APoolRunsOnTheProvidersThatAreAvailable) {
+  Pool().providers = {PoolProvider{.name = "no-key", .priority = 1},
+                      PoolProvider{.name = "sim", .priority = 2}};
+  PoolConfig other = Pool();
+  other.name = "other";
+  other.providers = {PoolProvider{.name = "no-key"}};
+  other.labels = {{"pool", "other"}};
+  config_.pools["other"] = other;
+  PoolManager m(*fleet_, registry_, notifier_, clock_, config_);
+  absl::Status s = m.Init();
+  EXPECT_EQ(s.message(), "pool other: provider no-key not available");
+  m.Tick();
+  EXPECT_EQ(provider_->live_count(), 2);  // train, from sim
+  EXPECT_TRUE(m.GetPool("train").ok());
+  EXPECT_FALSE(m.GetPool("other").ok());
 }
 
 // --- Provision intents and start-up reconciliation.
@@ -460,6 +547,80 @@ TEST_F(PoolManagerTest, RecordsEachProvisionRequestBeforeTheCall) {
   PoolCounters c = manager_->counters();
   EXPECT_EQ(c.provider_calls["sim|provision|ok"], 2);
   EXPECT_EQ(c.scaling_actions["train|up"], 1);
+}
+
+TEST_F(PoolManagerTest, UserDataIsRenderedPerAttemptWithABootstrapToken) {
+  Pool().min_nodes = 1;
+  Pool().region = "us-east-1";
+  Pool().user_data =
+      "#!/bin/sh\nagent --server {{.ControlPlane}} --pool {{.Pool}} "
+      "--node-id {{.NodeID}} --token {{.BootstrapToken}} # {{.Provider}} "
+      "{{ .Region }} {{.InstanceType}}\n";
+  std::vector<std::string> seen;
+  provider_->set_provision_gate(
+      [&](const ProvisionRequest& r) { seen.push_back(r.user_data); });
+  std::vector<std::pair<std::string, absl::Time>> minted;
+  PoolManagerOptions o{.instance_manager = config_.instance_manager,
+                       .seed = ++starts_};
+  o.control_plane = "https://cp.example:50051";
+  o.mint_bootstrap_token = [&](const std::string& intent, absl::Time expiry) {
+    minted.push_back({intent, expiry});
+    return absl::StatusOr<std::string>("boot-" + intent);
+  };
+  manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
+                                           clock_, config_, o);
+  ASSERT_TRUE(manager_->Init().ok());
+  manager_->Tick();
+  ASSERT_EQ(seen.size(), 1u);
+  ASSERT_EQ(minted.size(), 1u);
+  const std::string intent =
+      Events("pool.provision_requested")[0].details().at("token");
+  EXPECT_EQ(minted[0].first, intent);
+  // Valid until the instance would fail for not registering, plus 5 min.
+  EXPECT_EQ(minted[0].second,
+            clock_.Now() + config_.instance_manager.registration_timeout +
+                absl::Minutes(5));
+  EXPECT_EQ(seen[0], absl::StrCat("#!/bin/sh\nagent --server "
+                                  "https://cp.example:50051 --pool train "
+                                  "--node-id auto --token boot-",
+                                  intent, " # sim us-east-1 h100-8x\n"));
+}
+
+TEST_F(PoolManagerTest, UserDataProblemsFailInit) {
+  Pool().user_data = "token {{.BootstrapToken}}";
+  PoolManager no_minter(*fleet_, registry_, notifier_, clock_, config_);
+  absl::Status s = no_minter.Init();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("auth.node_token_key"));
+
+  Pool().user_data.clear();
+  Pool().user_data_file = "/nonexistent/navarch-user-data.sh";
+  PoolManager missing(*fleet_, registry_, notifier_, clock_, config_);
+  EXPECT_THAT(missing.Init().message(), ::testing::HasSubstr("cannot be read"));
+
+  const std::string path =
+      ::testing::TempDir() + "/navarch-user-data-" + std::to_string(getpid());
+  {
+    std::ofstream f(path);
+    f << "#!/bin/sh\necho {{.Pool}} {{.Nope}}\n";
+  }
+  Pool().user_data_file = path;
+  PoolManager unknown(*fleet_, registry_, notifier_, clock_, config_);
+  EXPECT_THAT(unknown.Init().message(),
+              ::testing::HasSubstr("unknown variable {{.Nope}}"));
+  {
+    std::ofstream f(path);
+    f << "#!/bin/sh\necho {{.Pool}}\n";
+  }
+  std::vector<std::string> seen;
+  provider_->set_provision_gate(
+      [&](const ProvisionRequest& r) { seen.push_back(r.user_data); });
+  PoolManager good(*fleet_, registry_, notifier_, clock_, config_);
+  ASSERT_TRUE(good.Init().ok());
+  good.Tick();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen[0], "#!/bin/sh\necho train\n");
+  std::remove(path.c_str());
 }
 
 // The control plane died after the provider accepted a request but before

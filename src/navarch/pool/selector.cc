@@ -116,8 +116,33 @@ std::vector<SelectorAttempt> ProviderSelector::Plan() {
   return plan;
 }
 
+absl::Duration ProviderSelector::BlockedFor() {
+  absl::Duration soonest = absl::InfiniteDuration();
+  for (const SelectorCandidate& c : candidates_) {
+    const std::string& name = c.provider->name();
+    std::vector<std::string> regions = c.regions;
+    if (regions.empty()) regions.push_back(options_.region);
+    for (const std::string& region : regions) {
+      absl::Duration left = BackoffLeft(name, region);
+      if (left == absl::ZeroDuration() && !options_.zones.empty()) {
+        // The region is open; it is blocked only if each zone is.
+        absl::Duration zones_left = absl::InfiniteDuration();
+        for (const std::string& zone : options_.zones) {
+          zones_left = std::min(zones_left, Left({name, region, zone}));
+        }
+        left = zones_left;
+      }
+      if (left == absl::ZeroDuration()) return left;
+      soonest = std::min(soonest, left);
+    }
+  }
+  // No candidate at all: Provision says so.
+  return soonest == absl::InfiniteDuration() ? absl::ZeroDuration() : soonest;
+}
+
 absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
-    ProvisionRequest request) {
+    ProvisionRequest request, std::vector<FailedAttempt>* failed,
+    const UserDataFn& user_data) {
   std::vector<SelectorAttempt> plan = Plan();
   if (plan.empty()) {
     absl::Duration soonest = absl::InfiniteDuration();
@@ -145,6 +170,7 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
       last = absl::InvalidArgumentError(
           absl::StrCat("no ", options_.instance_type, " machines"));
       errors.push_back(absl::StrCat(name, "/", a.region, ": ", last.message()));
+      if (failed != nullptr) failed->push_back({name, a.region, "", last});
       all_capacity = false;
       BackOff({name, a.region, ""}, /*to_max=*/true);
       continue;
@@ -157,7 +183,7 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
       if (!zone) break;  // every zone of this region is backed off
       request.zone = *zone;
       absl::StatusOr<ProviderInstance> instance =
-          a.provider->Provision(request);
+          Attempt(a, request, user_data);
       if (instance.ok()) {
         backoff_.erase({name, "*", ""});  // its quota has room again
         backoff_.erase({name, a.region, ""});
@@ -165,6 +191,7 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
         return instance;
       }
       last = instance.status();
+      if (failed != nullptr) failed->push_back({name, a.region, *zone, last});
       errors.push_back(absl::StrCat(name, "/", a.region,
                                     zone->empty() ? "" : "/", *zone, ": ",
                                     last.message()));
@@ -178,6 +205,21 @@ absl::StatusOr<ProviderInstance> ProviderSelector::Provision(
       absl::StrCat("all providers failed: ", absl::StrJoin(errors, "; "));
   if (all_capacity) return absl::ResourceExhaustedError(message);
   return absl::Status(last.code(), message);
+}
+
+absl::StatusOr<ProviderInstance> ProviderSelector::Attempt(
+    const SelectorAttempt& a, ProvisionRequest& request,
+    const UserDataFn& user_data) {
+  if (user_data) {
+    absl::StatusOr<std::string> rendered =
+        user_data(a.provider->name(), request);
+    if (!rendered.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("user data: ", rendered.status().message()));
+    }
+    request.user_data = *std::move(rendered);
+  }
+  return a.provider->Provision(request);
 }
 
 std::optional<std::string> ProviderSelector::NextZone(const SelectorAttempt& a,

@@ -12,6 +12,7 @@
 #define NAVARCH_POOL_SELECTOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -52,6 +53,15 @@ struct SelectorAttempt {
   std::string instance_type;
 };
 
+// An attempt of one Provision call that failed (the call may still have
+// succeeded elsewhere: a failover).
+struct FailedAttempt {
+  std::string provider;
+  std::string region;
+  std::string zone;  // Empty when the pool has no zones.
+  absl::Status error;
+};
+
 // Not thread-safe: one pool manager thread uses it.
 class ProviderSelector {
  public:
@@ -70,7 +80,21 @@ class ProviderSelector {
   // backoff. All failing: RESOURCE_EXHAUSTED when every failure was capacity
   // or every entry is backed off, else the last error; the message names
   // each attempt.
-  absl::StatusOr<ProviderInstance> Provision(ProvisionRequest request);
+  // Each failed attempt is appended to `failed` when it is not null.
+  // `user_data`, when set, makes each attempt's user data from the provider's
+  // name and the request as filled in for it; an error ends that attempt as
+  // an invalid one.
+  using UserDataFn = std::function<absl::StatusOr<std::string>(
+      const std::string& provider, const ProvisionRequest& request)>;
+  absl::StatusOr<ProviderInstance> Provision(
+      ProvisionRequest request, std::vector<FailedAttempt>* failed = nullptr,
+      const UserDataFn& user_data = nullptr);
+
+  // Zero when some provider/region (and zone) can be tried now; otherwise
+  // how long until the first backoff ends. Makes no provider call, so a pool
+  // can skip a tick's provisioning (and its events) while every place is
+  // backed off.
+  absl::Duration BlockedFor();
 
   // Backoff left for a provider/region, the provider's own included (zero
   // when none); with `zone`, that zone's too.
@@ -104,6 +128,10 @@ class ProviderSelector {
   // this provider/region; empty when the pool has no zones; nullopt when
   // all are backed off.
   std::optional<std::string> NextZone(const SelectorAttempt& a, size_t first);
+  // One provider call, with the attempt's user data.
+  absl::StatusOr<ProviderInstance> Attempt(const SelectorAttempt& a,
+                                           ProvisionRequest& request,
+                                           const UserDataFn& user_data);
 
   Clock& clock_;
   SelectorOptions options_;

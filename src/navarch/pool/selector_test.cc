@@ -219,6 +219,37 @@ TEST_F(SelectorTest, EveryZoneFullFailsOverToTheNextProvider) {
   EXPECT_EQ(r->provider, "b");
 }
 
+TEST_F(SelectorTest, EachFailedAttemptIsReportedAndBlockedForSaysWhenToTry) {
+  FakeProvider& a = Add("a", 0);
+  FakeProvider& b = Add("b", 1);
+  SelectorOptions o;
+  o.region = "r1";
+  o.instance_type = "h100-8x";
+  o.zones = {"z1", "z2"};
+  ProviderSelector s(clock_, o, candidates_);
+  EXPECT_EQ(s.BlockedFor(), absl::ZeroDuration());
+  a.FailNextProvision(Full(CloudErrorScope::kZone, "z1"));
+  a.FailNextProvision(Full(CloudErrorScope::kZone, "z2"));
+  std::vector<FailedAttempt> failed;
+  auto r = s.Provision(Req(), &failed);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_EQ(failed[0].provider, "a");
+  EXPECT_EQ(failed[0].region, "r1");
+  EXPECT_EQ(failed[0].zone, "z1");
+  EXPECT_EQ(failed[1].zone, "z2");
+  EXPECT_EQ(failed[1].error.code(), absl::StatusCode::kResourceExhausted);
+  // Both of a's zones are backed off, b is open: not blocked.
+  EXPECT_EQ(s.BlockedFor(), absl::ZeroDuration());
+  clock_.Advance(absl::Seconds(10));
+  b.FailNextProvision(absl::ResourceExhaustedError("no h100"));
+  EXPECT_FALSE(s.Provision(Req()).ok());
+  // a's zones open in 20 s, b's region in 30 s.
+  EXPECT_EQ(s.BlockedFor(), absl::Seconds(20));
+  clock_.Advance(absl::Seconds(20));
+  EXPECT_EQ(s.BlockedFor(), absl::ZeroDuration());
+}
+
 TEST_F(SelectorTest, AQuotaForTheWholeCloudBacksOffEveryRegionOfIt) {
   FakeProvider& a = Add("a", 0);
   Add("b", 1);

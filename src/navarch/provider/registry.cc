@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace navarch {
@@ -28,9 +29,12 @@ absl::Status ProviderRegistry::Build(
     absl::StatusOr<std::unique_ptr<Provider>> provider =
         it->second(config, context);
     if (!provider.ok()) {
-      return absl::Status(
-          provider.status().code(),
-          absl::StrCat("provider ", name, ": ", provider.status().message()));
+      return absl::Status(provider.status().code(),
+                          absl::StartsWith(provider.status().message(),
+                                           absl::StrCat("provider ", name, ":"))
+                              ? std::string(provider.status().message())
+                              : absl::StrCat("provider ", name, ": ",
+                                             provider.status().message()));
     }
     if (absl::Status s = Add(*std::move(provider)); !s.ok()) return s;
   }

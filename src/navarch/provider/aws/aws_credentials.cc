@@ -1,6 +1,6 @@
 #include "navarch/provider/aws/aws_credentials.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -38,35 +38,7 @@ std::map<std::string, std::map<std::string, std::string>> ParseIni(
   return out;
 }
 
-absl::StatusOr<std::string> MetadataCall(const std::string& method,
-                                         const std::string& url,
-                                         const std::string& header,
-                                         const std::string& value,
-                                         absl::Duration timeout, Clock* clock) {
-  HttpRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers[header] = value;
-  req.timeout = timeout;
-  req.clock = clock;
-  absl::StatusOr<HttpResponse> r = HttpDo(req);
-  if (!r.ok()) return r.status();
-  if (r->status != 200) {
-    return absl::UnavailableError(
-        absl::StrCat("instance metadata ", url, ": HTTP ", r->status));
-  }
-  return r->body;
-}
-
 }  // namespace
-
-GetEnv ProcessEnv() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  };
-}
 
 AwsCredentialChain::AwsCredentialChain(AwsCredentialOptions options)
     : options_(std::move(options)) {
@@ -115,25 +87,18 @@ absl::StatusOr<std::optional<AwsCredentials>> AwsCredentialChain::FromFile()
 }
 
 absl::StatusOr<AwsCredentials> AwsCredentialChain::FromMetadata() {
-  std::string base = options_.metadata_endpoint;
-  if (base.empty()) {
-    base = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-               .value_or("http://169.254.169.254");
-  }
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  const absl::Duration t = options_.metadata_timeout;
-  absl::StatusOr<std::string> token = MetadataCall(
-      "PUT", base + "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds",
-      "21600", t, options_.clock);
-  if (!token.ok()) return token.status();
-  const std::string dir = base + "/latest/meta-data/iam/security-credentials/";
-  absl::StatusOr<std::string> role = MetadataCall(
-      "GET", dir, "X-aws-ec2-metadata-token", *token, t, options_.clock);
+  MetadataCallOptions call;
+  call.timeout = options_.metadata_timeout;
+  call.connect_timeout = std::min(options_.metadata_timeout, absl::Seconds(1));
+  call.clock = options_.clock;
+  Ec2MetadataClient imds(
+      Ec2MetadataEndpoint(options_.getenv, options_.metadata_endpoint), call);
+  const std::string dir = "meta-data/iam/security-credentials/";
+  absl::StatusOr<std::string> role = imds.Get(dir);
   if (!role.ok()) return role.status();
   const std::string name(
       absl::StripAsciiWhitespace(role->substr(0, role->find('\n'))));
-  absl::StatusOr<std::string> json = MetadataCall(
-      "GET", dir + name, "X-aws-ec2-metadata-token", *token, t, options_.clock);
+  absl::StatusOr<std::string> json = imds.Get(dir + name);
   if (!json.ok()) return json.status();
   const nlohmann::json j = nlohmann::json::parse(*json, nullptr, false);
   auto field = [&j](const char* k) {
@@ -167,8 +132,7 @@ absl::StatusOr<AwsCredentials> AwsCredentialChain::Get() {
   absl::StatusOr<std::optional<AwsCredentials>> file = FromFile();
   if (!file.ok()) return file.status();
   if (*file) return **file;
-  if (absl::AsciiStrToLower(Env("AWS_EC2_METADATA_DISABLED").value_or("")) ==
-      "true") {
+  if (Ec2MetadataDisabled(options_.getenv)) {
     return absl::UnauthenticatedError(
         "no AWS credentials: none in the environment or the shared "
         "credentials file, and instance metadata is disabled");

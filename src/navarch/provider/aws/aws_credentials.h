@@ -11,7 +11,6 @@
 #ifndef NAVARCH_PROVIDER_AWS_AWS_CREDENTIALS_H_
 #define NAVARCH_PROVIDER_AWS_AWS_CREDENTIALS_H_
 
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -19,13 +18,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "navarch/base/clock.h"
+#include "navarch/net/instance_metadata.h"
 #include "navarch/provider/aws/sigv4.h"
 
 namespace navarch {
-
-// Reads an environment variable; nullopt when unset. Injected in tests.
-using GetEnv = std::function<std::optional<std::string>(const std::string&)>;
-GetEnv ProcessEnv();
 
 struct AwsCredentialOptions {
   std::string profile;            // Empty: AWS_PROFILE, else "default".

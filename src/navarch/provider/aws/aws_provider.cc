@@ -108,8 +108,9 @@ absl::Status AwsProvider::Sign(HttpRequest& request) {
     absl::MutexLock lock(&mu_);
     if (c->secret_access_key != last_secret_) {
       last_secret_ = c->secret_access_key;
-      http_.redactor().Add(c->secret_access_key);
-      http_.redactor().Add(c->session_token);
+      // Static keys stay; instance-role keys rotate every few hours.
+      http_.redactor().AddRotating(c->secret_access_key);
+      http_.redactor().AddRotating(c->session_token);
     }
   }
   return SignHttpRequest(request, *c, options_.region, "ec2", clock_.Now());
@@ -310,16 +311,40 @@ absl::StatusOr<std::vector<ProviderInstance>> AwsProvider::List() {
 
 absl::StatusOr<std::vector<InstanceTypeInfo>> AwsProvider::ListInstanceTypes() {
   std::vector<InstanceTypeInfo> out;
-  for (const AbstractInstanceType& t : AbstractInstanceTypes()) {
-    if (t.aws.empty()) continue;
-    InstanceTypeInfo info;
-    info.name = std::string(t.aws);
-    info.gpu_count = t.gpu_count;
-    info.gpu_type = std::string(t.gpu_model);
-    info.regions = {options_.region};
-    out.push_back(std::move(info));
+  std::string next;
+  for (int page = 0; page < 100; ++page) {
+    // GPU machines are the P and G families; the filter takes wildcards.
+    Params p = {{"Filter.1.Name", "instance-type"},
+                {"Filter.1.Value.1", "p*"},
+                {"Filter.1.Value.2", "g*"},
+                {"MaxResults", "100"}};
+    if (!next.empty()) p.emplace_back("NextToken", next);
+    absl::StatusOr<std::string> body = Call("DescribeInstanceTypes", p, "");
+    if (!body.ok()) return body.status();
+    absl::StatusOr<Ec2InstanceTypePage> got = ParseDescribeInstanceTypes(*body);
+    if (!got.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat(options_.name,
+                       ": DescribeInstanceTypes: unreadable "
+                       "answer: ",
+                       got.status().message()));
+    }
+    for (const Ec2InstanceType& t : got->types) {
+      if (t.gpu_count <= 0) continue;  // G and P families without GPUs
+      InstanceTypeInfo info;
+      info.name = t.name;
+      info.gpu_count = t.gpu_count;
+      info.gpu_type = t.gpu_name;
+      info.vcpus = t.vcpus;
+      info.memory_gb = static_cast<int>(t.memory_mib / 1024);
+      info.regions = {options_.region};
+      out.push_back(std::move(info));
+    }
+    if (got->next_token.empty()) return out;
+    next = got->next_token;
   }
-  return out;
+  return absl::UnavailableError(
+      absl::StrCat(options_.name, ": DescribeInstanceTypes: too many pages"));
 }
 
 ProviderInstance AwsProvider::ToInstance(const Ec2Instance& i) const {

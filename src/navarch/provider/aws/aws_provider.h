@@ -69,8 +69,10 @@ class AwsProvider : public Provider {
       const ProvisionRequest& request) override;
   absl::Status Terminate(const std::string& instance_id) override;
   absl::StatusOr<std::vector<ProviderInstance>> List() override;
-  // The GPU types of the instance-type table (instance_types.h) that EC2
-  // has, in this provider's region; prices are not published there (0).
+  // The GPU types EC2 offers in this provider's region (DescribeInstanceTypes
+  // of the P and G families, keeping those with GPUs), with GPU model and
+  // count, vCPUs and memory. EC2 publishes no prices and no capacity there:
+  // price 0 (unknown), regions = this provider's region.
   absl::StatusOr<std::vector<InstanceTypeInfo>> ListInstanceTypes() override;
 
   const std::string& endpoint() const { return endpoint_; }

@@ -291,19 +291,57 @@ TEST_F(AwsProviderTest, EndpointDefaultsAndEnvironmentOverride) {
   EXPECT_EQ(AwsProvider(o).endpoint(), fake_.url());
 }
 
-TEST_F(AwsProviderTest, ListInstanceTypesComesFromTheTable) {
+TEST_F(AwsProviderTest, ListInstanceTypesAsksEc2ForItsGpuTypes) {
   AwsProvider aws(Options());
   absl::StatusOr<std::vector<InstanceTypeInfo>> types = aws.ListInstanceTypes();
-  ASSERT_TRUE(types.ok());
-  bool p5 = false;
-  for (const InstanceTypeInfo& t : *types) {
-    if (t.name == "p5.48xlarge") {
-      p5 = true;
-      EXPECT_EQ(t.gpu_count, 8);
-      EXPECT_EQ(t.regions, std::vector<std::string>{"us-east-1"});
-    }
+  ASSERT_TRUE(types.ok()) << types.status();
+  std::map<std::string, InstanceTypeInfo> by;
+  for (const InstanceTypeInfo& t : *types) by[t.name] = t;
+  // The fake offers m5.large too: outside the P and G families asked for.
+  EXPECT_EQ(by.size(), 4u);
+  EXPECT_FALSE(by.contains("m5.large"));
+  ASSERT_TRUE(by.contains("p5.48xlarge"));
+  const InstanceTypeInfo& p5 = by["p5.48xlarge"];
+  EXPECT_EQ(p5.gpu_count, 8);
+  EXPECT_EQ(p5.gpu_type, "H100");
+  EXPECT_EQ(p5.vcpus, 192);
+  EXPECT_EQ(p5.memory_gb, 2048);
+  EXPECT_EQ(p5.price_per_hour, 0);  // EC2 publishes no price here
+  EXPECT_EQ(p5.regions, std::vector<std::string>{"us-east-1"});
+  EXPECT_EQ(by["g5.xlarge"].gpu_type, "A10G");
+  EXPECT_EQ(by["g5.xlarge"].gpu_count, 1);
+  EXPECT_EQ(by["g4ad.xlarge"].gpu_type, "Radeon Pro V520");
+  EXPECT_TRUE(fake_.refusals().empty());
+}
+
+TEST_F(AwsProviderTest, ListInstanceTypesFollowsPagesAndKeepsEc2Errors) {
+  FakeEc2Options fo;
+  fo.instance_types.clear();
+  for (int i = 0; i < 130; ++i) {
+    fo.instance_types.push_back(
+        {absl::StrCat("g9.", i, "xlarge"), 4, 16384, 1, "L4", "NVIDIA"});
   }
-  EXPECT_TRUE(p5);
+  FakeEc2 many(fo);
+  ASSERT_TRUE(many.Start().ok());
+  AwsProviderOptions o = Options();
+  o.endpoint = many.url();
+  AwsProvider aws(o);
+  absl::StatusOr<std::vector<InstanceTypeInfo>> types = aws.ListInstanceTypes();
+  ASSERT_TRUE(types.ok()) << types.status();
+  EXPECT_EQ(types->size(), 130u);
+  int calls = 0;
+  for (const std::string& a : many.actions()) {
+    calls += a == "DescribeInstanceTypes";
+  }
+  EXPECT_EQ(calls, 2);  // 100, then 30
+
+  many.FailNext("DescribeInstanceTypes", 403, "UnauthorizedOperation",
+                "You are not authorized to perform this operation.");
+  absl::Status denied = aws.ListInstanceTypes().status();
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(denied.message().find("UnauthorizedOperation"), std::string::npos)
+      << denied.message();
+  EXPECT_EQ(denied.message().find(kSecret), std::string::npos);
 }
 
 }  // namespace

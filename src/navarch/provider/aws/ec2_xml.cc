@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -149,6 +150,38 @@ absl::StatusOr<Ec2InstancePage> ParseDescribeInstances(absl::string_view body) {
     for (const XmlElement& item : set->children) {
       if (item.name == "item") page.instances.push_back(ReadInstance(item));
     }
+  }
+  return page;
+}
+
+absl::StatusOr<Ec2InstanceTypePage> ParseDescribeInstanceTypes(
+    absl::string_view body) {
+  absl::StatusOr<XmlElement> doc =
+      ParseAnswer(body, "DescribeInstanceTypesResponse");
+  if (!doc.ok()) return doc.status();
+  Ec2InstanceTypePage page;
+  page.next_token = doc->Text("nextToken");
+  const XmlElement* set = doc->Child("instanceTypeSet");
+  if (set == nullptr) return page;
+  for (const XmlElement& item : set->children) {
+    if (item.name != "item") continue;
+    Ec2InstanceType t;
+    t.name = item.Text("instanceType");
+    (void)absl::SimpleAtoi(item.Text("vCpuInfo/defaultVCpus"), &t.vcpus);
+    (void)absl::SimpleAtoi(item.Text("memoryInfo/sizeInMiB"), &t.memory_mib);
+    if (const XmlElement* gpus = item.Find("gpuInfo/gpus")) {
+      for (const XmlElement& g : gpus->children) {
+        if (g.name != "item") continue;
+        int count = 0;
+        (void)absl::SimpleAtoi(g.Text("count"), &count);
+        t.gpu_count += count;
+        if (t.gpu_name.empty()) {
+          t.gpu_name = g.Text("name");
+          t.gpu_maker = g.Text("manufacturer");
+        }
+      }
+    }
+    page.types.push_back(std::move(t));
   }
   return page;
 }

@@ -1,8 +1,10 @@
 // EC2's XML answers, read with expat: a small element tree, and the parts of
-// RunInstances, DescribeInstances and error answers the provider needs.
+// RunInstances, DescribeInstances, DescribeInstanceTypes and error answers the
+// provider needs.
 #ifndef NAVARCH_PROVIDER_AWS_EC2_XML_H_
 #define NAVARCH_PROVIDER_AWS_EC2_XML_H_
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +59,22 @@ struct Ec2InstancePage {
 };
 // reservationSet/item/instancesSet/item of a DescribeInstancesResponse.
 absl::StatusOr<Ec2InstancePage> ParseDescribeInstances(absl::string_view body);
+
+struct Ec2InstanceType {
+  std::string name;  // "p5.48xlarge"
+  int vcpus = 0;     // vCpuInfo/defaultVCpus
+  int64_t memory_mib = 0;
+  int gpu_count = 0;      // the sum over gpuInfo/gpus
+  std::string gpu_name;   // the first GPU's name ("H100")
+  std::string gpu_maker;  // and manufacturer ("NVIDIA")
+};
+struct Ec2InstanceTypePage {
+  std::vector<Ec2InstanceType> types;
+  std::string next_token;  // empty on the last page
+};
+// instanceTypeSet/item of a DescribeInstanceTypesResponse.
+absl::StatusOr<Ec2InstanceTypePage> ParseDescribeInstanceTypes(
+    absl::string_view body);
 
 }  // namespace navarch
 

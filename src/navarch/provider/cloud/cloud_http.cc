@@ -1,5 +1,6 @@
 #include "navarch/provider/cloud/cloud_http.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -83,13 +84,37 @@ std::optional<CloudErrorInfo> CloudErrorInfoOf(const absl::Status& status) {
 void Redactor::Add(std::string secret) {
   if (secret.size() < 4) return;
   absl::MutexLock lock(&mu_);
+  if (KnownLocked(secret)) return;
   secrets_.push_back(std::move(secret));
+}
+
+void Redactor::AddRotating(std::string secret) {
+  if (secret.size() < 4) return;
+  absl::MutexLock lock(&mu_);
+  if (KnownLocked(secret)) return;
+  rotating_.push_back(std::move(secret));
+  if (rotating_.size() > kRotatingKept) rotating_.pop_front();
+}
+
+bool Redactor::KnownLocked(const std::string& secret) const {
+  return std::find(secrets_.begin(), secrets_.end(), secret) !=
+             secrets_.end() ||
+         std::find(rotating_.begin(), rotating_.end(), secret) !=
+             rotating_.end();
+}
+
+size_t Redactor::size() const {
+  absl::MutexLock lock(&mu_);
+  return secrets_.size() + rotating_.size();
 }
 
 std::string Redactor::operator()(absl::string_view text) const {
   std::string out(text);
   absl::MutexLock lock(&mu_);
   for (const std::string& s : secrets_) {
+    absl::StrReplaceAll({{s, "[redacted]"}}, &out);
+  }
+  for (const std::string& s : rotating_) {
     absl::StrReplaceAll({{s, "[redacted]"}}, &out);
   }
   return out;

@@ -8,6 +8,7 @@
 #define NAVARCH_PROVIDER_CLOUD_CLOUD_HTTP_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -65,14 +66,27 @@ class CloudCallObserver {
 };
 
 // Removes secrets from text before it leaves the provider. Thread-safe.
+// A secret that stays (an API key, a private key) is Add()ed; one that is
+// replaced from time to time (an OAuth or session token) is AddRotating()ed,
+// and only the last kRotatingKept of those are kept, so a process that runs
+// for months does not scan every token it ever had. Adding a string twice
+// keeps it once.
 class Redactor {
  public:
+  static constexpr size_t kRotatingKept = 8;
+
   void Add(std::string secret);  // Ignored when shorter than 4 characters.
+  void AddRotating(std::string secret);  // Likewise.
   std::string operator()(absl::string_view text) const;
+  size_t size() const;  // How many secrets it looks for.
 
  private:
+  bool KnownLocked(const std::string& secret) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   std::vector<std::string> secrets_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> rotating_ ABSL_GUARDED_BY(mu_);
 };
 
 struct CloudHttpOptions {

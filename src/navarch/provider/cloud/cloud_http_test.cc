@@ -195,5 +195,27 @@ TEST(RetryAfterTest, SecondsAndHttpDates) {
   EXPECT_FALSE(ParseRetryAfter("-3", now));
 }
 
+TEST(RedactorTest, KeepsEachSecretOnceAndOnlyTheLastRotatingOnes) {
+  Redactor r;
+  r.Add("api-key-1234");
+  r.Add("api-key-1234");
+  EXPECT_EQ(r.size(), 1u);
+  for (size_t i = 0; i < Redactor::kRotatingKept + 5; ++i) {
+    r.AddRotating(absl::StrCat("token-", i, "-abcdef"));
+    r.AddRotating(absl::StrCat("token-", i, "-abcdef"));  // no duplicate
+  }
+  EXPECT_EQ(r.size(), 1u + Redactor::kRotatingKept);
+  const std::string newest =
+      absl::StrCat("token-", Redactor::kRotatingKept + 4, "-abcdef");
+  EXPECT_EQ(r(absl::StrCat("key api-key-1234 token ", newest)),
+            "key [redacted] token [redacted]");
+  // The permanent key is never pushed out by tokens.
+  EXPECT_EQ(r("api-key-1234"), "[redacted]");
+  // The oldest token was dropped.
+  EXPECT_EQ(r("token-0-abcdef"), "token-0-abcdef");
+  r.Add("abc");  // too short to look for
+  EXPECT_EQ(r.size(), 1u + Redactor::kRotatingKept);
+}
+
 }  // namespace
 }  // namespace navarch

@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "navarch/net/instance_metadata.h"
 
 namespace navarch {
 namespace {
@@ -136,7 +137,7 @@ absl::StatusOr<std::string> GcpTokenSource::Token() {
   absl::StatusOr<Fetched> f =
       options_.key ? FetchWithKey() : FetchFromMetadata();
   if (!f.ok()) return f.status();
-  http_.redactor().Add(f->token);
+  http_.redactor().AddRotating(f->token);
   token_ = f->token;
   expires_ = now + f->lifetime;
   return token_;
@@ -146,7 +147,7 @@ absl::StatusOr<GcpTokenSource::Fetched> GcpTokenSource::FetchWithKey() {
   absl::StatusOr<std::string> jwt =
       SignGcpJwt(*options_.key, clock_.Now(), options_.scope);
   // The assertion travels only in the request body, which no message
-  // quotes; it is not added to the redactor (which keeps every string).
+  // quotes; it is not added to the redactor.
   if (!jwt.ok()) return jwt.status();
   HttpRequest req;
   req.method = "POST";
@@ -165,12 +166,10 @@ absl::StatusOr<GcpTokenSource::Fetched> GcpTokenSource::FetchWithKey() {
 }
 
 absl::StatusOr<GcpTokenSource::Fetched> GcpTokenSource::FetchFromMetadata() {
-  HttpRequest req;
-  req.url = absl::StrCat("http://", options_.metadata_host,
-                         "/computeMetadata/v1/instance/service-accounts/"
-                         "default/token");
-  req.headers["Metadata-Flavor"] = "Google";
-  absl::StatusOr<HttpResponse> r = http_.Call("metadata_token", std::move(req));
+  absl::StatusOr<HttpResponse> r =
+      http_.Call("metadata_token",
+                 GceMetadataRequest(options_.metadata_host,
+                                    "instance/service-accounts/default/token"));
   if (!r.ok()) return r.status();
   if (r->status != 200) {
     return TokenError(http_.provider(), *r, "the metadata server's token");

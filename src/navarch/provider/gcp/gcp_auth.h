@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "navarch/base/clock.h"
+#include "navarch/net/instance_metadata.h"
 #include "navarch/provider/cloud/cloud_http.h"
 
 namespace navarch {
@@ -50,7 +51,7 @@ struct GcpTokenSourceOptions {
   // `metadata_host` (host[:port]; GCE_METADATA_HOST overrides it upstream of
   // here).
   std::optional<GcpServiceAccountKey> key;
-  std::string metadata_host = "metadata.google.internal";
+  std::string metadata_host = kGceMetadataHost;
   std::string scope = kGcpComputeScope;
   // A token is fetched again once it has less than this left.
   absl::Duration refresh_margin = absl::Minutes(5);

@@ -100,17 +100,26 @@ absl::Status GcpProvider::WaitOperation(const json& first,
     // DONE is not asked again at once.
     if (op.value("status", "") != "DONE") Pause(absl::Seconds(1));
   }
-  return GcpOperationError(op, options_.name, zone);
+  // The operation's error message is the cloud's text, which may echo what
+  // either client sent (a token): both redactors go over it.
+  absl::Status s = GcpOperationError(op, options_.name, zone);
+  if (s.ok()) return s;
+  absl::Status redacted(s.code(),
+                        wait_http_.redactor()(http_.redactor()(s.message())));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    redacted.SetPayload(url, payload);
+  });
+  return redacted;
 }
 
 void GcpProvider::NoteToken(CloudHttp& http, const std::string& token) {
   // The token source told http_'s redactor; the wait client learns each
-  // token once (the Redactor keeps every string it is given).
+  // new token too.
   if (&http != &wait_http_) return;
   absl::MutexLock lock(&mu_);
   if (token == wait_token_) return;
   wait_token_ = token;
-  wait_http_.redactor().Add(token);
+  wait_http_.redactor().AddRotating(token);
 }
 
 void GcpProvider::Pause(absl::Duration d) {
@@ -151,8 +160,12 @@ absl::StatusOr<ProviderInstance> GcpProvider::Provision(
   spec.base_url = options_.endpoint;
   HttpRequest req;
   req.method = "POST";
-  req.url = absl::StrCat(ZoneUrl(zone), "/instances?requestId=",
-                         GcpRequestId(request.idempotency_token));
+  // Another zone is another request (the selector moves a full zone's
+  // request on with the same token): the requestId is the token's in this
+  // zone, so a retry here is still the same request.
+  req.url = absl::StrCat(
+      ZoneUrl(zone), "/instances?requestId=",
+      GcpRequestId(absl::StrCat(request.idempotency_token, "@", zone)));
   req.body = GcpInsertBody(request, spec, name).dump();
   // 409: the instance of this token exists already (an earlier call whose
   // answer was lost): it is ours, adopt it.

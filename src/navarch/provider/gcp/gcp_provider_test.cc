@@ -142,6 +142,46 @@ TEST_F(GcpProviderTest, ZoneExhaustedIsCapacityForTheZone) {
   EXPECT_TRUE(fake_.instances().empty());
 }
 
+// The pool's selector moves a full zone's request to the next zone with the
+// same token: another zone is another request (its own requestId), not the
+// first zone's failed operation answered again.
+TEST_F(GcpProviderTest, TheNextZoneIsANewRequest) {
+  auto p = Make();
+  fake_.FailNextInsert({0, "", "ZONE_RESOURCE_POOL_EXHAUSTED",
+                        "The zone does not have enough resources."});
+  ProvisionRequest r = Request("tok-zones");
+  r.zone = "us-central1-a";
+  ASSERT_FALSE(p->Provision(r).ok());
+  r.zone = "us-central1-b";
+  absl::StatusOr<ProviderInstance> i = p->Provision(r);
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->zone, "us-central1-b");
+  EXPECT_EQ(fake_.instances().size(), 1u);
+  // A retry in that zone is still the same request: no second machine.
+  absl::StatusOr<ProviderInstance> again = Make()->Provision(r);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, i->id);
+  EXPECT_EQ(fake_.instances().size(), 1u);
+}
+
+// An operation's error message is the cloud's text: one that echoes the
+// access token must not carry it into our errors (and so events and logs).
+TEST_F(GcpProviderTest, AnOperationErrorNeverCarriesTheToken) {
+  auto p = Make();
+  // The fake numbers its tokens: the first is known before it is issued.
+  fake_.FailNextInsert({0, "", "ZONE_RESOURCE_POOL_EXHAUSTED",
+                        "No resources (caller ya29.fake-1-sa)"});
+  absl::Status s = p->Provision(Request("tok-echo")).status();
+  ASSERT_EQ(fake_.issued_tokens(), std::vector<std::string>{"ya29.fake-1-sa"});
+  EXPECT_THAT(std::string(s.message()), Not(HasSubstr("ya29.fake-1-sa")));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("[redacted]"));
+  // Still the zone's capacity error, with GCE's code.
+  std::optional<CloudErrorInfo> info = CloudErrorInfoOf(s);
+  ASSERT_TRUE(info) << s;
+  EXPECT_EQ(info->cloud_code, "ZONE_RESOURCE_POOL_EXHAUSTED");
+  EXPECT_EQ(info->scope, CloudErrorScope::kZone);
+}
+
 TEST_F(GcpProviderTest, QuotaIsRegionOrWholeCloud) {
   auto p = Make();
   fake_.FailNextInsert({0, "", "QUOTA_EXCEEDED",

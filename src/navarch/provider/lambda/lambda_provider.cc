@@ -1,14 +1,13 @@
 #include "navarch/provider/lambda/lambda_provider.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "navarch/base/file.h"
 #include "navarch/provider/instance_types.h"
 #include "nlohmann/json.hpp"
 
@@ -401,15 +400,13 @@ absl::StatusOr<LambdaProviderOptions> LambdaOptionsFromConfig(
   o.http.ca_file = k.ca_file;
   std::string key;
   if (!k.api_key_file.empty()) {
-    std::ifstream in(k.api_key_file);
-    if (!in) {
+    absl::StatusOr<std::string> text = ReadFileToString(k.api_key_file);
+    if (!text.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("provider ", config.name, ": cannot read api_key_file ",
                        k.api_key_file));
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    key = ss.str();
+    key = *std::move(text);
   } else {
     const std::string var =
         config.api_key_env.empty() ? "LAMBDA_API_KEY" : config.api_key_env;

@@ -148,6 +148,35 @@ std::vector<std::string> List(const std::map<std::string, std::string>& p,
   }
 }
 
+// EC2's filter values: '*' matches any run of characters, '?' one.
+bool Glob(absl::string_view pattern, absl::string_view s) {
+  if (pattern.empty()) return s.empty();
+  if (pattern[0] == '*') {
+    for (size_t i = 0; i <= s.size(); ++i) {
+      if (Glob(pattern.substr(1), s.substr(i))) return true;
+    }
+    return false;
+  }
+  return !s.empty() && (pattern[0] == '?' || pattern[0] == s[0]) &&
+         Glob(pattern.substr(1), s.substr(1));
+}
+
+std::string InstanceTypeXml(const FakeEc2InstanceType& t) {
+  std::string gpu;
+  if (t.gpus > 0) {
+    gpu = absl::StrCat("<gpuInfo><gpus><item><name>", X(t.gpu_name),
+                       "</name><manufacturer>", X(t.gpu_maker),
+                       "</manufacturer><count>", t.gpus,
+                       "</count></item></gpus></gpuInfo>");
+  }
+  return absl::StrCat(
+      "<item><instanceType>", X(t.name),
+      "</instanceType><currentGeneration>true</"
+      "currentGeneration><vCpuInfo><defaultVCpus>",
+      t.vcpus, "</defaultVCpus></vCpuInfo><memoryInfo><sizeInMiB>",
+      t.memory_mib, "</sizeInMiB></memoryInfo>", gpu, "</item>");
+}
+
 int StateCode(const std::string& state) {
   static const std::map<std::string, int> kCodes = {
       {"pending", 0},     {"running", 16},  {"shutting-down", 32},
@@ -368,9 +397,39 @@ void FakeEc2::HandleEc2(const httplib::Request& req, httplib::Response& res) {
   if (action == "RunInstances") return RunInstances(p, res);
   if (action == "DescribeInstances") return DescribeInstances(p, res);
   if (action == "TerminateInstances") return TerminateInstances(p, res);
+  if (action == "DescribeInstanceTypes") return DescribeInstanceTypes(p, res);
   refusals_.push_back("action " + action);
   Error(res, 400, "InvalidAction",
         "The action " + action + " is not valid for this web service.");
+}
+
+void FakeEc2::ImdsSpeaksFor(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  imds_instance_ = id;
+}
+
+bool FakeEc2::ImdsIdentity(const std::string& path, httplib::Response& res) {
+  static const char* kPaths[] = {
+      "/latest/meta-data/instance-id", "/latest/meta-data/instance-type",
+      "/latest/meta-data/placement/availability-zone",
+      "/latest/meta-data/placement/region"};
+  if (std::find(std::begin(kPaths), std::end(kPaths), path) ==
+      std::end(kPaths)) {
+    return false;
+  }
+  const std::string id = imds_instance_;
+  auto i = std::find_if(instances_.begin(), instances_.end(),
+                        [&id](const Instance& x) { return x.id == id; });
+  if (id.empty() || i == instances_.end()) {
+    res.status = 404;
+    return true;
+  }
+  std::string value = i->id;
+  if (path == kPaths[1]) value = i->instance_type;
+  if (path == kPaths[2]) value = i->zone;
+  if (path == kPaths[3]) value = options_.region;
+  res.set_content(value, "text/plain");
+  return true;
 }
 
 void FakeEc2::HandleImds(const httplib::Request& req, httplib::Response& res) {
@@ -395,6 +454,7 @@ void FakeEc2::HandleImds(const httplib::Request& req, httplib::Response& res) {
     return;
   }
   const std::string base = "/latest/meta-data/iam/security-credentials/";
+  if (ImdsIdentity(req.path, res)) return;
   if (req.path == base && !role_.empty()) {
     res.set_content(role_, "text/plain");
   } else if (req.path == base + role_ && !role_.empty()) {
@@ -621,6 +681,70 @@ void FakeEc2::DescribeInstances(const Params& p, httplib::Response& res) {
     if (i.state == "pending") i.state = "running";
     if (i.state == "shutting-down") i.state = "terminated";
   }
+}
+
+// Filters: instance-type only (with wildcards); InstanceType.N must name
+// types offered here (InvalidInstanceType otherwise); MaxResults 5..100.
+void FakeEc2::DescribeInstanceTypes(const Params& p, httplib::Response& res) {
+  std::vector<std::string> patterns;
+  for (int n = 1; p.contains(absl::StrCat("Filter.", n, ".Name")); ++n) {
+    const std::string name = p.at(absl::StrCat("Filter.", n, ".Name"));
+    if (name != "instance-type") {
+      return Error(res, 400, "InvalidParameterValue",
+                   "The filter '" + name + "' is invalid");
+    }
+    for (const std::string& v : List(p, absl::StrCat("Filter.", n, ".Value"))) {
+      patterns.push_back(v);
+    }
+  }
+  const std::vector<std::string> names = List(p, "InstanceType");
+  for (const std::string& n : names) {
+    if (std::none_of(
+            options_.instance_types.begin(), options_.instance_types.end(),
+            [&](const FakeEc2InstanceType& t) { return t.name == n; })) {
+      return Error(
+          res, 400, "InvalidInstanceType",
+          "The following supplied instance types do not exist: [" + n + "]");
+    }
+  }
+  int max_results = 100;
+  if (p.contains("MaxResults") &&
+      (!absl::SimpleAtoi(p.at("MaxResults"), &max_results) || max_results < 5 ||
+       max_results > 100)) {
+    return Error(res, 400, "InvalidParameterValue",
+                 "Value for parameter MaxResults is invalid");
+  }
+  size_t start = 0;
+  if (p.contains("NextToken") &&
+      !absl::SimpleAtoi(absl::StripPrefix(p.at("NextToken"), "page-"),
+                        &start)) {
+    return Error(res, 400, "InvalidParameterValue", "Invalid NextToken");
+  }
+  std::vector<const FakeEc2InstanceType*> matched;
+  for (const FakeEc2InstanceType& t : options_.instance_types) {
+    const bool named = names.empty() || std::find(names.begin(), names.end(),
+                                                  t.name) != names.end();
+    const bool filtered =
+        patterns.empty() ||
+        std::any_of(patterns.begin(), patterns.end(),
+                    [&](const std::string& g) { return Glob(g, t.name); });
+    if (named && filtered) matched.push_back(&t);
+  }
+  std::string body = absl::StrCat(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<DescribeInstanceTypesResponse xmlns=\"",
+      kXmlns, "\"><requestId>req-", next_request_++,
+      "</requestId><instanceTypeSet>");
+  const size_t end = std::min(matched.size(), start + max_results);
+  for (size_t k = start; k < end; ++k) {
+    absl::StrAppend(&body, InstanceTypeXml(*matched[k]));
+  }
+  absl::StrAppend(&body, "</instanceTypeSet>",
+                  end < matched.size()
+                      ? absl::StrCat("<nextToken>page-", end, "</nextToken>")
+                      : "",
+                  "</DescribeInstanceTypesResponse>");
+  res.set_content(body, "text/xml;charset=UTF-8");
 }
 
 void FakeEc2::TerminateInstances(const Params& p, httplib::Response& res) {

@@ -1,10 +1,11 @@
 // An in-process EC2 (Query API 2016-11-15) and instance metadata service
 // (IMDSv2) for tests, on 127.0.0.1 and a free port. Written from AWS's
 // documentation (EC2 API Reference: RunInstances, DescribeInstances,
-// TerminateInstances, "Error codes", "Query requests"; IAM User Guide:
-// "Signature Version 4 signing process"; EC2 User Guide: "Use IMDSv2"), not
-// from our client, so that tests show our client speaks the documented wire
-// format; the real `aws` CLI runs against it too (fake_ec2_cli_test).
+// TerminateInstances, DescribeInstanceTypes, "Error codes", "Query requests";
+// IAM User Guide: "Signature Version 4 signing process"; EC2 User Guide: "Use
+// IMDSv2"), not from our client, so that tests show our client speaks the
+// documented wire format; the real `aws` CLI runs against it too
+// (fake_ec2_cli_test).
 //
 // It checks every request: the SigV4 signature (recomputed here by its own
 // small implementation of the documented algorithm), the credential scope
@@ -16,6 +17,7 @@
 #ifndef NAVARCH_PROVIDER_AWS_TESTING_FAKE_EC2_H_
 #define NAVARCH_PROVIDER_AWS_TESTING_FAKE_EC2_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +38,16 @@ struct Response;
 
 namespace navarch {
 
+// One instance type as DescribeInstanceTypes describes it.
+struct FakeEc2InstanceType {
+  std::string name;
+  int vcpus = 0;
+  int64_t memory_mib = 0;
+  int gpus = 0;  // 0: no gpuInfo
+  std::string gpu_name;
+  std::string gpu_maker;
+};
+
 struct FakeEc2Options {
   std::string region = "us-east-1";
   // Access key id → secret access key of long-term keys it accepts.
@@ -45,6 +57,13 @@ struct FakeEc2Options {
   std::map<std::string, std::string> subnets = {{"subnet-a", "us-east-1a"},
                                                 {"subnet-b", "us-east-1b"}};
   Clock* clock = nullptr;  // Stamps launchTime. Null: real.
+  // What DescribeInstanceTypes offers in the region, in this order.
+  std::vector<FakeEc2InstanceType> instance_types = {
+      {"g5.xlarge", 4, 16384, 1, "A10G", "NVIDIA"},
+      {"m5.large", 2, 8192, 0, "", ""},
+      {"p4d.24xlarge", 96, 1179648, 8, "A100", "NVIDIA"},
+      {"p5.48xlarge", 192, 2097152, 8, "H100", "NVIDIA"},
+      {"g4ad.xlarge", 4, 16384, 1, "Radeon Pro V520", "AMD"}};
 };
 
 class FakeEc2 {
@@ -87,6 +106,11 @@ class FakeEc2 {
                           const std::string& expiration);
   // Adds an instance as if created elsewhere.
   void AddInstance(Instance instance);
+  // From now on the IMDS answers as the VM of instance `id` (the EC2 User
+  // Guide's "Instance metadata categories"): meta-data/instance-id,
+  // instance-type, placement/availability-zone and placement/region read
+  // from that instance as it is then. Empty: as no instance (404).
+  void ImdsSpeaksFor(const std::string& id);
 
   // While held, RunInstances makes its instance and then keeps its answer
   // back (a caller killed meanwhile never learns the id).
@@ -124,9 +148,15 @@ class FakeEc2 {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TerminateInstances(const Params& p, httplib::Response& res)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DescribeInstanceTypes(const Params& p, httplib::Response& res)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Error(httplib::Response& res, int status, const std::string& code,
              const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Matches(const Instance& i, const Params& p) const;
+  // The instance identity IMDS paths of imds_instance_; false if `path` is
+  // none of them.
+  bool ImdsIdentity(const std::string& path, httplib::Response& res)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   FakeEc2Options options_;
   std::unique_ptr<httplib::Server> server_;
@@ -142,6 +172,7 @@ class FakeEc2 {
   std::map<std::string, TempCredentials> temp_ ABSL_GUARDED_BY(mu_);
   std::string role_ ABSL_GUARDED_BY(mu_);
   std::string role_json_ ABSL_GUARDED_BY(mu_);
+  std::string imds_instance_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> imds_tokens_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> actions_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> refusals_ ABSL_GUARDED_BY(mu_);

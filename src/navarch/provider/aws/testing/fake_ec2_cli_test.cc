@@ -5,6 +5,7 @@
 // 127.0.0.1: the endpoint is the fake, and IMDS and config files are off.
 #include <stdlib.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,31 @@ TEST_F(FakeEc2CliTest, DescribeFollowsNextTokenAndTerminate) {
   EXPECT_EQ(j["TerminatingInstances"][0]["CurrentState"]["Name"],
             "shutting-down");
   EXPECT_EQ(j["TerminatingInstances"][0]["PreviousState"]["Code"], 16);
+  EXPECT_TRUE(fake_.refusals().empty());
+}
+
+// botocore reads the fake's DescribeInstanceTypes answer with EC2's own
+// service model: the element names our provider parses are EC2's.
+TEST_F(FakeEc2CliTest, DescribeInstanceTypesFiltersWithWildcardsAndPages) {
+  ChildResult d = Aws({"describe-instance-types", "--page-size", "5",
+                       "--filters", "Name=instance-type,Values=p*,g*"});
+  ASSERT_EQ(d.exit_code, 0) << d.stderr_text;
+  std::map<std::string, nlohmann::json> by;
+  const nlohmann::json described = nlohmann::json::parse(d.stdout_text);
+  for (const auto& t : described["InstanceTypes"]) by[t["InstanceType"]] = t;
+  EXPECT_EQ(by.size(), 4u);  // m5.large is not p* or g*
+  ASSERT_TRUE(by.contains("p5.48xlarge"));
+  const nlohmann::json& p5 = by["p5.48xlarge"];
+  EXPECT_EQ(p5["VCpuInfo"]["DefaultVCpus"], 192);
+  EXPECT_EQ(p5["MemoryInfo"]["SizeInMiB"], 2097152);
+  EXPECT_EQ(p5["GpuInfo"]["Gpus"][0]["Name"], "H100");
+  EXPECT_EQ(p5["GpuInfo"]["Gpus"][0]["Manufacturer"], "NVIDIA");
+  EXPECT_EQ(p5["GpuInfo"]["Gpus"][0]["Count"], 8);
+  ChildResult bad =
+      Aws({"describe-instance-types", "--instance-types", "p9.huge"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(bad.stderr_text, "InvalidInstanceType"))
+      << bad.stderr_text;
   EXPECT_TRUE(fake_.refusals().empty());
 }
 

@@ -82,6 +82,11 @@ class FakeGce {
   std::vector<nlohmann::json> insert_bodies();
   // Live instances by name.
   std::map<std::string, nlohmann::json> instances();
+  // From now on the metadata server answers as the VM named `name` (its
+  // instance/name, instance/id, instance/zone and instance/machine-type, in
+  // the documented "projects/NUMBER/..." forms, read from that instance as
+  // it is then). Empty: as no instance (404).
+  void MetadataSpeaksFor(const std::string& name);
   // Adds an instance as if created outside Navarch (for List tests).
   void AddInstance(const std::string& zone, const std::string& name,
                    const std::map<std::string, std::string>& labels = {},
@@ -104,6 +109,7 @@ class FakeGce {
   void Aggregated(const httplib::Request& req, httplib::Response& res);
   void MachineTypes(httplib::Response& res);
   void Token(const httplib::Request& req, httplib::Response& res);
+  void InstanceMetadata(const std::string& item, httplib::Response& res);
   nlohmann::json StartOp(const std::string& zone, const std::string& type,
                          const std::string& target, const std::string& name,
                          nlohmann::json error)
@@ -126,6 +132,7 @@ class FakeGce {
   int insert_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int token_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int metadata_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string metadata_instance_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1000;
 };
 

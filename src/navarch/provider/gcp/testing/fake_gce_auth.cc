@@ -190,6 +190,10 @@ void FakeGce::RouteAuth() {
                               .dump(),
                           "application/json");
         });
+  s.Get("/computeMetadata/v1/instance/(name|id|zone|machine-type)",
+        [this, flavored](const httplib::Request& req, httplib::Response& res) {
+          if (flavored(req, res)) InstanceMetadata(req.matches[1], res);
+        });
   s.Get("/computeMetadata/v1/instance/service-accounts/([^/]+)/token",
         [this, flavored](const httplib::Request& req, httplib::Response& res) {
           if (!flavored(req, res)) return;
@@ -210,6 +214,37 @@ void FakeGce::RouteAuth() {
                               .dump(),
                           "application/json");
         });
+}
+
+void FakeGce::MetadataSpeaksFor(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  metadata_instance_ = name;
+}
+
+void FakeGce::InstanceMetadata(const std::string& item,
+                               httplib::Response& res) {
+  absl::MutexLock lock(&mu_);
+  auto it = instances_.find(metadata_instance_);
+  if (metadata_instance_.empty() || it == instances_.end()) {
+    res.status = 404;
+    return;
+  }
+  const json& i = it->second;
+  auto last = [](const std::string& url) {
+    return url.substr(url.rfind('/') + 1);
+  };
+  // The project's number, as the metadata server writes it.
+  const std::string project = "projects/123456789012";
+  std::string value = i.value("name", "");
+  if (item == "id") value = i.value("id", "");
+  if (item == "zone") {
+    value = absl::StrCat(project, "/zones/", last(i.value("zone", "")));
+  }
+  if (item == "machine-type") {
+    value = absl::StrCat(project, "/machineTypes/",
+                         last(i.value("machineType", "")));
+  }
+  res.set_content(value, "application/text");
 }
 
 }  // namespace navarch::testing

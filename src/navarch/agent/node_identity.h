@@ -1,0 +1,78 @@
+// Where the node agent's node id comes from when nobody types it:
+// `node-agent --node-id auto`. A node must register under its instance's id
+// (the id its provider reports, which the pool manager matches nodes by), so
+// the agent asks the VM's cloud:
+//   ec2       IMDSv2: PUT /latest/api/token, then GET meta-data/instance-id
+//             (plus placement/availability-zone, placement/region and
+//             instance-type); AWS_EC2_METADATA_SERVICE_ENDPOINT overrides
+//             http://169.254.169.254, AWS_EC2_METADATA_DISABLED=true skips it.
+//   gce       the metadata server: GET computeMetadata/v1/instance/name (plus
+//             instance/zone and instance/machine-type) with
+//             `Metadata-Flavor: Google`; GCE_METADATA_HOST overrides
+//             metadata.google.internal.
+//   file      the first line of /etc/navarch/node-id, which the bootstrap user
+//             data writes on clouds without a metadata service (Lambda).
+//   hostname  gethostname(), only when allowed: on a cloud it is rarely the
+//             instance's id.
+// docs/agent.md ("Node identity") is the user's description.
+#ifndef NAVARCH_AGENT_NODE_IDENTITY_H_
+#define NAVARCH_AGENT_NODE_IDENTITY_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "navarch/net/instance_metadata.h"
+
+namespace navarch::agent {
+
+inline constexpr char kNodeIdAuto[] = "auto";
+// The contract with bootstrap user data on clouds without metadata.
+inline constexpr char kNodeIdFile[] = "/etc/navarch/node-id";
+
+enum class NodeIdSourceKind { kEc2, kGce, kFile, kHostname };
+
+struct NodeIdSource {
+  NodeIdSourceKind kind = NodeIdSourceKind::kEc2;
+  std::string path;  // kFile only.
+};
+
+// "ec2", "gce", "file:PATH" (PATH absolute) or "hostname"; INVALID_ARGUMENT
+// naming the accepted forms otherwise.
+absl::StatusOr<NodeIdSource> ParseNodeIdSource(absl::string_view text);
+
+struct NodeIdentityOptions {
+  // Only this source. Unset: ec2, gce, `file`, then the hostname when
+  // allow_hostname; the first that answers wins.
+  std::optional<NodeIdSource> source;
+  std::string file = kNodeIdFile;
+  bool allow_hostname = false;
+  // Per metadata request (defaults: 1 s connect, 2 s whole).
+  MetadataCallOptions metadata;
+  GetEnv getenv;                          // Null: the process's environment.
+  std::function<std::string()> hostname;  // Null: gethostname().
+};
+
+struct NodeIdentity {
+  std::string node_id;  // Valid as a node id (navarch::ValidateId).
+  // What gave it, for the start-up log ("ec2 instance metadata at
+  // http://169.254.169.254").
+  std::string source;
+  // What the source also knows about the instance; empty where it does not
+  // (files, the hostname).
+  std::string region;
+  std::string zone;
+  std::string instance_type;
+};
+
+// Asks the source(s) in order. Blocks for at most about the metadata
+// timeouts of the sources tried. When none answers: UNAVAILABLE whose
+// message lists every source tried and why it gave nothing.
+absl::StatusOr<NodeIdentity> ResolveNodeIdentity(
+    const NodeIdentityOptions& options);
+
+}  // namespace navarch::agent
+
+#endif  // NAVARCH_AGENT_NODE_IDENTITY_H_
