@@ -501,6 +501,21 @@ void Loader::ReadServer(const Entry& e) {
        [this, &s](const Entry& f) {
          Store(f, r_.String(f), &s.health_policy);
        }},
+      {{"external_http_address"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.external_http_address);
+       }},
+      {{"agent_binary"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.agent_binary);
+       }},
+      {{"agent_package"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.agent_package);
+       }},
       {{"notifier", "coordinator"},
        "",
        [this](const Entry& f) { ReadNotifier(f); }},

@@ -1273,6 +1273,31 @@ TEST(LabelTest, PoolLabelIsAlwaysAdded) {
 
 // ------------------------------------------------------------- resolution
 
+TEST(ResolveTest, AgentHttpAddressFollowsTheExternalHostOnTheHttpPort) {
+  ServerConfig s;
+  EXPECT_EQ(AgentHttpAddress(s), "http://localhost:8080");
+  s.http_address = "10.1.2.3:9000";
+  EXPECT_EQ(AgentHttpAddress(s), "http://10.1.2.3:9000");
+  s.external_address = "https://cp.example.com:50051";
+  EXPECT_EQ(AgentHttpAddress(s), "https://cp.example.com:9000");
+  s.external_address = "https://[2001:db8::1]:50051/grpc";
+  EXPECT_EQ(AgentHttpAddress(s), "https://[2001:db8::1]:9000");
+  s.external_address = "https://cp.example.com";
+  EXPECT_EQ(AgentHttpAddress(s), "https://cp.example.com:9000");
+  s.external_http_address = "https://downloads.example.com";
+  EXPECT_EQ(AgentHttpAddress(s), "https://downloads.example.com");
+
+  Config c = Load(
+      "server:\n  external_http_address: https://lb.example.com:443\n"
+      "  agent_binary: /usr/bin/node-agent\n"
+      "  agent_package: /srv/navarch-node-agent.deb\n");
+  EXPECT_EQ(c.server.external_http_address, "https://lb.example.com:443");
+  EXPECT_EQ(c.server.agent_binary, "/usr/bin/node-agent");
+  EXPECT_EQ(c.server.agent_package, "/srv/navarch-node-agent.deb");
+  ResolveConfig(&c);
+  EXPECT_EQ(c.server.external_http_address, "https://lb.example.com:443");
+}
+
 TEST(ResolveTest, DerivedValues) {
   Config c = DefaultConfig();
   EXPECT_EQ(EffectiveHeartbeatTimeout(c.server), absl::Seconds(90));

@@ -947,6 +947,17 @@ absl::Status PoolManager::LoadUserData(Pool& pool) {
     }
     pool.user_data = *std::move(text);
   }
+  if (pool.user_data.empty() && pc.setup_commands.empty() &&
+      PoolOnCloudsOnly(config_, pc)) {
+    if (options_.default_user_data.empty()) {
+      options_.log.Info(
+          "no user data: new machines must start the agent by themselves "
+          "(a pre-baked image); auth.node_token_key enables the default "
+          "bootstrap",
+          {{"pool", pc.name}});
+    }
+    pool.user_data = options_.default_user_data;
+  }
   if (pool.user_data.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<std::string>> used =
       TemplateVariables(pool.user_data, BootstrapTemplateVariables());
@@ -984,7 +995,11 @@ ProviderSelector::UserDataFn PoolManager::UserDataFor(
         {"NodeID", "auto"},
         {"Provider", provider},
         {"Region", req.region},
-        {"InstanceType", req.instance_type}};
+        {"InstanceType", req.instance_type},
+        {"PackageURL",
+         absl::StrCat(options_.agent_downloads, "/api/v1/agent/package")},
+        {"BinaryURL",
+         absl::StrCat(options_.agent_downloads, "/api/v1/agent/binary")}};
     if (pool.user_data_token) {
       absl::StatusOr<std::string> token =
           options_.mint_bootstrap_token(intent, expiry);

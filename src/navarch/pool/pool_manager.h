@@ -103,6 +103,13 @@ struct PoolManagerOptions {
   std::function<absl::StatusOr<std::string>(const std::string& intent,
                                             absl::Time expiry)>
       mint_bootstrap_token;
+  // The control plane's HTTP listener as new machines reach it
+  // (AgentHttpAddress): {{.PackageURL}} and {{.BinaryURL}} are under it.
+  std::string agent_downloads;
+  // The user data of a pool whose providers are all clouds (lambda, gcp,
+  // aws) and that sets no user_data, user_data_file or setup_commands
+  // (DefaultUserDataTemplate); empty: such pools send none.
+  std::string default_user_data;
 };
 
 // What `navarch pools list|get` shows.
@@ -272,7 +279,8 @@ class PoolManager {
   // One pool of the configuration, ready to tick; INVALID_ARGUMENT when
   // none of its providers is available or its user data is wrong.
   absl::StatusOr<std::unique_ptr<Pool>> MakePool(const PoolConfig& pc);
-  // Reads and checks the pool's user data template into `pool`.
+  // Reads and checks the pool's user data template into `pool` (the
+  // default one for a pool on clouds only that sets none).
   absl::Status LoadUserData(Pool& pool);
   // Makes each attempt's user data for the provision `intent` (null when
   // the pool has none).

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
+#include "navarch/pool/default_user_data.h"
 #include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/store/memory/memory_store.h"
@@ -584,6 +585,57 @@ TEST_F(PoolManagerTest, UserDataIsRenderedPerAttemptWithABootstrapToken) {
                                   "https://cp.example:50051 --pool train "
                                   "--node-id auto --token boot-",
                                   intent, " # sim us-east-1 h100-8x\n"));
+}
+
+// A pool on clouds that sets no user data gets the default bootstrap, which
+// installs the agent from this control plane; other pools get none.
+TEST_F(PoolManagerTest, CloudPoolsWithoutUserDataGetTheDefaultBootstrap) {
+  Pool().min_nodes = 1;
+  Pool().region = "us-east-1";
+  std::vector<std::string> seen;
+  provider_->set_provision_gate(
+      [&](const ProvisionRequest& r) { seen.push_back(r.user_data); });
+  PoolManagerOptions o{.instance_manager = config_.instance_manager,
+                       .seed = ++starts_};
+  o.control_plane = "https://cp.example:50051";
+  o.agent_downloads = "https://cp.example:8080";
+  o.default_user_data = DefaultUserDataTemplate();
+  o.mint_bootstrap_token = [](const std::string& intent, absl::Time) {
+    return absl::StatusOr<std::string>("boot-" + intent);
+  };
+  auto start = [&] {
+    seen.clear();
+    manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
+                                             clock_, config_, o);
+    ASSERT_TRUE(manager_->Init().ok());
+    manager_->Tick();
+  };
+  start();  // "sim" is a fake provider: no user data.
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "");
+
+  config_.providers["sim"].type = ProviderType::kAws;
+  Pool().min_nodes++;
+  start();
+  ASSERT_EQ(seen.size(), 1u);
+  const std::string& script = seen[0];
+  EXPECT_THAT(script, ::testing::StartsWith("#!/bin/sh\n"));
+  EXPECT_THAT(script, ::testing::Not(::testing::HasSubstr("{{")));
+  EXPECT_THAT(script, ::testing::HasSubstr(
+                          "'https://cp.example:8080/api/v1/agent/package'"));
+  EXPECT_THAT(script,
+              ::testing::HasSubstr("NAVARCH_SERVER=https://cp.example:50051"));
+  EXPECT_THAT(script, ::testing::HasSubstr("token='boot-navarch-train-"));
+  EXPECT_THAT(script, ::testing::HasSubstr(
+                          "--node-id auto --pool train --provider sim "
+                          "--region us-east-1 --instance-type h100-8x"));
+
+  // Setup commands bootstrap over SSH instead.
+  Pool().setup_commands = {"echo hi"};
+  Pool().min_nodes++;
+  start();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "");
 }
 
 TEST_F(PoolManagerTest, UserDataProblemsFailInit) {
