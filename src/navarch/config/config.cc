@@ -57,10 +57,11 @@ std::string AgentHttpAddress(const ServerConfig& server) {
   if (ext.empty() || scheme_end == std::string::npos) return listen;
   // The host machines already reach for gRPC, on the HTTP port.
   const size_t host_start = scheme_end + 3;
-  std::string host = ext.substr(host_start, ext.find('/', host_start) -
-                                                 (host_start));
+  std::string host =
+      ext.substr(host_start, ext.find('/', host_start) - (host_start));
   if (const size_t colon = host.rfind(':');
-      colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+      colon != std::string::npos &&
+      host.find(']', colon) == std::string::npos) {
     host.resize(colon);
   }
   return absl::StrCat(ext.substr(0, host_start), host,
@@ -85,6 +86,18 @@ bool PoolOnCloudsOnly(const Config& config, const PoolConfig& pool) {
     }
   }
   return !pool.providers.empty();
+}
+
+absl::string_view SshHostKeyPolicyName(SshHostKeyPolicy policy) {
+  switch (policy) {
+    case SshHostKeyPolicy::kKnownHosts:
+      return "known_hosts";
+    case SshHostKeyPolicy::kTofu:
+      return "tofu";
+    case SshHostKeyPolicy::kInsecure:
+      return "insecure";
+  }
+  return "unknown";
 }
 
 absl::string_view ProviderTypeName(ProviderType type) {

@@ -321,6 +321,15 @@ struct FileUpload {
   bool operator==(const FileUpload&) const = default;
 };
 
+// How the SSH bootstrap checks a new machine's host key (docs/pools.md,
+// "SSH bootstrap").
+enum class SshHostKeyPolicy {
+  kKnownHosts,  // listed in ssh_known_hosts_file (OpenSSH's format)
+  kTofu,        // the first key seen is pinned; another is refused
+  kInsecure,    // anything, with a warning on every connection
+};
+absl::string_view SshHostKeyPolicyName(SshHostKeyPolicy policy);
+
 // Settings a pool inherits when it does not set them itself: `defaults:`
 // (upstream's `global:` too) and the top-level `health:`, `autoscaling:` and
 // `scaling:` shorthands. Unset fields fall through to the built-in defaults of
@@ -340,6 +349,9 @@ struct PoolDefaults {
   std::optional<absl::Duration> ssh_timeout;
   std::optional<absl::Duration> ssh_connect_timeout;
   std::optional<absl::Duration> command_timeout;
+  std::optional<int> ssh_port;
+  std::optional<SshHostKeyPolicy> ssh_host_key_policy;
+  std::optional<std::string> ssh_known_hosts_file;
 
   bool operator==(const PoolDefaults&) const = default;
 };
@@ -413,6 +425,9 @@ struct PoolConfig {
   absl::Duration ssh_timeout = absl::Minutes(10);
   absl::Duration ssh_connect_timeout = absl::Seconds(30);
   absl::Duration command_timeout = absl::Minutes(5);
+  int ssh_port = 22;
+  SshHostKeyPolicy ssh_host_key_policy = SshHostKeyPolicy::kTofu;
+  std::string ssh_known_hosts_file;  // Needed by kKnownHosts.
 
   bool operator==(const PoolConfig&) const = default;
 };
@@ -439,7 +454,8 @@ Config DefaultConfig();
 // Fills the values that derive from others, so every component agrees on
 // them: heartbeat_timeout (0 => 3 x heartbeat_interval), storage.path (empty
 // => <data_dir>/navarch.db for sqlite), external_address (empty => see
-// AgentServerAddress), external_http_address (AgentHttpAddress). Idempotent. Call it after command-line overrides.
+// AgentServerAddress), external_http_address (AgentHttpAddress). Idempotent.
+// Call it after command-line overrides.
 void ResolveConfig(Config* config);
 
 absl::Duration EffectiveHeartbeatTimeout(const ServerConfig& server);

@@ -587,6 +587,44 @@ TEST(ConfigErrorTest, SetupCommandsNeedAKey) {
       IsEmpty());
 }
 
+TEST(ConfigTest, SshPortAndHostKeyPolicyAreInherited) {
+  const std::string base = absl::StrCat(
+      "defaults:\n  ssh_private_key_path: k\n  ssh_port: 2222\n"
+      "  ssh_host_key_policy: known_hosts\n"
+      "  ssh_known_hosts_file: /etc/ssh/ssh_known_hosts\n",
+      kPool, "    setup_commands:\n      - echo hi\n");
+  const Config c = Load(base);
+  const PoolConfig& p = c.pools.at("p");
+  EXPECT_EQ(p.ssh_port, 2222);
+  EXPECT_EQ(p.ssh_host_key_policy, SshHostKeyPolicy::kKnownHosts);
+  EXPECT_EQ(p.ssh_known_hosts_file, "/etc/ssh/ssh_known_hosts");
+  const Config own = Load(absl::StrCat(base,
+                                       "    ssh_host_key_policy: insecure\n"
+                                       "    ssh_port: 22\n"));
+  EXPECT_EQ(own.pools.at("p").ssh_host_key_policy, SshHostKeyPolicy::kInsecure);
+  EXPECT_EQ(own.pools.at("p").ssh_port, 22);
+  // The default: trust on first use, port 22.
+  const Config plain = Load(kPool);
+  EXPECT_EQ(plain.pools.at("p").ssh_host_key_policy, SshHostKeyPolicy::kTofu);
+  EXPECT_EQ(plain.pools.at("p").ssh_port, 22);
+}
+
+TEST(ConfigErrorTest, SshHostKeyPolicyMistakes) {
+  const std::string yaml =
+      absl::StrCat("defaults:\n  ssh_private_key_path: k\n", kPool,
+                   "    setup_commands:\n      - echo hi\n");
+  EXPECT_THAT(Errors(absl::StrCat(yaml, "    ssh_host_key_policy: trust\n")),
+              ElementsAre(::testing::HasSubstr(
+                  "unknown ssh_host_key_policy 'trust' (known_hosts, tofu, "
+                  "insecure)")));
+  EXPECT_THAT(
+      Errors(absl::StrCat(yaml, "    ssh_host_key_policy: known_hosts\n")),
+      ElementsAre(::testing::HasSubstr(
+          "ssh_host_key_policy known_hosts needs ssh_known_hosts_file")));
+  EXPECT_THAT(Errors(absl::StrCat(yaml, "    ssh_port: 70000\n")),
+              ElementsAre(::testing::HasSubstr("ssh_port")));
+}
+
 TEST(ConfigErrorTest, TemplatesTakeOnlyKnownVariables) {
   const std::string good =
       absl::StrCat(kPool,
