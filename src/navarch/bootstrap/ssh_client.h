@@ -96,11 +96,13 @@ class SshClient {
   // caller can log or pin it).
   const HostKey& host_key() const { return host_key_; }
 
-  // Runs `command` through the user's login shell on the server, with empty
-  // stdin and no terminal. After `timeout` (on the clock's SteadyNow) the
-  // command's process group is killed on the server (an SSH "signal KILL"
-  // request: sshd kills the session's process group) and the result says
-  // timed_out. A non-zero exit is a result, not an error. Errors:
+  // Runs `command` with the user's login shell on the server (as `ssh host
+  // command` would), with stdin from /dev/null and no terminal, under a small
+  // /bin/sh guard. After `timeout` (on the clock's SteadyNow) the command's
+  // whole process group is killed on the server: the client sends EOF, which
+  // the guard watches for (it also fires when the connection dies), and an
+  // SSH "signal KILL" request (which sshd refuses for root). The result then
+  // says timed_out. A non-zero exit is a result, not an error. Errors:
   // UNAVAILABLE when the connection fails (the client is then unusable),
   // CANCELLED when `cancel` was notified (the command is killed too).
   absl::StatusOr<CommandResult> Run(std::string_view command,
