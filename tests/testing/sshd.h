@@ -34,6 +34,8 @@ class Sshd {
   // A scratch folder of the test's own (removed with the server).
   const std::string& dir() const { return dir_.path(); }
   std::string Log() const;  // what sshd wrote (-e: its log on stderr)
+  // The listening sshd; each connection is served by its descendants.
+  pid_t pid() const { return sshd_->pid(); }
 
  private:
   TempDir dir_;

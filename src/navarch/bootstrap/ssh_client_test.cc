@@ -1,11 +1,15 @@
 // SshClient against a real sshd on a loopback port (tests/testing/sshd.h).
 #include "navarch/bootstrap/ssh_client.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -124,6 +128,53 @@ TEST_F(SshClientTest, TimedOutCommandIsKilledOnTheServer) {
   r = client->Run("echo again", absl::Seconds(10), 1024);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->stdout_text, "again\n");
+}
+
+// The sshd processes below `listener` (those serving connections).
+std::vector<pid_t> SshdDescendants(pid_t listener) {
+  std::map<pid_t, pid_t> parent;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string stat = ReadFile(entry.path().string() + "/stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    pid_t ppid = 0;
+    if (sscanf(stat.c_str() + paren + 1, " %*c %d", &ppid) != 1) continue;
+    parent[atoi(entry.path().filename().c_str())] = ppid;
+  }
+  std::vector<pid_t> out;
+  for (const auto& [pid, ppid] : parent) {
+    for (pid_t p = ppid; p > 1; p = parent.count(p) ? parent[p] : 0) {
+      if (p != listener) continue;
+      const std::string cmdline =
+          ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+      if (cmdline.rfind("sshd: ", 0) == 0) out.push_back(pid);
+      break;
+    }
+  }
+  return out;
+}
+
+// When the connection dies (here sshd's processes serving it are killed, as
+// sshd ends them when the network drops), the guard kills the command: it
+// does not run on unobserved.
+TEST_F(SshClientTest, CommandDiesWithItsConnection) {
+  auto client = MustConnect();
+  ASSERT_NE(client, nullptr);
+  const std::string sleep =
+      absl::StrCat("sleep 9.", 100000 + getpid() % 800000);
+  absl::StatusOr<CommandResult> r;
+  std::thread runner([&] { r = client->Run(sleep, absl::Seconds(30), 1024); });
+  EXPECT_TRUE(
+      navarch::testing::Eventually([&] { return ProcessRunning(sleep); }, 10));
+  const std::vector<pid_t> serving = SshdDescendants(sshd_.pid());
+  EXPECT_FALSE(serving.empty());
+  for (pid_t pid : serving) kill(pid, SIGKILL);
+  runner.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(
+      navarch::testing::Eventually([&] { return !ProcessRunning(sleep); }, 2))
+      << sleep << " still runs";
 }
 
 TEST_F(SshClientTest, OutputIsTruncatedWithAMarker) {
