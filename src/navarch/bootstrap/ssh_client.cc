@@ -518,10 +518,18 @@ absl::StatusOr<CommandResult> SshClient::Run(std::string_view command,
     return absl::CancelledError("ssh command cancelled");
   }
   ssh_session s = session_->session;
+  // Opening the channel and starting the command block in libssh: bounded
+  // by the command's timeout too.
+  SetTimeout(s, timeout);
   ChannelPtr channel(ssh_channel_new(s));
   const std::string cmd = Guarded(command);
-  if (channel == nullptr || ssh_channel_open_session(channel.get()) != SSH_OK ||
-      ssh_channel_request_exec(channel.get(), cmd.c_str()) != SSH_OK) {
+  bool started =
+      channel != nullptr && ssh_channel_open_session(channel.get()) == SSH_OK;
+  if (started) {
+    SetTimeout(s, timeout - (clock_.SteadyNow() - start));
+    started = ssh_channel_request_exec(channel.get(), cmd.c_str()) == SSH_OK;
+  }
+  if (!started) {
     return absl::UnavailableError(absl::StrCat(
         "ssh ", peer_, ": cannot start command: ", ssh_get_error(s)));
   }

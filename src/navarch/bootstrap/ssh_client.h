@@ -72,7 +72,8 @@ class SshClient {
  public:
   // Connects to `target`, checks the host key per `check`, authenticates
   // with the private key. `timeout` bounds the whole dial (TCP, key
-  // exchange, authentication). The private key is read before any network
+  // exchange, authentication); a host name's DNS lookup is not (cloud
+  // instances have addresses). The private key is read before any network
   // traffic. `cancel`, when given and notified, makes a running command stop
   // (killed on the server) and later calls fail with CANCELLED; it must
   // outlive the client.
@@ -102,9 +103,12 @@ class SshClient {
   // whole process group is killed on the server: the client sends EOF, which
   // the guard watches for (it also fires when the connection dies), and an
   // SSH "signal KILL" request (which sshd refuses for root). The result then
-  // says timed_out. A non-zero exit is a result, not an error. Errors:
-  // UNAVAILABLE when the connection fails (the client is then unusable),
-  // CANCELLED when `cancel` was notified (the command is killed too).
+  // says timed_out. Run returns at most about `timeout` after it started
+  // (opening the channel and starting the command count), plus up to 2 s for
+  // the server to report the kill. A non-zero exit is a result, not an
+  // error. Errors: UNAVAILABLE when the connection fails (the client is then
+  // unusable), CANCELLED when `cancel` was notified (the command is killed
+  // too).
   absl::StatusOr<CommandResult> Run(std::string_view command,
                                     absl::Duration timeout,
                                     size_t output_limit);
