@@ -67,7 +67,9 @@ struct BootstrapResult {
 
 // Connects to `target` (retrying dials within options.ssh_timeout) and runs
 // `commands` in order. Time is measured and retry waits are timed on
-// `clock`; network I/O runs in real time.
+// `clock`; network I/O runs in real time. With a FakeClock, waits and
+// timeouts end only when the test advances it (use a RealClock against a
+// real server).
 BootstrapResult RunBootstrap(const SshTarget& target,
                              const std::vector<std::string>& commands,
                              const BootstrapOptions& options, Clock& clock);

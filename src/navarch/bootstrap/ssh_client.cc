@@ -302,6 +302,16 @@ std::string_view HostKeyPolicyName(HostKeyPolicy policy) {
   return "unknown";
 }
 
+absl::StatusOr<HostKeyPolicy> ParseHostKeyPolicy(std::string_view name) {
+  for (HostKeyPolicy p : {HostKeyPolicy::kKnownHosts, HostKeyPolicy::kTofu,
+                          HostKeyPolicy::kInsecure}) {
+    if (HostKeyPolicyName(p) == name) return p;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown ssh host key policy \"", std::string(name),
+                   "\" (known_hosts, tofu or insecure)"));
+}
+
 absl::StatusOr<std::unique_ptr<SshClient>> SshClient::Connect(
     const SshTarget& target, const HostKeyCheck& check, absl::Duration timeout,
     Clock& clock, const absl::Notification* cancel) {

@@ -45,7 +45,10 @@ struct HostKeyCheck {
   std::string pinned_key;
 };
 
+// "known_hosts", "tofu", "insecure" (the config's ssh_host_key_policy).
 std::string_view HostKeyPolicyName(HostKeyPolicy policy);
+// The reverse; INVALID_ARGUMENT naming the accepted values otherwise.
+absl::StatusOr<HostKeyPolicy> ParseHostKeyPolicy(std::string_view name);
 
 // A server's host key.
 struct HostKey {
