@@ -459,7 +459,12 @@ class CommandPump {
       if (left <= absl::ZeroDuration()) return false;
       const int ms = std::max<int64_t>(
           1, absl::ToInt64Milliseconds(std::min(left, kSlice)));
-      if (ssh_event_dopoll(event_, ms) == SSH_ERROR) return Lost();
+      // An interrupted poll is an error too: a few in a row are tolerated.
+      if (ssh_event_dopoll(event_, ms) != SSH_ERROR) {
+        poll_errors_ = 0;
+      } else if (++poll_errors_ > 10) {
+        return Lost();
+      }
     }
   }
 
@@ -501,6 +506,7 @@ class CommandPump {
   ssh_channel_callbacks_struct callbacks_{};
   ssh_event event_;
   bool in_event_ = false;
+  int poll_errors_ = 0;  // in a row
 };
 
 void FillResult(const CommandPump& pump, CommandResult& result) {
