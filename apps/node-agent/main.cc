@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "navarch/agent/agent.h"
 #include "navarch/agent/agent_config.h"
+#include "navarch/agent/assigned_node_id.h"
 #include "navarch/agent/commands.h"
 #include "navarch/agent/gpu/fake_backend.h"
 #include "navarch/agent/gpu/nvml_backend.h"
@@ -27,6 +29,7 @@
 #include "navarch/agent/node_identity.h"
 #include "navarch/agent/node_token_file.h"
 #include "navarch/agent/process_runner.h"
+#include "navarch/base/backoff.h"
 #include "navarch/base/clock.h"
 #include "navarch/base/duration.h"
 #include "navarch/base/logging.h"
@@ -122,7 +125,9 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "hostname)");
   app.add_option("--node-id-source", f.node_id_source,
                  "with --node-id auto, ask only this: ec2 | gce | file:PATH | "
-                 "hostname (default: ec2, gce, /etc/navarch/node-id in turn)");
+                 "control-plane | hostname (default: ec2, gce, "
+                 "/etc/navarch/node-id, then, with a bootstrap token, the "
+                 "control plane, in turn)");
   app.add_flag("--node-id-allow-hostname", f.node_id_allow_hostname,
                "with --node-id auto, fall back to the hostname when no cloud "
                "answers");
@@ -218,11 +223,13 @@ absl::Status ResolveLogging(const Flags& f,
 // The node id: --node-id, else the config's node_id, else "auto" when a
 // source is named, else the hostname (upstream's default). "auto" asks the
 // VM's cloud (navarch/agent/node_identity.h), whose answer also fills an
-// empty --region, --zone and --instance-type. Returns where the id came
+// empty --region, --zone and --instance-type, and, with a bootstrap token,
+// the control plane (`control_plane`). Returns where the id came
 // from, for the log; INVALID_ARGUMENT for bad settings (exit 2), other
 // codes when no source answers (exit 1).
 absl::StatusOr<std::string> ResolveNodeId(
-    Flags& f, const navarch::agent::AgentConfig& c) {
+    Flags& f, const navarch::agent::AgentConfig& c,
+    std::function<absl::StatusOr<std::string>()> control_plane) {
   using navarch::agent::kNodeIdAuto;
   const navarch::agent::NodeIdConfig& conf = c.identity;
   std::string id = !f.node_id.empty() ? f.node_id : conf.node_id;
@@ -253,6 +260,12 @@ absl::StatusOr<std::string> ResolveNodeId(
     o.source = *parsed;
   }
   o.allow_hostname = f.node_id_allow_hostname || conf.allow_hostname;
+  // Lambda: the id the control plane assigns, asked with the bootstrap
+  // token, kept beside the node token for the next start.
+  if (navarch::agent::IsBootstrapToken(f.auth_token)) {
+    o.control_plane = std::move(control_plane);
+  }
+  o.assigned_file = navarch::agent::AssignedNodeIdFile(f.node_token_file);
   o.metadata.timeout = conf.timeout;
   o.metadata.connect_timeout = conf.connect_timeout;
   if (!f.metadata_timeout.empty()) {
@@ -348,10 +361,11 @@ std::string StartToken(const Flags& f, const navarch::Logger& log) {
 }
 
 absl::StatusOr<std::unique_ptr<navarch::agent::GrpcControlPlaneClient>>
-MakeClient(const Flags& f, const navarch::Logger& log) {
+MakeClient(const Flags& f, const std::string& token,
+           const navarch::Logger& log) {
   navarch::agent::GrpcClientOptions o;
   o.server = f.server;
-  o.auth_token = StartToken(f, log);
+  o.auth_token = token;
   o.on_node_token = [path = f.node_token_file, log](const std::string& token) {
     if (path.empty()) {
       log.Warn(
@@ -372,6 +386,31 @@ MakeClient(const Flags& f, const navarch::Logger& log) {
   o.tls_key_file = f.tls_key_file;
   o.user_agent = absl::StrCat("navarch-node-agent/", NAVARCH_VERSION);
   return navarch::agent::GrpcControlPlaneClient::Create(o);
+}
+
+// The control-plane source of --node-id auto: RegisterNode with an empty
+// node id and the bootstrap token, retried (backoff) while the control plane
+// has not recorded the instance yet, until a stop signal. The node token it
+// answers with is kept in --node-token-file, where StartToken finds it.
+absl::StatusOr<std::string> AskNodeId(const Flags& f,
+                                      const sigset_t& stop_signals,
+                                      const navarch::Logger& log) {
+  absl::StatusOr<navarch::RegisterNodeRequest> identity = Identity(f);
+  if (!identity.ok()) return identity.status();
+  auto client = MakeClient(f, f.auth_token, log);
+  if (!client.ok()) return client.status();
+  std::mt19937_64 rng(static_cast<uint64_t>(getpid()));
+  navarch::Backoff backoff(
+      {absl::Milliseconds(500), absl::Seconds(15), 2.0, 0.2}, rng);
+  auto wait = [&stop_signals](absl::Duration d) {
+    const timespec ts = absl::ToTimespec(d);
+    siginfo_t info;
+    // A stop signal ends the wait and the agent (it stays pending for
+    // nobody: main exits on the error).
+    return sigtimedwait(&stop_signals, &info, &ts) < 0;
+  };
+  return navarch::agent::AskControlPlaneForNodeId(**client, *identity, backoff,
+                                                  wait, log);
 }
 
 // Runs the agent until SIGINT or SIGTERM (blocked in every thread by main).
@@ -397,6 +436,18 @@ void RunUntilSignal(const navarch::agent::AgentOptions& options,
   log.Info("signal received; stopping",
            {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   agent.Stop();
+}
+
+// Blocks SIGINT and SIGTERM in every thread (threads inherit the mask:
+// gRPC's too, which the control-plane source of --node-id auto starts); the
+// main thread waits for them. Returns them.
+sigset_t BlockStopSignals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
 }
 
 int Fail(absl::string_view message, int code) {
@@ -428,33 +479,28 @@ int main(int argc, char** argv) {
   navarch::LogFormat format;
   if (absl::Status s = ResolveLogging(flags, config, level, format); !s.ok())
     return Fail(s.message(), 2);
-  absl::StatusOr<std::string> node_id_from = ResolveNodeId(flags, config);
+  if (flags.auth_token.empty()) flags.auth_token = Env("NAVARCH_AUTH_TOKEN");
+  if (flags.node_token_file.empty()) {
+    flags.node_token_file = Env("NAVARCH_NODE_TOKEN_FILE");
+  }
+  const sigset_t stop_signals = BlockStopSignals();
+  navarch::Logger log(std::make_shared<navarch::LogSink>(
+      &std::cout, format, level, &navarch::RealClock::Default()));
+  absl::StatusOr<std::string> node_id_from =
+      ResolveNodeId(flags, config, [&flags, &stop_signals, &log] {
+        return AskNodeId(flags, stop_signals, log);
+      });
   if (!node_id_from.ok()) {
     const bool bad_input =
         node_id_from.status().code() == absl::StatusCode::kInvalidArgument;
     return Fail(node_id_from.status().message(), bad_input ? 2 : 1);
   }
-  if (flags.auth_token.empty()) flags.auth_token = Env("NAVARCH_AUTH_TOKEN");
-  if (flags.node_token_file.empty()) {
-    flags.node_token_file = Env("NAVARCH_NODE_TOKEN_FILE");
-  }
   absl::StatusOr<navarch::RegisterNodeRequest> identity = Identity(flags);
   if (!identity.ok()) return Fail(identity.status().message(), 2);
-
-  // Block the stop signals in every thread (threads inherit the mask); the
-  // main thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  navarch::Logger log(std::make_shared<navarch::LogSink>(
-      &std::cout, format, level, &navarch::RealClock::Default()));
   log.Info("node id", {{"node_id", flags.node_id}, {"from", *node_id_from}});
   auto backend = MakeBackend(flags, log);
   if (!backend.ok()) return Fail(backend.status().message(), 1);
-  auto client = MakeClient(flags, log);
+  auto client = MakeClient(flags, StartToken(flags, log), log);
   if (!client.ok()) return Fail(client.status().message(), 2);
 
   navarch::agent::AgentOptions options;

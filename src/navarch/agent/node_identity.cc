@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "navarch/base/file.h"
 #include "navarch/base/ids.h"
 
 namespace navarch::agent {
@@ -101,6 +102,38 @@ Attempt FromFile(const std::string& path) {
   return Identity(line, absl::StrCat("file ", path));
 }
 
+// The id kept in o.assigned_file, else the control plane's answer (then
+// kept there).
+Attempt FromControlPlane(const NodeIdentityOptions& o) {
+  if (!o.assigned_file.empty()) {
+    Attempt kept = FromFile(o.assigned_file);
+    if (kept.ok()) {
+      kept->source = absl::StrCat("the control plane (kept in ",
+                                  o.assigned_file, " at an earlier start)");
+      return kept;
+    }
+    if (!o.control_plane) {
+      return absl::NotFoundError(
+          absl::StrCat("nothing kept in ", o.assigned_file,
+                       ", and no bootstrap token to ask with"));
+    }
+  }
+  if (!o.control_plane) {
+    return absl::FailedPreconditionError("no bootstrap token to ask with");
+  }
+  absl::StatusOr<std::string> id = o.control_plane();
+  if (!id.ok()) return id.status();
+  Attempt out = Identity(*id, "the control plane (assigned by RegisterNode)");
+  if (!out.ok() || o.assigned_file.empty()) return out;
+  if (absl::Status s = WriteFileAtomically(o.assigned_file, *id + "\n", 0644);
+      !s.ok()) {
+    // Still usable now; the next start after the token expired is not.
+    out->source = absl::StrCat(out->source, "; not kept in ", o.assigned_file,
+                               ": ", s.message());
+  }
+  return out;
+}
+
 Attempt FromHostname(const NodeIdentityOptions& o) {
   std::string name;
   if (o.hostname) {
@@ -122,6 +155,8 @@ std::string SourceName(const NodeIdSource& s, const GetEnv& env) {
       return absl::StrCat("gce metadata server (", GceMetadataHost(env), ")");
     case NodeIdSourceKind::kFile:
       return absl::StrCat("file ", s.path);
+    case NodeIdSourceKind::kControlPlane:
+      return "the control plane";
     case NodeIdSourceKind::kHostname:
       return "the hostname";
   }
@@ -137,6 +172,8 @@ Attempt Try(const NodeIdentityOptions& o, const NodeIdSource& s,
       return FromGce(o, env);
     case NodeIdSourceKind::kFile:
       return FromFile(s.path);
+    case NodeIdSourceKind::kControlPlane:
+      return FromControlPlane(o);
     case NodeIdSourceKind::kHostname:
       return FromHostname(o);
   }
@@ -151,6 +188,8 @@ absl::StatusOr<NodeIdSource> ParseNodeIdSource(absl::string_view text) {
     s.kind = NodeIdSourceKind::kEc2;
   } else if (text == "gce") {
     s.kind = NodeIdSourceKind::kGce;
+  } else if (text == "control-plane") {
+    s.kind = NodeIdSourceKind::kControlPlane;
   } else if (text == "hostname") {
     s.kind = NodeIdSourceKind::kHostname;
   } else if (absl::ConsumePrefix(&text, "file:") &&
@@ -158,9 +197,10 @@ absl::StatusOr<NodeIdSource> ParseNodeIdSource(absl::string_view text) {
     s.kind = NodeIdSourceKind::kFile;
     s.path = std::string(text);
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown node id source \"", text,
-                     "\": expected ec2, gce, file:/ABSOLUTE/PATH or hostname"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown node id source \"", text,
+        "\": expected ec2, gce, file:/ABSOLUTE/PATH, control-plane "
+        "or hostname"));
   }
   return s;
 }
@@ -175,6 +215,9 @@ absl::StatusOr<NodeIdentity> ResolveNodeIdentity(
     sources = {{NodeIdSourceKind::kEc2, ""},
                {NodeIdSourceKind::kGce, ""},
                {NodeIdSourceKind::kFile, options.file}};
+    if (options.control_plane || !options.assigned_file.empty()) {
+      sources.push_back({NodeIdSourceKind::kControlPlane, ""});
+    }
     if (options.allow_hostname) {
       sources.push_back({NodeIdSourceKind::kHostname, ""});
     }

@@ -11,7 +11,15 @@
 //             `Metadata-Flavor: Google`; GCE_METADATA_HOST overrides
 //             metadata.google.internal.
 //   file      the first line of /etc/navarch/node-id, which the bootstrap user
-//             data writes on clouds without a metadata service (Lambda).
+//             data may write on clouds without a metadata service.
+//   control-plane
+//             the id the control plane assigned (agent/assigned_node_id.h):
+//             first the one kept from an earlier start (assigned_file), else,
+//             when the agent holds a bootstrap token, RegisterNode with an
+//             empty node id answers the id of the instance the token was
+//             minted for (Lambda: no metadata service, and the instance id
+//             exists only after the launch, so user data cannot carry it).
+//             The answer is kept in assigned_file.
 //   hostname  gethostname(), only when allowed: on a cloud it is rarely the
 //             instance's id.
 // docs/agent.md ("Node identity") is the user's description.
@@ -32,23 +40,31 @@ inline constexpr char kNodeIdAuto[] = "auto";
 // The contract with bootstrap user data on clouds without metadata.
 inline constexpr char kNodeIdFile[] = "/etc/navarch/node-id";
 
-enum class NodeIdSourceKind { kEc2, kGce, kFile, kHostname };
+enum class NodeIdSourceKind { kEc2, kGce, kFile, kControlPlane, kHostname };
 
 struct NodeIdSource {
   NodeIdSourceKind kind = NodeIdSourceKind::kEc2;
   std::string path;  // kFile only.
 };
 
-// "ec2", "gce", "file:PATH" (PATH absolute) or "hostname"; INVALID_ARGUMENT
-// naming the accepted forms otherwise.
+// "ec2", "gce", "file:PATH" (PATH absolute), "control-plane" or "hostname";
+// INVALID_ARGUMENT naming the accepted forms otherwise.
 absl::StatusOr<NodeIdSource> ParseNodeIdSource(absl::string_view text);
 
 struct NodeIdentityOptions {
-  // Only this source. Unset: ec2, gce, `file`, then the hostname when
+  // Only this source. Unset: ec2, gce, `file`, control-plane (when
+  // control_plane or assigned_file is set), then the hostname when
   // allow_hostname; the first that answers wins.
   std::optional<NodeIdSource> source;
   std::string file = kNodeIdFile;
   bool allow_hostname = false;
+  // The control-plane source: asks for the assigned id (it blocks until the
+  // control plane answers or gives up; see AskControlPlaneForNodeId). Null:
+  // the agent holds no bootstrap token, and only assigned_file is read.
+  std::function<absl::StatusOr<std::string>()> control_plane;
+  // Where the control-plane source keeps the id it was given (mode 0644,
+  // replaced atomically) and reads it first. Empty: not kept.
+  std::string assigned_file;
   // Per metadata request (defaults: 1 s connect, 2 s whole).
   MetadataCallOptions metadata;
   GetEnv getenv;                          // Null: the process's environment.

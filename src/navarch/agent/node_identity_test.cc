@@ -269,11 +269,81 @@ TEST_F(NodeIdentityTest, AServerThatNeverAnswersIsGivenUpOnInTime) {
   EXPECT_LT(took, absl::Milliseconds(1500)) << s;
 }
 
+// Lambda: no metadata and no file; with a bootstrap token the agent asks
+// the control plane, keeps the answer, and a later start (the token has
+// expired by then) reads it back without asking.
+TEST_F(NodeIdentityTest, TheControlPlaneAfterTheFileAndItsAnswerIsKept) {
+  const std::string kept = file_ + "-assigned";
+  std::remove(kept.c_str());
+  int asked = 0;
+  NodeIdentityOptions o = Options();
+  o.allow_hostname = true;  // tried after the control plane only
+  o.assigned_file = kept;
+  o.control_plane = [&asked]() -> absl::StatusOr<std::string> {
+    ++asked;
+    return std::string("0920582c7ff041399e34823a0be62549");
+  };
+  absl::StatusOr<NodeIdentity> id = ResolveNodeIdentity(o);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->node_id, "0920582c7ff041399e34823a0be62549");
+  EXPECT_EQ(id->source, "the control plane (assigned by RegisterNode)");
+  EXPECT_EQ(asked, 1);
+  std::ifstream in(kept);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "0920582c7ff041399e34823a0be62549");
+
+  // Restarted: the kept id, without asking (the token may be refused now).
+  o.control_plane = [&asked]() -> absl::StatusOr<std::string> {
+    ++asked;
+    return absl::UnauthenticatedError("bootstrap token expired");
+  };
+  id = ResolveNodeIdentity(o);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->node_id, "0920582c7ff041399e34823a0be62549");
+  EXPECT_THAT(id->source, HasSubstr("kept in " + kept));
+  EXPECT_EQ(asked, 1);
+  // Even with no bootstrap token at all.
+  o.control_plane = nullptr;
+  EXPECT_EQ(ResolveNodeIdentity(o)->node_id,
+            "0920582c7ff041399e34823a0be62549");
+  std::remove(kept.c_str());
+}
+
+TEST_F(NodeIdentityTest, TheFileOrMetadataWinOverTheControlPlane) {
+  int asked = 0;
+  NodeIdentityOptions o = Options();
+  o.control_plane = [&asked]() -> absl::StatusOr<std::string> {
+    ++asked;
+    return std::string("from-control-plane");
+  };
+  std::ofstream(file_) << "from-file\n";
+  EXPECT_EQ(ResolveNodeIdentity(o)->node_id, "from-file");
+  EXPECT_EQ(asked, 0);
+}
+
+TEST_F(NodeIdentityTest, AControlPlaneThatCannotAssignIsNamedInTheError) {
+  NodeIdentityOptions o = Options();
+  o.control_plane = []() -> absl::StatusOr<std::string> {
+    return absl::PermissionDeniedError("instance i-1 is failed");
+  };
+  absl::Status s = ResolveNodeIdentity(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(s.message(),
+              HasSubstr("the control plane: instance i-1 is failed"));
+  // Without a bootstrap token (and nothing kept) it is not tried at all.
+  o.control_plane = nullptr;
+  EXPECT_THAT(ResolveNodeIdentity(o).status().message(),
+              ::testing::Not(HasSubstr("the control plane")));
+}
+
 TEST(NodeIdSourceTest, Forms) {
   EXPECT_EQ(ParseNodeIdSource("ec2")->kind, NodeIdSourceKind::kEc2);
   EXPECT_EQ(ParseNodeIdSource("gce")->kind, NodeIdSourceKind::kGce);
   EXPECT_EQ(ParseNodeIdSource("hostname")->kind, NodeIdSourceKind::kHostname);
   EXPECT_EQ(ParseNodeIdSource("file:/etc/x")->path, "/etc/x");
+  EXPECT_EQ(ParseNodeIdSource("control-plane")->kind,
+            NodeIdSourceKind::kControlPlane);
   for (const char* bad : {"", "aws", "file:", "file:relative", "EC2"}) {
     absl::Status s = ParseNodeIdSource(bad).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;

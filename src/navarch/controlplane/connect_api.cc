@@ -111,10 +111,16 @@ ConnectApi::ConnectApi(FleetService& fleet, const HttpApiContext& ctx,
   const Authenticator& auth = ctx_.auth;
   Add<RegisterNodeRequest, RegisterNodeResponse>(
       "RegisterNode",
-      [&f, &auth](const RegisterNodeRequest& r, const Identity& caller) {
+      [&f, &auth](const RegisterNodeRequest& r, const Identity& caller)
+          -> absl::StatusOr<RegisterNodeResponse> {
+        // An empty node id with a bootstrap token: the instance's id.
+        absl::StatusOr<std::string> id = RegisteringNodeId(f, caller, r);
+        if (!id.ok()) return id.status();
+        RegisterNodeRequest req = r;
+        req.set_node_id(*id);
         absl::StatusOr<RegisterNodeResponse> resp = Wait<RegisterNodeResponse>(
-            [&](auto done) { f.RegisterNode(r, std::move(done)); });
-        if (resp.ok()) HandNodeToken(auth, caller, r.node_id(), *resp);
+            [&](auto done) { f.RegisterNode(req, std::move(done)); });
+        if (resp.ok()) HandNodeToken(auth, caller, *id, *resp);
         return resp;
       });
   Add<ReportHealthRequest, ReportHealthResponse>(

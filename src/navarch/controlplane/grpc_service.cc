@@ -230,9 +230,21 @@ grpc::ServerUnaryReactor* GrpcService::RegisterNode(
   Call call;
   if (!Begin(ctx, "RegisterNode", req->node_id(), &call)) return call.reactor;
   const Identity caller = call.caller;
+  // An empty node id with a bootstrap token: the instance's id.
+  absl::StatusOr<std::string> node_id = RegisteringNodeId(fleet_, caller, *req);
+  if (!node_id.ok()) {
+    return FinishNow(
+        call, absl::StatusOr<RegisterNodeResponse>(node_id.status()), resp);
+  }
+  RegisterNodeRequest assigned;
+  if (*node_id != req->node_id()) {
+    assigned = *req;
+    assigned.set_node_id(*node_id);
+  }
+  // The fleet reads the request before RegisterNode returns.
   fleet_.RegisterNode(
-      *req,
-      [this, caller, node_id = req->node_id(), finish = Finisher(call, resp)](
+      *node_id != req->node_id() ? assigned : *req,
+      [this, caller, node_id = *node_id, finish = Finisher(call, resp)](
           absl::StatusOr<RegisterNodeResponse> r) mutable {
         if (r.ok()) HandNodeToken(auth_, caller, node_id, *r);
         finish(std::move(r));

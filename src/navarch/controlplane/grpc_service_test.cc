@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/impl/rpc_method.h"
@@ -20,6 +21,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "navarch/config/config.h"
 #include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/server.h"
@@ -406,6 +408,84 @@ TEST_F(GrpcAuthTest, ABootstrapTokenRegistersItsInstanceAndHandsTheNodeToken) {
     if (method == "RegisterNode") continue;
     EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method;
   }
+}
+
+// Lambda: the agent cannot learn its instance id, so it registers with an
+// empty node id and its bootstrap token; both transports register it under
+// the id of the instance the token was minted for, and say which.
+TEST_F(GrpcAuthTest, ABootstrapTokenWithNoNodeIdRegistersItsOwnInstance) {
+  auto put = [&](const std::string& id, const std::string& intent) {
+    InstanceInfo inst;
+    inst.set_instance_id(id);
+    inst.set_pool_name("train");
+    inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
+    (*inst.mutable_labels())["navarch-token"] = intent;
+    ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                  server_->fleet().UpsertInstance(inst, Actor{"pool-manager"},
+                                                  done);
+                }).ok());
+  };
+  auto boot = [&](const std::string& intent) {
+    return BootstrapToken(kNodeKey, intent, clock_.Now() + absl::Minutes(15));
+  };
+  auto register_grpc = [&](const std::string& token,
+                           RegisterNodeResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    RegisterNodeRequest req;
+    req.set_provider("lambda");
+    return stub_->RegisterNode(&ctx, req, resp);
+  };
+  httplib::Client http("http://" + server_->http_address());
+  auto register_connect = [&](const std::string& token) {
+    return http.Post("/navarch.ControlPlaneService/RegisterNode",
+                     {{"Authorization", "Bearer " + token}},
+                     R"({"provider": "lambda"})", "application/json");
+  };
+  // The launch has not returned yet: retryable on both transports.
+  RegisterNodeResponse resp;
+  grpc::Status early = register_grpc(boot("c-train-n-5"), &resp);
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(early.error_message(), ::testing::HasSubstr("not recorded yet"));
+  auto early_http = register_connect(boot("c-train-n-5"));
+  ASSERT_TRUE(early_http);
+  EXPECT_EQ(early_http->status, 503) << early_http->body;
+  EXPECT_THAT(early_http->body, ::testing::HasSubstr("not recorded yet"));
+
+  const std::string lambda_id = "0920582c7ff041399e34823a0be62549";
+  put(lambda_id, "c-train-n-5");
+  ASSERT_TRUE(register_grpc(boot("c-train-n-5"), &resp).ok());
+  EXPECT_EQ(resp.node_id(), lambda_id);
+  EXPECT_EQ(resp.node_token(), NodeToken(kNodeKey, lambda_id));
+  GetNodeRequest get;
+  get.set_node_id(lambda_id);
+  EXPECT_TRUE(server_->fleet().GetNode(get).ok());
+
+  put("i-6", "c-train-n-6");
+  auto r = register_connect(boot("c-train-n-6"));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  RegisterNodeResponse connect_resp;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(r->body, &connect_resp).ok())
+      << r->body;
+  EXPECT_EQ(connect_resp.node_id(), "i-6");
+  EXPECT_EQ(connect_resp.node_token(), NodeToken(kNodeKey, "i-6"));
+
+  // Without a bootstrap token an empty node id is still invalid.
+  EXPECT_EQ(register_grpc("op-token", &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto op = register_connect("op-token");
+  ASSERT_TRUE(op);
+  EXPECT_EQ(op->status, 400) << op->body;
+  // A named registration is answered with its own id.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer op-token");
+  RegisterNodeRequest named;
+  named.set_node_id("gpu-9");
+  ASSERT_TRUE(stub_->RegisterNode(&ctx, named, &resp).ok());
+  EXPECT_EQ(resp.node_id(), "gpu-9");
+  EXPECT_TRUE(resp.node_token().empty());
 }
 
 TEST_F(GrpcAuthTest, ForgedNodeTokensAreUnauthenticated) {

@@ -949,6 +949,19 @@ std::vector<std::string> FleetService::ListInstanceIds() {
   return out;
 }
 
+std::vector<InstanceInfo> FleetService::FindInstancesByLabel(
+    const std::string& key, const std::string& value) {
+  std::vector<InstanceInfo> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, rec] : instances_) {
+    auto it = rec.instance().labels().find(key);
+    if (it != rec.instance().labels().end() && it->second == value) {
+      out.push_back(rec.instance());
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<GetInstanceResponse> FleetService::GetInstance(
     const GetInstanceRequest& req) {
   NAVARCH_RETURN_IF_ERROR(ValidateId("instance_id", req.instance_id()));

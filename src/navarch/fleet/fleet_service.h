@@ -189,6 +189,10 @@ class FleetService {
   std::vector<InstanceInfo> ListUnsettledInstances();
   // The ids of all instances, in id order.
   std::vector<std::string> ListInstanceIds();
+  // Every instance whose label `key` is `value`, in id order (a scan: for
+  // rare lookups, such as an agent that registers by its bootstrap token).
+  std::vector<InstanceInfo> FindInstancesByLabel(const std::string& key,
+                                                 const std::string& value);
   // Declares UNHEALTHY every live node whose last sign of life is older than
   // the heartbeat timeout. Returns how many it declared.
   int CheckHeartbeats();
