@@ -613,6 +613,7 @@ TEST_F(PoolManagerTest, CloudPoolsWithoutUserDataGetTheDefaultBootstrap) {
   };
   auto start = [&] {
     seen.clear();
+    o.seed = ++starts_;  // a new start: new provision tokens
     manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
                                              clock_, config_, o);
     ASSERT_TRUE(manager_->Init().ok());
@@ -636,7 +637,7 @@ TEST_F(PoolManagerTest, CloudPoolsWithoutUserDataGetTheDefaultBootstrap) {
   EXPECT_THAT(script, ::testing::HasSubstr("token='boot-navarch-train-"));
   EXPECT_THAT(script, ::testing::HasSubstr(
                           "--node-id auto --pool train --provider sim "
-                          "--region us-east-1 --instance-type h100-8x"));
+                          "--region us-east-1 --instance-type p5.48xlarge"));
 
   // Setup commands bootstrap over SSH instead.
   Pool().setup_commands = {"echo hi"};
