@@ -1,8 +1,11 @@
 // `navarch explain NODE`: why a node is in its status — the chain of
 // decisions from the event log (registration, health verdicts with their
 // rules and evidence, status changes with their reasons, operator commands),
-// newest last.
+// newest last. For an instance that never registered a node (its bootstrap
+// failed, say) it explains the instance instead.
 #include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -35,19 +38,16 @@ bool IsDecision(const Event& e) {
          absl::StartsWith(e.kind(), "instance.");
 }
 
-absl::Status Explain(const std::string& node_id, Session& s) {
-  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  GetNodeRequest get;
-  get.set_node_id(node_id);
-  NAVARCH_ASSIGN_OR_RETURN(GetNodeResponse node, client->GetNode(get));
-
+// The node's decisions, oldest first; `seen` counts every event read.
+absl::StatusOr<std::vector<Event>> ReadDecisions(Client& client,
+                                                 const std::string& node_id,
+                                                 int& seen) {
   std::vector<Event> decisions;
   ListEventsRequest req;
   req.set_node_id(node_id);
   req.set_page_size(kPage);
-  int seen = 0;
   while (seen < kMaxEvents) {
-    NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse page, client->ListEvents(req));
+    NAVARCH_ASSIGN_OR_RETURN(ListEventsResponse page, client.ListEvents(req));
     seen += page.events_size();
     for (auto& e : *page.mutable_events()) {
       if (IsDecision(e)) decisions.push_back(std::move(e));
@@ -55,24 +55,70 @@ absl::Status Explain(const std::string& node_id, Session& s) {
     if (page.next_page_token().empty()) break;
     req.set_page_token(page.next_page_token());
   }
+  return decisions;
+}
 
+// The subject: the node, or the instance when no node registered under the
+// id (a machine whose bootstrap failed never becomes a node).
+struct Subject {
+  std::optional<NodeInfo> node;
+  std::optional<InstanceInfo> instance;
+};
+
+absl::StatusOr<Subject> ReadSubject(Client& client, const std::string& id) {
+  GetNodeRequest get;
+  get.set_node_id(id);
+  absl::StatusOr<GetNodeResponse> node = client.GetNode(get);
+  Subject subject;
+  if (node.ok()) {
+    subject.node = node->node();
+    return subject;
+  }
+  if (node.status().code() != absl::StatusCode::kNotFound) return node.status();
+  GetInstanceRequest gi;
+  gi.set_instance_id(id);
+  absl::StatusOr<GetInstanceResponse> inst = client.GetInstance(gi);
+  if (!inst.ok()) return node.status();
+  subject.instance = inst->instance();
+  return subject;
+}
+
+void PrintSubject(const Subject& subject, std::ostream& os) {
+  if (subject.node) {
+    const NodeInfo& n = *subject.node;
+    os << "Node " << n.node_id() << " is " << ShortName(n.status())
+       << " (health " << ShortName(n.health_status()) << ")";
+    if (!n.status_reason().empty()) os << ": " << n.status_reason();
+  } else {
+    const InstanceInfo& i = *subject.instance;
+    os << "Instance " << i.instance_id() << " is " << ShortName(i.state())
+       << " (no node registered)";
+    if (!i.status_message().empty()) os << ": " << i.status_message();
+  }
+  os << "\n\n";
+}
+
+absl::Status Explain(const std::string& node_id, Session& s) {
+  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
+  NAVARCH_ASSIGN_OR_RETURN(Subject subject, ReadSubject(*client, node_id));
+  int seen = 0;
+  NAVARCH_ASSIGN_OR_RETURN(std::vector<Event> decisions,
+                           ReadDecisions(*client, node_id, seen));
   Output& out = s.output();
-  const NodeInfo& n = node.node();
   if (out.json()) {
     nlohmann::json j = nlohmann::json::object();
-    j["node"] = ToJson(n);
+    if (subject.node) j["node"] = ToJson(*subject.node);
+    if (subject.instance) j["instance"] = ToJson(*subject.instance);
     j["decisions"] = nlohmann::json::array();
     for (const auto& e : decisions) j["decisions"].push_back(ToJson(e));
     out.Json(j);
     return absl::OkStatus();
   }
   absl::Time now = s.clock().Now();
-  out.out() << "Node " << n.node_id() << " is " << ShortName(n.status())
-            << " (health " << ShortName(n.health_status()) << ")";
-  if (!n.status_reason().empty()) out.out() << ": " << n.status_reason();
-  out.out() << "\n\n";
+  PrintSubject(subject, out.out());
   if (decisions.empty()) {
-    out.out() << "No decisions recorded for this node.\n";
+    out.out() << "No decisions recorded for this "
+              << (subject.node ? "node" : "instance") << ".\n";
     return absl::OkStatus();
   }
   Table table({"TIME", "AGE", "KIND", "ACTOR", "DECISION"});

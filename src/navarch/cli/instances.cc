@@ -2,10 +2,14 @@
 // tracks them (provisioning, running, terminated, failed).
 #include <algorithm>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "navarch/api/json.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/status.h"
@@ -64,6 +68,65 @@ absl::Status List(const ListFlags& f, Session& s) {
   return absl::OkStatus();
 }
 
+const char* BootstrapStateName(BootstrapState state) {
+  switch (state) {
+    case BOOTSTRAP_STATE_RUNNING:
+      return "running";
+    case BOOTSTRAP_STATE_SUCCEEDED:
+      return "succeeded";
+    case BOOTSTRAP_STATE_FAILED:
+      return "failed";
+    default:
+      return "none";
+  }
+}
+
+// Each line of `text` indented, and a newline at the end.
+void PrintIndented(const std::string& label, const std::string& text,
+                   std::ostream& os) {
+  if (text.empty()) return;
+  os << "     " << label << ":\n";
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    os << "       " << line << "\n";
+  }
+}
+
+// The SSH bootstrap: where it stands, then each step with its output.
+void PrintBootstrap(const InstanceBootstrap& b, absl::Time now,
+                    std::ostream& os) {
+  os << "\nBootstrap: " << BootstrapStateName(b.state()) << " (SSH to "
+     << b.host();
+  if (!b.host_key_fingerprint().empty()) {
+    os << ", host key " << b.host_key_fingerprint();
+  }
+  os << ", " << b.host_key_policy() << ")";
+  if (b.has_started_at()) os << ", started " << Ago(b.started_at(), now);
+  if (b.has_finished_at()) {
+    os << ", took "
+       << absl::FormatDuration(FromTimestamp(b.finished_at()) -
+                               FromTimestamp(b.started_at()));
+  }
+  os << "\n";
+  if (b.ssh_wait_ms() > 0) {
+    os << "  waited "
+       << absl::FormatDuration(absl::Milliseconds(b.ssh_wait_ms()))
+       << " for sshd\n";
+  }
+  if (!b.error().empty()) os << "  error: " << b.error() << "\n";
+  for (int n = 0; n < b.steps_size(); ++n) {
+    const BootstrapStep& step = b.steps(n);
+    os << "  " << n + 1 << ". " << step.command() << "\n     "
+       << (step.timed_out() ? "timed out, killed"
+                            : absl::StrCat("exit ", step.exit_code()))
+       << " after "
+       << absl::FormatDuration(absl::Milliseconds(step.duration_ms())) << "\n";
+    PrintIndented("stdout",
+                  std::string(absl::StripSuffix(step.stdout_text(), "\n")), os);
+    PrintIndented("stderr",
+                  std::string(absl::StripSuffix(step.stderr_text(), "\n")), os);
+  }
+}
+
 absl::Status Get(const std::string& id, Session& s) {
   NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
   GetInstanceRequest req;
@@ -90,6 +153,7 @@ absl::Status Get(const std::string& id, Session& s) {
       .Add("Ready", When(i.ready_at(), now, ""))
       .Add("Terminated", When(i.terminated_at(), now, ""));
   f.Print(out.out(), out.color());
+  if (i.has_bootstrap()) PrintBootstrap(i.bootstrap(), now, out.out());
   if (!i.labels().empty()) {
     std::vector<std::string> labels;
     for (const auto& [k, v] : i.labels()) labels.push_back(k + "=" + v);

@@ -25,9 +25,10 @@ std::string DatabasePath(const Config& config) {
                                   : absl::StrCat(dir, "/navarch.db");
 }
 
-std::string AgentServerAddress(const ServerConfig& server) {
-  if (!server.external_address.empty()) return server.external_address;
-  const std::string& address = server.address;
+namespace {
+
+// "http://<host>:<port>" of a listen address.
+std::string UrlOfListenAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return absl::StrCat("http://", address);
   std::string host = address.substr(0, colon);
@@ -39,10 +40,64 @@ std::string AgentServerAddress(const ServerConfig& server) {
   return absl::StrCat("http://", host, address.substr(colon));
 }
 
+}  // namespace
+
+std::string AgentServerAddress(const ServerConfig& server) {
+  if (!server.external_address.empty()) return server.external_address;
+  return UrlOfListenAddress(server.address);
+}
+
+std::string AgentHttpAddress(const ServerConfig& server) {
+  if (!server.external_http_address.empty()) {
+    return server.external_http_address;
+  }
+  const std::string listen = UrlOfListenAddress(server.http_address);
+  const std::string& ext = server.external_address;
+  const size_t scheme_end = ext.find("://");
+  if (ext.empty() || scheme_end == std::string::npos) return listen;
+  // The host machines already reach for gRPC, on the HTTP port.
+  const size_t host_start = scheme_end + 3;
+  std::string host =
+      ext.substr(host_start, ext.find('/', host_start) - (host_start));
+  if (const size_t colon = host.rfind(':');
+      colon != std::string::npos &&
+      host.find(']', colon) == std::string::npos) {
+    host.resize(colon);
+  }
+  return absl::StrCat(ext.substr(0, host_start), host,
+                      listen.substr(listen.rfind(':')));
+}
+
 void ResolveConfig(Config* config) {
   config->server.heartbeat_timeout = EffectiveHeartbeatTimeout(config->server);
   config->storage.path = DatabasePath(*config);
+  config->server.external_http_address = AgentHttpAddress(config->server);
   config->server.external_address = AgentServerAddress(config->server);
+}
+
+bool PoolOnCloudsOnly(const Config& config, const PoolConfig& pool) {
+  for (const PoolProvider& pp : pool.providers) {
+    auto it = config.providers.find(pp.name);
+    if (it == config.providers.end()) return false;
+    const ProviderType type = it->second.type;
+    if (type != ProviderType::kLambda && type != ProviderType::kGcp &&
+        type != ProviderType::kAws) {
+      return false;
+    }
+  }
+  return !pool.providers.empty();
+}
+
+absl::string_view SshHostKeyPolicyName(SshHostKeyPolicy policy) {
+  switch (policy) {
+    case SshHostKeyPolicy::kKnownHosts:
+      return "known_hosts";
+    case SshHostKeyPolicy::kTofu:
+      return "tofu";
+    case SshHostKeyPolicy::kInsecure:
+      return "insecure";
+  }
+  return "unknown";
 }
 
 absl::string_view ProviderTypeName(ProviderType type) {

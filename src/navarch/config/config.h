@@ -76,6 +76,9 @@ struct ServerConfig {
   // How agents and bootstrap scripts reach the control plane (a URL). When
   // the file leaves it empty, ResolveConfig() derives it from `address`.
   std::string external_address;
+  // How new machines reach the HTTP listener (a URL; the agent download of
+  // {{.PackageURL}}). Empty: see AgentHttpAddress.
+  std::string external_http_address;
   std::string data_dir = "./navarch-data";
   absl::Duration heartbeat_interval = absl::Seconds(30);
   // 0 (the default): ResolveConfig() sets 3 x heartbeat_interval.
@@ -87,6 +90,11 @@ struct ServerConfig {
   // writes: p99 at 29,500 heartbeats/s 36-69 ms with 1 s, 14-18 ms with 200 ms.
   absl::Duration heartbeat_flush_interval = absl::Milliseconds(200);
   std::string health_policy;  // Path; empty = the built-in policy.
+  // The agent files new machines download from /api/v1/agent/ (paths).
+  // Empty agent_binary: the node-agent beside the control-plane executable;
+  // empty agent_package: none served.
+  std::string agent_binary;
+  std::string agent_package;
   NotifierConfig notifier;
   TlsConfig tls;
   HttpLimitsConfig http;
@@ -313,6 +321,15 @@ struct FileUpload {
   bool operator==(const FileUpload&) const = default;
 };
 
+// How the SSH bootstrap checks a new machine's host key (docs/pools.md,
+// "SSH bootstrap").
+enum class SshHostKeyPolicy {
+  kKnownHosts,  // listed in ssh_known_hosts_file (OpenSSH's format)
+  kTofu,        // the first key seen is pinned; another is refused
+  kInsecure,    // anything, with a warning on every connection
+};
+absl::string_view SshHostKeyPolicyName(SshHostKeyPolicy policy);
+
 // Settings a pool inherits when it does not set them itself: `defaults:`
 // (upstream's `global:` too) and the top-level `health:`, `autoscaling:` and
 // `scaling:` shorthands. Unset fields fall through to the built-in defaults of
@@ -332,6 +349,9 @@ struct PoolDefaults {
   std::optional<absl::Duration> ssh_timeout;
   std::optional<absl::Duration> ssh_connect_timeout;
   std::optional<absl::Duration> command_timeout;
+  std::optional<int> ssh_port;
+  std::optional<SshHostKeyPolicy> ssh_host_key_policy;
+  std::optional<std::string> ssh_known_hosts_file;
 
   bool operator==(const PoolDefaults&) const = default;
 };
@@ -405,6 +425,9 @@ struct PoolConfig {
   absl::Duration ssh_timeout = absl::Minutes(10);
   absl::Duration ssh_connect_timeout = absl::Seconds(30);
   absl::Duration command_timeout = absl::Minutes(5);
+  int ssh_port = 22;
+  SshHostKeyPolicy ssh_host_key_policy = SshHostKeyPolicy::kTofu;
+  std::string ssh_known_hosts_file;  // Needed by kKnownHosts.
 
   bool operator==(const PoolConfig&) const = default;
 };
@@ -431,7 +454,8 @@ Config DefaultConfig();
 // Fills the values that derive from others, so every component agrees on
 // them: heartbeat_timeout (0 => 3 x heartbeat_interval), storage.path (empty
 // => <data_dir>/navarch.db for sqlite), external_address (empty => see
-// AgentServerAddress). Idempotent. Call it after command-line overrides.
+// AgentServerAddress), external_http_address (AgentHttpAddress). Idempotent.
+// Call it after command-line overrides.
 void ResolveConfig(Config* config);
 
 absl::Duration EffectiveHeartbeatTimeout(const ServerConfig& server);
@@ -441,6 +465,14 @@ std::string DatabasePath(const Config& config);
 // external_address if set, else "http://<host>:<port>" from `address`, with
 // localhost for an empty or wildcard host (":50051", "0.0.0.0:50051").
 std::string AgentServerAddress(const ServerConfig& server);
+// external_http_address if set, else the scheme and host of
+// external_address with the port of http_address when external_address is
+// set, else "http://<host>:<port>" from http_address as above.
+std::string AgentHttpAddress(const ServerConfig& server);
+
+// Whether every provider of `pool` is a cloud (lambda, gcp, aws): such a
+// pool's machines need user data or an image to start the agent.
+bool PoolOnCloudsOnly(const Config& config, const PoolConfig& pool);
 
 // Names as written in YAML ("lambda", "round-robin", ...).
 absl::string_view ProviderTypeName(ProviderType type);

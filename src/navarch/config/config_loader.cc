@@ -501,6 +501,21 @@ void Loader::ReadServer(const Entry& e) {
        [this, &s](const Entry& f) {
          Store(f, r_.String(f), &s.health_policy);
        }},
+      {{"external_http_address"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.external_http_address);
+       }},
+      {{"agent_binary"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.agent_binary);
+       }},
+      {{"agent_package"},
+       "",
+       [this, &s](const Entry& f) {
+         Store(f, NonEmptyString(f), &s.agent_package);
+       }},
       {{"notifier", "coordinator"},
        "",
        [this](const Entry& f) { ReadNotifier(f); }},
@@ -1520,6 +1535,27 @@ std::vector<KeySpec> Loader::InheritableKeys(PoolDefaults* d) {
       {{"ssh_timeout"}, "", timeout(&d->ssh_timeout)},
       {{"ssh_connect_timeout"}, "", timeout(&d->ssh_connect_timeout)},
       {{"command_timeout"}, "", timeout(&d->command_timeout)},
+      {{"ssh_port"},
+       "",
+       [this, d](const Entry& f) {
+         Store(f, IntValue(f, 1, 65535), &d->ssh_port);
+       }},
+      {{"ssh_host_key_policy"},
+       "",
+       [this, d](const Entry& f) {
+         Store(f,
+               ReadChoice<SshHostKeyPolicy>(
+                   r_, f, "ssh_host_key_policy",
+                   {{"known_hosts", SshHostKeyPolicy::kKnownHosts},
+                    {"tofu", SshHostKeyPolicy::kTofu},
+                    {"insecure", SshHostKeyPolicy::kInsecure}}),
+               &d->ssh_host_key_policy);
+       }},
+      {{"ssh_known_hosts_file"},
+       "",
+       [this, d](const Entry& f) {
+         Store(f, NonEmptyString(f), &d->ssh_known_hosts_file);
+       }},
   };
 }
 
@@ -1992,6 +2028,17 @@ void Loader::FinishPool(PoolDraft& d) {
   pick(own.ssh_connect_timeout, def.ssh_connect_timeout,
        &p.ssh_connect_timeout);
   pick(own.command_timeout, def.command_timeout, &p.command_timeout);
+  pick(own.ssh_port, def.ssh_port, &p.ssh_port);
+  pick(own.ssh_host_key_policy, def.ssh_host_key_policy,
+       &p.ssh_host_key_policy);
+  pick(own.ssh_known_hosts_file, def.ssh_known_hosts_file,
+       &p.ssh_known_hosts_file);
+  if (!p.setup_commands.empty() &&
+      p.ssh_host_key_policy == SshHostKeyPolicy::kKnownHosts &&
+      p.ssh_known_hosts_file.empty()) {
+    r_.Error(at("ssh_host_key_policy"),
+             "ssh_host_key_policy known_hosts needs ssh_known_hosts_file");
+  }
   p.autoscaling = own.autoscaling ? own.autoscaling : def.autoscaling;
 
   if (p.ssh_private_key_path.empty()) {

@@ -587,6 +587,44 @@ TEST(ConfigErrorTest, SetupCommandsNeedAKey) {
       IsEmpty());
 }
 
+TEST(ConfigTest, SshPortAndHostKeyPolicyAreInherited) {
+  const std::string base = absl::StrCat(
+      "defaults:\n  ssh_private_key_path: k\n  ssh_port: 2222\n"
+      "  ssh_host_key_policy: known_hosts\n"
+      "  ssh_known_hosts_file: /etc/ssh/ssh_known_hosts\n",
+      kPool, "    setup_commands:\n      - echo hi\n");
+  const Config c = Load(base);
+  const PoolConfig& p = c.pools.at("p");
+  EXPECT_EQ(p.ssh_port, 2222);
+  EXPECT_EQ(p.ssh_host_key_policy, SshHostKeyPolicy::kKnownHosts);
+  EXPECT_EQ(p.ssh_known_hosts_file, "/etc/ssh/ssh_known_hosts");
+  const Config own = Load(absl::StrCat(base,
+                                       "    ssh_host_key_policy: insecure\n"
+                                       "    ssh_port: 22\n"));
+  EXPECT_EQ(own.pools.at("p").ssh_host_key_policy, SshHostKeyPolicy::kInsecure);
+  EXPECT_EQ(own.pools.at("p").ssh_port, 22);
+  // The default: trust on first use, port 22.
+  const Config plain = Load(kPool);
+  EXPECT_EQ(plain.pools.at("p").ssh_host_key_policy, SshHostKeyPolicy::kTofu);
+  EXPECT_EQ(plain.pools.at("p").ssh_port, 22);
+}
+
+TEST(ConfigErrorTest, SshHostKeyPolicyMistakes) {
+  const std::string yaml =
+      absl::StrCat("defaults:\n  ssh_private_key_path: k\n", kPool,
+                   "    setup_commands:\n      - echo hi\n");
+  EXPECT_THAT(Errors(absl::StrCat(yaml, "    ssh_host_key_policy: trust\n")),
+              ElementsAre(::testing::HasSubstr(
+                  "unknown ssh_host_key_policy 'trust' (known_hosts, tofu, "
+                  "insecure)")));
+  EXPECT_THAT(
+      Errors(absl::StrCat(yaml, "    ssh_host_key_policy: known_hosts\n")),
+      ElementsAre(::testing::HasSubstr(
+          "ssh_host_key_policy known_hosts needs ssh_known_hosts_file")));
+  EXPECT_THAT(Errors(absl::StrCat(yaml, "    ssh_port: 70000\n")),
+              ElementsAre(::testing::HasSubstr("ssh_port")));
+}
+
 TEST(ConfigErrorTest, TemplatesTakeOnlyKnownVariables) {
   const std::string good =
       absl::StrCat(kPool,
@@ -1272,6 +1310,31 @@ TEST(LabelTest, PoolLabelIsAlwaysAdded) {
 }
 
 // ------------------------------------------------------------- resolution
+
+TEST(ResolveTest, AgentHttpAddressFollowsTheExternalHostOnTheHttpPort) {
+  ServerConfig s;
+  EXPECT_EQ(AgentHttpAddress(s), "http://localhost:8080");
+  s.http_address = "10.1.2.3:9000";
+  EXPECT_EQ(AgentHttpAddress(s), "http://10.1.2.3:9000");
+  s.external_address = "https://cp.example.com:50051";
+  EXPECT_EQ(AgentHttpAddress(s), "https://cp.example.com:9000");
+  s.external_address = "https://[2001:db8::1]:50051/grpc";
+  EXPECT_EQ(AgentHttpAddress(s), "https://[2001:db8::1]:9000");
+  s.external_address = "https://cp.example.com";
+  EXPECT_EQ(AgentHttpAddress(s), "https://cp.example.com:9000");
+  s.external_http_address = "https://downloads.example.com";
+  EXPECT_EQ(AgentHttpAddress(s), "https://downloads.example.com");
+
+  Config c = Load(
+      "server:\n  external_http_address: https://lb.example.com:443\n"
+      "  agent_binary: /usr/bin/node-agent\n"
+      "  agent_package: /srv/navarch-node-agent.deb\n");
+  EXPECT_EQ(c.server.external_http_address, "https://lb.example.com:443");
+  EXPECT_EQ(c.server.agent_binary, "/usr/bin/node-agent");
+  EXPECT_EQ(c.server.agent_package, "/srv/navarch-node-agent.deb");
+  ResolveConfig(&c);
+  EXPECT_EQ(c.server.external_http_address, "https://lb.example.com:443");
+}
 
 TEST(ResolveTest, DerivedValues) {
   Config c = DefaultConfig();

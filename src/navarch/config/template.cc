@@ -54,8 +54,9 @@ absl::Status Walk(
 
 const std::vector<std::string>& BootstrapTemplateVariables() {
   static const auto* const kVars = new std::vector<std::string>{
-      "ControlPlane", "Pool",         "NodeID",        "Provider",
-      "Region",       "InstanceType", "BootstrapToken"};
+      "ControlPlane", "Pool",           "NodeID",     "Provider",
+      "Region",       "InstanceType",   "BootstrapToken", "PackageURL",
+      "BinaryURL"};
   return *kVars;
 }
 

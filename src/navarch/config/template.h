@@ -17,7 +17,8 @@
 namespace navarch {
 
 // What a bootstrap template may use: upstream's ControlPlane, Pool, NodeID,
-// Provider, Region and InstanceType, and Navarch's BootstrapToken.
+// Provider, Region and InstanceType, and Navarch's BootstrapToken,
+// PackageURL and BinaryURL (the agent served by the control plane).
 const std::vector<std::string>& BootstrapTemplateVariables();
 
 // The variables `text` uses, in order of first use. INVALID_ARGUMENT naming

@@ -179,6 +179,7 @@ const char* AccessRoleName(Access access) {
     case Access::kRead:
       return "viewer or operator";
     case Access::kNode:
+    case Access::kAgentDownload:
       return "agent or operator";
     case Access::kOperate:
       return "operator";
@@ -411,6 +412,9 @@ absl::Status Authenticator::Authorize(const Identity& id, Access access,
     case Access::kNode:
       allowed = id.Has(AuthRole::kAgent);
       if (allowed) return AuthorizeNode(id, what, node_id);
+      break;
+    case Access::kAgentDownload:
+      allowed = id.Has(AuthRole::kAgent);
       break;
     default:
       break;

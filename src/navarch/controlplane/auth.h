@@ -41,6 +41,9 @@ enum class Access {
   kRead,           // viewer or operator
   kNode,           // agent or operator; certificates only for their node
   kOperate,        // operator
+  // The agent's binary and package (agent_download.h): any agent credential
+  // (agent-role or node token, certificate, bootstrap token) or an operator.
+  kAgentDownload,
 };
 
 // The access each RPC of navarch.ControlPlaneService needs, by method name
@@ -186,7 +189,8 @@ std::string NodeToken(absl::string_view key, absl::string_view node_id);
 // provision's idempotency token, which the instance carries as its
 // navarch-token label. Bound to that one instance (the control plane checks
 // the label of the instance whose id the agent registers as), short-lived,
-// and good for RegisterNode only: the answer carries the node's own token.
+// and good for RegisterNode (whose answer carries the node's own token) and
+// the agent download only.
 std::string BootstrapToken(absl::string_view key, absl::string_view intent,
                            absl::Time expiry);
 

@@ -103,8 +103,10 @@ bool HttpServer::Allow(Access access, const httplib::Request& req,
   return false;
 }
 
-void HttpServer::AddRoutes() {
+void HttpServer::AddRoutes(const HttpServerOptions& options) {
   HttpRouter& s = listener_.router();
+  agent_ = std::make_unique<AgentDownloads>(options.agent, ctx_);
+  agent_->Register(s);
   const Access probe =
       auth_.protect_probes() ? Access::kAuthenticated : Access::kPublic;
   const Access metrics =
@@ -162,7 +164,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
   o.max_requests_per_connection = options.max_requests_per_connection;
   rest_.set_max_response_bytes(options.max_response_bytes);
   connect_.set_max_response_bytes(options.max_response_bytes);
-  AddRoutes();
+  AddRoutes(options);
   NAVARCH_RETURN_IF_ERROR(listener_.Start(o));
   {
     absl::MutexLock lock(&stats_source_->mu);

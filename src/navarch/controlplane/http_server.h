@@ -27,6 +27,7 @@
 #include "httplib.h"
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
+#include "navarch/controlplane/agent_download.h"
 #include "navarch/controlplane/auth.h"
 #include "navarch/controlplane/connect_api.h"
 #include "navarch/controlplane/http_api.h"
@@ -57,6 +58,8 @@ struct HttpServerOptions {
   absl::Duration write_timeout = absl::Seconds(10);
   absl::Duration keep_alive_timeout = absl::Seconds(5);
   int max_requests_per_connection = 100;
+  // The agent files served under /api/v1/agent/ (agent_download.h).
+  AgentDownloadOptions agent;
 };
 
 class HttpServer {
@@ -90,7 +93,7 @@ class HttpServer {
   HttpListenerStats stats() const { return listener_.stats(); }
 
  private:
-  void AddRoutes();
+  void AddRoutes(const HttpServerOptions& options);
   // navarch_http_* families from the listener's counters.
   void AddListenerMetrics();
   // Authenticates a probe or /metrics request that needs `access`; writes
@@ -105,6 +108,7 @@ class HttpServer {
   HttpApiContext ctx_;
   RestApi rest_;
   ConnectApi connect_;
+  std::unique_ptr<AgentDownloads> agent_;
   HttpListener listener_;
   // The metrics collector outlives the server in the registry: it reads the
   // listener through this, which the destructor empties.

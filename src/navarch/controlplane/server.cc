@@ -1,7 +1,12 @@
 #include "navarch/controlplane/server.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +25,7 @@
 #include "navarch/controlplane/process_metrics.h"
 #include "navarch/controlplane/provider_metrics.h"
 #include "navarch/controlplane/undo_stack.h"
+#include "navarch/pool/default_user_data.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
 #include "navarch/provider/aws/aws_provider.h"
@@ -167,10 +173,14 @@ namespace {
 // {{.ControlPlane}} derived from server.address (often a wildcard or
 // loopback) rarely reaches the control plane from a new cloud machine.
 void WarnAboutUserDataAddress(const Config& config, const std::string& address,
-                              const Logger& log) {
+                              bool default_user_data, const Logger& log) {
   if (!config.server.external_address.empty()) return;
   for (const auto& [name, pc] : config.pools) {
-    if (pc.user_data.empty() && pc.user_data_file.empty()) continue;
+    if (pc.user_data.empty() && pc.user_data_file.empty() &&
+        !(default_user_data && pc.setup_commands.empty() &&
+          PoolOnCloudsOnly(config, pc))) {
+      continue;
+    }
     log.Warn(
         "a pool's user data gets {{.ControlPlane}} from server.address; set "
         "server.external_address to the address new machines reach",
@@ -264,8 +274,11 @@ void ControlPlaneServer::StartPools() {
   options.first_tick_wait = absl::Minutes(1);
   options.log = log_.With({{"component", "pools"}});
   options.control_plane = AgentServerAddress(config_.server);
-  WarnAboutUserDataAddress(config_, options.control_plane, log_);
+  options.agent_downloads = AgentHttpAddress(config_.server);
+  WarnAboutUserDataAddress(config_, options.control_plane,
+                           auth_->node_tokens(), log_);
   if (auth_->node_tokens()) {
+    options.default_user_data = DefaultUserDataTemplate();
     options.mint_bootstrap_token =
         [auth = auth_.get()](const std::string& intent, absl::Time expiry) {
           return auth->MintBootstrapToken(intent, expiry);
@@ -381,6 +394,17 @@ absl::Status ControlPlaneServer::StartGrpc() {
 }
 
 absl::Status ControlPlaneServer::StartHttp() {
+  // A configured agent file that is not there is a typo to report now, not
+  // a failed bootstrap on a new machine later.
+  for (const auto& [key, path] :
+       {std::pair<const char*, const std::string&>{
+            "server.agent_binary", config_.server.agent_binary},
+        {"server.agent_package", config_.server.agent_package}}) {
+    if (!path.empty() && ::access(path.c_str(), R_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          key, ": ", path, " cannot be read: ", std::strerror(errno)));
+    }
+  }
   http_ = std::make_unique<HttpServer>(
       *fleet_, *store_, *auth_, *metrics_, *rpc_metrics_, clock_, log_,
       pool_manager_.get(), provider_api_.get());
@@ -395,6 +419,10 @@ absl::Status ControlPlaneServer::StartHttp() {
   http_options.head_timeout = limits.head_timeout;
   http_options.body_timeout = limits.body_timeout;
   http_options.max_response_bytes = max_response_bytes_;
+  http_options.agent.binary_path = config_.server.agent_binary.empty()
+                                       ? DefaultAgentBinaryPath()
+                                       : config_.server.agent_binary;
+  http_options.agent.package_path = config_.server.agent_package;
   if (absl::Status s = http_->Start(http_options); !s.ok()) {
     http_.reset();
     return s;

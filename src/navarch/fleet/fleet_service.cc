@@ -1163,7 +1163,14 @@ void FleetService::UpsertInstance(const InstanceInfo& instance,
         InstanceRecord& rec = instances_[instance.instance_id()];
         InstanceState before = rec.instance().state();  // new: UNKNOWN
         rec.set_version(rec.version() + 1);
+        const bool had_bootstrap = rec.instance().has_bootstrap();
+        InstanceBootstrap bootstrap = rec.instance().bootstrap();
         *rec.mutable_instance() = instance;
+        if (had_bootstrap) {
+          *rec.mutable_instance()->mutable_bootstrap() = std::move(bootstrap);
+        } else {
+          rec.mutable_instance()->clear_bootstrap();
+        }
         if (before != instance.state()) {
           Event e =
               NewEvent(absl::StrCat("instance.", ShortName(instance.state())),
@@ -1175,9 +1182,83 @@ void FleetService::UpsertInstance(const InstanceInfo& instance,
           staged.batch().events.push_back(std::move(e));
         }
         staged.batch().instances.push_back(rec);
-        staged.reply = instance;
+        staged.reply = rec.instance();
         return staged;
       });
+}
+
+namespace {
+
+const char* BootstrapEventKind(BootstrapState state) {
+  switch (state) {
+    case BOOTSTRAP_STATE_RUNNING:
+      return "instance.bootstrap_started";
+    case BOOTSTRAP_STATE_SUCCEEDED:
+      return "instance.bootstrap_succeeded";
+    default:
+      return "instance.bootstrap_failed";
+  }
+}
+
+}  // namespace
+
+void FleetService::RecordBootstrap(const std::string& instance_id,
+                                   const InstanceBootstrap& bootstrap,
+                                   const std::string& pin_host_key,
+                                   const Actor& actor,
+                                   Done<InstanceInfo> done) {
+  if (absl::Status s = ValidateId("instance_id", instance_id); !s.ok()) {
+    return done(s);
+  }
+  Mutate<InstanceInfo>(
+      std::move(done),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+          mu_) -> absl::StatusOr<Staged<InstanceInfo>> {
+        auto it = instances_.find(instance_id);
+        if (it == instances_.end()) {
+          return absl::NotFoundError(
+              absl::StrCat("instance ", instance_id, " not found"));
+        }
+        Staged<InstanceInfo> staged;
+        InstanceRecord& rec = it->second;
+        rec.set_version(rec.version() + 1);
+        *rec.mutable_instance()->mutable_bootstrap() = bootstrap;
+        if (!pin_host_key.empty() && rec.ssh_host_key().empty()) {
+          rec.set_ssh_host_key(pin_host_key);
+        }
+        const InstanceInfo& inst = rec.instance();
+        std::string message =
+            bootstrap.state() == BOOTSTRAP_STATE_FAILED
+                ? absl::StrCat("bootstrap failed: ", bootstrap.error())
+                : absl::StrCat("bootstrap ",
+                               bootstrap.state() == BOOTSTRAP_STATE_RUNNING
+                                   ? "started on "
+                                   : "succeeded on ",
+                               bootstrap.host());
+        Event e = NewEvent(BootstrapEventKind(bootstrap.state()), nullptr,
+                           actor, message);
+        e.set_node_id(inst.instance_id());
+        e.set_pool(inst.pool_name());
+        auto& d = *e.mutable_details();
+        d["instance_id"] = inst.instance_id();
+        d["host"] = bootstrap.host();
+        if (bootstrap.state() != BOOTSTRAP_STATE_RUNNING) {
+          d["steps"] = absl::StrCat(bootstrap.steps_size());
+        }
+        if (!bootstrap.host_key_fingerprint().empty()) {
+          d["host_key"] = bootstrap.host_key_fingerprint();
+        }
+        staged.batch().events.push_back(std::move(e));
+        staged.batch().instances.push_back(rec);
+        staged.reply = inst;
+        return staged;
+      });
+}
+
+std::string FleetService::PinnedHostKey(const std::string& instance_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = instances_.find(instance_id);
+  return it == instances_.end() ? "" : it->second.ssh_host_key();
 }
 
 void FleetService::MarkTerminated(const std::string& node_id,

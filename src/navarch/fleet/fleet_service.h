@@ -202,8 +202,20 @@ class FleetService {
   // pruned instances here too. Returns the rows deleted.
   absl::StatusOr<int64_t> PruneHistory(const PruneRequest& request);
   // Records an instance (created by a pool or adopted at reconciliation).
+  // Its `bootstrap` is left as recorded: RecordBootstrap owns it.
   void UpsertInstance(const InstanceInfo& instance, const Actor& actor,
                       Done<InstanceInfo> done);
+  // Records where the instance's SSH bootstrap stands, with an event
+  // (instance.bootstrap_started, _succeeded, _failed) and, when
+  // `pin_host_key` is not empty and none is pinned yet, the host key later
+  // connections must present (ssh_host_key_policy tofu). NOT_FOUND for an
+  // unknown instance.
+  void RecordBootstrap(const std::string& instance_id,
+                       const InstanceBootstrap& bootstrap,
+                       const std::string& pin_host_key, const Actor& actor,
+                       Done<InstanceInfo> done);
+  // The host key pinned for the instance; "" when none is.
+  std::string PinnedHostKey(const std::string& instance_id);
   // The node's instance is gone: TERMINATED, terminal.
   void MarkTerminated(const std::string& node_id, const std::string& reason,
                       const Actor& actor, Done<NodeInfo> done);

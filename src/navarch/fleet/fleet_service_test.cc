@@ -537,6 +537,51 @@ TEST_F(FleetTest, InstancesBecomeRunningWhenTheirNodeRegisters) {
             absl::StatusCode::kNotFound);
 }
 
+// The bootstrap is RecordBootstrap's: an instance update from a pool tick
+// that read the instance before it was recorded leaves it alone; the host
+// key is pinned once and survives a restart.
+TEST_F(FleetTest, RecordBootstrapOwnsTheBootstrapAndPinsTheKeyOnce) {
+  Upsert("i-1", INSTANCE_STATE_PENDING_REGISTRATION);
+  InstanceBootstrap b;
+  b.set_state(BOOTSTRAP_STATE_RUNNING);
+  b.set_host("127.0.0.1:22");
+  auto record = [&](const InstanceBootstrap& bs, const std::string& key) {
+    return Await<InstanceInfo>([&](auto done) {
+      fleet_->RecordBootstrap("i-1", bs, key, Actor{"pool-manager"}, done);
+    });
+  };
+  ASSERT_TRUE(record(b, "").ok());
+  b.set_state(BOOTSTRAP_STATE_SUCCEEDED);
+  b.add_steps()->set_command("echo {{.Pool}}");
+  ASSERT_TRUE(record(b, "ssh-ed25519 AAAAfirst").ok());
+  Upsert("i-1", INSTANCE_STATE_RUNNING);  // an update without the bootstrap
+  GetInstanceRequest g;
+  g.set_instance_id("i-1");
+  auto got = fleet_->GetInstance(g);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->instance().state(), INSTANCE_STATE_RUNNING);
+  EXPECT_EQ(got->instance().bootstrap().state(), BOOTSTRAP_STATE_SUCCEEDED);
+  EXPECT_EQ(got->instance().bootstrap().steps(0).command(), "echo {{.Pool}}");
+  ASSERT_TRUE(record(b, "ssh-ed25519 AAAAsecond").ok());
+  Restart();
+  EXPECT_EQ(fleet_->PinnedHostKey("i-1"), "ssh-ed25519 AAAAfirst");
+  EXPECT_EQ(fleet_->GetInstance(g)->instance().bootstrap().state(),
+            BOOTSTRAP_STATE_SUCCEEDED);
+  EXPECT_EQ(Events("i-1", "instance.bootstrap_started").size(), 1u);
+  EXPECT_EQ(Events("i-1", "instance.bootstrap_succeeded").size(), 2u);
+  EXPECT_EQ(record(b, "").status().code(), absl::StatusCode::kOk);
+  EXPECT_EQ(Await<InstanceInfo>([&](auto done) {
+              fleet_->RecordBootstrap("nope", b, "", Actor{"x"}, done);
+            })
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  // Instances without a bootstrap have none, not an empty one.
+  Upsert("i-2", INSTANCE_STATE_PENDING_REGISTRATION);
+  g.set_instance_id("i-2");
+  EXPECT_FALSE(fleet_->GetInstance(g)->instance().has_bootstrap());
+}
+
 // A memory store whose heartbeat writes can be made to fail.
 class FlakyHeartbeatStore final : public Store {
  public:

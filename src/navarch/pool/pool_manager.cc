@@ -212,6 +212,7 @@ absl::Status PoolManager::Init() {
     }
     pools_[name] = *std::move(pool);
   }
+  StartBootstrapper();
   // One worker per pool: a pool has at most one tick queued or running, so
   // a pool whose provider hangs never holds up another's tick.
   if (options_.threads && workers_.empty()) {
@@ -270,6 +271,11 @@ absl::StatusOr<std::unique_ptr<PoolManager::Pool>> PoolManager::MakePool(
   pool->selector = std::make_unique<ProviderSelector>(clock_, std::move(so),
                                                       std::move(candidates));
   NAVARCH_RETURN_IF_ERROR(LoadUserData(*pool));
+  if (!pc.file_uploads.empty()) {
+    options_.log.Warn(
+        "file_uploads are not copied yet: copy files from a setup command",
+        {{"pool", name}});
+  }
   if (pc.autoscaling) pool->autoscaler = MakeAutoscaler(*pc.autoscaling);
   pool->source = MakeMetricsSource(pc.metrics, clock_,
                                    options_.log.With({{"pool", name}}));
@@ -626,6 +632,9 @@ void PoolManager::Stop(absl::Duration grace) {
     }
     (void)AwaitIdle(absl::InfiniteDuration(), /*with_calls=*/false);
   }
+  // Bootstraps in progress are cancelled (their commands killed on the
+  // machines); the next start runs them again.
+  if (bootstrapper_ != nullptr) bootstrapper_->Stop();
   {
     absl::MutexLock lock(&shared_->mu);
     shared_->quit = true;
@@ -675,7 +684,8 @@ void PoolManager::ManageInstance(
       Upsert(inst);
     }
   }
-  if (Pending(inst) && now - FromTimestamp(inst.created_at()) >
+  if (MaybeBootstrap(inst, listed)) return;
+  if (Pending(inst) && now - RegistrationClockStart(inst) >
                            options_.instance_manager.registration_timeout) {
     // Upstream marked these FAILED and kept paying for them.
     (void)TerminateInstance(
@@ -947,6 +957,17 @@ absl::Status PoolManager::LoadUserData(Pool& pool) {
     }
     pool.user_data = *std::move(text);
   }
+  if (pool.user_data.empty() && pc.setup_commands.empty() &&
+      PoolOnCloudsOnly(config_, pc)) {
+    if (options_.default_user_data.empty()) {
+      options_.log.Info(
+          "no user data: new machines must start the agent by themselves "
+          "(a pre-baked image); auth.node_token_key enables the default "
+          "bootstrap",
+          {{"pool", pc.name}});
+    }
+    pool.user_data = options_.default_user_data;
+  }
   if (pool.user_data.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<std::string>> used =
       TemplateVariables(pool.user_data, BootstrapTemplateVariables());
@@ -965,6 +986,21 @@ absl::Status PoolManager::LoadUserData(Pool& pool) {
   return absl::OkStatus();
 }
 
+std::map<std::string, std::string> PoolManager::TemplateValues(
+    const Pool& pool, const std::string& provider, const std::string& region,
+    const std::string& instance_type, const std::string& node_id) const {
+  return {{"ControlPlane", options_.control_plane},
+          {"Pool", pool.config.name},
+          {"NodeID", node_id},
+          {"Provider", provider},
+          {"Region", region},
+          {"InstanceType", instance_type},
+          {"PackageURL",
+           absl::StrCat(options_.agent_downloads, "/api/v1/agent/package")},
+          {"BinaryURL",
+           absl::StrCat(options_.agent_downloads, "/api/v1/agent/binary")}};
+}
+
 ProviderSelector::UserDataFn PoolManager::UserDataFor(
     const Pool& pool, const std::string& intent) {
   if (pool.user_data.empty()) return nullptr;
@@ -976,15 +1012,10 @@ ProviderSelector::UserDataFn PoolManager::UserDataFor(
   return [this, &pool, intent, expiry](
              const std::string& provider,
              const ProvisionRequest& req) -> absl::StatusOr<std::string> {
-    std::map<std::string, std::string> values = {
-        {"ControlPlane", options_.control_plane},
-        {"Pool", pool.config.name},
-        // The cloud names the instance only once it exists: the agent
-        // resolves its id itself (node-agent --node-id auto).
-        {"NodeID", "auto"},
-        {"Provider", provider},
-        {"Region", req.region},
-        {"InstanceType", req.instance_type}};
+    // The cloud names the instance only once it exists: the agent
+    // resolves its id itself (node-agent --node-id auto).
+    std::map<std::string, std::string> values =
+        TemplateValues(pool, provider, req.region, req.instance_type, "auto");
     if (pool.user_data_token) {
       absl::StatusOr<std::string> token =
           options_.mint_bootstrap_token(intent, expiry);

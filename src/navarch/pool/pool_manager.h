@@ -65,6 +65,7 @@
 #include "navarch/pool/metrics_source.h"
 #include "navarch/pool/pool_plan.h"
 #include "navarch/pool/selector.h"
+#include "navarch/pool/ssh_bootstrapper.h"
 #include "navarch/provider/registry.h"
 
 namespace navarch {
@@ -103,6 +104,18 @@ struct PoolManagerOptions {
   std::function<absl::StatusOr<std::string>(const std::string& intent,
                                             absl::Time expiry)>
       mint_bootstrap_token;
+  // The control plane's HTTP listener as new machines reach it
+  // (AgentHttpAddress): {{.PackageURL}} and {{.BinaryURL}} are under it.
+  std::string agent_downloads;
+  // Runs a pool's setup_commands on a new instance (SSH bootstrap); null:
+  // bootstrap::RunBootstrap. Tests put a stand-in here.
+  BootstrapRunner ssh_runner;
+  // SSH bootstraps running at once; more instances wait for a later tick.
+  int max_concurrent_bootstraps = 32;
+  // The user data of a pool whose providers are all clouds (lambda, gcp,
+  // aws) and that sets no user_data, user_data_file or setup_commands
+  // (DefaultUserDataTemplate); empty: such pools send none.
+  std::string default_user_data;
 };
 
 // What `navarch pools list|get` shows.
@@ -272,8 +285,14 @@ class PoolManager {
   // One pool of the configuration, ready to tick; INVALID_ARGUMENT when
   // none of its providers is available or its user data is wrong.
   absl::StatusOr<std::unique_ptr<Pool>> MakePool(const PoolConfig& pc);
-  // Reads and checks the pool's user data template into `pool`.
+  // Reads and checks the pool's user data template into `pool` (the
+  // default one for a pool on clouds only that sets none).
   absl::Status LoadUserData(Pool& pool);
+  // The variables of the pool's templates (config/template.h) but the
+  // bootstrap token.
+  std::map<std::string, std::string> TemplateValues(
+      const Pool& pool, const std::string& provider, const std::string& region,
+      const std::string& instance_type, const std::string& node_id) const;
   // Makes each attempt's user data for the provision `intent` (null when
   // the pool has none).
   ProviderSelector::UserDataFn UserDataFor(const Pool& pool,
@@ -286,6 +305,24 @@ class PoolManager {
                               const absl::StatusOr<ProviderInstance>& result);
   void RecordProvisioned(const PoolConfig& pc, const ProviderInstance& pi,
                          const std::string& purpose);
+  // SSH bootstrap (pool_manager_bootstrap.cc).
+  using Listed = std::map<std::string, std::map<std::string, ProviderInstance>>;
+  void StartBootstrapper();
+  // Starts or waits for the SSH bootstrap of a PENDING_REGISTRATION
+  // instance of a pool with setup_commands; true when the instance needs no
+  // other management this tick (bootstrapping, or failed and terminated).
+  bool MaybeBootstrap(InstanceInfo& inst, Listed& listed);
+  // The pool's setup_commands rendered for `inst` (a bootstrap token
+  // minted when they use one).
+  absl::StatusOr<std::vector<std::string>> RenderSetupCommands(
+      const Pool& pool, const InstanceInfo& inst);
+  // The instance's address at its provider; "" while it has none.
+  std::string AddressOf(const InstanceInfo& inst, Listed& listed);
+  void FinishBootstrap(const SshBootstrapJob& job,
+                       const bootstrap::BootstrapResult& result);
+  // When an instance's registration deadline starts: at its creation, or
+  // when its SSH bootstrap ended.
+  absl::Time RegistrationClockStart(const InstanceInfo& inst) const;
   void StartRemoval(Pool& pool, PoolRemoval removal);
   // True when the removal finished (or the node is gone).
   bool ProgressRemoval(Pool& pool, PoolRemoval& removal, const NodeIndex& nodes,
@@ -333,6 +370,7 @@ class PoolManager {
   // Fixed after Init.
   std::map<std::string, std::unique_ptr<CountingProvider>> counted_;
   std::vector<std::thread> workers_;  // With options_.threads; from Init.
+  std::unique_ptr<SshBootstrapper> bootstrapper_;  // From Init.
   absl::Mutex counters_mu_;
   PoolCounters counters_ ABSL_GUARDED_BY(counters_mu_);
   // Provision calls made, for unique names and tokens; pools tick at once.

@@ -11,6 +11,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
+#include "navarch/bootstrap/ssh_bootstrap.h"
+#include "navarch/pool/default_user_data.h"
 #include "navarch/provider/cloud/cloud_http.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/store/memory/memory_store.h"
@@ -584,6 +586,253 @@ TEST_F(PoolManagerTest, UserDataIsRenderedPerAttemptWithABootstrapToken) {
                                   "https://cp.example:50051 --pool train "
                                   "--node-id auto --token boot-",
                                   intent, " # sim us-east-1 h100-8x\n"));
+}
+
+// A pool on clouds that sets no user data gets the default bootstrap, which
+// installs the agent from this control plane; other pools get none.
+TEST_F(PoolManagerTest, CloudPoolsWithoutUserDataGetTheDefaultBootstrap) {
+  Pool().min_nodes = 1;
+  Pool().region = "us-east-1";
+  std::vector<std::string> seen;
+  provider_->set_provision_gate(
+      [&](const ProvisionRequest& r) { seen.push_back(r.user_data); });
+  PoolManagerOptions o{.instance_manager = config_.instance_manager,
+                       .seed = ++starts_};
+  o.control_plane = "https://cp.example:50051";
+  o.agent_downloads = "https://cp.example:8080";
+  o.default_user_data = DefaultUserDataTemplate();
+  o.ssh_runner = [](const bootstrap::SshTarget&,
+                    const std::vector<std::string>&,
+                    const bootstrap::BootstrapOptions&, Clock&) {
+    bootstrap::BootstrapResult r;
+    r.success = true;
+    return r;
+  };
+  o.mint_bootstrap_token = [](const std::string& intent, absl::Time) {
+    return absl::StatusOr<std::string>("boot-" + intent);
+  };
+  auto start = [&] {
+    seen.clear();
+    manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
+                                             clock_, config_, o);
+    ASSERT_TRUE(manager_->Init().ok());
+    manager_->Tick();
+  };
+  start();  // "sim" is a fake provider: no user data.
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "");
+
+  config_.providers["sim"].type = ProviderType::kAws;
+  Pool().min_nodes++;
+  start();
+  ASSERT_EQ(seen.size(), 1u);
+  const std::string& script = seen[0];
+  EXPECT_THAT(script, ::testing::StartsWith("#!/bin/sh\n"));
+  EXPECT_THAT(script, ::testing::Not(::testing::HasSubstr("{{")));
+  EXPECT_THAT(script, ::testing::HasSubstr(
+                          "'https://cp.example:8080/api/v1/agent/package'"));
+  EXPECT_THAT(script,
+              ::testing::HasSubstr("NAVARCH_SERVER=https://cp.example:50051"));
+  EXPECT_THAT(script, ::testing::HasSubstr("token='boot-navarch-train-"));
+  EXPECT_THAT(script, ::testing::HasSubstr(
+                          "--node-id auto --pool train --provider sim "
+                          "--region us-east-1 --instance-type h100-8x"));
+
+  // Setup commands bootstrap over SSH instead.
+  Pool().setup_commands = {"echo hi"};
+  Pool().min_nodes++;
+  start();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "");
+}
+
+// --- SSH bootstrap (setup_commands), with a stand-in for the SSH side
+// (bootstrap/ssh_bootstrap_test.cc runs the real one against sshd).
+
+struct RunnerCall {
+  bootstrap::SshTarget target;
+  std::vector<std::string> commands;
+  bootstrap::BootstrapOptions options;
+};
+
+class SshBootstrapTest : public PoolManagerTest {
+ protected:
+  void SetUp() override {
+    PoolManagerTest::SetUp();
+    Pool().min_nodes = 1;
+    Pool().region = "us-east-1";
+    Pool().setup_commands = {"echo {{.NodeID}} {{.Pool}}",
+                             "install --token {{.BootstrapToken}}"};
+    Pool().ssh_private_key_path = "/keys/id_ed25519";
+    Pool().ssh_port = 2222;
+    result_.success = true;
+    result_.host_key = {"ssh-ed25519 AAAAC3first", "SHA256:first"};
+    result_.steps = {{"rendered 1", 0, "out\n", "", absl::Seconds(1), false},
+                     {"rendered 2", 0, "", "", absl::Seconds(2), false}};
+  }
+  void BuildWithRunner() {
+    PoolManagerOptions o{.instance_manager = config_.instance_manager,
+                         .seed = ++starts_};
+    o.ssh_runner = [this](const bootstrap::SshTarget& t,
+                          const std::vector<std::string>& commands,
+                          const bootstrap::BootstrapOptions& options, Clock&) {
+      calls_.push_back({t, commands, options});
+      return result_;
+    };
+    o.mint_bootstrap_token = [](const std::string& intent, absl::Time) {
+      return absl::StatusOr<std::string>("boot-" + intent);
+    };
+    manager_ = std::make_unique<PoolManager>(*fleet_, registry_, notifier_,
+                                             clock_, config_, o);
+    ASSERT_TRUE(manager_->Init().ok());
+  }
+  InstanceInfo Only() {
+    ListInstancesRequest r;
+    auto resp = fleet_->ListInstances(r);
+    EXPECT_TRUE(resp.ok());
+    EXPECT_GE(resp->instances_size(), 1);
+    return resp->instances_size() > 0 ? resp->instances(0) : InstanceInfo();
+  }
+
+  bootstrap::BootstrapResult result_;
+  std::vector<RunnerCall> calls_;
+};
+
+TEST_F(SshBootstrapTest, SetupCommandsRunOnceTheInstanceHasAnAddress) {
+  BuildWithRunner();
+  manager_->Tick();  // provisions
+  manager_->Tick();  // bootstraps
+  ASSERT_EQ(calls_.size(), 1u);
+  const InstanceInfo inst = Only();
+  const std::string& id = inst.instance_id();
+  const RunnerCall& c = calls_[0];
+  EXPECT_EQ(c.target.host, provider_->List()->at(0).ip_address);
+  EXPECT_THAT(c.target.host, ::testing::StartsWith("127."));
+  EXPECT_EQ(c.target.port, 2222);
+  EXPECT_EQ(c.target.user, "ubuntu");
+  EXPECT_EQ(c.target.private_key_path, "/keys/id_ed25519");
+  EXPECT_EQ(c.commands[0], absl::StrCat("echo ", id, " train"));
+  EXPECT_EQ(c.commands[1], absl::StrCat("install --token boot-",
+                                        inst.labels().at("navarch-token")));
+  EXPECT_EQ(c.options.host_key.policy, bootstrap::HostKeyPolicy::kTofu);
+  EXPECT_EQ(c.options.host_key.pinned_key, "");
+  EXPECT_EQ(c.options.ssh_timeout, absl::Minutes(10));
+  EXPECT_EQ(c.options.command_timeout, absl::Minutes(5));
+
+  const InstanceBootstrap& b = inst.bootstrap();
+  EXPECT_EQ(b.state(), BOOTSTRAP_STATE_SUCCEEDED);
+  EXPECT_EQ(b.host(), absl::StrCat(c.target.host, ":2222"));
+  EXPECT_EQ(b.host_key_fingerprint(), "SHA256:first");
+  EXPECT_EQ(b.host_key_policy(), "tofu");
+  ASSERT_EQ(b.steps_size(), 2);
+  // The templates are recorded, never the rendered token.
+  EXPECT_EQ(b.steps(1).command(), "install --token {{.BootstrapToken}}");
+  EXPECT_EQ(b.steps(0).stdout_text(), "out\n");
+  EXPECT_EQ(b.steps(1).duration_ms(), 2000);
+  EXPECT_EQ(fleet_->PinnedHostKey(id), "ssh-ed25519 AAAAC3first");
+  EXPECT_EQ(inst.state(), INSTANCE_STATE_PENDING_REGISTRATION);
+  EXPECT_EQ(Events("instance.bootstrap_started").size(), 1u);
+  EXPECT_EQ(Events("instance.bootstrap_succeeded").size(), 1u);
+
+  // Done once; the node registers and the instance runs.
+  manager_->Tick();
+  EXPECT_EQ(calls_.size(), 1u);
+  Register(id);
+  manager_->Tick();
+  EXPECT_EQ(Only().state(), INSTANCE_STATE_RUNNING);
+  EXPECT_EQ(Only().bootstrap().state(), BOOTSTRAP_STATE_SUCCEEDED);
+}
+
+TEST_F(SshBootstrapTest, AFailedBootstrapFailsTheInstanceAndItIsReplaced) {
+  result_.success = false;
+  result_.error_code = absl::StatusCode::kAborted;
+  result_.error = "command 2 exited with status 3";
+  result_.steps[1].exit_code = 3;
+  BuildWithRunner();
+  manager_->Tick();
+  manager_->Tick();
+  ASSERT_EQ(calls_.size(), 1u);
+  std::vector<InstanceInfo> failed = Instances(INSTANCE_STATE_FAILED);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_THAT(
+      failed[0].status_message(),
+      ::testing::HasSubstr("bootstrap failed: command 2 exited with status 3"));
+  EXPECT_TRUE(failed[0].has_terminated_at());
+  EXPECT_EQ(failed[0].bootstrap().state(), BOOTSTRAP_STATE_FAILED);
+  EXPECT_EQ(failed[0].bootstrap().steps(1).exit_code(), 3);
+  EXPECT_EQ(provider_->live_count(), 0);
+  ASSERT_EQ(Events("instance.bootstrap_failed").size(), 1u);
+  EXPECT_THAT(Events("instance.bootstrap_failed")[0].message(),
+              ::testing::HasSubstr("command 2 exited with status 3"));
+  // The key of a connection that worked is pinned, though a command failed.
+  EXPECT_EQ(fleet_->PinnedHostKey(failed[0].instance_id()),
+            "ssh-ed25519 AAAAC3first");
+  manager_->Tick();  // the pool is short: a new instance
+  EXPECT_EQ(provider_->live_count(), 1);
+}
+
+TEST_F(SshBootstrapTest, ARefusedHostKeyIsNotPinnedAndThePinIsPassedOn) {
+  Pool().ssh_host_key_policy = SshHostKeyPolicy::kKnownHosts;
+  Pool().ssh_known_hosts_file = "/etc/ssh/ssh_known_hosts";
+  result_.success = false;
+  result_.error_code = absl::StatusCode::kFailedPrecondition;
+  result_.error = "host key of 127.0.0.1:2222 (SHA256:first) is not known";
+  result_.steps.clear();
+  BuildWithRunner();
+  manager_->Tick();
+  manager_->Tick();
+  ASSERT_EQ(calls_.size(), 1u);
+  EXPECT_EQ(calls_[0].options.host_key.policy,
+            bootstrap::HostKeyPolicy::kKnownHosts);
+  EXPECT_EQ(calls_[0].options.host_key.known_hosts_path,
+            "/etc/ssh/ssh_known_hosts");
+  const std::vector<InstanceInfo> failed = Instances(INSTANCE_STATE_FAILED);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(fleet_->PinnedHostKey(failed[0].instance_id()), "");
+  EXPECT_EQ(failed[0].bootstrap().host_key_policy(), "known_hosts");
+}
+
+TEST_F(SshBootstrapTest, ARestartRunsAnUnfinishedBootstrapAgainWithThePin) {
+  result_.error_code = absl::StatusCode::kCancelled;  // stopped mid-way
+  result_.success = false;
+  BuildWithRunner();
+  manager_->Tick();
+  manager_->Tick();
+  ASSERT_EQ(calls_.size(), 1u);
+  const std::string id = Only().instance_id();
+  EXPECT_EQ(Only().bootstrap().state(), BOOTSTRAP_STATE_RUNNING);
+  EXPECT_EQ(Only().state(), INSTANCE_STATE_PENDING_REGISTRATION);
+  // A key pinned by an earlier connection is handed to the next one.
+  InstanceBootstrap b = Only().bootstrap();
+  ASSERT_TRUE(Await<InstanceInfo>([&](auto done) {
+                fleet_->RecordBootstrap(id, b, "ssh-ed25519 AAAApinned",
+                                        Actor{"test"}, done);
+              }).ok());
+  result_.error_code = absl::StatusCode::kOk;
+  result_.success = true;
+  BuildWithRunner();  // the next start
+  manager_->Tick();
+  ASSERT_EQ(calls_.size(), 2u);
+  EXPECT_EQ(calls_[1].options.host_key.pinned_key, "ssh-ed25519 AAAApinned");
+  EXPECT_EQ(Only().bootstrap().state(), BOOTSTRAP_STATE_SUCCEEDED);
+  EXPECT_EQ(fleet_->PinnedHostKey(id), "ssh-ed25519 AAAApinned");
+}
+
+TEST_F(SshBootstrapTest, TheRegistrationDeadlineStartsWhenTheBootstrapEnds) {
+  BuildWithRunner();
+  manager_->Tick();
+  clock_.Advance(config_.instance_manager.registration_timeout -
+                 absl::Minutes(1));
+  manager_->Tick();  // bootstraps now, 9 minutes after the launch
+  ASSERT_EQ(calls_.size(), 1u);
+  clock_.Advance(absl::Minutes(5));
+  manager_->Tick();
+  EXPECT_EQ(Only().state(), INSTANCE_STATE_PENDING_REGISTRATION);
+  clock_.Advance(config_.instance_manager.registration_timeout);
+  manager_->Tick();
+  EXPECT_EQ(Only().state(), INSTANCE_STATE_FAILED);
+  EXPECT_THAT(Only().status_message(),
+              ::testing::HasSubstr("registration timeout"));
 }
 
 TEST_F(PoolManagerTest, UserDataProblemsFailInit) {

@@ -80,13 +80,6 @@ std::string Scope(absl::string_view amz_date, const SigV4Request& request) {
 
 }  // namespace
 
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char out[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<char*>(out), sizeof(out)));
-}
-
 std::string SigV4CanonicalRequest(const SigV4Request& request) {
   const std::map<std::string, std::string> headers =
       CanonicalHeaders(request.headers);

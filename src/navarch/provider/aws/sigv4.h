@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "navarch/net/digest.h"
 #include "navarch/net/http_client.h"
 
 namespace navarch {
@@ -33,8 +34,6 @@ struct SigV4Request {
   std::string region;
   std::string service;
 };
-
-std::string Sha256Hex(absl::string_view data);
 
 // The steps of the algorithm, exposed for tests against the vectors.
 std::string SigV4CanonicalRequest(const SigV4Request& request);

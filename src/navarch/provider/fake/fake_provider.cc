@@ -81,7 +81,11 @@ absl::StatusOr<ProviderInstance> FakeProvider::Create(
   instance.zone = request.zone;
   instance.instance_type = request.instance_type;
   instance.state = ProviderInstanceState::kProvisioning;
-  instance.ip_address = absl::StrCat("10.0.0.", next_id_ - 1);
+  // Loopback, as every address a fake hands out: whatever a test does with
+  // it (an SSH bootstrap dials it) stays on this machine.
+  const uint64_t n = next_id_ - 1;
+  instance.ip_address =
+      absl::StrCat("127.", (n >> 16) & 255, ".", (n >> 8) & 255, ".", n & 255);
   instance.gpu_count = options_.gpu_count;
   instance.gpu_type = options_.gpu_type;
   instance.labels = request.labels;

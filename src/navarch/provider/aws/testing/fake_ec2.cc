@@ -214,9 +214,8 @@ std::string InstanceXml(const FakeEc2::Instance& i) {
       "</launchTime><placement><availabilityZone>", X(i.zone),
       "</availabilityZone><tenancy>default</tenancy></placement>"
       "<monitoring><state>disabled</state></monitoring><subnetId>",
-      X(i.subnet_id), "</subnetId><privateIpAddress>10.0.0.",
-      i.id.size() % 200 + 10, "</privateIpAddress><groupSet>", groups,
-      "</groupSet>",
+      X(i.subnet_id), "</subnetId><privateIpAddress>", i.private_ip,
+      "</privateIpAddress><groupSet>", groups, "</groupSet>",
       i.spot ? "<instanceLifecycle>spot</instanceLifecycle>" : "",
       i.client_token.empty()
           ? ""
@@ -564,6 +563,9 @@ void FakeEc2::RunInstances(const Params& p, httplib::Response& res) {
     char id[32];
     std::snprintf(id, sizeof(id), "i-%017x", next_id_++);
     instance.id = id;
+    instance.private_ip = !options_.private_ip.empty()
+                              ? options_.private_ip
+                              : absl::StrCat("127.0.0.", next_id_ % 250 + 2);
     instance.launch_time =
         (options_.clock != nullptr ? *options_.clock : RealClock::Default())
             .Now();

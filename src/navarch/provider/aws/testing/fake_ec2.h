@@ -57,6 +57,9 @@ struct FakeEc2Options {
   std::map<std::string, std::string> subnets = {{"subnet-a", "us-east-1a"},
                                                 {"subnet-b", "us-east-1b"}};
   Clock* clock = nullptr;  // Stamps launchTime. Null: real.
+  // Every instance's privateIpAddress; empty: 127.0.0.N, one per instance.
+  // Loopback either way, so a test that dials it stays on this machine.
+  std::string private_ip;
   // What DescribeInstanceTypes offers in the region, in this order.
   std::vector<FakeEc2InstanceType> instance_types = {
       {"g5.xlarge", 4, 16384, 1, "A10G", "NVIDIA"},
@@ -74,6 +77,7 @@ class FakeEc2 {
     std::string instance_type;
     std::string zone;
     std::string subnet_id;
+    std::string private_ip;  // loopback: see FakeEc2Options::private_ip
     std::string state = "pending";
     std::string client_token;
     std::string user_data;  // decoded

@@ -428,7 +428,9 @@ void FakeGce::Insert(const httplib::Request& req, httplib::Response& res,
     body["kind"] = "compute#instance";
     body["selfLink"] = absl::StrCat(ZoneUrl(zone), "/instances/", name);
     body["networkInterfaces"][0]["networkIP"] =
-        absl::StrCat("10.128.0.", next_id_ % 250);
+        !options_.instance_ip.empty()
+            ? options_.instance_ip
+            : absl::StrCat("127.0.0.", next_id_ % 250 + 2);
     instances_[name] = body;
     ops_[op["name"]]->instance = body;
   }

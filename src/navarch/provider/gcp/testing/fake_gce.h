@@ -44,6 +44,9 @@ struct FakeGceOptions {
   // The most a page holds whatever maxResults asks (the API may return
   // fewer): small values make clients follow nextPageToken.
   int max_page_size = 500;
+  // Every instance's networkIP; empty: 127.0.0.N, one per instance.
+  // Loopback either way, so a test that dials it stays on this machine.
+  std::string instance_ip;
 };
 
 // One scripted failure of the next insert.

@@ -180,12 +180,19 @@ void FakeLambda::ForceNext(const std::string& operation, Forced answer) {
   forced_[operation].push_back(std::move(answer));
 }
 
+void FakeLambda::SetInstanceIp(std::string ip) {
+  absl::MutexLock lock(&mu_);
+  instance_ip_ = std::move(ip);
+}
+
 void FakeLambda::BootAll() {
   absl::MutexLock lock(&mu_);
   for (auto& i : instances_) {
     if (i->status == "booting") {
       i->status = "active";
-      i->ip = absl::StrCat("198.51.100.", i->id.size() % 200 + 2);
+      i->ip = !instance_ip_.empty()
+                  ? instance_ip_
+                  : absl::StrCat("127.0.0.", i->id.size() % 200 + 2);
     }
   }
 }
@@ -266,7 +273,7 @@ std::string FakeLambda::InstanceJson(const Instance& i) const {
   // No address while booting (the real API leaves it out until it has one).
   if (!i.ip.empty()) {
     j["ip"] = i.ip;
-    j["private_ip"] = "10.0.2.100";
+    j["private_ip"] = "127.0.2.100";
   }
   auto t = types_.find(i.type);
   if (t != types_.end()) j["instance_type"] = json::parse(TypeJson(t->second));

@@ -77,6 +77,10 @@ class FakeLambda {
   void AddSshKey(const std::string& name);
   // Launches beyond this many live instances fail with global/quota-exceeded.
   void SetQuota(int max_instances);
+  // The `ip` every instance gets when it boots; empty (the default):
+  // 127.0.0.N, one per instance. Loopback either way, so a test that dials
+  // it stays on this machine.
+  void SetInstanceIp(std::string ip);
   // Off: no 429 for launches closer than 12 s (tests of retries).
   void EnforceLaunchRate(bool on);
 
@@ -125,6 +129,7 @@ class FakeLambda {
   std::map<std::string, Type> types_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> regions_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> ssh_keys_ ABSL_GUARDED_BY(mu_);
+  std::string instance_ip_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Instance>> instances_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<Forced>> forced_ ABSL_GUARDED_BY(mu_);
   std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
