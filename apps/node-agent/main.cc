@@ -174,7 +174,9 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_flag("--version", f.version, "print the version and exit");
 }
 
-// Parses the command line into `f`; an exit code when main should stop.
+// Parses the command line into `f` (an empty --auth-token and
+// --node-token-file from their environment variables); an exit code when
+// main should stop.
 std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   CLI::App app{
       "Navarch node agent: reports this machine's GPUs and health to the "
@@ -196,6 +198,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  }
+  if (f.auth_token.empty()) f.auth_token = Env("NAVARCH_AUTH_TOKEN");
+  if (f.node_token_file.empty()) {
+    f.node_token_file = Env("NAVARCH_NODE_TOKEN_FILE");
   }
   return std::nullopt;
 }
@@ -479,10 +485,6 @@ int main(int argc, char** argv) {
   navarch::LogFormat format;
   if (absl::Status s = ResolveLogging(flags, config, level, format); !s.ok())
     return Fail(s.message(), 2);
-  if (flags.auth_token.empty()) flags.auth_token = Env("NAVARCH_AUTH_TOKEN");
-  if (flags.node_token_file.empty()) {
-    flags.node_token_file = Env("NAVARCH_NODE_TOKEN_FILE");
-  }
   const sigset_t stop_signals = BlockStopSignals();
   navarch::Logger log(std::make_shared<navarch::LogSink>(
       &std::cout, format, level, &navarch::RealClock::Default()));
@@ -491,9 +493,11 @@ int main(int argc, char** argv) {
         return AskNodeId(flags, stop_signals, log);
       });
   if (!node_id_from.ok()) {
-    const bool bad_input =
-        node_id_from.status().code() == absl::StatusCode::kInvalidArgument;
-    return Fail(node_id_from.status().message(), bad_input ? 2 : 1);
+    const absl::StatusCode code = node_id_from.status().code();
+    // Stopped (SIGTERM) while waiting for the control plane to assign an id.
+    if (code == absl::StatusCode::kCancelled) return 0;
+    return Fail(node_id_from.status().message(),
+                code == absl::StatusCode::kInvalidArgument ? 2 : 1);
   }
   absl::StatusOr<navarch::RegisterNodeRequest> identity = Identity(flags);
   if (!identity.ok()) return Fail(identity.status().message(), 2);
