@@ -367,6 +367,10 @@ class Loader {
   void ReadPoolProviders(const Entry& e, PoolDraft* d);
   void ReadFileUploads(const Entry& e, PoolDraft* d);
   // user_data and setup_commands: known variables only.
+  void InheritPoolSettings(const PoolDefaults& own, PoolConfig& p);
+  // The SSH keys that setup_commands and file_uploads need.
+  void CheckPoolSsh(const PoolConfig& p,
+                    const std::function<Site(absl::string_view)>& at);
   void CheckPoolTemplates(const PoolConfig& p,
                           const std::function<Site(absl::string_view)>& at);
   std::vector<KeySpec> InheritableKeys(PoolDefaults* d);
@@ -2001,8 +2005,24 @@ void Loader::FinishPool(PoolDraft& d) {
                           ") cannot exceed max_nodes (", *d.max_nodes, ")"));
   }
 
-  // Inherited settings: the pool's own, else defaults, else built in.
-  const PoolDefaults& own = d.own;
+  InheritPoolSettings(d.own, p);
+  CheckPoolSsh(p, at);
+  CheckPoolTemplates(p, at);
+
+  // The pool label is how nodes are counted into their pool.
+  auto label = p.labels.find("pool");
+  if (label != p.labels.end() && label->second != p.name) {
+    r_.Error(at("labels"), absl::StrCat("label 'pool' is reserved: it is "
+                                        "always the pool name '",
+                                        p.name, "'"));
+  }
+  p.labels["pool"] = p.name;
+
+  config_.pools[p.name] = p;
+}
+
+// Inherited settings: the pool's own, else defaults, else built in.
+void Loader::InheritPoolSettings(const PoolDefaults& own, PoolConfig& p) {
   const PoolDefaults& def = defaults_;
   auto pick = [](const auto& mine, const auto& theirs, auto* out) {
     if (mine) {
@@ -2033,14 +2053,17 @@ void Loader::FinishPool(PoolDraft& d) {
        &p.ssh_host_key_policy);
   pick(own.ssh_known_hosts_file, def.ssh_known_hosts_file,
        &p.ssh_known_hosts_file);
+  p.autoscaling = own.autoscaling ? own.autoscaling : def.autoscaling;
+}
+
+void Loader::CheckPoolSsh(const PoolConfig& p,
+                          const std::function<Site(absl::string_view)>& at) {
   if (!p.setup_commands.empty() &&
       p.ssh_host_key_policy == SshHostKeyPolicy::kKnownHosts &&
       p.ssh_known_hosts_file.empty()) {
     r_.Error(at("ssh_host_key_policy"),
              "ssh_host_key_policy known_hosts needs ssh_known_hosts_file");
   }
-  p.autoscaling = own.autoscaling ? own.autoscaling : def.autoscaling;
-
   if (p.ssh_private_key_path.empty()) {
     if (!p.setup_commands.empty()) {
       r_.Error(at("setup_commands"),
@@ -2052,19 +2075,6 @@ void Loader::FinishPool(PoolDraft& d) {
                "file_uploads are configured");
     }
   }
-
-  CheckPoolTemplates(p, at);
-
-  // The pool label is how nodes are counted into their pool.
-  auto label = p.labels.find("pool");
-  if (label != p.labels.end() && label->second != p.name) {
-    r_.Error(at("labels"), absl::StrCat("label 'pool' is reserved: it is "
-                                        "always the pool name '",
-                                        p.name, "'"));
-  }
-  p.labels["pool"] = p.name;
-
-  config_.pools[p.name] = p;
 }
 
 void Loader::CheckPoolTemplates(

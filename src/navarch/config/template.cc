@@ -54,9 +54,8 @@ absl::Status Walk(
 
 const std::vector<std::string>& BootstrapTemplateVariables() {
   static const auto* const kVars = new std::vector<std::string>{
-      "ControlPlane", "Pool",           "NodeID",     "Provider",
-      "Region",       "InstanceType",   "BootstrapToken", "PackageURL",
-      "BinaryURL"};
+      "ControlPlane", "Pool",           "NodeID",     "Provider", "Region",
+      "InstanceType", "BootstrapToken", "PackageURL", "BinaryURL"};
   return *kVars;
 }
 

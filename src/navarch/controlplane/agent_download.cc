@@ -56,28 +56,26 @@ AgentDownloads::AgentDownloads(AgentDownloadOptions options,
 absl::StatusOr<std::shared_ptr<const AgentDownloads::Artifact>>
 AgentDownloads::Load(Kind kind) {
   const KindInfo info = InfoOf(kind);
-  const std::string& path = kind == Kind::kBinary ? options_.binary_path
-                                                  : options_.package_path;
+  const std::string& path =
+      kind == Kind::kBinary ? options_.binary_path : options_.package_path;
   if (path.empty()) {
     return absl::NotFoundError(
-        absl::StrCat("this control plane serves no agent ", info.path,
-                     ": set ", info.config_key, " (docs/agent.md)"));
+        absl::StrCat("this control plane serves no agent ", info.path, ": set ",
+                     info.config_key, " (docs/agent.md)"));
   }
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("the agent ", info.path, " ", path,
-                                            " (", info.config_key,
-                                            ") is missing: ",
-                                            std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("the agent ", info.path, " ", path, " (", info.config_key,
+                     ") is missing: ", std::strerror(errno)));
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const int64_t mtime_ns =
       int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
   if (!S_ISREG(st.st_mode) || size > options_.max_bytes) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the agent ", info.path, " ", path, " (", info.config_key,
-                     ") is not a regular file of at most ", options_.max_bytes,
-                     " bytes"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the agent ", info.path, " ", path, " (", info.config_key,
+        ") is not a regular file of at most ", options_.max_bytes, " bytes"));
   }
   absl::MutexLock lock(&mu_);
   Cached& cached = kind == Kind::kBinary ? binary_ : package_;
@@ -115,9 +113,8 @@ absl::Status AgentDownloads::Serve(Kind kind, bool checksum_only,
         "text/plain; charset=utf-8");
     return absl::OkStatus();
   }
-  res.set_header("Content-Disposition",
-                 absl::StrCat("attachment; filename=\"", artifact.file_name,
-                              "\""));
+  res.set_header("Content-Disposition", absl::StrCat("attachment; filename=\"",
+                                                     artifact.file_name, "\""));
   // The answer shares the cached copy: a download costs no memory of its own.
   std::shared_ptr<const std::string> bytes = artifact.bytes;
   res.set_content_provider(
@@ -136,9 +133,8 @@ void AgentDownloads::Register(HttpRouter& router) {
     for (bool checksum : {false, true}) {
       const std::string path = absl::StrCat("/api/v1/agent/", info.path,
                                             checksum ? "\\.sha256" : "");
-      router.Get(path, [this, kind, checksum, info](
-                           const httplib::Request& req,
-                           httplib::Response& res) {
+      router.Get(path, [this, kind, checksum, info](const httplib::Request& req,
+                                                    httplib::Response& res) {
         RunApiCall(ctx_, {"rest", info.method, Access::kAgentDownload}, req,
                    res, [&](const Identity&) {
                      if (req.target.find('?') != std::string::npos) {

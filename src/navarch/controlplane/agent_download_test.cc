@@ -37,7 +37,9 @@ class AgentDownloadTest : public ::testing::Test {
     dir_ = mkdtemp(tmpl);
     binary_ = dir_ + "/node-agent";
     package_ = dir_ + "/navarch-node-agent_1.0_amd64.deb";
-    WriteFile(binary_, "\x7f" "ELF agent v1");
+    WriteFile(binary_,
+              "\x7f"
+              "ELF agent v1");
     WriteFile(package_, "!<arch>\npackage v1");
   }
   void TearDown() override {
@@ -78,7 +80,8 @@ class AgentDownloadTest : public ::testing::Test {
     ASSERT_TRUE(listener_->Start(o).ok());
     const std::string& address = listener_->local_address();
     int port = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
+    ASSERT_TRUE(
+        absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port);
   }
   void StartWithBoth() { Start({binary_, package_}); }
@@ -105,7 +108,9 @@ TEST_F(AgentDownloadTest, ServesTheBinaryAndPackageWithTheirChecksums) {
   auto bin = Get("/api/v1/agent/binary", "agent-secret-token");
   ASSERT_TRUE(bin);
   EXPECT_EQ(bin->status, 200);
-  EXPECT_EQ(bin->body, "\x7f" "ELF agent v1");
+  EXPECT_EQ(bin->body,
+            "\x7f"
+            "ELF agent v1");
   const std::string sum = Sha256Hex(bin->body);
   EXPECT_EQ(bin->get_header_value("X-Checksum-Sha256"), sum);
   EXPECT_EQ(bin->get_header_value("Content-Type"), "application/octet-stream");
@@ -123,8 +128,9 @@ TEST_F(AgentDownloadTest, ServesTheBinaryAndPackageWithTheirChecksums) {
               HasSubstr("navarch-node-agent_1.0_amd64.deb"));
   auto pkg_sum = Get("/api/v1/agent/package.sha256", "agent-secret-token");
   ASSERT_TRUE(pkg_sum);
-  EXPECT_EQ(pkg_sum->body, absl::StrCat(Sha256Hex(pkg->body),
-                                        "  navarch-node-agent_1.0_amd64.deb\n"));
+  EXPECT_EQ(pkg_sum->body,
+            absl::StrCat(Sha256Hex(pkg->body),
+                         "  navarch-node-agent_1.0_amd64.deb\n"));
 }
 
 TEST_F(AgentDownloadTest, AgentCredentialsOnly) {

@@ -25,9 +25,9 @@
 #include "navarch/controlplane/process_metrics.h"
 #include "navarch/controlplane/provider_metrics.h"
 #include "navarch/controlplane/undo_stack.h"
-#include "navarch/pool/default_user_data.h"
 #include "navarch/fleet/validation.h"
 #include "navarch/notifier/webhook_notifier.h"
+#include "navarch/pool/default_user_data.h"
 #include "navarch/provider/aws/aws_provider.h"
 #include "navarch/provider/fake/fake_provider.h"
 #include "navarch/provider/gcp/gcp_config.h"
@@ -275,8 +275,8 @@ void ControlPlaneServer::StartPools() {
   options.log = log_.With({{"component", "pools"}});
   options.control_plane = AgentServerAddress(config_.server);
   options.agent_downloads = AgentHttpAddress(config_.server);
-  WarnAboutUserDataAddress(config_, options.control_plane,
-                           auth_->node_tokens(), log_);
+  WarnAboutUserDataAddress(config_, options.control_plane, auth_->node_tokens(),
+                           log_);
   if (auth_->node_tokens()) {
     options.default_user_data = DefaultUserDataTemplate();
     options.mint_bootstrap_token =
@@ -397,8 +397,8 @@ absl::Status ControlPlaneServer::StartHttp() {
   // A configured agent file that is not there is a typo to report now, not
   // a failed bootstrap on a new machine later.
   for (const auto& [key, path] :
-       {std::pair<const char*, const std::string&>{
-            "server.agent_binary", config_.server.agent_binary},
+       {std::pair<const char*, const std::string&>{"server.agent_binary",
+                                                   config_.server.agent_binary},
         {"server.agent_package", config_.server.agent_package}}) {
     if (!path.empty() && ::access(path.c_str(), R_OK) != 0) {
       return absl::FailedPreconditionError(absl::StrCat(
