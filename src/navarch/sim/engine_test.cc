@@ -238,6 +238,31 @@ TEST(EngineTest, PoolReplacementWithTheRealPoolManager) {
   EXPECT_EQ(r.result.exit_code(), 0) << r.out;
 }
 
+// A production configuration with setup_commands simulates unchanged: the
+// simulated machines run no sshd, so each bootstrap succeeds at once (no
+// SSH connection is tried) and the pool fills.
+TEST(EngineTest, SetupCommandsAreNotRunAndThePoolFills) {
+  Outcome r = Simulate(
+      "name: t\nboot_delay: 20s\n"
+      "config:\n"
+      "  server: {heartbeat_interval: 10s, autoscale_interval: 10s}\n"
+      "  providers: {aws: {type: aws, region: us-east-1}}\n"
+      "  defaults: {ssh_private_key_path: /nonexistent/key}\n"
+      "  pools:\n"
+      "    p:\n"
+      "      provider: aws\n"
+      "      instance_type: h100-8x\n"
+      "      min_nodes: 2\n"
+      "      max_nodes: 2\n"
+      "      setup_commands: [sudo apt-get install -y navarch-node-agent]\n"
+      "events:\n"
+      "  - {at: 2m, action: wait}\n"
+      "assertions:\n"
+      "  - {type: node_count, expected: '2', params: {pool: p, status: "
+      "active}}\n");
+  EXPECT_EQ(r.result.exit_code(), 0) << r.out;
+}
+
 TEST(EngineTest, SameSeedSameSummaryDifferentSeedDifferent) {
   const std::string yaml =
       "name: t\nstress:\n  duration: 5m\n  seed: 7\n  fleet_gen:\n"

@@ -548,6 +548,20 @@ void Simulation::SetupPools() {
   PoolManagerOptions pmo;
   pmo.instance_manager = cfg.instance_manager;
   pmo.seed = MixSeed(seed_, static_cast<uint64_t>(Purpose::kPoolManager));
+  // Simulated machines run no sshd: a pool's setup_commands "succeed" at
+  // once, and its agent registers after boot_delay as any other's.
+  pmo.ssh_runner = [](const bootstrap::SshTarget&,
+                      const std::vector<std::string>& commands,
+                      const bootstrap::BootstrapOptions&, Clock&) {
+    bootstrap::BootstrapResult r;
+    r.success = true;
+    r.steps.resize(commands.size());
+    for (size_t i = 0; i < commands.size(); ++i) {
+      r.steps[i].command = commands[i];
+      r.steps[i].exit_code = 0;
+    }
+    return r;
+  };
   pools_ = std::make_unique<PoolManager>(*fleet_, *providers_, notifier_,
                                          clock_, cfg, pmo);
   (void)pools_->Init();
