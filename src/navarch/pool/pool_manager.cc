@@ -1184,7 +1184,14 @@ absl::Status PoolManager::TerminateInstance(InstanceInfo inst,
                        ? absl::NotFoundError(absl::StrCat(
                              "provider ", inst.provider(), " not configured"))
                        : p->Terminate(inst.instance_id());
-  inst.set_state(final_state);
+  // Refused: a FAILED instance is FAILED anyway (ManageInstance retries it);
+  // any other keeps its state, so the scale-down or removal that asked sees
+  // it again and retries, rather than an instance recorded TERMINATED that
+  // the cloud still bills for.
+  if (s.ok() || s.code() == absl::StatusCode::kNotFound ||
+      final_state == INSTANCE_STATE_FAILED) {
+    inst.set_state(final_state);
+  }
   if (s.ok() || s.code() == absl::StatusCode::kNotFound) {
     *inst.mutable_terminated_at() = ToTimestamp(clock_.Now());
     inst.set_status_message(final_state == INSTANCE_STATE_FAILED

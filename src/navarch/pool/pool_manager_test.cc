@@ -647,6 +647,32 @@ TEST_F(PoolManagerTest, CloudPoolsWithoutUserDataGetTheDefaultBootstrap) {
   EXPECT_EQ(seen[0], "");
 }
 
+// A scale-down whose terminate the cloud refuses leaves the instance as it
+// was (and billed, so retried), not recorded as terminated.
+TEST_F(PoolManagerTest, ARefusedTerminateIsRetriedNotRecordedAsDone) {
+  Pool().min_nodes = 0;
+  Build();
+  ASSERT_TRUE(manager_->ScalePool("train", 2, Actor{"ops"}).ok());
+  manager_->Tick();
+  manager_->Tick();
+  ASSERT_EQ(Instances(INSTANCE_STATE_PENDING_REGISTRATION).size(), 2u);
+  // Refused for both (the pool tries the next when one is refused).
+  provider_->FailNextTerminate(absl::UnavailableError("the cloud says no"));
+  provider_->FailNextTerminate(absl::UnavailableError("the cloud says no"));
+  ASSERT_TRUE(manager_->ScalePool("train", 1, Actor{"ops"}).ok());
+  manager_->Tick();
+  EXPECT_EQ(provider_->live_count(), 2);
+  EXPECT_TRUE(Instances(INSTANCE_STATE_TERMINATED).empty());
+  const std::vector<InstanceInfo> pending =
+      Instances(INSTANCE_STATE_PENDING_REGISTRATION);
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_THAT(pending[0].status_message() + pending[1].status_message(),
+              ::testing::HasSubstr("terminate failed: the cloud says no"));
+  manager_->Tick();  // asked again, and this time it goes
+  EXPECT_EQ(provider_->live_count(), 1);
+  EXPECT_EQ(Instances(INSTANCE_STATE_TERMINATED).size(), 1u);
+}
+
 // --- SSH bootstrap (setup_commands), with a stand-in for the SSH side
 // (bootstrap/ssh_bootstrap_test.cc runs the real one against sshd).
 

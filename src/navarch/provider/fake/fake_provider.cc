@@ -224,6 +224,11 @@ absl::Status FakeProvider::Terminate(const std::string& instance_id) {
   std::function<void(const ProviderInstance&)> fn;
   {
     absl::MutexLock lock(&mu_);
+    if (!scripted_terminate_.empty()) {
+      absl::Status s = std::move(scripted_terminate_.front());
+      scripted_terminate_.pop_front();
+      return s;
+    }
     auto it = instances_.find(instance_id);
     if (it == instances_.end()) {
       return absl::NotFoundError(
@@ -264,6 +269,11 @@ FakeProvider::ListInstanceTypes() {
 void FakeProvider::FailNextProvision(absl::Status status) {
   absl::MutexLock lock(&mu_);
   scripted_.push_back(std::move(status));
+}
+
+void FakeProvider::FailNextTerminate(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  scripted_terminate_.push_back(std::move(status));
 }
 
 void FakeProvider::set_on_running(

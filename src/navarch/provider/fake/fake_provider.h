@@ -87,6 +87,8 @@ class FakeProvider final : public Provider {
 
   // The next Provision calls fail with these, in order, before anything else.
   void FailNextProvision(absl::Status status);
+  // The next Terminate calls fail with these, in order (the cloud refused).
+  void FailNextTerminate(absl::Status status);
   // Called (outside the lock) when an instance becomes RUNNING or is
   // terminated; the simulator starts and stops agents here.
   void set_on_running(std::function<void(const ProviderInstance&)> fn);
@@ -139,6 +141,7 @@ class FakeProvider final : public Provider {
   std::map<std::string, std::string> by_token_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, TimerId> timers_ ABSL_GUARDED_BY(mu_);
   std::deque<absl::Status> scripted_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::Status> scripted_terminate_ ABSL_GUARDED_BY(mu_);
   std::function<void(const ProviderInstance&)> on_running_ ABSL_GUARDED_BY(mu_);
   std::function<void(const ProvisionRequest&)> provision_gate_
       ABSL_GUARDED_BY(mu_);
