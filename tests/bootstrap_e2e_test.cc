@@ -351,11 +351,8 @@ TEST_F(BootstrapE2eTest, GceUserDataAloneMakesTheInstanceAnActiveNode) {
   testing::FakeGceOptions fo;
   fo.sa_key_pem = testing::GenerateRsaKeyPem();
   testing::FakeGce gce(fo);
-  const Json key = {
-      {"type", "service_account"},   {"project_id", "test-project"},
-      {"private_key_id", "k1"},      {"private_key", fo.sa_key_pem},
-      {"client_email", fo.sa_email}, {"token_uri", gce.token_uri()}};
-  testing::WriteFile(dir_.path() + "/gcp-key.json", key.dump());
+  testing::WriteFile(dir_.path() + "/gcp-key.json",
+                     gce.ServiceAccountKeyJson());
   StartControlPlane(
       absl::StrReplaceAll(R"(  gcp:
     type: gcp

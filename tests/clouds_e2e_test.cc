@@ -248,13 +248,7 @@ void CloudsE2eTest::WriteFiles() {
   testing::WriteFile(d + "/lambda-key", std::string(kLambdaKey) + "\n");
   testing::WriteFile(d + "/lambda-full-key",
                      std::string(kLambdaFullKey) + "\n");
-  const Json key = {{"type", "service_account"},
-                    {"project_id", "test-project"},
-                    {"private_key_id", "k1"},
-                    {"private_key", gce_.options().sa_key_pem},
-                    {"client_email", gce_.options().sa_email},
-                    {"token_uri", gce_.token_uri()}};
-  testing::WriteFile(d + "/gcp-key.json", key.dump());
+  testing::WriteFile(d + "/gcp-key.json", gce_.ServiceAccountKeyJson());
   testing::WriteFile(d + "/aws-credentials",
                      std::string("[navarch]\naws_access_key_id = ") +
                          kAwsKeyId + "\naws_secret_access_key = " + kAwsSecret +

@@ -29,11 +29,7 @@ TEST(GcpE2eTest, APoolFillsFromTheFakeAndNoSecretLeaks) {
                        "The zone does not have enough resources available."});
   const std::string key_path =
       ::testing::TempDir() + "/gcp-e2e-key-" + std::to_string(::getpid());
-  nlohmann::json key = {
-      {"type", "service_account"},   {"project_id", "test-project"},
-      {"private_key_id", "k1"},      {"private_key", fo.sa_key_pem},
-      {"client_email", fo.sa_email}, {"token_uri", fake.token_uri()}};
-  std::ofstream(key_path) << key.dump();
+  std::ofstream(key_path) << fake.ServiceAccountKeyJson();
   absl::StatusOr<Config> config =
       LoadConfigString(absl::StrCat(R"(server:
   address: "127.0.0.1:0"

@@ -88,13 +88,7 @@ class SshBootstrapE2eTest : public ::testing::Test {
     setenv("GCE_METADATA_HOST", gce_.metadata_host().c_str(), 1);
     const std::string d = dir_.path();
     testing::WriteFile(d + "/lambda-key", std::string(kLambdaKey) + "\n");
-    const Json key = {{"type", "service_account"},
-                      {"project_id", "test-project"},
-                      {"private_key_id", "k1"},
-                      {"private_key", gce_.options().sa_key_pem},
-                      {"client_email", gce_.options().sa_email},
-                      {"token_uri", gce_.token_uri()}};
-    testing::WriteFile(d + "/gcp-key.json", key.dump());
+    testing::WriteFile(d + "/gcp-key.json", gce_.ServiceAccountKeyJson());
     testing::WriteFile(d + "/aws-credentials",
                        "[navarch]\naws_access_key_id = AKIDFAKE\n"
                        "aws_secret_access_key = fake-secret-key-123\n");

@@ -251,6 +251,17 @@ std::string FakeGce::metadata_host() const {
   return absl::StrCat("127.0.0.1:", server_.port());
 }
 
+std::string FakeGce::ServiceAccountKeyJson() const {
+  return nlohmann::json{{"type", "service_account"},
+                        {"project_id", options_.project},
+                        {"private_key_id", "k1"},
+                        {"private_key", options_.sa_key_pem},
+                        {"client_email", options_.sa_email},
+                        {"client_id", "1"},
+                        {"token_uri", token_uri()}}
+      .dump();
+}
+
 std::string FakeGce::ZoneUrl(const std::string& zone) const {
   return absl::StrCat(endpoint(), "/projects/", options_.project, "/zones/",
                       zone);

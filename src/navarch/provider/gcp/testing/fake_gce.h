@@ -66,7 +66,10 @@ class FakeGce {
 
   // "http://127.0.0.1:PORT/compute/v1".
   std::string endpoint() const;
-  std::string token_uri() const;      // ".../token"
+  std::string token_uri() const;  // ".../token"
+  // A service-account key file (JSON, as the Cloud console downloads it)
+  // for options().sa_email and sa_key_pem, whose token_uri is this fake.
+  std::string ServiceAccountKeyJson() const;
   std::string metadata_host() const;  // "127.0.0.1:PORT"
   int port() const { return server_.port(); }
   const FakeGceOptions& options() const { return options_; }

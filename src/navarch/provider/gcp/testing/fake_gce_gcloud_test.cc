@@ -169,12 +169,7 @@ TEST(GcloudServiceAccountTest, TheFakeTokenEndpointAcceptsGoogleAuthsJwt) {
   fs::path dir =
       fs::temp_directory_path() / ("gcloud-sa-" + std::to_string(::getpid()));
   fs::create_directories(dir / "config");
-  nlohmann::json key = {
-      {"type", "service_account"},    {"project_id", "test-project"},
-      {"private_key_id", "k1"},       {"private_key", o.sa_key_pem},
-      {"client_email", o.sa_email},   {"client_id", "1"},
-      {"token_uri", fake.token_uri()}};
-  std::ofstream(dir / "key.json") << key.dump();
+  std::ofstream(dir / "key.json") << fake.ServiceAccountKeyJson();
   std::map<std::string, std::string> env = GcloudEnv(dir / "config", fake);
   auto run = [&env](std::vector<std::string> argv) {
     ChildOptions c;
