@@ -647,13 +647,12 @@ void PoolManager::Stop(absl::Duration grace) {
 
 void PoolManager::ManageInstances(const NodeIndex& nodes,
                                   InstanceMap& instances) {
-  std::map<std::string, std::map<std::string, ProviderInstance>> listed;
+  Listed listed;
   for (auto& [id, inst] : instances) ManageInstance(nodes, inst, listed);
 }
 
-void PoolManager::ManageInstance(
-    const NodeIndex& nodes, InstanceInfo& inst,
-    std::map<std::string, std::map<std::string, ProviderInstance>>& listed) {
+void PoolManager::ManageInstance(const NodeIndex& nodes, InstanceInfo& inst,
+                                 Listed& listed) {
   const absl::Time now = clock_.Now();
   const std::string& id = inst.instance_id();
   // A node registered under this id: the instance is up, whichever of the
@@ -668,17 +667,8 @@ void PoolManager::ManageInstance(
     return;
   }
   if (inst.state() == INSTANCE_STATE_PROVISIONING) {
-    Provider* p = GetProvider(inst.provider());
-    if (p != nullptr && !listed.contains(inst.provider())) {
-      absl::StatusOr<std::vector<ProviderInstance>> l = p->List();
-      auto& m = listed[inst.provider()];
-      if (l.ok()) {
-        for (auto& pi : *l) m[pi.id] = std::move(pi);
-      }
-    }
-    auto& m = listed[inst.provider()];
-    if (auto it = m.find(id);
-        it != m.end() && it->second.state == ProviderInstanceState::kRunning) {
+    if (const ProviderInstance* pi = ListedInstance(inst, listed);
+        pi != nullptr && pi->state == ProviderInstanceState::kRunning) {
       inst.set_state(INSTANCE_STATE_PENDING_REGISTRATION);
       inst.set_status_message("waiting for node to register");
       Upsert(inst);

@@ -252,14 +252,15 @@ class PoolManager {
     int new_pending = 0;
   };
   using InstanceMap = std::map<std::string, InstanceInfo>;
+  // What each provider listed this tick, by provider name and instance id.
+  using Listed = std::map<std::string, std::map<std::string, ProviderInstance>>;
 
   // `instances`: the unsettled ones (FleetService::ListUnsettledInstances),
   // by id, as this tick changes them; the others (RUNNING, TERMINATED, ...)
   // are read from the fleet when needed.
   void ManageInstances(const NodeIndex& nodes, InstanceMap& instances);
-  void ManageInstance(
-      const NodeIndex& nodes, InstanceInfo& inst,
-      std::map<std::string, std::map<std::string, ProviderInstance>>& listed);
+  void ManageInstance(const NodeIndex& nodes, InstanceInfo& inst,
+                      Listed& listed);
   // Claims the pool (false while its previous tick runs) and runs its tick
   // inline or on a worker.
   bool Claim(Pool& pool);
@@ -306,7 +307,6 @@ class PoolManager {
   void RecordProvisioned(const PoolConfig& pc, const ProviderInstance& pi,
                          const std::string& purpose);
   // SSH bootstrap (pool_manager_bootstrap.cc).
-  using Listed = std::map<std::string, std::map<std::string, ProviderInstance>>;
   void StartBootstrapper();
   // Starts or waits for the SSH bootstrap of a PENDING_REGISTRATION
   // instance of a pool with setup_commands; true when the instance needs no
@@ -316,8 +316,10 @@ class PoolManager {
   // minted when they use one).
   absl::StatusOr<std::vector<std::string>> RenderSetupCommands(
       const Pool& pool, const InstanceInfo& inst);
-  // The instance's address at its provider; "" while it has none.
-  std::string AddressOf(const InstanceInfo& inst, Listed& listed);
+  // The instance as its provider lists it (each provider listed once per
+  // tick, into `listed`); null when not listed or the provider is unknown.
+  const ProviderInstance* ListedInstance(const InstanceInfo& inst,
+                                         Listed& listed);
   void FinishBootstrap(const SshBootstrapJob& job,
                        const bootstrap::BootstrapResult& result);
   // When an instance's registration deadline starts: at its creation, or

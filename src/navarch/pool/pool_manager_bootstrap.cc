@@ -79,9 +79,10 @@ void PoolManager::StartBootstrapper() {
       options_.max_concurrent_bootstraps, /*inline_jobs=*/!options_.threads);
 }
 
-std::string PoolManager::AddressOf(const InstanceInfo& inst, Listed& listed) {
+const ProviderInstance* PoolManager::ListedInstance(const InstanceInfo& inst,
+                                                    Listed& listed) {
   Provider* p = GetProvider(inst.provider());
-  if (p == nullptr) return "";
+  if (p == nullptr) return nullptr;
   if (!listed.contains(inst.provider())) {
     absl::StatusOr<std::vector<ProviderInstance>> l = p->List();
     auto& m = listed[inst.provider()];
@@ -91,7 +92,7 @@ std::string PoolManager::AddressOf(const InstanceInfo& inst, Listed& listed) {
   }
   const auto& m = listed[inst.provider()];
   auto it = m.find(inst.instance_id());
-  return it == m.end() ? "" : it->second.ip_address;
+  return it == m.end() ? nullptr : &it->second;
 }
 
 absl::Time PoolManager::RegistrationClockStart(const InstanceInfo& inst) const {
@@ -152,7 +153,9 @@ bool PoolManager::MaybeBootstrap(InstanceInfo& inst, Listed& listed) {
   // mid-bootstrap; it runs again.
   if (state == BOOTSTRAP_STATE_FAILED) return false;
   const absl::Time now = clock_.Now();
-  const std::string ip = AddressOf(inst, listed);
+  const ProviderInstance* listed_inst = ListedInstance(inst, listed);
+  const std::string ip =
+      listed_inst != nullptr ? listed_inst->ip_address : std::string();
   if (ip.empty()) {
     if (now - FromTimestamp(inst.created_at()) <= pc.ip_wait_timeout) {
       return true;
