@@ -92,6 +92,13 @@ Postgres::Postgres() {
                              ReadFile(d + "/initdb.log"));
   }
   port_ = FreePort();
+  Start();
+}
+
+void Postgres::Start() {
+  if (server_ != nullptr) return;
+  const std::string bin = BinDir();
+  const std::string& d = dir_.path();
   auto [program, argv] =
       As(bin + "/postgres",
          {"-D", d + "/data", "-p", std::to_string(port_), "-k", d, "-c",
@@ -115,12 +122,18 @@ Postgres::Postgres() {
   }
 }
 
-Postgres::~Postgres() {
+void Postgres::Stop() {
   if (server_ == nullptr) return;
   // SIGINT: PostgreSQL's fast shutdown (ends sessions, no checkpoint wait).
   server_->Signal(SIGINT);
-  if (server_->Wait(std::chrono::seconds(20)) == -1) server_->Signal(SIGKILL);
+  if (server_->Wait(std::chrono::seconds(20)) == -1) {
+    server_->Signal(SIGKILL);
+    server_->Wait(std::chrono::seconds(5));
+  }
+  server_.reset();
 }
+
+Postgres::~Postgres() { Stop(); }
 
 std::string Postgres::Dsn() const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + user_ +

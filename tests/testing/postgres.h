@@ -25,6 +25,11 @@ class Postgres {
   Postgres(const Postgres&) = delete;
   Postgres& operator=(const Postgres&) = delete;
 
+  // Stops the server (fast shutdown: clients are disconnected) and starts
+  // it again on the same port and data; for tests of a database restart.
+  void Stop();
+  void Start();  // waits until it accepts connections again
+
   int port() const { return port_; }
   const std::string& user() const { return user_; }  // "navarch"
   // A libpq connection string for the `postgres` database over TCP:

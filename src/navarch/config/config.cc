@@ -17,7 +17,7 @@ absl::Duration EffectiveHeartbeatTimeout(const ServerConfig& server) {
 }
 
 std::string DatabasePath(const Config& config) {
-  if (config.storage.backend == StorageBackend::kMemory) return "";
+  if (config.storage.backend != StorageBackend::kSqlite) return "";
   if (!config.storage.path.empty()) return config.storage.path;
   const std::string& dir = config.server.data_dir;
   if (dir.empty()) return "navarch.db";
@@ -188,6 +188,8 @@ absl::string_view StorageBackendName(StorageBackend backend) {
       return "sqlite";
     case StorageBackend::kMemory:
       return "memory";
+    case StorageBackend::kPostgres:
+      return "postgres";
   }
   return "unknown";
 }

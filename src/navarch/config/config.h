@@ -145,12 +145,15 @@ struct AuthConfig {
 
 // ----------------------------------------------------------------- storage
 
-enum class StorageBackend { kSqlite, kMemory };
+enum class StorageBackend { kSqlite, kMemory, kPostgres };
 
 struct StorageConfig {
   StorageBackend backend = StorageBackend::kSqlite;
   // SQLite file. Empty until ResolveConfig() sets <data_dir>/navarch.db.
   std::string path;
+  // PostgreSQL: a libpq connection string or postgres:// URL, without a
+  // password (PGPASSWORD or a password file give it).
+  std::string dsn;
 
   bool operator==(const StorageConfig&) const = default;
 };

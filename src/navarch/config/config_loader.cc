@@ -345,6 +345,7 @@ class Loader {
   void CheckMetricsSource(const Entry& e, const MetricsSourceConfig& m,
                           const std::map<std::string, Site>& seen);
   void ReadStorage(const Entry& e);
+  void CheckStorage();
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
   void ReadTls(const Entry& e);
@@ -758,24 +759,40 @@ void Loader::ReadStorage(const Entry& e) {
           {{"backend"},
            "",
            [this, &s](const Entry& f) {
-             if (f.value.IsScalar() &&
-                 absl::StartsWith(f.value.Scalar(), "postgres")) {
-               r_.Error(f.site,
-                        "postgres is not supported yet (sqlite, "
-                        "memory)");
-               return;
-             }
              Store(f,
                    ReadChoice<StorageBackend>(
                        r_, f, "storage backend",
                        {{"sqlite", StorageBackend::kSqlite},
-                        {"memory", StorageBackend::kMemory}}),
+                        {"memory", StorageBackend::kMemory},
+                        {"postgres", StorageBackend::kPostgres}}),
                    &s.backend);
            }},
           {{"path"},
            "",
            [this, &s](const Entry& f) { Store(f, r_.String(f), &s.path); }},
+          {{"dsn"},
+           "",
+           [this, &s](const Entry& f) { Store(f, r_.String(f), &s.dsn); }},
       });
+}
+
+void Loader::CheckStorage() {
+  const StorageConfig& s = config_.storage;
+  const std::string backend(StorageBackendName(s.backend));
+  if (s.backend != StorageBackend::kSqlite && !s.path.empty()) {
+    r_.Error(r_.Nearest("storage.path"),
+             absl::StrCat("has no effect with backend '", backend, "'"));
+  }
+  if (s.backend != StorageBackend::kPostgres && !s.dsn.empty()) {
+    r_.Error(r_.Nearest("storage.dsn"),
+             absl::StrCat("has no effect with backend '", backend,
+                          "' (it is for postgres)"));
+  }
+  if (s.backend == StorageBackend::kPostgres && s.dsn.empty()) {
+    r_.Error(r_.Nearest("storage.backend"),
+             "postgres needs storage.dsn (a libpq connection string, e.g. "
+             "\"host=db1 dbname=navarch user=navarch\")");
+  }
 }
 
 void Loader::ReadLogging(const Entry& e) {
@@ -2152,10 +2169,7 @@ void Loader::FinishServer() {
         r_.Nearest("server.http_address"),
         absl::StrCat("uses the same port as address (", grpc->second, ")"));
   }
-  if (config_.storage.backend == StorageBackend::kMemory &&
-      !config_.storage.path.empty()) {
-    r_.Error(r_.Nearest("storage.path"), "has no effect with backend 'memory'");
-  }
+  CheckStorage();
 }
 
 }  // namespace

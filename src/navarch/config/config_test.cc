@@ -832,9 +832,17 @@ TEST(ConfigErrorTest, ServerStorageAndLogging) {
   EXPECT_THAT(Errors("server:\n  data_dir: \"\"\n"),
               ElementsAre("navarch.yaml:2:13: server.data_dir: must not be "
                           "empty"));
-  EXPECT_THAT(Errors("storage:\n  backend: postgres\n"),
-              ElementsAre("navarch.yaml:2:12: storage.backend: postgres is not "
-                          "supported yet (sqlite, memory)"));
+  EXPECT_THAT(
+      Errors("storage:\n  backend: postgres\n"),
+      ElementsAre(::testing::StartsWith(
+          "navarch.yaml:2:12: storage.backend: postgres needs storage.dsn")));
+  EXPECT_THAT(Errors("storage:\n  dsn: host=db1\n"),
+              ElementsAre("navarch.yaml:2:8: storage.dsn: has no effect with "
+                          "backend 'sqlite' (it is for postgres)"));
+  EXPECT_THAT(
+      Errors("storage:\n  backend: postgres\n  dsn: host=db1\n  path: x\n"),
+      ElementsAre("navarch.yaml:4:9: storage.path: has no effect with "
+                  "backend 'postgres'"));
   EXPECT_THAT(Errors("storage:\n  backend: memory\n  path: /tmp/x.db\n"),
               ElementsAre("navarch.yaml:3:9: storage.path: has no effect with "
                           "backend 'memory'"));
@@ -1671,6 +1679,22 @@ TEST(InstanceManagerConfigTest, UnknownInstances) {
               ElementsAre("navarch.yaml:2:22: instance_manager."
                           "unknown_instances: unknown unknown_instances "
                           "'keep' (terminate, report)"));
+}
+
+}  // namespace
+}  // namespace navarch
+
+namespace navarch {
+namespace {
+
+TEST(StorageConfigTest, PostgresTakesADsnAndNoPath) {
+  ConfigLoadResult r = ParseConfig(
+      "storage:\n  backend: postgres\n  dsn: \"host=db1 dbname=navarch\"\n",
+      "navarch.yaml");
+  ASSERT_TRUE(r.status().ok()) << r.status();
+  EXPECT_EQ(r.config.storage.backend, StorageBackend::kPostgres);
+  EXPECT_EQ(r.config.storage.dsn, "host=db1 dbname=navarch");
+  EXPECT_EQ(DatabasePath(r.config), "");
 }
 
 }  // namespace

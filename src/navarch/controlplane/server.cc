@@ -318,7 +318,7 @@ absl::Status ControlPlaneServer::OpenStorage() {
   AddBuildInfo(*metrics_);
   AddProcessMetrics(*metrics_);
   const std::string backend(StorageBackendName(config_.storage.backend));
-  auto store = OpenStore(backend, DatabasePath(config_));
+  auto store = OpenStore(backend, DatabasePath(config_), config_.storage.dsn);
   if (!store.ok()) return Annotate(store.status(), "opening the store");
   store_ =
       std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);

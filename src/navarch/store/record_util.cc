@@ -1,12 +1,28 @@
 #include "navarch/store/record_util.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 
 namespace navarch {
+
+int64_t TimeToNanos(absl::Time t) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (t <= absl::FromUnixNanos(kMin)) return kMin;
+  if (t >= absl::FromUnixNanos(kMax)) return kMax;
+  return absl::ToUnixNanos(t);
+}
+
+absl::Time NanosToTime(int64_t nanos) {
+  if (nanos == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+  if (nanos == std::numeric_limits<int64_t>::max())
+    return absl::InfiniteFuture();
+  return absl::FromUnixNanos(nanos);
+}
 
 absl::Status CheckVersion(absl::string_view what, const std::string& id,
                           int64_t current, int64_t next) {
@@ -193,6 +209,21 @@ bool ApplyHeartbeat(const HeartbeatUpdate& update, NodeRecord& record) {
   *node->mutable_last_heartbeat() =
       MaxTimestamp(node->last_heartbeat(), ToTimestamp(update.last_heartbeat));
   return replace;
+}
+
+absl::Status MergeLiveness(absl::Time flushed,
+                           std::optional<absl::string_view> metrics,
+                           NodeRecord& record) {
+  NodeInfo& node = *record.mutable_node();
+  if (flushed > FromTimestamp(node.last_heartbeat())) {
+    *node.mutable_last_heartbeat() = ToTimestamp(flushed);
+  }
+  if (metrics.has_value() &&
+      !node.mutable_last_metrics()->ParseFromArray(
+          metrics->data(), static_cast<int>(metrics->size()))) {
+    return absl::InternalError("corrupt node metrics record");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace navarch

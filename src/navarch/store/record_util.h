@@ -2,6 +2,7 @@
 #ifndef NAVARCH_STORE_RECORD_UTIL_H_
 #define NAVARCH_STORE_RECORD_UTIL_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,12 @@
 #include "navarch/store/store.h"
 
 namespace navarch {
+
+// Times as integer nanoseconds since the Unix epoch, so SQL can compare and
+// index them. The infinities (and an unset Timestamp, which is
+// InfinitePast) map to the int64 extremes, which keeps every order intact.
+int64_t TimeToNanos(absl::Time t);
+absl::Time NanosToTime(int64_t nanos);
 
 // ABORTED unless `next` == `current` + 1 (`current` 0: absent).
 absl::Status CheckVersion(absl::string_view what, const std::string& id,
@@ -49,6 +56,15 @@ inline bool IsOpen(internal::CommandState s) {
   return s == internal::COMMAND_STATE_PENDING ||
          s == internal::COMMAND_STATE_DELIVERED;
 }
+
+// A node read back from a backend that keeps liveness beside the record
+// (SQL backends: node_liveness): the flushed heartbeat raises the record's
+// own (never lowers it), and flushed metrics (serialized NodeMetrics;
+// nullopt: none since the record was written) replace the record's.
+// INTERNAL when the metrics do not parse.
+absl::Status MergeLiveness(absl::Time flushed,
+                           std::optional<absl::string_view> metrics,
+                           NodeRecord& record);
 
 // Issue order (issued_at, then id).
 void SortCommands(std::vector<CommandRecord>& commands);

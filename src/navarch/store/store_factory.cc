@@ -2,12 +2,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "navarch/store/memory/memory_store.h"
+#include "navarch/store/postgres/postgres_store.h"
 #include "navarch/store/sqlite/sqlite_store.h"
 
 namespace navarch {
 
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
-                                                 const std::string& path) {
+                                                 const std::string& path,
+                                                 const std::string& dsn) {
   if (backend == "memory")
     return std::unique_ptr<Store>(std::make_unique<MemoryStore>());
   if (backend == "sqlite") {
@@ -22,8 +24,16 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
     return std::unique_ptr<Store>(*std::move(store));
   }
   if (backend == "postgres") {
-    return absl::UnimplementedError(
-        "storage backend postgres is not available yet");
+    if (dsn.empty()) {
+      return absl::InvalidArgumentError(
+          "storage backend postgres needs a DSN (storage.dsn)");
+    }
+    PostgresOptions options;
+    options.dsn = dsn;
+    options.exclusive = true;
+    auto store = PostgresStore::Open(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(*std::move(store));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown storage backend \"", backend,

@@ -11,12 +11,14 @@
 
 namespace navarch {
 
-// `backend`: "memory" (nothing survives a restart; `path` is ignored) or
-// "sqlite" (`path` is the database file, created with its directories).
-// INVALID_ARGUMENT for an unknown backend or a missing path, UNIMPLEMENTED for
-// "postgres" (not available yet), and the backend's own error otherwise.
+// `backend`: "memory" (nothing survives a restart), "sqlite" (`path` is the
+// database file, created with its directories) or "postgres" (`dsn` is the
+// libpq connection string; the store is exclusive: one control plane per
+// database). INVALID_ARGUMENT for an unknown backend or a missing path or
+// DSN, and the backend's own error otherwise.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
-                                                 const std::string& path);
+                                                 const std::string& path,
+                                                 const std::string& dsn = "");
 
 }  // namespace navarch
 

@@ -36,11 +36,10 @@ TEST(OpenStoreTest, SqliteNeedsAPath) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(OpenStoreTest, PostgresIsNotAvailableYet) {
-  auto store = OpenStore("postgres", "postgres://localhost/navarch");
-  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(store.status().message(),
-              HasSubstr("storage backend postgres is not available yet"));
+TEST(OpenStoreTest, PostgresNeedsADsn) {
+  auto store = OpenStore("postgres", "", "");
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(store.status().message(), HasSubstr("storage.dsn"));
 }
 
 TEST(OpenStoreTest, UnknownBackend) {

@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/status.h"
+#include "navarch/store/event_sql.h"
 #include "navarch/store/record_util.h"
 
 namespace navarch {
@@ -25,17 +26,6 @@ using sqlite::NanosToTime;
 using sqlite::ScopedReset;
 using sqlite::Statement;
 using sqlite::TimeToNanos;
-
-struct SqliteStore::Job {
-  enum class Kind { kBatch, kHeartbeats, kPrune };
-  Kind kind = Kind::kBatch;
-  WriteBatch batch;
-  std::vector<HeartbeatUpdate> heartbeats;
-  PruneRequest prune;
-  int64_t* pruned = nullptr;  // Prune's result, owned by the waiting caller
-  absl::Status status;
-  std::function<void(absl::Status)> done;
-};
 
 struct SqliteStore::WriterStatements {
   Statement begin, commit, rollback, savepoint, rollback_to_savepoint,
@@ -95,15 +85,10 @@ absl::StatusOr<NodeRecord> ReadNode(const Statement& s) {
   NAVARCH_ASSIGN_OR_RETURN(NodeRecord r,
                            Parse<NodeRecord>(s.ColumnBlob(0), "node"));
   if (s.ColumnIsNull(1)) return r;  // no liveness row: the record alone
-  absl::Time flushed = NanosToTime(s.ColumnInt(1));
-  if (flushed > FromTimestamp(r.node().last_heartbeat())) {
-    *r.mutable_node()->mutable_last_heartbeat() = ToTimestamp(flushed);
-  }
-  if (!s.ColumnIsNull(2)) {
-    NAVARCH_ASSIGN_OR_RETURN(
-        *r.mutable_node()->mutable_last_metrics(),
-        Parse<NodeMetrics>(s.ColumnBlob(2), "node metrics"));
-  }
+  std::optional<absl::string_view> metrics;
+  if (!s.ColumnIsNull(2)) metrics = s.ColumnBlob(2);
+  NAVARCH_RETURN_IF_ERROR(Annotate(
+      MergeLiveness(NanosToTime(s.ColumnInt(1)), metrics, r), "sqlite"));
   return r;
 }
 
@@ -123,75 +108,6 @@ absl::StatusOr<int64_t> StoredVersion(Statement& s, const std::string& id) {
 absl::Status RunOnce(Statement& s) {
   ScopedReset reset(s);
   return s.Run();
-}
-
-// The smallest string greater than every string starting with `prefix`, or
-// nullopt when there is none (the prefix is all 0xff bytes).
-std::optional<std::string> PrefixUpperBound(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) {
-    prefix.pop_back();
-  }
-  if (prefix.empty()) return std::nullopt;
-  prefix.back() =
-      static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
-}
-
-// A ListEvents query as SQL and its parameters. Kind patterns become index
-// ranges: "node.*" is kind >= 'node.' AND kind < 'node/' (bytewise order).
-struct EventSql {
-  std::string sql;
-  std::vector<std::variant<int64_t, std::string>> params;  // in `?` order
-  void Int(int64_t v) { params.emplace_back(v); }
-  void Text(std::string v) { params.emplace_back(std::move(v)); }
-};
-
-EventSql BuildEventSql(const EventQuery& q) {
-  EventSql out;
-  out.sql = "SELECT id, record FROM events WHERE id > ?";
-  out.Int(q.after_id);
-  if (!q.node_id.empty()) {
-    out.sql += " AND node_id = ?";
-    out.Text(q.node_id);
-  }
-  if (!q.pool.empty()) {
-    out.sql += " AND pool = ?";
-    out.Text(q.pool);
-  }
-  if (q.since != absl::InfinitePast()) {
-    out.sql += " AND time_ns >= ?";
-    out.Int(TimeToNanos(q.since));
-  }
-  if (q.until != absl::InfiniteFuture()) {
-    out.sql += " AND time_ns < ?";
-    out.Int(TimeToNanos(q.until));
-  }
-  bool any_kind = std::any_of(q.kinds.begin(), q.kinds.end(),
-                              [](const std::string& k) { return k == "*"; });
-  if (!q.kinds.empty() && !any_kind) {
-    std::vector<std::string> terms;
-    for (const std::string& k : q.kinds) {
-      if (!k.empty() && k.back() == '*') {
-        std::string prefix = k.substr(0, k.size() - 1);
-        std::optional<std::string> upper = PrefixUpperBound(prefix);
-        out.Text(prefix);
-        if (upper) {
-          terms.push_back("(kind >= ? AND kind < ?)");
-          out.Text(*upper);
-        } else {
-          terms.push_back("kind >= ?");
-        }
-      } else {
-        terms.push_back("kind = ?");
-        out.Text(k);
-      }
-    }
-    out.sql += absl::StrCat(" AND (", absl::StrJoin(terms, " OR "), ")");
-  }
-  // One more than asked tells whether another page exists.
-  out.sql += " ORDER BY id LIMIT ?";
-  out.Int(static_cast<int64_t>(q.limit) + 1);
-  return out;
 }
 
 absl::StatusOr<Statement> Prep(sqlite3* db, absl::string_view sql) {
@@ -457,7 +373,10 @@ SqliteStore::SqliteStore(SqliteOptions options, int schema_version,
       ws_(std::move(ws)),
       rs_(std::move(rs)),
       reader_db_(std::move(reader)) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::make_unique<GroupCommitWriter>(
+      GroupCommitWriter::Options{"sqlite", options_.max_group,
+                                 options_.max_queue},
+      static_cast<WriteTransaction*>(this));
 }
 
 SqliteStore::~SqliteStore() { Close(); }
@@ -475,7 +394,7 @@ void SqliteStore::Commit(WriteBatch batch,
   job->kind = Job::Kind::kBatch;
   job->batch = std::move(batch);
   job->done = std::move(done);
-  Submit(std::move(job));
+  writer_->Submit(std::move(job));
 }
 
 absl::Status SqliteStore::UpdateHeartbeats(
@@ -497,7 +416,7 @@ absl::Status SqliteStore::UpdateHeartbeats(
                    });
   job->heartbeats.reserve(order.size());
   for (const HeartbeatUpdate* u : order) job->heartbeats.push_back(*u);
-  return SubmitAndWait(std::move(job));
+  return writer_->SubmitAndWait(std::move(job));
 }
 
 absl::StatusOr<int64_t> SqliteStore::Prune(const PruneRequest& request) {
@@ -506,142 +425,35 @@ absl::StatusOr<int64_t> SqliteStore::Prune(const PruneRequest& request) {
   job->kind = Job::Kind::kPrune;
   job->prune = request;
   job->pruned = &pruned;
-  NAVARCH_RETURN_IF_ERROR(SubmitAndWait(std::move(job)));
+  NAVARCH_RETURN_IF_ERROR(writer_->SubmitAndWait(std::move(job)));
   return pruned;
 }
 
-void SqliteStore::Submit(std::unique_ptr<Job> job) {
-  absl::Status refused;
-  {
-    absl::MutexLock lock(&queue_mu_);
-    if (closing_) {
-      refused = absl::UnavailableError("sqlite: store is closed");
-    } else if (queue_.size() >= static_cast<size_t>(options_.max_queue)) {
-      refused = absl::UnavailableError(absl::StrCat(
-          "sqlite: write queue full (", options_.max_queue, " waiting)"));
-    } else {
-      queue_.push_back(std::move(job));
-      return;
-    }
-  }
-  job->done(std::move(refused));
+absl::Status SqliteStore::BeginTransaction() { return RunOnce(ws_->begin); }
+
+absl::Status SqliteStore::CommitTransaction() { return RunOnce(ws_->commit); }
+
+void SqliteStore::RollbackTransaction() {
+  RunOnce(ws_->rollback).IgnoreError();
 }
 
-absl::Status SqliteStore::SubmitAndWait(std::unique_ptr<Job> job) {
-  absl::Notification finished;
-  absl::Status result;
-  job->done = [&](absl::Status s) {
-    result = std::move(s);
-    finished.Notify();
-  };
-  Submit(std::move(job));
-  finished.WaitForNotification();
-  return result;
+absl::Status SqliteStore::Savepoint() { return RunOnce(ws_->savepoint); }
+
+absl::Status SqliteStore::RollbackToSavepoint() {
+  return RunOnce(ws_->rollback_to_savepoint);
 }
 
-void SqliteStore::WriterLoop() {
-  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-    return !queue_.empty() || closing_;
-  };
-  for (;;) {
-    std::vector<std::unique_ptr<Job>> group;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      queue_mu_.Await(absl::Condition(&has_work));
-      if (queue_.empty()) return;  // closing, and everything is committed
-      // Whatever queued up while the previous transaction was syncing goes
-      // into this one: that is the group commit, with no timer to wait on.
-      // Bulk jobs, a heartbeat flush (up to every node) or a Prune, get a
-      // transaction of their own, which then needs no savepoint (see
-      // RunGroup); the jobs queued before one go first, those after it wait
-      // for the next round.
-      auto alone = [](const Job& job) { return job.kind != Job::Kind::kBatch; };
-      while (!queue_.empty() &&
-             group.size() < static_cast<size_t>(options_.max_group)) {
-        if (!group.empty() && alone(*queue_.front())) break;
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-        if (alone(*group.back())) break;
-      }
-    }
-    RunGroup(group);
-    for (auto& job : group) job->done(std::move(job->status));
-  }
+absl::Status SqliteStore::ReleaseSavepoint() {
+  return RunOnce(ws_->release_savepoint);
 }
 
-void SqliteStore::RunGroup(std::vector<std::unique_ptr<Job>>& group) {
-  sqlite3* db = writer_db_.get();
-  WriterStatements& ws = *ws_;
-  absl::Status txn = RunOnce(ws.begin);
-  if (txn.ok() && group.size() == 1) {
-    // Alone in its transaction, a job needs no savepoint: if it fails, the
-    // transaction goes and takes nothing else with it. A savepoint is not
-    // free: SQLite copies every page the job changes into a sub-journal (a
-    // temporary file) first, which for a heartbeat flush of 100,000 nodes
-    // is several times the bytes the flush itself writes.
-    Job& job = *group.front();
-    job.status = ApplyJob(job);
-    if (job.status.ok()) {
-      txn = RunOnce(ws.commit);
-    } else if (!sqlite3_get_autocommit(db)) {
-      txn = RunOnce(ws.rollback);
-    } else {
-      // SQLite rolled the transaction back itself (I/O error, disk full).
-      txn = job.status;
-    }
-    if (!txn.ok()) {
-      if (!sqlite3_get_autocommit(db)) RunOnce(ws.rollback).IgnoreError();
-      if (job.status.ok())
-        job.status = Annotate(txn, "write transaction rolled back");
-      if (job.kind == Job::Kind::kPrune && job.pruned != nullptr)
-        *job.pruned = 0;
-    }
-    absl::MutexLock lock(&queue_mu_);
-    write_health_ = txn;
-    if (txn.ok()) stats_.transactions++;
-    stats_.jobs += 1;
-    stats_.largest_group = std::max<int64_t>(stats_.largest_group, 1);
-    return;
-  }
-  for (auto& job : group) {
-    if (!txn.ok()) break;
-    txn = RunOnce(ws.savepoint);
-    if (!txn.ok()) break;
-    job->status = ApplyJob(*job);
-    if (sqlite3_get_autocommit(db)) {
-      // Some errors (I/O, disk full) make SQLite roll back the whole
-      // transaction: every job in it is lost, not only this one.
-      txn = job->status.ok()
-                ? absl::InternalError("sqlite: transaction ended unexpectedly")
-                : job->status;
-      break;
-    }
-    if (!job->status.ok()) {
-      // Only this job's changes go; the others in the group still commit.
-      txn = RunOnce(ws.rollback_to_savepoint);
-      if (!txn.ok()) break;
-    }
-    txn = RunOnce(ws.release_savepoint);
-  }
-  if (txn.ok()) txn = RunOnce(ws.commit);
-  if (!txn.ok()) {
-    if (!sqlite3_get_autocommit(db)) RunOnce(ws.rollback).IgnoreError();
-    absl::Status lost = Annotate(txn, "write transaction rolled back");
-    for (auto& job : group) {
-      // A job that failed on its own keeps its own error.
-      if (job->status.ok()) job->status = lost;
-      if (job->kind == Job::Kind::kPrune && job->pruned != nullptr)
-        *job->pruned = 0;
-    }
-  }
-  absl::MutexLock lock(&queue_mu_);
-  write_health_ = txn;
-  if (txn.ok()) stats_.transactions++;
-  stats_.jobs += static_cast<int64_t>(group.size());
-  stats_.largest_group = std::max<int64_t>(stats_.largest_group, group.size());
+// Some errors (I/O, disk full) make SQLite roll back the whole transaction
+// itself.
+bool SqliteStore::InTransaction() {
+  return !sqlite3_get_autocommit(writer_db_.get());
 }
 
-absl::Status SqliteStore::ApplyJob(Job& job) {
+absl::Status SqliteStore::Apply(Job& job) {
   switch (job.kind) {
     case Job::Kind::kBatch:
       return ApplyBatch(job.batch);
@@ -892,7 +704,7 @@ absl::StatusOr<Statement*> SqliteStore::EventQueryStatement(
 
 absl::StatusOr<EventPage> SqliteStore::ListEvents(const EventQuery& query) {
   NAVARCH_RETURN_IF_ERROR(ValidateQuery(query));
-  EventSql q = BuildEventSql(query);
+  EventSql q = BuildEventSql(query, [](int, bool) { return "?"; });
   absl::MutexLock lock(&read_mu_);
   if (reader_db_ == nullptr) return Closed();
   NAVARCH_ASSIGN_OR_RETURN(Statement * s, EventQueryStatement(q.sql));
@@ -919,11 +731,7 @@ absl::StatusOr<EventPage> SqliteStore::ListEvents(const EventQuery& query) {
 }
 
 absl::Status SqliteStore::Ping() {
-  {
-    absl::MutexLock lock(&queue_mu_);
-    if (closing_) return Closed();
-    if (!write_health_.ok()) return write_health_;
-  }
+  NAVARCH_RETURN_IF_ERROR(writer_->Health());
   absl::MutexLock lock(&read_mu_);
   if (reader_db_ == nullptr) return Closed();
   ScopedReset reset(rs_->ping);
@@ -934,12 +742,8 @@ void SqliteStore::Close() {
   absl::MutexLock close_lock(&close_mu_);
   if (closed_) return;
   closed_ = true;
-  {
-    absl::MutexLock lock(&queue_mu_);
-    closing_ = true;
-  }
-  // The writer drains the queue before it exits.
-  if (writer_.joinable()) writer_.join();
+  // The writer drains the queue before it stops.
+  writer_->Close();
   {
     absl::MutexLock lock(&read_mu_);
     event_queries_.clear();
@@ -949,11 +753,6 @@ void SqliteStore::Close() {
   // Closed last, the writer checkpoints the WAL into the main file.
   ws_.reset();
   writer_db_.reset();
-}
-
-SqliteStore::Stats SqliteStore::stats() const {
-  absl::MutexLock lock(&queue_mu_);
-  return stats_;
 }
 
 }  // namespace navarch

@@ -210,19 +210,4 @@ absl::string_view Statement::ColumnBlob(int col) const {
                            static_cast<size_t>(size));
 }
 
-int64_t TimeToNanos(absl::Time t) {
-  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  if (t <= absl::FromUnixNanos(kMin)) return kMin;
-  if (t >= absl::FromUnixNanos(kMax)) return kMax;
-  return absl::ToUnixNanos(t);
-}
-
-absl::Time NanosToTime(int64_t nanos) {
-  if (nanos == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
-  if (nanos == std::numeric_limits<int64_t>::max())
-    return absl::InfiniteFuture();
-  return absl::FromUnixNanos(nanos);
-}
-
 }  // namespace navarch::sqlite

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "navarch/store/record_util.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -100,11 +101,9 @@ class ScopedReset {
   Statement& s_;
 };
 
-// Times as integer nanoseconds since the Unix epoch, so SQL can compare and
-// index them. The infinities (and an unset Timestamp, which is
-// InfinitePast) map to the int64 extremes, which keeps every order intact.
-int64_t TimeToNanos(absl::Time t);
-absl::Time NanosToTime(int64_t nanos);
+// Times as integer nanoseconds (record_util.h).
+using ::navarch::NanosToTime;
+using ::navarch::TimeToNanos;
 
 }  // namespace navarch::sqlite
 
