@@ -162,17 +162,19 @@ int Serve(const navarch::Config& config, const Flags& f,
           const sigset_t& signals, const navarch::Logger& log) {
   navarch::ControlPlaneServer server(config, navarch::RealClock::Default(),
                                      log);
+  // Once it serves: at once, or (a standby replica) when it takes over.
+  server.set_on_serving([&] {
+    if (!f.ready_file.empty() &&
+        !WriteReadyFile(f.ready_file, server.grpc_address(),
+                        server.http_address())) {
+      log.Error("cannot write the ready file", {{"path", f.ready_file}});
+      std::_Exit(1);
+    }
+  });
   if (absl::Status s = server.Start(); !s.ok()) {
     log.Error("control plane failed to start",
               {{"error", std::string(s.message())}});
     std::cerr << "control-plane: " << s.message() << "\n";
-    return 1;
-  }
-  if (!f.ready_file.empty() &&
-      !WriteReadyFile(f.ready_file, server.grpc_address(),
-                      server.http_address())) {
-    log.Error("cannot write the ready file", {{"path", f.ready_file}});
-    server.Shutdown();
     return 1;
   }
   int sig = 0;

@@ -158,6 +158,16 @@ struct StorageConfig {
   bool operator==(const StorageConfig&) const = default;
 };
 
+// Several control planes on one PostgreSQL database (docs/deployment.md):
+// the one holding the leader lease serves, the others wait as standbys.
+struct HaConfig {
+  absl::Duration lease_duration = absl::Seconds(10);
+  // Unique among the replicas; empty: "<hostname>:<pid>".
+  std::string replica_id;
+
+  bool operator==(const HaConfig&) const = default;
+};
+
 struct LoggingConfig {
   LogLevel level = LogLevel::kInfo;
   LogFormat format = LogFormat::kJson;
@@ -440,6 +450,7 @@ struct PoolConfig {
 struct Config {
   ServerConfig server;
   StorageConfig storage;
+  HaConfig ha;
   LoggingConfig logging;
   InstanceManagerConfig instance_manager;
   AuthConfig auth;

@@ -346,6 +346,7 @@ class Loader {
                           const std::map<std::string, Site>& seen);
   void ReadStorage(const Entry& e);
   void CheckStorage();
+  void ReadHa(const Entry& e);
   void ReadLogging(const Entry& e);
   void ReadInstanceManager(const Entry& e);
   void ReadTls(const Entry& e);
@@ -423,6 +424,7 @@ void Loader::ReadRoot(const YAML::Node& root) {
       {
           {{"server"}, "", [this](const Entry& e) { ReadServer(e); }},
           {{"storage"}, "", [this](const Entry& e) { ReadStorage(e); }},
+          {{"ha"}, "", [this](const Entry& e) { ReadHa(e); }},
           {{"logging"}, "", [this](const Entry& e) { ReadLogging(e); }},
           {{"instance_manager"},
            "",
@@ -774,6 +776,23 @@ void Loader::ReadStorage(const Entry& e) {
            "",
            [this, &s](const Entry& f) { Store(f, r_.String(f), &s.dsn); }},
       });
+}
+
+void Loader::ReadHa(const Entry& e) {
+  HaConfig& h = config_.ha;
+  r_.ReadMap(e.value, e.site, "ha",
+             {
+                 {{"lease_duration"},
+                  "",
+                  [this, &h](const Entry& f) {
+                    StoreInterval(f, absl::Seconds(1), &h.lease_duration);
+                  }},
+                 {{"replica_id"},
+                  "",
+                  [this, &h](const Entry& f) {
+                    Store(f, r_.String(f), &h.replica_id);
+                  }},
+             });
 }
 
 void Loader::CheckStorage() {

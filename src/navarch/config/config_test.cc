@@ -372,9 +372,9 @@ pools:
                           "'instance_typo'"));
   EXPECT_THAT(Errors("serverr:\n  address: x\n"),
               ElementsAre("navarch.yaml:1:1: unknown key 'serverr' (known: "
-                          "server, storage, logging, instance_manager, auth, "
-                          "providers, pools, defaults, health, autoscaling, "
-                          "scaling, notifier)"));
+                          "server, storage, ha, logging, instance_manager, "
+                          "auth, providers, pools, defaults, health, "
+                          "autoscaling, scaling, notifier)"));
   EXPECT_THAT(Errors("server:\n  heartbeat: 30s\n"),
               ElementsAre("navarch.yaml:2:3: server: unknown key 'heartbeat'"));
 }
@@ -1695,6 +1695,17 @@ TEST(StorageConfigTest, PostgresTakesADsnAndNoPath) {
   EXPECT_EQ(r.config.storage.backend, StorageBackend::kPostgres);
   EXPECT_EQ(r.config.storage.dsn, "host=db1 dbname=navarch");
   EXPECT_EQ(DatabasePath(r.config), "");
+  EXPECT_EQ(r.config.ha.lease_duration, absl::Seconds(10));
+  EXPECT_EQ(r.config.ha.replica_id, "");
+
+  r = ParseConfig("ha:\n  lease_duration: 4s\n  replica_id: cp-1\n",
+                  "navarch.yaml");
+  ASSERT_TRUE(r.status().ok()) << r.status();
+  EXPECT_EQ(r.config.ha.lease_duration, absl::Seconds(4));
+  EXPECT_EQ(r.config.ha.replica_id, "cp-1");
+  EXPECT_FALSE(ParseConfig("ha:\n  lease_duration: 100ms\n", "navarch.yaml")
+                   .status()
+                   .ok());
 }
 
 }  // namespace

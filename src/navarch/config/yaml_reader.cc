@@ -64,7 +64,7 @@ std::string RangeText(int64_t value, int64_t min, int64_t max) {
 
 // Mappings with more keys than this get no list in the message: a long one
 // hides the mistake, and docs/configuration.md lists them all.
-constexpr size_t kMaxKeysListed = 12;
+constexpr size_t kMaxKeysListed = 13;
 
 // " (known: at, action, target, params)": the canonical names, without
 // wildcards; empty for mappings with many keys.

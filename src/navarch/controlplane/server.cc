@@ -251,20 +251,16 @@ void ControlPlaneServer::StartPools() {
       });
   ProviderContext context;
   context.clock = &clock_;
-  // Read only by ticks, which start after the listener has its port.
-  context.agent_server = [this] { return grpc_address_; };
+  // Read only by ticks, which start after the listener has its port. With
+  // replicas, the address machines reach (a load balancer in front of them
+  // all): the agents must find whichever replica leads next.
+  context.agent_server = [this] {
+    return elector_ != nullptr ? config_.server.external_address
+                               : grpc_address_;
+  };
   context.data_dir = config_.server.data_dir;
   context.call_observer = provider_metrics_.get();
-  // A provider that cannot be built (no key, a type not built yet) is left
-  // out of its pools, which fail over among the others (a pool with none is
-  // not managed), rather than refusing to start the control plane.
-  for (const auto& [name, pc] : config_.providers) {
-    absl::Status s = providers_->Build({{name, pc}}, context);
-    if (!s.ok()) {
-      log_.Warn("provider unavailable", {{"error", s}});
-      provider_errors_[name] = std::string(s.message());
-    }
-  }
+  BuildProviders(context);
   PoolManagerOptions options;
   options.instance_manager = config_.instance_manager;
   // Pool ticks on worker threads, each provider call with a deadline: a
@@ -288,6 +284,19 @@ void ControlPlaneServer::StartPools() {
       *fleet_, *providers_, *notifier_, clock_, config_, options);
   if (absl::Status s = pool_manager_->Init(); !s.ok()) {
     log_.Warn("some pools are not managed", {{"error", s}});
+  }
+}
+
+// A provider that cannot be built (no key, a type not built yet) is left out
+// of its pools, which fail over among the others (a pool with none is not
+// managed), rather than refusing to start the control plane.
+void ControlPlaneServer::BuildProviders(const ProviderContext& context) {
+  for (const auto& [name, pc] : config_.providers) {
+    absl::Status s = providers_->Build({{name, pc}}, context);
+    if (!s.ok()) {
+      log_.Warn("provider unavailable", {{"error", s}});
+      provider_errors_[name] = std::string(s.message());
+    }
   }
 }
 
@@ -317,12 +326,91 @@ absl::Status ControlPlaneServer::OpenStorage() {
   provider_metrics_ = std::make_unique<ProviderCallMetrics>(*metrics_);
   AddBuildInfo(*metrics_);
   AddProcessMetrics(*metrics_);
+  metrics_->AddCollector([this](MetricWriter& w) {
+    // One control plane on its own leads; a replica, while it holds the
+    // lease (a standby does not serve /metrics at all).
+    w.Family("navarch_leader",
+             "1 while this control plane leads (runs the controllers).",
+             MetricType::kGauge, {});
+    w.Sample({}, elector_ == nullptr || elector_->leader() ? 1.0 : 0.0);
+    w.Family("navarch_leader_changes_total",
+             "Times this control plane became the leader.",
+             MetricType::kCounter, {});
+    w.Sample({}, elector_ == nullptr
+                     ? 1.0
+                     : static_cast<double>(elector_->leader_changes()));
+  });
+  if (config_.storage.backend == StorageBackend::kPostgres)
+    return OpenPostgres();
   const std::string backend(StorageBackendName(config_.storage.backend));
-  auto store = OpenStore(backend, DatabasePath(config_), config_.storage.dsn);
+  auto store = OpenStore(backend, DatabasePath(config_));
   if (!store.ok()) return Annotate(store.status(), "opening the store");
   store_ =
       std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
   return absl::OkStatus();
+}
+
+namespace {
+
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] != '\0' ? host : "control-plane", ":", getpid());
+}
+
+}  // namespace
+
+absl::Status ControlPlaneServer::OpenPostgres() {
+  PostgresOptions options;
+  options.dsn = config_.storage.dsn;
+  auto store = PostgresStore::Open(options);
+  if (!store.ok()) return Annotate(store.status(), "opening the store");
+  postgres_ = store->get();
+  store_ =
+      std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
+  LeaseOptions lease;
+  lease.dsn = config_.storage.dsn;
+  lease.replica_id = config_.ha.replica_id.empty() ? DefaultReplicaId()
+                                                   : config_.ha.replica_id;
+  lease.duration = config_.ha.lease_duration;
+  lease_ = std::make_unique<PostgresLeaderLease>(lease);
+  ElectorOptions elector;
+  elector.lease = config_.ha.lease_duration;
+  elector.on_elected = [this](int64_t epoch) { TakeOver(epoch); };
+  elector.on_lost = [this](const std::string& why) { Fatal(why); };
+  elector_ = std::make_unique<LeaderElector>(
+      clock_, *lease_, std::move(elector),
+      log_.With({{"replica", lease.replica_id}}));
+  return absl::OkStatus();
+}
+
+void ControlPlaneServer::TakeOver(int64_t epoch) {
+  // Every write from here on checks the lease still carries this epoch: if
+  // another replica takes over, this one cannot write any more.
+  postgres_->SetFence(lease_->options().replica_id, epoch);
+  absl::MutexLock lock(&takeover_mu_);
+  if (takeover_.joinable() || serving_.load()) {
+    Fatal("won the leader lease again after losing it");
+    return;
+  }
+  // Serve loads the fleet and starts listening, which takes a while: off
+  // the elector's thread, which keeps renewing the lease meanwhile.
+  takeover_ = std::thread([this, epoch] {
+    log_.Info("taking over as leader", {{"epoch", epoch}});
+    if (absl::Status s = Serve(); !s.ok()) {
+      Fatal(absl::StrCat("could not take over: ", s.message()));
+    }
+  });
+}
+
+void ControlPlaneServer::Fatal(const std::string& why) {
+  log_.Error("stopping at once", {{"why", why}});
+  if (on_fatal_) {
+    on_fatal_(why);
+    return;
+  }
+  // Nothing acknowledged is lost: every acknowledgement followed a commit.
+  std::_Exit(75);
 }
 
 absl::Status ControlPlaneServer::StartFleet() {
@@ -465,6 +553,17 @@ absl::Status ControlPlaneServer::Start() {
   // opens or listens.
   NAVARCH_RETURN_IF_ERROR(LoadSecrets());
   NAVARCH_RETURN_IF_ERROR(OpenStorage());
+  if (elector_ != nullptr) {
+    log_.Info(
+        "standby: waiting for the leader lease",
+        {{"store", store_->Name()}, {"lease", config_.ha.lease_duration}});
+    elector_->Start();
+    return absl::OkStatus();
+  }
+  return Serve();
+}
+
+absl::Status ControlPlaneServer::Serve() {
   // From here on a failure undoes what was started, newest first.
   UndoStack undo;
   undo.Push([this] { store_->Close(); });
@@ -500,6 +599,8 @@ absl::Status ControlPlaneServer::Start() {
              {"nodes", static_cast<int64_t>(fleet_->node_count())},
              {"heartbeat_timeout", EffectiveHeartbeatTimeout(config_.server)},
              {"health_evaluator", evaluator_.Name()}});
+  serving_ = true;
+  if (on_serving_) on_serving_();
   return absl::OkStatus();
 }
 
@@ -507,6 +608,18 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || store_ == nullptr) return;
   shut_down_ = true;
   log_.Info("shutting down", {{"grace", grace}});
+  // No takeover starts now; one under way finishes first. The lease stays
+  // held until the last write is done (Release below).
+  if (elector_ != nullptr) elector_->Stop();
+  {
+    absl::MutexLock lock(&takeover_mu_);
+    if (takeover_.joinable()) takeover_.join();
+  }
+  if (!serving_.load()) {
+    store_->Close();
+    log_.Info("control plane stopped (standby)");
+    return;
+  }
   for (auto& c : controllers_) c->Stop();
   // A provider call still running after the grace period is abandoned (its
   // provision intent is durable: the next start reconciles it).
@@ -541,6 +654,8 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
     dispatcher_->Stop();
   }
   store_->Close();
+  // A standby takes over at once, not when the lease runs out.
+  if (elector_ != nullptr) elector_->Release();
   log_.Info("control plane stopped");
 }
 

@@ -5,12 +5,17 @@
 #ifndef NAVARCH_CONTROLPLANE_SERVER_H_
 #define NAVARCH_CONTROLPLANE_SERVER_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server.h"
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
@@ -20,6 +25,7 @@
 #include "navarch/controlplane/grpc_service.h"
 #include "navarch/controlplane/health_reporter.h"
 #include "navarch/controlplane/http_server.h"
+#include "navarch/controlplane/leader_elector.h"
 #include "navarch/controlplane/metrics.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/provider_api.h"
@@ -33,6 +39,8 @@
 #include "navarch/notifier/notifier.h"
 #include "navarch/pool/pool_manager.h"
 #include "navarch/provider/registry.h"
+#include "navarch/store/postgres/leader_lease.h"
+#include "navarch/store/postgres/postgres_store.h"
 #include "navarch/store/store.h"
 
 namespace navarch {
@@ -50,7 +58,25 @@ class ControlPlaneServer {
   // starts the controllers and listens (gRPC, then HTTP). A taken port fails
   // at once with UNAVAILABLE naming the address; a missing secret or a bad
   // certificate with FAILED_PRECONDITION naming the setting.
+  //
+  // On PostgreSQL, several replicas may share the database: Start opens the
+  // store and returns at once as a standby, and the replica serves (loads
+  // the fleet, listens, runs the controllers) only once it wins the leader
+  // lease, on the elector's thread (leader_elector.h). on_serving says when.
   absl::Status Start();
+
+  // Called once this control plane serves: at the end of Start, or when a
+  // standby wins the lease. Set before Start.
+  void set_on_serving(std::function<void()> fn) { on_serving_ = std::move(fn); }
+  // Called when this replica must stop at once: it lost the leader lease
+  // (another replica leads, so it must not act any more), or could not take
+  // over after winning it. Default: logs and exits the process (status 75);
+  // a service manager restarts it as a standby. Set before Start.
+  void set_on_fatal(std::function<void(const std::string& why)> fn) {
+    on_fatal_ = std::move(fn);
+  }
+  // Whether this replica serves (single control plane: after Start).
+  bool serving() const { return serving_.load(); }
 
   // Stops accepting calls, finishes the ones in flight (up to `grace`), stops
   // the controllers, flushes and closes the store. Idempotent.
@@ -78,8 +104,15 @@ class ControlPlaneServer {
   // The steps of Start, in order. Each leaves what it built in members.
   // Policy, TLS material and tokens: nothing opens or listens yet.
   absl::Status LoadSecrets();
-  // The metrics registry and the store.
+  // The metrics registry and the store; for PostgreSQL, the leader lease and
+  // its elector too.
   absl::Status OpenStorage();
+  absl::Status OpenPostgres();
+  // Everything after the store: fleet, pools, listeners, controllers.
+  absl::Status Serve();
+  // The elector won the lease at `epoch`: fence the store, serve.
+  void TakeOver(int64_t epoch);
+  void Fatal(const std::string& why);
   // The fleet core (and the pool worker it may ask for ticks).
   absl::Status StartFleet();
   // The gRPC listener with health and reflection; UNAVAILABLE when the port
@@ -93,6 +126,7 @@ class ControlPlaneServer {
   absl::Status StartNotifier();
   // Builds the providers and the pool manager from the config.
   void StartPools();
+  void BuildProviders(const ProviderContext& context);
   // Follows what the fleet committed: notices for the notifier, a pool tick
   // when a node turns UNHEALTHY. Runs on the store's commit thread.
   void OnEventsCommitted(const std::vector<Event>& events);
@@ -107,6 +141,16 @@ class ControlPlaneServer {
   std::unique_ptr<Authenticator> auth_;
   std::optional<TlsMaterial> tls_;
   std::unique_ptr<Store> store_;
+  // With PostgreSQL: the store itself (inside store_, for its fence), the
+  // lease, the elector, and the thread a takeover runs Serve on.
+  PostgresStore* postgres_ = nullptr;
+  std::unique_ptr<PostgresLeaderLease> lease_;
+  std::unique_ptr<LeaderElector> elector_;
+  absl::Mutex takeover_mu_;
+  std::thread takeover_ ABSL_GUARDED_BY(takeover_mu_);
+  std::atomic<bool> serving_{false};
+  std::function<void()> on_serving_;
+  std::function<void(const std::string&)> on_fatal_;
   PolicyEvaluator evaluator_;
   std::unique_ptr<FleetService> fleet_;
   // Pools (null when none is configured or none can be managed). Built

@@ -82,6 +82,20 @@ CREATE TABLE event_counter (
 INSERT INTO event_counter (last_id) VALUES (0);
 )sql";
 
+// Leadership of the replicas sharing the database (leader_lease.h): one
+// row, its epoch only grows. Expiry is judged by the server's clock alone
+// (clock_timestamp()), so replicas' clocks never have to agree.
+constexpr char kLeaderLease[] = R"sql(
+CREATE TABLE leader_lease (
+  singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  holder            text NOT NULL DEFAULT '',
+  epoch             bigint NOT NULL DEFAULT 0,
+  expires_at        timestamptz NOT NULL DEFAULT 'epoch',
+  acquired_at       timestamptz NOT NULL DEFAULT 'epoch'
+);
+INSERT INTO leader_lease DEFAULT VALUES;
+)sql";
+
 constexpr char kCreateHistory[] = R"sql(
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version     bigint PRIMARY KEY,
@@ -174,6 +188,7 @@ const std::vector<Migration>& BuiltinMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "initial schema: nodes, liveness, instances, commands, events",
        kInitialSchema},
+      {2, "leader lease with a fencing epoch", kLeaderLease},
   };
   return *migrations;
 }

@@ -38,6 +38,7 @@ constexpr char kHeartbeats[] = "heartbeats";
 constexpr char kPruneEvents[] = "prune_events";
 constexpr char kPruneInstances[] = "prune_instances";
 constexpr char kPruneCommands[] = "prune_commands";
+constexpr char kFence[] = "fence";
 
 // Parameters of the node statements: $1 id, $2 version, $3 pool, $4 status,
 // $5 health, $6 record, $7 the record's last heartbeat.
@@ -112,6 +113,11 @@ std::vector<pg::Statement> WriterStatements() {
        "last_heartbeat_ns = greatest(l.last_heartbeat_ns, u.hb) "
        "FROM unnest($1::text[], $2::int8[], $3::bytea[]) AS u(node_id, hb, "
        "m) WHERE l.node_id = u.node_id"},
+      // FOR SHARE: a takeover's UPDATE of the row waits for this
+      // transaction, and this one waits for a takeover in flight.
+      {kFence,
+       "SELECT 1 FROM leader_lease WHERE holder = $1::text AND epoch = "
+       "$2::int8 FOR SHARE"},
       {kPruneEvents, "DELETE FROM events WHERE time_ns < $1::int8"},
       {kPruneInstances,
        "DELETE FROM instances WHERE state IN ($1::int8, $4::int8) AND "
@@ -310,7 +316,31 @@ absl::Status PostgresStore::BeginTransaction() {
   // Reconnects after a lost connection; a transaction is never resumed
   // across one (its jobs failed with UNAVAILABLE).
   NAVARCH_RETURN_IF_ERROR(write_session_.Ensure());
-  return write_session_.Exec("BEGIN");
+  NAVARCH_RETURN_IF_ERROR(write_session_.Exec("BEGIN"));
+  return CheckFence();
+}
+
+void PostgresStore::SetFence(const std::string& holder, int64_t epoch) {
+  absl::MutexLock lock(&fence_mu_);
+  fence_holder_ = holder;
+  fence_epoch_ = epoch;
+}
+
+absl::Status PostgresStore::CheckFence() {
+  std::string holder;
+  int64_t epoch = 0;
+  {
+    absl::MutexLock lock(&fence_mu_);
+    holder = fence_holder_;
+    epoch = fence_epoch_;
+  }
+  if (epoch == 0) return absl::OkStatus();
+  NAVARCH_ASSIGN_OR_RETURN(
+      Result r, write_session_.Run(kFence, Params().Text(holder).Int(epoch)));
+  if (r.rows() == 1) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "postgres: fenced: replica ", holder, " no longer leads at epoch ", epoch,
+      " (another replica took over); its writes are refused"));
 }
 
 absl::Status PostgresStore::CommitTransaction() {

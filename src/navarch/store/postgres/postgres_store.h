@@ -88,6 +88,13 @@ class PostgresStore final : public Store, private WriteTransaction {
   // The advisory lock an exclusive store holds: "navarchx".
   static constexpr int64_t kExclusiveLockKey = 0x6e61766172636878;
 
+  // From now on every write transaction first checks that the leader lease
+  // (leader_lease.h) is still held by `holder` at `epoch`, holding the lease
+  // row's lock until it commits; when it is not, the transaction writes
+  // nothing and its jobs fail with FAILED_PRECONDITION ("fenced"), and so
+  // does Ping. Epoch 0 turns the check off. Thread-safe.
+  void SetFence(const std::string& holder, int64_t epoch);
+
   using Stats = GroupCommitWriter::Stats;
   Stats stats() const { return writer_->stats(); }
   int schema_version() const { return schema_version_; }
@@ -131,6 +138,12 @@ class PostgresStore final : public Store, private WriteTransaction {
 
   pg::Session write_session_;  // the writer thread's, once it runs
   std::unique_ptr<GroupCommitWriter> writer_;
+
+  absl::Status CheckFence();  // writer thread, in the open transaction
+
+  absl::Mutex fence_mu_;
+  std::string fence_holder_ ABSL_GUARDED_BY(fence_mu_);
+  int64_t fence_epoch_ ABSL_GUARDED_BY(fence_mu_) = 0;
 
   absl::Mutex close_mu_;  // serializes Close
   bool closed_ ABSL_GUARDED_BY(close_mu_) = false;

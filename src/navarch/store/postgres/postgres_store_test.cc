@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
+#include "navarch/store/postgres/leader_lease.h"
 #include "navarch/store/store_factory.h"
 #include "navarch/store/testing/store_conformance.h"
 #include "testing/postgres.h"
@@ -146,22 +147,26 @@ TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
   for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
   // One row per step: had two replicas run step 1, the second would have
   // failed on the existing tables or recorded it twice (a primary key).
-  EXPECT_EQ(Sql(dsn,
-                "DO $$ BEGIN IF (SELECT count(*) FROM schema_migrations) <> "
-                "1 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$"),
-            "");
+  EXPECT_EQ(
+      Sql(dsn,
+          absl::StrCat("DO $$ BEGIN IF (SELECT count(*) FROM "
+                       "schema_migrations) <> ",
+                       pg::BuiltinMigrations().size(),
+                       " THEN RAISE EXCEPTION 'wrong count'; END IF; END $$")),
+      "");
 }
 
 TEST_F(PostgresStoreTest, ANewerOrForeignDatabaseIsRefused) {
   std::string dsn = NewDatabase(server());
   std::vector<pg::Migration> newer = pg::BuiltinMigrations();
-  newer.push_back({2, "a later step", "CREATE TABLE later (x int)"});
+  const int later = static_cast<int>(newer.size()) + 1;
+  newer.push_back({later, "a later step", "CREATE TABLE later (x int)"});
   PostgresOptions options;
   options.dsn = dsn;
   options.migrations = &newer;
   auto store = PostgresStore::Open(options);
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ((*store)->schema_version(), 2);
+  EXPECT_EQ((*store)->schema_version(), later);
   (*store)->Close();
   auto older = OpenAt(dsn);
   EXPECT_EQ(older.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -276,6 +281,83 @@ TEST_F(PostgresStoreTest, TheControlPlanesStoreIsExclusive) {
   EXPECT_TRUE(OpenStore("postgres", "", NewDatabase(server())).ok());
   (*first)->Close();
   EXPECT_TRUE(OpenStore("postgres", "", dsn).ok());
+}
+
+LeaseOptions Lease(const std::string& dsn, const std::string& me,
+                   absl::Duration duration) {
+  LeaseOptions o;
+  o.dsn = dsn;
+  o.replica_id = me;
+  o.duration = duration;
+  return o;
+}
+
+TEST_F(PostgresStoreTest, TheLeaseHasOneHolderAndItsEpochOnlyGrows) {
+  std::string dsn = NewDatabase(server());
+  ASSERT_TRUE(OpenAt(dsn).ok());  // migrates
+  PostgresLeaderLease a(Lease(dsn, "a", absl::Minutes(1)));
+  PostgresLeaderLease b(Lease(dsn, "b", absl::Minutes(1)));
+  auto won = a.TryAcquireOrRenew(0);
+  ASSERT_TRUE(won.ok()) << won.status();
+  EXPECT_TRUE(won->held);
+  EXPECT_EQ(won->epoch, 1);
+  EXPECT_GT(won->remaining, absl::Seconds(50));
+  auto refused = b.TryAcquireOrRenew(0);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->held);
+  EXPECT_EQ(refused->holder, "a");
+  auto renewed = a.TryAcquireOrRenew(1);
+  EXPECT_TRUE(renewed->held);
+  EXPECT_EQ(renewed->epoch, 1);  // renewing keeps the epoch
+  ASSERT_TRUE(a.Release(1).ok());
+  auto taken = b.TryAcquireOrRenew(0);
+  EXPECT_TRUE(taken->held);
+  EXPECT_EQ(taken->epoch, 2);
+  // A's old epoch no longer renews anything.
+  auto stale = a.TryAcquireOrRenew(1);
+  EXPECT_FALSE(stale->held);
+  EXPECT_EQ(stale->holder, "b");
+  EXPECT_EQ(stale->epoch, 2);
+}
+
+TEST_F(PostgresStoreTest, AFencedLeaderCannotWriteAnything) {
+  std::string dsn = NewDatabase(server());
+  auto opened = PostgresStore::Open(PostgresOptions{dsn});
+  ASSERT_TRUE(opened.ok());
+  PostgresStore& old_leader = **opened;
+  // A lease of zero: it runs out at once, as if A had been paused past it.
+  PostgresLeaderLease a(Lease(dsn, "a", absl::ZeroDuration()));
+  auto won = a.TryAcquireOrRenew(0);
+  ASSERT_TRUE(won.ok());
+  old_leader.SetFence("a", won->epoch);
+  WriteBatch before;
+  before.nodes.push_back(Node("n1", 1));
+  ASSERT_TRUE(old_leader.CommitSync(before).ok());
+
+  PostgresLeaderLease b(Lease(dsn, "b", absl::Minutes(1)));
+  auto took = b.TryAcquireOrRenew(0);
+  ASSERT_TRUE(took.ok() && took->held);
+  EXPECT_EQ(took->epoch, won->epoch + 1);
+
+  WriteBatch after;
+  after.nodes.push_back(Node("n2", 1));
+  after.events.push_back(MakeEvent("node.registered", "n2", "pool-a", T(2)));
+  absl::Status fenced = old_leader.CommitSync(after);
+  EXPECT_EQ(fenced.code(), absl::StatusCode::kFailedPrecondition) << fenced;
+  EXPECT_THAT(fenced.message(), HasSubstr("fenced"));
+  EXPECT_FALSE(old_leader.UpdateHeartbeats({{"n1", T(9), std::nullopt}}).ok());
+  EXPECT_EQ(old_leader.Ping().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto new_leader = PostgresStore::Open(PostgresOptions{dsn});
+  ASSERT_TRUE(new_leader.ok());
+  (*new_leader)->SetFence("b", took->epoch);
+  auto snap = (*new_leader)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->nodes.size(), 1u);  // nothing of the fenced write
+  EXPECT_EQ(snap->last_event_id, 0);
+  EXPECT_EQ(FromTimestamp(snap->nodes[0].node().last_heartbeat()),
+            absl::InfinitePast());
+  ASSERT_TRUE((*new_leader)->CommitSync(after).ok());
 }
 
 TEST_F(PostgresStoreTest, ADatabaseRestartIsUnavailableThenRecovers) {
