@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "navarch/api/json.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/status.h"
@@ -113,6 +114,10 @@ Listing EventListing(const Fetched& fetched, const EventFlags& f,
     l.items.push_back(ToJson(e));
     l.rows.push_back({Absolute(e.time()), Ago(e.time(), now), e.kind(),
                       e.node_id(), e.pool(), e.actor(), e.message()});
+    // Zero-padded seconds and nanoseconds sort as text (no event is older
+    // than 1970): --all-contexts merges the regions' logs by time.
+    l.sort_keys.push_back(
+        absl::StrFormat("%020d.%09d", e.time().seconds(), e.time().nanos()));
   }
   if (fetched.more) {
     l.note = absl::StrCat("(the first ", fetched.events.size(),

@@ -1,5 +1,7 @@
 #include "navarch/cli/listing.h"
 
+#include <algorithm>
+#include <numeric>
 #include <thread>
 #include <utility>
 
@@ -61,9 +63,29 @@ void Merge(const std::string& context, Listing from, Listing& merged) {
     if (item.is_object()) item["context"] = context;
     merged.items.push_back(std::move(item));
   }
+  for (auto& key : from.sort_keys) merged.sort_keys.push_back(std::move(key));
   if (!from.note.empty()) {
     absl::StrAppend(&merged.note, "context ", context, ": ", from.note);
   }
+}
+
+// Orders the rows (and their JSON items) by sort key, when every row has one.
+void Sort(Listing& l) {
+  if (l.sort_keys.size() != l.rows.size() || l.items.size() != l.rows.size()) {
+    return;
+  }
+  std::vector<size_t> order(l.rows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&l](size_t a, size_t b) {
+    return l.sort_keys[a] < l.sort_keys[b];
+  });
+  Listing sorted;
+  for (size_t i : order) {
+    sorted.rows.push_back(std::move(l.rows[i]));
+    sorted.items.push_back(std::move(l.items[i]));
+  }
+  l.rows = std::move(sorted.rows);
+  l.items = std::move(sorted.items);
 }
 
 // "context eu-west: unavailable: cannot reach the control plane at ..."
@@ -91,6 +113,7 @@ absl::Status RunAll(Session& s, absl::string_view empty, const Fetch& fetch) {
     return absl::UnavailableError(
         absl::StrCat("no context answered (", failed, " failed)"));
   }
+  Sort(merged);
   Print(merged, empty, s.output());
   s.output().err() << merged.note;
   return absl::OkStatus();

@@ -28,6 +28,10 @@ struct Listing {
   std::vector<std::vector<Cell>> rows;
   nlohmann::json items = nlohmann::json::array();  // -o json: one per row
   std::string note;  // for stderr after the output ("the first 100 ...")
+  // One per row, or none. With them, the merged rows of every context are
+  // ordered by key (events: by time), the rows of a context staying in its
+  // order on ties; without them, context after context.
+  std::vector<std::string> sort_keys;
 };
 
 // Builds the Listing from one client. Called from one thread per context at
