@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/clock.h"
+#include "navarch/base/file.h"
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/test_util.h"
 #include "nlohmann/json.hpp"
@@ -1105,11 +1106,24 @@ TEST_F(AppTest, ConfigCommandsEditTheFile) {
   Result unknown = Navarch({"config", "use-context", "ap"}, false);
   EXPECT_EQ(unknown.code, 1);
   EXPECT_THAT(unknown.err, HasSubstr("(known: eu, us)"));
+  // Bad input changes nothing.
+  absl::StatusOr<std::string> before = ReadFileToString(config_path_);
+  ASSERT_TRUE(before.ok());
   EXPECT_EQ(Navarch({"config", "set-context", "new"}, false).code, 2);
   EXPECT_EQ(
       Navarch({"config", "set-context", "bad/name", "--server", "h:1"}, false)
           .code,
       2);
+  EXPECT_EQ(
+      Navarch({"config", "set-context", "eu", "--server", "http://h/x"}, false)
+          .code,
+      2);
+  EXPECT_EQ(Navarch({"config", "set-context", "eu", "--token", "t",
+                     "--token-file", "f"},
+                    false)
+                .code,
+            2);
+  EXPECT_EQ(ReadFileToString(config_path_).value_or(""), *before);
   Result json = Navarch({"config", "get-contexts", "-o", "json"}, false);
   nlohmann::json contexts = nlohmann::json::parse(json.out);
   ASSERT_EQ(contexts.size(), 2u);
