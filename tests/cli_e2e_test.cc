@@ -51,20 +51,10 @@ class CliE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    std::string config = dir_->path() + "/navarch.yaml";
-    testing::WriteFile(config,
-                       "server:\n  address: \"127.0.0.1:0\"\n"
-                       "  data_dir: " +
-                           dir_->path() + "/data\n");
-    std::string ready = dir_->path() + "/ready.json";
-    server_ = new Process(testing::BinDir() + "/control-plane",
-                          {"--config", config, "--ready-file", ready},
-                          dir_->path() + "/cp.log");
-    std::string content =
-        testing::WaitForFile(ready, *server_, std::chrono::seconds(30));
-    ASSERT_FALSE(content.empty())
+    std::string address = StartControlPlane(dir_->path(), &server_);
+    ASSERT_FALSE(address.empty())
         << testing::ReadFile(dir_->path() + "/cp.log");
-    address_ = new std::string(testing::JsonString(content, "grpc_address"));
+    address_ = new std::string(address);
     stub_ =
         ControlPlaneService::NewStub(
             grpc::CreateChannel(*address_, grpc::InsecureChannelCredentials()))
@@ -81,6 +71,25 @@ class CliE2eTest : public ::testing::Test {
     ReportHealthy("gpu-1");
   }
 
+  // Starts a control plane with its data in `dir`; its gRPC address, or ""
+  // when it did not come up (its log is dir/cp.log).
+  static std::string StartControlPlane(const std::string& dir,
+                                       Process** server) {
+    std::string config = dir + "/navarch.yaml";
+    testing::WriteFile(config,
+                       "server:\n  address: \"127.0.0.1:0\"\n"
+                       "  data_dir: " +
+                           dir + "/data\n");
+    std::string ready = dir + "/ready.json";
+    *server = new Process(testing::BinDir() + "/control-plane",
+                          {"--config", config, "--ready-file", ready},
+                          dir + "/cp.log");
+    std::string content =
+        testing::WaitForFile(ready, **server, std::chrono::seconds(30));
+    if (content.empty()) return "";
+    return testing::JsonString(content, "grpc_address");
+  }
+
   static void TearDownTestSuite() {
     delete stub_;
     server_->Signal(SIGTERM);
@@ -93,7 +102,9 @@ class CliE2eTest : public ::testing::Test {
   static void Register(const std::string& id, const std::string& provider,
                        const std::string& region, const std::string& zone,
                        const std::string& type, int gpus,
-                       std::map<std::string, std::string> labels) {
+                       std::map<std::string, std::string> labels,
+                       ControlPlaneService::Stub* stub = nullptr) {
+    if (stub == nullptr) stub = stub_;
     RegisterNodeRequest req;
     req.set_node_id(id);
     req.set_provider(provider);
@@ -114,7 +125,7 @@ class CliE2eTest : public ::testing::Test {
     }
     RegisterNodeResponse resp;
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->RegisterNode(&ctx, req, &resp).ok()) << id;
+    ASSERT_TRUE(stub->RegisterNode(&ctx, req, &resp).ok()) << id;
   }
 
   static void Heartbeat(const std::string& id) {
@@ -152,8 +163,10 @@ class CliE2eTest : public ::testing::Test {
 
   std::string Command(const std::vector<std::string>& args,
                       bool with_server = true) {
+    // Never the contexts of whoever runs the tests.
     std::string cmd = "exec env -u NAVARCH_SERVER -u NAVARCH_AUTH_TOKEN " +
-                      Quote(testing::BinDir() + "/navarch");
+                      Quote("NAVARCH_CONFIG=" + dir_->path() + "/none.yaml") +
+                      " " + Quote(testing::BinDir() + "/navarch");
     if (with_server) cmd += " -s " + Quote(*address_);
     for (const auto& a : args) cmd += " " + Quote(a);
     return cmd;
@@ -609,6 +622,63 @@ TEST_F(CliE2eTest, TokensAndRoles) {
 
 // Upstream's cli.md recipes, run by jq on our output where jq is installed
 // (scripts/install-deps), and the same questions answered with nlohmann.
+// Two regions, each its own control plane, and a third that is down: the
+// CLI's contexts reach each one, and --all-contexts merges the two that
+// answer.
+TEST_F(CliE2eTest, ContextsAcrossTwoRegions) {
+  TempDir eu_dir;
+  Process* raw = nullptr;
+  std::string eu = StartControlPlane(eu_dir.path(), &raw);
+  std::unique_ptr<Process> eu_server(raw);
+  ASSERT_FALSE(eu.empty()) << testing::ReadFile(eu_dir.path() + "/cp.log");
+  auto eu_stub = ControlPlaneService::NewStub(
+      grpc::CreateChannel(eu, grpc::InsecureChannelCredentials()));
+  Register("eu-1", "gcp", "europe-west4", "europe-west4-a", "a3-highgpu-8g", 8,
+           {}, eu_stub.get());
+  std::string config = dir_->path() + "/contexts.yaml";
+  testing::WriteFile(config,
+                     "current-context: eu\ncontexts:\n"
+                     "  - name: us\n    server: " +
+                         *address_ + "\n  - name: eu\n    server: " + eu +
+                         "\n  - name: down\n    server: "
+                         "127.0.0.1:1\n");
+
+  Result current = Navarch({"--config-file", config, "list"}, false);
+  ASSERT_EQ(current.code, 0) << current.err;
+  EXPECT_THAT(current.out, HasSubstr("eu-1"));
+  EXPECT_THAT(current.out, Not(HasSubstr("gpu-1")));
+  Result us =
+      Navarch({"--config-file", config, "--context", "us", "list"}, false);
+  ASSERT_EQ(us.code, 0) << us.err;
+  EXPECT_THAT(us.out, HasSubstr("gpu-1"));
+  EXPECT_THAT(us.out, Not(HasSubstr("eu-1")));
+
+  Result all =
+      Navarch({"--config-file", config, "list", "--all-contexts"}, false);
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out.rfind("CONTEXT   NODE ID", 0), 0u) << all.out;
+  EXPECT_THAT(all.out, HasSubstr("\nus        gpu-1 "));
+  EXPECT_THAT(all.out, HasSubstr("\neu        eu-1 "));
+  EXPECT_EQ(all.err.rfind("context down: unavailable: cannot reach the "
+                          "control plane at 127.0.0.1:1: ",
+                          0),
+            0u)
+      << all.err;
+  EXPECT_EQ(std::count(all.err.begin(), all.err.end(), '\n'), 1) << all.err;
+
+  Result json = Navarch(
+      {"--config-file", config, "list", "--all-contexts", "-o", "json"}, false);
+  ASSERT_EQ(json.code, 0) << json.err;
+  std::map<std::string, std::string> context_of;
+  for (const auto& n : nlohmann::json::parse(json.out)) {
+    context_of[n["node_id"]] = n["context"];
+  }
+  EXPECT_EQ(context_of["eu-1"], "eu");
+  EXPECT_EQ(context_of["gpu-1"], "us");
+  eu_server->Signal(SIGTERM);
+  EXPECT_EQ(eu_server->Wait(std::chrono::seconds(30)), 0);
+}
+
 TEST_F(CliE2eTest, UpstreamJqRecipes) {
   nlohmann::json nodes = Json({"list", "-o", "json"});
   int not_healthy = 0, big = 0, gcp_active = 0;

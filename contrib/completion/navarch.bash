@@ -16,6 +16,7 @@ _navarch_child() {
     "/version") echo version ;;
     "/policy") echo policy ;;
     "/explain") echo explain ;;
+    "/config") echo config ;;
     "/completion") echo completion ;;
     "instances/list") echo list ;;
     "instances/get") echo get ;;
@@ -29,6 +30,10 @@ _navarch_child() {
     "policy/test") echo test ;;
     "policy/check") echo check ;;
     "policy/default") echo default ;;
+    "config/get-contexts") echo get-contexts ;;
+    "config/current-context") echo current-context ;;
+    "config/use-context") echo use-context ;;
+    "config/set-context") echo set-context ;;
     "completion/bash") echo bash ;;
     "completion/zsh") echo zsh ;;
   esac
@@ -36,19 +41,20 @@ _navarch_child() {
 
 _navarch_subs() {
   case "$1" in
-    "") echo list get cordon uncordon drain terminate instances pools providers events version policy explain completion ;;
+    "") echo list get cordon uncordon drain terminate instances pools providers events version policy explain config completion ;;
     "instances") echo list get ;;
     "pools") echo list get scale reset-breaker ;;
     "providers") echo list types ;;
     "policy") echo eval test check default ;;
+    "config") echo get-contexts current-context use-context set-context ;;
     "completion") echo bash zsh ;;
   esac
 }
 
 _navarch_flags() {
   case "$1" in
-    "") echo -h --help --version -s --server --token -o --output --timeout --ca-file --cert-file --key-file --insecure-skip-verify --insecure ;;
-    "list") echo --provider --region --zone --pool --status --health --label --page-size ;;
+    "") echo -h --help --version -s --server --token -o --output --timeout --ca-file --cert-file --key-file --insecure-skip-verify --insecure --context --config-file ;;
+    "list") echo --provider --region --zone --pool --status --health --label --page-size --all-contexts ;;
     "get") echo  ;;
     "cordon") echo --reason ;;
     "uncordon") echo --reason ;;
@@ -58,14 +64,14 @@ _navarch_flags() {
     "instances list") echo --pool --provider --region --state --page-size ;;
     "instances get") echo  ;;
     "pools") echo  ;;
-    "pools list") echo  ;;
+    "pools list") echo --all-contexts ;;
     "pools get") echo  ;;
     "pools scale") echo --nodes ;;
     "pools reset-breaker") echo  ;;
     "providers") echo  ;;
     "providers list") echo  ;;
     "providers types") echo  ;;
-    "events") echo --node --pool --kind --since --until --limit --tail ;;
+    "events") echo --node --pool --kind --since --until --limit --tail --all-contexts ;;
     "version") echo --client ;;
     "policy") echo  ;;
     "policy eval") echo --event ;;
@@ -73,6 +79,11 @@ _navarch_flags() {
     "policy check") echo  ;;
     "policy default") echo  ;;
     "explain") echo  ;;
+    "config") echo  ;;
+    "config get-contexts") echo  ;;
+    "config current-context") echo  ;;
+    "config use-context") echo  ;;
+    "config set-context") echo --server --token --token-file --ca-file --cert-file --key-file --insecure-skip-verify ;;
     "completion") echo  ;;
     "completion bash") echo  ;;
     "completion zsh") echo  ;;
@@ -81,7 +92,7 @@ _navarch_flags() {
 
 _navarch_takes_value() {
   case "$1" in
-    -s|--server|--token|-o|--output|--timeout|--ca-file|--cert-file|--key-file|--provider|--region|--zone|--pool|--status|--health|--label|--page-size|--reason|--state|--nodes|--node|--kind|--since|--until|--limit|--tail|--event|--events) return 0 ;;
+    -s|--server|--token|-o|--output|--timeout|--ca-file|--cert-file|--key-file|--context|--config-file|--provider|--region|--zone|--pool|--status|--health|--label|--page-size|--reason|--state|--nodes|--node|--kind|--since|--until|--limit|--tail|--event|--events|--token-file|--insecure-skip-verify) return 0 ;;
   esac
   return 1
 }

@@ -2,6 +2,8 @@
 // table and JSON output, the token on the wire, TLS, errors printed once.
 #include "navarch/cli/app.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -24,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/clock.h"
+#include "navarch/base/file.h"
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/test_util.h"
 #include "nlohmann/json.hpp"
@@ -61,6 +65,11 @@ class FakeControlPlane final : public ControlPlaneService::Service {
       e.set_message("registered");
       events_.push_back(e);
     }
+  }
+  // Once a pool is added, ListPools answers (before: UNIMPLEMENTED).
+  void AddPool(PoolInfo p) {
+    absl::MutexLock l(&mu_);
+    pools_.push_back(std::move(p));
   }
   void RequireToken(std::string token) {
     absl::MutexLock l(&mu_);
@@ -207,6 +216,17 @@ class FakeControlPlane final : public ControlPlaneService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ListPools(grpc::ServerContext* ctx, const ListPoolsRequest*,
+                         ListPoolsResponse* resp) override {
+    if (auto s = Auth(ctx); !s.ok()) return s;
+    absl::MutexLock l(&mu_);
+    if (pools_.empty()) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no pools");
+    }
+    for (const PoolInfo& p : pools_) *resp->add_pools() = p;
+    return grpc::Status::OK;
+  }
+
  private:
   grpc::Status Auth(grpc::ServerContext* ctx) {
     absl::MutexLock l(&mu_);
@@ -224,6 +244,7 @@ class FakeControlPlane final : public ControlPlaneService::Service {
   std::map<std::string, NodeInfo> nodes_;
   std::vector<InstanceInfo> instances_;
   std::vector<Event> events_;
+  std::vector<PoolInfo> pools_;
   std::string token_;
   bool deny_commands_ = false;
 };
@@ -271,6 +292,12 @@ class AppTest : public ::testing::Test {
     unsetenv("NAVARCH_SERVER");
     unsetenv("NAVARCH_AUTH_TOKEN");
     unsetenv("NAVARCH_TOKEN");
+    // Never the operator's own contexts: a file of the test's (none yet).
+    std::string tmpl = ::testing::TempDir() + "/navarch_app_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    config_dir_ = tmpl;
+    config_path_ = config_dir_ + "/config.yaml";
+    setenv("NAVARCH_CONFIG", config_path_.c_str(), 1);
     fake_.AddNode(Node("gpu-2", "gcp", "us-central1-a", NODE_STATUS_ACTIVE,
                        HEALTH_STATUS_HEALTHY, 8, 30));
     fake_.AddNode(Node("gpu-1", "gcp", "us-central1-b", NODE_STATUS_CORDONED,
@@ -283,6 +310,7 @@ class AppTest : public ::testing::Test {
   void TearDown() override {
     if (!fake_.release_slow.HasBeenNotified()) fake_.release_slow.Notify();
     if (server_) server_->Shutdown();
+    std::filesystem::remove_all(config_dir_);
   }
 
   void Start(std::shared_ptr<grpc::ServerCredentials> creds) {
@@ -303,10 +331,16 @@ class AppTest : public ::testing::Test {
     return {code, out.str(), err.str()};
   }
 
+  void WriteConfig(const std::string& yaml) {
+    testing::WriteTestFile(config_path_, yaml);
+  }
+
   FakeClock clock_;
   FakeControlPlane fake_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  std::string config_dir_;
+  std::string config_path_;
 };
 
 TEST_F(AppTest, ListPrintsAnAlignedTableSortedByNodeId) {
@@ -885,6 +919,226 @@ TEST_F(AppTest, ColourOnlyWhenAskedAndNeverInJson) {
 
 // ---- TLS, with a CA and certificates made in the test ----
 
+// Another control plane: a second region beside the fixture's.
+struct Region {
+  explicit Region(NodeInfo node) {
+    fake.AddNode(std::move(node));
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(&fake);
+    server = b.BuildAndStart();
+    address = absl::StrCat("127.0.0.1:", port);
+  }
+  ~Region() {
+    if (server) server->Shutdown();
+  }
+  FakeControlPlane fake;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+};
+
+std::string ContextYaml(const std::string& name, const std::string& server) {
+  return absl::StrCat("  - name: ", name, "\n    server: ", server, "\n");
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+TEST_F(AppTest, AllContextsMergesTheRegionsAndReportsTheUnreachableOne) {
+  Region us(Node("us-1", "aws", "us-east-1a", NODE_STATUS_ACTIVE,
+                 HEALTH_STATUS_HEALTHY, 8, 10));
+  ASSERT_NE(us.server, nullptr);
+  WriteConfig(absl::StrCat(
+      "current-context: eu\ncontexts:\n", ContextYaml("eu", address_),
+      ContextYaml("down", "127.0.0.1:1"), ContextYaml("us", us.address)));
+  Result r = Navarch({"list", "--all-contexts"}, false);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 5u) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[0], "CONTEXT   NODE ID   PROVIDER"))
+      << lines[0];
+  EXPECT_TRUE(absl::StartsWith(lines[1], "eu        aws-1     aws")) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[2], "eu        gpu-1 ")) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[3], "eu        gpu-2 ")) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[4], "us        us-1  ")) << r.out;
+  EXPECT_TRUE(absl::StartsWith(r.err,
+                               "context down: unavailable: cannot reach the "
+                               "control plane at 127.0.0.1:1: "))
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  Result json = Navarch({"list", "--all-contexts", "-o", "json"}, false);
+  EXPECT_EQ(json.code, 0) << json.err;
+  nlohmann::json nodes = nlohmann::json::parse(json.out);
+  ASSERT_EQ(nodes.size(), 4u);
+  EXPECT_EQ(nodes[0]["context"], "eu");
+  EXPECT_EQ(nodes[3]["context"], "us");
+  EXPECT_EQ(nodes[3]["node_id"], "us-1");
+}
+
+TEST_F(AppTest, AllContextsFailsOnlyWhenEveryContextFails) {
+  WriteConfig(absl::StrCat("contexts:\n", ContextYaml("a", "127.0.0.1:1"),
+                           ContextYaml("b", "127.0.0.1:1")));
+  Result r = Navarch({"list", "--all-contexts"}, false);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("context a: unavailable: "));
+  EXPECT_THAT(r.err, HasSubstr("context b: unavailable: "));
+  EXPECT_THAT(r.err, HasSubstr("Error: no context answered (2 failed)\n"));
+}
+
+TEST_F(AppTest, AllContextsNeedsContextsAndTakesNoServerFlag) {
+  Result none = Navarch({"list", "--all-contexts"}, false);
+  EXPECT_EQ(none.code, 1);
+  EXPECT_THAT(none.err,
+              HasSubstr("--all-contexts: no contexts in " + config_path_));
+  WriteConfig(absl::StrCat("contexts:\n", ContextYaml("eu", address_)));
+  Result flag = Navarch({"list", "--all-contexts"});  // with -s
+  EXPECT_EQ(flag.code, 2);
+  EXPECT_THAT(flag.err, HasSubstr("each context's own server, token and TLS "
+                                  "settings; drop --server"));
+  setenv("NAVARCH_SERVER", "127.0.0.1:1", 1);  // the environment is ignored
+  EXPECT_EQ(Navarch({"list", "--all-contexts"}, false).code, 0);
+  // Only the read commands take it.
+  EXPECT_EQ(Navarch({"cordon", "gpu-1", "--all-contexts"}, false).code, 2);
+}
+
+TEST_F(AppTest, PoolsAndEventsAcrossContexts) {
+  Region us(Node("us-1", "aws", "us-east-1a", NODE_STATUS_ACTIVE,
+                 HEALTH_STATUS_HEALTHY, 8, 10));
+  PoolInfo pool;
+  pool.set_name("inference");
+  pool.set_current_nodes(3);
+  us.fake.AddPool(pool);
+  us.fake.AddEvents(1);
+  fake_.AddEvents(2);
+  WriteConfig(absl::StrCat("contexts:\n", ContextYaml("eu", address_),
+                           ContextYaml("us", us.address)));
+  Result pools = Navarch({"pools", "list", "--all-contexts"}, false);
+  EXPECT_EQ(pools.code, 0) << pools.err;
+  EXPECT_THAT(pools.out, HasSubstr("CONTEXT   POOL        NODES"));
+  EXPECT_THAT(pools.out, HasSubstr("us        inference   3 "));
+  EXPECT_THAT(pools.err, HasSubstr("context eu: unimplemented: this control "
+                                   "plane does not serve pools"));
+  Result events = Navarch({"events", "--all-contexts"}, false);
+  EXPECT_EQ(events.code, 0) << events.err;
+  std::vector<std::string> lines = Lines(events.out);
+  ASSERT_EQ(lines.size(), 4u) << events.out;
+  EXPECT_TRUE(absl::StartsWith(lines[0], "CONTEXT   TIME")) << events.out;
+  // One timeline: eu's two events a second apart, us's between them (a tie
+  // with eu's first keeps the file's order).
+  EXPECT_TRUE(absl::StartsWith(lines[1], "eu ")) << events.out;
+  EXPECT_TRUE(absl::StartsWith(lines[2], "us ")) << events.out;
+  EXPECT_TRUE(absl::StartsWith(lines[3], "eu ")) << events.out;
+  Result json = Navarch({"events", "--all-contexts", "-o", "json"}, false);
+  nlohmann::json log = nlohmann::json::parse(json.out);
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[1]["context"], "us");
+  EXPECT_EQ(log[2]["context"], "eu");
+  Result limited = Navarch({"events", "--all-contexts", "--limit", "1"}, false);
+  EXPECT_THAT(limited.err, HasSubstr("context eu: (the first 1 matching"));
+}
+
+TEST_F(AppTest, TheContextFlagOrTheCurrentContextPicksTheServer) {
+  WriteConfig(absl::StrCat("current-context: down\ncontexts:\n",
+                           ContextYaml("down", "127.0.0.1:1"),
+                           ContextYaml("eu", address_)));
+  Result current = Navarch({"list"}, false);
+  EXPECT_EQ(current.code, 1);
+  EXPECT_THAT(current.err, HasSubstr("127.0.0.1:1"));
+  EXPECT_EQ(Navarch({"--context", "eu", "list"}, false).code, 0);
+  EXPECT_EQ(Navarch({"list", "--context", "eu"}, false).code, 0);
+  EXPECT_EQ(Navarch({"list"}).code, 0);  // -s beats the current context
+  setenv("NAVARCH_SERVER", address_.c_str(), 1);  // and so does the variable
+  EXPECT_EQ(Navarch({"list"}, false).code, 0);
+  unsetenv("NAVARCH_SERVER");
+  Result unknown = Navarch({"--context", "ap-south", "list"}, false);
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_EQ(unknown.err,
+            absl::StrCat("Error: context \"ap-south\" is not in ", config_path_,
+                         " (known: down, eu; see `navarch config "
+                         "get-contexts`)\n"));
+}
+
+TEST_F(AppTest, AContextsTokenFileIsSentAndTheFlagWins) {
+  fake_.RequireToken("s3cret");
+  testing::WriteTestFile(config_dir_ + "/eu.token", "s3cret\n");
+  WriteConfig(absl::StrCat("current-context: eu\ncontexts:\n",
+                           ContextYaml("eu", address_),
+                           "    token_file: eu.token\n"));
+  EXPECT_EQ(Navarch({"list"}, false).code, 0);
+  EXPECT_EQ(Navarch({"list", "--token", "nope"}, false).code, 1);
+}
+
+TEST_F(AppTest, ConfigCommandsEditTheFile) {
+  Result created =
+      Navarch({"config", "set-context", "eu", "--server", address_}, false);
+  EXPECT_EQ(created.code, 0) << created.err;
+  EXPECT_EQ(created.out,
+            absl::StrCat("Context \"eu\" created in ", config_path_, ".\n"));
+  struct stat st;
+  ASSERT_EQ(stat(config_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  Result none = Navarch({"config", "current-context"}, false);
+  EXPECT_EQ(none.code, 1);
+  EXPECT_THAT(none.err, HasSubstr("no current-context is set"));
+  EXPECT_EQ(Navarch({"config", "set-context", "us", "--server", "h:1",
+                     "--token-file", "us.token"},
+                    false)
+                .code,
+            0);
+  Result use = Navarch({"config", "use-context", "eu"}, false);
+  EXPECT_EQ(use.out, "Switched to context \"eu\".\n");
+  EXPECT_EQ(Navarch({"config", "current-context"}, false).out, "eu\n");
+  Result table = Navarch({"config", "get-contexts"}, false);
+  std::string token = (std::filesystem::current_path() / "us.token").string();
+  EXPECT_EQ(table.out,
+            absl::StrFormat("CURRENT   NAME   SERVER%s   TOKEN%s   TLS\n"
+                            "*         eu     %s   -%s   -\n"
+                            "          us     h:1%s   %s   -\n",
+                            std::string(address_.size() - 6, ' '),
+                            std::string(token.size() - 5, ' '), address_,
+                            std::string(token.size() - 1, ' '),
+                            std::string(address_.size() - 3, ' '), token));
+  EXPECT_EQ(Navarch({"list"}, false).code, 0);  // the current context
+  Result unknown = Navarch({"config", "use-context", "ap"}, false);
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("(known: eu, us)"));
+  // Bad input changes nothing.
+  absl::StatusOr<std::string> before = ReadFileToString(config_path_);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(Navarch({"config", "set-context", "new"}, false).code, 2);
+  EXPECT_EQ(
+      Navarch({"config", "set-context", "bad/name", "--server", "h:1"}, false)
+          .code,
+      2);
+  EXPECT_EQ(
+      Navarch({"config", "set-context", "eu", "--server", "http://h/x"}, false)
+          .code,
+      2);
+  EXPECT_EQ(Navarch({"config", "set-context", "eu", "--token", "t",
+                     "--token-file", "f"},
+                    false)
+                .code,
+            2);
+  EXPECT_EQ(ReadFileToString(config_path_).value_or(""), *before);
+  Result json = Navarch({"config", "get-contexts", "-o", "json"}, false);
+  nlohmann::json contexts = nlohmann::json::parse(json.out);
+  ASSERT_EQ(contexts.size(), 2u);
+  EXPECT_EQ(contexts[0]["current"], true);
+  EXPECT_EQ(contexts[1]["token_file"], token);
+}
+
+TEST_F(AppTest, ABrokenConfigFileStopsOnlyWhatUsesIt) {
+  WriteConfig("contexts: [\n");
+  Result r = Navarch({"list"}, false);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr(config_path_));
+  EXPECT_EQ(Navarch({"version", "--client"}, false).code, 0);
+}
+
 class TlsTest : public AppTest {
  protected:
   void SetUp() override {
@@ -939,6 +1193,16 @@ TEST_F(TlsTest, InsecureSkipVerifyAcceptsAnyCertificate) {
   Result r = Navarch({"list", "--insecure-skip-verify"});
   EXPECT_EQ(r.code, 0) << r.err;
   r = Navarch({"-s", "https://" + address_, "--insecure", "list"}, false);
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(TlsTest, AContextCarriesTheTlsSettings) {
+  StartTls(/*require_client_cert=*/true);
+  WriteConfig(absl::StrCat(
+      "current-context: eu\ncontexts:\n", ContextYaml("eu", address_),
+      "    tls: {ca_file: ", dir_, "/ca.pem, cert_file: ", dir_,
+      "/client.pem, key_file: ", dir_, "/client.key}\n"));
+  Result r = Navarch({"list"}, false);
   EXPECT_EQ(r.code, 0) << r.err;
 }
 

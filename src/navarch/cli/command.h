@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "navarch/base/clock.h"
 #include "navarch/cli/client.h"
+#include "navarch/cli/contexts.h"
 #include "nlohmann/json.hpp"
 
 namespace navarch::cli {
@@ -47,22 +48,42 @@ class Output {
   bool color_;
 };
 
+// What commands know of the CLI's contexts (contexts.h).
+struct SessionContexts {
+  // The config file `navarch config` reads and writes.
+  std::string config_path;
+  // Every context's connection, in file order (--all-contexts); an error
+  // when the file has none or the command line also names a server.
+  std::function<absl::StatusOr<std::vector<Target>>()> targets;
+};
+
 // What a running command may use. The client connects on first use, so
-// commands that need no server (`version --client`) never dial.
+// commands that need no server (`version --client`, `config`) never dial,
+// and a broken context does not stop `config use-context` from fixing it.
 class Session {
  public:
   Session(Output& output, Clock& clock,
-          std::function<absl::StatusOr<Client*>()> connect)
-      : output_(output), clock_(clock), connect_(std::move(connect)) {}
+          std::function<absl::StatusOr<Client*>()> connect,
+          SessionContexts contexts = {})
+      : output_(output),
+        clock_(clock),
+        connect_(std::move(connect)),
+        contexts_(std::move(contexts)) {}
 
   Output& output() { return output_; }
   Clock& clock() { return clock_; }
   absl::StatusOr<Client*> client() { return connect_(); }
+  const std::string& config_path() const { return contexts_.config_path; }
+  absl::StatusOr<std::vector<Target>> targets() const {
+    if (!contexts_.targets) return absl::UnimplementedError("no contexts");
+    return contexts_.targets();
+  }
 
  private:
   Output& output_;
   Clock& clock_;
   std::function<absl::StatusOr<Client*>()> connect_;
+  SessionContexts contexts_;
 };
 
 using Runner = std::function<absl::Status(Session&)>;
@@ -94,6 +115,7 @@ void AddEventCommands(CLI::App& app, CommandSet& commands);     // events.cc
 void AddVersionCommand(CLI::App& app, CommandSet& commands);    // version.cc
 void AddPolicyCommands(CLI::App& app, CommandSet& commands);    // policy.cc
 void AddExplainCommand(CLI::App& app, CommandSet& commands);    // explain.cc
+void AddConfigCommands(CLI::App& app, CommandSet& commands);    // config.cc
 // After every other group: it describes the whole tree.
 void AddCompletionCommand(CLI::App& app,
                           CommandSet& commands);  // completion.cc

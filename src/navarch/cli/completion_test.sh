@@ -61,6 +61,12 @@ expect "--tail --timeout --token" navarch events --t
 expect_exactly "--limit" navarch events --li
 expect_exactly "" navarch -s ""                          # a value: nothing
 expect_exactly "bash" navarch completion b
+expect "get-contexts current-context use-context set-context" navarch config ""
+expect_exactly "--all-contexts" navarch list --all
+expect_exactly "--all-contexts" navarch pools list --all
+expect_exactly "--all-contexts" navarch events --all
+expect_exactly "--context" navarch --conte
+expect_exactly "--token-file" navarch config set-context eu --token-
 
 if ! diff -u "$source_dir/contrib/completion/navarch.bash" "$script"; then
   echo "FAIL: contrib/completion/navarch.bash differs from" \

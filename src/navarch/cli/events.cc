@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "navarch/api/json.h"
 #include "navarch/api/time_util.h"
 #include "navarch/base/status.h"
 #include "navarch/cli/command.h"
 #include "navarch/cli/format.h"
+#include "navarch/cli/listing.h"
 #include "navarch/cli/parse.h"
 
 namespace navarch::cli {
@@ -27,6 +29,7 @@ struct EventFlags {
   std::vector<std::string> kinds;
   int limit = 100;
   int tail = 0;  // > 0: only the newest `tail` matching events
+  bool all_contexts = false;
 };
 
 absl::StatusOr<ListEventsRequest> Request(const EventFlags& f, absl::Time now) {
@@ -103,45 +106,45 @@ absl::Status FetchTail(const EventFlags& f, ListEventsRequest req,
   return absl::OkStatus();
 }
 
-void Print(const Fetched& fetched, absl::Time now, Output& out) {
-  const std::vector<Event>& events = fetched.events;
-  if (out.json()) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const auto& e : events) array.push_back(ToJson(e));
-    out.Json(array);
-  } else if (events.empty()) {
-    out.out() << "No events found\n";
-  } else {
-    Table table({"TIME", "AGE", "KIND", "NODE", "POOL", "ACTOR", "MESSAGE"});
-    for (const auto& e : events) {
-      table.AddRow({Absolute(e.time()), Ago(e.time(), now), e.kind(),
-                    e.node_id(), e.pool(), e.actor(), e.message()});
-    }
-    table.Print(out.out(), out.color());
+Listing EventListing(const Fetched& fetched, const EventFlags& f,
+                     absl::Time now) {
+  Listing l;
+  l.headers = {"TIME", "AGE", "KIND", "NODE", "POOL", "ACTOR", "MESSAGE"};
+  for (const auto& e : fetched.events) {
+    l.items.push_back(ToJson(e));
+    l.rows.push_back({Absolute(e.time()), Ago(e.time(), now), e.kind(),
+                      e.node_id(), e.pool(), e.actor(), e.message()});
+    // Zero-padded seconds and nanoseconds sort as text (no event is older
+    // than 1970): --all-contexts merges the regions' logs by time.
+    l.sort_keys.push_back(
+        absl::StrFormat("%020d.%09d", e.time().seconds(), e.time().nanos()));
   }
+  if (fetched.more) {
+    l.note = absl::StrCat("(the first ", fetched.events.size(),
+                          " matching events; more match: raise --limit, "
+                          "narrow with --since, or see the newest with "
+                          "--tail)\n");
+  } else if (f.tail > 0 && fetched.matched > f.tail) {
+    l.note = absl::StrCat("(the newest ", fetched.events.size(), " of ",
+                          fetched.matched, " matching events)\n");
+  }
+  return l;
 }
 
 absl::Status List(const EventFlags& f, Session& s) {
   absl::Time now = s.clock().Now();
   NAVARCH_ASSIGN_OR_RETURN(ListEventsRequest req, Request(f, now));
-  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  Fetched fetched;
-  if (f.tail > 0) {
-    NAVARCH_RETURN_IF_ERROR(FetchTail(f, std::move(req), *client, fetched));
-  } else {
-    NAVARCH_RETURN_IF_ERROR(FetchHead(f, std::move(req), *client, fetched));
-  }
-  Print(fetched, now, s.output());
-  Output& out = s.output();
-  if (fetched.more) {
-    out.err() << "(the first " << fetched.events.size()
-              << " matching events; more match: raise --limit, narrow "
-                 "with --since, or see the newest with --tail)\n";
-  } else if (f.tail > 0 && fetched.matched > f.tail) {
-    out.err() << "(the newest " << fetched.events.size() << " of "
-              << fetched.matched << " matching events)\n";
-  }
-  return absl::OkStatus();
+  return RunListing(
+      s, f.all_contexts, "No events found",
+      [&](Client& client) -> absl::StatusOr<Listing> {
+        Fetched fetched;
+        if (f.tail > 0) {
+          NAVARCH_RETURN_IF_ERROR(FetchTail(f, req, client, fetched));
+        } else {
+          NAVARCH_RETURN_IF_ERROR(FetchHead(f, req, client, fetched));
+        }
+        return EventListing(fetched, f, now);
+      });
 }
 
 }  // namespace
@@ -176,6 +179,7 @@ void AddEventCommands(CLI::App& app, CommandSet& commands) {
                 "first); reads the whole matching log")
       ->check(CLI::PositiveNumber)
       ->excludes(limit);
+  AddAllContextsFlag(e, &f->all_contexts);
 }
 
 }  // namespace navarch::cli

@@ -12,6 +12,7 @@
 #include "navarch/base/status.h"
 #include "navarch/cli/command.h"
 #include "navarch/cli/format.h"
+#include "navarch/cli/listing.h"
 #include "navarch/cli/parse.h"
 
 namespace navarch::cli {
@@ -25,6 +26,7 @@ struct ListFlags {
   std::string provider, region, zone, pool, status, health;
   std::vector<std::string> labels;
   int page_size = kListPageSize;
+  bool all_contexts = false;
 };
 
 // Filters the server cannot apply (ListNodesRequest has provider, region
@@ -44,6 +46,33 @@ struct ClientFilter {
     return true;
   }
 };
+
+// One control plane's nodes that `filter` keeps, sorted by id: the
+// server's order is arbitrary (upstream's is random); sorted output can be
+// diffed and read.
+Listing NodeListing(const std::vector<NodeInfo>& all,
+                    const ClientFilter& filter, absl::Time now) {
+  std::vector<const NodeInfo*> nodes;
+  for (const auto& n : all) {
+    if (filter.Keep(n)) nodes.push_back(&n);
+  }
+  std::sort(nodes.begin(), nodes.end(),
+            [](const NodeInfo* a, const NodeInfo* b) {
+              return a->node_id() < b->node_id();
+            });
+  Listing l;
+  l.headers = {"NODE ID", "PROVIDER", "REGION",         "ZONE", "INSTANCE TYPE",
+               "STATUS",  "HEALTH",   "LAST HEARTBEAT", "GPUs"};
+  for (const auto* n : nodes) {
+    l.items.push_back(ToJson(*n));
+    l.rows.push_back(
+        {n->node_id(), n->provider(), n->region(), n->zone(),
+         n->instance_type(), Cell(Title(n->status()), ColorOf(n->status())),
+         Cell(Title(n->health_status()), ColorOf(n->health_status())),
+         Ago(n->last_heartbeat(), now), absl::StrCat(n->gpus_size())});
+  }
+  return l;
+}
 
 absl::Status List(const ListFlags& f, Session& s) {
   ListNodesRequest req;
@@ -65,43 +94,14 @@ absl::Status List(const ListFlags& f, Session& s) {
     if (!sel.ok()) return UsageError(sel.status().message());
     filter.labels.push_back(*sel);
   }
-  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  NAVARCH_ASSIGN_OR_RETURN(std::vector<NodeInfo> all,
-                           client->ListAllNodes(req, f.page_size));
-
-  std::vector<const NodeInfo*> nodes;
-  for (const auto& n : all) {
-    if (filter.Keep(n)) nodes.push_back(&n);
-  }
-  // The server's order is arbitrary (upstream's is random); sorted output can
-  // be diffed and read.
-  std::sort(nodes.begin(), nodes.end(),
-            [](const NodeInfo* a, const NodeInfo* b) {
-              return a->node_id() < b->node_id();
-            });
-  Output& out = s.output();
-  if (out.json()) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const auto* n : nodes) array.push_back(ToJson(*n));
-    out.Json(array);
-    return absl::OkStatus();
-  }
-  if (nodes.empty()) {
-    out.out() << "No nodes found\n";
-    return absl::OkStatus();
-  }
-  Table table({"NODE ID", "PROVIDER", "REGION", "ZONE", "INSTANCE TYPE",
-               "STATUS", "HEALTH", "LAST HEARTBEAT", "GPUs"});
   absl::Time now = s.clock().Now();
-  for (const auto* n : nodes) {
-    table.AddRow({n->node_id(), n->provider(), n->region(), n->zone(),
-                  n->instance_type(),
-                  Cell(Title(n->status()), ColorOf(n->status())),
-                  Cell(Title(n->health_status()), ColorOf(n->health_status())),
-                  Ago(n->last_heartbeat(), now), absl::StrCat(n->gpus_size())});
-  }
-  table.Print(out.out(), out.color());
-  return absl::OkStatus();
+  return RunListing(s, f.all_contexts, "No nodes found",
+                    [&](Client& client) -> absl::StatusOr<Listing> {
+                      NAVARCH_ASSIGN_OR_RETURN(
+                          std::vector<NodeInfo> all,
+                          client.ListAllNodes(req, f.page_size));
+                      return NodeListing(all, filter, now);
+                    });
 }
 
 void PrintNode(const NodeInfo& n, absl::Time now, Output& out) {
@@ -267,6 +267,7 @@ void AddNodeCommands(CLI::App& app, CommandSet& commands) {
   l->add_option("--page-size", list->page_size,
                 "nodes asked for per call (the CLI follows the pages)")
       ->check(CLI::Range(1, 10000));
+  AddAllContextsFlag(l, &list->all_contexts);
 
   auto id = std::make_shared<std::string>();
   CLI::App* g = commands.Add(&app, "get", "show one node in detail",

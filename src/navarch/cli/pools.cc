@@ -9,6 +9,7 @@
 #include "navarch/base/status.h"
 #include "navarch/cli/command.h"
 #include "navarch/cli/format.h"
+#include "navarch/cli/listing.h"
 
 namespace navarch::cli {
 namespace {
@@ -30,21 +31,32 @@ std::string Cooldown(const PoolInfo& p) {
   return FormatGoDuration(absl::Seconds(p.cooldown_remaining_seconds()));
 }
 
+std::vector<std::string> Headers() {
+  return {"POOL",        "NODES",    "TARGET",    "HEALTHY",  "MIN",
+          "MAX",         "PENDING",  "REPLACING", "STRATEGY", "AUTOSCALER",
+          "LAST SCALED", "COOLDOWN", "BREAKER"};
+}
+
+std::vector<Cell> Row(const PoolInfo& p, absl::Time now) {
+  return {p.name(),
+          absl::StrCat(p.current_nodes()),
+          absl::StrCat(p.target_nodes()),
+          absl::StrCat(p.healthy_nodes()),
+          absl::StrCat(p.min_nodes()),
+          absl::StrCat(p.max_nodes()),
+          absl::StrCat(p.pending_instances()),
+          absl::StrCat(p.replacing_nodes()),
+          p.strategy(),
+          p.autoscaler().empty() ? "-" : p.autoscaler(),
+          Ago(p.last_scale_time(), now),
+          Cooldown(p),
+          p.replacement_breaker_open() ? "OPEN" : "closed"};
+}
+
 void PrintTable(const std::vector<PoolInfo>& pools, Session& s) {
   absl::Time now = s.clock().Now();
-  Table table({"POOL", "NODES", "TARGET", "HEALTHY", "MIN", "MAX", "PENDING",
-               "REPLACING", "STRATEGY", "AUTOSCALER", "LAST SCALED", "COOLDOWN",
-               "BREAKER"});
-  for (const auto& p : pools) {
-    table.AddRow(
-        {p.name(), absl::StrCat(p.current_nodes()),
-         absl::StrCat(p.target_nodes()), absl::StrCat(p.healthy_nodes()),
-         absl::StrCat(p.min_nodes()), absl::StrCat(p.max_nodes()),
-         absl::StrCat(p.pending_instances()), absl::StrCat(p.replacing_nodes()),
-         p.strategy(), p.autoscaler().empty() ? "-" : p.autoscaler(),
-         Ago(p.last_scale_time(), now), Cooldown(p),
-         p.replacement_breaker_open() ? "OPEN" : "closed"});
-  }
+  Table table(Headers());
+  for (const auto& p : pools) table.AddRow(Row(p, now));
   table.Print(s.output().out(), s.output().color());
 }
 
@@ -69,22 +81,20 @@ void PrintOne(const PoolInfo& p, Session& s) {
   }
 }
 
-absl::Status List(Session& s) {
-  NAVARCH_ASSIGN_OR_RETURN(Client * client, s.client());
-  auto resp = client->ListPools(ListPoolsRequest());
-  if (!resp.ok()) return Explained(resp.status(), *client);
-  std::vector<PoolInfo> pools(resp->pools().begin(), resp->pools().end());
-  Output& out = s.output();
-  if (out.json()) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const auto& p : pools) array.push_back(ToJson(p));
-    out.Json(array);
-  } else if (pools.empty()) {
-    out.out() << "No pools found\n";
-  } else {
-    PrintTable(pools, s);
-  }
-  return absl::OkStatus();
+absl::Status List(bool all_contexts, Session& s) {
+  absl::Time now = s.clock().Now();
+  return RunListing(s, all_contexts, "No pools found",
+                    [now](Client& client) -> absl::StatusOr<Listing> {
+                      auto resp = client.ListPools(ListPoolsRequest());
+                      if (!resp.ok()) return Explained(resp.status(), client);
+                      Listing l;
+                      l.headers = Headers();
+                      for (const PoolInfo& p : resp->pools()) {
+                        l.items.push_back(ToJson(p));
+                        l.rows.push_back(Row(p, now));
+                      }
+                      return l;
+                    });
 }
 
 absl::Status Get(const std::string& name, Session& s) {
@@ -152,8 +162,10 @@ void AddPoolCommands(CLI::App& app, CommandSet& commands) {
   group->alias("pool");
   group->require_subcommand(1);
 
-  commands.Add(group, "list", "list pools with their sizes",
-               [](Session& s) { return List(s); });
+  auto all = std::make_shared<bool>(false);
+  CLI::App* l = commands.Add(group, "list", "list pools with their sizes",
+                             [all](Session& s) { return List(*all, s); });
+  AddAllContextsFlag(l, all.get());
 
   auto name = std::make_shared<std::string>();
   // The runner owns the flag storage, which CLI11 writes into.
