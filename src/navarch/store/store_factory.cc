@@ -30,7 +30,6 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
     }
     PostgresOptions options;
     options.dsn = dsn;
-    options.exclusive = true;
     auto store = PostgresStore::Open(options);
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(*std::move(store));

@@ -13,8 +13,9 @@ namespace navarch {
 
 // `backend`: "memory" (nothing survives a restart), "sqlite" (`path` is the
 // database file, created with its directories) or "postgres" (`dsn` is the
-// libpq connection string; the store is exclusive: one control plane per
-// database). INVALID_ARGUMENT for an unknown backend or a missing path or
+// libpq connection string; several control planes may share the database,
+// and the control plane elects a leader among them: leader_lease.h).
+// INVALID_ARGUMENT for an unknown backend or a missing path or
 // DSN, and the backend's own error otherwise.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& backend,
                                                  const std::string& path,

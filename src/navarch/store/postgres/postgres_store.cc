@@ -212,25 +212,6 @@ std::vector<std::vector<const HeartbeatUpdate*>> HeartbeatRounds(
   return rounds;
 }
 
-absl::StatusOr<std::unique_ptr<pg::Session>> TakeExclusiveLock(
-    const PostgresOptions& options) {
-  auto session = std::make_unique<pg::Session>(
-      options.dsn, std::vector<pg::Statement>{}, options.connect_timeout);
-  NAVARCH_RETURN_IF_ERROR(session->Ensure());
-  NAVARCH_ASSIGN_OR_RETURN(
-      Result r,
-      session->Query("SELECT pg_try_advisory_lock($1::int8)::int::int8",
-                     Params().Int(PostgresStore::kExclusiveLockKey)));
-  if (r.rows() != 1 || r.Int(0, 0) != 1) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "postgres: another control plane is using the database at ",
-        pg::DescribeDsn(options.dsn),
-        "; one control plane per database (several replicas need leader "
-        "election, not available yet)"));
-  }
-  return session;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
@@ -251,9 +232,6 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
   }
   auto store =
       std::unique_ptr<PostgresStore>(new PostgresStore(options, version));
-  if (options.exclusive) {
-    NAVARCH_ASSIGN_OR_RETURN(store->lock_session_, TakeExclusiveLock(options));
-  }
   {
     absl::MutexLock lock(&store->read_mu_);
     NAVARCH_RETURN_IF_ERROR(store->read_session_.Ensure());
@@ -665,7 +643,6 @@ void PostgresStore::Close() {
   // The writer drains the queue before it stops.
   if (writer_ != nullptr) writer_->Close();
   write_session_.Disconnect();
-  if (lock_session_ != nullptr) lock_session_->Disconnect();
   absl::MutexLock lock(&read_mu_);
   read_closed_ = true;
   read_session_.Disconnect();

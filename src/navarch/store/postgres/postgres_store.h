@@ -48,12 +48,6 @@ struct PostgresOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   int max_group = 256;    // jobs per transaction at most
   int max_queue = 16384;  // jobs waiting at most; then UNAVAILABLE
-  // Holds an advisory lock (kExclusiveLockKey) on a connection of its own
-  // for the store's lifetime, and fails to open (FAILED_PRECONDITION) while
-  // another store holds it: one control plane per database, until replicas
-  // elect a leader for the controllers. The control plane sets it; tests of
-  // several stores on one database do not.
-  bool exclusive = false;
   // The schema history; null: the built-in one. Tests play other binaries.
   const std::vector<pg::Migration>* migrations = nullptr;
 };
@@ -84,9 +78,6 @@ class PostgresStore final : public Store, private WriteTransaction {
   absl::Status Ping() override;
   void Close() override;
   std::string Name() const override { return "postgres"; }
-
-  // The advisory lock an exclusive store holds: "navarchx".
-  static constexpr int64_t kExclusiveLockKey = 0x6e61766172636878;
 
   // From now on every write transaction first checks that the leader lease
   // (leader_lease.h) is still held by `holder` at `epoch`, holding the lease
@@ -133,8 +124,6 @@ class PostgresStore final : public Store, private WriteTransaction {
 
   const PostgresOptions options_;
   const int schema_version_;
-  // The connection holding the exclusive lock (options_.exclusive).
-  std::unique_ptr<pg::Session> lock_session_;
 
   pg::Session write_session_;  // the writer thread's, once it runs
   std::unique_ptr<GroupCommitWriter> writer_;
