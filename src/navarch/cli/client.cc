@@ -166,9 +166,9 @@ absl::Status Explain(const grpc::Status& status, absl::string_view method,
   const std::string& msg = status.error_message();
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      return absl::UnavailableError(
-          absl::StrCat("cannot reach the control plane at ", server, ": ", msg,
-                       " (is it running? set --server or NAVARCH_SERVER)"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach the control plane at ", server, ": ", msg,
+          " (is it running? set --server, NAVARCH_SERVER or --context)"));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       // The server's own deadline (a cloud that did not answer it) says
       // what ran out; gRPC's client-side one says only this.

@@ -72,8 +72,8 @@ TEST(ExplainTest, TransportAndAuthFailuresArePlainSentences) {
                     "ListNodes", "cp:50051", "30s", false);
   EXPECT_EQ(un.message(),
             "cannot reach the control plane at cp:50051: failed to connect "
-            "to all addresses (is it running? set --server or "
-            "NAVARCH_SERVER)");
+            "to all addresses (is it running? set --server, "
+            "NAVARCH_SERVER or --context)");
   auto slow = Explain(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""),
                       "ListNodes", "cp:50051", "2s", false);
   EXPECT_EQ(slow.message(),
