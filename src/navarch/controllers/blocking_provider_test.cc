@@ -183,6 +183,9 @@ TEST_F(BlockingProviderTest, StopWaitsABoundedTimeThenTheNextStartAdopts) {
   Build();
   manager_->Tick();
   entered_.WaitForNotification();
+  // The pools tick on worker threads: the quick one may still be recording
+  // its intent when the slow one's call has begun.
+  ASSERT_TRUE(AwaitTicks("quick", 1));
   // The intent was recorded before the call.
   std::vector<Event> intents = Events("pool.provision_requested");
   ASSERT_EQ(intents.size(), 2u);  // One per pool.
