@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "navarch/base/status.h"
+#include "navarch/store/record_util.h"
 
 namespace navarch {
 
@@ -37,6 +38,61 @@ void GroupCommitWriter::Submit(std::unique_ptr<StoreJob> job) {
     }
   }
   job->done(std::move(refused));
+}
+
+void GroupCommitWriter::SubmitBatch(WriteBatch batch,
+                                    std::function<void(absl::Status)> done) {
+  if (!done) done = [](absl::Status) {};  // a caller that does not listen
+  if (absl::Status s = ValidateBatch(batch); !s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  auto job = std::make_unique<StoreJob>();
+  job->kind = StoreJob::Kind::kBatch;
+  job->batch = std::move(batch);
+  job->done = std::move(done);
+  Submit(std::move(job));
+}
+
+absl::Status GroupCommitWriter::SubmitHeartbeats(
+    const std::vector<HeartbeatUpdate>& updates) {
+  std::vector<const HeartbeatUpdate*> order;
+  order.reserve(updates.size());
+  for (const HeartbeatUpdate& u : updates) order.push_back(&u);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const HeartbeatUpdate* a, const HeartbeatUpdate* b) {
+                     return a->node_id < b->node_id;
+                   });
+  auto job = std::make_unique<StoreJob>();
+  job->kind = StoreJob::Kind::kHeartbeats;
+  job->heartbeats.reserve(order.size());
+  for (const HeartbeatUpdate* u : order) job->heartbeats.push_back(*u);
+  return SubmitAndWait(std::move(job));
+}
+
+absl::StatusOr<int64_t> GroupCommitWriter::SubmitPrune(
+    const PruneRequest& request) {
+  int64_t pruned = 0;
+  auto job = std::make_unique<StoreJob>();
+  job->kind = StoreJob::Kind::kPrune;
+  job->prune = request;
+  job->pruned = &pruned;
+  NAVARCH_RETURN_IF_ERROR(SubmitAndWait(std::move(job)));
+  return pruned;
+}
+
+absl::Status GroupCommitWriter::Apply(StoreJob& job) {
+  switch (job.kind) {
+    case StoreJob::Kind::kBatch:
+      return txn_->ApplyBatch(job.batch);
+    case StoreJob::Kind::kHeartbeats:
+      return txn_->ApplyHeartbeats(job.heartbeats);
+    case StoreJob::Kind::kPrune: {
+      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, txn_->ApplyPrune(job.prune));
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown job");
 }
 
 absl::Status GroupCommitWriter::SubmitAndWait(std::unique_ptr<StoreJob> job) {
@@ -113,7 +169,7 @@ absl::Status GroupCommitWriter::RunGroup(
 }
 
 absl::Status GroupCommitWriter::RunAlone(StoreJob& job) {
-  job.status = txn_->Apply(job);
+  job.status = Apply(job);
   if (job.status.ok()) return txn_->CommitTransaction();
   // The job failed: roll back. If the storage already ended the
   // transaction (I/O error, lost connection), the job's error is the
@@ -127,7 +183,7 @@ absl::Status GroupCommitWriter::RunWithSavepoints(
     std::vector<std::unique_ptr<StoreJob>>& group) {
   for (auto& job : group) {
     NAVARCH_RETURN_IF_ERROR(txn_->Savepoint());
-    job->status = txn_->Apply(*job);
+    job->status = Apply(*job);
     if (!txn_->InTransaction()) {
       // The storage ended the whole transaction: every job in it is lost,
       // not only this one.

@@ -26,6 +26,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "navarch/store/store.h"
 
@@ -58,8 +59,12 @@ class WriteTransaction {
   // end it behind the caller's back (SQLite on I/O errors, a lost server
   // connection), and then every job in it is lost.
   virtual bool InTransaction() = 0;
-  // Applies one job inside the open transaction.
-  virtual absl::Status Apply(StoreJob& job) = 0;
+  // Apply one job inside the open transaction. The batch was validated
+  // (ValidateBatch); the heartbeats are in node id order (stable).
+  virtual absl::Status ApplyBatch(WriteBatch& batch) = 0;
+  virtual absl::Status ApplyHeartbeats(
+      const std::vector<HeartbeatUpdate>& updates) = 0;
+  virtual absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request) = 0;
 };
 
 class GroupCommitWriter {
@@ -79,10 +84,17 @@ class GroupCommitWriter {
   GroupCommitWriter(Options options, WriteTransaction* txn);
   ~GroupCommitWriter();  // Close()s.
 
-  // Queues a job, or fails it at once (closed, queue full).
-  void Submit(std::unique_ptr<StoreJob> job);
-  // Submits and waits for the outcome.
-  absl::Status SubmitAndWait(std::unique_ptr<StoreJob> job);
+  // Store::Commit: validates the batch, then queues it (or fails it at once:
+  // invalid, closed, queue full).
+  void SubmitBatch(WriteBatch batch, std::function<void(absl::Status)> done);
+  // Store::UpdateHeartbeats: the updates in node id order (stable, so two
+  // updates of one node keep the caller's order), sorted on the caller's
+  // thread, and waits for the outcome. The order is the tables' (the flush
+  // walks each page once) and one lock order for every writer of a shared
+  // database (two flushes never deadlock).
+  absl::Status SubmitHeartbeats(const std::vector<HeartbeatUpdate>& updates);
+  // Store::Prune, waiting for the outcome.
+  absl::StatusOr<int64_t> SubmitPrune(const PruneRequest& request);
 
   // UNAVAILABLE once closed, or the last transaction's storage failure; OK
   // once one commits again.
@@ -93,6 +105,11 @@ class GroupCommitWriter {
   Stats stats() const;
 
  private:
+  // Queues a job, or fails it at once (closed, queue full).
+  void Submit(std::unique_ptr<StoreJob> job);
+  // Submits and waits for the outcome.
+  absl::Status SubmitAndWait(std::unique_ptr<StoreJob> job);
+  absl::Status Apply(StoreJob& job);
   void WriterLoop();
   std::vector<std::unique_ptr<StoreJob>> NextGroup();
   // Runs `group` in one transaction; sets each job's status. Returns the

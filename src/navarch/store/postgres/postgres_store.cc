@@ -186,28 +186,20 @@ absl::StatusOr<NodeRecord> ReadNode(const Result& r, int row) {
   return node;
 }
 
-// `updates` split into rounds in which each node appears at most once (one
-// UPDATE cannot change a row twice), each round in node order (every
-// replica locks rows in one order, so two flushes never deadlock), keeping
-// the caller's order between two updates of one node.
+// `updates` (in node order, from the writer) split into rounds in which each
+// node appears at most once (one UPDATE cannot change a row twice): the
+// k-th update of a node goes to round k, so the caller's order between two
+// updates of one node holds, and each round stays in node order (one lock
+// order for every replica).
 std::vector<std::vector<const HeartbeatUpdate*>> HeartbeatRounds(
     const std::vector<HeartbeatUpdate>& updates) {
-  std::vector<const HeartbeatUpdate*> order;
-  order.reserve(updates.size());
-  for (const HeartbeatUpdate& u : updates) order.push_back(&u);
-  std::stable_sort(order.begin(), order.end(),
-                   [](const HeartbeatUpdate* a, const HeartbeatUpdate* b) {
-                     return a->node_id < b->node_id;
-                   });
   std::vector<std::vector<const HeartbeatUpdate*>> rounds;
-  for (size_t i = 0; i < order.size(); ++i) {
-    size_t round = 0;
-    while (i >= round + 1 &&
-           order[i - round - 1]->node_id == order[i]->node_id) {
-      ++round;
-    }
+  size_t round = 0;
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const bool repeat = i > 0 && updates[i - 1].node_id == updates[i].node_id;
+    round = repeat ? round + 1 : 0;
     if (rounds.size() <= round) rounds.resize(round + 1);
-    rounds[round].push_back(order[i]);
+    rounds[round].push_back(&updates[i]);
   }
   return rounds;
 }
@@ -260,34 +252,16 @@ PostgresStore::~PostgresStore() { Close(); }
 
 void PostgresStore::Commit(WriteBatch batch,
                            std::function<void(absl::Status)> done) {
-  if (!done) done = [](absl::Status) {};  // a caller that does not listen
-  if (absl::Status s = ValidateBatch(batch); !s.ok()) {
-    done(std::move(s));
-    return;
-  }
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kBatch;
-  job->batch = std::move(batch);
-  job->done = std::move(done);
-  writer_->Submit(std::move(job));
+  writer_->SubmitBatch(std::move(batch), std::move(done));
 }
 
 absl::Status PostgresStore::UpdateHeartbeats(
     const std::vector<HeartbeatUpdate>& updates) {
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kHeartbeats;
-  job->heartbeats = updates;
-  return writer_->SubmitAndWait(std::move(job));
+  return writer_->SubmitHeartbeats(updates);
 }
 
 absl::StatusOr<int64_t> PostgresStore::Prune(const PruneRequest& request) {
-  int64_t pruned = 0;
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kPrune;
-  job->prune = request;
-  job->pruned = &pruned;
-  NAVARCH_RETURN_IF_ERROR(writer_->SubmitAndWait(std::move(job)));
-  return pruned;
+  return writer_->SubmitPrune(request);
 }
 
 absl::Status PostgresStore::BeginTransaction() {
@@ -342,20 +316,6 @@ absl::Status PostgresStore::ReleaseSavepoint() {
 }
 
 bool PostgresStore::InTransaction() { return write_session_.InTransaction(); }
-
-absl::Status PostgresStore::Apply(Job& job) {
-  switch (job.kind) {
-    case Job::Kind::kBatch:
-      return ApplyBatch(job.batch);
-    case Job::Kind::kHeartbeats:
-      return ApplyHeartbeats(job.heartbeats);
-    case Job::Kind::kPrune: {
-      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, ApplyPrune(job.prune));
-      return absl::OkStatus();
-    }
-  }
-  return absl::InternalError("unknown job");
-}
 
 absl::Status PostgresStore::ApplyBatch(WriteBatch& batch) {
   static const std::string kNoExtras;

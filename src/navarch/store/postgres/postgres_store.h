@@ -91,8 +91,6 @@ class PostgresStore final : public Store, private WriteTransaction {
   int schema_version() const { return schema_version_; }
 
  private:
-  using Job = StoreJob;
-
   PostgresStore(PostgresOptions options, int schema_version);
 
   // WriteTransaction, on the writer thread.
@@ -103,9 +101,8 @@ class PostgresStore final : public Store, private WriteTransaction {
   absl::Status RollbackToSavepoint() override;
   absl::Status ReleaseSavepoint() override;
   bool InTransaction() override;
-  absl::Status Apply(Job& job) override;
 
-  absl::Status ApplyBatch(WriteBatch& batch);
+  absl::Status ApplyBatch(WriteBatch& batch) override;
   absl::Status WriteNode(const NodeRecord& r, const std::string& extras);
   absl::Status WriteInstance(const InstanceRecord& r);
   absl::Status WriteCommand(const CommandRecord& r);
@@ -114,8 +111,9 @@ class PostgresStore final : public Store, private WriteTransaction {
   // the stored version in the message.
   absl::Status Conflict(absl::string_view what, const char* statement,
                         const std::string& id, int64_t next);
-  absl::Status ApplyHeartbeats(const std::vector<HeartbeatUpdate>& updates);
-  absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request);
+  absl::Status ApplyHeartbeats(
+      const std::vector<HeartbeatUpdate>& updates) override;
+  absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request) override;
 
   // Reader side.
   absl::StatusOr<StoreSnapshot> LoadLocked()

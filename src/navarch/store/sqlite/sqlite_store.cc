@@ -385,48 +385,21 @@ SqliteStore::~SqliteStore() { Close(); }
 
 void SqliteStore::Commit(WriteBatch batch,
                          std::function<void(absl::Status)> done) {
-  if (!done) done = [](absl::Status) {};  // a caller that does not listen
-  if (absl::Status s = ValidateBatch(batch); !s.ok()) {
-    done(std::move(s));
-    return;
-  }
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kBatch;
-  job->batch = std::move(batch);
-  job->done = std::move(done);
-  writer_->Submit(std::move(job));
+  writer_->SubmitBatch(std::move(batch), std::move(done));
 }
 
+// The writer hands the updates over in node_id order, the order of
+// node_liveness's b-tree: the flush then walks the table once, dirtying each
+// page once. In arrival order it jumps about the table, and once the dirty
+// pages outgrow the page cache SQLite spills them to the WAL
+// mid-transaction and writes many of them again.
 absl::Status SqliteStore::UpdateHeartbeats(
     const std::vector<HeartbeatUpdate>& updates) {
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kHeartbeats;
-  // The job's copy is in node_id order, the order of node_liveness's b-tree:
-  // the flush then walks the table once, dirtying each page once. In arrival
-  // order it jumps about the table, and once the dirty pages outgrow the page
-  // cache SQLite spills them to the WAL mid-transaction and writes many of
-  // them again. Stable: two updates of one node still apply in the caller's
-  // order. Sorted here, on the caller's thread, not on the writer's.
-  std::vector<const HeartbeatUpdate*> order;
-  order.reserve(updates.size());
-  for (const HeartbeatUpdate& u : updates) order.push_back(&u);
-  std::stable_sort(order.begin(), order.end(),
-                   [](const HeartbeatUpdate* a, const HeartbeatUpdate* b) {
-                     return a->node_id < b->node_id;
-                   });
-  job->heartbeats.reserve(order.size());
-  for (const HeartbeatUpdate* u : order) job->heartbeats.push_back(*u);
-  return writer_->SubmitAndWait(std::move(job));
+  return writer_->SubmitHeartbeats(updates);
 }
 
 absl::StatusOr<int64_t> SqliteStore::Prune(const PruneRequest& request) {
-  int64_t pruned = 0;
-  auto job = std::make_unique<Job>();
-  job->kind = Job::Kind::kPrune;
-  job->prune = request;
-  job->pruned = &pruned;
-  NAVARCH_RETURN_IF_ERROR(writer_->SubmitAndWait(std::move(job)));
-  return pruned;
+  return writer_->SubmitPrune(request);
 }
 
 absl::Status SqliteStore::BeginTransaction() { return RunOnce(ws_->begin); }
@@ -451,20 +424,6 @@ absl::Status SqliteStore::ReleaseSavepoint() {
 // itself.
 bool SqliteStore::InTransaction() {
   return !sqlite3_get_autocommit(writer_db_.get());
-}
-
-absl::Status SqliteStore::Apply(Job& job) {
-  switch (job.kind) {
-    case Job::Kind::kBatch:
-      return ApplyBatch(job.batch);
-    case Job::Kind::kHeartbeats:
-      return ApplyHeartbeats(job.heartbeats);
-    case Job::Kind::kPrune: {
-      NAVARCH_ASSIGN_OR_RETURN(*job.pruned, ApplyPrune(job.prune));
-      return absl::OkStatus();
-    }
-  }
-  return absl::InternalError("unknown job");
 }
 
 absl::Status SqliteStore::ApplyBatch(WriteBatch& batch) {

@@ -109,7 +109,6 @@ class SqliteStore final : public Store, private WriteTransaction {
   const std::string& path() const { return options_.path; }
 
  private:
-  using Job = StoreJob;
   struct WriterStatements;
   struct ReaderStatements;
 
@@ -131,10 +130,10 @@ class SqliteStore final : public Store, private WriteTransaction {
   absl::Status RollbackToSavepoint() override;
   absl::Status ReleaseSavepoint() override;
   bool InTransaction() override;
-  absl::Status Apply(Job& job) override;
-  absl::Status ApplyBatch(WriteBatch& batch);
-  absl::Status ApplyHeartbeats(const std::vector<HeartbeatUpdate>& updates);
-  absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request);
+  absl::Status ApplyBatch(WriteBatch& batch) override;
+  absl::Status ApplyHeartbeats(
+      const std::vector<HeartbeatUpdate>& updates) override;
+  absl::StatusOr<int64_t> ApplyPrune(const PruneRequest& request) override;
 
   // Reader side; read_mu_ held.
   absl::StatusOr<sqlite::Statement*> EventQueryStatement(const std::string& sql)
