@@ -112,17 +112,6 @@ absl::StatusOr<int64_t> QueryInt(Session& s, const std::string& sql) {
   return r.Int(0, 0);
 }
 
-absl::Status CheckHistory(const std::vector<Migration>& migrations) {
-  for (size_t i = 0; i < migrations.size(); ++i) {
-    if (migrations[i].version != static_cast<int>(i) + 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("schema migration ", migrations[i].name, " has version ",
-                       migrations[i].version, ", expected ", i + 1));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // A schema holding tables but no schema_migrations is someone else's.
 absl::Status EnsureHistory(Session& s) {
   NAVARCH_ASSIGN_OR_RETURN(
@@ -153,16 +142,10 @@ absl::StatusOr<bool> MigrateOneStep(Session& s,
       int64_t current, QueryInt(s,
                                 "SELECT coalesce(max(version), 0)::int8 FROM "
                                 "schema_migrations"));
-  int64_t latest = static_cast<int64_t>(migrations.size());
-  if (current > latest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database schema version ", current,
-        " is newer than this binary knows (", latest,
-        "): it was written by a newer Navarch; run that version, or restore "
-        "a backup taken before the upgrade"));
-  }
-  if (current == latest) return true;
-  const Migration& step = migrations[current];
+  NAVARCH_ASSIGN_OR_RETURN(const Migration* next,
+                           NextMigration(migrations, current));
+  if (next == nullptr) return true;
+  const Migration& step = *next;
   NAVARCH_RETURN_IF_ERROR(s.Exec("BEGIN"));
   absl::Status applied = Annotate(
       s.Exec(step.sql.c_str()),
@@ -195,7 +178,7 @@ const std::vector<Migration>& BuiltinMigrations() {
 
 absl::StatusOr<int> Migrate(Session& session,
                             const std::vector<Migration>& migrations) {
-  NAVARCH_RETURN_IF_ERROR(CheckHistory(migrations));
+  NAVARCH_RETURN_IF_ERROR(CheckMigrationHistory(migrations));
   // Session-level: held across the steps' transactions. Another control
   // plane starting now waits here, then finds nothing left to do.
   NAVARCH_RETURN_IF_ERROR(session

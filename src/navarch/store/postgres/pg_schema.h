@@ -9,15 +9,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "navarch/store/migration.h"
 #include "navarch/store/postgres/pg_util.h"
 
 namespace navarch::pg {
 
-struct Migration {
-  int version;       // 1, 2, 3, ... without gaps
-  std::string name;  // recorded in schema_migrations, for operators
-  std::string sql;   // one or more statements
-};
+using ::navarch::Migration;
 
 const std::vector<Migration>& BuiltinMigrations();
 

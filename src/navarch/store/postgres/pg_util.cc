@@ -151,19 +151,14 @@ Params& Params::BytesArray(
   return Add(std::move(out));
 }
 
-std::vector<const char*> Params::Values() const {
-  std::vector<const char*> out;
-  out.reserve(values_.size());
-  for (const auto& v : values_) out.push_back(v ? v->data() : nullptr);
-  return out;
-}
-
-std::vector<int> Params::Lengths() const {
-  std::vector<int> out;
-  out.reserve(values_.size());
-  for (const auto& v : values_)
-    out.push_back(v ? static_cast<int>(v->size()) : 0);
-  return out;
+Params::Bound Params::Bind() const {
+  Bound b;
+  for (const auto& v : values_) {
+    b.values.push_back(v ? v->data() : nullptr);
+    b.lengths.push_back(v ? static_cast<int>(v->size()) : 0);
+    b.formats.push_back(1);
+  }
+  return b;
 }
 
 // --- Result ---
@@ -273,41 +268,36 @@ absl::StatusOr<Result> Session::Check(PGresult* r, absl::string_view what) {
   return s;
 }
 
+absl::Status Session::Connected() const {
+  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat("postgres: no connection to ", DescribeDsn(dsn_)));
+}
+
 absl::StatusOr<Result> Session::Run(const std::string& name,
                                     const Params& params) {
-  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
-    return absl::UnavailableError(
-        absl::StrCat("postgres: no connection to ", DescribeDsn(dsn_)));
-  }
-  std::vector<const char*> values = params.Values();
-  std::vector<int> lengths = params.Lengths();
-  std::vector<int> formats = params.Formats();
-  return Check(PQexecPrepared(conn_, name.c_str(), params.size(), values.data(),
-                              lengths.data(), formats.data(),
+  NAVARCH_RETURN_IF_ERROR(Connected());
+  const Params::Bound b = params.Bind();
+  return Check(PQexecPrepared(conn_, name.c_str(), b.size(), b.values.data(),
+                              b.lengths.data(), b.formats.data(),
                               /*resultFormat=*/1),
                name);
 }
 
 absl::StatusOr<Result> Session::Query(const std::string& sql,
                                       const Params& params) {
-  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
-    return absl::UnavailableError(
-        absl::StrCat("postgres: no connection to ", DescribeDsn(dsn_)));
-  }
-  std::vector<const char*> values = params.Values();
-  std::vector<int> lengths = params.Lengths();
-  std::vector<int> formats = params.Formats();
-  return Check(PQexecParams(conn_, sql.c_str(), params.size(), nullptr,
-                            values.data(), lengths.data(), formats.data(),
+  NAVARCH_RETURN_IF_ERROR(Connected());
+  const Params::Bound b = params.Bind();
+  return Check(PQexecParams(conn_, sql.c_str(), b.size(), nullptr,
+                            b.values.data(), b.lengths.data(), b.formats.data(),
                             /*resultFormat=*/1),
                "query");
 }
 
 absl::Status Session::Exec(const char* sql) {
-  if (conn_ == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("postgres: no connection to ", DescribeDsn(dsn_)));
-  }
+  NAVARCH_RETURN_IF_ERROR(Connected());
   return Check(PQexec(conn_, sql), sql).status();
 }
 

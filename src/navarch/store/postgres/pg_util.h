@@ -43,11 +43,15 @@ class Params {
   Params& IntArray(const std::vector<int64_t>& v);
   Params& BytesArray(const std::vector<std::optional<absl::string_view>>& v);
 
-  int size() const { return static_cast<int>(values_.size()); }
-  // For PQexec*: pointers into this object, valid while it lives unchanged.
-  std::vector<const char*> Values() const;
-  std::vector<int> Lengths() const;
-  std::vector<int> Formats() const { return std::vector<int>(size(), 1); }
+  // The arrays PQexec* take: pointers into this object, valid while it
+  // lives unchanged.
+  struct Bound {
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    std::vector<int> formats;  // all binary
+    int size() const { return static_cast<int>(values.size()); }
+  };
+  Bound Bind() const;
 
  private:
   Params& Add(std::string bytes);
@@ -106,6 +110,9 @@ class Session {
 
  private:
   absl::Status Connect();
+  // UNAVAILABLE unless connected (a statement never reconnects: Ensure
+  // does, between transactions).
+  absl::Status Connected() const;
   absl::StatusOr<Result> Check(PGresult* r, absl::string_view what);
 
   const std::string dsn_;

@@ -125,17 +125,6 @@ absl::StatusOr<int64_t> QueryInt(sqlite3* db, absl::string_view sql) {
   return s.ColumnInt(0);
 }
 
-absl::Status CheckHistory(const std::vector<Migration>& migrations) {
-  for (size_t i = 0; i < migrations.size(); ++i) {
-    if (migrations[i].version != static_cast<int>(i) + 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("schema migration ", migrations[i].name, " has version ",
-                       migrations[i].version, ", expected ", i + 1));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // One step in one transaction. Returns true when there was nothing left to do.
 absl::StatusOr<bool> MigrateOneStep(sqlite3* db,
                                     const std::vector<Migration>& migrations) {
@@ -165,17 +154,10 @@ absl::StatusOr<bool> MigrateOneStep(sqlite3* db,
                              QueryInt(db,
                                       "SELECT coalesce(max(version), 0) "
                                       "FROM schema_migrations"));
-    int64_t latest = static_cast<int64_t>(migrations.size());
-    if (current > latest) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("database schema version ", current,
-                       " is newer than this binary knows (", latest,
-                       "): it was written by a newer Navarch; run that "
-                       "version, or restore a backup "
-                       "taken before the upgrade"));
-    }
-    if (current == latest) return true;
-    const Migration& step = migrations[current];
+    NAVARCH_ASSIGN_OR_RETURN(const Migration* next,
+                             NextMigration(migrations, current));
+    if (next == nullptr) return true;
+    const Migration& step = *next;
     NAVARCH_RETURN_IF_ERROR(Annotate(
         Exec(db, step.sql),
         absl::StrCat("schema migration ", step.version, " (", step.name, ")")));
@@ -210,7 +192,7 @@ const std::vector<Migration>& BuiltinMigrations() {
 
 absl::StatusOr<int> Migrate(sqlite3* db,
                             const std::vector<Migration>& migrations) {
-  NAVARCH_RETURN_IF_ERROR(CheckHistory(migrations));
+  NAVARCH_RETURN_IF_ERROR(CheckMigrationHistory(migrations));
   for (;;) {
     NAVARCH_ASSIGN_OR_RETURN(bool done, MigrateOneStep(db, migrations));
     if (done) break;

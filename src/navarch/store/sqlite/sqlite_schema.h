@@ -9,19 +9,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "navarch/store/migration.h"
 
 struct sqlite3;
 
 namespace navarch::sqlite {
 
-struct Migration {
-  int version;       // 1, 2, 3, ... without gaps
-  std::string name;  // recorded in schema_migrations, for operators
-  std::string sql;   // one or more statements
-};
+using ::navarch::Migration;
 
-// The schema this binary knows. Append only: a released step never changes,
-// since databases in the field already ran it.
 const std::vector<Migration>& BuiltinMigrations();
 
 // Brings `db` up to the last version of `migrations` and returns it.
