@@ -86,9 +86,10 @@ class BlockingProviderTest : public ::testing::Test {
     };
     return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30));
   }
-  void Register(const std::string& id) {
+  void Register(const std::string& id, const std::string& pool = "") {
     RegisterNodeRequest r;
     r.set_node_id(id);
+    if (!pool.empty()) (*r.mutable_metadata()->mutable_labels())["pool"] = pool;
     r.add_gpus()->set_uuid("GPU-" + id);
     ASSERT_TRUE(Await<RegisterNodeResponse>([&](auto done) {
                   fleet_->RegisterNode(r, done);
@@ -221,6 +222,65 @@ TEST_F(BlockingProviderTest, StopWaitsABoundedTimeThenTheNextStartAdopts) {
   ASSERT_EQ(slow.size(), 1u);
   EXPECT_EQ(manager_->counters().reconciled["adopted"], 2);  // quick's too.
   EXPECT_EQ(Events("pool.instance_adopted").size(), 1u);
+}
+
+// A pool tick runs on a worker while the next Tick() reads the nodes; if
+// that tick replaced and terminated a node after the read, the old read
+// must not tick the pool: the node would look unhealthy and unclaimed and
+// be replaced twice (seen once under ASan in clouds_e2e_test).
+TEST_F(BlockingProviderTest, APoolIsNeverTickedWithNodesReadBeforeItsLastTick) {
+  release_.Notify();  // The slow pool plays no part here.
+  // A pool whose instance stays PROVISIONING, so every Tick() lists its
+  // provider: the test holds Tick() there, between the read and the claim.
+  FakeProviderOptions o;
+  o.name = "boot";
+  o.provisioning_delay = absl::Hours(1);
+  auto boot_owned = std::make_unique<FakeProvider>(clock_, o);
+  FakeProvider* boot = boot_owned.get();
+  ASSERT_TRUE(registry_.Add(std::move(boot_owned)).ok());
+  config_.providers["boot"] =
+      ProviderConfig{.name = "boot", .type = ProviderType::kFake};
+  PoolConfig pool = config_.pools["quick"];
+  pool.name = "boot";
+  pool.providers = {PoolProvider{.name = "boot"}};
+  config_.pools["boot"] = pool;
+  Build();
+  manager_->Tick();
+  ASSERT_TRUE(AwaitTicks("quick", 1));
+  std::vector<InstanceInfo> quick = InstancesOf("quick");
+  ASSERT_EQ(quick.size(), 1u);
+  const std::string bad = quick[0].instance_id();
+  Register(bad, "quick");
+  manager_->Tick();
+  ASSERT_TRUE(AwaitTicks("quick", 2));
+  clock_.Advance(absl::Seconds(100));  // It never beat: unhealthy.
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 1);
+
+  // The replacement's Provision waits; then the next Tick()'s List does.
+  absl::Notification provisioning, provision_go, listing, list_go;
+  quick_->set_provision_gate([&](const ProvisionRequest&) {
+    if (!provisioning.HasBeenNotified()) provisioning.Notify();
+    provision_go.WaitForNotification();
+  });
+  manager_->Tick();  // Starts the replacement, held in Provision.
+  provisioning.WaitForNotification();
+  boot->set_list_gate([&] {
+    if (!listing.HasBeenNotified()) listing.Notify();
+    list_go.WaitForNotification();
+  });
+  std::thread next([this] { manager_->Tick(); });  // Reads, then held.
+  listing.WaitForNotification();
+  provision_go.Notify();  // The replacement finishes; `bad` is terminated.
+  ASSERT_TRUE(AwaitTicks("quick", 3));
+  GetNodeRequest get;
+  get.set_node_id(bad);
+  EXPECT_EQ(fleet_->GetNode(get)->node().status(), NODE_STATUS_TERMINATED);
+  list_go.Notify();
+  next.join();
+  manager_->Tick();
+  ASSERT_TRUE(AwaitTicks("quick", 4));
+  EXPECT_EQ(Events("pool.replacement_provisioned").size(), 1u);
+  EXPECT_EQ(quick_->provision_calls(), 2);  // The first, its replacement.
 }
 
 }  // namespace

@@ -42,6 +42,8 @@ struct PoolManager::Shared {
   bool quit ABSL_GUARDED_BY(mu) = false;     // Workers exit.
   bool ticking ABSL_GUARDED_BY(mu) = false;  // Tick()'s instance phase.
   bool ticked ABSL_GUARDED_BY(mu) = false;   // The first Tick() began.
+  // Node snapshots begun by Tick(), numbered before each is read.
+  uint64_t snapshots ABSL_GUARDED_BY(mu) = 0;
   // Instance phases and pool ticks claimed and not finished.
   int jobs ABSL_GUARDED_BY(mu) = 0;
   // Provider calls running on their own threads.
@@ -496,6 +498,7 @@ void PoolManager::TerminateVanishedNode(const std::string& node_id) {
 
 void PoolManager::Tick() {
   bool first = false;
+  uint64_t snapshot = 0;
   {
     absl::MutexLock lock(&shared_->mu);
     // A second caller while the instance phase runs has nothing to add.
@@ -504,6 +507,7 @@ void PoolManager::Tick() {
     first = !shared_->ticked;
     shared_->ticked = true;
     ++shared_->jobs;
+    snapshot = ++shared_->snapshots;
   }
   // Summaries, not whole records: a pool of 100,000 nodes is ticked in
   // milliseconds, not seconds (issue 8, target 5). Shared with the pool
@@ -525,7 +529,7 @@ void PoolManager::Tick() {
   }
   for (auto& [name, pool_ptr] : pools_) {
     Pool& pool = *pool_ptr;
-    if (!Claim(pool)) continue;
+    if (!Claim(pool, snapshot)) continue;
     // The pool's own instances: its tick may run beside the next one's
     // instance phase, so it gets a copy.
     InstanceMap own;
@@ -535,8 +539,10 @@ void PoolManager::Tick() {
     Submit([this, &pool, nodes, own = std::move(own)]() mutable {
       TickPool(pool, *nodes, own);
       {
+        absl::MutexLock shared_lock(&shared_->mu);
         absl::MutexLock lock(&pool.mu);
         pool.busy = false;
+        pool.stale_through = shared_->snapshots;
       }
       if (options_.on_pool_ticked) options_.on_pool_ticked(pool.config.name);
       absl::MutexLock lock(&shared_->mu);
@@ -547,11 +553,16 @@ void PoolManager::Tick() {
     (void)AwaitIdle(options_.first_tick_wait, false);
 }
 
-bool PoolManager::Claim(Pool& pool) {
+bool PoolManager::Claim(Pool& pool, uint64_t snapshot) {
   absl::MutexLock shared_lock(&shared_->mu);
   if (shared_->stopping) return false;
   absl::MutexLock lock(&pool.mu);
   if (pool.busy) return false;  // Its previous tick still runs.
+  // The nodes were read while its previous tick ran, so they may predate
+  // what that tick did: a node it replaced and terminated would look
+  // unhealthy and unclaimed, and be replaced twice. The next Tick() reads
+  // them again.
+  if (snapshot <= pool.stale_through) return false;
   pool.busy = true;
   ++shared_->jobs;
   return true;

@@ -237,7 +237,10 @@ class PoolManager {
     // Shared with the API.
     absl::Mutex mu;
     bool busy ABSL_GUARDED_BY(mu) = false;  // A tick of this pool runs.
-    int target ABSL_GUARDED_BY(mu) = -1;    // -1: not decided yet.
+    // Node snapshots numbered up to this one may have been read before its
+    // last tick finished; only a later one may tick it.
+    uint64_t stale_through ABSL_GUARDED_BY(mu) = 0;
+    int target ABSL_GUARDED_BY(mu) = -1;  // -1: not decided yet.
     std::optional<int> manual_target ABSL_GUARDED_BY(mu);
     std::string manual_actor ABSL_GUARDED_BY(mu);
     absl::Time last_scale ABSL_GUARDED_BY(mu) = absl::InfinitePast();
@@ -263,7 +266,7 @@ class PoolManager {
                       Listed& listed);
   // Claims the pool (false while its previous tick runs) and runs its tick
   // inline or on a worker.
-  bool Claim(Pool& pool);
+  bool Claim(Pool& pool, uint64_t snapshot);
   // Waits until no tick runs (with `with_calls`, and no provider call), or
   // until `limit` has passed on the clock; true when idle.
   bool AwaitIdle(absl::Duration limit, bool with_calls);

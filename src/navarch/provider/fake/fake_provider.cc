@@ -201,6 +201,11 @@ void FakeProvider::set_provision_gate(
   provision_gate_ = std::move(fn);
 }
 
+void FakeProvider::set_list_gate(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  list_gate_ = std::move(fn);
+}
+
 void FakeProvider::MarkRunning(const std::string& id) {
   ProviderInstance copy;
   std::function<void(const ProviderInstance&)> fn;
@@ -250,6 +255,12 @@ absl::Status FakeProvider::Terminate(const std::string& instance_id) {
 }
 
 absl::StatusOr<std::vector<ProviderInstance>> FakeProvider::List() {
+  std::function<void()> gate;
+  {
+    absl::MutexLock lock(&mu_);
+    gate = list_gate_;
+  }
+  if (gate) gate();  // Outside the lock, as Provision's.
   absl::MutexLock lock(&mu_);
   std::vector<ProviderInstance> out;
   for (const auto& [id, i] : instances_) {

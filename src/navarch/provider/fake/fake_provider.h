@@ -97,6 +97,8 @@ class FakeProvider final : public Provider {
   // Called at the start of every Provision, outside the lock: a test makes
   // a call block (a cloud taking its time) by waiting on a latch here.
   void set_provision_gate(std::function<void(const ProvisionRequest&)> fn);
+  // The same for List: a test holds the pool manager's instance phase.
+  void set_list_gate(std::function<void()> fn);
 
   int provision_calls();
   int live_count();
@@ -145,6 +147,7 @@ class FakeProvider final : public Provider {
   std::function<void(const ProviderInstance&)> on_running_ ABSL_GUARDED_BY(mu_);
   std::function<void(const ProvisionRequest&)> provision_gate_
       ABSL_GUARDED_BY(mu_);
+  std::function<void()> list_gate_ ABSL_GUARDED_BY(mu_);
   std::function<void(const ProviderInstance&)> on_terminated_
       ABSL_GUARDED_BY(mu_);
 };
