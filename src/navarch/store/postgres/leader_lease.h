@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "navarch/store/postgres/pg_util.h"
 
@@ -26,6 +28,11 @@ namespace navarch {
 struct LeaseOptions {
   std::string dsn;         // as PostgresOptions::dsn
   std::string replica_id;  // unique among the replicas: "host:pid"
+  // Announced with every round (the replicas table): where the other
+  // replicas and operators reach this one, and its build.
+  std::string grpc_address;
+  std::string http_address;
+  std::string version;
   absl::Duration duration = absl::Seconds(10);
   absl::Duration connect_timeout = absl::Seconds(5);
 };
@@ -37,6 +44,25 @@ struct LeaseState {
   // The database's view of how long the holder's lease has left (negative:
   // expired).
   absl::Duration remaining;
+  // Where the holder said it can be reached ("" when it never said).
+  std::string holder_grpc_address;
+  std::string holder_http_address;
+};
+
+// A replica as it last announced itself.
+struct ReplicaRecord {
+  std::string replica_id;
+  std::string grpc_address;
+  std::string http_address;
+  std::string version;
+  absl::Time started_at;
+  absl::Duration since_seen;  // by the database's clock
+};
+
+// Who leads and who is there: `navarch cluster status`.
+struct ClusterView {
+  LeaseState lease;
+  std::vector<ReplicaRecord> replicas;  // by replica_id
 };
 
 // The lease as the elector (controlplane/leader_elector.h) sees it; the
@@ -54,28 +80,43 @@ class LeaderLease {
   virtual absl::StatusOr<LeaseState> TryAcquireOrRenew(int64_t epoch) = 0;
 
   // Gives the lease up (expires it now) if this replica holds it at
-  // `epoch`, so a standby takes over at once rather than after the lease
-  // runs out. For a clean shutdown.
+  // `epoch` (0: it holds none), so a standby takes over at once rather than
+  // after the lease runs out. For a clean shutdown, of a standby too.
   virtual absl::Status Release(int64_t epoch) = 0;
 
   // The lease as the database has it.
   virtual absl::StatusOr<LeaseState> Read() = 0;
 };
 
+// Replicas that have not announced themselves for this long are dropped
+// from the list (a replica announces itself every renew interval).
+inline constexpr absl::Duration kReplicaForgottenAfter = absl::Hours(1);
+
 class PostgresLeaderLease final : public LeaderLease {
  public:
   // The database must have been migrated (PostgresStore::Open does).
   explicit PostgresLeaderLease(LeaseOptions options);
 
+  // Also announces this replica (its row in `replicas`, last_seen now).
   absl::StatusOr<LeaseState> TryAcquireOrRenew(int64_t epoch) override;
+  // Also removes this replica's row: it left cleanly.
   absl::Status Release(int64_t epoch) override;
   absl::StatusOr<LeaseState> Read() override;
+
+  // The lease and the replicas. Thread-safe (a connection of its own), for
+  // the API's handlers.
+  absl::StatusOr<ClusterView> ReadCluster() ABSL_LOCKS_EXCLUDED(view_mu_);
 
   const LeaseOptions& options() const { return options_; }
 
  private:
+  absl::Status Announce();
+
   const LeaseOptions options_;
+  const absl::Time started_at_;
   pg::Session session_;
+  absl::Mutex view_mu_;
+  pg::Session view_session_ ABSL_GUARDED_BY(view_mu_);
 };
 
 }  // namespace navarch

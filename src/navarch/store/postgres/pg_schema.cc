@@ -96,6 +96,20 @@ CREATE TABLE leader_lease (
 INSERT INTO leader_lease DEFAULT VALUES;
 )sql";
 
+// The replicas sharing the database, as each last announced itself (every
+// lease round): what `navarch cluster status` lists, and where followers
+// find the leader to forward calls to. last_seen is the server's clock.
+constexpr char kReplicas[] = R"sql(
+CREATE TABLE replicas (
+  replica_id        text PRIMARY KEY,
+  grpc_address      text NOT NULL,
+  http_address      text NOT NULL,
+  version           text NOT NULL,
+  started_at        timestamptz NOT NULL,
+  last_seen         timestamptz NOT NULL
+);
+)sql";
+
 constexpr char kCreateHistory[] = R"sql(
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version     bigint PRIMARY KEY,
@@ -172,6 +186,7 @@ const std::vector<Migration>& BuiltinMigrations() {
       {1, "initial schema: nodes, liveness, instances, commands, events",
        kInitialSchema},
       {2, "leader lease with a fencing epoch", kLeaderLease},
+      {3, "replicas and their addresses", kReplicas},
   };
   return *migrations;
 }

@@ -67,6 +67,7 @@ class Result {
  public:
   explicit Result(PGresult* r) : r_(r) {}
   int rows() const { return PQntuples(r_.get()); }
+  int columns() const { return PQnfields(r_.get()); }
   bool IsNull(int row, int col) const {
     return PQgetisnull(r_.get(), row, col) != 0;
   }

@@ -313,6 +313,49 @@ TEST_F(PostgresStoreTest, TheLeaseHasOneHolderAndItsEpochOnlyGrows) {
   EXPECT_EQ(stale->epoch, 2);
 }
 
+TEST_F(PostgresStoreTest, ReplicasAnnounceThemselvesAndFollowersFindTheLeader) {
+  std::string dsn = NewDatabase(server());
+  ASSERT_TRUE(OpenAt(dsn).ok());
+  LeaseOptions ao = Lease(dsn, "a", absl::Minutes(1));
+  ao.grpc_address = "127.0.0.1:7001";
+  ao.http_address = "127.0.0.1:8001";
+  ao.version = "1.2.3";
+  LeaseOptions bo = Lease(dsn, "b", absl::Minutes(1));
+  bo.grpc_address = "127.0.0.1:7002";
+  bo.http_address = "127.0.0.1:8002";
+  PostgresLeaderLease a(ao);
+  PostgresLeaderLease b(bo);
+  auto won = a.TryAcquireOrRenew(0);
+  ASSERT_TRUE(won.ok()) << won.status();
+  EXPECT_EQ(won->holder_grpc_address, "127.0.0.1:7001");
+  auto follower = b.TryAcquireOrRenew(0);
+  ASSERT_TRUE(follower.ok());
+  EXPECT_FALSE(follower->held);
+  // The follower learns where the leader is, from the leader's row.
+  EXPECT_EQ(follower->holder_grpc_address, "127.0.0.1:7001");
+  EXPECT_EQ(follower->holder_http_address, "127.0.0.1:8001");
+
+  auto view = b.ReadCluster();
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->lease.holder, "a");
+  EXPECT_EQ(view->lease.epoch, 1);
+  ASSERT_EQ(view->replicas.size(), 2u);
+  EXPECT_EQ(view->replicas[0].replica_id, "a");
+  EXPECT_EQ(view->replicas[0].version, "1.2.3");
+  EXPECT_EQ(view->replicas[1].http_address, "127.0.0.1:8002");
+  EXPECT_LT(view->replicas[1].since_seen, absl::Seconds(30));
+  EXPECT_LT(absl::Now() - view->replicas[0].started_at, absl::Minutes(5));
+
+  // A clean stop leaves the list; a standby's too.
+  ASSERT_TRUE(a.Release(1).ok());
+  ASSERT_TRUE(b.Release(0).ok());
+  view = a.ReadCluster();
+  ASSERT_TRUE(view.ok());
+  EXPECT_TRUE(view->replicas.empty());
+  EXPECT_LE(view->lease.remaining, absl::ZeroDuration());
+  EXPECT_EQ(view->lease.holder_grpc_address, "");  // gone with its row
+}
+
 TEST_F(PostgresStoreTest, AFencedLeaderCannotWriteAnything) {
   std::string dsn = NewDatabase(server());
   auto opened = PostgresStore::Open(PostgresOptions{dsn});
