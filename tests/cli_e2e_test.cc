@@ -509,6 +509,26 @@ TEST_F(CliE2eTest, ProvidersOfAControlPlaneWithoutAny) {
   EXPECT_EQ(Navarch({"providers", "types"}).code, 2);  // PROVIDER is required
 }
 
+TEST_F(CliE2eTest, ClusterStatusOfOneControlPlane) {
+  Result r = Navarch({"cluster", "status"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("One control plane (no replicas)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("leader"), std::string::npos) << r.out;
+  r = Navarch({"cluster", "status", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.value("replicated", true)) << r.out;
+  ASSERT_EQ(j["replicas"].size(), 1u) << r.out;
+  EXPECT_EQ(j.value("leader", ""), j["replicas"][0].value("replica_id", "-"));
+  // Its addresses as bound (the test asked for port 0).
+  EXPECT_NE(j["replicas"][0].value("grpc_address", ""), "") << r.out;
+  EXPECT_EQ(j["replicas"][0].value("grpc_address", "").find(":0"),
+            std::string::npos)
+      << r.out;
+  EXPECT_TRUE(j["replicas"][0].value("leader", false)) << r.out;
+}
+
 TEST_F(CliE2eTest, MissingNodeExitsOneWithTheServersMessage) {
   Result r = Navarch({"get", "gpu-7"});
   EXPECT_EQ(r.code, 1);

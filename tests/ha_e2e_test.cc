@@ -1,7 +1,11 @@
 // Three real control planes on one real PostgreSQL, behind a real HAProxy
 // running deploy/haproxy/haproxy.cfg as shipped, with a pool of real agents
 // (the local provider, its instance folders in the data folder the replicas
-// share). One replica leads and serves; the others wait for the lease.
+// share). One replica leads and runs the fleet; the others follow: they
+// answer every call by forwarding it to the leader, and wait for the lease.
+//   - any replica answers: the CLI and the REST API on a follower see and
+//     change what the leader has, at once, and a command issued through a
+//     follower reaches its agent, wherever the agent's stream is held.
 //   - kill -9 the leader: a standby takes over within the lease plus a
 //     renewal, through the balancer the agents find it, and the pool is the
 //     same two machines: nothing bought twice, nothing lost.
@@ -255,7 +259,7 @@ class HaE2eTest : public ::testing::Test {
 
   // After a takeover: the same two nodes ACTIVE through the balancer and no
   // instance bought, for a few autoscale intervals.
-  void ExpectSamePool(const std::set<std::string>& nodes,
+  void ExpectSamePool(int leader, const std::set<std::string>& nodes,
                       const std::set<std::string>& instances) {
     EXPECT_TRUE(
         WaitFor([&] { return Active() == nodes; }, std::chrono::seconds(30)))
@@ -263,14 +267,32 @@ class HaE2eTest : public ::testing::Test {
     std::this_thread::sleep_for(std::chrono::seconds(3));
     EXPECT_EQ(Active(), nodes) << Logs();
     EXPECT_EQ(LiveInstances(), instances) << Logs();
-    auto metrics = lb_->Get("/metrics");
+    // Each replica answers /metrics for itself.
+    httplib::Client direct("127.0.0.1", replicas_[leader].http_port);
+    auto metrics = direct.Get("/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("navarch_leader 1"), std::string::npos);
+  }
+
+  // The navarch CLI against `server` (host:port); its output.
+  std::string Cli(const std::string& server, std::vector<std::string> args,
+                  int* code = nullptr) {
+    const std::string out =
+        dir_.path() + "/cli" + std::to_string(++cli_calls_) + ".out";
+    args.insert(args.begin(), {"--server", server});
+    Process p(testing::BinDir() + "/navarch", args, out);
+    const int rc = p.Wait(std::chrono::seconds(30));
+    if (code != nullptr) *code = rc;
+    return testing::ReadFile(out);
+  }
+  static std::string At(int port) {
+    return "127.0.0.1:" + std::to_string(port);
   }
 
   testing::Postgres pg_;
   TempDir dir_;
   int lb_grpc_ = 0, lb_http_ = 0;
+  int cli_calls_ = 0;
   Replica replicas_[kReplicas];
   std::unique_ptr<Process> balancer_;
   std::unique_ptr<httplib::Client> lb_;
@@ -292,7 +314,94 @@ TEST_F(HaE2eTest, KillingTheLeaderHandsTheFleetToAStandby) {
   // Within the lease plus one renewal, and the start-up of the new one.
   EXPECT_LT(took, (kLease + kTakeOver).count()) << Logs();
   std::cerr << "takeover after kill -9: " << took << " s\n";
-  ExpectSamePool(nodes, instances);
+  ExpectSamePool(next, nodes, instances);
+}
+
+TEST_F(HaE2eTest, FollowersAnswerEveryCallThroughTheLeader) {
+  std::set<std::string> nodes, instances;
+  ASSERT_EQ(StartCluster(nodes, instances), 0);
+  // Followers are ready: they can answer, through the leader.
+  for (int i : {1, 2}) {
+    httplib::Client c("127.0.0.1", replicas_[i].http_port);
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto r = c.Get("/readyz");
+          return r && r->status == 200;
+        },
+        std::chrono::seconds(10)))
+        << Logs();
+  }
+  // REST on a follower: the leader's nodes and the cluster.
+  httplib::Client follower("127.0.0.1", replicas_[1].http_port);
+  auto listed = follower.Get("/api/v1/nodes?pool=dev");
+  ASSERT_TRUE(listed && listed->status == 200) << Logs();
+  EXPECT_EQ(Json::parse(listed->body).size(), 2u);
+  auto cluster = follower.Get("/api/v1/cluster");
+  ASSERT_TRUE(cluster && cluster->status == 200) << Logs();
+  const Json view = Json::parse(cluster->body);
+  EXPECT_EQ(view.value("leader", ""), "cp1") << view.dump(1);
+  EXPECT_EQ(view["replicas"].size(), 3u) << view.dump(1);
+
+  // gRPC on the other follower: the CLI writes there and reads its write.
+  const std::string node = *nodes.begin();
+  int rc = -1;
+  const auto issued = std::chrono::steady_clock::now();
+  std::string out = Cli(At(replicas_[2].grpc_port), {"cordon", node}, &rc);
+  ASSERT_EQ(rc, 0) << out << Logs();
+  out = Cli(At(replicas_[2].grpc_port), {"get", node, "-o", "json"}, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const Json got = Json::parse(out, nullptr, false);
+  ASSERT_TRUE(got.is_object()) << out;
+  EXPECT_EQ(got.value("status", ""), "NODE_STATUS_CORDONED") << out;
+  // The agent, wherever its stream is held, carries the command out.
+  const std::string acked =
+      "/api/v1/events?node=" + node + "&kind=command.succeeded";
+  ASSERT_TRUE(
+      WaitFor([&] { return Get(acked).size() == 1; }, std::chrono::seconds(10)))
+      << Logs();
+  std::cerr << "command through a follower carried out after "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             issued)
+                   .count()
+            << " s\n";
+  out = Cli(At(lb_grpc_), {"cluster", "status", "-o", "json"}, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const Json status = Json::parse(out, nullptr, false);
+  ASSERT_TRUE(status.is_object()) << out;
+  EXPECT_EQ(status.value("leader", ""), "cp1") << out;
+  // int64 in proto3's JSON: a string.
+  EXPECT_GE(std::stoll(status.value("epoch", "0")), 1) << out;
+  out = Cli(At(replicas_[1].grpc_port), {"uncordon", node}, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  ExpectSamePool(0, nodes, instances);
+}
+
+TEST_F(HaE2eTest, KillingAFollowerLosesNothing) {
+  std::set<std::string> nodes, instances;
+  ASSERT_EQ(StartCluster(nodes, instances), 0);
+  for (int i : {1, 2}) {
+    httplib::Client c("127.0.0.1", replicas_[i].http_port);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto r = c.Get("/readyz");
+          return r && r->status == 200;
+        },
+        std::chrono::seconds(10)))
+        << Logs();
+  }
+  // Streams and heartbeats relayed by cp2 break; the agents reconnect
+  // through the balancer. Past the heartbeat timeout (10 s) every node is
+  // still ACTIVE, nothing bought, nothing lost.
+  replicas_[1].process->Signal(SIGKILL);
+  replicas_[1].process->Wait(std::chrono::seconds(5));
+  std::this_thread::sleep_for(std::chrono::seconds(12));
+  ExpectSamePool(0, nodes, instances);
+  const Json unhealthy =
+      Get("/api/v1/events?kind=node.status_changed&pool=dev");
+  for (const Json& e : unhealthy) {
+    EXPECT_EQ(e.value("message", "").find("unhealthy"), std::string::npos)
+        << e.dump();
+  }
 }
 
 TEST_F(HaE2eTest, AStoppedLeaderIsFencedWhenItWakesUp) {
@@ -303,7 +412,7 @@ TEST_F(HaE2eTest, AStoppedLeaderIsFencedWhenItWakesUp) {
   replicas_[0].process->Signal(SIGSTOP);
   int next = WaitForLeader(kLease + kTakeOver, /*except=*/0);
   ASSERT_NE(next, -1) << Logs();
-  ExpectSamePool(nodes, instances);
+  ExpectSamePool(next, nodes, instances);
 
   replicas_[0].process->Signal(SIGCONT);
   // It finds the lease gone at its next renewal and exits without acting.
@@ -311,7 +420,7 @@ TEST_F(HaE2eTest, AStoppedLeaderIsFencedWhenItWakesUp) {
   EXPECT_NE(testing::ReadFile(replicas_[0].log).find("lost the leader lease"),
             std::string::npos)
       << testing::ReadFile(replicas_[0].log);
-  ExpectSamePool(nodes, instances);
+  ExpectSamePool(next, nodes, instances);
 }
 
 }  // namespace

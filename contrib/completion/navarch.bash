@@ -12,6 +12,7 @@ _navarch_child() {
     "/instances"|"/instance") echo instances ;;
     "/pools"|"/pool") echo pools ;;
     "/providers"|"/provider") echo providers ;;
+    "/cluster") echo cluster ;;
     "/events") echo events ;;
     "/version") echo version ;;
     "/policy") echo policy ;;
@@ -26,6 +27,7 @@ _navarch_child() {
     "pools/reset-breaker") echo reset-breaker ;;
     "providers/list") echo list ;;
     "providers/types"|"providers/instance-types") echo types ;;
+    "cluster/status") echo status ;;
     "policy/eval") echo eval ;;
     "policy/test") echo test ;;
     "policy/check") echo check ;;
@@ -41,10 +43,11 @@ _navarch_child() {
 
 _navarch_subs() {
   case "$1" in
-    "") echo list get cordon uncordon drain terminate instances pools providers events version policy explain config completion ;;
+    "") echo list get cordon uncordon drain terminate instances pools providers cluster events version policy explain config completion ;;
     "instances") echo list get ;;
     "pools") echo list get scale reset-breaker ;;
     "providers") echo list types ;;
+    "cluster") echo status ;;
     "policy") echo eval test check default ;;
     "config") echo get-contexts current-context use-context set-context ;;
     "completion") echo bash zsh ;;
@@ -71,6 +74,8 @@ _navarch_flags() {
     "providers") echo  ;;
     "providers list") echo  ;;
     "providers types") echo  ;;
+    "cluster") echo  ;;
+    "cluster status") echo  ;;
     "events") echo --node --pool --kind --since --until --limit --tail --all-contexts ;;
     "version") echo --client ;;
     "policy") echo  ;;

@@ -249,6 +249,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out,
   AddInstanceCommands(app, commands);
   AddPoolCommands(app, commands);
   AddProviderCommands(app, commands);
+  AddClusterCommands(app, commands);
   AddEventCommands(app, commands);
   AddVersionCommand(app, commands);
   AddPolicyCommands(app, commands);

@@ -302,6 +302,11 @@ absl::StatusOr<ResetPoolBreakerResponse> Client::ResetPoolBreaker(
               req);
 }
 
+absl::StatusOr<GetClusterResponse> Client::GetCluster(
+    const GetClusterRequest& req) {
+  return Call("GetCluster", &ControlPlaneService::Stub::GetCluster, req);
+}
+
 absl::StatusOr<ListProvidersResponse> Client::ListProviders(
     const ListProvidersRequest& req) {
   return Call("ListProviders", &ControlPlaneService::Stub::ListProviders, req);

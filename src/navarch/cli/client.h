@@ -89,6 +89,7 @@ class Client {
       const ResetPoolBreakerRequest& req);
   absl::StatusOr<ListProvidersResponse> ListProviders(
       const ListProvidersRequest& req);
+  absl::StatusOr<GetClusterResponse> GetCluster(const GetClusterRequest& req);
   absl::StatusOr<ListInstanceTypesResponse> ListInstanceTypes(
       const ListInstanceTypesRequest& req);
 

@@ -111,6 +111,7 @@ void AddNodeCommands(CLI::App& app, CommandSet& commands);      // nodes.cc
 void AddInstanceCommands(CLI::App& app, CommandSet& commands);  // instances.cc
 void AddPoolCommands(CLI::App& app, CommandSet& commands);      // pools.cc
 void AddProviderCommands(CLI::App& app, CommandSet& commands);  // providers.cc
+void AddClusterCommands(CLI::App& app, CommandSet& commands);   // cluster.cc
 void AddEventCommands(CLI::App& app, CommandSet& commands);     // events.cc
 void AddVersionCommand(CLI::App& app, CommandSet& commands);    // version.cc
 void AddPolicyCommands(CLI::App& app, CommandSet& commands);    // policy.cc

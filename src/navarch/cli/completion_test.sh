@@ -53,6 +53,7 @@ expect_exactly "list" navarch li
 expect_exactly "events explain" navarch e
 expect "list get scale reset-breaker" navarch pools ""
 expect_exactly "list types" navarch providers ""
+expect_exactly "status" navarch cluster ""
 expect_exactly "types" navarch provider t              # an alias
 expect_exactly "scale" navarch pool sc                  # an alias
 expect_exactly "scale" navarch -s host:1 -o json pools sc  # values skipped

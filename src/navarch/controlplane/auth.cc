@@ -201,7 +201,7 @@ std::optional<Access> MethodAccess(absl::string_view method) {
       {"ListEvents", Access::kRead},    {"IssueCommand", Access::kOperate},
       {"ListPools", Access::kRead},     {"GetPool", Access::kRead},
       {"ScalePool", Access::kOperate},  {"ResetPoolBreaker", Access::kOperate},
-      {"ListProviders", Access::kRead}, {"ListInstanceTypes", Access::kRead},
+      {"ListProviders", Access::kRead}, {"GetCluster", Access::kRead}, {"ListInstanceTypes", Access::kRead},
   };
   auto it = kMethods->find(method);
   if (it == kMethods->end()) return std::nullopt;

@@ -210,6 +210,11 @@ void ConnectApi::AddOperatorMethods() {
 }
 
 void ConnectApi::AddProviderMethods() {
+  const ClusterStatus* cluster = ctx_.cluster;
+  Add<GetClusterRequest, GetClusterResponse>(
+      "GetCluster", [cluster](const GetClusterRequest&, const Identity&) {
+        return GetCluster(cluster);
+      });
   ProviderApi* providers = providers_;
   Add<ListProvidersRequest, ListProvidersResponse>(
       "ListProviders",

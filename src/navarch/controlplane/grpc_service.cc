@@ -402,6 +402,15 @@ grpc::ServerUnaryReactor* GrpcService::ScalePool(
       call, navarch::ScalePool(pools_, *req, Actor{call.caller.actor}), resp);
 }
 
+grpc::ServerUnaryReactor* GrpcService::GetCluster(
+    grpc::CallbackServerContext* ctx, const GetClusterRequest*,
+    GetClusterResponse* resp) {
+  Call call;
+  if (!Begin(ctx, "GetCluster", "", &call)) return call.reactor;
+  // One short query of the database (two rows and the replicas).
+  return FinishNow(call, navarch::GetCluster(cluster_), resp);
+}
+
 grpc::ServerUnaryReactor* GrpcService::ListProviders(
     grpc::CallbackServerContext* ctx, const ListProvidersRequest* req,
     ListProvidersResponse* resp) {

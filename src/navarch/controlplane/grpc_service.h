@@ -11,6 +11,7 @@
 #include "navarch/base/logging.h"
 #include "navarch/control_plane.grpc.pb.h"
 #include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/cluster_status.h"
 #include "navarch/controlplane/paging.h"
 #include "navarch/controlplane/provider_api.h"
 #include "navarch/controlplane/rpc_metrics.h"
@@ -85,6 +86,9 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   grpc::ServerUnaryReactor* ScalePool(grpc::CallbackServerContext* ctx,
                                       const ScalePoolRequest* req,
                                       ScalePoolResponse* resp) override;
+  grpc::ServerUnaryReactor* GetCluster(grpc::CallbackServerContext* ctx,
+                                       const GetClusterRequest* req,
+                                       GetClusterResponse* resp) override;
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const ListProvidersRequest* req,
                                           ListProvidersResponse* resp) override;
@@ -98,6 +102,7 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   // The provider RPCs answer UNIMPLEMENTED until this is set. Set before
   // the server starts; must outlive the service.
   void set_provider_api(ProviderApi* providers) { providers_ = providers; }
+  void set_cluster(const ClusterStatus* cluster) { cluster_ = cluster; }
   // The largest list answered without page_size (paging.h); larger ones are
   // RESOURCE_EXHAUSTED. Set before the server starts.
   void set_max_response_bytes(size_t bytes) { max_response_bytes_ = bytes; }
@@ -132,6 +137,7 @@ class GrpcService final : public ControlPlaneService::CallbackService {
   RpcMetrics& metrics_;
   PoolManager* pools_ = nullptr;
   ProviderApi* providers_ = nullptr;
+  const ClusterStatus* cluster_ = nullptr;
   size_t max_response_bytes_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

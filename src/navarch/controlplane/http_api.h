@@ -14,6 +14,7 @@
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/cluster_status.h"
 #include "navarch/controlplane/rpc_metrics.h"
 #include "nlohmann/json.hpp"
 
@@ -40,6 +41,7 @@ struct HttpApiContext {
   RpcMetrics& metrics;
   Clock& clock;
   Logger log;
+  const ClusterStatus* cluster = nullptr;  // null: GetCluster answers 501
 };
 
 struct ApiCallSpec {

@@ -42,12 +42,13 @@ httplib::Server::HandlerResponse JsonErrors(const httplib::Request& req,
 HttpServer::HttpServer(FleetService& fleet, Store& store,
                        const Authenticator& auth, MetricsRegistry& registry,
                        RpcMetrics& rpc, Clock& clock, Logger log,
-                       PoolManager* pools, ProviderApi* providers)
+                       PoolManager* pools, ProviderApi* providers,
+                       const ClusterStatus* cluster)
     : store_(store),
       auth_(auth),
       registry_(registry),
       log_(log),
-      ctx_{auth, rpc, clock, log},
+      ctx_{auth, rpc, clock, log, cluster},
       rest_(fleet, ctx_, pools, providers),
       connect_(fleet, ctx_, pools, providers),
       listener_(
@@ -144,9 +145,7 @@ void HttpServer::AddRoutes(const HttpServerOptions& options) {
   });
 }
 
-absl::Status HttpServer::Start(const HttpServerOptions& options) {
-  if (started_) return absl::FailedPreconditionError("started twice");
-  started_ = true;
+HttpListenerOptions ListenerOptionsOf(const HttpServerOptions& options) {
   HttpListenerOptions o;
   o.address = options.address;
   if (options.tls != nullptr) {
@@ -162,6 +161,13 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
   o.write_timeout = options.write_timeout;
   o.keep_alive_timeout = options.keep_alive_timeout;
   o.max_requests_per_connection = options.max_requests_per_connection;
+  return o;
+}
+
+absl::Status HttpServer::Start(const HttpServerOptions& options) {
+  if (started_) return absl::FailedPreconditionError("started twice");
+  started_ = true;
+  const HttpListenerOptions o = ListenerOptionsOf(options);
   rest_.set_max_response_bytes(options.max_response_bytes);
   connect_.set_max_response_bytes(options.max_response_bytes);
   AddRoutes(options);

@@ -62,6 +62,10 @@ struct HttpServerOptions {
   AgentDownloadOptions agent;
 };
 
+// The listener's options for `options` (TLS, limits); the follower's HTTP
+// server (follower_http.h) uses the same.
+HttpListenerOptions ListenerOptionsOf(const HttpServerOptions& options);
+
 class HttpServer {
  public:
   // Everything passed in must outlive the server. `pools` may be null (no
@@ -69,7 +73,8 @@ class HttpServer {
   HttpServer(FleetService& fleet, Store& store, const Authenticator& auth,
              MetricsRegistry& registry, RpcMetrics& rpc, Clock& clock,
              Logger log, PoolManager* pools = nullptr,
-             ProviderApi* providers = nullptr);
+             ProviderApi* providers = nullptr,
+             const ClusterStatus* cluster = nullptr);
   ~HttpServer();  // Stop()s.
 
   HttpServer(const HttpServer&) = delete;

@@ -35,7 +35,11 @@ void LeaderElector::Release() {
   Stop();
   absl::MutexLock round(&round_mu_);
   absl::MutexLock lock(&mu_);
-  if (!leader_) return;
+  // A standby too: it leaves the list of replicas.
+  if (!leader_) {
+    lease_.Release(0).IgnoreError();
+    return;
+  }
   if (absl::Status s = lease_.Release(epoch_); !s.ok()) {
     log_.Warn(
         "could not give the leader lease up; a standby takes over "

@@ -45,7 +45,8 @@ class LeaderElector {
   // or Release. Idempotent.
   void Stop();
   // After Stop: gives the lease up when held, so a standby takes over at
-  // once (a clean shutdown, once the last write is done).
+  // once (a clean shutdown, once the last write is done); a standby tells
+  // the lease it leaves.
   void Release();
 
   bool leader() const;

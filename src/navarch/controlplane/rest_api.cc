@@ -322,6 +322,15 @@ void RestApi::RegisterPools(HttpRouter& server) {
 }
 
 void RestApi::RegisterProviders(HttpRouter& server) {
+  server.Get("/api/v1/cluster",
+             Route("GetCluster", Access::kRead,
+                   [this](Req req, Res res, const Identity&) {
+                     NAVARCH_RETURN_IF_ERROR(CheckParams(req, {}));
+                     NAVARCH_ASSIGN_OR_RETURN(GetClusterResponse resp,
+                                              GetCluster(ctx_.cluster));
+                     WriteJson(res, ToJson(resp));
+                     return absl::OkStatus();
+                   }));
   server.Get("/api/v1/providers",
              Route("ListProviders", Access::kRead,
                    [this](Req req, Res res, const Identity&) {

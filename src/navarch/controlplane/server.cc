@@ -43,7 +43,10 @@ std::string GrpcListenAddress(const std::string& address) {
 }
 
 ControlPlaneServer::ControlPlaneServer(Config config, Clock& clock, Logger log)
-    : config_(std::move(config)), clock_(clock), log_(std::move(log)) {}
+    : config_(std::move(config)),
+      clock_(clock),
+      log_(std::move(log)),
+      started_at_(clock.Now()) {}
 
 ControlPlaneServer::~ControlPlaneServer() { Shutdown(absl::ZeroDuration()); }
 
@@ -320,12 +323,25 @@ absl::Status ControlPlaneServer::LoadSecrets() {
   return absl::OkStatus();
 }
 
+namespace {
+
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] != '\0' ? host : "control-plane", ":", getpid());
+}
+
+}  // namespace
+
 absl::Status ControlPlaneServer::OpenStorage() {
   metrics_ = std::make_unique<MetricsRegistry>();
   rpc_metrics_ = std::make_unique<RpcMetrics>(*metrics_);
   provider_metrics_ = std::make_unique<ProviderCallMetrics>(*metrics_);
   AddBuildInfo(*metrics_);
   AddProcessMetrics(*metrics_);
+  lease_options_.replica_id = config_.ha.replica_id.empty()
+                                  ? DefaultReplicaId()
+                                  : config_.ha.replica_id;
   metrics_->AddCollector([this](MetricWriter& w) {
     // One control plane on its own leads; a replica, while it holds the
     // lease (a standby does not serve /metrics at all).
@@ -350,16 +366,6 @@ absl::Status ControlPlaneServer::OpenStorage() {
   return absl::OkStatus();
 }
 
-namespace {
-
-std::string DefaultReplicaId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return absl::StrCat(host[0] != '\0' ? host : "control-plane", ":", getpid());
-}
-
-}  // namespace
-
 absl::Status ControlPlaneServer::OpenPostgres() {
   PostgresOptions options;
   options.dsn = config_.storage.dsn;
@@ -368,19 +374,11 @@ absl::Status ControlPlaneServer::OpenPostgres() {
   postgres_ = store->get();
   store_ =
       std::make_unique<InstrumentedStore>(std::move(*store), clock_, *metrics_);
-  LeaseOptions lease;
-  lease.dsn = config_.storage.dsn;
-  lease.replica_id = config_.ha.replica_id.empty() ? DefaultReplicaId()
-                                                   : config_.ha.replica_id;
-  lease.duration = config_.ha.lease_duration;
-  lease_ = std::make_unique<PostgresLeaderLease>(lease);
-  ElectorOptions elector;
-  elector.lease = config_.ha.lease_duration;
-  elector.on_elected = [this](int64_t epoch) { TakeOver(epoch); };
-  elector.on_lost = [this](const std::string& why) { Fatal(why); };
-  elector_ = std::make_unique<LeaderElector>(
-      clock_, *lease_, std::move(elector),
-      log_.With({{"replica", lease.replica_id}}));
+  // The lease and its elector come with the follower's listeners
+  // (StartStandby), whose addresses the replica announces.
+  lease_options_.dsn = config_.storage.dsn;
+  lease_options_.duration = config_.ha.lease_duration;
+  lease_options_.version = NAVARCH_VERSION;
   return absl::OkStatus();
 }
 
@@ -397,6 +395,9 @@ void ControlPlaneServer::TakeOver(int64_t epoch) {
   // the elector's thread, which keeps renewing the lease meanwhile.
   takeover_ = std::thread([this, epoch] {
     log_.Info("taking over as leader", {{"epoch", epoch}});
+    // The follower's streams end (their agents come back to this replica
+    // or another through the balancer); its ports are the leader's now.
+    StopFollower();
     if (absl::Status s = Serve(); !s.ok()) {
       Fatal(absl::StrCat("could not take over: ", s.message()));
     }
@@ -441,6 +442,7 @@ absl::Status ControlPlaneServer::StartGrpc() {
                                            *rpc_metrics_);
   service_->set_pool_manager(pool_manager_.get());
   service_->set_provider_api(provider_api_.get());
+  service_->set_cluster(cluster_.get());
   service_->set_max_response_bytes(max_response_bytes_);
   // grpc.health.v1.Health (gRPC's implementation; HealthReporter sets its
   // statuses) and server reflection, for probes, load balancers and grpcurl.
@@ -481,6 +483,21 @@ absl::Status ControlPlaneServer::StartGrpc() {
   return absl::OkStatus();
 }
 
+HttpServerOptions ControlPlaneServer::HttpOptions() const {
+  HttpServerOptions http;
+  http.address = config_.server.http_address;
+  http.tls = tls_ ? &*tls_ : nullptr;
+  http.max_body_bytes = kMaxMessageBytes;
+  const HttpLimitsConfig& limits = config_.server.http;
+  http.threads = limits.threads;
+  http.max_connections = limits.max_connections;
+  http.max_connections_per_client = limits.max_connections_per_client;
+  http.head_timeout = limits.head_timeout;
+  http.body_timeout = limits.body_timeout;
+  http.max_response_bytes = max_response_bytes_;
+  return http;
+}
+
 absl::Status ControlPlaneServer::StartHttp() {
   // A configured agent file that is not there is a typo to report now, not
   // a failed bootstrap on a new machine later.
@@ -495,18 +512,8 @@ absl::Status ControlPlaneServer::StartHttp() {
   }
   http_ = std::make_unique<HttpServer>(
       *fleet_, *store_, *auth_, *metrics_, *rpc_metrics_, clock_, log_,
-      pool_manager_.get(), provider_api_.get());
-  HttpServerOptions http_options;
-  http_options.address = config_.server.http_address;
-  http_options.tls = tls_ ? &*tls_ : nullptr;
-  http_options.max_body_bytes = kMaxMessageBytes;
-  const HttpLimitsConfig& limits = config_.server.http;
-  http_options.threads = limits.threads;
-  http_options.max_connections = limits.max_connections;
-  http_options.max_connections_per_client = limits.max_connections_per_client;
-  http_options.head_timeout = limits.head_timeout;
-  http_options.body_timeout = limits.body_timeout;
-  http_options.max_response_bytes = max_response_bytes_;
+      pool_manager_.get(), provider_api_.get(), cluster_.get());
+  HttpServerOptions http_options = HttpOptions();
   http_options.agent.binary_path = config_.server.agent_binary.empty()
                                        ? DefaultAgentBinaryPath()
                                        : config_.server.agent_binary;
@@ -553,13 +560,7 @@ absl::Status ControlPlaneServer::Start() {
   // opens or listens.
   NAVARCH_RETURN_IF_ERROR(LoadSecrets());
   NAVARCH_RETURN_IF_ERROR(OpenStorage());
-  if (elector_ != nullptr) {
-    log_.Info(
-        "standby: waiting for the leader lease",
-        {{"store", store_->Name()}, {"lease", config_.ha.lease_duration}});
-    elector_->Start();
-    return absl::OkStatus();
-  }
+  if (postgres_ != nullptr) return StartStandby();
   return Serve();
 }
 
@@ -578,6 +579,10 @@ absl::Status ControlPlaneServer::Serve() {
   provider_api_ = std::make_unique<ProviderApi>(
       config_, providers_.get(), pool_manager_.get(), clock_, provider_errors_);
   undo.Push([this] { provider_api_->Stop(); });
+  // One control plane alone is its own cluster (its addresses once bound).
+  if (cluster_ == nullptr) {
+    cluster_ = std::make_unique<ClusterStatus>(Self(), nullptr);
+  }
   NAVARCH_RETURN_IF_ERROR(StartGrpc());
   undo.Push([this] {
     health_.reset();  // it points into the server
@@ -587,6 +592,7 @@ absl::Status ControlPlaneServer::Serve() {
   });
   NAVARCH_RETURN_IF_ERROR(StartHttp());
   undo.Release();
+  if (elector_ == nullptr) cluster_->set_self(Self());
   LogSecurity();
   StartControllers();
   // The addresses as bound: a wildcard says so, never a loopback address it
@@ -616,7 +622,9 @@ void ControlPlaneServer::Shutdown(absl::Duration grace) {
     if (takeover_.joinable()) takeover_.join();
   }
   if (!serving_.load()) {
+    StopFollower();
     store_->Close();
+    if (elector_ != nullptr) elector_->Release();  // leaves the replicas
     log_.Info("control plane stopped (standby)");
     return;
   }

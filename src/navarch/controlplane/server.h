@@ -22,6 +22,9 @@
 #include "navarch/config/config.h"
 #include "navarch/controllers/periodic.h"
 #include "navarch/controlplane/auth.h"
+#include "navarch/controlplane/cluster_status.h"
+#include "navarch/controlplane/follower_http.h"
+#include "navarch/controlplane/grpc_forwarder.h"
 #include "navarch/controlplane/grpc_service.h"
 #include "navarch/controlplane/health_reporter.h"
 #include "navarch/controlplane/http_server.h"
@@ -108,6 +111,20 @@ class ControlPlaneServer {
   // its elector too.
   absl::Status OpenStorage();
   absl::Status OpenPostgres();
+  // With replicas (server_replica.cc): listens as a follower, forwarding
+  // every call to the leader, then announces this replica and starts the
+  // elector. A takeover stops the follower's listeners and Serve()s on the
+  // same ports.
+  absl::Status StartStandby();
+  absl::Status StartFollower();
+  void StopFollower();
+  // The leader as the elector last read the lease: its gRPC channel (made
+  // once per address) and its HTTP base URL; null and "" while none is
+  // known, or this replica leads.
+  std::shared_ptr<grpc::Channel> LeaderChannel();
+  std::string LeaderHttpUrl();
+  // This replica's id and the addresses the others reach it at.
+  ClusterSelf Self() const;
   // Everything after the store: fleet, pools, listeners, controllers.
   absl::Status Serve();
   // The elector won the lease at `epoch`: fence the store, serve.
@@ -119,6 +136,8 @@ class ControlPlaneServer {
   // is taken.
   absl::Status StartGrpc();
   absl::Status StartHttp();
+  // The HTTP listener's address, TLS and limits from the config.
+  HttpServerOptions HttpOptions() const;
   // Reconciliation, the first pool tick, the periodic controllers.
   void StartControllers();
   // Builds the notifier and its dispatcher (before the fleet: the fleet
@@ -146,6 +165,21 @@ class ControlPlaneServer {
   PostgresStore* postgres_ = nullptr;
   std::unique_ptr<PostgresLeaderLease> lease_;
   std::unique_ptr<LeaderElector> elector_;
+  LeaseOptions lease_options_;
+  // A follower's listeners, until it takes over; the forwarder lives as
+  // long as the server (calls may finish after the listener stops).
+  std::unique_ptr<GrpcForwarder> forwarder_;
+  std::unique_ptr<grpc::Server> follower_grpc_;
+  std::unique_ptr<FollowerHttp> follower_http_;
+  absl::Mutex leader_mu_;
+  std::string leader_target_ ABSL_GUARDED_BY(leader_mu_);
+  std::shared_ptr<grpc::Channel> leader_channel_ ABSL_GUARDED_BY(leader_mu_);
+  // Channels to former leaders, kept until the server goes: a relay still
+  // finishing on one must not drop its last reference on gRPC's thread.
+  std::vector<std::shared_ptr<grpc::Channel>> retired_channels_
+      ABSL_GUARDED_BY(leader_mu_);
+  std::unique_ptr<ClusterStatus> cluster_;
+  const absl::Time started_at_;
   absl::Mutex takeover_mu_;
   std::thread takeover_ ABSL_GUARDED_BY(takeover_mu_);
   std::atomic<bool> serving_{false};
