@@ -191,18 +191,28 @@ const char* AccessRoleName(Access access) {
 }  // namespace
 
 std::optional<Access> MethodAccess(absl::string_view method) {
-  static const auto* const kMethods = new std::map<std::string, Access,
-                                                   std::less<>>{
-      {"RegisterNode", Access::kNode},  {"SendHeartbeat", Access::kNode},
-      {"ReportHealth", Access::kNode},  {"GetNodeCommands", Access::kNode},
-      {"AckCommand", Access::kNode},    {"WatchCommands", Access::kNode},
-      {"ListNodes", Access::kRead},     {"GetNode", Access::kRead},
-      {"ListInstances", Access::kRead}, {"GetInstance", Access::kRead},
-      {"ListEvents", Access::kRead},    {"IssueCommand", Access::kOperate},
-      {"ListPools", Access::kRead},     {"GetPool", Access::kRead},
-      {"ScalePool", Access::kOperate},  {"ResetPoolBreaker", Access::kOperate},
-      {"ListProviders", Access::kRead}, {"GetCluster", Access::kRead}, {"ListInstanceTypes", Access::kRead},
-  };
+  static const auto* const kMethods =
+      new std::map<std::string, Access, std::less<>>{
+          {"RegisterNode", Access::kNode},
+          {"SendHeartbeat", Access::kNode},
+          {"ReportHealth", Access::kNode},
+          {"GetNodeCommands", Access::kNode},
+          {"AckCommand", Access::kNode},
+          {"WatchCommands", Access::kNode},
+          {"ListNodes", Access::kRead},
+          {"GetNode", Access::kRead},
+          {"ListInstances", Access::kRead},
+          {"GetInstance", Access::kRead},
+          {"ListEvents", Access::kRead},
+          {"IssueCommand", Access::kOperate},
+          {"ListPools", Access::kRead},
+          {"GetPool", Access::kRead},
+          {"ScalePool", Access::kOperate},
+          {"ResetPoolBreaker", Access::kOperate},
+          {"ListProviders", Access::kRead},
+          {"GetCluster", Access::kRead},
+          {"ListInstanceTypes", Access::kRead},
+      };
   auto it = kMethods->find(method);
   if (it == kMethods->end()) return std::nullopt;
   return it->second;
