@@ -11,6 +11,7 @@
 //     same two machines: nothing bought twice, nothing lost.
 //   - SIGSTOP the leader past its lease: another takes over; SIGCONT: the
 //     old one finds it lost the lease and exits (75) without acting.
+//   - kill -9 a follower, or stop PostgreSQL past the lease: nothing lost.
 // Real processes take real time: the REST API is polled through the
 // balancer.
 #include <signal.h>
@@ -402,6 +403,60 @@ TEST_F(HaE2eTest, KillingAFollowerLosesNothing) {
     EXPECT_EQ(e.value("message", "").find("unhealthy"), std::string::npos)
         << e.dump();
   }
+}
+
+// PostgreSQL stops for longer than the lease: every replica says it is not
+// ready and refuses writes (UNAVAILABLE, nothing acknowledged); the leader,
+// unable to renew, steps down by exiting (75: its service manager restarts
+// it). When the database is back a replica takes over by itself with the same
+// pool, and writes work again.
+TEST_F(HaE2eTest, RestartingPostgresLosesNothing) {
+  std::set<std::string> nodes, instances;
+  ASSERT_EQ(StartCluster(nodes, instances), 0);
+  pg_.Stop();
+  for (int i = 0; i < kReplicas; ++i) {
+    httplib::Client c("127.0.0.1", replicas_[i].http_port);
+    c.set_read_timeout(5, 0);
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto r = c.Get("/readyz");
+          return !r || r->status == 503;
+        },
+        std::chrono::seconds(10)))
+        << "cp" << i + 1 << "\n"
+        << Logs();
+  }
+  int rc = -1;
+  const std::string node = *nodes.begin();
+  std::string out =
+      Cli(At(replicas_[0].grpc_port), {"--timeout", "5s", "cordon", node}, &rc);
+  EXPECT_NE(rc, 0) << out;
+  std::this_thread::sleep_for(kLease * 2);
+  pg_.Start();
+  int leader = -1;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        leader = -1;
+        for (int i = 0; i < kReplicas; ++i) {
+          if (replicas_[i].process->Wait(std::chrono::milliseconds(0)) >= 0)
+            continue;  // exited (75) when it lost the lease
+          httplib::Client c("127.0.0.1", replicas_[i].http_port);
+          auto m = c.Get("/metrics");
+          if (m && m->body.find("navarch_leader 1") != std::string::npos)
+            leader = i;
+        }
+        return leader >= 0;
+      },
+      kTakeOver + kLease * 2))
+      << Logs();
+  std::cerr << "after the restart cp" << leader + 1 << " leads; cp1 "
+            << (replicas_[0].process->Wait(std::chrono::milliseconds(0)) == 75
+                    ? "exited 75"
+                    : "runs")
+            << "\n";
+  ExpectSamePool(leader, nodes, instances);
+  out = Cli(At(lb_grpc_), {"cordon", node}, &rc);
+  EXPECT_EQ(rc, 0) << out << Logs();
 }
 
 TEST_F(HaE2eTest, AStoppedLeaderIsFencedWhenItWakesUp) {
