@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -308,24 +309,90 @@ void PoolManager::Upsert(const InstanceInfo& instance) {
 
 // --- Start-up reconciliation.
 
-absl::StatusOr<std::map<std::string, std::string>>
-PoolManager::ProvisionIntents() {
-  std::map<std::string, std::string> intents;  // token -> pool
+absl::StatusOr<PoolManager::History> PoolManager::ReadHistory() {
+  constexpr absl::string_view kReplacementOf = "replacement of ";
+  History h;
   ListEventsRequest q;
-  q.add_kinds("pool.provision_requested");
+  for (const char* kind :
+       {"pool.provision_requested", "pool.replacement_started",
+        "pool.scale_down_started", "pool.replacement_provisioned"}) {
+    q.add_kinds(kind);
+  }
   q.set_page_size(1000);
+  auto detail = [](const Event& e, const char* key) {
+    auto it = e.details().find(key);
+    return it == e.details().end() ? std::string() : it->second;
+  };
   while (true) {
     absl::StatusOr<ListEventsResponse> page = fleet_.ListEvents(q);
     if (!page.ok()) return page.status();
-    for (const Event& e : page->events()) {
-      if (auto t = e.details().find("token"); t != e.details().end()) {
-        intents[t->second] = e.pool();
+    for (const Event& e : page->events()) {  // oldest first
+      const std::string token = detail(e, "token");
+      const std::string purpose = detail(e, "purpose");
+      if (e.kind() == "pool.provision_requested" && !token.empty()) {
+        h.intents[token] = e.pool();
+        if (absl::StartsWith(purpose, kReplacementOf)) {
+          h.replacing[token] = purpose.substr(kReplacementOf.size());
+        }
+      } else if (e.kind() == "pool.replacement_provisioned") {
+        auto it = h.removals.find(e.node_id());
+        if (it != h.removals.end()) {
+          it->second.second.replacement_id = detail(e, "replacement");
+        }
+      } else if (!e.node_id().empty()) {
+        PoolRemoval r;
+        r.node_id = e.node_id();
+        r.replace = e.kind() == "pool.replacement_started";
+        // "replacing node N: <reason>", as StartRemoval wrote it.
+        const size_t colon = e.message().find(": ");
+        r.reason = colon == std::string::npos ? e.message()
+                                              : e.message().substr(colon + 2);
+        h.removals[e.node_id()] = {e.pool(), std::move(r)};
       }
     }
     if (page->next_page_token().empty()) break;
     q.set_page_token(page->next_page_token());
   }
-  return intents;
+  return h;
+}
+
+void PoolManager::ResumeRemovals(const History& history) {
+  // Instances bought for a replacement whose answer was not recorded were
+  // adopted by their token just now: link them to the node they replace.
+  std::map<std::string, std::string> bought;  // node -> instance
+  if (absl::StatusOr<ListInstancesResponse> stored = fleet_.ListInstances({});
+      stored.ok()) {
+    for (const InstanceInfo& i : stored->instances()) {
+      auto token = i.labels().find(std::string(kLabelToken));
+      if (i.has_terminated_at() || token == i.labels().end()) continue;
+      auto node = history.replacing.find(token->second);
+      if (node != history.replacing.end())
+        bought[node->second] = i.instance_id();
+    }
+  }
+  for (const auto& [node_id, entry] : history.removals) {
+    auto pool = pools_.find(entry.first);
+    if (pool == pools_.end()) continue;
+    GetNodeRequest req;
+    req.set_node_id(node_id);
+    absl::StatusOr<GetNodeResponse> node = fleet_.GetNode(req);
+    if (!node.ok() || node->node().status() == NODE_STATUS_TERMINATED) continue;
+    PoolRemoval r = entry.second;
+    r.deadline = clock_.Now() + pool->second->config.health.drain_timeout;
+    if (auto b = bought.find(node_id);
+        r.replace && r.replacement_id.empty() && b != bought.end()) {
+      r.replacement_id = b->second;
+    }
+    (void)Emit("pool.removal_resumed", entry.first, node_id,
+               absl::StrCat(
+                   r.replace ? "replacement" : "removal", " of ", node_id,
+                   " resumed after a restart",
+                   r.replacement_id.empty()
+                       ? ""
+                       : absl::StrCat(" (replacement ", r.replacement_id, ")")),
+               {{"replacement", r.replacement_id}});
+    pool->second->removals[node_id] = std::move(r);
+  }
 }
 
 absl::Status PoolManager::Reconcile() {
@@ -333,13 +400,14 @@ absl::Status PoolManager::Reconcile() {
   if (!stored.ok()) return stored.status();
   std::map<std::string, InstanceInfo> known;
   for (const InstanceInfo& i : stored->instances()) known[i.instance_id()] = i;
-  // Tokens of provision calls recorded before they were made.
-  absl::StatusOr<std::map<std::string, std::string>> intents =
-      ProvisionIntents();
-  if (!intents.ok()) return intents.status();
+  // Tokens of provision calls recorded before they were made, and the
+  // removals under way.
+  absl::StatusOr<History> history = ReadHistory();
+  if (!history.ok()) return history.status();
   for (const auto& [provider_name, provider] : counted_) {
-    ReconcileProvider(provider_name, *provider, known, *intents);
+    ReconcileProvider(provider_name, *provider, known, history->intents);
   }
+  ResumeRemovals(*history);
   return absl::OkStatus();
 }
 

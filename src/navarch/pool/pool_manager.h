@@ -184,8 +184,10 @@ class PoolManager {
   //   instance_manager.unknown_instances;
   // - known as live but not listed: recorded as FAILED ("gone at the
   //   provider"), and its node, if it has one, TERMINATED.
-  // A provider whose List fails is skipped with an event. Call before the
-  // first Tick.
+  // A provider whose List fails is skipped with an event. Removals (a
+  // replacement, a scale-down) started before and not finished are then
+  // resumed where they stood (pool.removal_resumed). Call before the first
+  // Tick.
   absl::Status Reconcile();
 
   // Tracks instances, then ticks every pool that is not still busy with
@@ -335,8 +337,22 @@ class PoolManager {
   absl::Status TerminateInstance(InstanceInfo instance,
                                  InstanceState final_state,
                                  const std::string& reason);
-  // Reconcile's parts.
-  absl::StatusOr<std::map<std::string, std::string>> ProvisionIntents();
+  // Reconcile's parts. What the event log says was under way when the last
+  // control plane stopped (a restart, a new leader): provision intents, and
+  // the removals it started (a node's removals live in memory while it
+  // runs), with the instance bought to replace each.
+  struct History {
+    std::map<std::string, std::string> intents;  // provision token -> pool
+    // Tokens of provisions for a replacement -> the node it replaces.
+    std::map<std::string, std::string> replacing;
+    // By node id: the pool and the removal as last recorded.
+    std::map<std::string, std::pair<std::string, PoolRemoval>> removals;
+  };
+  absl::StatusOr<History> ReadHistory();
+  // Takes up the removals whose node is not TERMINATED, so the first tick
+  // carries them on rather than starting them again (a second machine
+  // bought for one node, the first one given back).
+  void ResumeRemovals(const History& history);
   void ReconcileProvider(const std::string& provider_name, Provider& provider,
                          std::map<std::string, InstanceInfo>& known,
                          const std::map<std::string, std::string>& intents);

@@ -928,6 +928,82 @@ TEST_F(PoolManagerTest, ReconcileAdoptsAnInstanceWhoseAnswerWasLost) {
   EXPECT_EQ(provider_->live_count(), 2);
 }
 
+// A replacement lives in the pool manager's memory while it runs; a
+// restart (or a new leader) between buying the replacement and terminating
+// the old node must carry it on, not buy a second machine for the node.
+TEST_F(PoolManagerTest, ARestartMidReplacementFinishesItWithoutBuyingAgain) {
+  std::vector<std::string> ids = TwoNodes();
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[1]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 1);
+  provider_->FailNextTerminate(absl::UnavailableError("the cloud says no"));
+  manager_->Tick();  // replacement bought; the old one not let go yet
+  ASSERT_EQ(provider_->provision_calls(), 3);
+  ASSERT_EQ(Events("pool.replacement_provisioned").size(), 1u);
+  const std::string fresh =
+      Events("pool.replacement_provisioned")[0].details().at("replacement");
+  ASSERT_EQ(Node(ids[0]).status(), NODE_STATUS_UNHEALTHY);
+
+  Build();  // the control plane restarts
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  manager_->Tick();
+  EXPECT_EQ(provider_->provision_calls(), 3);  // nothing bought again
+  EXPECT_EQ(Node(ids[0]).status(), NODE_STATUS_TERMINATED);
+  const std::vector<Event> resumed = Events("pool.removal_resumed");
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].node_id(), ids[0]);
+  EXPECT_EQ(resumed[0].details().at("replacement"), fresh);
+  EXPECT_EQ(Events("pool.replacement_provisioned").size(), 1u);
+  EXPECT_EQ(provider_->live_count(), 2);  // ids[1] and the replacement
+  auto pending = Instances(INSTANCE_STATE_PENDING_REGISTRATION);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].instance_id(), fresh);  // kept, not scaled down
+  // A later restart has nothing left to resume.
+  Build();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  EXPECT_EQ(Events("pool.removal_resumed").size(), 1u);
+}
+
+// The replacement was bought but its answer was never recorded: adopted by
+// its token at start-up, and linked to the node it replaces.
+TEST_F(PoolManagerTest, ARestartLinksAnAdoptedReplacementToItsNode) {
+  std::vector<std::string> ids = TwoNodes();
+  clock_.Advance(absl::Seconds(100));
+  Heartbeat(ids[1]);
+  ASSERT_EQ(fleet_->CheckHeartbeats(), 1);
+  auto record = [&](const std::string& kind, const std::string& node,
+                    const std::string& message,
+                    std::map<std::string, std::string> details) {
+    ASSERT_TRUE(Await<Event>([&](auto done) {
+                  fleet_->RecordEvent(kind, node, "train",
+                                      Actor{"pool-manager"}, message, details,
+                                      done);
+                }).ok());
+  };
+  record("pool.replacement_started", ids[0],
+         "replacing node " + ids[0] + ": node unhealthy: silent", {});
+  record("pool.provision_requested", "", "requesting",
+         {{"token", "tok-r"}, {"purpose", "replacement of " + ids[0]}});
+  ProvisionRequest req;
+  req.idempotency_token = "tok-r";
+  req.labels = {{"pool", "train"},
+                {"navarch-cluster", "navarch"},
+                {"navarch-managed", "true"},
+                {"navarch-token", "tok-r"}};
+  auto pi = provider_->Provision(req);  // the call whose answer was lost
+  ASSERT_TRUE(pi.ok());
+  Build();
+  const int calls = provider_->provision_calls();
+  ASSERT_TRUE(manager_->Reconcile().ok());
+  manager_->Tick();
+  EXPECT_EQ(provider_->provision_calls(), calls);  // nothing bought again
+  EXPECT_EQ(Node(ids[0]).status(), NODE_STATUS_TERMINATED);
+  EXPECT_EQ(provider_->live_count(), 2);
+  const std::vector<Event> resumed = Events("pool.removal_resumed");
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].details().at("replacement"), pi->id);
+}
+
 TEST_F(PoolManagerTest, ReconcileTerminatesUnknownInstancesWithOurTags) {
   ProvisionRequest ours;
   ours.idempotency_token = "stranger";
