@@ -275,6 +275,21 @@ class HaE2eTest : public ::testing::Test {
     EXPECT_NE(metrics->body.find("navarch_leader 1"), std::string::npos);
   }
 
+  // The standbys (cp2, cp3) say ready: they answer, through the leader.
+  void ExpectFollowersReady() {
+    for (int i : {1, 2}) {
+      httplib::Client c("127.0.0.1", replicas_[i].http_port);
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            auto r = c.Get("/readyz");
+            return r && r->status == 200;
+          },
+          std::chrono::seconds(10)))
+          << "cp" << i + 1 << "\n"
+          << Logs();
+    }
+  }
+
   // The navarch CLI against `server` (host:port); its output.
   std::string Cli(const std::string& server, std::vector<std::string> args,
                   int* code = nullptr) {
@@ -322,16 +337,7 @@ TEST_F(HaE2eTest, FollowersAnswerEveryCallThroughTheLeader) {
   std::set<std::string> nodes, instances;
   ASSERT_EQ(StartCluster(nodes, instances), 0);
   // Followers are ready: they can answer, through the leader.
-  for (int i : {1, 2}) {
-    httplib::Client c("127.0.0.1", replicas_[i].http_port);
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          auto r = c.Get("/readyz");
-          return r && r->status == 200;
-        },
-        std::chrono::seconds(10)))
-        << Logs();
-  }
+  ExpectFollowersReady();
   // REST on a follower: the leader's nodes and the cluster.
   httplib::Client follower("127.0.0.1", replicas_[1].http_port);
   auto listed = follower.Get("/api/v1/nodes?pool=dev");
@@ -380,16 +386,8 @@ TEST_F(HaE2eTest, FollowersAnswerEveryCallThroughTheLeader) {
 TEST_F(HaE2eTest, KillingAFollowerLosesNothing) {
   std::set<std::string> nodes, instances;
   ASSERT_EQ(StartCluster(nodes, instances), 0);
-  for (int i : {1, 2}) {
-    httplib::Client c("127.0.0.1", replicas_[i].http_port);
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          auto r = c.Get("/readyz");
-          return r && r->status == 200;
-        },
-        std::chrono::seconds(10)))
-        << Logs();
-  }
+  ExpectFollowersReady();
+  if (HasFatalFailure()) return;
   // Streams and heartbeats relayed by cp2 break; the agents reconnect
   // through the balancer. Past the heartbeat timeout (10 s) every node is
   // still ACTIVE, nothing bought, nothing lost.

@@ -13,11 +13,6 @@
 namespace navarch {
 namespace {
 
-void PlainText(httplib::Response& res, int status, const std::string& body) {
-  res.status = status;
-  res.set_content(body, "text/plain; charset=utf-8");
-}
-
 // Headers of one hop, not of the request: the client's connection to us, or
 // what the HTTP client sets itself.
 bool HopByHop(const std::string& name) {
@@ -51,44 +46,17 @@ FollowerHttp::FollowerHttp(const Authenticator& auth, Store& store,
 
 FollowerHttp::~FollowerHttp() { Stop(); }
 
-bool FollowerHttp::Allow(Access access, const httplib::Request& req,
-                         httplib::Response& res) {
-  absl::StatusOr<Identity> id = auth_.Authenticate(CredentialsOf(req), access);
-  if (id.ok()) return true;
-  WriteError(res, id.status());
-  return false;
-}
-
 absl::Status FollowerHttp::Start(const HttpServerOptions& server) {
   if (started_) return absl::FailedPreconditionError("started twice");
   started_ = true;
   HttpRouter& s = listener_.router();
-  const Access probe =
-      auth_.protect_probes() ? Access::kAuthenticated : Access::kPublic;
-  const Access metrics =
-      auth_.protect_metrics() ? Access::kAuthenticated : Access::kPublic;
-  s.Get("/healthz",
-        [this, probe](const httplib::Request& req, httplib::Response& res) {
-          if (Allow(probe, req, res)) PlainText(res, 200, "ok\n");
-        });
-  s.Get("/readyz",
-        [this, probe](const httplib::Request& req, httplib::Response& res) {
-          if (!Allow(probe, req, res)) return;
-          if (absl::Status ping = store_.Ping(); !ping.ok()) {
-            PlainText(res, 503,
-                      absl::StrCat("not ready: store: ", ping.message(), "\n"));
-          } else if (options_.leader().empty()) {
-            PlainText(res, 503, "not ready: no leader elected yet\n");
-          } else {
-            PlainText(res, 200, "ready (follower)\n");
-          }
-        });
-  s.Get("/metrics",
-        [this, metrics](const httplib::Request& req, httplib::Response& res) {
-          if (Allow(metrics, req, res)) {
-            res.set_content(registry_.Render(), kMetricsContentType);
-          }
-        });
+  AddProbeRoutes(s, auth_, registry_, [this]() -> std::string {
+    if (absl::Status ping = store_.Ping(); !ping.ok()) {
+      return absl::StrCat("store: ", ping.message());
+    }
+    if (options_.leader().empty()) return "no leader elected yet";
+    return "";
+  });
   auto forward = [this](const httplib::Request& req, httplib::Response& res) {
     Forward(req, res);
   };

@@ -61,8 +61,6 @@ class FollowerHttp {
 
  private:
   void Forward(const httplib::Request& req, httplib::Response& res);
-  bool Allow(Access access, const httplib::Request& req,
-             httplib::Response& res);
 
   const Authenticator& auth_;
   Store& store_;

@@ -96,45 +96,54 @@ void HttpServer::AddListenerMetrics() {
   });
 }
 
-bool HttpServer::Allow(Access access, const httplib::Request& req,
+void AddProbeRoutes(HttpRouter& router, const Authenticator& auth,
+                    MetricsRegistry& registry,
+                    std::function<std::string()> not_ready) {
+  const Access probe =
+      auth.protect_probes() ? Access::kAuthenticated : Access::kPublic;
+  const Access metrics =
+      auth.protect_metrics() ? Access::kAuthenticated : Access::kPublic;
+  auto allow = [&auth](Access access, const httplib::Request& req,
                        httplib::Response& res) {
-  absl::StatusOr<Identity> id = auth_.Authenticate(CredentialsOf(req), access);
-  if (id.ok()) return true;
-  WriteError(res, id.status());
-  return false;
+    absl::StatusOr<Identity> id = auth.Authenticate(CredentialsOf(req), access);
+    if (!id.ok()) WriteError(res, id.status());
+    return id.ok();
+  };
+  router.Get("/healthz", [allow, probe](const httplib::Request& req,
+                                        httplib::Response& res) {
+    if (allow(probe, req, res)) PlainText(res, 200, "ok\n");
+  });
+  router.Get("/readyz",
+             [allow, probe, not_ready = std::move(not_ready)](
+                 const httplib::Request& req, httplib::Response& res) {
+               if (!allow(probe, req, res)) return;
+               const std::string why = not_ready();
+               if (why.empty()) {
+                 PlainText(res, 200, "ready\n");
+               } else {
+                 PlainText(res, 503, absl::StrCat("not ready: ", why, "\n"));
+               }
+             });
+  router.Get("/metrics",
+             [allow, metrics, &registry](const httplib::Request& req,
+                                         httplib::Response& res) {
+               if (allow(metrics, req, res)) {
+                 res.set_content(registry.Render(), kMetricsContentType);
+               }
+             });
 }
 
 void HttpServer::AddRoutes(const HttpServerOptions& options) {
   HttpRouter& s = listener_.router();
   agent_ = std::make_unique<AgentDownloads>(options.agent, ctx_);
   agent_->Register(s);
-  const Access probe =
-      auth_.protect_probes() ? Access::kAuthenticated : Access::kPublic;
-  const Access metrics =
-      auth_.protect_metrics() ? Access::kAuthenticated : Access::kPublic;
-  s.Get("/healthz",
-        [this, probe](const httplib::Request& req, httplib::Response& res) {
-          if (Allow(probe, req, res)) PlainText(res, 200, "ok\n");
-        });
-  s.Get("/readyz",
-        [this, probe](const httplib::Request& req, httplib::Response& res) {
-          if (!Allow(probe, req, res)) return;
-          if (draining_) {
-            PlainText(res, 503, "not ready: shutting down\n");
-            return;
-          }
-          if (absl::Status ping = store_.Ping(); !ping.ok()) {
-            PlainText(res, 503,
-                      absl::StrCat("not ready: store: ", ping.message(), "\n"));
-            return;
-          }
-          PlainText(res, 200, "ready\n");
-        });
-  s.Get("/metrics",
-        [this, metrics](const httplib::Request& req, httplib::Response& res) {
-          if (!Allow(metrics, req, res)) return;
-          res.set_content(registry_.Render(), kMetricsContentType);
-        });
+  AddProbeRoutes(s, auth_, registry_, [this]() -> std::string {
+    if (draining_) return "shutting down";
+    if (absl::Status ping = store_.Ping(); !ping.ok()) {
+      return absl::StrCat("store: ", ping.message());
+    }
+    return "";
+  });
   rest_.Register(s);
   connect_.Register(s);
   listener_.set_error_handler(JsonErrors);

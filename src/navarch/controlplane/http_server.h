@@ -66,6 +66,15 @@ struct HttpServerOptions {
 // server (follower_http.h) uses the same.
 HttpListenerOptions ListenerOptionsOf(const HttpServerOptions& options);
 
+// /healthz, /readyz and /metrics on `router`, open or authenticated as
+// `auth` says (auth.protect_probes, auth.protect_metrics). `not_ready` says
+// why the server cannot answer now ("" when it can): /readyz is then 503
+// with the reason. The follower's HTTP server (follower_http.h) uses the
+// same.
+void AddProbeRoutes(HttpRouter& router, const Authenticator& auth,
+                    MetricsRegistry& registry,
+                    std::function<std::string()> not_ready);
+
 class HttpServer {
  public:
   // Everything passed in must outlive the server. `pools` may be null (no
@@ -101,10 +110,6 @@ class HttpServer {
   void AddRoutes(const HttpServerOptions& options);
   // navarch_http_* families from the listener's counters.
   void AddListenerMetrics();
-  // Authenticates a probe or /metrics request that needs `access`; writes
-  // the error and returns false when it fails.
-  bool Allow(Access access, const httplib::Request& req,
-             httplib::Response& res);
 
   Store& store_;
   const Authenticator& auth_;

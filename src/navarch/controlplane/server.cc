@@ -437,6 +437,39 @@ absl::Status ControlPlaneServer::StartFleet() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<grpc::Server>> ControlPlaneServer::ListenGrpc(
+    const std::function<void(grpc::ServerBuilder&)>& add_services) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string listen = GrpcListenAddress(config_.server.address);
+  builder.AddListeningPort(
+      listen,
+      tls_ ? GrpcServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
+      &port);
+  add_services(builder);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
+  // Without this, a second control plane would silently share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Detect dead agents on idle command streams.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config_.server.address,
+        ": the address is already in use or not available on this host"));
+  }
+  std::string host = listen.substr(0, listen.rfind(':'));
+  grpc_bound_ = absl::StrCat(host.empty() ? "0.0.0.0" : host, ":", port);
+  if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  grpc_address_ = absl::StrCat(host, ":", port);
+  return server;
+}
+
 absl::Status ControlPlaneServer::StartGrpc() {
   service_ = std::make_unique<GrpcService>(*fleet_, log_, clock_, *auth_,
                                            *rpc_metrics_);
@@ -448,35 +481,10 @@ absl::Status ControlPlaneServer::StartGrpc() {
   // statuses) and server reflection, for probes, load balancers and grpcurl.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  const std::string listen = GrpcListenAddress(config_.server.address);
-  builder.AddListeningPort(
-      listen,
-      tls_ ? GrpcServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
-      &port);
-  builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
-  // Without this, a second control plane would silently share the port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Detect dead agents on idle command streams.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  builder.AddChannelArgument(
-      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  server_ = builder.BuildAndStart();
-  if (server_ == nullptr || port == 0) {
-    server_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", config_.server.address,
-        ": the address is already in use or not available on this host"));
-  }
-  std::string host = listen.substr(0, listen.rfind(':'));
-  grpc_bound_ = absl::StrCat(host.empty() ? "0.0.0.0" : host, ":", port);
-  if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  grpc_address_ = absl::StrCat(host, ":", port);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = ListenGrpc(
+      [this](grpc::ServerBuilder& b) { b.RegisterService(service_.get()); });
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
   health_ = std::make_unique<HealthReporter>(*server_->GetHealthCheckService(),
                                              *store_, log_);
   health_->Check();

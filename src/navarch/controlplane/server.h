@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "navarch/base/clock.h"
 #include "navarch/base/logging.h"
 #include "navarch/config/config.h"
@@ -135,6 +136,12 @@ class ControlPlaneServer {
   // The gRPC listener with health and reflection; UNAVAILABLE when the port
   // is taken.
   absl::Status StartGrpc();
+  // Binds server.address with the TLS, message limits and keepalive policy
+  // of every gRPC listener here (the leader's, a follower's), with the
+  // services `add_services` registers; sets grpc_bound_ and grpc_address_.
+  // UNAVAILABLE when the port is taken.
+  absl::StatusOr<std::unique_ptr<grpc::Server>> ListenGrpc(
+      const std::function<void(grpc::ServerBuilder&)>& add_services);
   absl::Status StartHttp();
   // The HTTP listener's address, TLS and limits from the config.
   HttpServerOptions HttpOptions() const;

@@ -88,31 +88,12 @@ absl::Status ControlPlaneServer::StartFollower() {
   fo.upstream = [this] { return LeaderChannel(); };
   fo.log = log_.With({{"component", "forwarder"}});
   forwarder_ = std::make_unique<GrpcForwarder>(std::move(fo));
-  grpc::ServerBuilder builder;
-  int port = 0;
-  const std::string listen = GrpcListenAddress(config_.server.address);
-  builder.AddListeningPort(
-      listen,
-      tls_ ? GrpcServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
-      &port);
-  builder.RegisterCallbackGenericService(forwarder_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  follower_grpc_ = builder.BuildAndStart();
-  if (follower_grpc_ == nullptr || port == 0) {
-    follower_grpc_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", config_.server.address,
-        ": the address is already in use or not available on this host"));
-  }
-  std::string host = listen.substr(0, listen.rfind(':'));
-  grpc_bound_ = absl::StrCat(host.empty() ? "0.0.0.0" : host, ":", port);
-  if (host == "[::]" || host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  grpc_address_ = absl::StrCat(host, ":", port);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+      ListenGrpc([this](grpc::ServerBuilder& b) {
+        b.RegisterCallbackGenericService(forwarder_.get());
+      });
+  if (!server.ok()) return server.status();
+  follower_grpc_ = std::move(*server);
   config_.server.address = PinPort(config_.server.address, grpc_bound_);
 
   FollowerHttpOptions ho;
